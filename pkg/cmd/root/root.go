@@ -5,6 +5,7 @@ package root
 import (
 	"github.com/spf13/cobra"
 
+	appscmd "github.com/come2us/opsctl/pkg/cmd/apps"
 	configcmd "github.com/come2us/opsctl/pkg/cmd/config"
 	mancmd "github.com/come2us/opsctl/pkg/cmd/man"
 	versioncmd "github.com/come2us/opsctl/pkg/cmd/version"
@@ -52,5 +53,6 @@ kube context and Prometheus.`,
 		configcmd.NewCmdConfig(f),
 		mancmd.NewCmdMan(),
 	)
+	cmd.AddCommand(appscmd.NewCmdApps(f))
 	return cmd
 }
