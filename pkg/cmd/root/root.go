@@ -1,0 +1,56 @@
+// Package root assembles the opsctl command tree: global flags, every command noun, and the
+// mapping from errors to exit codes.
+package root
+
+import (
+	"github.com/spf13/cobra"
+
+	configcmd "github.com/come2us/opsctl/pkg/cmd/config"
+	mancmd "github.com/come2us/opsctl/pkg/cmd/man"
+	versioncmd "github.com/come2us/opsctl/pkg/cmd/version"
+	"github.com/come2us/opsctl/pkg/cmdutil"
+)
+
+// NewCmdRoot returns the `opsctl` command with every subcommand attached.
+func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "opsctl <command>",
+		Short: "On-call console for the COME2US platform: dead letters, canaries, Argo CD",
+		Long: `opsctl is the on-call engineer's tool for the COME2US SAGA platform:
+
+  dlt      browse, group and replay Kafka dead-letter topics, exactly once
+  canary   shift Istio canary weights by committing to the GitOps repo, with gates and rollback
+  apps     see and drive Argo CD applications
+
+Contexts in ~/.config/opsctl/config.yaml name each environment's Kafka, GitOps repo, Argo CD,
+kube context and Prometheus.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return cmdutil.ValidateOutput(f.Output)
+		},
+	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cmdutil.FlagErrorf("%v", err) })
+
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.ConfigPath, "config", "", "config file (default $OPSCTL_CONFIG or ~/.config/opsctl/config.yaml)")
+	pf.StringVar(&f.ContextName, "context", "", "named context from the config file (default: current-context)")
+	pf.StringSliceVar(&f.Brokers, "brokers", nil, "Kafka bootstrap brokers, overriding the context (host:port,...)")
+	pf.StringVarP(&f.Output, "output", "o", cmdutil.OutputTable, "output format: table, json or yaml")
+	pf.BoolVar(&f.Readonly, "readonly", false, "refuse every command that would change anything")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("context", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		cfg, err := f.Config()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return cfg.Names(), cobra.ShellCompDirectiveNoFileComp
+	})
+
+	cmd.AddCommand(
+		versioncmd.NewCmdVersion(f),
+		configcmd.NewCmdConfig(f),
+		mancmd.NewCmdMan(),
+	)
+	return cmd
+}

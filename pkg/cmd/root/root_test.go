@@ -1,0 +1,79 @@
+package root
+
+import (
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/come2us/opsctl/pkg/cmdutil"
+	"github.com/come2us/opsctl/pkg/iostreams"
+)
+
+func run(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	ios, _, out, errOut := iostreams.Test()
+	f := &cmdutil.Factory{IOStreams: ios, Now: time.Now, ConfigPath: filepath.Join(t.TempDir(), "config.yaml")}
+	cmd := NewCmdRoot(f)
+	cmd.SetArgs(args)
+	cmd.SetOut(out)
+	cmd.SetErr(errOut)
+	err := cmd.Execute()
+	return out.String(), errOut.String(), err
+}
+
+func TestExitCodes(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+	}{
+		{[]string{"version"}, cmdutil.ExitOK},
+		{[]string{"version", "-o", "xml"}, cmdutil.ExitUsage},
+		{[]string{"--no-such-flag"}, cmdutil.ExitUsage},
+		{[]string{"config", "use-context", "nope"}, cmdutil.ExitError},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, _, err := run(t, tt.args...)
+			if got := cmdutil.ExitCode(err); got != tt.code {
+				t.Fatalf("exit code %d, want %d (err %v)", got, tt.code, err)
+			}
+		})
+	}
+	if cmdutil.ExitCode(&cmdutil.PartialError{Summary: "2 refused"}) != cmdutil.ExitPartial {
+		t.Fatal("partial error does not exit 3")
+	}
+	if cmdutil.ExitCode(cmdutil.ErrReadonly) != cmdutil.ExitError {
+		t.Fatal("readonly refusal does not exit 1")
+	}
+}
+
+func TestVersionJSON(t *testing.T) {
+	out, _, err := run(t, "version", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]string
+	if err := json.Unmarshal([]byte(out), &v); err != nil || v["version"] == "" || v["goVersion"] == "" {
+		t.Fatalf("version json %q: %v", out, err)
+	}
+}
+
+func TestReadonlyGuard(t *testing.T) {
+	ios, _, _, _ := iostreams.Test()
+	f := &cmdutil.Factory{IOStreams: ios, Readonly: true, ConfigPath: filepath.Join(t.TempDir(), "c.yaml")}
+	if err := f.CheckWritable(); !errors.Is(err, cmdutil.ErrReadonly) {
+		t.Fatalf("CheckWritable = %v", err)
+	}
+	f.Readonly = false
+	if err := f.Confirm("do it?", false); !errors.Is(err, cmdutil.ErrConfirmationNeeded) {
+		t.Fatalf("confirm without a terminal = %v", err)
+	}
+	ios.SetTTY(true)
+	ios.In.(interface{ WriteString(string) (int, error) }).WriteString("n\n")
+	if err := f.Confirm("do it?", false); err == nil || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("declined confirm = %v", err)
+	}
+}

@@ -1,0 +1,322 @@
+// Package config reads opsctl's configuration file: named contexts, each naming one
+// environment's Kafka cluster, GitOps repository, Argo CD server, kube context and Prometheus.
+//
+// Precedence is flags > environment > config file > defaults; flags are applied by the command
+// layer through Overrides, the environment and file here. The file lives at
+// $OPSCTL_CONFIG, else $XDG_CONFIG_HOME/opsctl/config.yaml, else ~/.config/opsctl/config.yaml.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Defaults for fields a context leaves empty.
+const (
+	DefaultDLTPattern  = `(\.DLT|-dlt)$`
+	DefaultLedgerTopic = "opsctl.replays"
+	DefaultMaxReplays  = 3
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	CurrentContext string              `yaml:"current-context,omitempty" json:"currentContext,omitempty"`
+	Contexts       map[string]*Context `yaml:"contexts,omitempty" json:"contexts,omitempty"`
+
+	path string
+}
+
+// Context is one named environment.
+type Context struct {
+	// Readonly makes every mutating command refuse in this context, as --readonly does.
+	Readonly   bool       `yaml:"readonly,omitempty" json:"readonly,omitempty"`
+	Kafka      Kafka      `yaml:"kafka,omitempty" json:"kafka"`
+	DLT        DLT        `yaml:"dlt,omitempty" json:"dlt"`
+	GitOps     GitOps     `yaml:"gitops,omitempty" json:"gitops"`
+	ArgoCD     ArgoCD     `yaml:"argocd,omitempty" json:"argocd"`
+	Kube       Kube       `yaml:"kube,omitempty" json:"kube"`
+	Prometheus Prometheus `yaml:"prometheus,omitempty" json:"prometheus"`
+	// Services maps a service key (order, payment, product) to its HTTP base URL, used to show an
+	// order's current state next to its trace.
+	Services map[string]string `yaml:"services,omitempty" json:"services,omitempty"`
+	// Simulated marks a context served by `opsctl sandbox`; views say so wherever they show it.
+	Simulated bool `yaml:"simulated,omitempty" json:"simulated,omitempty"`
+}
+
+// Kafka is how to reach one cluster.
+type Kafka struct {
+	Brokers  []string `yaml:"brokers,omitempty" json:"brokers,omitempty"`
+	ClientID string   `yaml:"clientId,omitempty" json:"clientId,omitempty"`
+	TLS      TLS      `yaml:"tls,omitempty" json:"tls"`
+	SASL     SASL     `yaml:"sasl,omitempty" json:"sasl"`
+}
+
+// TLS configures the Kafka connection's TLS.
+type TLS struct {
+	Enabled            bool   `yaml:"enabled,omitempty" json:"enabled,omitempty"`
+	CAFile             string `yaml:"caFile,omitempty" json:"caFile,omitempty"`
+	CertFile           string `yaml:"certFile,omitempty" json:"certFile,omitempty"`
+	KeyFile            string `yaml:"keyFile,omitempty" json:"keyFile,omitempty"`
+	ServerName         string `yaml:"serverName,omitempty" json:"serverName,omitempty"`
+	InsecureSkipVerify bool   `yaml:"insecureSkipVerify,omitempty" json:"insecureSkipVerify,omitempty"`
+}
+
+// SASL mechanisms.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScram256    = "SCRAM-SHA-256"
+	SASLScram512    = "SCRAM-SHA-512"
+	SASLAWSMSKIAM   = "AWS_MSK_IAM"
+	SASLMechanismNo = ""
+)
+
+// SASL configures Kafka authentication. Password may be given inline, or better through
+// PasswordEnv, the name of an environment variable holding it.
+type SASL struct {
+	Mechanism   string `yaml:"mechanism,omitempty" json:"mechanism,omitempty"`
+	Username    string `yaml:"username,omitempty" json:"username,omitempty"`
+	Password    string `yaml:"password,omitempty" json:"password,omitempty"`
+	PasswordEnv string `yaml:"passwordEnv,omitempty" json:"passwordEnv,omitempty"`
+	// Region is the AWS region for AWS_MSK_IAM; credentials come from the usual AWS chain.
+	Region string `yaml:"region,omitempty" json:"region,omitempty"`
+}
+
+// DLT configures dead-letter handling.
+type DLT struct {
+	// Pattern is a regular expression matching dead-letter topic names.
+	Pattern string `yaml:"pattern,omitempty" json:"pattern,omitempty"`
+	// LedgerTopic is the compacted topic recording every replay.
+	LedgerTopic string `yaml:"ledgerTopic,omitempty" json:"ledgerTopic,omitempty"`
+	// Allowlist, when set, is the only set of topics a replay may write to.
+	Allowlist []string `yaml:"allowlist,omitempty" json:"allowlist,omitempty"`
+	// SecretFields are value fields masked on display unless --reveal.
+	SecretFields []string `yaml:"secretFields,omitempty" json:"secretFields,omitempty"`
+	// MaxReplays is how often one record may be replayed before --force is needed.
+	MaxReplays int `yaml:"maxReplays,omitempty" json:"maxReplays,omitempty"`
+}
+
+// GitOps names the repository whose Helm values carry canary weights.
+type GitOps struct {
+	// Repo is a clone URL; opsctl keeps a clone in its cache directory.
+	Repo string `yaml:"repo,omitempty" json:"repo,omitempty"`
+	// Dir is an existing working copy, used instead of Repo when set.
+	Dir    string `yaml:"dir,omitempty" json:"dir,omitempty"`
+	Branch string `yaml:"branch,omitempty" json:"branch,omitempty"`
+}
+
+// ArgoCD is how to reach Argo CD.
+type ArgoCD struct {
+	Server    string `yaml:"server,omitempty" json:"server,omitempty"`
+	Token     string `yaml:"token,omitempty" json:"token,omitempty"`
+	TokenEnv  string `yaml:"tokenEnv,omitempty" json:"tokenEnv,omitempty"`
+	Insecure  bool   `yaml:"insecure,omitempty" json:"insecure,omitempty"`
+	PlainText bool   `yaml:"plaintext,omitempty" json:"plaintext,omitempty"`
+	GRPCWeb   bool   `yaml:"grpcWeb,omitempty" json:"grpcWeb,omitempty"`
+	// Core reads Application objects straight from Kubernetes, like `argocd --core`.
+	Core      bool   `yaml:"core,omitempty" json:"core,omitempty"`
+	Namespace string `yaml:"namespace,omitempty" json:"namespace,omitempty"`
+}
+
+// Kube selects a kubeconfig context.
+type Kube struct {
+	Kubeconfig string `yaml:"kubeconfig,omitempty" json:"kubeconfig,omitempty"`
+	Context    string `yaml:"context,omitempty" json:"context,omitempty"`
+	// Namespace overrides the per-env namespace come2us-<env>.
+	Namespace string `yaml:"namespace,omitempty" json:"namespace,omitempty"`
+}
+
+// Prometheus is where canary gates read metrics.
+type Prometheus struct {
+	URL      string            `yaml:"url,omitempty" json:"url,omitempty"`
+	TokenEnv string            `yaml:"tokenEnv,omitempty" json:"tokenEnv,omitempty"`
+	Queries  map[string]string `yaml:"queries,omitempty" json:"queries,omitempty"`
+}
+
+// ErrNoContext means no context was named and the file has no current-context.
+var ErrNoContext = errors.New("no context selected")
+
+// Path returns the configuration file path for this environment.
+func Path() (string, error) {
+	if p := os.Getenv("OPSCTL_CONFIG"); p != "" {
+		return p, nil
+	}
+	dir := os.Getenv("XDG_CONFIG_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("locate config: %w", err)
+		}
+		dir = filepath.Join(home, ".config")
+	}
+	return filepath.Join(dir, "opsctl", "config.yaml"), nil
+}
+
+// Load reads the file at path. A missing file is an empty configuration, not an error.
+func Load(path string) (*Config, error) {
+	c := &Config{path: path, Contexts: map[string]*Context{}}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config %s is not valid: %w", path, err)
+	}
+	if c.Contexts == nil {
+		c.Contexts = map[string]*Context{}
+	}
+	for name, ctx := range c.Contexts {
+		if ctx == nil {
+			c.Contexts[name] = &Context{}
+			continue
+		}
+		if err := ctx.validate(); err != nil {
+			return nil, fmt.Errorf("config %s, context %q: %w", path, name, err)
+		}
+	}
+	return c, nil
+}
+
+// File returns the path the configuration was read from.
+func (c *Config) File() string { return c.path }
+
+// Names returns the context names, sorted.
+func (c *Config) Names() []string {
+	names := make([]string, 0, len(c.Contexts))
+	for n := range c.Contexts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Resolve returns the context called name, or the current context when name is empty. A config
+// with no contexts at all yields an empty context named "default", so flags alone can drive
+// opsctl.
+func (c *Config) Resolve(name string) (string, *Context, error) {
+	if name == "" {
+		name = c.CurrentContext
+	}
+	if name == "" {
+		if len(c.Contexts) == 0 {
+			return "default", &Context{}, nil
+		}
+		return "", nil, fmt.Errorf("%w: pass --context (one of %s) or set current-context in %s", ErrNoContext, strings.Join(c.Names(), ", "), c.path)
+	}
+	ctx, ok := c.Contexts[name]
+	if !ok {
+		return "", nil, fmt.Errorf("context %q is not in %s (known: %s)", name, c.path, strings.Join(c.Names(), ", "))
+	}
+	cp := *ctx
+	return name, &cp, nil
+}
+
+// Save writes the file atomically (temp file + rename), creating its directory, mode 0600
+// because a context may hold credentials.
+func (c *Config) Save() error {
+	if c.path == "" {
+		return errors.New("config has no path")
+	}
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode config: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
+		return fmt.Errorf("save config: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(c.path), ".config-*.yaml")
+	if err != nil {
+		return fmt.Errorf("save config: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save config: %w", err)
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save config: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save config: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), c.path); err != nil {
+		return fmt.Errorf("save config: %w", err)
+	}
+	return nil
+}
+
+func (ctx *Context) validate() error {
+	if p := ctx.DLT.Pattern; p != "" {
+		if _, err := regexp.Compile(p); err != nil {
+			return fmt.Errorf("dlt.pattern %q: %w", p, err)
+		}
+	}
+	switch strings.ToUpper(ctx.Kafka.SASL.Mechanism) {
+	case SASLMechanismNo, SASLPlain, SASLScram256, SASLScram512, SASLAWSMSKIAM:
+	default:
+		return fmt.Errorf("kafka.sasl.mechanism %q: want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM", ctx.Kafka.SASL.Mechanism)
+	}
+	if ctx.DLT.MaxReplays < 0 {
+		return fmt.Errorf("dlt.maxReplays must not be negative")
+	}
+	return nil
+}
+
+// DLTPattern returns the compiled dead-letter topic pattern.
+func (ctx *Context) DLTPattern() *regexp.Regexp {
+	p := ctx.DLT.Pattern
+	if p == "" {
+		p = DefaultDLTPattern
+	}
+	return regexp.MustCompile(p) // validated on load
+}
+
+// LedgerTopic returns the replay ledger topic.
+func (ctx *Context) LedgerTopic() string {
+	if ctx.DLT.LedgerTopic != "" {
+		return ctx.DLT.LedgerTopic
+	}
+	return DefaultLedgerTopic
+}
+
+// MaxReplays returns the poison-guard limit.
+func (ctx *Context) MaxReplays() int {
+	if ctx.DLT.MaxReplays > 0 {
+		return ctx.DLT.MaxReplays
+	}
+	return DefaultMaxReplays
+}
+
+// SASLPassword returns the SASL password, from PasswordEnv when set.
+func (s SASL) SASLPassword() string {
+	if s.PasswordEnv != "" {
+		return os.Getenv(s.PasswordEnv)
+	}
+	return s.Password
+}
+
+// AuthToken returns the Argo CD token: ARGOCD_AUTH_TOKEN, then TokenEnv, then Token.
+func (a ArgoCD) AuthToken() string {
+	if t := os.Getenv("ARGOCD_AUTH_TOKEN"); t != "" {
+		return t
+	}
+	if a.TokenEnv != "" {
+		return os.Getenv(a.TokenEnv)
+	}
+	return a.Token
+}

@@ -1,0 +1,93 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadAndResolve(t *testing.T) {
+	p := write(t, `
+current-context: prod
+contexts:
+  prod:
+    readonly: true
+    kafka:
+      brokers: [b-1:9098, b-2:9098]
+      sasl: {mechanism: AWS_MSK_IAM, region: ap-northeast-2}
+    dlt:
+      allowlist: [orders-failed]
+  dev:
+    kafka: {brokers: [localhost:9092]}
+`)
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, ctx, err := c.Resolve("")
+	if err != nil || name != "prod" || !ctx.Readonly || len(ctx.Kafka.Brokers) != 2 {
+		t.Fatalf("resolve current: %s %+v %v", name, ctx, err)
+	}
+	if ctx.LedgerTopic() != DefaultLedgerTopic || ctx.MaxReplays() != 3 || !ctx.DLTPattern().MatchString("orders-failed.DLT") {
+		t.Fatal("defaults not applied")
+	}
+	if _, _, err := c.Resolve("staging"); err == nil || !strings.Contains(err.Error(), "dev, prod") {
+		t.Fatalf("unknown context error = %v", err)
+	}
+}
+
+func TestLoadRejects(t *testing.T) {
+	for name, body := range map[string]string{
+		"unknown field": "contexts:\n  a:\n    kafak: {}\n",
+		"bad pattern":   "contexts:\n  a:\n    dlt: {pattern: '('}\n",
+		"bad sasl":      "contexts:\n  a:\n    kafka: {sasl: {mechanism: GSSAPI}}\n",
+		"not yaml":      "contexts: [",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Load(write(t, body)); err == nil {
+				t.Fatal("accepted invalid config")
+			}
+		})
+	}
+}
+
+func TestMissingAndEmptyFile(t *testing.T) {
+	c, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name, _, err := c.Resolve(""); err != nil || name != "default" {
+		t.Fatalf("empty config resolve = %q, %v", name, err)
+	}
+	if _, err := Load(write(t, "")); err != nil {
+		t.Fatalf("empty file: %v", err)
+	}
+}
+
+func TestSaveRoundTrip(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "sub", "config.yaml")
+	c, _ := Load(p)
+	c.Contexts["sandbox"] = &Context{Simulated: true, Kafka: Kafka{Brokers: []string{"127.0.0.1:9092"}}}
+	c.CurrentContext = "sandbox"
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(p)
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", st.Mode())
+	}
+	c2, err := Load(p)
+	if err != nil || !c2.Contexts["sandbox"].Simulated || c2.CurrentContext != "sandbox" {
+		t.Fatalf("reload: %+v %v", c2, err)
+	}
+}

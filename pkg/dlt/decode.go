@@ -1,0 +1,313 @@
+package dlt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Format names who wrote a dead letter.
+type Format string
+
+// Dead-letter formats opsctl recognises.
+const (
+	FormatSaga    Format = "saga"    // SAGA services: error fields in the JSON value + Spring headers
+	FormatSpring  Format = "spring"  // Spring Kafka DeadLetterPublishingRecoverer
+	FormatConnect Format = "connect" // Kafka Connect dead-letter queue
+	FormatUnknown Format = "unknown" // no recognised dead-letter metadata
+)
+
+// Origin is where a dead letter was first consumed from. Partition and Offset are -1 when unknown.
+type Origin struct {
+	Topic     string    `json:"topic,omitempty"`
+	Partition int32     `json:"partition"`
+	Offset    int64     `json:"offset"`
+	Timestamp time.Time `json:"timestamp,omitzero"`
+}
+
+// Header is one decoded header: Text is printable (numbers for Spring's binary ints and longs)
+// but not yet sanitised for a terminal; Kind says how it was read.
+type Header struct {
+	Key  string `json:"key"`
+	Text string `json:"value"`
+	Kind string `json:"kind"` // "string", "int32", "int64", "timestamp", "binary"
+}
+
+// Record is a dead letter as opsctl understands it.
+type Record struct {
+	Topic     string    `json:"topic"`
+	Partition int32     `json:"partition"`
+	Offset    int64     `json:"offset"`
+	Timestamp time.Time `json:"timestamp"`
+	Key       []byte    `json:"-"`
+	Value     []byte    `json:"-"`
+
+	Format       Format    `json:"format"`
+	Origin       Origin    `json:"origin"`
+	ErrorSource  string    `json:"errorSource"`
+	ErrorCode    string    `json:"errorCode"`
+	ErrorMessage string    `json:"errorMessage"`
+	FailedAt     time.Time `json:"failedAt,omitzero"`
+	Exception    string    `json:"exception,omitempty"`
+	Stacktrace   string    `json:"-"`
+	Group        string    `json:"group,omitempty"`
+	ReplayCount  int       `json:"replayCount"`
+	TargetGroup  string    `json:"targetGroup,omitempty"`
+
+	// Fields is the value decoded as a JSON object, nil when the value is not one.
+	Fields map[string]any `json:"-"`
+	// Headers are all headers, decoded, in record order.
+	Headers []Header `json:"-"`
+	// Raw keeps the record's headers as they were, for replay.
+	Raw []kgo.RecordHeader `json:"-"`
+	// Problems lists what could not be decoded (truncated headers, non-UTF-8 text, …).
+	Problems []string `json:"problems,omitempty"`
+}
+
+// Decode reads a dead letter of any supported format. It never fails and never panics; what it
+// cannot read is listed in Problems.
+func Decode(r *kgo.Record) Record {
+	d := Record{
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp,
+		Key: r.Key, Value: r.Value, Raw: r.Headers,
+		Origin: Origin{Partition: -1, Offset: -1},
+	}
+	d.Fields = jsonObject(r.Value)
+	var spring, connect bool
+	for _, h := range r.Headers {
+		dh := decodeHeader(h.Key, h.Value)
+		d.Headers = append(d.Headers, dh)
+		if dh.Kind == "binary" && isNumericHeader(h.Key) {
+			d.Problems = append(d.Problems, fmt.Sprintf("header %s: want %d bytes, got %d", h.Key, numericWidth(h.Key), len(h.Value)))
+		}
+		switch {
+		case strings.HasPrefix(h.Key, SpringPrefix):
+			spring = true
+			d.readSpring(h)
+		case strings.HasPrefix(h.Key, ConnectPrefix):
+			connect = true
+			d.readConnect(h)
+		case h.Key == HeaderXOriginalTopic:
+			if d.Origin.Topic == "" {
+				d.Origin.Topic = string(h.Value)
+			}
+		case h.Key == HeaderTargetGroup:
+			d.TargetGroup = string(h.Value)
+		}
+	}
+	d.ReplayCount = ReplayCount(r.Headers)
+
+	switch {
+	case d.Fields != nil && d.Fields[FieldErrorCode] != nil:
+		d.Format = FormatSaga
+		d.ErrorSource = stringField(d.Fields, FieldErrorSource)
+		d.ErrorCode = stringField(d.Fields, FieldErrorCode)
+		if m := stringField(d.Fields, FieldErrorMessage); m != "" {
+			d.ErrorMessage = m
+		}
+		if ts, err := time.Parse(time.RFC3339Nano, stringField(d.Fields, FieldTimestamp)); err == nil {
+			d.FailedAt = ts
+		}
+	case spring:
+		d.Format = FormatSpring
+		d.ErrorSource = d.Group
+		d.ErrorCode = shortClass(d.Exception)
+	case connect:
+		d.Format = FormatConnect
+		d.ErrorCode = shortClass(d.Exception)
+	default:
+		d.Format = FormatUnknown
+	}
+	if d.ErrorSource == "" {
+		d.ErrorSource = "unknown"
+	}
+	if d.ErrorCode == "" {
+		d.ErrorCode = "UNKNOWN"
+	}
+	if d.FailedAt.IsZero() {
+		d.FailedAt = r.Timestamp
+	}
+	return d
+}
+
+func (d *Record) readSpring(h kgo.RecordHeader) {
+	switch h.Key {
+	case HeaderOriginalTopic:
+		d.Origin.Topic = string(h.Value)
+	case HeaderOriginalPartition:
+		if len(h.Value) == 4 {
+			d.Origin.Partition = int32(binary.BigEndian.Uint32(h.Value))
+		}
+	case HeaderOriginalOffset:
+		if len(h.Value) == 8 {
+			d.Origin.Offset = int64(binary.BigEndian.Uint64(h.Value))
+		}
+	case HeaderOriginalTimestamp:
+		if len(h.Value) == 8 {
+			d.Origin.Timestamp = time.UnixMilli(int64(binary.BigEndian.Uint64(h.Value))).UTC()
+		}
+	case HeaderOriginalGroup:
+		d.Group = string(h.Value)
+	case HeaderExceptionCauseFQCN:
+		d.Exception = string(h.Value) // the cause says more than Spring's listener wrapper
+	case HeaderExceptionFQCN:
+		if d.Exception == "" {
+			d.Exception = string(h.Value)
+		}
+	case HeaderExceptionMessage:
+		d.ErrorMessage = string(h.Value)
+	case HeaderExceptionStacktrace:
+		d.Stacktrace = string(h.Value)
+	}
+}
+
+func (d *Record) readConnect(h kgo.RecordHeader) {
+	v := string(h.Value)
+	switch h.Key {
+	case ConnectTopic:
+		d.Origin.Topic = v
+	case ConnectPartition:
+		if n, err := strconv.ParseInt(v, 10, 32); err == nil {
+			d.Origin.Partition = int32(n)
+		} else {
+			d.Problems = append(d.Problems, fmt.Sprintf("header %s: %q is not a partition", h.Key, v))
+		}
+	case ConnectOffset:
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			d.Origin.Offset = n
+		} else {
+			d.Problems = append(d.Problems, fmt.Sprintf("header %s: %q is not an offset", h.Key, v))
+		}
+	case ConnectConnector:
+		d.ErrorSource = v
+		d.Group = "connect-" + v
+	case ConnectExceptionClass:
+		d.Exception = v
+	case ConnectExceptionMessage:
+		d.ErrorMessage = v
+	case ConnectExceptionTrace:
+		d.Stacktrace = v
+	}
+}
+
+// OriginalTopic returns the topic a dead letter should be replayed to, from the first header
+// that names it (Spring, Connect, then x-original-topic); "" when none does.
+func (d Record) OriginalTopic() string { return d.Origin.Topic }
+
+// GroupKey is what `dlt stats` groups by: errorSource × errorCode.
+type GroupKey struct {
+	Source string `json:"errorSource"`
+	Code   string `json:"errorCode"`
+}
+
+// GroupKey returns the record's group.
+func (d Record) GroupKey() GroupKey { return GroupKey{Source: d.ErrorSource, Code: d.ErrorCode} }
+
+// Field returns a top-level value field rendered as text ("" when absent), for table columns such
+// as orderId.
+func (d Record) Field(name string) string {
+	if d.Fields == nil {
+		return ""
+	}
+	switch v := d.Fields[name].(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case json.Number:
+		return v.String()
+	default:
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+}
+
+func stringField(m map[string]any, k string) string {
+	switch v := m[k].(type) {
+	case string:
+		return v
+	case json.Number:
+		return v.String()
+	case nil:
+		return ""
+	default:
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+}
+
+func jsonObject(value []byte) map[string]any {
+	t := bytes.TrimSpace(value)
+	if len(t) == 0 || t[0] != '{' {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(t))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil || dec.More() {
+		return nil
+	}
+	return m
+}
+
+// shortClass turns "org.apache.kafka.connect.errors.DataException" into "DataException".
+func shortClass(fqcn string) string {
+	if i := strings.LastIndexAny(fqcn, ".$"); i >= 0 && i < len(fqcn)-1 {
+		return fqcn[i+1:]
+	}
+	return fqcn
+}
+
+func isNumericHeader(k string) bool { return numericWidth(k) > 0 }
+
+func numericWidth(k string) int {
+	switch k {
+	case HeaderOriginalPartition:
+		return 4
+	case HeaderOriginalOffset, HeaderOriginalTimestamp:
+		return 8
+	}
+	return 0
+}
+
+// DecodeHeader renders one header value: Spring's binary partition/offset/timestamp as numbers
+// (a timestamp also as RFC 3339), UTF-8 text as text, anything else as hex.
+func DecodeHeader(key string, value []byte) Header { return decodeHeader(key, value) }
+
+func decodeHeader(key string, v []byte) Header {
+	switch w := numericWidth(key); {
+	case w == 4 && len(v) == 4:
+		return Header{Key: key, Text: strconv.FormatInt(int64(int32(binary.BigEndian.Uint32(v))), 10), Kind: "int32"}
+	case w == 8 && len(v) == 8:
+		n := int64(binary.BigEndian.Uint64(v))
+		if key == HeaderOriginalTimestamp {
+			return Header{Key: key, Text: fmt.Sprintf("%d (%s)", n, time.UnixMilli(n).UTC().Format(time.RFC3339Nano)), Kind: "timestamp"}
+		}
+		return Header{Key: key, Text: strconv.FormatInt(n, 10), Kind: "int64"}
+	case w > 0:
+		return Header{Key: key, Text: hexText(v), Kind: "binary"}
+	}
+	if utf8.Valid(v) {
+		return Header{Key: key, Text: string(v), Kind: "string"}
+	}
+	return Header{Key: key, Text: hexText(v), Kind: "binary"}
+}
+
+func hexText(v []byte) string {
+	if len(v) == 0 {
+		return "(empty)"
+	}
+	var b strings.Builder
+	b.WriteString("0x")
+	for _, c := range v {
+		fmt.Fprintf(&b, "%02x", c)
+	}
+	return b.String()
+}
