@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Repo is a GitOps working copy that opsctl reads from and pushes to: either the user's own
@@ -27,6 +28,8 @@ type Repo struct {
 	unlock      func()
 	// beforePush runs just before each push (tests use it to lose a race on purpose).
 	beforePush func(ctx context.Context, attempt int) error
+	fetchTTL   time.Duration
+	fetchedAt  time.Time
 }
 
 // Option configures Open and Clone.
@@ -42,6 +45,7 @@ type options struct {
 	gitEnv      []string
 	cacheDir    string
 	beforePush  func(ctx context.Context, attempt int) error
+	fetchTTL    time.Duration
 }
 
 // WithRoot sets the directory inside the repository that holds charts/ and envs/ (default
@@ -59,6 +63,11 @@ func WithRemote(remote string) Option { return func(o *options) { o.remote = rem
 // WithMaxAttempts bounds how many times Apply pushes when it keeps losing races to commits that
 // touch other files (default 5).
 func WithMaxAttempts(n int) Option { return func(o *options) { o.maxAttempts = n } }
+
+// WithFetchTTL lets Read and History reuse a fetch younger than d instead of fetching again
+// (default 0: always fetch). A one-shot CLI run reading several services sets it; Apply always
+// fetches, so a stale read can never cause a lost update, only a conflict.
+func WithFetchTTL(d time.Duration) Option { return func(o *options) { o.fetchTTL = d } }
 
 // WithLogger sets the logger for git invocations (debug level).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
@@ -127,7 +136,7 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Repo, error) {
 	if _, err := g.line(ctx, "remote", "get-url", remote); err != nil {
 		return nil, fmt.Errorf("open GitOps working copy %s: remote %q: %w", top, remote, err)
 	}
-	return &Repo{git: g, top: top, remote: remote, branch: branch, root: o.root, maxAttempts: o.maxAttempts, logger: o.logger, unlock: func() {}, beforePush: o.beforePush}, nil
+	return &Repo{git: g, top: top, remote: remote, branch: branch, root: o.root, maxAttempts: o.maxAttempts, logger: o.logger, unlock: func() {}, beforePush: o.beforePush, fetchTTL: o.fetchTTL}, nil
 }
 
 // CacheDir returns where Clone keeps the clone of url under cacheDir (empty: the default
@@ -206,7 +215,7 @@ func cloneLocked(ctx context.Context, url, dir string, o options) (*Repo, error)
 			branch = "main"
 		}
 	}
-	r := &Repo{git: g, top: dir, remote: "origin", branch: branch, root: o.root, maxAttempts: o.maxAttempts, logger: o.logger, owned: true, beforePush: o.beforePush}
+	r := &Repo{git: g, top: dir, remote: "origin", branch: branch, root: o.root, maxAttempts: o.maxAttempts, logger: o.logger, owned: true, beforePush: o.beforePush, fetchTTL: o.fetchTTL}
 	if err := r.fetch(ctx); err != nil {
 		return nil, fmt.Errorf("clone GitOps repository %s: %w", url, err)
 	}
@@ -252,6 +261,7 @@ func (r *Repo) fetch(ctx context.Context) error {
 	if _, err := r.git.run(ctx, nil, "fetch", "--quiet", "--no-tags", r.remote, spec); err != nil {
 		return fmt.Errorf("fetch %s %s: %w", r.remote, r.branch, err)
 	}
+	r.fetchedAt = time.Now()
 	return nil
 }
 
@@ -261,6 +271,14 @@ func (r *Repo) remoteHead(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return r.git.line(ctx, "rev-parse", "--verify", r.trackingRef()+"^{commit}")
+}
+
+// readHead is remoteHead for reads: it reuses a fetch younger than the fetch TTL.
+func (r *Repo) readHead(ctx context.Context) (string, error) {
+	if r.fetchTTL > 0 && !r.fetchedAt.IsZero() && time.Since(r.fetchedAt) < r.fetchTTL {
+		return r.git.line(ctx, "rev-parse", "--verify", r.trackingRef()+"^{commit}")
+	}
+	return r.remoteHead(ctx)
 }
 
 // Snapshot is one values file as it is at the tip of the remote branch.
@@ -284,7 +302,7 @@ func (r *Repo) Read(ctx context.Context, env, service string) (Snapshot, error) 
 	if err != nil {
 		return Snapshot{}, err
 	}
-	head, err := r.remoteHead(ctx)
+	head, err := r.readHead(ctx)
 	if err != nil {
 		return Snapshot{}, err
 	}

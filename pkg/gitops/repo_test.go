@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // These tests drive the real git CLI against temporary bare remotes.
@@ -664,5 +665,26 @@ func TestOpenRefusesDetachedHead(t *testing.T) {
 	gitT(t, dir, "checkout", "--quiet", "--detach")
 	if _, err := Open(context.Background(), dir); err == nil || !strings.Contains(err.Error(), "detached") {
 		t.Fatalf("err = %v, want a detached-HEAD error", err)
+	}
+}
+
+func TestFetchTTLReadsMayBeStaleButApplyIsNot(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	a, _ := f.clone("Alice")
+	b, _ := f.clone("Bob", WithFetchTTL(time.Hour))
+	bob := change(t, b, "prod", "order", "canary-start", startCanary("1.1.0", 10))
+	if _, err := a.Apply(ctx, change(t, a, "prod", "order", "canary-start", startCanary("1.2.0", 10))); err != nil {
+		t.Fatal(err)
+	}
+	// Within the TTL Bob's read reuses his earlier fetch...
+	snap, err := b.Read(ctx, "prod", "order")
+	if err != nil || snap.Release.Canary.Enabled {
+		t.Fatalf("read within the TTL: %+v, %v", snap.Release, err)
+	}
+	// ...but Apply always fetches, so the stale plan conflicts instead of overwriting.
+	var conflict *ConflictError
+	if _, err := b.Apply(ctx, bob); !errors.As(err, &conflict) {
+		t.Fatalf("err = %v, want ConflictError", err)
 	}
 }
