@@ -5,6 +5,7 @@ package root
 import (
 	"github.com/spf13/cobra"
 
+	canarycmd "github.com/come2us/opsctl/pkg/cmd/canary"
 	configcmd "github.com/come2us/opsctl/pkg/cmd/config"
 	mancmd "github.com/come2us/opsctl/pkg/cmd/man"
 	versioncmd "github.com/come2us/opsctl/pkg/cmd/version"
@@ -51,6 +52,7 @@ kube context and Prometheus.`,
 		versioncmd.NewCmdVersion(f),
 		configcmd.NewCmdConfig(f),
 		mancmd.NewCmdMan(),
+		canarycmd.NewCmdCanary(f),
 	)
 	return cmd
 }
