@@ -2,7 +2,6 @@ package canary
 
 import (
 	"fmt"
-	"strings"
 
 	udiff "github.com/aymanbagabas/go-udiff"
 
@@ -70,13 +69,23 @@ func (p *Plan) Summary() string {
 	return fmt.Sprintf("%s/%s: %s", p.Service, p.Env, what)
 }
 
-// Subject is the commit subject for the plan.
+// Subject is the commit subject for the plan, e.g. "canary order/prod: 1.1.0 10% -> 30%".
 func (p *Plan) Subject() string {
-	s := p.Summary()
-	if i := strings.Index(s, " (phase"); i > 0 {
-		s = s[:i]
+	var what string
+	switch p.Op.Action {
+	case ActionStart:
+		what = fmt.Sprintf("start %s at %d%%", p.To.Canary.Tag, p.To.Canary.Weight)
+	case ActionPromote:
+		what = fmt.Sprintf("promote %s to stable (was %s)", p.From.Canary.Tag, p.From.StableTag)
+	case ActionRollback:
+		what = fmt.Sprintf("roll back %s (%d%% -> 0%%)", p.From.Canary.Tag, p.From.Canary.Weight)
+	default:
+		what = fmt.Sprintf("%s %d%% -> %d%%", p.To.Canary.Tag, p.From.Canary.Weight, p.To.Canary.Weight)
 	}
-	return "canary " + s
+	if p.Op.Force {
+		what += " [forced]"
+	}
+	return fmt.Sprintf("canary %s/%s: %s", p.Service, p.Env, what)
 }
 
 // Change returns the gitops change that applies the plan.

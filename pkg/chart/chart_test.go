@@ -447,3 +447,13 @@ func TestLoadFromFS(t *testing.T) {
 		t.Error("loading a missing chart succeeded")
 	}
 }
+
+func BenchmarkRenderService(b *testing.B) {
+	fsys := os.DirFS(repoRoot)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := chart.RenderService(context.Background(), fsys, gitops.DefaultRoot, "prod", "order"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -66,7 +66,7 @@ func (r *Repo) History(ctx context.Context, q HistoryQuery) ([]Entry, error) {
 	if limit <= 0 {
 		limit = 50
 	}
-	head, err := r.remoteHead(ctx)
+	head, err := r.readHead(ctx)
 	if err != nil {
 		return nil, err
 	}

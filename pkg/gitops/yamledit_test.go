@@ -278,3 +278,21 @@ func FuzzEditRelease(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkEditRelease(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join("testdata", "edit", "block-comments.input.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rel, err := gitops.ReadRelease(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rel.Canary = gitops.Canary{Enabled: true, Tag: "1.1.0", Weight: 10}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := gitops.EditRelease(data, rel); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
