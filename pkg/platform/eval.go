@@ -182,6 +182,47 @@ func (in *Instance) AttrAt(addr string, index int, path ...string) (cty.Value, e
 	return in.attr(addr, cty.NumberIntVal(int64(index)), path)
 }
 
+// AttrEach is Attr for the instance of a for_each resource with each.key = key and each.value
+// the matching element of the evaluated for_each.
+func (in *Instance) AttrEach(addr, key string, path ...string) (cty.Value, error) {
+	r, err := in.Module.Resource(addr)
+	if err != nil {
+		return cty.NilVal, err
+	}
+	fe, ok := r.Body.Attributes["for_each"]
+	if !ok {
+		return cty.NilVal, fmt.Errorf("%s %s has no for_each", in.Path, addr)
+	}
+	all, err := in.Eval(fe.Expr)
+	if err != nil {
+		return cty.NilVal, fmt.Errorf("%s %s for_each: %w", in.Path, addr, err)
+	}
+	if !all.IsWhollyKnown() || all.IsNull() {
+		return cty.NilVal, fmt.Errorf("%s %s for_each is not known before apply", in.Path, addr)
+	}
+	var value cty.Value
+	switch ty := all.Type(); {
+	case ty.IsObjectType() && ty.HasAttribute(key):
+		value = all.GetAttr(key)
+	case ty.IsMapType() && all.HasIndex(cty.StringVal(key)).True():
+		value = all.Index(cty.StringVal(key))
+	case ty.IsSetType() && all.HasElement(cty.StringVal(key)).True():
+		value = cty.StringVal(key)
+	default:
+		return cty.NilVal, fmt.Errorf("%s %s has no instance %q", in.Path, addr, key)
+	}
+	expr, err := r.Expr(path...)
+	if err != nil {
+		return cty.NilVal, err
+	}
+	each := cty.ObjectVal(map[string]cty.Value{"key": cty.StringVal(key), "value": value})
+	v, err := in.evalScoped(expr, scope{index: cty.DynamicVal, each: each})
+	if err != nil {
+		return cty.NilVal, fmt.Errorf("%s %s[%q].%s: %w", in.Path, addr, key, strings.Join(path, "."), err)
+	}
+	return v, nil
+}
+
 func (in *Instance) attr(addr string, index cty.Value, path []string) (cty.Value, error) {
 	r, err := in.Module.Resource(addr)
 	if err != nil {
@@ -215,7 +256,15 @@ func (in *Instance) Eval(expr hcl.Expression) (cty.Value, error) {
 // evalIter evaluates an expression inside dynamic blocks, whose iterator names stand for
 // values only known per element.
 func (in *Instance) evalIter(expr hcl.Expression, iterators map[string]bool) (cty.Value, error) {
-	return in.evalScoped(expr, cty.DynamicVal, iterators)
+	return in.evalScoped(expr, scope{index: cty.DynamicVal, iterators: iterators})
+}
+
+// scope holds the per-instance names of an evaluation: count.index, each and the iterators of
+// enclosing dynamic blocks. Zero values stand for "unknown".
+type scope struct {
+	index     cty.Value
+	each      cty.Value
+	iterators map[string]bool
 }
 
 // EvalBool evaluates a condition; it returns nil for a condition that is unknown until apply.
@@ -236,14 +285,18 @@ func (in *Instance) EvalBool(expr hcl.Expression) (*bool, error) {
 }
 
 func (in *Instance) evalWith(expr hcl.Expression, index cty.Value) (cty.Value, error) {
-	return in.evalScoped(expr, index, nil)
+	return in.evalScoped(expr, scope{index: index})
 }
 
-func (in *Instance) evalScoped(expr hcl.Expression, index cty.Value, iterators map[string]bool) (cty.Value, error) {
+func (in *Instance) evalScoped(expr hcl.Expression, sc scope) (cty.Value, error) {
 	root := newTree()
 	for _, t := range expr.Variables() {
-		if iterators[t.RootName()] {
+		if sc.iterators[t.RootName()] {
 			root.set(cty.DynamicVal, t.RootName())
+			continue
+		}
+		if t.RootName() == "each" && sc.each != cty.NilVal {
+			root.set(sc.each, "each")
 			continue
 		}
 		if err := in.bind(root, t); err != nil {
@@ -253,6 +306,10 @@ func (in *Instance) evalScoped(expr hcl.Expression, index cty.Value, iterators m
 	vars := root.object().AsValueMap()
 	if vars == nil {
 		vars = map[string]cty.Value{}
+	}
+	index := sc.index
+	if index == cty.NilVal {
+		index = cty.DynamicVal
 	}
 	vars["count"] = cty.ObjectVal(map[string]cty.Value{"index": index})
 	ctx := &hcl.EvalContext{Variables: vars, Functions: in.funcs}

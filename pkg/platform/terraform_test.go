@@ -387,6 +387,8 @@ func TestTerraformComputeLogsAndRegistry(t *testing.T) {
 			wantString(t, "system node group capacity_type", attr(t, eks, "aws_eks_node_group.system", "capacity_type"), "ON_DEMAND")
 			wantInt(t, "system node group min_size", attr(t, eks, "aws_eks_node_group.system", "scaling_config", "min_size"), 2)
 			wantString(t, "eks cluster name", attr(t, eks, "aws_eks_cluster.this", "name"), cluster)
+			wantString(t, "fluent-bit namespace", attr(t, eks, "aws_eks_pod_identity_association.node_logs", "namespace"), "observability")
+			wantString(t, "fluent-bit service account", attr(t, eks, "aws_eks_pod_identity_association.node_logs", "service_account"), "fluent-bit")
 
 			karpenter := child(t, root, "karpenter")
 			role, err := karpenter.Output("node_role_name")

@@ -130,3 +130,45 @@ resource "aws_eks_addon" "this" {
 
   depends_on = [aws_eks_node_group.system]
 }
+
+# Fluent Bit (gitops/platform/fluent-bit) ships kubelet and containerd journal logs to the
+# /aws/containerinsights/<cluster>/host group that the logs module created with 15-day retention.
+data "aws_iam_policy_document" "pod_assume" {
+  statement {
+    actions = ["sts:AssumeRole", "sts:TagSession"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["pods.eks.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "node_logs" {
+  name               = "${var.cluster_name}-fluent-bit"
+  assume_role_policy = data.aws_iam_policy_document.pod_assume.json
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "node_logs" {
+  statement {
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = ["arn:aws:logs:*:*:log-group:/aws/containerinsights/${var.cluster_name}/*"]
+  }
+}
+
+resource "aws_iam_role_policy" "node_logs" {
+  name   = "cloudwatch-node-logs"
+  role   = aws_iam_role.node_logs.id
+  policy = data.aws_iam_policy_document.node_logs.json
+}
+
+resource "aws_eks_pod_identity_association" "node_logs" {
+  cluster_name    = aws_eks_cluster.this.name
+  namespace       = var.log_shipper.namespace
+  service_account = var.log_shipper.service_account
+  role_arn        = aws_iam_role.node_logs.arn
+
+  tags = var.tags
+}

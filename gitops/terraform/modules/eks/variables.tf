@@ -46,3 +46,15 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "log_shipper" {
+  description = "Service account of the Fluent Bit DaemonSet that writes node logs to CloudWatch."
+  type = object({
+    namespace       = string
+    service_account = string
+  })
+  default = {
+    namespace       = "observability"
+    service_account = "fluent-bit"
+  }
+}
