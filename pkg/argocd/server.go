@@ -139,7 +139,7 @@ func (s *serverApps) Watch(ctx context.Context, name string, fn func(Event) erro
 		if err == nil {
 			err = s.drain(stream, name, fn, &failures)
 		}
-		if ctx.Err() != nil {
+		if ended(ctx, err) {
 			return nil
 		}
 		var cbErr callbackError
@@ -159,6 +159,24 @@ func (s *serverApps) Watch(ctx context.Context, name string, fn func(Event) erro
 		case <-time.After(s.backoff * time.Duration(failures)):
 		}
 	}
+}
+
+// ended reports whether a stream error is only the caller's context ending. gRPC enforces a
+// context's deadline with its own timer, so it can report DeadlineExceeded a moment before
+// ctx.Err() says so; then it waits for the context to agree.
+func ended(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	if st, ok := status.FromError(err); !ok || (st.Code() != codes.DeadlineExceeded && st.Code() != codes.Canceled) {
+		return false
+	}
+	dl, ok := ctx.Deadline()
+	if !ok || time.Until(dl) > time.Second {
+		return false
+	}
+	<-ctx.Done()
+	return true
 }
 
 // callbackError marks an error returned by the caller's function, which ends a watch as is.

@@ -67,7 +67,7 @@ func (w WaitFor) Unmet(app App) []string {
 	}
 	if w.Healthy && app.Health != HealthHealthy {
 		s := fmt.Sprintf("health is %s (want %s)", app.Health, HealthHealthy)
-		if m := healthDetail(app); m != "" {
+		if m := app.HealthDetail(); m != "" {
 			s += ": " + m
 		}
 		out = append(out, s)
@@ -78,9 +78,10 @@ func (w WaitFor) Unmet(app App) []string {
 	return out
 }
 
-// healthDetail names what makes an application unhealthy: its health message, else the first
-// unhealthy resource.
-func healthDetail(app App) string {
+// HealthDetail names what makes an application unhealthy: its health message, else the first
+// unhealthy resource ("Deployment order-service-v2 is Degraded (...)"); empty when nothing
+// says.
+func (app App) HealthDetail() string {
 	if app.HealthMessage != "" {
 		return oneLine(app.HealthMessage)
 	}
@@ -119,7 +120,7 @@ func (e *WaitError) Error() string {
 		return fmt.Sprintf("sync of %s failed: %s", e.App, msg)
 	case errors.Is(e.Reason, ErrDegraded):
 		s := fmt.Sprintf("%s is Degraded", e.App)
-		if d := healthDetail(e.Last); d != "" {
+		if d := e.Last.HealthDetail(); d != "" {
 			s += ": " + d
 		}
 		return s
