@@ -75,13 +75,11 @@ func (db *DB) Migrate(ctx context.Context, component string, fsys fs.FS) error {
 	return nil
 }
 
+// migrationLock is the advisory lock key of every component's migrations: they are rare and short.
+const migrationLock = 7064173265
+
 func (db *DB) lockMigrations(ctx context.Context, tx *sql.Tx) error {
-	if db.dialect != Postgres {
-		return nil
-	}
-	// One lock for every component: migrations are rare and short.
-	_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7064173265)`)
-	return err
+	return db.Serialize(ctx, tx, migrationLock)
 }
 
 // Render replaces the DDL placeholders of Migrate with the engine's type names.

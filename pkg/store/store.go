@@ -150,6 +150,19 @@ func (db *DB) SkipLocked() string {
 	return ""
 }
 
+// Serialize makes transactions that call it with the same key run one after another across all
+// replicas: a PostgreSQL transaction-level advisory lock, released at commit or rollback. On
+// SQLite it does nothing, as write transactions are serialised already.
+func (db *DB) Serialize(ctx context.Context, tx *sql.Tx, key int64) error {
+	if db.dialect != Postgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, key); err != nil {
+		return fmt.Errorf("advisory lock %d: %w", key, err)
+	}
+	return nil
+}
+
 // Close closes the pool.
 func (db *DB) Close() error { return db.SQL.Close() }
 
