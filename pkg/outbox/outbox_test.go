@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/come2us/opsctl/pkg/dbtest"
+	"github.com/come2us/opsctl/pkg/kafkatest"
 	"github.com/come2us/opsctl/pkg/metrics"
 	"github.com/come2us/opsctl/pkg/outbox"
 	"github.com/come2us/opsctl/pkg/store"
@@ -35,11 +36,7 @@ type env struct {
 func setup(t *testing.T, url string) *env {
 	t.Helper()
 	ctx := context.Background()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := kafkatest.New(t, topic)
 	db, err := store.Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
@@ -48,9 +45,7 @@ func setup(t *testing.T, url string) *env {
 	if err := outbox.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}
-	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...),
-		kgo.RecordDeliveryTimeout(time.Second), kgo.MetadataMinAge(50*time.Millisecond),
-		kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }))
+	prod, err := kgo.NewClient(append(kafkatest.ClientOpts(c), kgo.RecordDeliveryTimeout(time.Second))...)
 	if err != nil {
 		t.Fatal(err)
 	}
