@@ -12,15 +12,6 @@ import (
 	"github.com/come2us/opsctl/pkg/event"
 )
 
-// SagaTopics are the SAGA topics and their dead-letter topics.
-func SagaTopics() []string {
-	var out []string
-	for _, t := range event.Topics() {
-		out = append(out, t, event.DLT(t))
-	}
-	return out
-}
-
 // New starts a one-broker cluster with topics created (event.Partitions partitions each) and
 // closes it when tb ends. The KIP-848 heartbeat interval is shortened to 100ms so a consumer
 // that joins a group gets its partitions at once rather than after the default five seconds.
