@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -235,13 +234,11 @@ func (r *Relay) PublishOnce(ctx context.Context) (Result, error) {
 		for start := 0; start < len(sent); start += 500 {
 			ids := sent[start:min(start+500, len(sent))]
 			args := []any{StatusSent, store.Micros(now)}
-			ph := make([]string, len(ids))
-			for i, id := range ids {
+			for _, id := range ids {
 				args = append(args, id)
-				ph[i] = fmt.Sprintf("$%d", i+3)
 			}
 			if _, err := tx.ExecContext(mctx, `UPDATE outbox SET status = $1, sent_at = $2, attempts = attempts + 1, last_error = NULL
-				WHERE id IN (`+strings.Join(ph, ",")+`)`, args...); err != nil {
+				WHERE id IN (`+store.In(3, len(ids))+`)`, args...); err != nil {
 				return err
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/come2us/opsctl/pkg/config"
+	"github.com/come2us/opsctl/pkg/consumer"
+	"github.com/come2us/opsctl/pkg/outbox"
 )
 
 // Env reads typed settings from environment variables, collecting every malformed one so a
@@ -138,4 +140,30 @@ func OptionsFromEnv(name string, e *Env) Options {
 		e.errs = append(e.errs, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", lv))
 	}
 	return o
+}
+
+// ConsumerFromEnv reads the consumer retry policy; the service fills in the rest of the config.
+//
+//	CONSUMER_MAX_ATTEMPTS     tries per record before it is dead-lettered (3)
+//	CONSUMER_BACKOFF          wait after the first failed try, doubling (100ms)
+//	CONSUMER_ATTEMPT_TIMEOUT  bound of one try (10s)
+func ConsumerFromEnv(e *Env) consumer.Config {
+	return consumer.Config{
+		Attempts:       e.Int("CONSUMER_MAX_ATTEMPTS", 3),
+		Backoff:        e.Duration("CONSUMER_BACKOFF", 100*time.Millisecond),
+		AttemptTimeout: e.Duration("CONSUMER_ATTEMPT_TIMEOUT", 10*time.Second),
+	}
+}
+
+// RelayFromEnv reads the outbox relay's timing; the service fills in the rest of the config.
+//
+//	OUTBOX_POLL_INTERVAL       how often to look for rows nobody announced (1s)
+//	OUTBOX_RETRY_BACKOFF       wait before retrying a failed publish, doubling (1s)
+//	OUTBOX_MAX_RETRY_BACKOFF   cap of that wait (1m)
+func RelayFromEnv(e *Env) outbox.Config {
+	return outbox.Config{
+		PollInterval:    e.Duration("OUTBOX_POLL_INTERVAL", time.Second),
+		RetryBackoff:    e.Duration("OUTBOX_RETRY_BACKOFF", time.Second),
+		MaxRetryBackoff: e.Duration("OUTBOX_MAX_RETRY_BACKOFF", time.Minute),
+	}
 }

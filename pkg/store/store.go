@@ -224,6 +224,18 @@ type Execer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// In returns n placeholders numbered from first, comma-separated ("$3,$4,$5"), for an IN list.
+func In(first, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "$%d", first+i)
+	}
+	return b.String()
+}
+
 // Micros converts t to the stored form of a time: Unix microseconds.
 func Micros(t time.Time) int64 { return t.UnixMicro() }
 

@@ -205,3 +205,9 @@ func TestMemory(t *testing.T) {
 		t.Fatalf("dialect %s", db.Dialect())
 	}
 }
+
+func TestIn(t *testing.T) {
+	if got := store.In(3, 3); got != "$3,$4,$5" {
+		t.Fatalf("In(3, 3) = %q", got)
+	}
+}
