@@ -3,9 +3,11 @@
 package kafkatest
 
 import (
+	"context"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -43,4 +45,48 @@ func ClientOpts(c *kfake.Cluster) []kgo.Opt {
 		kgo.MetadataMinAge(50 * time.Millisecond),
 		kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }),
 	}
+}
+
+// Wait reads topic from the beginning until at least n records arrived and returns them; it fails
+// the test after 30 seconds.
+func Wait(tb testing.TB, c *kfake.Cluster, topic string, n int) []*kgo.Record {
+	tb.Helper()
+	cl, err := kgo.NewClient(append(ClientOpts(c), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		tb.Fatalf("consume %s: %v", topic, err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		f := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			tb.Fatalf("%s holds %d records after 30s, want %d", topic, len(out), n)
+		}
+		out = append(out, f.Records()...)
+	}
+	return out
+}
+
+// Records returns every record topic holds now, reading up to the current end offsets.
+func Records(tb testing.TB, c *kfake.Cluster, topic string) []*kgo.Record {
+	tb.Helper()
+	cl, err := kgo.NewClient(ClientOpts(c)...)
+	if err != nil {
+		tb.Fatalf("consume %s: %v", topic, err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		tb.Fatalf("end offsets of %s: %v", topic, err)
+	}
+	total := 0
+	ends.Each(func(o kadm.ListedOffset) { total += int(o.Offset) })
+	if total == 0 {
+		return nil
+	}
+	return Wait(tb, c, topic, total)
 }
