@@ -10,12 +10,13 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 )
 
-// tracing is the service's tracer provider: an OTLP exporter when an endpoint is configured, a
-// no-op provider otherwise. The no-op provider still carries incoming trace context through, so
-// trace ids reach logs, outbox rows and Kafka headers either way.
+// tracing is the service's tracer provider: spans exported over OTLP when an endpoint is
+// configured. Without one, spans are still created but never recorded (sampling off for new
+// traces, the caller's decision kept for joined ones), so every request and record still gets a
+// trace id that reaches logs, outbox rows, Kafka headers and dead letters — an operator can follow
+// one order through all services by its trace_id even before Tempo is wired up.
 type tracing struct {
 	provider trace.TracerProvider
 	shutdown func(context.Context)
@@ -23,7 +24,8 @@ type tracing struct {
 
 func newTracing(ctx context.Context, service, version, endpoint string) (*tracing, error) {
 	if endpoint == "" {
-		return &tracing{provider: noop.NewTracerProvider(), shutdown: func(context.Context) {}}, nil
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+		return &tracing{provider: tp, shutdown: func(ctx context.Context) { _ = tp.Shutdown(ctx) }}, nil
 	}
 	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(endpoint))
 	if err != nil {
