@@ -90,3 +90,33 @@ func Records(tb testing.TB, c *kfake.Cluster, topic string) []*kgo.Record {
 	}
 	return Wait(tb, c, topic, total)
 }
+
+// Lag returns how many records of topics group has not committed yet.
+func Lag(tb testing.TB, c *kfake.Cluster, group string, topics ...string) int64 {
+	tb.Helper()
+	cl, err := kgo.NewClient(ClientOpts(c)...)
+	if err != nil {
+		tb.Fatalf("lag of %s: %v", group, err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		tb.Fatalf("end offsets: %v", err)
+	}
+	commits, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		tb.Fatalf("offsets of %s: %v", group, err)
+	}
+	var lag int64
+	ends.Each(func(o kadm.ListedOffset) {
+		at := int64(0)
+		if c, ok := commits.Lookup(o.Topic, o.Partition); ok && c.At >= 0 {
+			at = c.At
+		}
+		lag += max(0, o.Offset-at)
+	})
+	return lag
+}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -167,26 +166,7 @@ func unsent(t *testing.T, rt *service.Runtime) int {
 // lag is how many records of topics group has not committed yet.
 func (e *env) lag(group string, topics ...string) int64 {
 	e.t.Helper()
-	ctx := context.Background()
-	adm := kadm.NewClient(e.client)
-	ends, err := adm.ListEndOffsets(ctx, topics...)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	commits, err := adm.FetchOffsets(ctx, group)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var lag int64
-	ends.Each(func(o kadm.ListedOffset) {
-		c, ok := commits.Lookup(o.Topic, o.Partition)
-		at := int64(0)
-		if ok && c.At >= 0 {
-			at = c.At
-		}
-		lag += max(0, o.Offset-at)
-	})
-	return lag
+	return kafkatest.Lag(e.t, e.cluster, group, topics...)
 }
 
 // quiesce waits until the SAGA has nothing left to do, checking each hop in causal order:
