@@ -26,7 +26,7 @@ import (
 
 // env is one in-process SAGA on its own kfake cluster and databases.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	sys      *saga.System
 	cluster  *kfake.Cluster
 	client   *kgo.Client // for producing and admin calls
@@ -43,15 +43,14 @@ func fast(cfg *saga.Config) {
 	cfg.Relay = outbox.Config{PollInterval: 50 * time.Millisecond, RetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 200 * time.Millisecond}
 }
 
-func startSaga(t *testing.T, newURL dbtest.NewURL, tweak ...func(*saga.Config)) *env {
+func startSaga(t testing.TB, newURL dbtest.NewURL, tweak ...func(*saga.Config)) *env {
 	t.Helper()
 	c := kafkatest.New(t)
 	cfg := saga.Config{
 		Brokers: c.ListenAddrs(), KafkaOpts: kafkatest.ClientOpts(c),
 		OrderDB: newURL(), PaymentDB: newURL(), ProductDB: newURL(),
 	}
-	fast(&cfg)
-	for _, f := range tweak {
+	for _, f := range append([]func(*saga.Config){fast}, tweak...) {
 		f(&cfg)
 	}
 	sys, err := saga.Start(context.Background(), cfg)
@@ -143,7 +142,7 @@ func (e *env) shop(n, workers int) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for !cond() {
@@ -154,7 +153,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func unsent(t *testing.T, rt *service.Runtime) int {
+func unsent(t testing.TB, rt *service.Runtime) int {
 	t.Helper()
 	s, err := outbox.ReadStats(context.Background(), rt.DB.SQL)
 	if err != nil {
@@ -182,7 +181,7 @@ func (e *env) quiesce() {
 	})
 }
 
-func count(t *testing.T, db *sql.DB, q string, args ...any) int64 {
+func count(t testing.TB, db *sql.DB, q string, args ...any) int64 {
 	t.Helper()
 	var n sql.NullInt64
 	if err := db.QueryRow(q, args...).Scan(&n); err != nil {

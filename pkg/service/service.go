@@ -170,7 +170,7 @@ func New(ctx context.Context, o Options) (rt *Runtime, err error) {
 
 	// Create the topics now if Kafka answers; otherwise keep trying in the background — the
 	// service works without Kafka, its outbox just grows.
-	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	terr := EnsureTopics(tctx, rt.Producer)
 	cancel()
 	if terr != nil {
