@@ -25,6 +25,7 @@ type Error struct {
 	Err       error
 }
 
+// Error renders the code and the cause.
 func (e *Error) Error() string { return e.Code + ": " + e.Err.Error() }
 
 // Unwrap returns the cause.

@@ -169,6 +169,7 @@ type CouponError struct {
 	Reason   string
 }
 
+// Error names the coupon and the reason.
 func (e *CouponError) Error() string {
 	return fmt.Sprintf("coupon %d cannot be used: %s", e.CouponID, e.Reason)
 }

@@ -65,6 +65,7 @@ type Error struct {
 	Message string `json:"message"`
 }
 
+// Error renders the status, code and message.
 func (e *Error) Error() string {
 	return fmt.Sprintf("payment gateway answered %d %s: %s", e.Status, e.Code, e.Message)
 }

@@ -93,6 +93,7 @@ type OptionError struct {
 	Err           error
 }
 
+// Error names the option and the problem.
 func (e *OptionError) Error() string {
 	if errors.Is(e.Err, ErrStockShort) {
 		return fmt.Sprintf("option %d: %v: %d available, %d requested", e.OptionValueID, e.Err, e.Available, e.Requested)

@@ -22,6 +22,7 @@ type APIError struct {
 	Details map[string]any `json:"details,omitempty"`
 }
 
+// Error renders the status, code and message.
 func (e *APIError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
 
 // Errorf builds an APIError.
