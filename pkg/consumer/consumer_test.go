@@ -276,25 +276,30 @@ func TestDeadLetter(t *testing.T) {
 	}
 }
 
-// TestCommitWaitsForDeadLetter: while the DLT cannot be written the record stays uncommitted;
-// once it can, the dead letter is written and only then the offset committed.
+// TestCommitWaitsForDeadLetter: while the DLT cannot be written the record stays uncommitted and
+// its partition is rewound, so the record is processed again; once the DLT takes writes, the
+// dead letter is written once and only then the offset committed.
 func TestCommitWaitsForDeadLetter(t *testing.T) {
 	h := newHarness(t)
-	fault := h.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: event.DLT(topic), Count: -1, Err: kerr.NotLeaderForPartition})
+	fault := h.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: event.DLT(topic), Count: -1, Err: kerr.TopicAuthorizationFailed})
+	var calls atomic.Int32
 	h.start(func(context.Context, *kgo.Record) error {
+		calls.Add(1)
 		return consumer.Permanent("ORDER_ALREADY_FAILED", errors.New("order 9 is FAILED"))
 	})
 	recs := h.produce(&kgo.Record{Key: []byte("9"), Value: []byte(`{"orderId":9}`)})
-	if err := fault.Wait(context.Background(), 3); err != nil {
-		t.Fatal(err)
-	}
+	waitFor(t, "the record to be rewound and processed again", func() bool { return calls.Load() >= 3 })
 	if c := h.committed()[recs[0].Partition]; c > recs[0].Offset {
 		t.Fatalf("offset %d committed while the dead letter was not written", c)
 	}
 	fault.Remove()
 	h.waitCommitted(recs...)
-	if d := dlt.Decode(h.deadLetters(1)[0]); d.ErrorCode != "ORDER_ALREADY_FAILED" {
+	dls := h.deadLetters(1)
+	if d := dlt.Decode(dls[0]); d.ErrorCode != "ORDER_ALREADY_FAILED" {
 		t.Fatalf("dead letter %+v", d)
+	}
+	if n := len(kafkatest.Records(t, h.cluster, event.DLT(topic))); n != 1 {
+		t.Fatalf("%d dead letters, want exactly 1", n)
 	}
 }
 

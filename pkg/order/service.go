@@ -191,7 +191,8 @@ func (s *Service) runSweeper(ctx context.Context) error {
 	}
 }
 
-// runGauge keeps saga_orders{state} current.
+// runGauge keeps saga_orders{state} current. Every replica reports the database-wide counts, so
+// dashboards aggregate the series with max, not sum.
 func (s *Service) runGauge(ctx context.Context) error {
 	for {
 		if counts, err := s.store.Counts(ctx); err == nil {
