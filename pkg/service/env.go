@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -94,6 +96,11 @@ func (e *Env) Err() error {
 //
 //	HTTP_ADDR                     listen address (":8080")
 //	DATABASE_URL                  postgres://… or sqlite:<file> ("sqlite:<name>.db")
+//	DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_USER, DATABASE_PASSWORD, DATABASE_SSLMODE
+//	                              used instead of DATABASE_URL when it is unset and DATABASE_HOST is
+//	                              set (port 5432, name and user <name> with "_" for "-", sslmode
+//	                              require) — the chart's ConfigMap names the host and the Secret
+//	                              holds the password
 //	KAFKA_BROKERS                 comma-separated seed brokers ("localhost:9092")
 //	KAFKA_TLS, KAFKA_TLS_CA_FILE  TLS to the brokers
 //	KAFKA_SASL_MECHANISM          PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM
@@ -107,7 +114,7 @@ func OptionsFromEnv(name string, e *Env) Options {
 	o := Options{
 		Name:            name,
 		Addr:            e.String("HTTP_ADDR", ":8080"),
-		DatabaseURL:     e.String("DATABASE_URL", "sqlite:"+name+".db"),
+		DatabaseURL:     databaseURL(name, e),
 		OTLPEndpoint:    e.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
 		Version:         e.String("SERVICE_VERSION", ""),
 		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 25*time.Second),
@@ -140,6 +147,25 @@ func OptionsFromEnv(name string, e *Env) Options {
 		e.errs = append(e.errs, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", lv))
 	}
 	return o
+}
+
+func databaseURL(name string, e *Env) string {
+	if u := e.String("DATABASE_URL", ""); u != "" {
+		return u
+	}
+	host := e.String("DATABASE_HOST", "")
+	if host == "" {
+		return "sqlite:" + name + ".db"
+	}
+	def := strings.ReplaceAll(name, "-", "_")
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(e.String("DATABASE_USER", def), e.get("DATABASE_PASSWORD")),
+		Host:     net.JoinHostPort(host, e.String("DATABASE_PORT", "5432")),
+		Path:     "/" + e.String("DATABASE_NAME", def),
+		RawQuery: url.Values{"sslmode": {e.String("DATABASE_SSLMODE", "require")}}.Encode(),
+	}
+	return u.String()
 }
 
 // ConsumerFromEnv reads the consumer retry policy; the service fills in the rest of the config.

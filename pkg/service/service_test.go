@@ -347,3 +347,20 @@ func TestOptionsFromEnv(t *testing.T) {
 		t.Fatalf("SASL password should be read from the environment when connecting: %+v", o.Kafka.SASL)
 	}
 }
+
+func TestDatabaseURLFromParts(t *testing.T) {
+	env := map[string]string{"DATABASE_HOST": "db.internal", "DATABASE_PASSWORD": "p@ss:w/rd"}
+	e := service.NewEnv(func(k string) string { return env[k] })
+	o := service.OptionsFromEnv("order-service", e)
+	if err := e.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := "postgres://order_service:p%40ss%3Aw%2Frd@db.internal:5432/order_service?sslmode=require"
+	if o.DatabaseURL != want {
+		t.Fatalf("DatabaseURL = %q, want %q", o.DatabaseURL, want)
+	}
+	env["DATABASE_URL"] = "sqlite:/data/x.db"
+	if o := service.OptionsFromEnv("order-service", service.NewEnv(func(k string) string { return env[k] })); o.DatabaseURL != "sqlite:/data/x.db" {
+		t.Fatalf("DATABASE_URL does not win: %q", o.DatabaseURL)
+	}
+}

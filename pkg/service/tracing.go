@@ -35,7 +35,12 @@ func newTracing(ctx context.Context, service, version, endpoint string) (*tracin
 	if version != "" {
 		attrs = append(attrs, attribute.String("service.version", version))
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(resource.NewSchemaless(attrs...)))
+	// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (set by the chart) add to and override ours.
+	res, err := resource.Merge(resource.NewSchemaless(attrs...), resource.Environment())
+	if err != nil {
+		res = resource.NewSchemaless(attrs...)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	return &tracing{provider: tp, shutdown: func(ctx context.Context) { _ = tp.Shutdown(ctx) }}, nil
 }
 
