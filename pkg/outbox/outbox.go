@@ -7,9 +7,11 @@
 //
 // Ordering: rows are published in id order, and a row is held back while an earlier unsent row
 // with the same topic and key is waiting for its retry or is being published by another relay, so
-// one order's events keep their order even across failures. Several replicas may relay at once: a
-// claim leases rows (FOR UPDATE SKIP LOCKED on PostgreSQL), and a relay that dies mid-publish
-// only delays its rows by the lease. Delivery is at least once — consumers are idempotent.
+// one order's events keep their order even across failures. Several replicas may relay at once:
+// a claim is a short transaction (serialised across replicas by an advisory lock on PostgreSQL,
+// rows taken with FOR UPDATE SKIP LOCKED) that leases the rows by pushing their next attempt out,
+// and publishing happens outside any transaction, so a relay that dies mid-publish only delays its
+// rows by the lease. Delivery is at least once — consumers are idempotent.
 package outbox
 
 import (
