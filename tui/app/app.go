@@ -133,7 +133,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m.pop()
 	case tea.KeyMsg:
 		if key.Matches(msg, KeyForce) {
-			return m, tea.Quit
+			return m.quit()
 		}
 		switch m.mode {
 		case modePalette, modeFilter:
@@ -148,7 +148,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if top := m.top(); top == nil || !top.Capturing() {
 			switch {
 			case key.Matches(msg, KeyQuit):
-				return m, tea.Quit
+				return m.quit()
 			case key.Matches(msg, KeyPalette):
 				m.mode = modePalette
 				m.input.Prompt = ":"
@@ -259,7 +259,7 @@ func (m Model) run(line string) (tea.Model, tea.Cmd) {
 	name, args := fields[0], fields[1:]
 	switch name {
 	case "q", "quit":
-		return m, tea.Quit
+		return m.quit()
 	case "help":
 		m.full = true
 		return m, nil
@@ -277,7 +277,7 @@ func (m Model) run(line string) (tea.Model, tea.Cmd) {
 		return m, nil
 	}
 	// A palette jump replaces the stack: `:apps` from deep in the DLT view starts fresh.
-	m.stack = nil
+	m.closeAll()
 	return m.push(v)
 }
 
@@ -297,7 +297,7 @@ func (m Model) switchContext(args []string) (tea.Model, tea.Cmd) {
 	}
 	m.header = h
 	m.setRoutes(routes)
-	m.stack = nil
+	m.closeAll()
 	m.status, m.statErr = "switched to context "+termsafe.String(args[0]), false
 	return m.run(m.initial)
 }
@@ -312,8 +312,31 @@ func (m Model) pop() (tea.Model, tea.Cmd) {
 	if len(m.stack) <= 1 {
 		return m, nil
 	}
+	closeView(m.stack[len(m.stack)-1])
 	m.stack = m.stack[:len(m.stack)-1]
 	return m, nil
+}
+
+// quit closes every view (ending their watches and listeners) and ends the program. The views
+// stay on the stack so the last frame still shows them.
+func (m Model) quit() (tea.Model, tea.Cmd) {
+	for i := len(m.stack) - 1; i >= 0; i-- {
+		closeView(m.stack[i])
+	}
+	return m, tea.Quit
+}
+
+func (m *Model) closeAll() {
+	for i := len(m.stack) - 1; i >= 0; i-- {
+		closeView(m.stack[i])
+	}
+	m.stack = nil
+}
+
+func closeView(v view.View) {
+	if c, ok := v.(view.Closer); ok {
+		c.Close()
+	}
 }
 
 func (m Model) top() view.View {

@@ -4,20 +4,25 @@
 package table
 
 import (
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/come2us/opsctl/pkg/termsafe"
 	"github.com/come2us/opsctl/tui/theme"
 )
 
-// Column is one column; Width 0 means "share the space left".
+// Column is one column; Width 0 means "share the space left", in proportion to Grow (0 counts
+// as 1), so a name column can take twice the room of a message column.
 type Column struct {
 	Title string
 	Width int
+	Grow  int
 }
 
 // NeedFunc is called when rows [from, to) should be on screen but are not loaded. It returns the
@@ -39,6 +44,28 @@ type Model struct {
 	pending map[int]bool // window starts already requested
 	window  int
 	Empty   string
+	styler  Styler
+	marked  func(i int, key string) bool
+}
+
+// Styler colours a cell by its column and (unsanitised) value; ok=false leaves it plain. The
+// cell is sanitised and fitted before the style is applied, so a style can never carry bytes
+// from the data.
+type Styler func(col int, value string) (style lipgloss.Style, ok bool)
+
+// SetStyler installs per-cell colours (sync and health words, verdicts).
+func (m *Model) SetStyler(s Styler) { m.styler = s }
+
+// SetMarked replaces the table's own selection set as the source of the ● marker, for views
+// that keep their selection elsewhere (a DLT view selecting "everything matching the filter"
+// cannot hold a million keys).
+func (m *Model) SetMarked(fn func(i int, key string) bool) { m.marked = fn }
+
+func (m Model) isMarked(i int) bool {
+	if m.marked != nil {
+		return m.marked(i, m.keys[i])
+	}
+	return m.sel[m.keys[i]]
 }
 
 // New returns a table with the given columns.
@@ -250,23 +277,34 @@ func (m *Model) clamp() {
 func (m Model) widths() []int {
 	const mark = 2 // selection marker
 	w := make([]int, len(m.cols))
-	used, flex := mark, 0
+	used, shares := mark, 0
 	for i, c := range m.cols {
 		w[i] = c.Width
 		used += c.Width + 1
 		if c.Width == 0 {
-			flex++
+			shares += grow(c)
 		}
 	}
-	if flex > 0 {
-		left := max(m.width-used, flex*4)
+	if shares > 0 {
+		left := max(m.width-used, shares*4)
+		given, last := 0, -1
 		for i, c := range m.cols {
 			if c.Width == 0 {
-				w[i] = left / flex
+				w[i] = left * grow(c) / shares
+				given += w[i]
+				last = i
 			}
 		}
+		w[last] += left - given // rounding goes to the last flexible column
 	}
 	return w
+}
+
+func grow(c Column) int {
+	if c.Grow <= 0 {
+		return 1
+	}
+	return c.Grow
 }
 
 // View draws the header and the visible rows, exactly height lines.
@@ -291,22 +329,29 @@ func (m Model) View() string {
 			b.WriteString(theme.Dim.Render(fit("  loading…", m.width)))
 			continue
 		}
+		marked := m.isMarked(i)
 		marker := "  "
-		if m.sel[m.keys[i]] {
+		if marked {
 			marker = "● "
 		}
+		plain := i == m.cursor || marked || m.styler == nil
 		for j := range cells {
 			v := ""
 			if j < len(row) {
 				v = row[j]
 			}
 			cells[j] = fit(v, w[j])
+			if !plain {
+				if st, ok := m.styler(j, v); ok {
+					cells[j] = st.Render(cells[j])
+				}
+			}
 		}
 		line := ansi.Truncate(marker+strings.Join(cells, " "), m.width, "")
 		switch {
 		case i == m.cursor:
 			line = theme.Cursor.Render(line)
-		case m.sel[m.keys[i]]:
+		case marked:
 			line = theme.Selected.Render(line)
 		}
 		b.WriteString(line)
@@ -331,3 +376,23 @@ func fit(s string, w int) string {
 
 // Fit exposes the cell fitting for views that draw their own lines.
 func Fit(s string, w int) string { return fit(s, w) }
+
+// Ago renders t relative to now for a cell ("45s", "12m", "3h", "4d"; "-" for nil; the time
+// itself when it lies in the future, so clock skew shows instead of hiding).
+func Ago(now time.Time, t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return "-"
+	}
+	d := now.Sub(*t)
+	switch {
+	case d < 0:
+		return t.UTC().Format("01-02 15:04")
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}

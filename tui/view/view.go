@@ -3,6 +3,10 @@
 package view
 
 import (
+	"context"
+	"errors"
+	"time"
+
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 )
@@ -58,3 +62,58 @@ func Push(v View) tea.Cmd { return func() tea.Msg { return PushMsg{View: v} } }
 
 // Pop returns a command that closes the current view.
 func Pop() tea.Cmd { return func() tea.Msg { return PopMsg{} } }
+
+// Closer is implemented by views that hold background work (a watch, a running replay's
+// listener). The root calls Close when the view leaves the stack or the program quits, so no
+// goroutine outlives its screen.
+type Closer interface {
+	Close()
+}
+
+// Listen returns a command that waits for the next message on ch. A view that runs a
+// long-lived producer (an Argo CD watch, a replay's progress) re-issues Listen after each
+// message it receives; when ch is closed, or ctx ends, the command returns nil and the loop
+// stops. Listen never blocks Update: it runs as a tea.Cmd.
+func Listen(ctx context.Context, ch <-chan tea.Msg) tea.Cmd {
+	return func() tea.Msg {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m, ok := <-ch:
+			if !ok {
+				return nil
+			}
+			return m
+		}
+	}
+}
+
+// After returns a command that delivers msg after d unless ctx ends first. Unlike tea.Tick it
+// leaves no goroutine behind once the view or the program is gone.
+func After(ctx context.Context, d time.Duration, msg tea.Msg) tea.Cmd {
+	return func() tea.Msg {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			return msg
+		}
+	}
+}
+
+// Do runs fn in a command and turns its error into a status line; the result, when fn
+// succeeds, is the message fn returns. Work cancelled because its view closed reports nothing.
+func Do(fn func() (tea.Msg, error)) tea.Cmd {
+	return func() tea.Msg {
+		m, err := fn()
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		if err != nil {
+			return StatusMsg{Text: err.Error(), Err: true}
+		}
+		return m
+	}
+}

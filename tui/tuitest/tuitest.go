@@ -1,0 +1,147 @@
+// Package tuitest drives TUI views in tests the way a user does: a real Bubble Tea program
+// (teatest) at a fixed terminal size, keys typed into it, and the final screen compared with a
+// golden file named after the test and the size (testdata/TestCanaryBoard_80x24.golden).
+// Golden files are rewritten with `go test -update` (the flag teatest's golden package
+// registers).
+package tuitest
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	udiff "github.com/aymanbagabas/go-udiff"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/exp/teatest"
+)
+
+// Sizes are the terminal sizes every screen is checked at.
+var Sizes = [][2]int{{80, 24}, {120, 40}}
+
+// Timeout bounds every wait of a test; a screen that never appears fails the test.
+const Timeout = 15 * time.Second
+
+// Program is a running Bubble Tea program under test.
+type Program struct {
+	t  testing.TB
+	tm *teatest.TestModel
+	W  int
+	H  int
+}
+
+// Start runs m in a teatest program of w×h cells.
+func Start(t testing.TB, m tea.Model, w, h int) *Program {
+	t.Helper()
+	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(w, h))
+	return &Program{t: t, tm: tm, W: w, H: h}
+}
+
+// Size is "80x24", as used in golden file names.
+func (p *Program) Size() string { return fmt.Sprintf("%dx%d", p.W, p.H) }
+
+// WaitFor waits until the drawn output contains every one of texts (escape sequences
+// removed, so a coloured word still matches).
+func (p *Program) WaitFor(texts ...string) {
+	p.t.Helper()
+	var seen []byte
+	teatest.WaitFor(p.t, p.tm.Output(), func(b []byte) bool {
+		seen = b
+		plain := ansi.Strip(string(b))
+		for _, s := range texts {
+			if !strings.Contains(plain, s) {
+				return false
+			}
+		}
+		return true
+	}, teatest.WithDuration(Timeout), teatest.WithCheckInterval(20*time.Millisecond))
+	_ = seen
+}
+
+// Type sends the runes of s as key presses.
+func (p *Program) Type(s string) { p.tm.Type(s) }
+
+// Key sends one special key (tea.KeyEnter, tea.KeyEsc, tea.KeySpace...).
+func (p *Program) Key(k tea.KeyType) { p.tm.Send(tea.KeyMsg{Type: k}) }
+
+// Send sends any message.
+func (p *Program) Send(m tea.Msg) { p.tm.Send(m) }
+
+// Quit ends the program with ctrl+c and returns the final model.
+func (p *Program) Quit() tea.Model {
+	p.t.Helper()
+	p.tm.Send(tea.KeyMsg{Type: tea.KeyCtrlC})
+	return p.tm.FinalModel(p.t, teatest.WithFinalTimeout(Timeout))
+}
+
+// Screen quits and returns the final screen as plain text.
+func (p *Program) Screen() string {
+	p.t.Helper()
+	return Plain(p.Quit().View())
+}
+
+// Plain strips escape sequences and trailing spaces of each line.
+func Plain(s string) string {
+	lines := strings.Split(ansi.Strip(s), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Golden compares got with testdata/<name>.golden, rewriting the file under -update.
+func Golden(t testing.TB, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if f := flag.Lookup("update"); f != nil && f.Value.String() == "true" {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(want, []byte(got)) {
+		t.Errorf("%s differs (run go test -update after checking):\n%s", path, udiff.Unified("golden", "got", string(want), got))
+	}
+}
+
+// CheckSize fails the test when screen is not exactly h lines of at most w cells.
+func CheckSize(t testing.TB, screen string, w, h int) {
+	t.Helper()
+	lines := strings.Split(screen, "\n")
+	if len(lines) != h {
+		t.Errorf("screen has %d lines, want %d", len(lines), h)
+	}
+	for i, l := range lines {
+		if n := ansi.StringWidth(l); n > w {
+			t.Errorf("line %d is %d cells wide (max %d): %q", i, n, w, l)
+		}
+	}
+}
+
+// EachSize runs fn as a subtest per size of Sizes, named "80x24" and so on.
+func EachSize(t *testing.T, fn func(t *testing.T, w, h int)) {
+	t.Helper()
+	for _, s := range Sizes {
+		t.Run(fmt.Sprintf("%dx%d", s[0], s[1]), func(t *testing.T) { fn(t, s[0], s[1]) })
+	}
+}
+
+// GoldenScreen checks screen against testdata/<Test>_<size>.golden, the name derived from the
+// subtest's name (TestCanaryBoard/80x24 → TestCanaryBoard_80x24), and checks its size.
+func GoldenScreen(t *testing.T, screen string, w, h int) {
+	t.Helper()
+	CheckSize(t, screen, w, h)
+	Golden(t, strings.ReplaceAll(t.Name(), "/", "_"), screen)
+}
