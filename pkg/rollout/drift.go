@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/come2us/opsctl/pkg/argocd"
@@ -83,6 +84,30 @@ func Compare(commit string, git gitops.Release, app *argocd.App, appErr error, r
 	}
 	ag.Verdict = InSync
 	return ag
+}
+
+// Observe reads the application of service in env from Argo CD and the service's live route from
+// the mesh, and compares them with git (commit, release) as Compare does. apps or routes may be
+// nil with the error that kept them from opening (appsErr, routesErr); the verdict is then
+// unknown, saying why.
+func Observe(ctx context.Context, apps argocd.Apps, appsErr error, routes Routes, routesErr error,
+	env, service, commit string, release gitops.Release,
+) Agreement {
+	var app *argocd.App
+	if appsErr == nil && apps != nil {
+		a, err := apps.Get(ctx, gitops.ApplicationName(service, env))
+		app, appsErr = &a, err
+	} else if appsErr == nil {
+		appsErr = fmt.Errorf("Argo CD is not configured")
+	}
+	var route *mesh.Route
+	if routesErr == nil && routes != nil {
+		rt, err := routes.Route(ctx, service)
+		route, routesErr = &rt, err
+	} else if routesErr == nil {
+		routesErr = fmt.Errorf("the mesh is not configured")
+	}
+	return Compare(commit, release, app, appsErr, route, routesErr)
 }
 
 // syncedAt reports whether Argo CD's last sync deployed commit.

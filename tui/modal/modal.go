@@ -260,7 +260,7 @@ func (m *Model) setFocus(i int) tea.Cmd {
 // View draws the box for a screen of width×height: as wide as its content needs, at most the
 // screen less a margin, and never taller than the screen (the body is cut with a marker).
 func (m *Model) View(width, height int) string {
-	maxW := max(width-4, 20)
+	maxW := max(width-2, 20)
 	inner := maxW - 4 // border and padding
 	var body []string
 	for _, l := range m.lines {
@@ -317,8 +317,9 @@ func (m *Model) View(width, height int) string {
 	}
 	tail = append(tail, "", theme.Dim.Render(m.hint()))
 
-	// Keep the inputs, progress and result visible: cut the body first.
-	room := max(height-4-len(tail), 1)
+	// Keep the inputs, progress and result visible: cut the body first. The box spends 2 lines
+	// on its border, 2 on the title and 1 between body and tail.
+	room := max(height-5-len(tail), 1)
 	if len(body) > room {
 		cut := len(body) - room + 1
 		body = append(body[:room-1], theme.Dim.Render(fmt.Sprintf("… %d more lines", cut)))
@@ -366,8 +367,9 @@ func clip(s string, w int) string {
 	return ansi.Truncate(s, w, "…")
 }
 
-// Overlay draws box centred over bg, a width×height screen; the lines of bg around the box stay
-// visible so the user keeps their bearings.
+// Overlay draws box centred over bg, a width×height screen. The lines above and below the box
+// stay visible so the user keeps their bearings; the lines the box covers are blanked beside
+// it, so half-hidden words do not read as part of the dialog.
 func Overlay(bg, box string, width, height int) string {
 	lines := strings.Split(bg, "\n")
 	for len(lines) < height {
@@ -382,17 +384,7 @@ func Overlay(bg, box string, width, height int) string {
 		if y >= len(lines) {
 			break
 		}
-		l := lines[y]
-		lw := ansi.StringWidth(l)
-		pre := ansi.Truncate(l, left, "")
-		if lw < left {
-			pre += strings.Repeat(" ", left-lw)
-		}
-		post := ""
-		if lw > left+bw {
-			post = ansi.TruncateLeft(l, left+bw, "")
-		}
-		lines[y] = pre + b + post
+		lines[y] = strings.Repeat(" ", left) + b
 	}
 	return strings.Join(lines[:height], "\n")
 }

@@ -65,10 +65,10 @@ func addRepoFlags(cmd *cobra.Command, o *RepoOptions) {
 
 // openFromFactory resolves the repository: --gitops-dir, then the context's gitops.dir, then
 // its gitops.repo (cloned into the cache). The context's gitops.branch applies to the latter two.
-func openFromFactory(f *cmdutil.Factory, o *RepoOptions) func(ctx context.Context) (*gitops.Repo, error) {
+func openFromFactory(f *cmdutil.Factory, o *RepoOptions, extra ...gitops.Option) func(ctx context.Context) (*gitops.Repo, error) {
 	return func(ctx context.Context) (*gitops.Repo, error) {
 		// One command run reads several files; one fetch serves them all.
-		opts := []gitops.Option{gitops.WithFetchTTL(time.Minute)}
+		opts := append([]gitops.Option{gitops.WithFetchTTL(time.Minute)}, extra...)
 		if !f.IOStreams.CanPrompt() {
 			// No terminal to answer a credential prompt on.
 			opts = append(opts, gitops.WithGitEnv("GIT_TERMINAL_PROMPT=0"))
@@ -91,6 +91,22 @@ func openFromFactory(f *cmdutil.Factory, o *RepoOptions) func(ctx context.Contex
 		}
 		return nil, cmdutil.FlagErrorf("no GitOps repository: pass --gitops-dir, or set gitops.dir or gitops.repo in the context")
 	}
+}
+
+// OpenRepo returns the GitOps repository opener every canary command uses, for callers outside
+// the command tree (the TUI): dir when set, else the context's gitops.dir, else a cached clone
+// of gitops.repo. extra options are added to the command's (a TUI passes
+// gitops.WithGitEnv("GIT_TERMINAL_PROMPT=0"): a credential prompt would tear its screen).
+func OpenRepo(f *cmdutil.Factory, dir string, extra ...gitops.Option) func(ctx context.Context) (*gitops.Repo, error) {
+	return openFromFactory(f, &RepoOptions{Dir: dir}, extra...)
+}
+
+// NewLiveOptions returns the live-side openers (Argo CD, the mesh, the gates' Prometheus,
+// namespaces) resolved from the factory's context, as the canary commands use them.
+func NewLiveOptions(f *cmdutil.Factory) LiveOptions {
+	var o LiveOptions
+	liveFromFactory(f, &o)
+	return o
 }
 
 func expandHome(p string) string {

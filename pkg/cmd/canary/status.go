@@ -258,24 +258,16 @@ func (v *liveView) compare(ctx context.Context, st canary.Status) rollout.Agreem
 		v.opened = true
 		v.apps, v.appsErr = v.opts.Apps(ctx)
 	}
-	var app *argocd.App
-	appErr := v.appsErr
-	if appErr == nil {
-		a, err := v.apps.Get(ctx, gitops.ApplicationName(st.Service, st.Env))
-		app, appErr = &a, err
-	}
 	r, ok := v.readers[st.Env]
 	if !ok && v.readerErr[st.Env] == nil {
 		r, v.readerErr[st.Env] = v.opts.Mesh(st.Env)
 		v.readers[st.Env] = r
 	}
-	var route *mesh.Route
-	routeErr := v.readerErr[st.Env]
-	if routeErr == nil {
-		rt, err := r.Route(ctx, st.Service)
-		route, routeErr = &rt, err
+	var routes rollout.Routes
+	if r != nil {
+		routes = r
 	}
-	return rollout.Compare(st.Commit, st.Release, app, appErr, route, routeErr)
+	return rollout.Observe(ctx, v.apps, v.appsErr, routes, v.readerErr[st.Env], st.Env, st.Service, st.Commit, st.Release)
 }
 
 func (v *liveView) close() {
