@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/charmbracelet/bubbles/cursor"
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textinput"
@@ -87,6 +88,7 @@ type Options struct {
 // New builds the root model.
 func New(o Options) Model {
 	in := textinput.New()
+	in.Cursor.SetMode(cursor.CursorStatic) // no blink timers outliving a frame
 	in.Prompt = ":"
 	in.CharLimit = 256
 	m := Model{header: o.Header, input: in, help: help.New(), initial: o.Start, switchCtx: o.SwitchContext,

@@ -126,6 +126,7 @@ func New(o Options) *Board {
 		table.Column{Title: "THRESHOLD", Width: 24},
 		table.Column{Title: "VERDICT", Width: 7},
 	)
+	g.Empty = ""
 	g.SetStyler(func(col int, v string) (lipgloss.Style, bool) {
 		if col != 3 {
 			return lipgloss.Style{}, false

@@ -9,6 +9,7 @@ import (
 	canarycmd "github.com/come2us/opsctl/pkg/cmd/canary"
 	configcmd "github.com/come2us/opsctl/pkg/cmd/config"
 	mancmd "github.com/come2us/opsctl/pkg/cmd/man"
+	tuicmd "github.com/come2us/opsctl/pkg/cmd/tui"
 	versioncmd "github.com/come2us/opsctl/pkg/cmd/version"
 	"github.com/come2us/opsctl/pkg/cmdutil"
 )
@@ -30,6 +31,20 @@ kube context and Prometheus.`,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return cmdutil.ValidateOutput(f.Output)
+		},
+		// With no command on a terminal, opsctl opens the TUI; elsewhere (a pipe, a script, CI)
+		// it prints this help, as before.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return cmdutil.FlagErrorf("unknown command %q for %q", args[0], cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.IOStreams.IsStdinTTY() && f.IOStreams.IsStdoutTTY() {
+				return tuicmd.Run(cmd.Context(), f)
+			}
+			return cmd.Help()
 		},
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cmdutil.FlagErrorf("%v", err) })
@@ -56,5 +71,6 @@ kube context and Prometheus.`,
 		canarycmd.NewCmdCanary(f),
 	)
 	cmd.AddCommand(appscmd.NewCmdApps(f))
+	cmd.AddCommand(tuicmd.NewCmdTUI(f, nil))
 	return cmd
 }

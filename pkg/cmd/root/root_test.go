@@ -77,3 +77,19 @@ func TestReadonlyGuard(t *testing.T) {
 		t.Fatalf("declined confirm = %v", err)
 	}
 }
+
+// TestNoArgsWithoutTerminal: opsctl with no command prints its help when stdin or stdout is
+// not a terminal (a pipe, a script), and an unknown command is a usage error.
+func TestNoArgsWithoutTerminal(t *testing.T) {
+	out, _, err := run(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "Usage:") || !strings.Contains(out, "tui") {
+		t.Fatalf("no help printed:\n%s", out)
+	}
+	_, _, err = run(t, "frobnicate")
+	if err == nil || !strings.Contains(err.Error(), `unknown command "frobnicate"`) || cmdutil.ExitCode(err) != cmdutil.ExitUsage {
+		t.Fatalf("unknown command: %v (exit %d)", err, cmdutil.ExitCode(err))
+	}
+}

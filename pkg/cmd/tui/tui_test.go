@@ -1,0 +1,155 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
+	"go.uber.org/goleak"
+
+	"github.com/come2us/opsctl/pkg/argocd/argocdtest"
+	"github.com/come2us/opsctl/pkg/cmdutil"
+	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
+	"github.com/come2us/opsctl/pkg/iostreams"
+	"github.com/come2us/opsctl/tui/tuitest"
+)
+
+func TestMain(m *testing.M) {
+	lipgloss.SetColorProfile(termenv.Ascii)
+	os.Exit(m.Run())
+}
+
+var fixedNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+const argoToken = "argo-token"
+
+const orderApp = `apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: order-service-prod
+  namespace: argocd
+spec:
+  project: come2us
+  source:
+    repoURL: https://github.com/come2us/opsctl.git
+    path: gitops/charts/saga-service
+    targetRevision: main
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: come2us-prod
+status:
+  sync:
+    status: Synced
+    revision: 3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39
+  health:
+    status: Healthy
+`
+
+// env writes a config with two contexts: prod (Argo CD, a GitOps working copy) and sandbox
+// (simulated, read-only, nothing configured).
+func env(t *testing.T) (*cmdutil.Factory, *argocdtest.Server) {
+	t.Helper()
+	t.Setenv("ARGOCD_AUTH_TOKEN", "")
+	t.Setenv("ARGOCD_CONFIG_DIR", t.TempDir())
+	remote := gitopstest.NewRemote(t)
+	dir := remote.Clone("Bob")
+	srv := argocdtest.Start(t, argoToken, orderApp)
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	doc := fmt.Sprintf(`current-context: prod
+contexts:
+  prod:
+    kafka:
+      brokers: [b-1.msk.example:9098, b-2.msk.example:9098]
+    argocd:
+      server: %q
+      plaintext: true
+      token: %q
+    gitops:
+      dir: %q
+    kube:
+      context: prod-eks
+  sandbox:
+    simulated: true
+    readonly: true
+`, srv.Addr(), argoToken, dir)
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ios, _, _, _ := iostreams.Test()
+	return &cmdutil.Factory{IOStreams: ios, ConfigPath: cfg, Now: func() time.Time { return fixedNow }}, srv
+}
+
+// TestSessionRoutesAndContexts opens the TUI as `opsctl tui` builds it, moves between views with
+// the palette and switches to a simulated, read-only context.
+func TestSessionRoutesAndContexts(t *testing.T) {
+	f, srv := env(t)
+	ignore := goleak.IgnoreCurrent()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := newSession(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.model("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := tuitest.Start(t, m, 100, 30)
+	p.WaitFor("ctx:prod", "b-1.msk.example:9098 +1", "kube:prod-eks", "1.0.0")
+	p.Type(":apps")
+	p.Key(tea.KeyEnter)
+	p.WaitFor("order-service-prod", "Synced")
+	p.Type(":ctx sandbox")
+	p.Key(tea.KeyEnter)
+	p.WaitFor("SIMULATED", "READ-ONLY", "no GitOps repository")
+	screen := tuitest.Plain(p.Quit().View())
+	if !strings.Contains(screen, "no GitOps repository") {
+		t.Errorf("the sandbox context has no repository, the board should say so:\n%s", screen)
+	}
+	s.close()
+	cancel()
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.Watchers() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := srv.Watchers(); n != 0 {
+		t.Errorf("%d Argo CD watches still open", n)
+	}
+	goleak.VerifyNone(t, ignore, goleak.IgnoreTopFunction("github.com/charmbracelet/x/exp/teatest.NewTestModel.func2"))
+}
+
+func TestNeedsTerminal(t *testing.T) {
+	f, _ := env(t)
+	cmd := NewCmdTUI(f, func(*Options) error { t.Fatal("ran without a terminal"); return nil })
+	cmd.SetArgs(nil)
+	err := cmd.Execute()
+	if err == nil || cmdutil.ExitCode(err) != cmdutil.ExitUsage || !strings.Contains(err.Error(), "needs a terminal") {
+		t.Fatalf("err = %v", err)
+	}
+	f.IOStreams.SetTTY(true)
+	var got *Options
+	cmd = NewCmdTUI(f, func(o *Options) error { got = o; return nil })
+	cmd.SetArgs([]string{"trace", "42"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if got == nil || got.Start != "trace 42" {
+		t.Fatalf("start = %+v", got)
+	}
+}
+
+// TestRunEndsWithContext: Run returns cleanly when its context ends (the sandbox stopping).
+func TestRunEndsWithContext(t *testing.T) {
+	f, _ := env(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := Run(ctx, f); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
