@@ -470,6 +470,10 @@ func (c *cluster) newPod(d *unstructured.Unstructured, hash string, now time.Tim
 	p.SetOwnerReferences(ownerRef(d))
 	p.SetCreationTimestamp(metaTime(now))
 	_ = unstructured.SetNestedField(p.Object, "sandbox-node", "spec", "nodeName")
+	if _, found, _ := unstructured.NestedString(p.Object, "spec", "restartPolicy"); !found {
+		// The API server's default; Argo CD's pod health check depends on it.
+		_ = unstructured.SetNestedField(p.Object, "Always", "spec", "restartPolicy")
+	}
 	p.Object["status"] = podStatus(p, false, "")
 	out, err := c.kube.Apply(p)
 	if err != nil {
