@@ -15,6 +15,7 @@ import (
 	settingspkg "github.com/argoproj/argo-cd/v3/pkg/apiclient/settings"
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	argoclient "github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned"
+	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -782,4 +783,133 @@ func TestCoreModeSeesTheSameApplications(t *testing.T) {
 		op := a.Status.OperationState
 		return a.Operation == nil && op != nil && op.Operation.InitiatedBy.Username == "core-user" && op.Phase == "Succeeded", describe(a)
 	})
+}
+
+func TestCanaryNotReadyFault(t *testing.T) {
+	sb := start(t, func(c *argosim.Config) { c.ProgressDeadline = 2 * time.Second })
+	const env, svc = "prod", "product"
+	app := gitops.ApplicationName(svc, env)
+	sb.waitApp(app, sb.remote.Head())
+	if err := sb.sim.SetCanaryReady("prod", "nope", false); err == nil {
+		t.Fatal("SetCanaryReady accepted an unknown service")
+	}
+	if err := sb.sim.SetCanaryReady(env, svc, false); err != nil {
+		t.Fatal(err)
+	}
+	c := sb.commit(env, svc, func(r *gitops.Release) { r.Canary = gitops.Canary{Enabled: true, Tag: "3.0.0", Weight: 10} })
+	sb.refresh(app)
+	ctx := context.Background()
+	kc := kubeClient(t, sb.rest)
+	// The rollout never completes: Progressing, then Degraded once the deadline passes.
+	eventually(t, "canary Degraded with unready pods", func() (bool, string) {
+		a := sb.get(app)
+		pods, err := kc.CoreV1().Pods(gitops.Namespace(env)).List(ctx, metav1.ListOptions{LabelSelector: "app=product-service,version=v2"})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, p := range pods.Items {
+			for _, cond := range p.Status.Conditions {
+				if cond.Type == "Ready" && cond.Status == "True" {
+					t.Fatalf("canary pod %s became ready during the fault", p.Name)
+				}
+			}
+		}
+		return a.Status.Sync.Revision == c && a.Status.Health.Status == "Degraded" && len(pods.Items) == 2,
+			fmt.Sprintf("%s, %d canary pods", describe(a), len(pods.Items))
+	})
+	a := sb.get(app)
+	var v2 *v1alpha1.ResourceStatus
+	for i, r := range a.Status.Resources {
+		if r.Kind == "Deployment" && r.Name == "product-service-v2" {
+			v2 = &a.Status.Resources[i]
+		}
+	}
+	if v2 == nil || v2.Health == nil || !strings.Contains(v2.Health.Message, "exceeded its progress deadline") {
+		t.Fatalf("v2 deployment resource %+v", v2)
+	}
+	if err := sb.sim.SetCanaryReady(env, svc, true); err != nil {
+		t.Fatal(err)
+	}
+	sb.waitApp(app, c)
+}
+
+// The whole server — gRPC streams, controller, simulated cluster — stops on Close.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	remote := gitopstest.NewRemote(t)
+	kube := kubesim.New()
+	url, err := kube.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kube.Close()
+	sim, err := argosim.New(argosim.Config{RepoDir: remote.URL, Kube: kube, KubeURL: url, Token: token, Interval: 100 * time.Millisecond, ReadyDelay: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := sim.Start(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := apiclient.NewClient(&apiclient.ClientOptions{ServerAddr: addr, PlainText: true, AuthToken: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closer, apps, err := c.NewApplicationClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	stream, err := apps.Watch(ctx, &applicationpkg.ApplicationQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Refresh(ctx, "order-service-dev"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := stream.Recv(); err != nil {
+			break // the server ended the stream
+		}
+	}
+	closer.Close()
+	if err := sim.Refresh(ctx, "order-service-dev"); err == nil {
+		t.Fatal("Refresh after Close succeeded")
+	}
+	kube.Close()
+}
+
+func TestConfigIsChecked(t *testing.T) {
+	kube := kubesim.New()
+	for _, tc := range []struct {
+		name string
+		cfg  argosim.Config
+		want string
+	}{
+		{"no cluster", argosim.Config{RepoDir: ".", Token: "t"}, "Kube is required"},
+		{"no token", argosim.Config{RepoDir: ".", Kube: kube}, "Token is required"},
+		{"no repository", argosim.Config{Kube: kube, Token: "t"}, "RepoDir is required"},
+		{"option as branch", argosim.Config{RepoDir: ".", Kube: kube, Token: "t", Branch: "--upload-pack=x"}, "not a branch"},
+		{"root outside", argosim.Config{RepoDir: ".", Kube: kube, Token: "t", GitOpsRoot: "../x"}, "relative path"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := argosim.New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	sim, err := argosim.New(argosim.Config{RepoDir: t.TempDir(), Kube: kube, Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	if _, err := sim.Start(context.Background(), "127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "unable to resolve") {
+		t.Fatalf("Start on a directory that is not a repository = %v", err)
+	}
 }
