@@ -43,8 +43,10 @@ import (
 	"sync"
 	"time"
 
+	synccommon "github.com/argoproj/argo-cd/gitops-engine/v3/pkg/sync/common"
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	"google.golang.org/grpc"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/come2us/opsctl/pkg/gitops"
 	"github.com/come2us/opsctl/pkg/kubesim"
@@ -504,6 +506,12 @@ func (s *Server) storeApplication(ctx context.Context, gen *v1alpha1.Application
 		a.Labels = gen.Labels
 		a.Annotations = gen.Annotations
 		a.Finalizers = gen.Finalizers
+		if st := a.Status.OperationState; st != nil && !st.Phase.Completed() {
+			// Left Running by a previous run that stopped mid-sync; it would block every
+			// sync request.
+			now := metav1.Now()
+			st.Phase, st.Message, st.FinishedAt = synccommon.OperationFailed, "interrupted: the simulated Argo CD stopped during the sync", &now
+		}
 		return true, nil
 	})
 	if err != nil {

@@ -26,8 +26,9 @@ func unstructuredOf(m map[string]any) *unstructured.Unstructured {
 	return &unstructured.Unstructured{Object: m}
 }
 
-// enqueue queues a reconcile of app; with wait set it returns a channel closed once a
-// reconcile that started after this call has finished (nil after Close).
+// enqueue queues a reconcile of app (refresh: record it even when nothing changed; hard: drop
+// the cached trees and renders first) and returns a channel that is closed once a reconcile
+// that started after this call has finished, or nil after Close.
 func (s *Server) enqueue(app string, refresh, hard bool) <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()

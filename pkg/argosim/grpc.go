@@ -182,7 +182,15 @@ func inProjects(a *v1alpha1.Application, projects []string) bool {
 // unknown with a project named is NotFound; without one it is PermissionDenied, so the answer
 // does not reveal whether an application exists.
 func (a *appAPI) lookup(name, project string) (*v1alpha1.Application, error) {
+	return a.lookupIn("", name, project)
+}
+
+// lookupIn is lookup for a query that may name the Applications' namespace.
+func (a *appAPI) lookupIn(namespace, name, project string) (*v1alpha1.Application, error) {
 	app, err := a.s.getApp(name)
+	if err == nil && namespace != "" && namespace != app.Namespace {
+		err = errAppNotFound
+	}
 	if err == nil && (project == "" || app.Spec.GetProject() == project) {
 		return app, nil
 	}
@@ -214,6 +222,9 @@ func matcher(q *applicationpkg.ApplicationQuery) (func(*v1alpha1.Application) bo
 	}
 	projects := projectsOf(q)
 	return func(a *v1alpha1.Application) bool {
+		if q.GetAppNamespace() != "" && a.Namespace != q.GetAppNamespace() {
+			return false
+		}
 		if q.GetName() != "" && a.Name != q.GetName() {
 			return false
 		}
@@ -249,8 +260,8 @@ func (a *appAPI) List(_ context.Context, q *applicationpkg.ApplicationQuery) (*v
 // Get returns one Application; with refresh set ("normal" or "hard") it first waits for the
 // controller to compare it with git again, as argocd-server does.
 func (a *appAPI) Get(ctx context.Context, q *applicationpkg.ApplicationQuery) (*v1alpha1.Application, error) {
-	name, project := q.GetName(), oneProject(projectsOf(q))
-	if _, err := a.lookup(name, project); err != nil {
+	name, project, ns := q.GetName(), oneProject(projectsOf(q)), q.GetAppNamespace()
+	if _, err := a.lookupIn(ns, name, project); err != nil {
 		return nil, err
 	}
 	if r := q.GetRefresh(); r != "" {
@@ -261,7 +272,7 @@ func (a *appAPI) Get(ctx context.Context, q *applicationpkg.ApplicationQuery) (*
 			return nil, statusOf(err)
 		}
 	}
-	return a.lookup(name, project)
+	return a.lookupIn(ns, name, project)
 }
 
 func statusOf(err error) error {
@@ -280,7 +291,7 @@ func statusOf(err error) error {
 // the operation set, as argocd-server does, or FailedPrecondition while another runs.
 func (a *appAPI) Sync(ctx context.Context, req *applicationpkg.ApplicationSyncRequest) (*v1alpha1.Application, error) {
 	name := req.GetName()
-	app, err := a.lookup(name, req.GetProject())
+	app, err := a.lookupIn(req.GetAppNamespace(), name, req.GetProject())
 	if err != nil {
 		return nil, err
 	}
@@ -372,7 +383,7 @@ func (a *appAPI) Watch(q *applicationpkg.ApplicationQuery, ws applicationpkg.App
 }
 
 func resourcesQueryApp(a *appAPI, q *applicationpkg.ResourcesQuery) (*v1alpha1.Application, error) {
-	return a.lookup(q.GetApplicationName(), q.GetProject())
+	return a.lookupIn(q.GetAppNamespace(), q.GetApplicationName(), q.GetProject())
 }
 
 // ResourceTree returns the Application's live objects and, under each Deployment, its Pods.
@@ -491,7 +502,7 @@ func jsonOf(o *unstructured.Unstructured) string {
 
 // RevisionMetadata returns the author, date, message and tags of a commit of the repository.
 func (a *appAPI) RevisionMetadata(ctx context.Context, q *applicationpkg.RevisionMetadataQuery) (*v1alpha1.RevisionMetadata, error) {
-	if _, err := a.lookup(q.GetName(), q.GetProject()); err != nil {
+	if _, err := a.lookupIn(q.GetAppNamespace(), q.GetName(), q.GetProject()); err != nil {
 		return nil, err
 	}
 	commit, err := a.s.git.resolve(ctx, q.GetRevision())

@@ -1,12 +1,14 @@
 package argosim
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/metadata"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/come2us/opsctl/pkg/kubesim"
@@ -221,4 +223,24 @@ func FuzzGenerate(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestTokenLocations(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		md   metadata.MD
+		want string
+	}{
+		{"argo-cd API client", metadata.Pairs("token", "abc"), "abc"},
+		{"bearer header", metadata.Pairs("authorization", "Bearer abc"), "abc"},
+		{"gateway cookie", metadata.Pairs("grpcgateway-cookie", "other=1; argocd.token=abc"), "abc"},
+		{"basic auth is not a token", metadata.Pairs("authorization", "Basic abc"), ""},
+		{"nothing", metadata.MD{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tokenOf(metadata.NewIncomingContext(context.Background(), tc.md)); got != tc.want {
+				t.Fatalf("tokenOf = %q, want %q", got, tc.want)
+			}
+		})
+	}
 }
