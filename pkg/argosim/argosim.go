@@ -6,8 +6,9 @@
 //
 // What it does, as Argo CD would:
 //   - Applications come from gitops/argocd/applicationset.yaml (list and matrix-of-list
-//     generators, rendered with Argo CD's own template code); repoURL is rewritten to the local
-//     repository and the destination server to the simulated cluster. The AppProject comes from
+//     generators, goTemplate with Sprig, expanded as the ApplicationSet controller does; see
+//     appset.go for why not with its own code); repoURL is rewritten to the local repository
+//     and the destination server to the simulated cluster. The AppProject comes from
 //     appproject.yaml. Both are stored in the cluster (argoproj.io/v1alpha1).
 //   - The controller resolves each Application's targetRevision with the git CLI, renders its
 //     Helm chart at that commit with pkg/chart, compares the result with the live objects, and
@@ -22,8 +23,9 @@
 //     object edited in the cluster makes the Application OutOfSync, and selfHeal re-applies it.
 //
 // What it does not do: sync hooks, health-gated waves (a wave is applied without waiting for
-// the previous one to become healthy), retries with backoff, RBAC beyond one token, multiple
-// sources, Kustomize or plain directories, or any cluster other than the simulated one.
+// the previous one to become healthy), retries with backoff, AppProject restrictions, RBAC
+// beyond one token, jq ignoreDifferences, multiple sources, Kustomize or plain directories, or
+// any cluster other than the simulated one.
 //
 // It says "simulated" wherever it shows itself: the version and settings answers, an
 // annotation on every Application, AppProject and Pod it writes.
@@ -54,7 +56,10 @@ import (
 
 // Defaults for Config fields left empty.
 const (
-	DefaultInterval   = 3 * time.Second
+	// DefaultInterval is how often git is polled, like Argo CD's (much longer) reconciliation
+	// timeout.
+	DefaultInterval = 3 * time.Second
+	// DefaultReadyDelay is how long a simulated Pod takes to become Ready.
 	DefaultReadyDelay = time.Second
 	// DefaultKubeURL is the in-cluster API address the ApplicationSet names.
 	DefaultKubeURL = "https://kubernetes.default.svc"
@@ -259,6 +264,10 @@ func (s *Server) Start(ctx context.Context, addr string) (string, error) {
 
 // Addr returns the gRPC address (after Start).
 func (s *Server) Addr() string { return s.addr }
+
+// AppNamespace returns the namespace holding the Application objects (the ApplicationSet's,
+// "argocd"), which core-mode clients need; it is known after Start.
+func (s *Server) AppNamespace() string { return s.appNamespace }
 
 // Close stops the gRPC server (ending every stream), the controller and the simulated
 // cluster's controllers, and waits for them. The Applications and objects stay in the cluster.
