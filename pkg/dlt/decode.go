@@ -81,25 +81,38 @@ func Decode(r *kgo.Record) Record {
 	}
 	d.Fields = jsonObject(r.Value)
 	var spring, connect bool
+	// The original topic comes from the first of these that a header names, whatever order the
+	// headers are in: Spring's, then Connect's, then the generic x-original-topic.
+	var springTopic, connectTopic, xTopic string
 	for _, h := range r.Headers {
 		dh := decodeHeader(h.Key, h.Value)
 		d.Headers = append(d.Headers, dh)
 		if dh.Kind == "binary" && isNumericHeader(h.Key) {
-			d.Problems = append(d.Problems, fmt.Sprintf("header %s: want %d bytes, got %d", h.Key, numericWidth(h.Key), len(h.Value)))
+			d.Problems = append(d.Problems, fmt.Sprintf("header %s: want %d bytes, got %d", clip(h.Key), numericWidth(h.Key), len(h.Value)))
 		}
 		switch {
+		case h.Key == HeaderOriginalTopic:
+			spring = true
+			springTopic = d.topicHeader(h)
+		case h.Key == ConnectTopic:
+			connect = true
+			connectTopic = d.topicHeader(h)
+		case h.Key == HeaderXOriginalTopic:
+			xTopic = d.topicHeader(h)
 		case strings.HasPrefix(h.Key, SpringPrefix):
 			spring = true
 			d.readSpring(h)
 		case strings.HasPrefix(h.Key, ConnectPrefix):
 			connect = true
 			d.readConnect(h)
-		case h.Key == HeaderXOriginalTopic:
-			if d.Origin.Topic == "" {
-				d.Origin.Topic = string(h.Value)
-			}
 		case h.Key == HeaderTargetGroup:
 			d.TargetGroup = string(h.Value)
+		}
+	}
+	for _, t := range []string{springTopic, connectTopic, xTopic} {
+		if t != "" {
+			d.Origin.Topic = t
+			break
 		}
 	}
 	d.ReplayCount = ReplayCount(r.Headers)
@@ -139,8 +152,6 @@ func Decode(r *kgo.Record) Record {
 
 func (d *Record) readSpring(h kgo.RecordHeader) {
 	switch h.Key {
-	case HeaderOriginalTopic:
-		d.Origin.Topic = string(h.Value)
 	case HeaderOriginalPartition:
 		if len(h.Value) == 4 {
 			d.Origin.Partition = int32(binary.BigEndian.Uint32(h.Value))
@@ -171,19 +182,17 @@ func (d *Record) readSpring(h kgo.RecordHeader) {
 func (d *Record) readConnect(h kgo.RecordHeader) {
 	v := string(h.Value)
 	switch h.Key {
-	case ConnectTopic:
-		d.Origin.Topic = v
 	case ConnectPartition:
 		if n, err := strconv.ParseInt(v, 10, 32); err == nil {
 			d.Origin.Partition = int32(n)
 		} else {
-			d.Problems = append(d.Problems, fmt.Sprintf("header %s: %q is not a partition", h.Key, v))
+			d.Problems = append(d.Problems, fmt.Sprintf("header %s: %q is not a partition", h.Key, clip(v)))
 		}
 	case ConnectOffset:
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 			d.Origin.Offset = n
 		} else {
-			d.Problems = append(d.Problems, fmt.Sprintf("header %s: %q is not an offset", h.Key, v))
+			d.Problems = append(d.Problems, fmt.Sprintf("header %s: %q is not an offset", h.Key, clip(v)))
 		}
 	case ConnectConnector:
 		d.ErrorSource = v
@@ -195,6 +204,55 @@ func (d *Record) readConnect(h kgo.RecordHeader) {
 	case ConnectExceptionTrace:
 		d.Stacktrace = v
 	}
+}
+
+func (d *Record) topicHeader(h kgo.RecordHeader) string {
+	t := headerTopic(h.Value)
+	if t == "" && len(h.Value) > 0 {
+		d.Problems = append(d.Problems, fmt.Sprintf("header %s: %q is not a topic name", h.Key, clip(string(h.Value))))
+	}
+	return t
+}
+
+// clip shortens a header value quoted in a problem, so a megabyte of garbage does not become a
+// megabyte of problem text.
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// headerTopic reads a topic name from a header. Kafka topic names are short ASCII
+// ([a-zA-Z0-9._-], at most 249 characters); anything else cannot be a topic to replay to, so it
+// reads as no topic at all rather than as a target that would fail later.
+func headerTopic(v []byte) string {
+	if len(v) == 0 || len(v) > 249 {
+		return ""
+	}
+	for _, c := range v {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return ""
+		}
+	}
+	if s := string(v); s != "." && s != ".." {
+		return s
+	}
+	return ""
+}
+
+// IsDeadLetterHeader reports whether a header is dead-letter metadata (Spring's kafka_dlt-*,
+// Connect's __connect.errors.*, or x-original-topic) rather than a business or trace header.
+// A replayed record drops these: they describe the failure, not the event.
+func IsDeadLetterHeader(key string) bool {
+	return strings.HasPrefix(key, SpringPrefix) || strings.HasPrefix(key, ConnectPrefix) || key == HeaderXOriginalTopic
 }
 
 // OriginalTopic returns the topic a dead letter should be replayed to, from the first header

@@ -1,0 +1,476 @@
+package replay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/time/rate"
+
+	"github.com/come2us/opsctl/pkg/dlt"
+)
+
+// TransactionalID is the transactional id every replay of dltTopic uses. One id per DLT is what
+// makes a second run fence the first: Kafka allows one producer per transactional id.
+func TransactionalID(dltTopic string) string { return "opsctl-replay/" + dltTopic }
+
+// Summary is the outcome of one replay run.
+type Summary struct {
+	RunID  string `json:"runId"`
+	Topic  string `json:"topic"`
+	Status string `json:"status"`
+	Counts
+	Scanned         int64     `json:"scanned"`
+	Limited         bool      `json:"limited,omitempty"`
+	WhereErrors     int64     `json:"whereErrors,omitempty"`
+	FirstWhereError string    `json:"firstWhereError,omitempty"`
+	Started         time.Time `json:"started"`
+	Finished        time.Time `json:"finished"`
+	Error           string    `json:"error,omitempty"`
+}
+
+// Partial reports whether some selected records were neither replayed nor already replayed.
+func (s *Summary) Partial() bool { return s.Refused > 0 || s.Failed > 0 }
+
+// item is one record on its way out.
+type item struct {
+	from     Coord
+	out      *kgo.Record
+	replayID string
+	count    int
+	err      error
+}
+
+type run struct {
+	e       *Engine
+	req     *Request
+	cl      *kgo.Client
+	id      string
+	started time.Time
+	sum     *Summary
+	limiter *rate.Limiter
+}
+
+// Replay replays the records req selects, exactly once across runs: records the ledger already
+// has are skipped (unless Force), each batch of replayed records is committed together with
+// its ledger entries in one transaction, and a concurrent run of the same DLT fences this one
+// (ErrFenced). The Summary is returned even with an error and says how far the run got; what
+// it reports as replayed is committed.
+func (e *Engine) Replay(ctx context.Context, req Request) (*Summary, error) {
+	r := &run{e: e, req: &req, started: e.cfg.Now().UTC()}
+	r.id = newRunID()
+	r.sum = &Summary{RunID: r.id, Topic: req.Topic, Status: RunFailed, Started: r.started}
+	err := r.do(ctx)
+	r.sum.Finished = e.cfg.Now().UTC()
+	if err != nil {
+		r.sum.Error = err.Error()
+	}
+	return r.sum, err
+}
+
+func newRunID() string {
+	if id, err := uuid.NewV7(); err == nil {
+		return id.String()
+	}
+	return uuid.NewString()
+}
+
+func (r *run) do(ctx context.Context) (err error) {
+	e, req := r.e, r.req
+	if err := e.validate(req, true); err != nil {
+		return err
+	}
+	ranges, err := e.topicRanges(ctx, req.Topic, &req.Selection, toStable)
+	if err != nil {
+		return err
+	}
+	ranges, _ = bounded(ranges, req.Bound)
+	if err := e.ensureLedger(ctx); err != nil {
+		return err
+	}
+
+	r.cl, err = e.cfg.NewClient(
+		kgo.TransactionalID(TransactionalID(req.Topic)),
+		kgo.TransactionTimeout(e.cfg.TransactionTimeout),
+		kgo.ProducerBatchMaxBytes(16<<20),
+		kgo.MaxBufferedRecords(4*e.cfg.BatchSize+16),
+		kgo.RecordDeliveryTimeout(2*time.Minute),
+	)
+	if err != nil {
+		return err
+	}
+	defer r.cl.Close()
+
+	// Take the fence: the first transaction (the run-start entry) makes Kafka abort whatever an
+	// earlier run of this DLT left open and refuse that run from now on.
+	start := r.runEntry(RunRunning, nil, nil)
+	if err := r.transact(ctx, func() error { return r.produceSync(ctx, start) }); err != nil {
+		if isFenced(err) {
+			return fmt.Errorf("%w: another replay of %s started at the same moment and took over; nothing was replayed", ErrFenced, req.Topic)
+		}
+		return fmt.Errorf("start replay run (write %s): %w; nothing was replayed", e.cfg.LedgerTopic, err)
+	}
+	// Now every earlier run's transactions are decided; the ledger up to its high watermark is
+	// the complete truth about what was replayed.
+	ledger, err := e.readLedger(ctx, req.Topic, toHigh, false)
+	if err != nil {
+		return r.finish(ctx, err)
+	}
+	ru, err := e.newRules(ctx, req, ledger)
+	if err != nil {
+		return r.finish(ctx, err)
+	}
+	if req.Rate > 0 {
+		r.limiter = rate.NewLimiter(rate.Limit(req.Rate), max(1, min(e.cfg.BatchSize, int(req.Rate))))
+	}
+	batchCap := e.cfg.BatchSize
+	if req.Rate > 0 {
+		batchCap = max(1, min(batchCap, int(req.Rate))) // about a second of records per transaction
+	}
+	var (
+		batch      []*item
+		batchStart time.Time
+		scan       ScanSummary
+		lastReport time.Time
+	)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := r.commitBatch(ctx, batch)
+		batch = batch[:0]
+		r.progress(scan.Scanned)
+		return err
+	}
+	err = e.walk(ctx, req, ru, ranges, &scan, func(rec *kgo.Record, d *dlt.Record, dec decision) (bool, error) {
+		r.sum.Selected++
+		from := Coord{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset}
+		switch dec.action {
+		case ActionSkipped:
+			r.sum.Skipped++
+			r.result(Result{From: from, Action: ActionSkipped, Reason: dec.reason})
+		case ActionRefused:
+			r.sum.Refused++
+			var target *Coord
+			if dec.target != "" {
+				target = &Coord{Topic: dec.target, Partition: -1, Offset: -1}
+			}
+			r.result(Result{From: from, Action: ActionRefused, Code: dec.code, Reason: dec.reason, Target: target})
+		case ActionReplayed:
+			if r.limiter != nil {
+				if err := r.limiter.Wait(ctx); err != nil {
+					return false, err
+				}
+			}
+			if len(batch) == 0 {
+				batchStart = time.Now()
+			}
+			batch = append(batch, r.newItem(rec, from, dec))
+			if len(batch) >= batchCap || time.Since(batchStart) > time.Second {
+				if err := flush(); err != nil {
+					return false, err
+				}
+			}
+		}
+		if time.Since(lastReport) > 200*time.Millisecond {
+			lastReport = time.Now()
+			r.progress(scan.Scanned)
+		}
+		return true, nil
+	})
+	if err == nil {
+		err = flush()
+	} else if len(batch) > 0 && !isFenced(err) {
+		// The scan stopped (cancelled, broker error) with records collected but not sent: they
+		// were never part of a transaction, so nothing of them was applied.
+		for _, it := range batch {
+			r.failed(it, fmt.Errorf("not sent: %w", err))
+		}
+	}
+	r.sum.Scanned, r.sum.Limited = scan.Scanned, scan.Limited
+	r.sum.WhereErrors, r.sum.FirstWhereError = scan.WhereErrors, scan.FirstWhereError
+	r.progress(scan.Scanned)
+	return r.finish(ctx, err)
+}
+
+func (r *run) progress(scanned int64) {
+	if r.req.OnProgress != nil {
+		r.req.OnProgress(Progress{Scanned: scanned, Counts: r.sum.Counts})
+	}
+}
+
+func (r *run) result(res Result) {
+	if r.req.OnResult != nil {
+		r.req.OnResult(res)
+	}
+}
+
+func (r *run) failed(it *item, err error) {
+	r.sum.Failed++
+	r.result(Result{From: it.from, Action: ActionFailed, Reason: err.Error(),
+		Target: &Coord{Topic: it.out.Topic, Partition: -1, Offset: -1}, ReplayID: it.replayID, ReplayCount: it.count})
+}
+
+// finish writes the run-end entry (unless fenced: the fence belongs to another run now) and
+// settles the summary's status.
+func (r *run) finish(ctx context.Context, err error) error {
+	switch {
+	case err == nil && r.sum.Partial():
+		r.sum.Status = RunPartial
+	case err == nil:
+		r.sum.Status = RunCompleted
+	case isFenced(err):
+		r.sum.Status = RunFenced
+		if !errors.Is(err, ErrFenced) {
+			err = fmt.Errorf("%w: another replay of %s took over; nothing of this batch was applied", ErrFenced, r.req.Topic)
+		}
+		return err
+	case errors.Is(err, context.Canceled):
+		r.sum.Status = RunCancelled
+	default:
+		r.sum.Status = RunFailed
+	}
+	var msg string
+	if err != nil {
+		msg = err.Error()
+	}
+	counts := r.sum.Counts
+	now := r.e.cfg.Now().UTC()
+	end := r.runEntry(r.sum.Status, &counts, func(en *Entry) { en.Error, en.Finished = msg, &now })
+	// Record the end even when the caller's context was cancelled (SIGINT), briefly.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if werr := r.transact(wctx, func() error { return r.produceSync(wctx, end) }); werr != nil {
+		r.e.cfg.Logger.Warn("could not record the end of the replay run in the ledger", "run", r.id, "err", werr)
+		if isFenced(werr) && err == nil {
+			r.sum.Status = RunFenced
+			return fmt.Errorf("%w: another replay of %s took over after this run's last batch; every record reported replayed was applied", ErrFenced, r.req.Topic)
+		}
+	}
+	return err
+}
+
+func (r *run) runEntry(status string, counts *Counts, edit func(*Entry)) *kgo.Record {
+	en := Entry{
+		Kind: KindRun, RunID: r.id, DLT: r.req.Topic, Actor: r.e.cfg.Actor, Time: r.e.cfg.Now().UTC(),
+		Reason: r.req.Reason, Status: status, Started: r.started, Selection: r.req.Selection.Describe(),
+		To: r.req.To, Force: r.req.Force, Counts: counts, Group: r.req.Group,
+	}
+	if edit != nil {
+		edit(&en)
+	}
+	b, _ := json.Marshal(en)
+	return &kgo.Record{Topic: r.e.cfg.LedgerTopic, Key: []byte(RunKey(r.id)), Value: b}
+}
+
+func (r *run) newItem(rec *kgo.Record, from Coord, dec decision) *item {
+	replayID := uuid.NewSHA1(uuid.NameSpaceURL, []byte("opsctl-replay:"+r.id+":"+from.String())).String()
+	out := &kgo.Record{
+		Topic:   dec.target,
+		Key:     rec.Key,
+		Value:   rec.Value,
+		Headers: ReplayHeaders(rec.Headers, from, replayID, dec.count, r.req.Group),
+	}
+	return &item{from: from, out: out, replayID: replayID, count: dec.count}
+}
+
+// ReplayHeaders returns the headers of a replayed record: the original business and trace
+// headers in their order, without dead-letter metadata (kafka_dlt-*, __connect.errors.*,
+// x-original-topic) or earlier replay headers, then x-opsctl-replay-id, x-opsctl-replay-count,
+// x-opsctl-replayed-from and, with a group, x-opsctl-target-group. Without a group a record
+// keeps the target group an earlier replay gave it, so a replay never widens its audience
+// silently.
+func ReplayHeaders(orig []kgo.RecordHeader, from Coord, replayID string, count int, group string) []kgo.RecordHeader {
+	out := make([]kgo.RecordHeader, 0, len(orig)+4)
+	for _, h := range orig {
+		switch {
+		case dlt.IsDeadLetterHeader(h.Key):
+		case h.Key == dlt.HeaderReplayID, h.Key == dlt.HeaderReplayCount, h.Key == dlt.HeaderReplayedFrom:
+		case h.Key == dlt.HeaderTargetGroup && group != "":
+		default:
+			out = append(out, h)
+		}
+	}
+	out = append(out,
+		kgo.RecordHeader{Key: dlt.HeaderReplayID, Value: []byte(replayID)},
+		kgo.RecordHeader{Key: dlt.HeaderReplayCount, Value: []byte(strconv.Itoa(count))},
+		kgo.RecordHeader{Key: dlt.HeaderReplayedFrom, Value: []byte(from.String())},
+	)
+	if group != "" {
+		out = append(out, kgo.RecordHeader{Key: dlt.HeaderTargetGroup, Value: []byte(group)})
+	}
+	return out
+}
+
+// transact runs fn inside one transaction and commits it, aborting on any failure. fn's records
+// must all have succeeded for the commit to be attempted (franz-go would otherwise commit the
+// ones that did).
+func (r *run) transact(ctx context.Context, fn func() error) error {
+	if err := r.cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(); err != nil {
+		return r.abort(ctx, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return r.abort(ctx, err) // interrupted after the last record: do not commit a half-wanted batch
+	}
+	// EndTxn must not be cut off by a cancelled context: its outcome would be unknowable.
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+	defer cancel()
+	if err := r.cl.EndTransaction(ectx, kgo.TryCommit); err != nil {
+		if isFenced(err) {
+			return err
+		}
+		// The commit's outcome may be unknown (franz-go says so for transport errors): abort what
+		// can be aborted and let the next run's ledger read decide what happened.
+		_ = r.cl.EndTransaction(ectx, kgo.TryAbort)
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
+}
+
+// abortedError is a transaction failure after which the abort went through cleanly: nothing of
+// the transaction was applied and the producer is fit for another transaction.
+type abortedError struct{ cause error }
+
+func (e *abortedError) Error() string { return e.cause.Error() }
+func (e *abortedError) Unwrap() error { return e.cause }
+
+// abort ends the open transaction without committing, so nothing produced in it becomes
+// visible, and returns cause (or the fencing error that explains it).
+func (r *run) abort(ctx context.Context, cause error) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+	defer cancel()
+	if err := r.cl.AbortBufferedRecords(actx); err != nil {
+		return errors.Join(cause, fmt.Errorf("abort buffered records: %w", err))
+	}
+	if err := r.cl.EndTransaction(actx, kgo.TryAbort); err != nil {
+		if isFenced(err) && !isFenced(cause) {
+			return err
+		}
+		return errors.Join(cause, fmt.Errorf("abort transaction: %w", err))
+	}
+	return &abortedError{cause: cause}
+}
+
+func (r *run) produceSync(ctx context.Context, rec *kgo.Record) error {
+	return r.cl.ProduceSync(ctx, rec).FirstErr()
+}
+
+// commitBatch replays items and writes their ledger entries in one transaction. Records that
+// fail on their own (too large, target gone) are reported failed and the rest retried once in
+// a fresh transaction; any other failure stops the run.
+func (r *run) commitBatch(ctx context.Context, items []*item) error {
+	pending := items
+	for attempt := 0; attempt < 2 && len(pending) > 0; attempt++ {
+		err := r.transact(ctx, func() error { return r.produceBatch(ctx, pending) })
+		if err == nil {
+			for _, it := range pending {
+				r.sum.Replayed++
+				r.result(Result{From: it.from, Action: ActionReplayed, ReplayID: it.replayID, ReplayCount: it.count,
+					Target: &Coord{Topic: it.out.Topic, Partition: it.out.Partition, Offset: it.out.Offset}})
+			}
+			return nil
+		}
+		var aborted *abortedError
+		var rest []*item
+		for _, it := range pending {
+			if it.err != nil && recordLevel(it.err) && errors.As(err, &aborted) && !isFenced(err) {
+				r.failed(it, fmt.Errorf("replay to %s: %w (transaction aborted, nothing of it applied)", it.out.Topic, it.err))
+				continue
+			}
+			it.err = nil
+			rest = append(rest, it)
+		}
+		if len(rest) == len(pending) || attempt == 1 {
+			for _, it := range rest {
+				r.failed(it, fmt.Errorf("batch aborted, nothing of it applied: %w", err))
+			}
+			return err
+		}
+		pending = rest
+	}
+	return nil
+}
+
+// produceBatch sends the replayed records, waits for their offsets, then sends their ledger
+// entries (which record those offsets), all inside the caller's transaction.
+func (r *run) produceBatch(ctx context.Context, items []*item) error {
+	var wg sync.WaitGroup
+	wg.Add(len(items))
+	for _, it := range items {
+		it.err = nil
+		it.out.Partition, it.out.Offset = -1, -1
+		r.cl.Produce(ctx, it.out, func(_ *kgo.Record, err error) {
+			it.err = err
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	var first error
+	for _, it := range items {
+		if it.err != nil && first == nil {
+			first = fmt.Errorf("replay %s to %s: %w", it.from, it.out.Topic, it.err)
+		}
+	}
+	if first != nil {
+		return first
+	}
+	now := r.e.cfg.Now().UTC()
+	ledger := make([]*kgo.Record, len(items))
+	for i, it := range items {
+		en := Entry{
+			Kind: KindReplay, RunID: r.id, DLT: r.req.Topic, Actor: r.e.cfg.Actor, Time: now, Reason: r.req.Reason,
+			ReplayID: it.replayID, ReplayCount: it.count, Group: r.req.Group,
+			Target: &Coord{Topic: it.out.Topic, Partition: it.out.Partition, Offset: it.out.Offset},
+		}
+		b, _ := json.Marshal(en)
+		ledger[i] = &kgo.Record{Topic: r.e.cfg.LedgerTopic, Key: []byte(it.from.String()), Value: b}
+	}
+	if err := r.cl.ProduceSync(ctx, ledger...).FirstErr(); err != nil {
+		return fmt.Errorf("write ledger %s: %w", r.e.cfg.LedgerTopic, err)
+	}
+	return nil
+}
+
+// isFenced reports whether err means this producer lost its transactional id to a newer one.
+func isFenced(err error) bool {
+	return errors.Is(err, ErrFenced) || errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
+}
+
+// recordLevel reports whether err concerns one record or its topic, not the transaction or
+// the connection, so the rest of a batch can still be replayed.
+func recordLevel(err error) bool {
+	for _, e := range []error{kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord, kerr.CorruptMessage,
+		kerr.InvalidTimestamp, kerr.TopicAuthorizationFailed, kerr.InvalidTopicException, kerr.UnknownTopicOrPartition} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// ensureLedger creates the ledger topic, compacted, when it does not exist yet.
+func (e *Engine) ensureLedger(ctx context.Context) error {
+	tds, err := e.adm.ListTopics(ctx, e.cfg.LedgerTopic)
+	if err != nil {
+		return fmt.Errorf("look up ledger topic %s: %w", e.cfg.LedgerTopic, err)
+	}
+	if td, ok := tds[e.cfg.LedgerTopic]; ok && td.Err == nil {
+		return nil
+	}
+	compact := "compact"
+	_, err = e.adm.CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, e.cfg.LedgerTopic)
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create ledger topic %s (compacted): %w; nothing was replayed", e.cfg.LedgerTopic, err)
+	}
+	return nil
+}
