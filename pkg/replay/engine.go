@@ -84,6 +84,9 @@ var (
 	// ErrFenced means another replay of the same DLT started and took over this run's
 	// transactional id; nothing of the batch in flight was applied.
 	ErrFenced = errors.New("fenced by another replay")
+	// ErrCommitUnknown means a batch's commit failed in a way that leaves its outcome unknown
+	// (a lost connection, say). Running the replay again settles it from the ledger.
+	ErrCommitUnknown = errors.New("commit outcome unknown")
 	// ErrRefused means a replay request breaks a rule (allowlist, --to, missing reason) and
 	// nothing was done.
 	ErrRefused = errors.New("refused")
@@ -96,6 +99,11 @@ type Engine struct {
 	cfg Config
 	cl  *kgo.Client
 	adm *kadm.Client
+
+	// beforeCommit, when set (tests only), runs inside each replay batch's transaction after
+	// every record was produced and before the commit: the widest window for a crash or a
+	// concurrent run to strike.
+	beforeCommit func(runID string)
 }
 
 // New returns an Engine; call Close when done.
@@ -164,6 +172,7 @@ const (
 // topicRanges returns the offset ranges of topic to read, narrowed by the selection's
 // partition, offset and since filters (the rest are checked per record).
 func (e *Engine) topicRanges(ctx context.Context, topic string, sel *Selection, mode endMode) ([]partRange, error) {
+	ctx = fresh(ctx)
 	starts, err := e.adm.ListStartOffsets(ctx, topic)
 	if err != nil {
 		return nil, fmt.Errorf("list start offsets of %s: %w", topic, err)
@@ -222,6 +231,12 @@ func (e *Engine) topicRanges(ctx context.Context, topic string, sel *Selection, 
 	sort.Slice(out, func(i, j int) bool { return out[i].p < out[j].p })
 	return out, nil
 }
+
+// fresh makes kadm fetch metadata from the broker instead of its cache. The cache may say a
+// topic does not exist for seconds after it was created (the ledger, on a first replay), and
+// reading a ledger that "does not exist" as empty would replay everything again. kadm bypasses
+// its cache whenever authorized operations are asked for.
+func fresh(ctx context.Context) context.Context { return kadm.WithAuthorizedOps(ctx) }
 
 func topicErr(topic string, l kadm.ListedOffsets) error {
 	ps, ok := l[topic]

@@ -167,7 +167,7 @@ func (e *Engine) newRules(ctx context.Context, req *Request, ledger *ledgerIndex
 			ru.allow[t] = true
 		}
 	}
-	tds, err := e.adm.ListTopics(ctx)
+	tds, err := e.adm.ListTopics(fresh(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("list topics: %w", err)
 	}

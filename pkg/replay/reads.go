@@ -31,6 +31,7 @@ type TopicInfo struct {
 // Topics lists the dead-letter topics (names matching the configured pattern, the ledger
 // excluded), sorted by name, with their counts and the replays recorded so far.
 func (e *Engine) Topics(ctx context.Context) ([]TopicInfo, error) {
+	ctx = fresh(ctx)
 	all, err := e.adm.ListTopics(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list topics: %w", err)
@@ -359,12 +360,13 @@ func (e *Engine) History(ctx context.Context, dltTopic string) ([]Run, error) {
 	return runs, nil
 }
 
-// readLedger reads the ledger into an index. wantDLT "" keeps every DLT's replays. A ledger
-// topic that does not exist yet is an empty ledger.
+// readLedger reads the ledger into an index. wantDLT "" keeps every DLT's replays. For reads
+// (mode toStable) a ledger topic that does not exist yet is an empty ledger; a replay (toHigh)
+// has just written to it, so its absence is an error, never an empty ledger.
 func (e *Engine) readLedger(ctx context.Context, wantDLT string, mode endMode, keepRuns bool) (*ledgerIndex, error) {
 	ix := newLedgerIndex()
 	ranges, err := e.topicRanges(ctx, e.cfg.LedgerTopic, nil, mode)
-	if errors.Is(err, ErrUnknownTopic) {
+	if errors.Is(err, ErrUnknownTopic) && mode == toStable {
 		return ix, nil
 	}
 	if err != nil {

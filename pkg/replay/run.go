@@ -332,7 +332,7 @@ func (r *run) transact(ctx context.Context, fn func() error) error {
 		// The commit's outcome may be unknown (franz-go says so for transport errors): abort what
 		// can be aborted and let the next run's ledger read decide what happened.
 		_ = r.cl.EndTransaction(ectx, kgo.TryAbort)
-		return fmt.Errorf("commit transaction: %w", err)
+		return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
 	}
 	return nil
 }
@@ -371,7 +371,15 @@ func (r *run) produceSync(ctx context.Context, rec *kgo.Record) error {
 func (r *run) commitBatch(ctx context.Context, items []*item) error {
 	pending := items
 	for attempt := 0; attempt < 2 && len(pending) > 0; attempt++ {
-		err := r.transact(ctx, func() error { return r.produceBatch(ctx, pending) })
+		err := r.transact(ctx, func() error {
+			if err := r.produceBatch(ctx, pending); err != nil {
+				return err
+			}
+			if r.e.beforeCommit != nil {
+				r.e.beforeCommit(r.id)
+			}
+			return nil
+		})
 		if err == nil {
 			for _, it := range pending {
 				r.sum.Replayed++
@@ -392,7 +400,11 @@ func (r *run) commitBatch(ctx context.Context, items []*item) error {
 		}
 		if len(rest) == len(pending) || attempt == 1 {
 			for _, it := range rest {
-				r.failed(it, fmt.Errorf("batch aborted, nothing of it applied: %w", err))
+				if errors.Is(err, ErrCommitUnknown) {
+					r.failed(it, fmt.Errorf("%w; run the replay again: the ledger shows whether this batch was applied, and it is replayed only if not", err))
+				} else {
+					r.failed(it, fmt.Errorf("batch aborted, nothing of it applied: %w", err))
+				}
 			}
 			return err
 		}
@@ -460,6 +472,7 @@ func recordLevel(err error) bool {
 
 // ensureLedger creates the ledger topic, compacted, when it does not exist yet.
 func (e *Engine) ensureLedger(ctx context.Context) error {
+	ctx = fresh(ctx)
 	tds, err := e.adm.ListTopics(ctx, e.cfg.LedgerTopic)
 	if err != nil {
 		return fmt.Errorf("look up ledger topic %s: %w", e.cfg.LedgerTopic, err)

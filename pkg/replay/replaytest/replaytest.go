@@ -108,14 +108,35 @@ func ReadCommitted(tb testing.TB, c *kfake.Cluster, topic string) []*kgo.Record 
 	return recs
 }
 
+// ReadStable reads topic's committed records up to its last stable offset: it never waits for
+// an open transaction (a killed producer's, say) to end.
+func ReadStable(tb testing.TB, c *kfake.Cluster, topic string) []*kgo.Record {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	recs, err := read(ctx, c.ListenAddrs(), topic, true)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return recs
+}
+
 // ReadAll reads every committed record of topic up to its high watermark at the time of the
 // call, sorted by partition and offset.
 func ReadAll(ctx context.Context, addrs []string, topic string) ([]*kgo.Record, error) {
+	return read(ctx, addrs, topic, false)
+}
+
+func read(ctx context.Context, addrs []string, topic string, stable bool) ([]*kgo.Record, error) {
 	adm, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	if err != nil {
 		return nil, err
 	}
-	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
+	list := kadm.NewClient(adm).ListEndOffsets
+	if stable {
+		list = kadm.NewClient(adm).ListCommittedOffsets
+	}
+	ends, err := list(kadm.WithAuthorizedOps(ctx), topic)
 	adm.Close()
 	if err != nil {
 		return nil, err
