@@ -61,7 +61,7 @@ func ViewValue(value []byte, mask secret.Fields, limit int) ValueView {
 	if json.Valid(value) {
 		doc := value
 		if mask != nil {
-			if m, changed, err := maskJSON(value, mask); err == nil {
+			if m, changed, err := MaskJSON(value, mask); err == nil {
 				doc, v.Masked = m, changed
 			}
 		}
@@ -97,10 +97,11 @@ func (v *ValueView) mark(total int) {
 	}
 }
 
-// maskJSON replaces the string and number values of secret-named fields, at any depth, keeping
-// the document's field order (secret.Fields.MaskJSON would sort it, which reads worse when an
-// operator compares a record with the service's log).
-func maskJSON(doc []byte, mask secret.Fields) ([]byte, bool, error) {
+// MaskJSON returns doc, compacted, with the string and number values of secret-named fields
+// replaced by their masks at any depth, and whether anything was masked. Unlike
+// secret.Fields.MaskJSON it keeps the document's field order, which matters when an operator
+// compares a record with a service's log. doc must be valid JSON.
+func MaskJSON(doc []byte, mask secret.Fields) ([]byte, bool, error) {
 	dec := json.NewDecoder(bytes.NewReader(doc))
 	dec.UseNumber()
 	var out bytes.Buffer

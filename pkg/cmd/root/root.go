@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	configcmd "github.com/come2us/opsctl/pkg/cmd/config"
+	dltcmd "github.com/come2us/opsctl/pkg/cmd/dlt"
 	mancmd "github.com/come2us/opsctl/pkg/cmd/man"
 	versioncmd "github.com/come2us/opsctl/pkg/cmd/version"
 	"github.com/come2us/opsctl/pkg/cmdutil"
@@ -51,6 +52,7 @@ kube context and Prometheus.`,
 		versioncmd.NewCmdVersion(f),
 		configcmd.NewCmdConfig(f),
 		mancmd.NewCmdMan(),
+		dltcmd.NewCmdDLT(f),
 	)
 	return cmd
 }

@@ -257,7 +257,7 @@ func Hostile(p int32, at time.Time) []*kgo.Record {
 	}
 	return []*kgo.Record{
 		mk("ansi\x1b[2J", []byte("{\"orderId\":\"\\u001b]0;pwned\\u0007\",\"errorCode\":\"X\\u001b[31mRED\",\"errorSource\":\"evil\\u009b1m\",\"errorMessage\":\"\\u202egnp.exe\"}"),
-			orig(kgo.RecordHeader{Key: "note\x1b]52;c;aGk=\x07", Value: []byte("\x1b[31mred\x1b[0m \x9b2J")})),
+			orig(kgo.RecordHeader{Key: "note\x1b]52;c;aGk=\x07", Value: []byte("\x1b[31mred\x1b[0m \u009b2J")})),
 		mk("non-utf8", []byte{0xff, 0xfe, 0x1b, '[', '2', 'J', 0x00},
 			orig(kgo.RecordHeader{Key: "bin", Value: []byte{0xff, 0x00, 0xc3}}, kgo.RecordHeader{Key: dlt.HeaderOriginalPartition, Value: []byte{0, 1}})),
 		mk("empty", []byte{}, orig(kgo.RecordHeader{Key: dlt.HeaderOriginalOffset, Value: []byte{1, 2, 3}})),
