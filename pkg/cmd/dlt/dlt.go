@@ -16,7 +16,7 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
+	"gopkg.in/yaml.v3"
 
 	"github.com/come2us/opsctl/pkg/cmdutil"
 	"github.com/come2us/opsctl/pkg/config"
@@ -137,10 +137,16 @@ func writeYAML(w io.Writer, v any) error {
 	if err := dec.Decode(&tree); err != nil {
 		return err
 	}
-	b, err := yaml.Marshal(blockStrings(tree))
-	if err != nil {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(blockStrings(tree)); err != nil {
 		return err
 	}
+	if err := enc.Close(); err != nil {
+		return err
+	}
+	b := buf.Bytes()
 	_, err = w.Write(escapeUnsafe(b, `\u%04x`))
 	return err
 }
@@ -159,6 +165,14 @@ func blockStrings(v any) any {
 		for i := range t {
 			t[i] = blockStrings(t[i])
 		}
+	case json.Number: // keep numbers numbers, not quoted strings
+		if i, err := t.Int64(); err == nil {
+			return i
+		}
+		if f, err := t.Float64(); err == nil {
+			return f
+		}
+		return t.String()
 	}
 	return v
 }
