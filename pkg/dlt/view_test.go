@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -124,6 +125,31 @@ func FuzzViewValue(f *testing.F) {
 			if err != nil || !json.Valid(m) {
 				t.Fatalf("MaskJSON(%q) = %q, %v", value, m, err)
 			}
+		}
+	})
+}
+
+// FuzzDecodeBriefAgrees checks the fast decoder reads exactly what the full one does.
+func FuzzDecodeBriefAgrees(f *testing.F) {
+	f.Add([]byte(`{"errorCode":"X","errorSource":"s","errorMessage":"m","timestamp":"2026-11-25T03:00:00Z","n":{"a":[1]}}`), []byte("kafka_dlt-original-topic\x00t"))
+	f.Add([]byte(`{"errorCode":12.5e3,"errorSource":{"b":1,"a":2},"errorCode":null}`), []byte(""))
+	f.Add([]byte(`{"errorCode":"\ud800"} `), []byte("__connect.errors.topic\x00t"))
+	f.Add([]byte(`{"errorCode":"x"}}`), []byte(""))
+	f.Add([]byte("{\"errorCode\":\"\xff\"}"), []byte(""))
+	f.Fuzz(func(t *testing.T, value, raw []byte) {
+		var hs []kgo.RecordHeader
+		for _, part := range bytes.Split(raw, []byte{1}) {
+			k, v, _ := bytes.Cut(part, []byte{0})
+			hs = append(hs, kgo.RecordHeader{Key: string(k), Value: v})
+		}
+		r := &kgo.Record{Topic: "t.DLT", Value: value, Headers: hs}
+		full, brief := Decode(r), DecodeBrief(r)
+		if brief.Fields != nil || brief.Headers != nil {
+			t.Fatal("brief decode filled Fields or Headers")
+		}
+		full.Fields, full.Headers = nil, nil
+		if fmt.Sprintf("%+v", full) != fmt.Sprintf("%+v", brief) {
+			t.Fatalf("decoders disagree on %q:\nfull  %+v\nbrief %+v", value, full, brief)
 		}
 	})
 }

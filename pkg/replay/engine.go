@@ -277,8 +277,11 @@ func (e *Engine) scanPartition(ctx context.Context, topic string, r partRange, f
 		// Control records are kept so the scan sees every offset up to its end, even when the
 		// last one is a transaction marker; they are skipped below.
 		kgo.KeepControlRecords(),
-		kgo.FetchMaxBytes(16<<20),
-		kgo.FetchMaxPartitionBytes(8<<20),
+		// One fetch of at most 1 MiB (compressed) in memory at a time: JSON dead letters
+		// decompress about tenfold into records, so this keeps a scan near 50 MiB of heap. Kafka
+		// still returns a larger record whole, so a big value never stalls the scan.
+		kgo.FetchMaxBytes(1<<20),
+		kgo.FetchMaxPartitionBytes(1<<20),
 		kgo.FetchMaxWait(500*time.Millisecond),
 	)
 	if err != nil {

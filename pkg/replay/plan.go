@@ -247,7 +247,7 @@ func (e *Engine) walk(ctx context.Context, req *Request, ru *rules, ranges []par
 	var toReplay int
 	return e.scan(ctx, req.Topic, ranges, func(r *kgo.Record) (bool, error) {
 		sum.Scanned++
-		d, ok, err := sel.decodeIfSelected(r)
+		d, ok, err := sel.decodeIfSelected(r, false)
 		if err != nil {
 			sum.whereFailed(err)
 			return true, nil

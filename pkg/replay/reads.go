@@ -129,6 +129,12 @@ func (s *ScanSummary) whereFailed(err error) {
 // one fetch in memory whatever the topic's size. A record is decoded once; fn must not keep
 // the pointer past its return unless it copies the record.
 func (e *Engine) List(ctx context.Context, topic string, sel *Selection, fn func(*dlt.Record) error) (ScanSummary, error) {
+	return e.list(ctx, topic, sel, true, fn)
+}
+
+// list is List; full=false decodes records briefly (no Fields, no rendered Headers) unless a
+// --where expression needs the fields.
+func (e *Engine) list(ctx context.Context, topic string, sel *Selection, full bool, fn func(*dlt.Record) error) (ScanSummary, error) {
 	if sel == nil {
 		sel = &Selection{}
 	}
@@ -139,7 +145,7 @@ func (e *Engine) List(ctx context.Context, topic string, sel *Selection, fn func
 	}
 	err = e.scan(ctx, topic, ranges, func(r *kgo.Record) (bool, error) {
 		sum.Scanned++
-		d, ok, err := sel.decodeIfSelected(r)
+		d, ok, err := sel.decodeIfSelected(r, full)
 		if err != nil {
 			sum.whereFailed(err)
 			return true, nil
@@ -161,8 +167,9 @@ func (e *Engine) List(ctx context.Context, topic string, sel *Selection, fn func
 }
 
 // decodeIfSelected checks the cheap filters on the raw record first, decodes only records that
-// pass, and then applies --where.
-func (s *Selection) decodeIfSelected(r *kgo.Record) (*dlt.Record, bool, error) {
+// pass, and then applies --where. Unless full is set or --where needs the value's fields, the
+// decode is brief (dlt.DecodeBrief).
+func (s *Selection) decodeIfSelected(r *kgo.Record, full bool) (*dlt.Record, bool, error) {
 	if !s.Offsets.Contains(r.Offset) ||
 		(len(s.Partitions) > 0 && !containsPartition(s.Partitions, r.Partition)) ||
 		(!s.Since.IsZero() && r.Timestamp.Before(s.Since)) ||
@@ -182,7 +189,12 @@ func (s *Selection) decodeIfSelected(r *kgo.Record) (*dlt.Record, bool, error) {
 			return nil, false, nil
 		}
 	}
-	d := dlt.Decode(r)
+	var d dlt.Record
+	if full || s.Where != nil {
+		d = dlt.Decode(r)
+	} else {
+		d = dlt.DecodeBrief(r)
+	}
 	if s.Where != nil {
 		ok, err := s.Where.Match(&d)
 		if err != nil || !ok {
@@ -263,7 +275,7 @@ func (e *Engine) Stats(ctx context.Context, topic string, sel *Selection) (*Stat
 			g.LastSeen = ts
 		}
 	}
-	sum, err := e.List(ctx, topic, sel, func(d *dlt.Record) error {
+	sum, err := e.list(ctx, topic, sel, false, func(d *dlt.Record) error {
 		k := d.GroupKey()
 		g, ok := groups[k]
 		if !ok {

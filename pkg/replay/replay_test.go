@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/replay/replaytest"
@@ -337,4 +339,36 @@ func TestReplayUnknownTopic(t *testing.T) {
 	if _, err := e.Get(ctx, ordersDLT, 0, 0); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("get on an empty topic: %v", err)
 	}
+}
+
+func TestRecordTooLargeForItsTopicFailsAlone(t *testing.T) {
+	c := replaytest.NewCluster(t)
+	seedSaga(t, c, 6)
+	big := replaytest.Saga(0, 99, "X", 1, replaytest.Base)
+	big.Value = []byte(`{"errorCode":"X","pad":"` + strings.Repeat("x", 1_100_000) + `"}`)
+	replaytest.Produce(t, c, big)
+	e := newEngine(t, c)
+	var failed []Result
+	sum, err := e.Replay(context.Background(), Request{Topic: ordersDLT, Reason: "r", OnResult: func(r Result) {
+		if r.Action == ActionFailed {
+			failed = append(failed, r)
+		}
+	}})
+	if err != nil || sum.Status != RunPartial || sum.Replayed != 6 || sum.Failed != 1 {
+		t.Fatalf("%v: %s %s", err, sum.Status, countsString(sum.Counts))
+	}
+	if len(failed) != 1 || failed[0].From.Offset != 2 || !strings.Contains(failed[0].Reason, "MESSAGE_TOO_LARGE") {
+		t.Fatalf("failed %+v", failed)
+	}
+	// The operator raises the topic's limit and runs again: only the big one is replayed.
+	v := "4194304"
+	adm := kadm.NewClient(replaytest.Client(t, c))
+	if _, err := adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "max.message.bytes", Value: &v}}, event.TopicOrdersFailed); err != nil {
+		t.Fatal(err)
+	}
+	sum = mustReplay(t, newEngine(t, c), Request{Topic: ordersDLT})
+	if sum.Replayed != 1 || sum.Skipped != 6 {
+		t.Fatalf("after raising the limit: %s", countsString(sum.Counts))
+	}
+	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, 7)
 }

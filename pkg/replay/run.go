@@ -56,6 +56,52 @@ type run struct {
 	started time.Time
 	sum     *Summary
 	limiter *rate.Limiter
+	limits  *batchLimits
+}
+
+// batchLimits holds each target topic's max.message.bytes, so a replay batch is never larger
+// than the broker accepts (a batch the broker rejects would fail every record in it) and a
+// record too large for its topic fails alone, with a reason, before it is sent.
+type batchLimits struct {
+	mu sync.Mutex
+	m  map[string]int32
+}
+
+// defaultBatchMax is franz-go's and Kafka's default max.message.bytes.
+const defaultBatchMax = 1_000_012
+
+func (l *batchLimits) get(topic string) int32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if v, ok := l.m[topic]; ok {
+		return v
+	}
+	return defaultBatchMax
+}
+
+// learn looks topic's max.message.bytes up once.
+func (l *batchLimits) learn(ctx context.Context, e *Engine, topic string) {
+	l.mu.Lock()
+	_, known := l.m[topic]
+	l.mu.Unlock()
+	if known {
+		return
+	}
+	limit := int32(defaultBatchMax)
+	if rcs, err := e.adm.DescribeTopicConfigs(ctx, topic); err == nil {
+		for _, rc := range rcs {
+			for _, c := range rc.Configs {
+				if c.Key == "max.message.bytes" && c.Value != nil {
+					if n, err := strconv.ParseInt(*c.Value, 10, 32); err == nil && n >= 512 {
+						limit = int32(n)
+					}
+				}
+			}
+		}
+	}
+	l.mu.Lock()
+	l.m[topic] = limit
+	l.mu.Unlock()
 }
 
 // Replay replays the records req selects, exactly once across runs: records the ledger already
@@ -96,10 +142,11 @@ func (r *run) do(ctx context.Context) (err error) {
 		return err
 	}
 
+	r.limits = &batchLimits{m: map[string]int32{}}
 	r.cl, err = e.cfg.NewClient(
 		kgo.TransactionalID(TransactionalID(req.Topic)),
 		kgo.TransactionTimeout(e.cfg.TransactionTimeout),
-		kgo.ProducerBatchMaxBytes(16<<20),
+		kgo.ProducerBatchMaxBytesFn(r.limits.get),
 		kgo.MaxBufferedRecords(4*e.cfg.BatchSize+16),
 		kgo.RecordDeliveryTimeout(2*time.Minute),
 	)
@@ -108,6 +155,7 @@ func (r *run) do(ctx context.Context) (err error) {
 	}
 	defer r.cl.Close()
 
+	r.limits.learn(ctx, e, e.cfg.LedgerTopic)
 	// Take the fence: the first transaction (the run-start entry) makes Kafka abort whatever an
 	// earlier run of this DLT left open and refuse that run from now on.
 	start := r.runEntry(RunRunning, nil, nil)
@@ -164,6 +212,7 @@ func (r *run) do(ctx context.Context) (err error) {
 			}
 			r.result(Result{From: from, Action: ActionRefused, Code: dec.code, Reason: dec.reason, Target: target})
 		case ActionReplayed:
+			r.limits.learn(ctx, e, dec.target)
 			if r.limiter != nil {
 				if err := r.limiter.Wait(ctx); err != nil {
 					return false, err

@@ -1,10 +1,14 @@
 package dlt_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/come2us/opsctl/pkg/cmdutil"
 	"github.com/come2us/opsctl/pkg/dlt"
@@ -248,7 +252,9 @@ func TestHostileRecordsNeverReachTheTerminalRaw(t *testing.T) {
 	if err := json.Unmarshal([]byte(h.ok(t, "dlt", "show", "orders-failed.DLT", "0", "4", "-o", "json")), &rec); err != nil || rec.Value.Size != 1<<20 {
 		t.Fatalf("json show of the 1 MiB value: size %d, %v", rec.Value.Size, err)
 	}
-	// And a replay of the hostile records sends the bytes back unchanged.
+	// And a replay of the hostile records sends the bytes back unchanged (the target carries
+	// 1 MiB values, so its max.message.bytes is raised as it would be in production).
+	setMaxMessageBytes(t, h, event.TopicOrdersFailed, 2<<20)
 	r = h.run(t, false, "", "dlt", "replay", "orders-failed.DLT", "--reason", "hostile", "--yes", "-o", "json")
 	if r.code != cmdutil.ExitPartial {
 		t.Fatalf("replaying hostile records: exit %d (%v), want 3 for the one without an original topic\n%s", r.code, r.err, r.out)
@@ -258,7 +264,11 @@ func TestHostileRecordsNeverReachTheTerminalRaw(t *testing.T) {
 	for _, rec := range replaytest.Hostile(0, replaytest.Base) {
 		src[string(rec.Key)] = string(rec.Value)
 	}
-	for _, rec := range replaytest.ReadCommitted(t, h.c, event.TopicOrdersFailed) {
+	landed := replaytest.ReadCommitted(t, h.c, event.TopicOrdersFailed)
+	if len(landed) != 4 {
+		t.Fatalf("%d hostile records replayed, want the 4 with an original topic", len(landed))
+	}
+	for _, rec := range landed {
 		if src[string(rec.Key)] != string(rec.Value) {
 			t.Errorf("replayed value of key %q changed (%d bytes, want %d)", rec.Key, len(rec.Value), len(src[string(rec.Key)]))
 		}
@@ -292,5 +302,20 @@ func TestListStreamsWithBoundedOutputPerRecord(t *testing.T) {
 			t.Fatalf("not in partition/offset order: %v after %v", cur, last)
 		}
 		last = cur
+	}
+}
+
+func setMaxMessageBytes(t *testing.T, h *harness, topic string, n int) {
+	t.Helper()
+	v := strconv.Itoa(n)
+	adm := kadm.NewClient(replaytest.Client(t, h.c))
+	rs, err := adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "max.message.bytes", Value: &v}}, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
 	}
 }

@@ -81,10 +81,20 @@ func Produce(tb testing.TB, c *kfake.Cluster, recs ...*kgo.Record) {
 	}
 }
 
-// ProduceAll writes records to the brokers at addrs, each to the partition it names.
+// ProduceAll writes records to the brokers at addrs, each to the partition it names. Batches stay
+// within Kafka's default max.message.bytes unless a single record is larger (it then compresses
+// into its own batch).
 func ProduceAll(ctx context.Context, addrs []string, recs ...*kgo.Record) error {
+	batchMax := 1_000_000
+	for _, r := range recs {
+		size := len(r.Key) + len(r.Value) + 1024
+		for _, h := range r.Headers {
+			size += len(h.Key) + len(h.Value) + 16
+		}
+		batchMax = max(batchMax, size)
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.ProducerBatchMaxBytes(16<<20), kgo.MaxBufferedRecords(100_000))
+		kgo.ProducerBatchMaxBytes(int32(batchMax)), kgo.MaxBufferedRecords(100_000))
 	if err != nil {
 		return err
 	}

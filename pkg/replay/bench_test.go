@@ -1,0 +1,311 @@
+package replay
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/come2us/opsctl/pkg/dlt"
+	"github.com/come2us/opsctl/pkg/replay/replaytest"
+)
+
+// The measurements here are benchmarks, not tests: they only run when asked, print figures and
+// assert nothing about time.
+//
+//	go test ./pkg/replay -run TestBenchReplayThroughput -v -args -bench.replay=200000
+//	go test ./pkg/replay -run TestBenchStatsScale -v -args -bench.stats=1000000
+var (
+	benchReplay = flag.Int("bench.replay", 0, "replay this many small dead letters on a TCP kfake beside a bare franz-go loop and kcat")
+	benchStats  = flag.Int("bench.stats", 0, "run stats and list over this many dead letters in a child process and report time and peak memory")
+	benchBatch  = flag.Int("bench.batch", DefaultBatchSize, "records per replay transaction in -bench.replay")
+)
+
+const benchDLT, benchTarget = "bench.DLT", "bench"
+
+// seedBench writes n small dead letters (about 200 bytes of JSON value plus Spring headers) to
+// bench.DLT, spread over its partitions.
+func seedBench(tb testing.TB, c *kfake.Cluster, n int) {
+	tb.Helper()
+	const chunk = 50_000
+	codes := []string{"DB_LOCK_TIMEOUT", "STOCK_ROW_MISSING", "COUPON_NOT_FOUND", "PG_TIMEOUT"}
+	sources := []string{"order-service", "product-service"}
+	at := replaytest.Base
+	for start := 0; start < n; start += chunk {
+		recs := make([]*kgo.Record, 0, chunk)
+		for i := start; i < min(n, start+chunk); i++ {
+			orig := &kgo.Record{Topic: benchTarget, Partition: int32(i % 3), Offset: int64(i), Key: []byte(strconv.Itoa(i)), Timestamp: at,
+				Value: fmt.Appendf(nil, `{"eventId":"e-%d","eventType":"OrderFailed","orderId":%d,"orderDetailId":%d,"optionValueId":3,"quantity":%d,"paymentKey":"tgen_%d"}`, i, i, i*10, 1+i%4, i)}
+			d := dlt.Build(orig, dlt.Failure{Source: sources[i%2], Code: codes[i%4], Message: "failed", Group: "product-service-group", At: at.Add(time.Duration(i) * time.Millisecond)})
+			d.Partition = int32(i % 3)
+			recs = append(recs, d)
+		}
+		replaytest.Produce(tb, c, recs...)
+	}
+}
+
+func benchCluster(tb testing.TB) *kfake.Cluster {
+	return replaytest.NewCluster(tb, kfake.SeedTopics(3, benchDLT, benchTarget, "bench-bare", "bench-kcat"))
+}
+
+func TestBenchReplayThroughput(t *testing.T) {
+	n := *benchReplay
+	if n == 0 {
+		t.Skip("benchmark: pass -args -bench.replay=200000")
+	}
+	c := benchCluster(t)
+	seedBench(t, c, n)
+	addr := c.ListenAddrs()[0]
+	t.Logf("kfake on %s (TCP), %d dead letters on %s, GOMAXPROCS %d", addr, n, benchDLT, runtime.GOMAXPROCS(0))
+
+	// 1. A bare franz-go consume→produce loop: the practical limit, with no decoding, no
+	// transactions, no dedupe.
+	bare := timeIt(func() error { return bareLoop(c.ListenAddrs(), n) })
+	report(t, "franz-go consume→produce loop", n, bare, 0)
+
+	// 2. kcat -C | kcat -P, when installed.
+	var kcatDur time.Duration
+	if path, err := exec.LookPath("kcat"); err == nil {
+		kcatDur = timeIt(func() error { return kcatPipe(path, addr, n) })
+		got := countRecords(t, c, "bench-kcat")
+		report(t, "kcat -C | kcat -P", n, kcatDur, 0)
+		if got != n {
+			t.Errorf("kcat moved %d of %d records", got, n)
+		}
+	} else {
+		t.Log("kcat not installed: apt-get install -y kcat for the kcat baseline")
+	}
+
+	// 3. opsctl's engine: select, plan, exactly-once transactions with the ledger.
+	e := newEngine(t, c, func(cfg *Config) { cfg.BatchSize = *benchBatch; cfg.Now = time.Now })
+	var sum *Summary
+	eo := timeIt(func() error {
+		var err error
+		sum, err = e.Replay(context.Background(), Request{Topic: benchDLT, Reason: "bench"})
+		return err
+	})
+	if sum.Replayed != n {
+		t.Fatalf("replayed %d of %d: %+v", sum.Replayed, n, sum)
+	}
+	report(t, fmt.Sprintf("opsctl replay, exactly once (batch %d)", *benchBatch), n, eo, 0)
+	t.Logf("ratios: opsctl/franz-go loop = %.2f", bare.Seconds()/eo.Seconds())
+	if kcatDur > 0 {
+		t.Logf("        opsctl/kcat = %.2f (above 1: opsctl is faster)", kcatDur.Seconds()/eo.Seconds())
+	}
+	// A rerun only reads: every record is skipped.
+	re := timeIt(func() error {
+		var err error
+		sum, err = e.Replay(context.Background(), Request{Topic: benchDLT, Reason: "bench rerun"})
+		return err
+	})
+	report(t, "opsctl rerun (all skipped)", n, re, 0)
+	if sum.Skipped != n {
+		t.Fatalf("rerun skipped %d of %d", sum.Skipped, n)
+	}
+}
+
+func timeIt(fn func() error) time.Duration {
+	start := time.Now()
+	if err := fn(); err != nil {
+		panic(err)
+	}
+	return time.Since(start)
+}
+
+func report(t *testing.T, what string, n int, d time.Duration, rssKiB int64) {
+	t.Helper()
+	line := fmt.Sprintf("%-45s %8d records in %7.2fs = %9.0f records/s", what, n, d.Seconds(), float64(n)/d.Seconds())
+	if rssKiB > 0 {
+		line += fmt.Sprintf(", peak RSS %.0f MiB", float64(rssKiB)/1024)
+	}
+	t.Log(line)
+}
+
+func bareLoop(addrs []string, n int) error {
+	ctx := context.Background()
+	cons, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(benchDLT), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxBytes(16<<20), kgo.FetchMaxPartitionBytes(8<<20))
+	if err != nil {
+		return err
+	}
+	defer cons.Close()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.MaxBufferedRecords(100_000))
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+	var seen int
+	for seen < n {
+		fs := cons.PollFetches(ctx)
+		if err := fs.Err(); err != nil {
+			return err
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			seen++
+			prod.Produce(ctx, &kgo.Record{Topic: "bench-bare", Key: r.Key, Value: r.Value, Headers: r.Headers}, func(_ *kgo.Record, perr error) {
+				if perr != nil && err == nil {
+					err = perr
+				}
+			})
+		})
+	}
+	if ferr := prod.Flush(ctx); ferr != nil {
+		return ferr
+	}
+	return err
+}
+
+func kcatPipe(kcat, addr string, n int) error {
+	cons := exec.Command(kcat, "-C", "-b", addr, "-t", benchDLT, "-o", "beginning", "-e", "-q", "-K", "\t", "-c", strconv.Itoa(n))
+	prod := exec.Command(kcat, "-P", "-b", addr, "-t", "bench-kcat", "-K", "\t")
+	pipe, err := cons.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	prod.Stdin = pipe
+	var errs strings.Builder
+	cons.Stderr, prod.Stderr = &errs, &errs
+	if err := prod.Start(); err != nil {
+		return err
+	}
+	if err := cons.Run(); err != nil {
+		return fmt.Errorf("kcat -C: %w: %s", err, errs.String())
+	}
+	if err := prod.Wait(); err != nil {
+		return fmt.Errorf("kcat -P: %w: %s", err, errs.String())
+	}
+	return nil
+}
+
+func countRecords(t *testing.T, c *kfake.Cluster, topic string) int {
+	t.Helper()
+	ends, err := kadm.NewClient(replaytest.Client(t, c)).ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return int(n)
+}
+
+const statsChildEnv = "OPSCTL_BENCH_STATS_CHILD"
+
+// TestBenchStatsChild is not a test: it is the process TestBenchStatsScale measures, running
+// stats or list against the parent's kfake and printing what it found.
+func TestBenchStatsChild(t *testing.T) {
+	spec := os.Getenv(statsChildEnv)
+	if spec == "" {
+		t.Skip("helper process for the stats benchmark")
+	}
+	mode, brokers, _ := strings.Cut(spec, "@")
+	c := &addrCluster{addrs: strings.Split(brokers, ",")}
+	e, err := New(Config{NewClient: c.newClient})
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	out := bufio.NewWriter(os.Stdout)
+	switch mode {
+	case "stats":
+		st, err := e.Stats(ctx, benchDLT, nil)
+		if err != nil {
+			panic(err)
+		}
+		_ = json.NewEncoder(out).Encode(map[string]any{"selected": st.Selected, "groups": len(st.Groups)})
+	case "list":
+		where, _ := CompileWhere(`errorCode == "PG_TIMEOUT" && quantity > 2`)
+		var n int64
+		sum, err := e.List(ctx, benchDLT, &Selection{Where: where}, func(*dlt.Record) error { n++; return nil })
+		if err != nil {
+			panic(err)
+		}
+		_ = json.NewEncoder(out).Encode(map[string]any{"selected": sum.Selected, "scanned": sum.Scanned})
+	}
+	out.Flush()
+	os.Exit(0)
+}
+
+func TestBenchStatsScale(t *testing.T) {
+	n := *benchStats
+	if n == 0 {
+		t.Skip("benchmark: pass -args -bench.stats=1000000")
+	}
+	c := benchCluster(t)
+	start := time.Now()
+	seedBench(t, c, n)
+	t.Logf("seeded %d dead letters in %.1fs", n, time.Since(start).Seconds())
+	for _, mode := range []string{"stats", "list"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestBenchStatsChild$")
+		cmd.Env = append(os.Environ(), statsChildEnv+"="+mode+"@"+strings.Join(c.ListenAddrs(), ","))
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		began := time.Now()
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s child: %v\n%s", mode, err, out.String())
+		}
+		took := time.Since(began)
+		ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		var rss int64
+		if ru != nil {
+			rss = ru.Maxrss
+		}
+		what := "stats (group by errorSource × errorCode)"
+		if mode == "list" {
+			what = "list --where (streamed, nothing kept)"
+		}
+		report(t, what, n, took, rss)
+		t.Logf("  CPU %.1fs user + %.1fs system in the child", cmd.ProcessState.UserTime().Seconds(), cmd.ProcessState.SystemTime().Seconds())
+		t.Logf("  %s", strings.TrimSpace(lastLine(out.String())))
+	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+func BenchmarkDecode(b *testing.B) {
+	r := replaytest.Saga(1, 42, "DB_LOCK_TIMEOUT", 2, replaytest.Base)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = dlt.Decode(r)
+	}
+}
+
+func BenchmarkDecodeBrief(b *testing.B) {
+	r := replaytest.Saga(1, 42, "DB_LOCK_TIMEOUT", 2, replaytest.Base)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = dlt.DecodeBrief(r)
+	}
+}
+
+func BenchmarkWhere(b *testing.B) {
+	d := dlt.Decode(replaytest.Saga(1, 42, "DB_LOCK_TIMEOUT", 2, replaytest.Base))
+	w, err := CompileWhere(`errorCode == "DB_LOCK_TIMEOUT" && quantity > 1`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, _ := w.Match(&d); !ok {
+			b.Fatal("no match")
+		}
+	}
+}
