@@ -362,6 +362,30 @@ func IsDeadLetterHeader(key string) bool {
 	return strings.HasPrefix(key, SpringPrefix) || strings.HasPrefix(key, ConnectPrefix) || key == HeaderXOriginalTopic
 }
 
+// OriginTopic returns the original topic that headers name, with Decode's precedence (Spring's
+// kafka_dlt-original-topic, then Connect's __connect.errors.topic, then x-original-topic) and
+// its validation, without decoding anything else: the one thing a replay needs per record.
+func OriginTopic(headers []kgo.RecordHeader) string {
+	var spring, connect, x string
+	for _, h := range headers {
+		switch h.Key {
+		case HeaderOriginalTopic:
+			spring = headerTopic(h.Value)
+		case ConnectTopic:
+			connect = headerTopic(h.Value)
+		case HeaderXOriginalTopic:
+			x = headerTopic(h.Value)
+		}
+	}
+	switch {
+	case spring != "":
+		return spring
+	case connect != "":
+		return connect
+	}
+	return x
+}
+
 // OriginalTopic returns the topic a dead letter should be replayed to, from the first header
 // that names it (Spring, Connect, then x-original-topic); "" when none does.
 func (d Record) OriginalTopic() string { return d.Origin.Topic }

@@ -144,6 +144,9 @@ func FuzzDecodeBriefAgrees(f *testing.F) {
 		}
 		r := &kgo.Record{Topic: "t.DLT", Value: value, Headers: hs}
 		full, brief := Decode(r), DecodeBrief(r)
+		if got := OriginTopic(hs); got != full.OriginalTopic() {
+			t.Fatalf("OriginTopic = %q, Decode says %q", got, full.OriginalTopic())
+		}
 		if brief.Fields != nil || brief.Headers != nil {
 			t.Fatal("brief decode filled Fields or Headers")
 		}

@@ -66,72 +66,124 @@ func TestBenchReplayThroughput(t *testing.T) {
 	if n == 0 {
 		t.Skip("benchmark: pass -args -bench.replay=200000")
 	}
-	c := benchCluster(t)
-	seedBench(t, c, n)
-	addr := c.ListenAddrs()[0]
-	t.Logf("kfake on %s (TCP), %d dead letters on %s, GOMAXPROCS %d", addr, n, benchDLT, runtime.GOMAXPROCS(0))
-
-	// 1. A bare franz-go consume→produce loop: the practical limit, with no decoding, no
-	// transactions, no dedupe.
-	bare := timeIt(func() error { return bareLoop(c.ListenAddrs(), n) })
-	report(t, "franz-go consume→produce loop", n, bare, 0)
-
-	// 2. kcat -C | kcat -P, when installed.
-	var kcatDur time.Duration
-	if path, err := exec.LookPath("kcat"); err == nil {
-		kcatDur = timeIt(func() error { return kcatPipe(path, addr, n) })
-		got := countRecords(t, c, "bench-kcat")
-		report(t, "kcat -C | kcat -P", n, kcatDur, 0)
-		if got != n {
-			t.Errorf("kcat moved %d of %d records", got, n)
-		}
-	} else {
+	kcat, kcatErr := exec.LookPath("kcat")
+	if kcatErr != nil {
 		t.Log("kcat not installed: apt-get install -y kcat for the kcat baseline")
 	}
-
-	// 3. opsctl's engine: select, plan, exactly-once transactions with the ledger.
-	e := newEngine(t, c, func(cfg *Config) { cfg.BatchSize = *benchBatch; cfg.Now = time.Now })
-	var sum *Summary
-	eo := timeIt(func() error {
-		var err error
-		sum, err = e.Replay(context.Background(), Request{Topic: benchDLT, Reason: "bench"})
-		return err
-	})
-	if sum.Replayed != n {
-		t.Fatalf("replayed %d of %d: %+v", sum.Replayed, n, sum)
+	// Each contender runs three times, interleaved, each time on a fresh cluster seeded the same
+	// way; the best of three is reported, which damps the noise of a machine shared with other
+	// work.
+	var bare, kc, eo, rerun []measured
+	for round := range 3 {
+		c := benchCluster(t)
+		seedBench(t, c, n)
+		addr := c.ListenAddrs()[0]
+		if round == 0 {
+			t.Logf("kfake on %s (TCP), %d dead letters on %s, GOMAXPROCS %d, load average %s", addr, n, benchDLT, runtime.GOMAXPROCS(0), loadAvg())
+		}
+		// 1. A bare franz-go consume→produce loop: the practical limit (no decoding, no
+		// transactions, no dedupe, no audit).
+		bare = append(bare, timeIt(func() error { return bareLoop(c.ListenAddrs(), n) }))
+		// 2. kcat -C | kcat -P, when installed.
+		if kcatErr == nil {
+			kc = append(kc, timeIt(func() error { return kcatPipe(kcat, addr, n) }))
+			if got := countRecords(t, c, "bench-kcat"); got != n {
+				t.Errorf("kcat moved %d of %d records", got, n)
+			}
+		}
+		// 3. opsctl: select, plan, exactly-once transactions with the ledger; then a rerun,
+		// which reads everything and skips everything.
+		e := newEngine(t, c, func(cfg *Config) { cfg.BatchSize = *benchBatch; cfg.Now = time.Now })
+		var sum *Summary
+		eo = append(eo, timeIt(func() error {
+			var err error
+			sum, err = e.Replay(context.Background(), Request{Topic: benchDLT, Reason: "bench"})
+			return err
+		}))
+		if sum.Replayed != n {
+			t.Fatalf("replayed %d of %d: %+v", sum.Replayed, n, sum)
+		}
+		rerun = append(rerun, timeIt(func() error {
+			var err error
+			sum, err = e.Replay(context.Background(), Request{Topic: benchDLT, Reason: "bench rerun"})
+			return err
+		}))
+		if sum.Skipped != n {
+			t.Fatalf("rerun skipped %d of %d", sum.Skipped, n)
+		}
 	}
-	report(t, fmt.Sprintf("opsctl replay, exactly once (batch %d)", *benchBatch), n, eo, 0)
-	t.Logf("ratios: opsctl/franz-go loop = %.2f", bare.Seconds()/eo.Seconds())
-	if kcatDur > 0 {
-		t.Logf("        opsctl/kcat = %.2f (above 1: opsctl is faster)", kcatDur.Seconds()/eo.Seconds())
+	b, k, o := best(bare), best(kc), best(eo)
+	report(t, "franz-go consume→produce loop", n, b, 0)
+	if kcatErr == nil {
+		report(t, "kcat -C | kcat -P", n, k, 0)
 	}
-	// A rerun only reads: every record is skipped.
-	re := timeIt(func() error {
-		var err error
-		sum, err = e.Replay(context.Background(), Request{Topic: benchDLT, Reason: "bench rerun"})
-		return err
-	})
-	report(t, "opsctl rerun (all skipped)", n, re, 0)
-	if sum.Skipped != n {
-		t.Fatalf("rerun skipped %d of %d", sum.Skipped, n)
+	report(t, fmt.Sprintf("opsctl replay, exactly once (batch %d)", *benchBatch), n, o, 0)
+	report(t, "opsctl rerun (all skipped)", n, best(rerun), 0)
+	t.Logf("ratios, above 1 when opsctl is faster: vs the franz-go loop %.2f by wall time, %.2f by CPU", b.wall.Seconds()/o.wall.Seconds(), b.cpu.Seconds()/o.cpu.Seconds())
+	if kcatErr == nil {
+		t.Logf("                                        vs kcat %.2f by wall time, %.2f by CPU", k.wall.Seconds()/o.wall.Seconds(), k.cpu.Seconds()/o.cpu.Seconds())
 	}
+	t.Logf("load average after: %s", loadAvg())
 }
 
-func timeIt(fn func() error) time.Duration {
+// measured is one benchmark phase: wall time, and the CPU it cost this process (kfake, and the
+// client when it runs in-process) plus any child processes (kcat). On a machine shared with
+// other work, wall time swings with the load; CPU time per record is the steadier figure.
+type measured struct {
+	wall, cpu time.Duration
+}
+
+func best(ms []measured) measured {
+	if len(ms) == 0 {
+		return measured{}
+	}
+	b := ms[0]
+	for _, m := range ms[1:] {
+		if m.wall < b.wall {
+			b.wall = m.wall
+		}
+		if m.cpu < b.cpu {
+			b.cpu = m.cpu
+		}
+	}
+	return b
+}
+
+func timeIt(fn func() error) measured {
+	cpu0 := cpuTime()
 	start := time.Now()
 	if err := fn(); err != nil {
 		panic(err)
 	}
-	return time.Since(start)
+	return measured{wall: time.Since(start), cpu: cpuTime() - cpu0}
 }
 
-func report(t *testing.T, what string, n int, d time.Duration, rssKiB int64) {
+func cpuTime() time.Duration {
+	var self, kids syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
+	tv := func(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }
+	return tv(self.Utime) + tv(self.Stime) + tv(kids.Utime) + tv(kids.Stime)
+}
+
+func report(t *testing.T, what string, n int, m measured, rssKiB int64) {
 	t.Helper()
-	line := fmt.Sprintf("%-45s %8d records in %7.2fs = %9.0f records/s", what, n, d.Seconds(), float64(n)/d.Seconds())
+	line := fmt.Sprintf("%-40s %7d records in %6.2fs = %7.0f records/s", what, n, m.wall.Seconds(), float64(n)/m.wall.Seconds())
+	if m.cpu > 0 {
+		line += fmt.Sprintf("; %5.2f CPU-s = %7.0f records/CPU-s", m.cpu.Seconds(), float64(n)/m.cpu.Seconds())
+	}
 	if rssKiB > 0 {
 		line += fmt.Sprintf(", peak RSS %.0f MiB", float64(rssKiB)/1024)
 	}
 	t.Log(line)
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
 func bareLoop(addrs []string, n int) error {
@@ -246,7 +298,7 @@ func TestBenchStatsScale(t *testing.T) {
 	c := benchCluster(t)
 	start := time.Now()
 	seedBench(t, c, n)
-	t.Logf("seeded %d dead letters in %.1fs", n, time.Since(start).Seconds())
+	t.Logf("seeded %d dead letters in %.1fs; load average %s", n, time.Since(start).Seconds(), loadAvg())
 	for _, mode := range []string{"stats", "list"} {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestBenchStatsChild$")
 		cmd.Env = append(os.Environ(), statsChildEnv+"="+mode+"@"+strings.Join(c.ListenAddrs(), ","))
@@ -256,7 +308,7 @@ func TestBenchStatsScale(t *testing.T) {
 		if err := cmd.Run(); err != nil {
 			t.Fatalf("%s child: %v\n%s", mode, err, out.String())
 		}
-		took := time.Since(began)
+		took := measured{wall: time.Since(began), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
 		ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 		var rss int64
 		if ru != nil {
@@ -267,7 +319,6 @@ func TestBenchStatsScale(t *testing.T) {
 			what = "list --where (streamed, nothing kept)"
 		}
 		report(t, what, n, took, rss)
-		t.Logf("  CPU %.1fs user + %.1fs system in the child", cmd.ProcessState.UserTime().Seconds(), cmd.ProcessState.SystemTime().Seconds())
 		t.Logf("  %s", strings.TrimSpace(lastLine(out.String())))
 	}
 }

@@ -58,7 +58,7 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives debug detail (default: discard).
 	Logger *slog.Logger
-	// BatchSize is the number of records per replay transaction (default 2000).
+	// BatchSize is the number of records per replay transaction (default 5000).
 	BatchSize int
 	// TransactionTimeout bounds how long a killed run's open transaction blocks read_committed
 	// readers before Kafka aborts it (default 30s). A rerun fences it at once.
@@ -70,7 +70,7 @@ type Config struct {
 
 // Defaults applied to a zero Config.
 const (
-	DefaultBatchSize          = 2000
+	DefaultBatchSize          = 5000
 	DefaultTransactionTimeout = 30 * time.Second
 	DefaultStallTimeout       = 2 * time.Minute
 )
@@ -257,12 +257,9 @@ func topicErr(topic string, l kadm.ListedOffsets) error {
 // scan reads each range in partition order and calls fn for every data record in it (control
 // records and aborted transactions never reach fn). fn returns false to stop the scan early.
 // Memory stays at one fetch whatever the topic's size.
-func (e *Engine) scan(ctx context.Context, topic string, ranges []partRange, fn func(*kgo.Record) (bool, error)) error {
+func (e *Engine) scan(ctx context.Context, topic string, ranges []partRange, fetch int32, fn func(*kgo.Record) (bool, error)) error {
 	for _, r := range ranges {
-		if r.start >= r.end {
-			continue
-		}
-		more, err := e.scanPartition(ctx, topic, r, fn)
+		more, err := e.scanRanges(ctx, topic, []partRange{r}, fetch, fn)
 		if err != nil || !more {
 			return err
 		}
@@ -270,26 +267,55 @@ func (e *Engine) scan(ctx context.Context, topic string, ranges []partRange, fn 
 	return nil
 }
 
-func (e *Engine) scanPartition(ctx context.Context, topic string, r partRange, fn func(*kgo.Record) (bool, error)) (bool, error) {
+// scanAll reads all ranges at once, partitions interleaved (each still in offset order): fewer
+// round trips than scan, for a replay, where the order across partitions does not matter.
+func (e *Engine) scanAll(ctx context.Context, topic string, ranges []partRange, fetch int32, fn func(*kgo.Record) (bool, error)) error {
+	_, err := e.scanRanges(ctx, topic, ranges, fetch, fn)
+	return err
+}
+
+// Fetch sizes (compressed bytes per fetch) for scans: browsing keeps one small fetch in memory;
+// a replay or a ledger read holds batches of records anyway and gains from fewer round trips.
+const (
+	fetchBrowse int32 = 1 << 20
+	fetchBulk   int32 = 4 << 20
+)
+
+func (e *Engine) scanRanges(ctx context.Context, topic string, ranges []partRange, fetch int32, fn func(*kgo.Record) (bool, error)) (bool, error) {
+	ends := map[int32]int64{}
+	starts := map[int32]kgo.Offset{}
+	for _, r := range ranges {
+		if r.start < r.end {
+			ends[r.p] = r.end
+			starts[r.p] = kgo.NewOffset().At(r.start)
+		}
+	}
+	if len(ends) == 0 {
+		return true, nil
+	}
 	cl, err := e.cfg.NewClient(
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {r.p: kgo.NewOffset().At(r.start)}}),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: starts}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Control records are kept so the scan sees every offset up to its end, even when the
 		// last one is a transaction marker; they are skipped below.
 		kgo.KeepControlRecords(),
-		// One fetch of at most 1 MiB (compressed) in memory at a time: JSON dead letters
-		// decompress about tenfold into records, so this keeps a scan near 50 MiB of heap. Kafka
-		// still returns a larger record whole, so a big value never stalls the scan.
-		kgo.FetchMaxBytes(1<<20),
-		kgo.FetchMaxPartitionBytes(1<<20),
+		// One fetch in memory at a time. At fetchBrowse, 1 MiB compressed, JSON dead letters
+		// decompress about tenfold, which keeps a browse near 50 MiB of heap. Kafka still
+		// returns a larger record whole, so a big value never stalls the scan.
+		kgo.FetchMaxBytes(fetch),
+		kgo.FetchMaxPartitionBytes(fetch),
 		kgo.FetchMaxWait(500*time.Millisecond),
 	)
 	if err != nil {
 		return false, err
 	}
 	defer cl.Close()
+	done := func(p int32) {
+		delete(ends, p)
+		cl.PauseFetchPartitions(map[string][]int32{topic: {p}})
+	}
 	last := time.Now()
-	for {
+	for len(ends) > 0 {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		fetches := cl.PollFetches(pctx)
 		cancel()
@@ -312,8 +338,12 @@ func (e *Engine) scanPartition(ctx context.Context, topic string, r partRange, f
 		for it := fetches.RecordIter(); !it.Done(); {
 			rec := it.Next()
 			progressed = true
-			if rec.Offset >= r.end {
-				return true, nil
+			end, open := ends[rec.Partition]
+			if !open || rec.Offset >= end {
+				if open {
+					done(rec.Partition)
+				}
+				continue
 			}
 			if !rec.Attrs.IsControl() {
 				more, err := fn(rec)
@@ -321,15 +351,16 @@ func (e *Engine) scanPartition(ctx context.Context, topic string, r partRange, f
 					return more, err
 				}
 			}
-			if rec.Offset >= r.end-1 {
-				return true, nil
+			if rec.Offset >= end-1 {
+				done(rec.Partition)
 			}
 		}
 		if progressed {
 			last = time.Now()
 		} else if time.Since(last) > e.cfg.StallTimeout {
-			return false, fmt.Errorf("read %s[%d]: no progress for %s before its end offset %d (an open transaction that does not end, or an unreachable broker); nothing was changed",
-				topic, r.p, e.cfg.StallTimeout, r.end)
+			return false, fmt.Errorf("read %s: no progress for %s before the end offsets %v (an open transaction that does not end, or an unreachable broker); nothing was changed",
+				topic, e.cfg.StallTimeout, ends)
 		}
 	}
+	return true, nil
 }

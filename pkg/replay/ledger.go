@@ -1,8 +1,13 @@
 package replay
 
 import (
+	"bytes"
 	"encoding/json"
+	"encoding/json/jsontext"
+	jsonv2 "encoding/json/v2"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -98,7 +103,8 @@ func RunKey(runID string) string { return "run/" + runID }
 
 func decodeEntry(key, value []byte) (Entry, error) {
 	var e Entry
-	if err := json.Unmarshal(value, &e); err != nil {
+	// encoding/json/v2: member names match exactly and may not repeat, as in the fast path.
+	if err := jsonv2.Unmarshal(value, &e); err != nil {
 		return Entry{}, fmt.Errorf("ledger record %q: %w", clipKey(key), err)
 	}
 	switch e.Kind {
@@ -167,6 +173,15 @@ func (ix *ledgerIndex) add(key, value []byte, wantDLT string, keepRuns bool) {
 	if wantDLT != "" && !strings.HasPrefix(string(key), wantDLT+"/") && !strings.HasPrefix(string(key), "run/") {
 		return // another DLT's replay: skip before paying for JSON
 	}
+	if from, ok := ParseCoord(string(key)); ok {
+		// The fast path for the bulk of the ledger: a replay entry, read without a full decode.
+		if runID, dltTopic, count, ok := scanReplayEntry(value); ok {
+			if wantDLT == "" || dltTopic == wantDLT {
+				ix.addReplay(from, ix.intern(runID), count, keepRuns)
+			}
+			return
+		}
+	}
 	e, err := decodeEntry(key, value)
 	if err != nil {
 		ix.bad++
@@ -178,29 +193,166 @@ func (ix *ledgerIndex) add(key, value []byte, wantDLT string, keepRuns bool) {
 	e.RunID = ix.intern(e.RunID)
 	switch e.Kind {
 	case KindReplay:
-		ps := ix.byDLT[e.From.Topic]
-		if ps == nil {
-			ps = map[int32]map[int64]replayed{}
-			ix.byDLT[e.From.Topic] = ps
-		}
-		os := ps[e.From.Partition]
-		if os == nil {
-			os = map[int64]replayed{}
-			ps[e.From.Partition] = os
-		}
-		if prev, ok := os[e.From.Offset]; ok && keepRuns {
-			ix.runReplays[prev.run]--
-		}
-		os[e.From.Offset] = replayed{count: int32(e.ReplayCount), run: e.RunID}
-		if keepRuns {
-			ix.runReplays[e.RunID]++
-		}
+		ix.addReplay(*e.From, e.RunID, e.ReplayCount, keepRuns)
 	case KindRun:
 		if keepRuns {
 			cp := e
 			ix.runs[e.RunID] = &cp
 		}
 	}
+}
+
+func (ix *ledgerIndex) addReplay(from Coord, runID string, count int, keepRuns bool) {
+	ps := ix.byDLT[from.Topic]
+	if ps == nil {
+		ps = map[int32]map[int64]replayed{}
+		ix.byDLT[from.Topic] = ps
+	}
+	os := ps[from.Partition]
+	if os == nil {
+		os = map[int64]replayed{}
+		ps[from.Partition] = os
+	}
+	if prev, ok := os[from.Offset]; ok && keepRuns {
+		ix.runReplays[prev.run]--
+	}
+	os[from.Offset] = replayed{count: int32(count), run: runID}
+	if keepRuns {
+		ix.runReplays[runID]++
+	}
+}
+
+// scanReplayEntry reads the fields a ledger index needs from a replay entry (kind "replay",
+// runId, dlt, replayCount) without decoding the rest. ok is false for anything else — another
+// kind, a malformed value — which then takes the full decode.
+func scanReplayEntry(value []byte) (runID, dltTopic string, count int, ok bool) {
+	if runID, dltTopic, count, ok = ownReplayEntry(value); ok {
+		return runID, dltTopic, count, ok
+	}
+	return tokenReplayEntry(value)
+}
+
+// ownReplayEntry reads an entry laid out exactly as entryEncoder writes it — kind, runId and
+// dlt first, replayCount last — with byte comparisons, after checking the value is valid JSON.
+// A string cannot hide these markers: inside a JSON string every quote is escaped.
+func ownReplayEntry(value []byte) (runID, dltTopic string, count int, ok bool) {
+	const head = `{"kind":"replay","runId":"`
+	rest, found := bytes.CutPrefix(value, []byte(head))
+	if !found {
+		return "", "", 0, false
+	}
+	id, rest, found := bytes.Cut(rest, []byte(`","dlt":"`))
+	if !found || bytes.ContainsAny(id, "\\\"") || len(id) == 0 {
+		return "", "", 0, false
+	}
+	topic, _, found := bytes.Cut(rest, []byte(`"`))
+	if !found || bytes.IndexByte(topic, '\\') >= 0 {
+		return "", "", 0, false
+	}
+	i := bytes.LastIndex(value, []byte(`},"replayCount":`))
+	if i < 0 || value[len(value)-1] != '}' {
+		return "", "", 0, false
+	}
+	n, err := strconv.Atoi(string(value[i+len(`},"replayCount":`) : len(value)-1]))
+	if err != nil || n < 0 || !jsontext.Value(value).IsValid() { // no duplicate names, valid UTF-8, as the full decode
+		return "", "", 0, false
+	}
+	return string(id), string(topic), n, true
+}
+
+func tokenReplayEntry(value []byte) (runID, dltTopic string, count int, ok bool) {
+	dec := jsontext.NewDecoder(bytes.NewReader(value))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return "", "", 0, false
+	}
+	var kind string
+	for dec.PeekKind() != '}' {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return "", "", 0, false
+		}
+		name := tok.String() // a token is only valid until the next read
+		switch name {
+		case "kind", "runId", "dlt":
+			tok, err := dec.ReadToken()
+			if err != nil || tok.Kind() != '"' {
+				return "", "", 0, false
+			}
+			switch name {
+			case "kind":
+				kind = tok.String()
+			case "runId":
+				runID = tok.String()
+			default:
+				dltTopic = tok.String()
+			}
+		case "replayCount":
+			tok, err := dec.ReadToken()
+			if err != nil || tok.Kind() != '0' {
+				return "", "", 0, false
+			}
+			n, err := strconv.Atoi(tok.String())
+			if err != nil {
+				return "", "", 0, false
+			}
+			count = n
+		default:
+			if err := dec.SkipValue(); err != nil {
+				return "", "", 0, false
+			}
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return "", "", 0, false
+	}
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
+		return "", "", 0, false
+	}
+	return runID, dltTopic, count, kind == KindReplay && runID != ""
+}
+
+// entryEncoder writes the replay entries of one run. What does not change within a run (kind,
+// run id, DLT, actor, reason, group) is encoded once; per record only the time, replay id,
+// target and count are appended. The result decodes exactly as Entry.
+type entryEncoder struct{ prefix []byte }
+
+func newEntryEncoder(runID, dltTopic, actor, reason, group string) *entryEncoder {
+	b, _ := json.Marshal(struct {
+		Kind   string `json:"kind"`
+		RunID  string `json:"runId"`
+		DLT    string `json:"dlt"`
+		Actor  string `json:"actor"`
+		Reason string `json:"reason"`
+		Group  string `json:"group,omitempty"`
+	}{KindReplay, runID, dltTopic, actor, reason, group})
+	return &entryEncoder{prefix: b[:len(b)-1]}
+}
+
+// replay returns the value of one replay entry; at is the time already formatted as RFC 3339.
+func (enc *entryEncoder) replay(at, replayID string, target Coord, count int) []byte {
+	b := make([]byte, 0, len(enc.prefix)+160+len(target.Topic))
+	b = append(b, enc.prefix...)
+	b = append(b, `,"time":"`...)
+	b = append(b, at...)
+	b = append(b, `","replayId":`...)
+	b = appendJSONString(b, replayID)
+	b = append(b, `,"target":{"topic":`...)
+	b = appendJSONString(b, target.Topic)
+	b = append(b, `,"partition":`...)
+	b = strconv.AppendInt(b, int64(target.Partition), 10)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, target.Offset, 10)
+	b = append(b, `},"replayCount":`...)
+	b = strconv.AppendInt(b, int64(count), 10)
+	return append(b, '}')
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	if out, err := jsontext.AppendQuote(b, s); err == nil {
+		return out
+	}
+	q, _ := json.Marshal(s) // invalid UTF-8: json.Marshal replaces it
+	return append(b, q...)
 }
 
 func (ix *ledgerIndex) lookup(c Coord) (replayed, bool) {

@@ -238,16 +238,22 @@ func (e *Engine) validate(req *Request, needReason bool) error {
 }
 
 // walk scans the request's records and calls fn with each selected record and its decision,
-// stopping at the replay limit. It is shared by Plan and Replay so both decide alike.
-func (e *Engine) walk(ctx context.Context, req *Request, ru *rules, ranges []partRange, sum *ScanSummary,
+// stopping at the replay limit. It is shared by Plan and Replay so both decide alike. With
+// interleave (a replay without a limit) partitions are read together; otherwise in partition
+// order, so a plan is deterministic and a limit takes the same records in the plan and the run.
+func (e *Engine) walk(ctx context.Context, req *Request, ru *rules, ranges []partRange, sum *ScanSummary, interleave bool,
 	fn func(*kgo.Record, *dlt.Record, decision) (bool, error),
 ) error {
 	sel := req.Selection
 	sel.Limit = 0
 	var toReplay int
-	return e.scan(ctx, req.Topic, ranges, func(r *kgo.Record) (bool, error) {
+	scan := e.scan
+	if interleave && req.Limit == 0 {
+		scan = e.scanAll
+	}
+	return scan(ctx, req.Topic, ranges, fetchBulk, func(r *kgo.Record) (bool, error) {
 		sum.Scanned++
-		d, ok, err := sel.decodeIfSelected(r, false)
+		d, ok, err := sel.decodeIfSelected(r, decodeRoute)
 		if err != nil {
 			sum.whereFailed(err)
 			return true, nil
@@ -312,7 +318,7 @@ func (e *Engine) Plan(ctx context.Context, req Request) (*Plan, error) {
 	spans := map[string]map[int32]*PartitionSpan{}
 	refusals := map[string]*RefusalPlan{}
 	var sum ScanSummary
-	err = e.walk(ctx, &req, ru, ranges, &sum, func(_ *kgo.Record, d *dlt.Record, dec decision) (bool, error) {
+	err = e.walk(ctx, &req, ru, ranges, &sum, false, func(_ *kgo.Record, d *dlt.Record, dec decision) (bool, error) {
 		c := Coord{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset}
 		switch dec.action {
 		case ActionSkipped:

@@ -143,9 +143,13 @@ func (e *Engine) list(ctx context.Context, topic string, sel *Selection, full bo
 	if err != nil {
 		return sum, err
 	}
-	err = e.scan(ctx, topic, ranges, func(r *kgo.Record) (bool, error) {
+	err = e.scan(ctx, topic, ranges, fetchBrowse, func(r *kgo.Record) (bool, error) {
 		sum.Scanned++
-		d, ok, err := sel.decodeIfSelected(r, full)
+		mode := decodeBrief
+		if full {
+			mode = decodeFull
+		}
+		d, ok, err := sel.decodeIfSelected(r, mode)
 		if err != nil {
 			sum.whereFailed(err)
 			return true, nil
@@ -166,10 +170,19 @@ func (e *Engine) list(ctx context.Context, topic string, sel *Selection, full bo
 	return sum, err
 }
 
+// decodeMode says how much of a selected record to decode.
+type decodeMode int
+
+const (
+	decodeRoute decodeMode = iota // coordinates, original topic and replay count: what a replay decides on
+	decodeBrief                   // dlt.DecodeBrief: error fields too, for stats
+	decodeFull                    // dlt.Decode: value fields and rendered headers
+)
+
 // decodeIfSelected checks the cheap filters on the raw record first, decodes only records that
-// pass, and then applies --where. Unless full is set or --where needs the value's fields, the
-// decode is brief (dlt.DecodeBrief).
-func (s *Selection) decodeIfSelected(r *kgo.Record, full bool) (*dlt.Record, bool, error) {
+// pass (as much as mode asks, or fully when --where needs the value's fields), and then applies
+// --where.
+func (s *Selection) decodeIfSelected(r *kgo.Record, mode decodeMode) (*dlt.Record, bool, error) {
 	if !s.Offsets.Contains(r.Offset) ||
 		(len(s.Partitions) > 0 && !containsPartition(s.Partitions, r.Partition)) ||
 		(!s.Since.IsZero() && r.Timestamp.Before(s.Since)) ||
@@ -190,10 +203,16 @@ func (s *Selection) decodeIfSelected(r *kgo.Record, full bool) (*dlt.Record, boo
 		}
 	}
 	var d dlt.Record
-	if full || s.Where != nil {
+	switch {
+	case mode == decodeFull || s.Where != nil:
 		d = dlt.Decode(r)
-	} else {
+	case mode == decodeBrief:
 		d = dlt.DecodeBrief(r)
+	default:
+		d = dlt.Record{
+			Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: r.Key, Value: r.Value, Raw: r.Headers,
+			Origin: dlt.Origin{Topic: dlt.OriginTopic(r.Headers), Partition: -1, Offset: -1}, ReplayCount: dlt.ReplayCount(r.Headers),
+		}
 	}
 	if s.Where != nil {
 		ok, err := s.Where.Match(&d)
@@ -213,7 +232,7 @@ func (e *Engine) Get(ctx context.Context, topic string, partition int32, offset 
 		return nil, err
 	}
 	var found *dlt.Record
-	err = e.scan(ctx, topic, ranges, func(r *kgo.Record) (bool, error) {
+	err = e.scan(ctx, topic, ranges, fetchBrowse, func(r *kgo.Record) (bool, error) {
 		if r.Offset == offset {
 			d := dlt.Decode(r)
 			found = &d
@@ -384,7 +403,7 @@ func (e *Engine) readLedger(ctx context.Context, wantDLT string, mode endMode, k
 	if err != nil {
 		return nil, fmt.Errorf("read replay ledger: %w", err)
 	}
-	err = e.scan(ctx, e.cfg.LedgerTopic, ranges, func(r *kgo.Record) (bool, error) {
+	err = e.scan(ctx, e.cfg.LedgerTopic, ranges, fetchBulk, func(r *kgo.Record) (bool, error) {
 		ix.add(r.Key, r.Value, wantDLT, keepRuns)
 		return true, nil
 	})

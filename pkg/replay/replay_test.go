@@ -27,12 +27,25 @@ func TestReplayThenRerunSkipsThenForce(t *testing.T) {
 	if len(results) != 30 {
 		t.Fatalf("%d per-record results, want 30", len(results))
 	}
+	ids := map[string]Result{}
 	for _, r := range results {
 		if r.Action != ActionReplayed || r.Target == nil || r.Target.Topic != event.TopicOrdersFailed || r.Target.Offset < 0 || r.ReplayCount != 1 {
 			t.Fatalf("result %+v", r)
 		}
+		if _, dup := ids[r.ReplayID]; dup || r.ReplayID == "" {
+			t.Fatalf("replay id %q repeated or empty", r.ReplayID)
+		}
+		ids[r.ReplayID] = r
 	}
 	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, 30)
+	// Each replayed record carries its result's replay id, at the offset the result reports.
+	for _, rec := range replaytest.ReadCommitted(t, c, event.TopicOrdersFailed) {
+		id, _ := header(rec, dlt.HeaderReplayID)
+		r, ok := ids[id]
+		if !ok || r.Target.Partition != rec.Partition || r.Target.Offset != rec.Offset {
+			t.Fatalf("record at %d/%d carries replay id %q, results say %+v", rec.Partition, rec.Offset, id, r)
+		}
+	}
 
 	sum = mustReplay(t, e, Request{Topic: ordersDLT})
 	if got := countsString(sum.Counts); got != "selected=30 replayed=0 skipped=30 refused=0 failed=0" {

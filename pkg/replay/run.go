@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +43,7 @@ func (s *Summary) Partial() bool { return s.Refused > 0 || s.Failed > 0 }
 // item is one record on its way out.
 type item struct {
 	from     Coord
+	key      string // from.String(): the ledger key and x-opsctl-replayed-from
 	out      *kgo.Record
 	replayID string
 	count    int
@@ -52,11 +54,14 @@ type run struct {
 	e       *Engine
 	req     *Request
 	cl      *kgo.Client
+	uuid    uuid.UUID
 	id      string
+	seq     uint32 // replay ids handed out
 	started time.Time
 	sum     *Summary
 	limiter *rate.Limiter
 	limits  *batchLimits
+	enc     *entryEncoder
 }
 
 // batchLimits holds each target topic's max.message.bytes, so a replay batch is never larger
@@ -111,7 +116,8 @@ func (l *batchLimits) learn(ctx context.Context, e *Engine, topic string) {
 // it reports as replayed is committed.
 func (e *Engine) Replay(ctx context.Context, req Request) (*Summary, error) {
 	r := &run{e: e, req: &req, started: e.cfg.Now().UTC()}
-	r.id = newRunID()
+	r.uuid = newRunID()
+	r.id = r.uuid.String()
 	r.sum = &Summary{RunID: r.id, Topic: req.Topic, Status: RunFailed, Started: r.started}
 	err := r.do(ctx)
 	r.sum.Finished = e.cfg.Now().UTC()
@@ -121,11 +127,11 @@ func (e *Engine) Replay(ctx context.Context, req Request) (*Summary, error) {
 	return r.sum, err
 }
 
-func newRunID() string {
+func newRunID() uuid.UUID {
 	if id, err := uuid.NewV7(); err == nil {
-		return id.String()
+		return id
 	}
-	return uuid.NewString()
+	return uuid.New()
 }
 
 func (r *run) do(ctx context.Context) (err error) {
@@ -147,6 +153,9 @@ func (r *run) do(ctx context.Context) (err error) {
 		kgo.TransactionalID(TransactionalID(req.Topic)),
 		kgo.TransactionTimeout(e.cfg.TransactionTimeout),
 		kgo.ProducerBatchMaxBytesFn(r.limits.get),
+		// franz-go's default 10ms linger stays: without it, several produce requests per
+		// partition go out at once, and kfake then rejected transactional batches under load
+		// with OUT_OF_ORDER_SEQUENCE_NUMBER (failing the run safely, but failing it).
 		kgo.MaxBufferedRecords(4*e.cfg.BatchSize+16),
 		kgo.RecordDeliveryTimeout(2*time.Minute),
 	)
@@ -182,60 +191,109 @@ func (r *run) do(ctx context.Context) (err error) {
 	if req.Rate > 0 {
 		batchCap = max(1, min(batchCap, int(req.Rate))) // about a second of records per transaction
 	}
+	r.enc = newEntryEncoder(r.id, req.Topic, e.cfg.Actor, req.Reason, req.Group)
+
+	// The scan (fetch, decode, decide) runs ahead in its own goroutine while this one commits
+	// transactions, so network waits on either side overlap. Everything the caller sees —
+	// results, progress, counts — happens on this goroutine, in record order.
+	sctx, stopScan := context.WithCancel(ctx)
+	defer stopScan()
+	steps := make(chan step, 2*batchCap)
+	var scan ScanSummary
+	scanDone := make(chan error, 1)
+	go func() {
+		defer close(steps)
+		scanDone <- e.walk(sctx, req, ru, ranges, &scan, true, func(rec *kgo.Record, d *dlt.Record, dec decision) (bool, error) {
+			st := step{from: Coord{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset}, dec: dec, scanned: scan.Scanned}
+			if dec.action == ActionReplayed {
+				r.limits.learn(sctx, e, dec.target)
+				if r.limiter != nil {
+					if err := r.limiter.Wait(sctx); err != nil {
+						return false, err
+					}
+				}
+				st.item = r.newItem(rec, st.from, dec)
+			}
+			select {
+			case steps <- st:
+				return true, nil
+			case <-sctx.Done():
+				return false, sctx.Err()
+			}
+		})
+	}()
+
 	var (
 		batch      []*item
-		batchStart time.Time
-		scan       ScanSummary
+		scanned    int64
 		lastReport time.Time
+		commitErr  error
 	)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
+	// A slow scan (rate-limited, or waiting on the broker) still commits what it has every second.
+	deadline := time.NewTimer(time.Hour)
+	deadline.Stop()
+	defer deadline.Stop()
+	flush := func() {
+		deadline.Stop()
+		if len(batch) > 0 && commitErr == nil {
+			commitErr = r.commitBatch(ctx, batch)
+			batch = batch[:0]
+			r.progress(scanned)
 		}
-		err := r.commitBatch(ctx, batch)
-		batch = batch[:0]
-		r.progress(scan.Scanned)
-		return err
 	}
-	err = e.walk(ctx, req, ru, ranges, &scan, func(rec *kgo.Record, d *dlt.Record, dec decision) (bool, error) {
+	for commitErr == nil {
+		var st step
+		var more bool
+		select {
+		case st, more = <-steps:
+		case <-deadline.C:
+			flush()
+			continue
+		}
+		if !more {
+			break
+		}
+		scanned = st.scanned
 		r.sum.Selected++
-		from := Coord{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset}
-		switch dec.action {
+		switch st.dec.action {
 		case ActionSkipped:
 			r.sum.Skipped++
-			r.result(Result{From: from, Action: ActionSkipped, Reason: dec.reason})
+			r.result(Result{From: st.from, Action: ActionSkipped, Reason: st.dec.reason})
 		case ActionRefused:
 			r.sum.Refused++
 			var target *Coord
-			if dec.target != "" {
-				target = &Coord{Topic: dec.target, Partition: -1, Offset: -1}
+			if st.dec.target != "" {
+				target = &Coord{Topic: st.dec.target, Partition: -1, Offset: -1}
 			}
-			r.result(Result{From: from, Action: ActionRefused, Code: dec.code, Reason: dec.reason, Target: target})
+			r.result(Result{From: st.from, Action: ActionRefused, Code: st.dec.code, Reason: st.dec.reason, Target: target})
 		case ActionReplayed:
-			r.limits.learn(ctx, e, dec.target)
-			if r.limiter != nil {
-				if err := r.limiter.Wait(ctx); err != nil {
-					return false, err
-				}
-			}
 			if len(batch) == 0 {
-				batchStart = time.Now()
+				deadline.Reset(time.Second)
 			}
-			batch = append(batch, r.newItem(rec, from, dec))
-			if len(batch) >= batchCap || time.Since(batchStart) > time.Second {
-				if err := flush(); err != nil {
-					return false, err
-				}
+			batch = append(batch, st.item)
+			if len(batch) >= batchCap {
+				flush()
 			}
 		}
 		if time.Since(lastReport) > 200*time.Millisecond {
 			lastReport = time.Now()
-			r.progress(scan.Scanned)
+			r.progress(scanned)
 		}
-		return true, nil
-	})
+	}
+	stopScan()
+	for range steps { // let the scan goroutine finish; records it decided after a failure are not counted
+	}
+	scanErr := <-scanDone
+	err = commitErr
+	if err == nil { // the scan ended on its own: done, or stopped by an error or the caller's cancel
+		err = scanErr
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
 	if err == nil {
-		err = flush()
+		flush()
+		err = commitErr
 	} else if len(batch) > 0 && !isFenced(err) {
 		// The scan stopped (cancelled, broker error) with records collected but not sent: they
 		// were never part of a transaction, so nothing of them was applied.
@@ -247,6 +305,14 @@ func (r *run) do(ctx context.Context) (err error) {
 	r.sum.WhereErrors, r.sum.FirstWhereError = scan.WhereErrors, scan.FirstWhereError
 	r.progress(scan.Scanned)
 	return r.finish(ctx, err)
+}
+
+// step is one selected record on its way from the scan to the committer.
+type step struct {
+	from    Coord
+	dec     decision
+	item    *item // for records to replay
+	scanned int64
 }
 
 func (r *run) progress(scanned int64) {
@@ -320,14 +386,21 @@ func (r *run) runEntry(status string, counts *Counts, edit func(*Entry)) *kgo.Re
 }
 
 func (r *run) newItem(rec *kgo.Record, from Coord, dec decision) *item {
-	replayID := uuid.NewSHA1(uuid.NameSpaceURL, []byte("opsctl-replay:"+r.id+":"+from.String())).String()
+	key := from.String()
+	// The run's id (UUIDv7: time and random bits) with its last four bytes replaced by a
+	// sequence number: unique per record, cheap, and sortable within a run. The id is made once
+	// per record, so a batch retried within the run keeps its ids.
+	r.seq++
+	id := r.uuid
+	binary.BigEndian.PutUint32(id[12:], r.seq)
+	replayID := id.String()
 	out := &kgo.Record{
 		Topic:   dec.target,
 		Key:     rec.Key,
 		Value:   rec.Value,
-		Headers: ReplayHeaders(rec.Headers, from, replayID, dec.count, r.req.Group),
+		Headers: replayHeaders(rec.Headers, key, replayID, dec.count, r.req.Group),
 	}
-	return &item{from: from, out: out, replayID: replayID, count: dec.count}
+	return &item{from: from, key: key, out: out, replayID: replayID, count: dec.count}
 }
 
 // ReplayHeaders returns the headers of a replayed record: the original business and trace
@@ -337,6 +410,10 @@ func (r *run) newItem(rec *kgo.Record, from Coord, dec decision) *item {
 // keeps the target group an earlier replay gave it, so a replay never widens its audience
 // silently.
 func ReplayHeaders(orig []kgo.RecordHeader, from Coord, replayID string, count int, group string) []kgo.RecordHeader {
+	return replayHeaders(orig, from.String(), replayID, count, group)
+}
+
+func replayHeaders(orig []kgo.RecordHeader, from, replayID string, count int, group string) []kgo.RecordHeader {
 	out := make([]kgo.RecordHeader, 0, len(orig)+4)
 	for _, h := range orig {
 		switch {
@@ -350,7 +427,7 @@ func ReplayHeaders(orig []kgo.RecordHeader, from Coord, replayID string, count i
 	out = append(out,
 		kgo.RecordHeader{Key: dlt.HeaderReplayID, Value: []byte(replayID)},
 		kgo.RecordHeader{Key: dlt.HeaderReplayCount, Value: []byte(strconv.Itoa(count))},
-		kgo.RecordHeader{Key: dlt.HeaderReplayedFrom, Value: []byte(from.String())},
+		kgo.RecordHeader{Key: dlt.HeaderReplayedFrom, Value: []byte(from)},
 	)
 	if group != "" {
 		out = append(out, kgo.RecordHeader{Key: dlt.HeaderTargetGroup, Value: []byte(group)})
@@ -462,41 +539,62 @@ func (r *run) commitBatch(ctx context.Context, items []*item) error {
 	return nil
 }
 
-// produceBatch sends the replayed records, waits for their offsets, then sends their ledger
-// entries (which record those offsets), all inside the caller's transaction.
+// produceBatch sends the replayed records and, as each is acknowledged with its offset, its
+// ledger entry (which records that offset), all inside the caller's transaction. It returns
+// when every record and entry has an answer.
 func (r *run) produceBatch(ctx context.Context, items []*item) error {
-	var wg sync.WaitGroup
-	wg.Add(len(items))
+	at := r.e.cfg.Now().UTC().Format(time.RFC3339Nano)
+	acked := make(chan *item, len(items))
+	ledgerErrs := make(chan error, len(items))
+	var ledger sync.WaitGroup
+	chained := make(chan struct{})
+	go func() { // a promise must not produce itself (it would block the promise worker)
+		defer close(chained)
+		for it := range acked {
+			rec := &kgo.Record{Topic: r.e.cfg.LedgerTopic, Key: []byte(it.key),
+				Value: r.enc.replay(at, it.replayID, Coord{Topic: it.out.Topic, Partition: it.out.Partition, Offset: it.out.Offset}, it.count)}
+			ledger.Add(1)
+			r.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+				if err != nil {
+					ledgerErrs <- err
+				}
+				ledger.Done()
+			})
+		}
+	}()
+	var replays sync.WaitGroup
+	replays.Add(len(items))
 	for _, it := range items {
 		it.err = nil
 		it.out.Partition, it.out.Offset = -1, -1
 		r.cl.Produce(ctx, it.out, func(_ *kgo.Record, err error) {
 			it.err = err
-			wg.Done()
+			if err == nil {
+				acked <- it
+			}
+			replays.Done()
 		})
 	}
-	wg.Wait()
-	var first error
+	// Flush sends what is buffered now instead of after the linger: the batch is complete, and
+	// every transaction would otherwise wait out a linger twice.
+	flushErr := r.cl.Flush(ctx)
+	replays.Wait()
+	close(acked)
+	<-chained
+	if err := r.cl.Flush(ctx); err != nil && flushErr == nil {
+		flushErr = err
+	}
+	ledger.Wait()
+	close(ledgerErrs)
+	if flushErr != nil && ctx.Err() != nil {
+		return fmt.Errorf("replay batch interrupted: %w", ctx.Err())
+	}
 	for _, it := range items {
-		if it.err != nil && first == nil {
-			first = fmt.Errorf("replay %s to %s: %w", it.from, it.out.Topic, it.err)
+		if it.err != nil {
+			return fmt.Errorf("replay %s to %s: %w", it.from, it.out.Topic, it.err)
 		}
 	}
-	if first != nil {
-		return first
-	}
-	now := r.e.cfg.Now().UTC()
-	ledger := make([]*kgo.Record, len(items))
-	for i, it := range items {
-		en := Entry{
-			Kind: KindReplay, RunID: r.id, DLT: r.req.Topic, Actor: r.e.cfg.Actor, Time: now, Reason: r.req.Reason,
-			ReplayID: it.replayID, ReplayCount: it.count, Group: r.req.Group,
-			Target: &Coord{Topic: it.out.Topic, Partition: it.out.Partition, Offset: it.out.Offset},
-		}
-		b, _ := json.Marshal(en)
-		ledger[i] = &kgo.Record{Topic: r.e.cfg.LedgerTopic, Key: []byte(it.from.String()), Value: b}
-	}
-	if err := r.cl.ProduceSync(ctx, ledger...).FirstErr(); err != nil {
+	if err := <-ledgerErrs; err != nil {
 		return fmt.Errorf("write ledger %s: %w", r.e.cfg.LedgerTopic, err)
 	}
 	return nil
