@@ -175,6 +175,26 @@ func TestCrashAnywhereThenRerunReplaysExactlyOnce(t *testing.T) {
 				t.Fatalf("rerun %s, but %d were committed before the crash", countsString(sum.Counts), before)
 			}
 			assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, n)
+			// The killed run stays in the history as still running, with what it committed.
+			runs, err := e.History(context.Background(), ordersDLT)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var running, completed int
+			for _, r := range runs {
+				switch r.Status {
+				case RunRunning:
+					running++
+					if r.Counts.Replayed != before || r.Actor != "child@test" {
+						t.Errorf("killed run in the history: %+v", r)
+					}
+				case RunCompleted:
+					completed++
+				}
+			}
+			if completed != 1 || running > 1 || (before > 0 && running != 1) {
+				t.Fatalf("history after the crash: %+v", runs)
+			}
 		})
 	}
 }

@@ -467,7 +467,10 @@ func (r *run) transact(ctx context.Context, fn func() error) error {
 // the transaction was applied and the producer is fit for another transaction.
 type abortedError struct{ cause error }
 
+// Error is the cause's message.
 func (e *abortedError) Error() string { return e.cause.Error() }
+
+// Unwrap returns the cause.
 func (e *abortedError) Unwrap() error { return e.cause }
 
 // abort ends the open transaction without committing, so nothing produced in it becomes

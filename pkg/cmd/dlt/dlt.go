@@ -51,7 +51,6 @@ already holds, and a second run of the same DLT fences the first.`,
 		NewCmdShow(f, nil),
 		NewCmdReplay(f, nil),
 		NewCmdHistory(f, nil),
-		NewCmdBench(f, nil),
 	)
 	return cmd
 }
@@ -64,6 +63,7 @@ type session struct {
 	secrets secret.Fields
 }
 
+// Close releases the engine.
 func (s *session) Close() { s.engine.Close() }
 
 // openSession builds the replay engine for the selected context.
