@@ -138,7 +138,11 @@ func replayRun(cmd *cobra.Command, opts *ReplayOptions) error {
 		return nil
 	}
 	if !opts.Yes && f.IOStreams.CanPrompt() {
-		if err := planTable(f, out, plan); err != nil {
+		w := out
+		if f.Output != cmdutil.OutputTable {
+			w = f.IOStreams.ErrOut // keep stdout machine-readable
+		}
+		if err := planTable(f, w, plan); err != nil {
 			return err
 		}
 	}
