@@ -276,7 +276,7 @@ func TestBenchStatsChild(t *testing.T) {
 		if err != nil {
 			panic(err)
 		}
-		_ = json.NewEncoder(out).Encode(map[string]any{"selected": st.Selected, "groups": len(st.Groups)})
+		_ = json.NewEncoder(out).Encode(map[string]any{"selected": st.Selected, "groups": len(st.Groups), "peakRSSKiB": peakRSS()})
 	case "list":
 		where, _ := CompileWhere(`errorCode == "PG_TIMEOUT" && quantity > 2`)
 		var n int64
@@ -284,7 +284,7 @@ func TestBenchStatsChild(t *testing.T) {
 		if err != nil {
 			panic(err)
 		}
-		_ = json.NewEncoder(out).Encode(map[string]any{"selected": sum.Selected, "scanned": sum.Scanned})
+		_ = json.NewEncoder(out).Encode(map[string]any{"selected": sum.Selected, "scanned": sum.Scanned, "peakRSSKiB": peakRSS()})
 	}
 	out.Flush()
 	os.Exit(0)
@@ -309,11 +309,15 @@ func TestBenchStatsScale(t *testing.T) {
 			t.Fatalf("%s child: %v\n%s", mode, err, out.String())
 		}
 		took := measured{wall: time.Since(began), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
-		ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-		var rss int64
-		if ru != nil {
-			rss = ru.Maxrss
+		// The child reports its own peak RSS (VmHWM): wait4's ru_maxrss would count this
+		// process's memory too, since the child starts as a vfork of it.
+		var res struct {
+			PeakRSSKiB int64 `json:"peakRSSKiB"`
 		}
+		if err := json.Unmarshal([]byte(lastLine(out.String())), &res); err != nil {
+			t.Fatalf("%s child output: %v\n%s", mode, err, out.String())
+		}
+		rss := res.PeakRSSKiB
 		what := "stats (group by errorSource × errorCode)"
 		if mode == "list" {
 			what = "list --where (streamed, nothing kept)"
@@ -321,6 +325,21 @@ func TestBenchStatsScale(t *testing.T) {
 		report(t, what, n, took, rss)
 		t.Logf("  %s", strings.TrimSpace(lastLine(out.String())))
 	}
+}
+
+// peakRSS returns this process's peak resident set size in KiB (VmHWM), 0 when unknown.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 func lastLine(s string) string {

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/come2us/opsctl/pkg/dlt"
@@ -248,6 +249,9 @@ func hasHeader(r *dlt.Record, m HeaderMatch) bool {
 type Where struct {
 	src  string
 	prog *vm.Program
+	// names are the identifiers the expression uses: only those are put in its environment,
+	// so a record is not turned into two dozen map entries for an expression that reads two.
+	names []string
 }
 
 // CompileWhere compiles a --where expression once, so a scan over a million records does not
@@ -265,7 +269,30 @@ func CompileWhere(src string) (w *Where, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: --where is not a valid expression: %v", ErrBadSelection, err)
 	}
-	return &Where{src: src, prog: prog}, nil
+	w = &Where{src: src, prog: prog, names: []string{}}
+	seen := map[string]bool{}
+	ast.Walk(ptr(prog.Node()), identifiers(func(name string) {
+		if !seen[name] {
+			seen[name] = true
+			w.names = append(w.names, name)
+		}
+	}))
+	if seen["$env"] { // the expression reads the environment as a whole
+		w.names = nil
+	}
+	return w, nil
+}
+
+func ptr(n ast.Node) *ast.Node { return &n }
+
+// identifiers is an ast.Visitor that reports every identifier.
+type identifiers func(string)
+
+// Visit reports identifier nodes.
+func (f identifiers) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok {
+		f(id.Value)
+	}
 }
 
 // Source returns the expression as written.
@@ -278,7 +305,7 @@ func (w *Where) Match(r *dlt.Record) (ok bool, err error) {
 			ok, err = false, fmt.Errorf("--where on %s[%d]@%d: %v", r.Topic, r.Partition, r.Offset, p)
 		}
 	}()
-	out, err := expr.Run(w.prog, Env(r))
+	out, err := expr.Run(w.prog, env(r, w.names))
 	if err != nil {
 		return false, fmt.Errorf("--where on %s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
 	}
@@ -291,26 +318,24 @@ func (w *Where) Match(r *dlt.Record) (ok bool, err error) {
 
 // Env is the environment a --where expression sees for r; exported so a TUI filter box can show
 // what is available.
-func Env(r *dlt.Record) map[string]any {
-	meta := map[string]any{
-		"topic":             r.Topic,
-		"partition":         int(r.Partition),
-		"offset":            int(r.Offset),
-		"timestamp":         r.Timestamp,
-		"key":               string(r.Key),
-		"headers":           headerMap(r),
-		"errorSource":       r.ErrorSource,
-		"errorCode":         r.ErrorCode,
-		"errorMessage":      r.ErrorMessage,
-		"format":            string(r.Format),
-		"originalTopic":     r.Origin.Topic,
-		"originalPartition": int(r.Origin.Partition),
-		"originalOffset":    int(r.Origin.Offset),
-		"group":             r.Group,
-		"exception":         r.Exception,
-		"replayCount":       r.ReplayCount,
-		"size":              len(r.Value),
+func Env(r *dlt.Record) map[string]any { return env(r, nil) }
+
+// env builds the environment with only the given names (all when names is nil).
+func env(r *dlt.Record, names []string) map[string]any {
+	if names != nil {
+		out := make(map[string]any, len(names))
+		for _, n := range names {
+			if v, ok := r.Fields[n]; ok {
+				out[n] = exprValue(v)
+			} else if n == "meta" {
+				out[n] = metaOf(r)
+			} else if v, ok := metaValue(r, n); ok {
+				out[n] = v
+			}
+		}
+		return out
 	}
+	meta := metaOf(r)
 	env := make(map[string]any, len(r.Fields)+len(meta)+1)
 	for k, v := range r.Fields {
 		env[k] = exprValue(v)
@@ -322,6 +347,58 @@ func Env(r *dlt.Record) map[string]any {
 	}
 	env["meta"] = meta
 	return env
+}
+
+// metaNames are the record metadata an expression can name.
+var metaNames = []string{"topic", "partition", "offset", "timestamp", "key", "headers", "errorSource", "errorCode",
+	"errorMessage", "format", "originalTopic", "originalPartition", "originalOffset", "group", "exception", "replayCount", "size"}
+
+func metaOf(r *dlt.Record) map[string]any {
+	m := make(map[string]any, len(metaNames))
+	for _, n := range metaNames {
+		m[n], _ = metaValue(r, n)
+	}
+	return m
+}
+
+func metaValue(r *dlt.Record, name string) (any, bool) {
+	switch name {
+	case "topic":
+		return r.Topic, true
+	case "partition":
+		return int(r.Partition), true
+	case "offset":
+		return int(r.Offset), true
+	case "timestamp":
+		return r.Timestamp, true
+	case "key":
+		return string(r.Key), true
+	case "headers":
+		return headerMap(r), true
+	case "errorSource":
+		return r.ErrorSource, true
+	case "errorCode":
+		return r.ErrorCode, true
+	case "errorMessage":
+		return r.ErrorMessage, true
+	case "format":
+		return string(r.Format), true
+	case "originalTopic":
+		return r.Origin.Topic, true
+	case "originalPartition":
+		return int(r.Origin.Partition), true
+	case "originalOffset":
+		return int(r.Origin.Offset), true
+	case "group":
+		return r.Group, true
+	case "exception":
+		return r.Exception, true
+	case "replayCount":
+		return r.ReplayCount, true
+	case "size":
+		return len(r.Value), true
+	}
+	return nil, false
 }
 
 func headerMap(r *dlt.Record) map[string]string {

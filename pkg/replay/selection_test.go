@@ -241,6 +241,8 @@ func FuzzWhere(f *testing.F) {
 	f.Add(`len(value) > 1`, []byte(`{"value":[1,2,{"a":null}]}`))
 	f.Add(`orderId / 0 > 1`, []byte(`{"orderId":1e400}`))
 	f.Add(`repeat("x", 1000000000) == ""`, []byte(`null`))
+	f.Add(`$env["quantity"] > 1 && meta.size > 0`, []byte(`{"quantity":2}`))
+	f.Add(`let q = quantity; q > 1 && errorCode == "E"`, []byte(`{"quantity":2,"errorCode":"E","partition":"p"}`))
 	f.Fuzz(func(t *testing.T, src string, value []byte) {
 		w, err := CompileWhere(src)
 		if err != nil {
@@ -250,6 +252,12 @@ func FuzzWhere(f *testing.F) {
 			return
 		}
 		d := dlt.Decode(&kgo.Record{Topic: "t.DLT", Value: value, Key: value, Headers: []kgo.RecordHeader{{Key: "x", Value: value}}})
-		_, _ = w.Match(&d)
+		ok, err := w.Match(&d)
+		// The trimmed environment (only the names the expression uses) decides as the full one.
+		full := &Where{src: w.src, prog: w.prog}
+		fok, ferr := full.Match(&d)
+		if ok != fok || (err == nil) != (ferr == nil) {
+			t.Fatalf("%q on %q: trimmed env says %v/%v, full env %v/%v", src, value, ok, err, fok, ferr)
+		}
 	})
 }
