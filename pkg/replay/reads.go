@@ -403,7 +403,9 @@ func (e *Engine) readLedger(ctx context.Context, wantDLT string, mode endMode, k
 	if err != nil {
 		return nil, fmt.Errorf("read replay ledger: %w", err)
 	}
-	err = e.scan(ctx, e.cfg.LedgerTopic, ranges, fetchBulk, func(r *kgo.Record) (bool, error) {
+	// Partitions are read together: an entry's key always lands in the same partition, so the
+	// latest entry per key still wins.
+	err = e.scanAll(ctx, e.cfg.LedgerTopic, ranges, fetchBulk, func(r *kgo.Record) (bool, error) {
 		ix.add(r.Key, r.Value, wantDLT, keepRuns)
 		return true, nil
 	})

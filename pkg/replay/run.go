@@ -620,7 +620,8 @@ func recordLevel(err error) bool {
 	return false
 }
 
-// ensureLedger creates the ledger topic, compacted, when it does not exist yet.
+// ensureLedger creates the ledger topic, compacted, with three partitions, when it does not
+// exist yet.
 func (e *Engine) ensureLedger(ctx context.Context) error {
 	ctx = fresh(ctx)
 	tds, err := e.adm.ListTopics(ctx, e.cfg.LedgerTopic)
@@ -631,7 +632,9 @@ func (e *Engine) ensureLedger(ctx context.Context) error {
 		return nil
 	}
 	compact := "compact"
-	_, err = e.adm.CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &compact}, e.cfg.LedgerTopic)
+	// Three partitions, like every topic of the platform: ledger writes and reads spread over
+	// them; entries of one dead letter always share a partition (same key).
+	_, err = e.adm.CreateTopic(ctx, 3, -1, map[string]*string{"cleanup.policy": &compact}, e.cfg.LedgerTopic)
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("create ledger topic %s (compacted): %w; nothing was replayed", e.cfg.LedgerTopic, err)
 	}
