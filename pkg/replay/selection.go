@@ -349,13 +349,17 @@ func env(r *dlt.Record, names []string) map[string]any {
 	return env
 }
 
-// metaNames are the record metadata an expression can name.
-var metaNames = []string{"topic", "partition", "offset", "timestamp", "key", "headers", "errorSource", "errorCode",
-	"errorMessage", "format", "originalTopic", "originalPartition", "originalOffset", "group", "exception", "replayCount", "size"}
+// MetaNames returns the record metadata a --where expression can name (under meta.*, and at
+// the top level where no value field shadows them).
+func MetaNames() []string {
+	return []string{"topic", "partition", "offset", "timestamp", "key", "headers", "errorSource", "errorCode",
+		"errorMessage", "format", "originalTopic", "originalPartition", "originalOffset", "group", "exception", "replayCount", "size"}
+}
 
 func metaOf(r *dlt.Record) map[string]any {
-	m := make(map[string]any, len(metaNames))
-	for _, n := range metaNames {
+	names := MetaNames()
+	m := make(map[string]any, len(names))
+	for _, n := range names {
 		m[n], _ = metaValue(r, n)
 	}
 	return m

@@ -221,8 +221,6 @@ func sanitize(s string) string { return termsafe.String(s) }
 // truncate sanitises s and cuts it to n runes.
 func truncate(s string, n int) string { return termsafe.Truncate(s, n) }
 
-var boldStyle = lipgloss.NewStyle().Bold(true)
-
 // stamp renders a time for a table cell.
 func stamp(t time.Time) string {
 	if t.IsZero() {

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/charmbracelet/lipgloss"
 	"github.com/spf13/cobra"
 
 	"github.com/come2us/opsctl/pkg/cmdutil"
@@ -54,12 +55,17 @@ errorCode, originalTopic, replayCount, ...; all also under meta.*).`,
 	return cmd
 }
 
-// listColumns are the table's fixed widths: rows stream out as they are read, so widths cannot
-// be measured first.
-var listColumns = []struct {
+// listColumn is one column of the list table.
+type listColumn struct {
 	name  string
 	width int
-}{{"PARTITION", 9}, {"OFFSET", 10}, {"TIME", 20}, {"KEY", 20}, {"ERROR SOURCE", 22}, {"ERROR CODE", 26}, {"ORDER ID", 10}, {"ORIGINAL TOPIC", 0}}
+}
+
+// listColumns are the table's fixed widths: rows stream out as they are read, so widths cannot
+// be measured first.
+func listColumns() []listColumn {
+	return []listColumn{{"PARTITION", 9}, {"OFFSET", 10}, {"TIME", 20}, {"KEY", 20}, {"ERROR SOURCE", 22}, {"ERROR CODE", 26}, {"ORDER ID", 10}, {"ORIGINAL TOPIC", 0}}
+}
 
 // ListRow is one record in `dlt list -o json` (one line each).
 type ListRow struct {
@@ -95,9 +101,10 @@ func listRun(cmd *cobra.Command, opts *ListOptions) error {
 		mask = nil
 	}
 	out := f.IOStreams.Out
+	columns := listColumns()
 	if f.Output == cmdutil.OutputTable {
 		var hdr []string
-		for _, c := range listColumns {
+		for _, c := range columns {
 			hdr = append(hdr, padCell(c.name, c.width))
 		}
 		fmt.Fprintln(out, paintHeader(f, strings.TrimRight(strings.Join(hdr, "  "), " ")))
@@ -117,7 +124,7 @@ func listRun(cmd *cobra.Command, opts *ListOptions) error {
 		cells := []string{fmt.Sprint(d.Partition), fmt.Sprint(d.Offset), stamp(d.Timestamp), keyText(d.Key),
 			d.ErrorSource, d.ErrorCode, d.Field("orderId"), d.OriginalTopic()}
 		var row []string
-		for i, c := range listColumns {
+		for i, c := range columns {
 			row = append(row, padCell(sanitize(cells[i]), c.width))
 		}
 		_, err := fmt.Fprintln(out, strings.TrimRight(strings.Join(row, "  "), " "))
@@ -177,5 +184,5 @@ func paintHeader(f *cmdutil.Factory, s string) string {
 	if !f.IOStreams.ColorEnabled() {
 		return s
 	}
-	return boldStyle.Render(s)
+	return lipgloss.NewStyle().Bold(true).Render(s)
 }
