@@ -8,6 +8,7 @@ import (
 	appscmd "github.com/come2us/opsctl/pkg/cmd/apps"
 	canarycmd "github.com/come2us/opsctl/pkg/cmd/canary"
 	configcmd "github.com/come2us/opsctl/pkg/cmd/config"
+	dltcmd "github.com/come2us/opsctl/pkg/cmd/dlt"
 	mancmd "github.com/come2us/opsctl/pkg/cmd/man"
 	tuicmd "github.com/come2us/opsctl/pkg/cmd/tui"
 	versioncmd "github.com/come2us/opsctl/pkg/cmd/version"
@@ -68,9 +69,10 @@ kube context and Prometheus.`,
 		versioncmd.NewCmdVersion(f),
 		configcmd.NewCmdConfig(f),
 		mancmd.NewCmdMan(),
+		dltcmd.NewCmdDLT(f),
 		canarycmd.NewCmdCanary(f),
+		appscmd.NewCmdApps(f),
 	)
-	cmd.AddCommand(appscmd.NewCmdApps(f))
 	cmd.AddCommand(tuicmd.NewCmdTUI(f, nil))
 	return cmd
 }
