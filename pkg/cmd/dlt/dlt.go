@@ -72,16 +72,7 @@ func openSession(f *cmdutil.Factory) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := clock(f)
-	e, err := replay.New(replay.Config{
-		NewClient:   f.KafkaClient,
-		LedgerTopic: ctx.LedgerTopic(),
-		DLTPattern:  ctx.DLTPattern(),
-		Allowlist:   ctx.DLT.Allowlist,
-		MaxReplays:  ctx.MaxReplays(),
-		Actor:       f.Actor(),
-		Now:         now,
-	})
+	e, err := replay.New(replay.ConfigFromContext(ctx, f.KafkaClient, f.Actor(), clock(f)))
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,377 @@
+package replay
+
+// Reads for interactive browsing (the TUI): a DLT as an index of coordinates that a screen
+// fetches a window at a time, so a million dead letters scroll without being loaded; a
+// filtered index built by one streaming scan; record counts per time bucket for sparklines; the
+// ledger as a lookup table; and a scan by key across topics for an order's trace.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/come2us/opsctl/pkg/config"
+	"github.com/come2us/opsctl/pkg/dlt"
+)
+
+// ConfigFromContext returns the Engine configuration of an opsctl context: its ledger topic,
+// DLT pattern, allowlist and poison guard. newClient builds Kafka clients (the Factory's
+// KafkaClient has this shape); actor and now may be empty and nil for the defaults.
+func ConfigFromContext(c *config.Context, newClient func(extra ...kgo.Opt) (*kgo.Client, error), actor string, now func() time.Time) Config {
+	return Config{
+		NewClient:   newClient,
+		LedgerTopic: c.LedgerTopic(),
+		DLTPattern:  c.DLTPattern(),
+		Allowlist:   c.DLT.Allowlist,
+		MaxReplays:  c.MaxReplays(),
+		Actor:       actor,
+		Now:         now,
+	}
+}
+
+// Span is the retained offsets [Start, End) of one partition: a DLT's unfiltered index, in which
+// record i of the topic is found by arithmetic instead of a scan.
+type Span struct {
+	Partition int32 `json:"partition"`
+	Start     int64 `json:"start"`
+	End       int64 `json:"end"`
+}
+
+// Spans returns the retained offset range of every partition of topic, in partition order, up
+// to the last stable offset (what a read_committed reader can see).
+func (e *Engine) Spans(ctx context.Context, topic string) ([]Span, error) {
+	ranges, err := e.topicRanges(ctx, topic, nil, toStable)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Span, 0, len(ranges))
+	for _, r := range ranges {
+		out = append(out, Span{Partition: r.p, Start: r.start, End: max(r.end, r.start)})
+	}
+	return out, nil
+}
+
+// windowGap is the largest run of unwanted offsets Window reads through rather than seeking
+// past: below it one more fetch is cheaper than a new fetch session.
+const windowGap = 256
+
+// Window returns the records at coords of topic, decoded briefly (no Fields, no rendered
+// Headers: what a list row shows), in the order of coords. A coordinate with no record — a
+// transaction marker, an aborted record, an offset removed by retention — yields nil. Each
+// partition's coordinates are read in clusters, so a window of a sparse filtered index reads
+// the records it needs, not everything in between.
+func (e *Engine) Window(ctx context.Context, topic string, coords []Coord) ([]*dlt.Record, error) {
+	out := make([]*dlt.Record, len(coords))
+	if len(coords) == 0 {
+		return out, nil
+	}
+	want := map[Coord]int{}
+	byPart := map[int32][]int64{}
+	for i, c := range coords {
+		c.Topic = topic
+		want[c] = i
+		byPart[c.Partition] = append(byPart[c.Partition], c.Offset)
+	}
+	var ranges []partRange
+	for p, offs := range byPart {
+		sort.Slice(offs, func(i, j int) bool { return offs[i] < offs[j] })
+		start := offs[0]
+		for i := 1; i <= len(offs); i++ {
+			if i == len(offs) || offs[i]-offs[i-1] > windowGap {
+				ranges = append(ranges, partRange{p: p, start: start, end: offs[i-1] + 1})
+				if i < len(offs) {
+					start = offs[i]
+				}
+			}
+		}
+	}
+	sort.Slice(ranges, func(i, j int) bool {
+		if ranges[i].p != ranges[j].p {
+			return ranges[i].p < ranges[j].p
+		}
+		return ranges[i].start < ranges[j].start
+	})
+	// Offsets past the stable end (records that arrived, or were aborted, since the index was
+	// built) are left out instead of waited for.
+	stable, err := e.topicRanges(ctx, topic, nil, toStable)
+	if err != nil {
+		return nil, err
+	}
+	ends := map[int32]int64{}
+	for _, r := range stable {
+		ends[r.p] = r.end
+	}
+	kept := ranges[:0]
+	for _, r := range ranges {
+		r.end = min(r.end, ends[r.p])
+		if r.start < r.end {
+			kept = append(kept, r)
+		}
+	}
+	for _, r := range kept {
+		err := e.scan(ctx, topic, []partRange{r}, fetchBrowse, func(rec *kgo.Record) (bool, error) {
+			if i, ok := want[Coord{Topic: topic, Partition: rec.Partition, Offset: rec.Offset}]; ok {
+				d := dlt.DecodeBrief(rec)
+				out[i] = &d
+			}
+			return true, nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read %s window: %w", topic, err)
+		}
+	}
+	return out, nil
+}
+
+// IndexProgress reports a running Index scan.
+type IndexProgress struct {
+	Scanned int64
+	Matched int64
+}
+
+// Index streams the coordinates of topic's records that sel selects and keep (when not nil)
+// accepts, in partition then offset order, to fn. Records are decoded briefly unless sel has a
+// --where expression, so a scan of a million dead letters holds one fetch in memory and costs
+// what a stats scan costs. progress, when set, is called every 10000 records scanned. The end
+// offsets the scan stopped at are returned, to bound a replay of exactly what was indexed.
+func (e *Engine) Index(ctx context.Context, topic string, sel *Selection, keep func(*dlt.Record) bool,
+	progress func(IndexProgress), fn func(Coord) error,
+) (map[int32]int64, ScanSummary, error) {
+	if sel == nil {
+		sel = &Selection{}
+	}
+	ranges, err := e.topicRanges(ctx, topic, sel, toStable)
+	if err != nil {
+		return nil, ScanSummary{}, err
+	}
+	ends := map[int32]int64{}
+	for _, r := range ranges {
+		ends[r.p] = r.end
+	}
+	var p IndexProgress
+	var sum ScanSummary
+	err = e.scan(ctx, topic, ranges, fetchBrowse, func(r *kgo.Record) (bool, error) {
+		sum.Scanned++
+		if p.Scanned = sum.Scanned; progress != nil && p.Scanned%10000 == 0 {
+			progress(p)
+		}
+		d, ok, err := sel.decodeIfSelected(r, decodeBrief)
+		if err != nil {
+			sum.whereFailed(err)
+			return true, nil
+		}
+		if !ok || (keep != nil && !keep(d)) {
+			return true, nil
+		}
+		sum.Selected++
+		p.Matched++
+		return true, fn(Coord{Topic: topic, Partition: d.Partition, Offset: d.Offset})
+	})
+	if progress != nil && err == nil {
+		progress(p)
+	}
+	return ends, sum, err
+}
+
+// Histogram counts each topic's records by timestamp in n buckets of width bucket ending at
+// end (oldest first), from the brokers' time indexes: n+1 offset lookups, no records read. It
+// assumes timestamps rise with offsets within a partition, as they do for records stamped when
+// they were dead-lettered.
+func (e *Engine) Histogram(ctx context.Context, topics []string, end time.Time, bucket time.Duration, n int) (map[string][]int64, error) {
+	out := map[string][]int64{}
+	if len(topics) == 0 || n <= 0 {
+		return out, nil
+	}
+	ctx = fresh(ctx)
+	ends, err := e.adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets: %w", err)
+	}
+	// at[i] is the first offset at or after boundary i; a boundary past the newest record
+	// answers -1 (no such offset), which means the end.
+	at := make([]kadm.ListedOffsets, n+1)
+	for i := 0; i <= n; i++ {
+		t := end.Add(-time.Duration(n-i) * bucket)
+		if at[i], err = e.adm.ListOffsetsAfterMilli(ctx, t.UnixMilli(), topics...); err != nil {
+			return nil, fmt.Errorf("list offsets at %s: %w", t.Format(time.RFC3339), err)
+		}
+	}
+	for _, t := range topics {
+		counts := make([]int64, n)
+		ends.Each(func(eo kadm.ListedOffset) {
+			if eo.Topic != t || eo.Err != nil {
+				return
+			}
+			off := func(i int) int64 {
+				o, ok := at[i].Lookup(t, eo.Partition)
+				if !ok || o.Err != nil || o.Offset < 0 || o.Offset > eo.Offset {
+					return eo.Offset
+				}
+				return o.Offset
+			}
+			for i := 0; i < n; i++ {
+				if d := off(i+1) - off(i); d > 0 {
+					counts[i] += d
+				}
+			}
+		})
+		out[t] = counts
+	}
+	return out, nil
+}
+
+// ReplayMark is what the ledger says about one replayed dead letter.
+type ReplayMark struct {
+	// RunID is the run that replayed it last; Count the replay count that replay carried.
+	RunID string `json:"runId"`
+	Count int    `json:"count"`
+}
+
+// Replays is the ledger read into a lookup table.
+type Replays struct{ ix *ledgerIndex }
+
+// Lookup returns the ledger's mark for the dead letter at c.
+func (r *Replays) Lookup(c Coord) (ReplayMark, bool) {
+	if r == nil || r.ix == nil {
+		return ReplayMark{}, false
+	}
+	rp, ok := r.ix.lookup(c)
+	if !ok {
+		return ReplayMark{}, false
+	}
+	return ReplayMark{RunID: rp.run, Count: int(rp.count)}, true
+}
+
+// Count returns how many dead letters of dltTopic the ledger says were replayed.
+func (r *Replays) Count(dltTopic string) int {
+	if r == nil || r.ix == nil {
+		return 0
+	}
+	return r.ix.count(dltTopic)
+}
+
+// Replayed reads the ledger (committed entries only) for dltTopic, or for every DLT when
+// dltTopic is "". A ledger topic that does not exist yet is an empty ledger.
+func (e *Engine) Replayed(ctx context.Context, dltTopic string) (*Replays, error) {
+	ix, err := e.readLedger(ctx, dltTopic, toStable, false)
+	if err != nil {
+		return nil, err
+	}
+	return &Replays{ix: ix}, nil
+}
+
+// FindQuery says which records Find looks for.
+type FindQuery struct {
+	// Topics are scanned in full (or from Since); missing topics are skipped and reported.
+	Topics []string
+	// Key selects records whose key is exactly Key.
+	Key string
+	// Field, when set, also selects records whose JSON value has Field equal to Key (as a
+	// string or a number): a dead letter re-keyed by a proxy still shows up.
+	Field string
+	// Since skips records older than this (zero: the whole retained topic).
+	Since time.Time
+	// Limit stops after this many matches per topic (0: 10000), so a hot key cannot exhaust
+	// memory.
+	Limit int
+}
+
+// Found is the outcome of Find.
+type Found struct {
+	// Records are fully decoded, sorted by timestamp, then topic, partition and offset.
+	Records []*dlt.Record
+	// Missing lists topics that do not exist on the cluster.
+	Missing []string
+	// Limited lists topics where Limit cut the scan short.
+	Limited []string
+	Scanned int64
+}
+
+// Find scans topics for the records of one key (an order's timeline across the SAGA topics and
+// their DLTs). The key is compared on the raw record before anything is decoded, and the value
+// is only parsed when it contains the key's bytes, so the scan costs little more than reading.
+func (e *Engine) Find(ctx context.Context, q FindQuery) (*Found, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 10000
+	}
+	key := []byte(q.Key)
+	out := &Found{}
+	for _, topic := range q.Topics {
+		ranges, err := e.topicRanges(ctx, topic, &Selection{Since: q.Since}, toStable)
+		if isUnknownTopic(err) {
+			out.Missing = append(out.Missing, topic)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		err = e.scan(ctx, topic, ranges, fetchBulk, func(r *kgo.Record) (bool, error) {
+			out.Scanned++
+			if !bytes.Equal(r.Key, key) && !(q.Field != "" && bytes.Contains(r.Value, key) && fieldIs(r.Value, q.Field, q.Key)) {
+				return true, nil
+			}
+			d := dlt.Decode(r)
+			out.Records = append(out.Records, &d)
+			if n++; n >= limit {
+				out.Limited = append(out.Limited, topic)
+				return false, nil
+			}
+			return true, nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("trace %s in %s: %w", q.Key, topic, err)
+		}
+	}
+	sort.SliceStable(out.Records, func(i, j int) bool {
+		a, b := out.Records[i], out.Records[j]
+		if !a.Timestamp.Equal(b.Timestamp) {
+			return a.Timestamp.Before(b.Timestamp)
+		}
+		if a.Topic != b.Topic {
+			return a.Topic < b.Topic
+		}
+		if a.Partition != b.Partition {
+			return a.Partition < b.Partition
+		}
+		return a.Offset < b.Offset
+	})
+	return out, nil
+}
+
+func isUnknownTopic(err error) bool {
+	return err != nil && errors.Is(err, ErrUnknownTopic)
+}
+
+// fieldIs reports whether the JSON object value has field equal to want, as a string or as a
+// number.
+func fieldIs(value []byte, field, want string) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(value, &m) != nil {
+		return false
+	}
+	raw, ok := m[field]
+	if !ok {
+		return false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s == want
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) == nil {
+		if _, err := strconv.ParseFloat(want, 64); err == nil {
+			return n.String() == want
+		}
+	}
+	return false
+}
