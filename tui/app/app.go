@@ -63,8 +63,8 @@ type Model struct {
 	width   int
 	height  int
 	initial string
-	// SwitchContext, when set, is called for `:ctx NAME`; it returns the new header and routes.
-	switchCtx func(name string) (Header, []Route, error)
+	// switchCtx, when set, is called for `:ctx NAME`.
+	switchCtx func(name string) (Switched, error)
 	contexts  []string
 }
 
@@ -74,6 +74,14 @@ const (
 	modeFilter
 )
 
+// Switched is a context switch's outcome: what the header shows, the palette's routes, and the
+// view to open (the new context may not serve the one that was open).
+type Switched struct {
+	Header Header
+	Routes []Route
+	Start  string
+}
+
 // Options configure New.
 type Options struct {
 	Header Header
@@ -82,7 +90,7 @@ type Options struct {
 	Start string
 	// Contexts are offered by `:ctx`; SwitchContext performs the switch.
 	Contexts      []string
-	SwitchContext func(name string) (Header, []Route, error)
+	SwitchContext func(name string) (Switched, error)
 }
 
 // New builds the root model.
@@ -292,13 +300,16 @@ func (m Model) switchContext(args []string) (tea.Model, tea.Cmd) {
 		m.status, m.statErr = "switching contexts is not available here", true
 		return m, nil
 	}
-	h, routes, err := m.switchCtx(args[0])
+	sw, err := m.switchCtx(args[0])
 	if err != nil {
 		m.status, m.statErr = termsafe.String(err.Error()), true
 		return m, nil
 	}
-	m.header = h
-	m.setRoutes(routes)
+	m.header = sw.Header
+	m.setRoutes(sw.Routes)
+	if sw.Start != "" {
+		m.initial = sw.Start
+	}
 	m.closeAll()
 	m.status, m.statErr = "switched to context "+termsafe.String(args[0]), false
 	return m.run(m.initial)
@@ -405,11 +416,17 @@ func (m Model) titleLine() string {
 	for _, v := range m.stack {
 		parts = append(parts, v.Title())
 	}
-	t := strings.Join(parts, " › ")
+	filter := ""
 	if f, ok := m.top().(view.Filterable); ok && f.Filter() != "" {
-		t += theme.Dim.Render("  /" + termsafe.Truncate(f.Filter(), 30))
+		filter = "  /" + termsafe.Truncate(f.Filter(), 30)
 	}
-	return theme.Title.Render(t)
+	// A deep stack keeps its end: the screens nearest the current one matter most.
+	t := strings.Join(parts, " › ")
+	for len(parts) > 1 && lipgloss.Width(t+filter) > m.width {
+		parts = parts[1:]
+		t = "… › " + strings.Join(parts, " › ")
+	}
+	return theme.Title.Render(t) + theme.Dim.Render(filter)
 }
 
 func (m Model) helpLine() string {

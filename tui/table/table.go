@@ -23,6 +23,9 @@ type Column struct {
 	Title string
 	Width int
 	Grow  int
+	// Hidden columns keep their cells but are not drawn (a narrow screen drops the least
+	// useful ones).
+	Hidden bool
 }
 
 // NeedFunc is called when rows [from, to) should be on screen but are not loaded. It returns the
@@ -74,6 +77,20 @@ func New(cols ...Column) Model {
 		pending: map[int]bool{}, window: 200, Empty: "(nothing here)"}
 }
 
+// SetHidden shows or hides column i without touching the loaded rows.
+func (m *Model) SetHidden(i int, hidden bool) {
+	if i >= 0 && i < len(m.cols) {
+		m.cols[i].Hidden = hidden
+	}
+}
+
+// SetWidth changes the fixed width of column i (0 makes it flexible).
+func (m *Model) SetWidth(i, w int) {
+	if i >= 0 && i < len(m.cols) {
+		m.cols[i].Width = w
+	}
+}
+
 // SetNeed installs the loader for virtualised tables, fetching windows of size rows.
 func (m *Model) SetNeed(size int, fn NeedFunc) {
 	if size > 0 {
@@ -110,6 +127,32 @@ func (m *Model) SetTotal(n int) {
 	m.keys = map[int]string{}
 	m.pending = map[int]bool{}
 	m.clamp()
+}
+
+// Extend changes the row count of a virtualised table that grows as a scan finds rows, keeping
+// the windows already loaded.
+func (m *Model) Extend(n int) {
+	for i := range m.rows {
+		if i >= n {
+			delete(m.rows, i)
+			delete(m.keys, i)
+		}
+	}
+	m.total = n
+	m.clamp()
+}
+
+// Rewrite replaces the cells of every loaded row with what fn returns for them, e.g. to show a
+// change that does not need the rows to be read again.
+func (m *Model) Rewrite(fn func(i int, key string, row []string) []string) {
+	for i, r := range m.rows {
+		m.rows[i] = fn(i, m.keys[i], r)
+	}
+}
+
+// Visible returns the index range [from, to) of the rows on screen.
+func (m Model) Visible() (int, int) {
+	return m.offset, min(m.offset+m.bodyHeight(), m.total)
 }
 
 // SetWindow stores loaded rows starting at index from.
@@ -279,6 +322,9 @@ func (m Model) widths() []int {
 	w := make([]int, len(m.cols))
 	used, shares := mark, 0
 	for i, c := range m.cols {
+		if c.Hidden {
+			continue
+		}
 		w[i] = c.Width
 		used += c.Width + 1
 		if c.Width == 0 {
@@ -289,7 +335,7 @@ func (m Model) widths() []int {
 		left := max(m.width-used, shares*4)
 		given, last := 0, -1
 		for i, c := range m.cols {
-			if c.Width == 0 {
+			if c.Width == 0 && !c.Hidden {
 				w[i] = left * grow(c) / shares
 				given += w[i]
 				last = i
@@ -311,9 +357,11 @@ func grow(c Column) int {
 func (m Model) View() string {
 	w := m.widths()
 	var b strings.Builder
-	cells := make([]string, len(m.cols))
+	cells := make([]string, 0, len(m.cols))
 	for i, c := range m.cols {
-		cells[i] = fit(c.Title, w[i])
+		if !c.Hidden {
+			cells = append(cells, fit(c.Title, w[i]))
+		}
 	}
 	b.WriteString(theme.Column.Render(ansi.Truncate("  "+strings.Join(cells, " "), m.width, "")))
 	lines := 1
@@ -335,17 +383,22 @@ func (m Model) View() string {
 			marker = "● "
 		}
 		plain := i == m.cursor || marked || m.styler == nil
-		for j := range cells {
+		cells = cells[:0]
+		for j, c := range m.cols {
+			if c.Hidden {
+				continue
+			}
 			v := ""
 			if j < len(row) {
 				v = row[j]
 			}
-			cells[j] = fit(v, w[j])
+			cell := fit(v, w[j])
 			if !plain {
 				if st, ok := m.styler(j, v); ok {
-					cells[j] = st.Render(cells[j])
+					cell = st.Render(cell)
 				}
 			}
+			cells = append(cells, cell)
 		}
 		line := ansi.Truncate(marker+strings.Join(cells, " "), m.width, "")
 		switch {

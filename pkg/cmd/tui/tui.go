@@ -20,9 +20,14 @@ import (
 	"github.com/come2us/opsctl/pkg/cmdutil"
 	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/gitops"
+	"github.com/come2us/opsctl/pkg/order"
+	"github.com/come2us/opsctl/pkg/replay"
+	"github.com/come2us/opsctl/pkg/secret"
 	"github.com/come2us/opsctl/tui/app"
 	tuiapps "github.com/come2us/opsctl/tui/apps"
 	tuicanary "github.com/come2us/opsctl/tui/canary"
+	tuidlt "github.com/come2us/opsctl/tui/dlt"
+	tuitrace "github.com/come2us/opsctl/tui/trace"
 	"github.com/come2us/opsctl/tui/view"
 )
 
@@ -110,6 +115,7 @@ type session struct {
 	name   string
 	cctx   *config.Context
 	apps   *lazyApps
+	engine *lazyEngine
 	closer []func()
 }
 
@@ -131,7 +137,14 @@ func (s *session) use(f *cmdutil.Factory) error {
 	s.mu.Lock()
 	old := s.closer
 	s.f, s.name, s.cctx, s.closer = f, name, c, nil
-	s.apps = nil
+	s.apps, s.engine = nil, nil
+	if len(c.Kafka.Brokers) > 0 {
+		now := f.Now
+		s.engine = &lazyEngine{open: func() (*replay.Engine, error) {
+			return replay.New(replay.ConfigFromContext(c, f.KafkaClient, f.Actor(), now))
+		}}
+		s.closer = append(s.closer, s.engine.close)
+	}
 	if c.ArgoCD.Server != "" || c.ArgoCD.Core {
 		live := canarycmd.NewLiveOptions(f)
 		s.apps = &lazyApps{open: live.Apps}
@@ -185,6 +198,33 @@ func (s *session) routes() []app.Route {
 	f, c, readonly, now := s.f, s.cctx, s.f.Readonly, s.now()
 	ctx := s.ctx
 	var routes []app.Route
+	if eng := s.engine; eng != nil {
+		dltOpts := tuidlt.Options{Ctx: ctx, Backend: eng, Readonly: readonly, Secrets: secret.NewFields(c.DLT.SecretFields...), Now: now}
+		routes = append(routes, app.Route{Name: "dlt", Help: "dead-letter topics, groups, records; r replay",
+			Open: func([]string) (view.View, error) { return tuidlt.New(dltOpts), nil }})
+		traceOpts := tuitrace.Options{Ctx: ctx, Backend: eng, DLT: dltOpts, Now: now}
+		if u := c.Services["order"]; u != "" {
+			cl := order.NewClient(u, nil)
+			traceOpts.Order = cl.Order
+		}
+		routes = append(routes, app.Route{Name: "trace", Args: "ORDER_ID", Help: "one order's records across the SAGA topics and DLTs",
+			Open: func(args []string) (view.View, error) {
+				if len(args) != 1 {
+					return nil, errors.New("usage: :trace ORDER_ID")
+				}
+				id, err := tuitrace.ParseOrderID(args[0])
+				if err != nil {
+					return nil, err
+				}
+				return tuitrace.New(traceOpts, id), nil
+			}})
+	} else {
+		noKafka := func([]string) (view.View, error) {
+			return nil, errors.New("no Kafka in this context: set kafka.brokers with `opsctl config`, or pass --brokers")
+		}
+		routes = append(routes, app.Route{Name: "dlt", Help: "dead-letter topics (needs kafka.brokers)", Open: noKafka},
+			app.Route{Name: "trace", Args: "ORDER_ID", Help: "one order's timeline (needs kafka.brokers)", Open: noKafka})
+	}
 	live := canarycmd.NewLiveOptions(f)
 	canaryDeps := tuicanary.Deps{Mesh: live.Mesh, Namespace: live.Namespace}
 	if c.GitOps.Dir != "" || c.GitOps.Repo != "" {
@@ -225,12 +265,8 @@ func (s *session) start(asked string) string {
 	if asked != "" {
 		return asked
 	}
-	if len(s.cctx.Kafka.Brokers) > 0 {
-		for _, r := range s.routes() {
-			if r.Name == "dlt" {
-				return "dlt"
-			}
-		}
+	if s.engine != nil {
+		return "dlt"
 	}
 	return "canary"
 }
@@ -246,13 +282,13 @@ func (s *session) model(start string) (app.Model, error) {
 		Routes:   s.routes(),
 		Start:    s.start(start),
 		Contexts: names,
-		SwitchContext: func(name string) (app.Header, []app.Route, error) {
+		SwitchContext: func(name string) (app.Switched, error) {
 			nf := &cmdutil.Factory{IOStreams: s.base.IOStreams, ConfigPath: s.base.ConfigPath, ContextName: name,
 				Output: s.base.Output, Readonly: s.readonly, Now: s.base.Now}
 			if err := s.use(nf); err != nil {
-				return app.Header{}, nil, err
+				return app.Switched{}, err
 			}
-			return s.header(), s.routes(), nil
+			return app.Switched{Header: s.header(), Routes: s.routes(), Start: s.start("")}, nil
 		},
 	}), nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/come2us/opsctl/pkg/cmdutil"
 	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
 	"github.com/come2us/opsctl/pkg/iostreams"
+	"github.com/come2us/opsctl/pkg/replay/replaytest"
 	"github.com/come2us/opsctl/tui/tuitest"
 )
 
@@ -56,6 +57,8 @@ status:
 // (simulated, read-only, nothing configured).
 func env(t *testing.T) (*cmdutil.Factory, *argocdtest.Server) {
 	t.Helper()
+	kafka := replaytest.NewCluster(t)
+	replaytest.Produce(t, kafka, replaytest.Saga(1, 7, "STOCK_ROW_MISSING", 2, replaytest.Base))
 	t.Setenv("ARGOCD_AUTH_TOKEN", "")
 	t.Setenv("ARGOCD_CONFIG_DIR", t.TempDir())
 	remote := gitopstest.NewRemote(t)
@@ -66,7 +69,7 @@ func env(t *testing.T) (*cmdutil.Factory, *argocdtest.Server) {
 contexts:
   prod:
     kafka:
-      brokers: [b-1.msk.example:9098, b-2.msk.example:9098]
+      brokers: [%q]
     argocd:
       server: %q
       plaintext: true
@@ -78,7 +81,7 @@ contexts:
   sandbox:
     simulated: true
     readonly: true
-`, srv.Addr(), argoToken, dir)
+`, kafka.ListenAddrs()[0], srv.Addr(), argoToken, dir)
 	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +94,8 @@ contexts:
 func TestSessionRoutesAndContexts(t *testing.T) {
 	f, srv := env(t)
 	ignore := goleak.IgnoreCurrent()
+	time.Sleep(100 * time.Millisecond) // the fixture producer's connections wind down
+	ignore = goleak.IgnoreCurrent()
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := newSession(ctx, f)
 	if err != nil {
@@ -101,7 +106,13 @@ func TestSessionRoutesAndContexts(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := tuitest.Start(t, m, 100, 30)
-	p.WaitFor("ctx:prod", "b-1.msk.example:9098 +1", "kube:prod-eks", "1.0.0")
+	p.WaitFor("ctx:prod", "kube:prod-eks", "orders-failed.DLT")
+	p.Type(":trace 7")
+	p.Key(tea.KeyEnter)
+	p.WaitFor("1 records · 1 dead letters, 0 replayed")
+	p.Type(":canary")
+	p.Key(tea.KeyEnter)
+	p.WaitFor("1.0.0")
 	p.Type(":apps")
 	p.Key(tea.KeyEnter)
 	p.WaitFor("order-service-prod", "Synced")

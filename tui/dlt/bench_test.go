@@ -1,0 +1,236 @@
+package dlt_test
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	pdlt "github.com/come2us/opsctl/pkg/dlt"
+	"github.com/come2us/opsctl/pkg/replay"
+	"github.com/come2us/opsctl/pkg/replay/replaytest"
+	"github.com/come2us/opsctl/pkg/secret"
+	"github.com/come2us/opsctl/tui/dlt"
+	"github.com/come2us/opsctl/tui/view"
+)
+
+// Benchmarks print figures and assert nothing about time:
+//
+//	go test ./tui/dlt -run TestBenchOpen -v -args -bench.open=1000000
+//	go test ./tui/dlt -run '^$' -bench BenchmarkRecordsView -benchmem
+var benchOpen = flag.Int("bench.open", 0, "open a DLT of this many records (kfake) in a child process: time to the first screen and peak memory")
+
+const benchTopic = "bench.DLT"
+
+// seedBench writes n dead letters to bench.DLT over three partitions, a quarter of them
+// STOCK_ROW_MISSING.
+func seedBench(tb testing.TB, c *kfake.Cluster, n int) {
+	tb.Helper()
+	const chunk = 50_000
+	codes := []string{"DB_LOCK_TIMEOUT", "STOCK_ROW_MISSING", "COUPON_NOT_FOUND", "PG_TIMEOUT"}
+	for start := 0; start < n; start += chunk {
+		recs := make([]*kgo.Record, 0, chunk)
+		for i := start; i < min(n, start+chunk); i++ {
+			orig := &kgo.Record{Topic: "orders-failed", Partition: int32(i % 3), Offset: int64(i), Key: []byte(strconv.Itoa(i)), Timestamp: replaytest.Base,
+				Value: fmt.Appendf(nil, `{"eventId":"e-%d","eventType":"OrderFailed","orderId":%d,"orderDetailId":%d,"optionValueId":3,"quantity":%d,"paymentKey":"tgen_%d"}`, i, i, i*10, 1+i%4, i)}
+			d := pdlt.Build(orig, pdlt.Failure{Source: "product-service", Code: codes[i%4], Message: "stock restore failed", Group: "product-service-group",
+				At: replaytest.Base.Add(time.Duration(i) * time.Millisecond)})
+			d.Topic, d.Partition = benchTopic, int32(i%3)
+			recs = append(recs, d)
+		}
+		replaytest.Produce(tb, c, recs...)
+	}
+}
+
+// loop is the Bubble Tea loop without a terminal: it runs commands, feeds their messages to
+// the view and queues what the view returns.
+type loop struct {
+	v     view.View
+	queue []tea.Cmd
+}
+
+// run works through the queue until it is empty or stop says so.
+func (l *loop) run(stop func() bool) {
+	for len(l.queue) > 0 && !stop() {
+		c := l.queue[0]
+		l.queue = l.queue[1:]
+		if c == nil {
+			continue
+		}
+		switch m := c().(type) {
+		case nil:
+		case tea.BatchMsg:
+			l.queue = append(l.queue, m...)
+		case view.StatusMsg:
+			if m.Err {
+				panic(m.Text)
+			}
+		default:
+			var next tea.Cmd
+			l.v, next = l.v.Update(m)
+			l.queue = append(l.queue, next)
+		}
+	}
+}
+
+func drive(v view.View, cmd tea.Cmd, stop func() bool) *loop {
+	l := &loop{v: v, queue: []tea.Cmd{cmd}}
+	l.run(stop)
+	return l
+}
+
+// BenchmarkRecordsView measures View() of a records list whose filter matches 10,000 of 40,000
+// dead letters, with its first window loaded.
+func BenchmarkRecordsView(b *testing.B) {
+	c := replaytest.NewCluster(b, kfake.SeedTopics(3, benchTopic))
+	seedBench(b, c, 40_000)
+	e, err := replay.New(replay.Config{NewClient: replaytest.NewClientFunc(c)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	o := dlt.Options{Ctx: context.Background(), Backend: e, Secrets: secret.NewFields(), Now: func() time.Time { return now }}
+	v := dlt.NewRecords(o, benchTopic, dlt.Filter{Group: true, Source: "product-service", Code: "STOCK_ROW_MISSING"})
+	v.SetSize(120, 38)
+	drive(v, v.Init(), func() bool {
+		return strings.Contains(v.View(), "10,000 matching of 40,000") && !strings.Contains(v.View(), "loading")
+	})
+	if !strings.Contains(v.View(), "10,000 matching") {
+		b.Fatalf("index not built:\n%s", v.View())
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		_ = v.View()
+	}
+}
+
+// openResult is what the child reports.
+type openResult struct {
+	Records      int     `json:"records"`
+	Filter       string  `json:"filter"`
+	FirstScreen  float64 `json:"firstScreenMs"`
+	IndexDone    float64 `json:"indexDoneMs,omitempty"`
+	PeakHeapMiB  float64 `json:"peakHeapMiB"`
+	MaxRSSMiB    float64 `json:"maxRssMiB"`
+	ScrollToEnd  float64 `json:"scrollToEndMs"`
+	ScreenSample string  `json:"screen"`
+}
+
+// TestBenchOpen seeds a DLT of -bench.open records and opens it, unfiltered and then filtered
+// by one error group, in a child process (so the figures are the TUI's, not kfake's): time to
+// the first rendered screen with rows, time until the end of the list is on screen, and peak
+// memory.
+func TestBenchOpen(t *testing.T) {
+	if addr := os.Getenv("OPSCTL_BENCH_KAFKA"); addr != "" {
+		benchChild(t, addr, os.Getenv("OPSCTL_BENCH_FILTER") != "")
+		return
+	}
+	n := *benchOpen
+	if n == 0 {
+		t.Skip("benchmark: pass -args -bench.open=1000000")
+	}
+	c := replaytest.NewCluster(t, kfake.SeedTopics(3, benchTopic))
+	start := time.Now()
+	seedBench(t, c, n)
+	t.Logf("seeded %d dead letters in %s", n, time.Since(start).Round(time.Millisecond))
+	for _, filter := range []bool{false, true} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestBenchOpen$", "-test.v")
+		cmd.Env = append(os.Environ(), "OPSCTL_BENCH_KAFKA="+c.ListenAddrs()[0])
+		if filter {
+			cmd.Env = append(cmd.Env, "OPSCTL_BENCH_FILTER=1")
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(l), "RESULT "); ok {
+				var r openResult
+				if err := json.Unmarshal([]byte(rest), &r); err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("open %s (%d records, filter %q): first screen %.0f ms, index done %.0f ms, scroll to end %.0f ms, peak heap %.1f MiB, max RSS %.1f MiB",
+					benchTopic, r.Records, r.Filter, r.FirstScreen, r.IndexDone, r.ScrollToEnd, r.PeakHeapMiB, r.MaxRSSMiB)
+				t.Logf("first screen:\n%s", r.ScreenSample)
+			}
+		}
+	}
+}
+
+func benchChild(t *testing.T, addr string, filtered bool) {
+	newClient := func(extra ...kgo.Opt) (*kgo.Client, error) {
+		return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, extra...)...)
+	}
+	e, err := replay.New(replay.Config{NewClient: newClient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	f := dlt.Filter{}
+	if filtered {
+		f = dlt.Filter{Group: true, Source: "product-service", Code: "STOCK_ROW_MISSING"}
+	}
+	o := dlt.Options{Ctx: context.Background(), Backend: e, Secrets: secret.NewFields(), Now: time.Now}
+	start := time.Now()
+	v := dlt.NewRecords(o, benchTopic, f)
+	v.SetSize(120, 38)
+	firstRow := func() bool {
+		s := v.View()
+		return strings.Contains(s, "0/") && !strings.Contains(s, "loading") && !strings.Contains(s, "reading offsets")
+	}
+	l := drive(v, v.Init(), firstRow)
+	first := time.Since(start)
+	screen := v.View()
+	var indexDone time.Duration
+	if filtered {
+		l.run(func() bool { return strings.Contains(v.View(), "matching of") })
+		indexDone = time.Since(start)
+	}
+	s2 := time.Now()
+	l.queue = append(l.queue, func() tea.Msg { return tea.KeyMsg{Type: tea.KeyEnd} })
+	l.run(func() bool { return false })
+	scroll := time.Since(s2)
+	close(done)
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	r := openResult{Filter: f.Describe(), FirstScreen: ms(first), IndexDone: ms(indexDone), ScrollToEnd: ms(scroll),
+		PeakHeapMiB: float64(peak.Load()) / (1 << 20), MaxRSSMiB: float64(ru.Maxrss) / 1024, ScreenSample: screen}
+	if spans, err := e.Spans(context.Background(), benchTopic); err == nil {
+		for _, s := range spans {
+			r.Records += int(s.End - s.Start)
+		}
+	}
+	b, _ := json.Marshal(r)
+	fmt.Println("RESULT " + string(b))
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

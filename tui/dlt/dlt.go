@@ -1,0 +1,319 @@
+// Package dlt is the TUI's dead-letter console: DLT topics (count, records in the last hour
+// with a sparkline, age of the newest) → error groups (errorSource × errorCode) → records,
+// fetched in windows as they scroll into view so a million-record DLT opens at once → one
+// record with its headers decoded, its value pretty-printed and its secrets masked (`v`
+// reveals them).
+//
+// In the records list `space` selects, `a` selects everything the filter matches, `r` replays
+// the selection behind a dialog that shows the plan (count, targets, refusals), asks for an
+// optional target group and the reason, then runs the replay with a progress bar and keeps the
+// outcome on screen; `R` is the same plan as a dry run. Every read and the replay itself go
+// through pkg/replay, exactly as `opsctl dlt` does.
+package dlt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/come2us/opsctl/pkg/dlt"
+	"github.com/come2us/opsctl/pkg/replay"
+	"github.com/come2us/opsctl/pkg/secret"
+	"github.com/come2us/opsctl/tui/table"
+	"github.com/come2us/opsctl/tui/theme"
+	"github.com/come2us/opsctl/tui/view"
+)
+
+// Backend is what the views read and do; *replay.Engine implements it.
+type Backend interface {
+	Topics(ctx context.Context) ([]replay.TopicInfo, error)
+	Histogram(ctx context.Context, topics []string, end time.Time, bucket time.Duration, n int) (map[string][]int64, error)
+	Stats(ctx context.Context, topic string, sel *replay.Selection) (*replay.Stats, error)
+	Spans(ctx context.Context, topic string) ([]replay.Span, error)
+	Index(ctx context.Context, topic string, sel *replay.Selection, keep func(*dlt.Record) bool,
+		progress func(replay.IndexProgress), fn func(replay.Coord) error) (map[int32]int64, replay.ScanSummary, error)
+	Window(ctx context.Context, topic string, coords []replay.Coord) ([]*dlt.Record, error)
+	Get(ctx context.Context, topic string, partition int32, offset int64) (*dlt.Record, error)
+	Replayed(ctx context.Context, dltTopic string) (*replay.Replays, error)
+	Plan(ctx context.Context, req replay.Request) (*replay.Plan, error)
+	Replay(ctx context.Context, req replay.Request) (*replay.Summary, error)
+}
+
+// Options configure the DLT views.
+type Options struct {
+	// Ctx bounds every read and replay; each view's own work also ends at its Close.
+	Ctx     context.Context
+	Backend Backend
+	// Readonly hides and refuses `r` (R, the dry run, stays).
+	Readonly bool
+	// Secrets are the value fields masked in the record view until `v`.
+	Secrets secret.Fields
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Window is how many records a virtualised list fetches at a time (default 200).
+	Window int
+	// Refresh is how often the topic list is re-read (default 15s; negative: never).
+	Refresh time.Duration
+}
+
+func (o *Options) defaults() {
+	if o.Ctx == nil {
+		o.Ctx = context.Background()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Window <= 0 {
+		o.Window = 200
+	}
+	if o.Refresh == 0 {
+		o.Refresh = 15 * time.Second
+	}
+}
+
+// Keys of the DLT views.
+var (
+	KeyOpen     = key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open"))
+	KeyAll      = key.NewBinding(key.WithKeys("A"), key.WithHelp("A", "all records"))
+	KeySelect   = key.NewBinding(key.WithKeys(" "), key.WithHelp("space", "select"))
+	KeySelAll   = key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "select all matching"))
+	KeyClear    = key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "clear selection"))
+	KeyReplay   = key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "replay"))
+	KeyDryRun   = key.NewBinding(key.WithKeys("R"), key.WithHelp("R", "dry run"))
+	KeyReveal   = key.NewBinding(key.WithKeys("v"), key.WithHelp("v", "reveal secrets"))
+	KeyReload   = key.NewBinding(key.WithKeys("ctrl+r"), key.WithHelp("ctrl+r", "reload"))
+	KeyScrollDn = key.NewBinding(key.WithKeys("down", "j", "pgdown", "ctrl+f", "end", "G"))
+)
+
+// Topics is the list of dead-letter topics.
+type Topics struct {
+	o      Options
+	ctx    context.Context
+	cancel context.CancelFunc
+	tbl    table.Model
+	topics []replay.TopicInfo
+	spark  map[string][]int64
+	shown  []int
+	filter string
+	loaded bool
+}
+
+type topicsMsg struct {
+	owner  *Topics
+	topics []replay.TopicInfo
+	spark  map[string][]int64
+}
+
+type topicsTickMsg struct{ owner *Topics }
+
+// sparkBuckets × sparkBucket is the last hour.
+const (
+	sparkBuckets = 12
+	sparkBucket  = 5 * time.Minute
+)
+
+// New returns the DLT topics view, the DLT console's first screen.
+func New(o Options) *Topics {
+	o.defaults()
+	ctx, cancel := context.WithCancel(o.Ctx)
+	t := table.New(
+		table.Column{Title: "TOPIC", Grow: 2},
+		table.Column{Title: "RECORDS", Width: 9},
+		table.Column{Title: "LAST HOUR", Width: 9},
+		table.Column{Title: "5-MIN BUCKETS", Width: sparkBuckets + 1},
+		table.Column{Title: "NEWEST", Width: 6},
+		table.Column{Title: "REPLAYED", Width: 8},
+	)
+	t.Empty = "reading dead-letter topics…"
+	t.SetStyler(func(col int, v string) (lipgloss.Style, bool) {
+		if col == 3 {
+			return theme.Warning, true
+		}
+		return lipgloss.Style{}, false
+	})
+	return &Topics{o: o, ctx: ctx, cancel: cancel, tbl: t}
+}
+
+// Init lists the topics.
+func (v *Topics) Init() tea.Cmd { return v.load() }
+
+// Close stops the refresh.
+func (v *Topics) Close() { v.cancel() }
+
+func (v *Topics) load() tea.Cmd {
+	ctx, be, now := v.ctx, v.o.Backend, v.o.Now
+	return view.Do(func() (tea.Msg, error) {
+		ts, err := be.Topics(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list dead-letter topics: %w", err)
+		}
+		names := make([]string, len(ts))
+		for i, t := range ts {
+			names[i] = t.Topic
+		}
+		spark, err := be.Histogram(ctx, names, now(), sparkBucket, sparkBuckets)
+		if err != nil {
+			spark = nil // the sparkline is a nicety; the counts stand without it
+		}
+		return topicsMsg{owner: v, topics: ts, spark: spark}, nil
+	})
+}
+
+// Update handles the list and keys.
+func (v *Topics) Update(msg tea.Msg) (view.View, tea.Cmd) {
+	switch msg := msg.(type) {
+	case topicsMsg:
+		if msg.owner != v {
+			return v, nil
+		}
+		v.topics, v.spark, v.loaded = msg.topics, msg.spark, true
+		v.fill()
+		if v.o.Refresh > 0 {
+			return v, view.After(v.ctx, v.o.Refresh, topicsTickMsg{owner: v})
+		}
+		return v, nil
+	case topicsTickMsg:
+		if msg.owner == v {
+			return v, v.load()
+		}
+	case tea.KeyMsg:
+		switch {
+		case key.Matches(msg, KeyReload):
+			return v, v.load()
+		case key.Matches(msg, KeyOpen):
+			if t, ok := v.current(); ok {
+				return v, view.Push(newGroups(v.o, t))
+			}
+			return v, nil
+		case key.Matches(msg, KeyAll):
+			if t, ok := v.current(); ok {
+				r := newRecords(v.o, t.Topic, Filter{})
+				r.withTopic = true
+				return v, view.Push(r)
+			}
+			return v, nil
+		}
+		var cmd tea.Cmd
+		v.tbl, cmd = v.tbl.Update(msg)
+		return v, cmd
+	case tea.MouseMsg:
+		var cmd tea.Cmd
+		v.tbl, cmd = v.tbl.Update(msg)
+		return v, cmd
+	}
+	return v, nil
+}
+
+func (v *Topics) current() (replay.TopicInfo, bool) {
+	i := v.tbl.Cursor()
+	if i < 0 || i >= len(v.shown) {
+		return replay.TopicInfo{}, false
+	}
+	return v.topics[v.shown[i]], true
+}
+
+func (v *Topics) fill() {
+	now := v.o.Now()
+	var rows [][]string
+	var keys []string
+	v.shown = v.shown[:0]
+	f := strings.ToLower(v.filter)
+	for i, t := range v.topics {
+		if f != "" && !strings.Contains(strings.ToLower(t.Topic), f) {
+			continue
+		}
+		v.shown = append(v.shown, i)
+		rows = append(rows, []string{t.Topic, count(t.Records), count(t.LastHour), Sparkline(v.spark[t.Topic]),
+			table.Ago(now, t.Newest), count(int64(t.Replayed))})
+		keys = append(keys, t.Topic)
+	}
+	if v.loaded {
+		v.tbl.Empty = "no dead-letter topics (names matching the context's dlt.pattern)"
+		if f != "" {
+			v.tbl.Empty = "no topic matches the filter"
+		}
+	}
+	v.tbl.SetAll(rows, keys)
+}
+
+// View draws the table.
+func (v *Topics) View() string { return v.tbl.View() }
+
+// Title names the view.
+func (v *Topics) Title() string { return "dlt" }
+
+// SetSize sets the body size.
+func (v *Topics) SetSize(w, h int) { v.tbl.SetSize(w, h) }
+
+// Keys lists the bindings.
+func (v *Topics) Keys() []key.Binding {
+	return []key.Binding{
+		key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "error groups")),
+		KeyAll, KeyReload,
+	}
+}
+
+// Capturing is never true: the list has no inputs.
+func (v *Topics) Capturing() bool { return false }
+
+// SetFilter narrows the topics by name.
+func (v *Topics) SetFilter(s string) tea.Cmd { v.filter = s; v.fill(); return nil }
+
+// Filter returns the filter.
+func (v *Topics) Filter() string { return v.filter }
+
+// Sparkline draws counts as block characters scaled to the largest; empty buckets are a dot,
+// so "nothing" and "little" look different.
+func Sparkline(counts []int64) string {
+	if len(counts) == 0 {
+		return ""
+	}
+	const bars = "▁▂▃▄▅▆▇█"
+	levels := []rune(bars)
+	var top int64
+	for _, c := range counts {
+		top = max(top, c)
+	}
+	var b strings.Builder
+	for _, c := range counts {
+		switch {
+		case c <= 0:
+			b.WriteRune('·')
+		default:
+			i := int((c*int64(len(levels)) - 1) / top)
+			b.WriteRune(levels[min(max(i, 0), len(levels)-1)])
+		}
+	}
+	return b.String()
+}
+
+// count renders n with thousands separators.
+func count(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	if n < 0 {
+		return s
+	}
+	var out []byte
+	for i := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+// ignoreCancel drops errors of work cancelled because its view closed.
+func ignoreCancel(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,362 @@
+package dlt_test
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
+
+	pdlt "github.com/come2us/opsctl/pkg/dlt"
+	"github.com/come2us/opsctl/pkg/event"
+	"github.com/come2us/opsctl/pkg/replay"
+	"github.com/come2us/opsctl/pkg/replay/replaytest"
+	"github.com/come2us/opsctl/pkg/secret"
+	"github.com/come2us/opsctl/tui/app"
+	"github.com/come2us/opsctl/tui/dlt"
+	"github.com/come2us/opsctl/tui/tuitest"
+	"github.com/come2us/opsctl/tui/view"
+)
+
+func TestMain(m *testing.M) {
+	lipgloss.SetColorProfile(termenv.Ascii)
+	os.Exit(m.Run())
+}
+
+// now is the clock of every test: half an hour after the fixtures' base time.
+var now = replaytest.Base.Add(30 * time.Minute)
+
+const ordersDLT = "orders-failed.DLT"
+
+type world struct {
+	c *kfake.Cluster
+	e *replay.Engine
+}
+
+// newWorld starts kfake with the SAGA topics and 30 dead letters on orders-failed.DLT: order ids
+// 1..30 over the three partitions, DB_LOCK_TIMEOUT for odd ids and STOCK_ROW_MISSING for even.
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	c := replaytest.NewCluster(t)
+	var recs []*kgo.Record
+	for i := 1; i <= 30; i++ {
+		code := "DB_LOCK_TIMEOUT"
+		if i%2 == 0 {
+			code = "STOCK_ROW_MISSING"
+		}
+		recs = append(recs, replaytest.Saga(int32(i%3), int64(i), code, 1+i%4, replaytest.Base.Add(time.Duration(i)*time.Second)))
+	}
+	recs = append(recs, replaytest.Spring(0, 99, replaytest.Base.Add(2*time.Minute)))
+	replaytest.Produce(t, c, recs...)
+	return &world{c: c, e: newEngine(t, c)}
+}
+
+func newEngine(t *testing.T, c *kfake.Cluster) *replay.Engine {
+	t.Helper()
+	e, err := replay.New(replay.Config{NewClient: replaytest.NewClientFunc(c), Actor: "oncall@laptop", Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
+func (w *world) options(ctx context.Context, readonly bool) dlt.Options {
+	return dlt.Options{Ctx: ctx, Backend: w.e, Readonly: readonly, Secrets: secret.NewFields(), Now: func() time.Time { return now }, Refresh: -1}
+}
+
+// root is the TUI with the dlt route, as `opsctl tui` builds it.
+func (w *world) root(ctx context.Context, readonly bool) app.Model {
+	return app.New(app.Options{
+		Header: app.Header{Context: "prod", Kafka: "b-1.msk:9098", ArgoCD: "argocd.example:443", Kube: "prod-eks", Readonly: readonly},
+		Routes: []app.Route{{Name: "dlt", Help: "dead letters", Open: func([]string) (view.View, error) {
+			return dlt.New(w.options(ctx, readonly)), nil
+		}}},
+		Start: "dlt",
+	})
+}
+
+// openRecords goes topics → orders-failed.DLT → its STOCK_ROW_MISSING group.
+func openRecords(t *testing.T, p *tuitest.Program) {
+	t.Helper()
+	p.WaitFor(ordersDLT, "30")
+	p.Type("j") // topics sort by name: connect-orders-dlt, then orders-failed.DLT
+	p.Key(tea.KeyEnter)
+	p.WaitFor("STOCK_ROW_MISSING", "DB_LOCK_TIMEOUT")
+	p.Type("jj") // (all records), DB_LOCK_TIMEOUT 15, STOCK_ROW_MISSING 15
+	p.Key(tea.KeyEnter)
+	p.WaitFor("15 matching of 30 scanned")
+}
+
+func TestDLTTopics(t *testing.T) {
+	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
+		w := newWorld(t)
+		p := tuitest.Start(t, w.root(t.Context(), false), wd, ht)
+		p.WaitFor(ordersDLT, "payments-failed-dlt", "30")
+		tuitest.GoldenScreen(t, p.Screen(), wd, ht)
+	})
+}
+
+func TestDLTGroups(t *testing.T) {
+	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
+		w := newWorld(t)
+		p := tuitest.Start(t, w.root(t.Context(), false), wd, ht)
+		p.WaitFor(ordersDLT, "30")
+		p.Type("j")
+		p.Key(tea.KeyEnter)
+		p.WaitFor("STOCK_ROW_MISSING", "DB_LOCK_TIMEOUT")
+		tuitest.GoldenScreen(t, p.Screen(), wd, ht)
+	})
+}
+
+func TestDLTRecords(t *testing.T) {
+	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
+		w := newWorld(t)
+		p := tuitest.Start(t, w.root(t.Context(), false), wd, ht)
+		openRecords(t, p)
+		p.Type("  ")
+		p.WaitFor("2 selected")
+		tuitest.GoldenScreen(t, p.Screen(), wd, ht)
+	})
+}
+
+// TestDLTDetail opens one record: its payment key is masked until v.
+func TestDLTDetail(t *testing.T) {
+	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
+		w := newWorld(t)
+		p := tuitest.Start(t, w.root(t.Context(), false), wd, ht)
+		openRecords(t, p)
+		p.Key(tea.KeyEnter)
+		p.WaitFor("VALUE (json", "secrets masked")
+		screen := p.Screen()
+		if strings.Contains(screen, "ABCDEFGH") {
+			t.Errorf("payment key shown unmasked:\n%s", screen)
+		}
+		tuitest.GoldenScreen(t, screen, wd, ht)
+	})
+	w := newWorld(t)
+	p := tuitest.Start(t, w.root(t.Context(), false), 120, 40)
+	openRecords(t, p)
+	p.Key(tea.KeyEnter)
+	p.WaitFor("VALUE (json")
+	p.Type("v")
+	p.WaitFor("ABCDEFGH")
+	p.Quit()
+}
+
+// TestDLTHostile opens dead letters built to attack a terminal: nothing reaches the screen raw,
+// and the 1 MiB value is cut with a marker.
+func TestDLTHostile(t *testing.T) {
+	c := replaytest.NewCluster(t)
+	replaytest.Produce(t, c, replaytest.Hostile(0, replaytest.Base)...)
+	w := &world{c: c, e: newEngine(t, c)}
+	p := tuitest.Start(t, w.root(t.Context(), false), 120, 40)
+	p.WaitFor(ordersDLT)
+	p.Type("jA") // orders-failed.DLT, all records, no grouping scan
+	p.WaitFor("5 records")
+	raw := p.Quit().View()
+	if strings.ContainsAny(raw, "\x1b\x07\u009b\u202e") {
+		t.Fatalf("raw control characters on the records screen: %q", raw)
+	}
+	for i, wantIn := range []string{`\x1b`, "truncated"} {
+		p := tuitest.Start(t, w.root(t.Context(), false), 120, 40)
+		p.WaitFor(ordersDLT)
+		p.Type("jA")
+		p.WaitFor("5 records")
+		if i == 1 {
+			p.Type("jjjj") // the 1 MiB record
+		}
+		p.Key(tea.KeyEnter)
+		p.WaitFor("VALUE (")
+		raw := p.Quit().View()
+		if strings.ContainsAny(raw, "\x1b\x07\u009b\u202e") {
+			t.Fatalf("raw control characters in the record view: %q", raw)
+		}
+		if !strings.Contains(raw, wantIn) {
+			t.Errorf("record view lacks %q:\n%s", wantIn, raw)
+		}
+	}
+}
+
+// replayedFrom counts, per x-opsctl-replayed-from value, the committed records on topic.
+func replayedFrom(t *testing.T, c *kfake.Cluster, topic string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, r := range replaytest.ReadCommitted(t, c, topic) {
+		for _, h := range r.Headers {
+			if h.Key == pdlt.HeaderReplayedFrom {
+				out[string(h.Value)]++
+			}
+		}
+	}
+	return out
+}
+
+// ledgerReplays counts the replay entries of the ledger.
+func ledgerReplays(t *testing.T, e *replay.Engine) int {
+	t.Helper()
+	rs, err := e.Replayed(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs.Count(ordersDLT)
+}
+
+func TestDLTReplayModal(t *testing.T) {
+	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
+		w := newWorld(t)
+		p := tuitest.Start(t, w.root(t.Context(), false), wd, ht)
+		openRecords(t, p)
+		p.Type("   ")
+		p.WaitFor("3 selected")
+		p.Type("r")
+		p.WaitFor("Replay 3 dead letters?", "Reason")
+		tuitest.GoldenScreen(t, p.Screen(), wd, ht)
+	})
+}
+
+// TestDLTReplay is the key-driven flow: select 3 dead letters, r, a reason, enter. The ledger
+// then holds exactly 3 replays and orders-failed received exactly those 3 records.
+func TestDLTReplay(t *testing.T) {
+	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
+		w := newWorld(t)
+		p := tuitest.Start(t, w.root(t.Context(), false), wd, ht)
+		openRecords(t, p)
+		p.Type("   ")
+		p.WaitFor("3 selected")
+		p.Type("r")
+		p.WaitFor("Replay 3 dead letters?")
+		p.Key(tea.KeyTab)
+		p.Type("stock table fixed")
+		p.Key(tea.KeyEnter)
+		p.WaitFor("replayed 3 · already replayed 0 · refused 0 · failed 0", "✓1")
+		tuitest.GoldenScreen(t, scrubRunID(p.Screen()), wd, ht)
+
+		if n := ledgerReplays(t, w.e); n != 3 {
+			t.Fatalf("ledger holds %d replays, want 3", n)
+		}
+		got := replayedFrom(t, w.c, event.TopicOrdersFailed)
+		// The first three STOCK_ROW_MISSING dead letters in list order: partition 0's order ids
+		// 6 and 12 and 18 are at offsets 1, 3, 5 (even ids), so the list starts 0/1, 0/3, 0/5.
+		want := map[string]int{ordersDLT + "/0/1": 1, ordersDLT + "/0/3": 1, ordersDLT + "/0/5": 1}
+		if len(got) != len(want) {
+			t.Fatalf("orders-failed received %v, want %v", got, want)
+		}
+		for k, n := range want {
+			if got[k] != n {
+				t.Fatalf("orders-failed received %v, want %v", got, want)
+			}
+		}
+	})
+}
+
+// TestDLTReplayAllMatching: a selects everything the filter matches; the replay takes exactly
+// those records.
+func TestDLTReplayAllMatching(t *testing.T) {
+	w := newWorld(t)
+	p := tuitest.Start(t, w.root(t.Context(), false), 120, 40)
+	openRecords(t, p)
+	p.Type("/")
+	p.Type("00000000-0000-4000-8000") // no key or error field contains it: nothing matches
+	p.Key(tea.KeyEnter)
+	p.WaitFor("0 matching of 30 scanned")
+	p.Type("/")
+	for range 30 {
+		p.Key(tea.KeyBackspace)
+	}
+	p.Type("1")
+	p.Key(tea.KeyEnter) // keys 10, 12, 14, 16, 18 in this group
+	p.WaitFor("5 matching of 30 scanned")
+	p.Type("a")
+	p.WaitFor("5 selected (all matching)")
+	p.Type("r")
+	p.WaitFor("Replay 5 dead letters?")
+	p.Key(tea.KeyTab)
+	p.Type("replay the 1x orders")
+	p.Key(tea.KeyEnter)
+	p.WaitFor("replayed 5 ·")
+	p.Quit()
+	got := replayedFrom(t, w.c, event.TopicOrdersFailed)
+	if len(got) != 5 {
+		t.Fatalf("orders-failed received %v, want the 5 matching", got)
+	}
+	for _, r := range replaytest.ReadCommitted(t, w.c, ordersDLT) {
+		d := pdlt.Decode(r)
+		k := ordersDLT + "/" + strconv.FormatInt(int64(d.Partition), 10) + "/" + strconv.FormatInt(d.Offset, 10)
+		want := d.ErrorCode == "STOCK_ROW_MISSING" && strings.Contains(string(d.Key), "1")
+		if (got[k] == 1) != want {
+			t.Errorf("%s (key %s, %s): replayed %d", k, d.Key, d.ErrorCode, got[k])
+		}
+	}
+}
+
+func TestDLTDryRun(t *testing.T) {
+	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
+		w := newWorld(t)
+		p := tuitest.Start(t, w.root(t.Context(), true), wd, ht)
+		openRecords(t, p)
+		p.Type("  ")
+		p.Type("R")
+		p.WaitFor("Dry run: replay 2 selected dead letters", "nothing was replayed")
+		tuitest.GoldenScreen(t, p.Screen(), wd, ht)
+		if n := ledgerReplays(t, w.e); n != 0 {
+			t.Fatalf("a dry run wrote %d ledger entries", n)
+		}
+	})
+}
+
+// TestDLTReadonly: r is neither offered nor honoured; nothing reaches the ledger or the target.
+func TestDLTReadonly(t *testing.T) {
+	w := newWorld(t)
+	p := tuitest.Start(t, w.root(t.Context(), true), 120, 40)
+	openRecords(t, p)
+	p.Type("   r")
+	p.WaitFor("read-only: replay is disabled")
+	p.Type("reason")
+	p.Key(tea.KeyEnter)
+	screen := p.Screen()
+	if strings.Contains(screen, "Replay 3 dead letters?") || strings.Contains(screen, "r replay") {
+		t.Errorf("readonly screen offers a replay:\n%s", screen)
+	}
+	if n := ledgerReplays(t, w.e); n != 0 {
+		t.Fatalf("readonly: %d ledger entries", n)
+	}
+	if got := replayedFrom(t, w.c, event.TopicOrdersFailed); len(got) != 0 {
+		t.Fatalf("readonly: orders-failed received %v", got)
+	}
+}
+
+// TestDLTNoLeak: after quitting, no scan, window read or listener is left running.
+func TestDLTNoLeak(t *testing.T) {
+	w := newWorld(t)
+	time.Sleep(100 * time.Millisecond) // the fixture producer's connections wind down
+	ignore := goleak.IgnoreCurrent()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := tuitest.Start(t, w.root(ctx, false), 80, 24)
+	openRecords(t, p)
+	p.Type(" r")
+	p.WaitFor("Replay 1 dead letters?")
+	p.Quit()
+	cancel()
+	w.e.Close()
+	goleak.VerifyNone(t, ignore, goleak.IgnoreTopFunction("github.com/charmbracelet/x/exp/teatest.NewTestModel.func2"))
+}
+
+func scrubRunID(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if j := strings.Index(l, "run "); j >= 0 && strings.Contains(l, " completed") {
+			k := strings.Index(l[j:], " completed")
+			lines[i] = l[:j] + "run <id>" + strings.Repeat(" ", max(k-len("run <id>"), 0)) + l[j+k:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,571 @@
+package dlt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/come2us/opsctl/pkg/dlt"
+	"github.com/come2us/opsctl/pkg/replay"
+	"github.com/come2us/opsctl/pkg/termsafe"
+	"github.com/come2us/opsctl/tui/modal"
+	"github.com/come2us/opsctl/tui/table"
+	"github.com/come2us/opsctl/tui/theme"
+	"github.com/come2us/opsctl/tui/view"
+)
+
+// index maps a list position to a record's coordinates. Unfiltered, it is the partitions'
+// offset spans and costs nothing to build; filtered, it is the coordinates one streaming scan
+// found (12 bytes a record).
+type index struct {
+	spans []replay.Span
+	cum   []int64 // records before each span
+	total int64
+
+	filtered bool
+	part     []int32
+	off      []int64
+
+	// ends are the end offsets the index covers: a replay of "everything matching" is bounded
+	// by them, so records that arrive later are not replayed unseen.
+	ends    map[int32]int64
+	done    bool
+	scanned int64
+}
+
+func spanIndex(spans []replay.Span) *index {
+	x := &index{spans: spans, ends: map[int32]int64{}, done: true}
+	for _, s := range spans {
+		x.cum = append(x.cum, x.total)
+		x.total += s.End - s.Start
+		x.ends[s.Partition] = s.End
+	}
+	return x
+}
+
+// Len is the number of positions.
+func (x *index) Len() int {
+	if x.filtered {
+		return len(x.off)
+	}
+	return int(x.total)
+}
+
+// At returns the coordinates at position i.
+func (x *index) At(i int) replay.Coord {
+	if x.filtered {
+		return replay.Coord{Partition: x.part[i], Offset: x.off[i]}
+	}
+	j := sort.Search(len(x.cum), func(k int) bool { return x.cum[k] > int64(i) }) - 1
+	s := x.spans[j]
+	return replay.Coord{Partition: s.Partition, Offset: s.Start + int64(i) - x.cum[j]}
+}
+
+func coordKey(c replay.Coord) string {
+	return strconv.Itoa(int(c.Partition)) + "/" + strconv.FormatInt(c.Offset, 10)
+}
+
+func parseKey(k string) (replay.Coord, bool) {
+	p, o, ok := strings.Cut(k, "/")
+	if !ok {
+		return replay.Coord{}, false
+	}
+	pn, err1 := strconv.ParseInt(p, 10, 32)
+	on, err2 := strconv.ParseInt(o, 10, 64)
+	if err1 != nil || err2 != nil {
+		return replay.Coord{}, false
+	}
+	return replay.Coord{Partition: int32(pn), Offset: on}, true
+}
+
+// Records is one DLT's records, optionally filtered, as a virtualised list.
+type Records struct {
+	o      Options
+	ctx    context.Context
+	cancel context.CancelFunc
+	topic  string
+	base   Filter // the group the view was opened on
+	text   string // the `/` filter
+
+	gen       int
+	gctx      context.Context
+	genCancel context.CancelFunc
+	events    chan tea.Msg
+	idx       *index
+	tbl       table.Model
+	marks     *replay.Replays
+
+	sel      map[replay.Coord]bool
+	all      bool
+	excluded map[replay.Coord]bool
+
+	flow *replayFlow
+	// withTopic names the topic in the title (opened from the topic list, not from a group).
+	withTopic bool
+	w, h      int
+}
+
+type indexMsg struct {
+	owner *Records
+	gen   int
+	spans []replay.Span
+	part  []int32
+	off   []int64
+	ends  map[int32]int64
+	prog  replay.IndexProgress
+	done  bool
+	err   error
+}
+
+type windowMsg struct {
+	owner *Records
+	gen   int
+	from  int
+	recs  []*dlt.Record
+	coord []replay.Coord
+	err   error
+}
+
+type marksMsg struct {
+	owner *Records
+	marks *replay.Replays
+}
+
+// NewRecords returns the records of topic matching f (the zero Filter: all of them).
+func NewRecords(o Options, topic string, f Filter) *Records {
+	o.defaults()
+	return newRecords(o, topic, f)
+}
+
+func newRecords(o Options, topic string, f Filter) *Records {
+	ctx, cancel := context.WithCancel(o.Ctx)
+	t := table.New(
+		table.Column{Title: "P/OFFSET", Width: 11},
+		table.Column{Title: "TIME (UTC)", Width: 14},
+		table.Column{Title: "KEY", Width: 10},
+		table.Column{Title: "SOURCE", Width: 15},
+		table.Column{Title: "CODE", Grow: 1},
+		table.Column{Title: "MESSAGE", Grow: 2},
+		table.Column{Title: "REPL", Width: 4},
+	)
+	t.Empty = "reading offsets…"
+	t.SetStyler(func(col int, v string) (lipgloss.Style, bool) {
+		switch {
+		case col == 4:
+			return theme.Warning, true
+		case col == 6 && strings.HasPrefix(v, "✓"):
+			return theme.OK, true
+		}
+		return lipgloss.Style{}, false
+	})
+	r := &Records{o: o, ctx: ctx, cancel: cancel, topic: topic, base: f, tbl: t,
+		sel: map[replay.Coord]bool{}, excluded: map[replay.Coord]bool{}}
+	r.tbl.SetMarked(func(_ int, k string) bool {
+		c, ok := parseKey(k)
+		return ok && r.selected(c)
+	})
+	return r
+}
+
+func (r *Records) filter() Filter {
+	f := r.base
+	f.Text = r.text
+	return f
+}
+
+func (r *Records) selected(c replay.Coord) bool {
+	if r.all {
+		return !r.excluded[c]
+	}
+	return r.sel[c]
+}
+
+func (r *Records) selectedCount() int {
+	if r.all && r.idx != nil {
+		return r.idx.Len() - len(r.excluded)
+	}
+	return len(r.sel)
+}
+
+// Init builds the index and reads the ledger's marks.
+func (r *Records) Init() tea.Cmd {
+	return tea.Batch(r.reindex(), r.loadMarks())
+}
+
+// Close stops the scans and any replay being followed (a replay already committed stays so).
+func (r *Records) Close() {
+	if r.genCancel != nil {
+		r.genCancel()
+	}
+	r.cancel()
+}
+
+func (r *Records) loadMarks() tea.Cmd {
+	ctx, be, topic := r.ctx, r.o.Backend, r.topic
+	return view.Do(func() (tea.Msg, error) {
+		m, err := be.Replayed(ctx, topic)
+		if err != nil {
+			return nil, fmt.Errorf("read the replay ledger: %w", err)
+		}
+		return marksMsg{owner: r, marks: m}, nil
+	})
+}
+
+// reindex starts a new index for the current filter, abandoning the previous one.
+func (r *Records) reindex() tea.Cmd {
+	if r.genCancel != nil {
+		r.genCancel()
+	}
+	r.gen++
+	gen := r.gen
+	gctx, cancel := context.WithCancel(r.ctx)
+	r.gctx, r.genCancel = gctx, cancel
+	r.idx = nil
+	r.all, r.sel, r.excluded = false, map[replay.Coord]bool{}, map[replay.Coord]bool{}
+	r.tbl.SetTotal(0)
+	r.tbl.SetNeed(r.o.Window, r.need)
+	be, topic, f := r.o.Backend, r.topic, r.filter()
+	if f.Empty() {
+		r.tbl.Empty = "reading offsets…"
+		return func() tea.Msg {
+			spans, err := be.Spans(gctx, topic)
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return indexMsg{owner: r, gen: gen, spans: spans, done: true, err: err}
+		}
+	}
+	r.tbl.Empty = "scanning for matching records…"
+	sel, err := f.Selection()
+	if err != nil {
+		r.idx = &index{filtered: true, done: true}
+		r.tbl.Empty = "the filter is not valid"
+		return view.Error(err)
+	}
+	ch := make(chan tea.Msg, 16)
+	r.events = ch
+	go func() {
+		const chunk = 2000
+		var part []int32
+		var off []int64
+		var last replay.IndexProgress
+		send := func(m indexMsg) bool {
+			select {
+			case ch <- m:
+				return true
+			case <-gctx.Done():
+				return false
+			}
+		}
+		flush := func() bool {
+			m := indexMsg{owner: r, gen: gen, part: part, off: off, prog: last}
+			part, off = nil, nil
+			return send(m)
+		}
+		keep := f.Match
+		if f.IsWhere() && !f.Group {
+			keep = nil
+		}
+		ends, _, err := be.Index(gctx, topic, sel, keep, func(p replay.IndexProgress) {
+			last = p
+			if len(off) > 0 || p.Scanned%100000 == 0 {
+				flush()
+			}
+		}, func(c replay.Coord) error {
+			part, off = append(part, c.Partition), append(off, c.Offset)
+			if len(off) >= chunk {
+				if !flush() {
+					return gctx.Err()
+				}
+			}
+			return nil
+		})
+		if errors.Is(err, context.Canceled) {
+			return
+		}
+		send(indexMsg{owner: r, gen: gen, part: part, off: off, ends: ends, prog: last, done: true, err: err})
+	}()
+	r.idx = &index{filtered: true}
+	return view.Listen(gctx, ch)
+}
+
+// need loads the records at positions [from, to) of the index.
+func (r *Records) need(from, to int) tea.Cmd {
+	if r.idx == nil {
+		return nil
+	}
+	to = min(to, r.idx.Len())
+	coords := make([]replay.Coord, 0, max(to-from, 0))
+	for i := from; i < to; i++ {
+		coords = append(coords, r.idx.At(i))
+	}
+	ctx, be, topic, gen := r.ctx, r.o.Backend, r.topic, r.gen
+	return func() tea.Msg {
+		recs, err := be.Window(ctx, topic, coords)
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return windowMsg{owner: r, gen: gen, from: from, recs: recs, coord: coords, err: err}
+	}
+}
+
+// Update handles index chunks, windows, the replay dialog and keys.
+func (r *Records) Update(msg tea.Msg) (view.View, tea.Cmd) {
+	if r.flow != nil {
+		if cmd, handled := r.updateFlow(msg); handled {
+			return r, cmd
+		}
+	}
+	switch msg := msg.(type) {
+	case indexMsg:
+		if msg.owner != r || msg.gen != r.gen {
+			return r, nil
+		}
+		return r, r.addIndex(msg)
+	case windowMsg:
+		if msg.owner != r || msg.gen != r.gen {
+			return r, nil
+		}
+		if msg.err != nil {
+			return r, view.Error(fmt.Errorf("read %s: %w", r.topic, msg.err))
+		}
+		r.setWindow(msg)
+		return r, nil
+	case marksMsg:
+		if msg.owner != r {
+			return r, nil
+		}
+		r.marks = msg.marks
+		// The ledger may have changed (a replay): redraw the loaded rows' marks in place.
+		r.tbl.Rewrite(func(_ int, k string, row []string) []string {
+			c, ok := parseKey(k)
+			if !ok || len(row) < 7 {
+				return row
+			}
+			c.Topic = r.topic
+			if mk, ok := r.marks.Lookup(c); ok {
+				row = append([]string(nil), row...)
+				row[6] = "✓" + strconv.Itoa(mk.Count)
+			}
+			return row
+		})
+		return r, nil
+	case tea.KeyMsg:
+		return r.key(msg)
+	case tea.MouseMsg:
+		var cmd tea.Cmd
+		r.tbl, cmd = r.tbl.Update(msg)
+		return r, cmd
+	}
+	return r, nil
+}
+
+func (r *Records) addIndex(m indexMsg) tea.Cmd {
+	if m.err != nil {
+		r.idx.done = true
+		r.tbl.Empty = "could not read the topic"
+		return view.Error(fmt.Errorf("index %s: %w", r.topic, m.err))
+	}
+	var cmds []tea.Cmd
+	if m.spans != nil || (!r.idx.filtered && m.done) {
+		r.idx = spanIndex(m.spans)
+		r.tbl.Empty = "no records"
+	} else {
+		r.idx.part = append(r.idx.part, m.part...)
+		r.idx.off = append(r.idx.off, m.off...)
+		r.idx.scanned = max(r.idx.scanned, m.prog.Scanned)
+		if m.done {
+			r.idx.done, r.idx.ends = true, m.ends
+			r.tbl.Empty = "no record matches"
+		} else {
+			cmds = append(cmds, view.Listen(r.gctx, r.events))
+		}
+	}
+	r.tbl.Extend(r.idx.Len())
+	cmds = append(cmds, r.tbl.Load())
+	return tea.Batch(cmds...)
+}
+
+func (r *Records) setWindow(m windowMsg) {
+	rows := make([][]string, len(m.coord))
+	keys := make([]string, len(m.coord))
+	for i, c := range m.coord {
+		keys[i] = coordKey(c)
+		rows[i] = r.cells(c, m.recs[i])
+	}
+	r.tbl.SetWindow(m.from, rows, keys)
+}
+
+func (r *Records) cells(c replay.Coord, d *dlt.Record) []string {
+	pos := coordKey(c)
+	if d == nil {
+		return []string{pos, "", "", "", "", "(no record here: a transaction marker, or removed by retention)", ""}
+	}
+	rep := ""
+	if d.ReplayCount > 0 {
+		rep = strconv.Itoa(d.ReplayCount)
+	}
+	c.Topic = r.topic
+	if mk, ok := r.marks.Lookup(c); ok {
+		rep = "✓" + strconv.Itoa(mk.Count)
+	}
+	return []string{pos, d.Timestamp.UTC().Format("01-02 15:04:05"), string(d.Key), d.ErrorSource, d.ErrorCode, d.ErrorMessage, rep}
+}
+
+func (r *Records) cursorCoord() (replay.Coord, bool) {
+	if r.idx == nil || r.tbl.Cursor() >= r.idx.Len() || r.idx.Len() == 0 {
+		return replay.Coord{}, false
+	}
+	return r.idx.At(r.tbl.Cursor()), true
+}
+
+func (r *Records) key(msg tea.KeyMsg) (view.View, tea.Cmd) {
+	switch {
+	case key.Matches(msg, KeyOpen):
+		if c, ok := r.cursorCoord(); ok {
+			return r, view.Push(NewDetail(r.o, r.topic, c.Partition, c.Offset))
+		}
+		return r, nil
+	case key.Matches(msg, KeySelect):
+		c, ok := r.cursorCoord()
+		if !ok {
+			return r, nil
+		}
+		switch {
+		case r.all && r.excluded[c]:
+			delete(r.excluded, c)
+		case r.all:
+			r.excluded[c] = true
+		case r.sel[c]:
+			delete(r.sel, c)
+		default:
+			r.sel[c] = true
+		}
+		var cmd tea.Cmd
+		r.tbl, cmd = r.tbl.Update(tea.KeyMsg{Type: tea.KeyDown})
+		return r, cmd
+	case key.Matches(msg, KeySelAll):
+		if r.all {
+			r.all, r.excluded = false, map[replay.Coord]bool{}
+			return r, view.Status("selection cleared")
+		}
+		if r.idx == nil || !r.idx.done {
+			return r, view.Error(errors.New("still indexing: select all once the scan has finished"))
+		}
+		r.all, r.sel, r.excluded = true, map[replay.Coord]bool{}, map[replay.Coord]bool{}
+		return r, view.Status(fmt.Sprintf("%s records selected (everything the filter matches)", count(int64(r.selectedCount()))))
+	case key.Matches(msg, KeyClear):
+		r.all, r.sel, r.excluded = false, map[replay.Coord]bool{}, map[replay.Coord]bool{}
+		return r, nil
+	case key.Matches(msg, KeyReplay):
+		if r.o.Readonly {
+			return r, view.Error(errors.New("read-only: replay is disabled (--readonly); R shows the dry run; nothing was changed"))
+		}
+		return r, r.beginReplay(false)
+	case key.Matches(msg, KeyDryRun):
+		return r, r.beginReplay(true)
+	}
+	var cmd tea.Cmd
+	r.tbl, cmd = r.tbl.Update(msg)
+	return r, cmd
+}
+
+// info is the line under the list: counts, selection and the index's progress.
+func (r *Records) info() string {
+	if r.idx == nil {
+		return ""
+	}
+	var parts []string
+	n := count(int64(r.idx.Len()))
+	switch {
+	case !r.idx.filtered:
+		parts = append(parts, n+" records")
+	case r.idx.done:
+		parts = append(parts, fmt.Sprintf("%s matching of %s scanned", n, count(r.idx.scanned)))
+	default:
+		parts = append(parts, fmt.Sprintf("%s matching so far, %s scanned…", n, count(r.idx.scanned)))
+	}
+	if s := r.selectedCount(); s > 0 {
+		what := count(int64(s)) + " selected"
+		if r.all {
+			what += " (all matching)"
+		}
+		parts = append(parts, theme.Selected.Render(what))
+	}
+	return strings.Join(parts, "  ")
+}
+
+// View draws the list, the info line and the replay dialog over them.
+func (r *Records) View() string {
+	bg := r.tbl.View() + "\n" + r.info()
+	if r.flow != nil && r.flow.modal != nil {
+		return modal.Overlay(bg, r.flow.modal.View(r.w, r.h), r.w, r.h)
+	}
+	return bg
+}
+
+// Title names the group (the topic is the breadcrumb before it), or the topic when the list
+// was opened straight from the topics.
+func (r *Records) Title() string {
+	t := "all records"
+	if d := r.base.Describe(); d != "" {
+		t = termsafe.Truncate(d, 50)
+	}
+	if r.withTopic {
+		t = termsafe.Truncate(r.topic, 30) + " › " + t
+	}
+	return t
+}
+
+// SetSize sets the body size; the info line takes one.
+func (r *Records) SetSize(w, h int) {
+	r.w, r.h = w, h
+	// Below 100 columns the source goes (a group's records share it) and the key narrows, so
+	// the error code and message keep room.
+	narrow := w < 100
+	r.tbl.SetHidden(3, narrow)
+	if narrow {
+		r.tbl.SetWidth(0, 9)
+		r.tbl.SetWidth(2, 8)
+		r.tbl.SetWidth(4, 17)
+	} else {
+		r.tbl.SetWidth(0, 11)
+		r.tbl.SetWidth(2, 10)
+		r.tbl.SetWidth(4, 0)
+	}
+	r.tbl.SetSize(w, max(h-1, 2))
+}
+
+// Keys lists the bindings (r only when writable).
+func (r *Records) Keys() []key.Binding {
+	if r.flow != nil && r.flow.modal != nil {
+		return r.flow.modal.Keys()
+	}
+	ks := []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "record")), KeySelect, KeySelAll, KeyClear}
+	if !r.o.Readonly {
+		ks = append(ks, KeyReplay)
+	}
+	return append(ks, KeyDryRun)
+}
+
+// Capturing is true while the replay dialog is open.
+func (r *Records) Capturing() bool { return r.flow != nil && r.flow.modal != nil }
+
+// SetFilter re-indexes with a new text filter; "=expr" is a --where expression.
+func (r *Records) SetFilter(s string) tea.Cmd {
+	if s == r.text {
+		return nil
+	}
+	r.text = s
+	return r.reindex()
+}
+
+// Filter returns the text filter.
+func (r *Records) Filter() string { return r.text }
