@@ -134,6 +134,8 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case openMsg:
 		return m.run(msg.line)
+	case switchedMsg:
+		return m.switched(msg)
 	case view.StatusMsg:
 		m.status, m.statErr = msg.Text, msg.Err
 		return m, nil
@@ -239,6 +241,18 @@ func (m Model) updateInput(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 }
 
 func (m Model) complete(prefix string) string {
+	if rest, ok := strings.CutPrefix(prefix, "ctx "); ok {
+		var hits []string
+		for _, c := range m.contexts {
+			if strings.HasPrefix(c, rest) {
+				hits = append(hits, c)
+			}
+		}
+		if len(hits) == 1 {
+			return "ctx " + hits[0]
+		}
+		return prefix
+	}
 	var hits []string
 	for _, n := range m.routeNames() {
 		if strings.HasPrefix(n, prefix) {
@@ -300,18 +314,34 @@ func (m Model) switchContext(args []string) (tea.Model, tea.Cmd) {
 		m.status, m.statErr = "switching contexts is not available here", true
 		return m, nil
 	}
-	sw, err := m.switchCtx(args[0])
-	if err != nil {
-		m.status, m.statErr = termsafe.String(err.Error()), true
-		return m, nil
-	}
-	m.header = sw.Header
-	m.setRoutes(sw.Routes)
-	if sw.Start != "" {
-		m.initial = sw.Start
-	}
+	// The switch reads the configuration file: it runs in a command, and the old context's
+	// views close first so none of their work lands on the new context's screen.
 	m.closeAll()
-	m.status, m.statErr = "switched to context "+termsafe.String(args[0]), false
+	m.status, m.statErr = "switching to context "+termsafe.String(args[0])+"…", false
+	fn, name := m.switchCtx, args[0]
+	return m, func() tea.Msg {
+		sw, err := fn(name)
+		return switchedMsg{name: name, sw: sw, err: err}
+	}
+}
+
+type switchedMsg struct {
+	name string
+	sw   Switched
+	err  error
+}
+
+func (m Model) switched(msg switchedMsg) (tea.Model, tea.Cmd) {
+	if msg.err != nil {
+		m.status, m.statErr = termsafe.String(msg.err.Error()), true
+		return m.run(m.initial)
+	}
+	m.header = msg.sw.Header
+	m.setRoutes(msg.sw.Routes)
+	if msg.sw.Start != "" {
+		m.initial = msg.sw.Start
+	}
+	m.status, m.statErr = "switched to context "+termsafe.String(msg.name), false
 	return m.run(m.initial)
 }
 

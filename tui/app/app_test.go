@@ -14,6 +14,7 @@ import (
 	"github.com/charmbracelet/x/exp/teatest"
 	"github.com/muesli/termenv"
 
+	"github.com/come2us/opsctl/tui/tuitest"
 	"github.com/come2us/opsctl/tui/view"
 )
 
@@ -110,5 +111,52 @@ func TestLayout80x24(t *testing.T) {
 	mm, _ = mm.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("?")})
 	if out := mm.View(); !strings.Contains(out, ":trace ORDER_ID") || !strings.Contains(out, "replay") {
 		t.Fatalf("help screen:\n%s", out)
+	}
+}
+
+// TestHelpScreen: ? lists the palette's commands and every key of the current view, from the
+// same bindings the help bar shows.
+func TestHelpScreen(t *testing.T) {
+	tuitest.EachSize(t, func(t *testing.T, w, h int) {
+		m := New(Options{Header: Header{Context: "prod", Kafka: "b-1:9098", ArgoCD: "argocd:443", Kube: "eks"}, Routes: routes()})
+		p := tuitest.Start(t, m, w, h)
+		p.WaitFor("dlt body line")
+		p.Type("?")
+		p.WaitFor("Commands", "Keys")
+		tuitest.GoldenScreen(t, p.Screen(), w, h)
+	})
+}
+
+// TestPaletteCompletion: tab completes a unique command, and a context name after :ctx.
+func TestPaletteCompletion(t *testing.T) {
+	var asked []string
+	m := New(Options{Routes: routes(), Contexts: []string{"prod", "sandbox"},
+		SwitchContext: func(name string) (Switched, error) {
+			asked = append(asked, name)
+			if name != "sandbox" {
+				return Switched{}, errors.New("context \"" + name + "\" is not in the config")
+			}
+			return Switched{Header: Header{Context: "sandbox", Simulated: true}, Routes: routes(), Start: "trace 9"}, nil
+		}})
+	p := tuitest.Start(t, m, 80, 24)
+	p.WaitFor("dlt body line")
+	p.Type(":tr")
+	p.Key(tea.KeyTab)
+	p.Type("42")
+	p.Key(tea.KeyEnter)
+	p.WaitFor("trace 42 body line")
+	p.Type(":ctx sa")
+	p.Key(tea.KeyTab)
+	p.Key(tea.KeyEnter)
+	p.WaitFor("SIMULATED", "trace 9 body line", "switched to context sandbox")
+	p.Type(":ctx nope")
+	p.Key(tea.KeyEnter)
+	p.WaitFor(`context "nope" is not in the config`)
+	fm := p.Quit().(Model)
+	if top := fm.Top().(*listView); top.name != "trace 9" {
+		t.Fatalf("after a failed switch the view is %q", top.name)
+	}
+	if strings.Join(asked, ",") != "sandbox,nope" {
+		t.Fatalf("switches asked: %v", asked)
 	}
 }

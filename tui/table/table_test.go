@@ -58,3 +58,40 @@ func TestFitWidths(t *testing.T) {
 		}
 	}
 }
+
+func TestMouseWheelAndGrowth(t *testing.T) {
+	m := New(Column{Title: "K", Width: 4}, Column{Title: "V"}, Column{Title: "HIDDEN", Width: 6})
+	m.SetSize(30, 5)
+	var asked [][2]int
+	m.SetNeed(10, func(from, to int) tea.Cmd {
+		asked = append(asked, [2]int{from, to})
+		return func() tea.Msg { return nil }
+	})
+	m.Extend(5) // a scan found 5 rows so far
+	m.Load()
+	m.SetWindow(0, [][]string{{"0", "a", "x"}, {"1", "b", "x"}, {"2", "c", "x"}, {"3", "d", "x"}, {"4", "e", "x"}}, []string{"0", "1", "2", "3", "4"})
+	m.Extend(50) // it found more: the loaded rows stay
+	if r, ok := m.Row(4); !ok || r[1] != "e" {
+		t.Fatalf("row 4 lost on growth: %v %v", r, ok)
+	}
+	m, _ = m.Update(tea.MouseMsg{Button: tea.MouseButtonWheelDown, Action: tea.MouseActionPress})
+	m, _ = m.Update(tea.MouseMsg{Button: tea.MouseButtonWheelDown, Action: tea.MouseActionPress})
+	if m.Cursor() != 6 {
+		t.Fatalf("wheel: cursor %d, want 6", m.Cursor())
+	}
+	if last := asked[len(asked)-1]; last[0] != 0 || last[1] != 10 {
+		t.Fatalf("rows 5-9 are on screen but were not asked for: %v", asked)
+	}
+	m.Rewrite(func(_ int, k string, row []string) []string { return []string{row[0], row[1] + "!", row[2]} })
+	if r, _ := m.Row(2); r[1] != "c!" {
+		t.Fatalf("rewrite: %v", r)
+	}
+	m.SetHidden(2, true)
+	if out := m.View(); strings.Contains(out, "HIDDEN") || !strings.Contains(out, "d!") {
+		t.Fatalf("hidden column drawn:\n%s", out)
+	}
+	m, _ = m.Update(tea.MouseMsg{Button: tea.MouseButtonWheelUp, Action: tea.MouseActionPress})
+	if m.Cursor() != 3 {
+		t.Fatalf("wheel up: cursor %d, want 3", m.Cursor())
+	}
+}
