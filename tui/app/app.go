@@ -444,7 +444,7 @@ func (m Model) headerLine() string {
 func (m Model) titleLine() string {
 	var parts []string
 	for _, v := range m.stack {
-		parts = append(parts, v.Title())
+		parts = append(parts, termsafe.String(v.Title()))
 	}
 	filter := ""
 	if f, ok := m.top().(view.Filterable); ok && f.Filter() != "" {
@@ -476,10 +476,12 @@ func (m Model) statusLine() string {
 	if m.status == "" {
 		return ""
 	}
+	// Status text often carries a server's or a broker's words: sanitised like everything else.
+	text := termsafe.Truncate(m.status, max(m.width-2, 10))
 	if m.statErr {
-		return theme.Error.Render("✗ " + m.status)
+		return theme.Error.Render("✗ " + text)
 	}
-	return theme.StatusLine.Render(m.status)
+	return theme.StatusLine.Render(text)
 }
 
 func (m Model) helpScreen() string {
