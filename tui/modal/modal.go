@@ -91,7 +91,7 @@ type Model struct {
 // New returns a modal titled title whose body shows lines (sanitised when drawn; a line may
 // hold several lines of text, such as a diff).
 func New(title string, lines ...string) *Model {
-	bar := progress.New(progress.WithSolidFill(string(theme.Accent.Dark)), progress.WithColorProfile(lipgloss.ColorProfile()),
+	bar := progress.New(progress.WithSolidFill(string(theme.Accent)), progress.WithColorProfile(lipgloss.ColorProfile()),
 		progress.WithFillCharacters('█', '░'))
 	return &Model{title: title, lines: lines, action: "confirm", bar: bar, frac: -1}
 }

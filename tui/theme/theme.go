@@ -4,21 +4,24 @@ package theme
 
 import "github.com/charmbracelet/lipgloss"
 
-// Palette colours (ANSI 256, readable on dark and light terminals).
+// Palette colours: the terminal's own 16 ANSI colours, which its theme already tunes for its
+// background. Adaptive colours would make lipgloss ask the terminal for its background colour,
+// a query that stalls for seconds on terminals that do not answer and races Bubble Tea for the
+// reply on those that do.
 var (
-	Accent = lipgloss.AdaptiveColor{Light: "25", Dark: "39"}
-	Muted  = lipgloss.AdaptiveColor{Light: "244", Dark: "245"}
-	Good   = lipgloss.AdaptiveColor{Light: "28", Dark: "42"}
-	Warn   = lipgloss.AdaptiveColor{Light: "130", Dark: "214"}
-	Bad    = lipgloss.AdaptiveColor{Light: "124", Dark: "203"}
+	Accent = lipgloss.Color("6")
+	Muted  = lipgloss.Color("8")
+	Good   = lipgloss.Color("2")
+	Warn   = lipgloss.Color("3")
+	Bad    = lipgloss.Color("1")
 )
 
 // Styles.
 var (
 	Header     = lipgloss.NewStyle().Bold(true).Foreground(Accent)
 	HeaderKey  = lipgloss.NewStyle().Foreground(Muted)
-	Badge      = lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color("231")).Background(lipgloss.Color("124")).Padding(0, 1)
-	SimBadge   = lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color("16")).Background(lipgloss.Color("214")).Padding(0, 1)
+	Badge      = lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color("15")).Background(lipgloss.Color("1")).Padding(0, 1)
+	SimBadge   = lipgloss.NewStyle().Bold(true).Foreground(lipgloss.Color("0")).Background(lipgloss.Color("3")).Padding(0, 1)
 	Title      = lipgloss.NewStyle().Bold(true)
 	Column     = lipgloss.NewStyle().Bold(true).Foreground(Muted)
 	Cursor     = lipgloss.NewStyle().Reverse(true)
