@@ -93,7 +93,7 @@ func openRecords(t *testing.T, p *tuitest.Program) {
 	p.WaitFor("STOCK_ROW_MISSING", "DB_LOCK_TIMEOUT")
 	p.Type("jj") // (all records), DB_LOCK_TIMEOUT 15, STOCK_ROW_MISSING 15
 	p.Key(tea.KeyEnter)
-	p.WaitFor("15 matching of 30 scanned")
+	p.WaitFor("15 matching of 30 scanned", "03:00:06") // the index is built and the first window drawn
 }
 
 func TestDLTTopics(t *testing.T) {
