@@ -208,6 +208,41 @@ func TestRetryInPlaceKeepsKeyOrder(t *testing.T) {
 	}
 }
 
+// TestFaultHook: while the injected fault fails every attempt, records are dead-lettered with the
+// fault's code without the handler running; once it is lifted they are processed.
+func TestFaultHook(t *testing.T) {
+	h := newHarness(t)
+	var faulty atomic.Bool
+	faulty.Store(true)
+	var handled atomic.Int32
+	h.start(func(context.Context, *kgo.Record) error { handled.Add(1); return nil }, func(c *consumer.Config) {
+		c.Fault = func(context.Context, *kgo.Record) error {
+			if faulty.Load() {
+				return consumer.Retryable("DB_LOCK_TIMEOUT", errors.New("simulated: lock wait timeout"))
+			}
+			return nil
+		}
+	})
+	recs := h.produce(&kgo.Record{Key: []byte("k"), Value: []byte(`{"orderId":1}`)})
+	dls := h.deadLetters(1)
+	if d := dlt.Decode(dls[0]); d.ErrorCode != "DB_LOCK_TIMEOUT" || !strings.Contains(d.ErrorMessage, "simulated") {
+		t.Fatalf("dead letter %+v", d)
+	}
+	h.waitCommitted(recs...)
+	if handled.Load() != 0 {
+		t.Fatalf("the handler ran %d times during the fault", handled.Load())
+	}
+	if n := testutil.ToFloat64(h.met.Failed.WithLabelValues(topic, group, "DB_LOCK_TIMEOUT")); n != 3 {
+		t.Fatalf("failed attempts = %v, want 3", n)
+	}
+	faulty.Store(false)
+	more := h.produce(&kgo.Record{Key: []byte("k"), Value: []byte(`{"orderId":2}`)})
+	h.waitCommitted(more...)
+	if handled.Load() != 1 {
+		t.Fatalf("handled %d records after the fault, want 1", handled.Load())
+	}
+}
+
 // TestDeadLetter: a record failing every attempt, and one failing permanently at once, land in the
 // DLT with Spring's headers and the error fields, keep their key and headers, and are committed.
 func TestDeadLetter(t *testing.T) {
