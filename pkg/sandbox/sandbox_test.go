@@ -1,0 +1,109 @@
+package sandbox_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	promapi "github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
+
+	"github.com/come2us/opsctl/pkg/dlt"
+	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
+	"github.com/come2us/opsctl/pkg/sandbox"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("k8s.io/klog/v2.(*flushDaemon).run"),
+		// database/sql's connection opener lives as long as a *sql.DB that was closed.
+		goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"),
+	)
+}
+
+func TestStartServeAndClose(t *testing.T) {
+	gitopstest.Isolate(t)
+	start := time.Now()
+	sb, err := sandbox.Start(context.Background(), sandbox.Config{Rate: 8, DeclineRatio: 0.3, FaultWindows: true, ScrapeInterval: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			_ = sb.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := sb.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ready after %s", time.Since(start).Round(time.Millisecond))
+
+	// Spring and Connect dead letters were seeded.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(sb.Brokers...), kgo.ConsumeTopics(sandbox.SpringDLT, sandbox.ConnectDLT),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	formats := map[dlt.Format]int{}
+	for formats[dlt.FormatSpring] < 4 || formats[dlt.FormatConnect] < 3 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("foreign dead letters: %v", formats)
+		}
+		fs.EachRecord(func(r *kgo.Record) { formats[dlt.Decode(r).Format]++ })
+	}
+	cl.Close()
+
+	// The mesh's and the services' series reach Prometheus.
+	pc, _ := promapi.NewClient(promapi.Config{Address: sb.PrometheusURL})
+	api := promv1.NewAPI(pc)
+	for _, q := range []string{
+		`sum(istio_requests_total{reporter="destination",destination_workload="order-service-v1",destination_workload_namespace="come2us-prod"})`,
+		`sum(saga_http_requests_total{namespace="come2us-dev",service="payment-service",version="v1"})`,
+	} {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			v, _, _, err := api.Query(ctx, q, time.Now())
+			if err == nil && len(v.(model.Vector)) == 1 && v.(model.Vector)[0].Value > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %v %v", q, v, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	c := sb.Context()
+	if !c.Simulated || len(c.Kafka.Brokers) != 3 || c.Prometheus.URL == "" || c.GitOps.Dir == "" || c.Kube.Kubeconfig == "" {
+		t.Fatalf("context %+v", c)
+	}
+
+	addrs := append([]string{}, sb.Brokers...)
+	for _, u := range []string{sb.PrometheusURL, sb.MeshURL, sb.KubeURL} {
+		addrs = append(addrs, u[strings.Index(u, "//")+2:])
+	}
+	state := sb.StateDir
+	if err := sb.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	closed = true
+	for _, a := range addrs {
+		if ln, err := net.Listen("tcp", a); err != nil {
+			t.Errorf("%s is still taken after Close: %v", a, err)
+		} else {
+			ln.Close()
+		}
+	}
+	if _, err := os.Stat(state); err == nil {
+		t.Errorf("temporary state %s survived Close", state)
+	}
+}
