@@ -14,8 +14,10 @@ import (
 )
 
 var (
-	gvrDeployments = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
-	gvrPods        = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+	gvrDeployments     = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	gvrPods            = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+	gvrApplications    = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}
+	gvrVirtualServices = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
 )
 
 // sandboxNamespace reports whether ns is one of the platform's namespaces.

@@ -31,8 +31,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/come2us/opsctl/pkg/argosim"
 	"github.com/come2us/opsctl/pkg/canary"
 	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/consumer"
@@ -119,6 +121,10 @@ type Sandbox struct {
 	Kube       *kubesim.Server
 	KubeURL    string
 	Kubeconfig string
+	// Argo is the simulated Argo CD; ArgoAddr its gRPC API and ArgoToken the token it accepts.
+	Argo      *argosim.Server
+	ArgoAddr  string
+	ArgoToken string
 	// Mesh is the simulated data plane; MeshURL its router (and fault admin API).
 	Mesh    *meshsim.Mesh
 	MeshURL string
@@ -235,6 +241,17 @@ func Start(ctx context.Context, cfg Config) (s *Sandbox, err error) {
 	}
 	s.Kube, s.KubeURL, s.Kubeconfig = kubeSrv, kubeURL, kc
 	s.GitOpsRepo, s.GitOpsDir = bare, work
+
+	// Argo CD syncs the bare repository — what `opsctl canary` pushes to — into the cluster.
+	s.ArgoToken = randomToken()
+	if s.Argo, err = argosim.New(argosim.Config{RepoDir: bare, Kube: kubeSrv, KubeURL: kubeURL, Token: s.ArgoToken,
+		Logger: s.log.With("component", "argocd")}); err != nil {
+		return nil, err
+	}
+	if s.ArgoAddr, err = s.Argo.Start(ctx, s.addr(5)); err != nil {
+		return nil, err
+	}
+	s.onClose(s.Argo.Close)
 
 	if s.SeededDeadLetters, err = seedForeignDLTs(ctx, s.admin, time.Now()); err != nil {
 		return nil, err
@@ -478,6 +495,7 @@ func (s *Sandbox) Context() *config.Context {
 	return &config.Context{
 		Kafka:  config.Kafka{Brokers: s.Brokers},
 		GitOps: config.GitOps{Repo: s.GitOpsRepo, Dir: s.GitOpsDir, Branch: "main"},
+		ArgoCD: config.ArgoCD{Server: s.ArgoAddr, Token: s.ArgoToken, PlainText: true, Namespace: s.Argo.AppNamespace()},
 		Kube:   config.Kube{Kubeconfig: s.Kubeconfig, Context: KubeContext},
 		Prometheus: config.Prometheus{URL: s.PrometheusURL, Queries: map[string]string{
 			// v1 and v2 are the same process in the sandbox, so the canary's business error
@@ -492,21 +510,62 @@ func (s *Sandbox) Context() *config.Context {
 	}
 }
 
-// WaitReady waits until a SAGA dead-letter topic holds a record — the fault windows and the
-// traffic are working — and returns how long that took since start.
+// WaitReady waits until the sandbox shows what an operator comes for: a SAGA dead-letter topic
+// holds a record (traffic and fault windows work), and every Argo CD Application is Synced and
+// Healthy with its VirtualService live (the canary board has every service).
 func (s *Sandbox) WaitReady(ctx context.Context) error {
 	adm := kadm.NewClient(s.admin)
+	var why string
 	for {
 		n, err := dltRecords(ctx, adm)
-		if err == nil && n > 0 {
+		switch {
+		case err != nil:
+			why = "reading the dead-letter topics: " + err.Error()
+		case n == 0:
+			why = "no dead letter yet"
+		default:
+			why = s.appsPending()
+		}
+		if why == "" {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the sandbox is not ready (no dead letter yet): %w", ctx.Err())
+			return fmt.Errorf("the sandbox is not ready (%s): %w", why, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// appsPending says which Application is not Synced and Healthy yet, or which service has no live
+// VirtualService; "" when all are.
+func (s *Sandbox) appsPending() string {
+	apps := s.Kube.List(gvrApplications, s.Argo.AppNamespace(), nil)
+	if len(apps) == 0 {
+		return "no Argo CD Application yet"
+	}
+	for _, a := range apps {
+		syncStatus, _, _ := unstructured.NestedString(a.Object, "status", "sync", "status")
+		health, _, _ := unstructured.NestedString(a.Object, "status", "health", "status")
+		if syncStatus != "Synced" || health != "Healthy" {
+			return fmt.Sprintf("Application %s is %s/%s", a.GetName(), orUnknown(syncStatus), orUnknown(health))
+		}
+	}
+	for _, env := range gitops.Environments() {
+		for _, svc := range gitops.Services() {
+			if _, err := s.Kube.Get(gvrVirtualServices, gitops.Namespace(env), gitops.AppName(svc)); err != nil {
+				return fmt.Sprintf("VirtualService %s/%s not live yet", gitops.Namespace(env), gitops.AppName(svc))
+			}
+		}
+	}
+	return ""
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "Unknown"
+	}
+	return s
 }
 
 // Close stops everything, in reverse order of start, and removes a temporary state directory.

@@ -22,8 +22,8 @@ import (
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreTopFunction("k8s.io/klog/v2.(*flushDaemon).run"),
-		// database/sql's connection opener lives as long as a *sql.DB that was closed.
-		goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"),
+		// argo-cd's packages start cache janitors in their package initialisation.
+		goleak.IgnoreTopFunction("github.com/patrickmn/go-cache.(*janitor).Run"),
 	)
 }
 
