@@ -49,6 +49,7 @@ import (
 	"github.com/come2us/opsctl/pkg/product"
 	"github.com/come2us/opsctl/pkg/promsim"
 	"github.com/come2us/opsctl/pkg/saga"
+	"github.com/come2us/opsctl/pkg/secret"
 	"github.com/come2us/opsctl/pkg/service"
 	"github.com/come2us/opsctl/pkg/traffic"
 )
@@ -98,8 +99,11 @@ type Config struct {
 	// ScrapeInterval is the simulated Prometheus' scrape interval (default 2s).
 	ScrapeInterval time.Duration
 
-	// Logger receives every component's log (default: discarded).
+	// Logger receives every component's log (default: discarded, or the log file).
 	Logger *slog.Logger
+	// LogFile writes every component's log as JSON to <state>/sandbox.log instead (secrets
+	// masked), so the terminal stays the operator's.
+	LogFile bool
 }
 
 // Sandbox is a running sandbox.
@@ -108,8 +112,8 @@ type Sandbox struct {
 	log     *slog.Logger
 	tempDir string
 
-	// StateDir holds everything the sandbox keeps.
-	StateDir string
+	// StateDir holds everything the sandbox keeps; LogPath is the log file (with Config.LogFile).
+	StateDir, LogPath string
 	// Kafka is the cluster; Brokers its addresses.
 	Kafka   *kfake.Cluster
 	Brokers []string
@@ -163,9 +167,6 @@ func Start(ctx context.Context, cfg Config) (s *Sandbox, err error) {
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = DefaultSweepInterval
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
 	s = &Sandbox{cfg: cfg, log: cfg.Logger, Faults: &traffic.Faults{}}
 	defer func() {
 		if err != nil {
@@ -174,6 +175,18 @@ func Start(ctx context.Context, cfg Config) (s *Sandbox, err error) {
 	}()
 	if err := s.prepareState(); err != nil {
 		return nil, err
+	}
+	if cfg.LogFile {
+		s.LogPath = filepath.Join(s.StateDir, "sandbox.log")
+		lf, err := os.OpenFile(s.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("open the sandbox log: %w", err)
+		}
+		s.onClose(lf.Close)
+		s.log = slog.New(slog.NewJSONHandler(lf, &slog.HandlerOptions{ReplaceAttr: secret.NewFields().SlogReplacer()}))
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	src := cfg.GitOpsSource
 	if src == "" {

@@ -9,6 +9,7 @@ import (
 	canarycmd "github.com/come2us/opsctl/pkg/cmd/canary"
 	configcmd "github.com/come2us/opsctl/pkg/cmd/config"
 	mancmd "github.com/come2us/opsctl/pkg/cmd/man"
+	sandboxcmd "github.com/come2us/opsctl/pkg/cmd/sandbox"
 	versioncmd "github.com/come2us/opsctl/pkg/cmd/version"
 	"github.com/come2us/opsctl/pkg/cmdutil"
 )
@@ -56,5 +57,6 @@ kube context and Prometheus.`,
 		canarycmd.NewCmdCanary(f),
 	)
 	cmd.AddCommand(appscmd.NewCmdApps(f))
+	cmd.AddCommand(sandboxcmd.NewCmdSandbox(f, nil, nil))
 	return cmd
 }
