@@ -154,7 +154,7 @@ type Sandbox struct {
 // Start starts everything and returns once every part serves. The traffic generator and fault
 // windows run in the background; WaitReady waits for their first dead letters. On error what was
 // started is stopped again.
-func Start(ctx context.Context, cfg Config) (s *Sandbox, err error) {
+func Start(ctx context.Context, cfg Config) (_ *Sandbox, err error) {
 	if cfg.FaultLength <= 0 {
 		cfg.FaultLength = 6 * time.Second
 	}
@@ -167,7 +167,7 @@ func Start(ctx context.Context, cfg Config) (s *Sandbox, err error) {
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = DefaultSweepInterval
 	}
-	s = &Sandbox{cfg: cfg, log: cfg.Logger, Faults: &traffic.Faults{}}
+	s := &Sandbox{cfg: cfg, log: cfg.Logger, Faults: &traffic.Faults{}}
 	defer func() {
 		if err != nil {
 			_ = s.Close()
@@ -524,17 +524,23 @@ func (s *Sandbox) Context() *config.Context {
 }
 
 // WaitReady waits until the sandbox shows what an operator comes for: a SAGA dead-letter topic
-// holds a record (traffic and fault windows work), and every Argo CD Application is Synced and
-// Healthy with its VirtualService live (the canary board has every service).
+// holds a record (with fault windows or a kept state; without either there is none to wait
+// for), and every Argo CD Application is Synced and Healthy with its VirtualService live (the
+// canary board has every service).
 func (s *Sandbox) WaitReady(ctx context.Context) error {
 	adm := kadm.NewClient(s.admin)
+	wantDLT := s.cfg.FaultWindows && s.cfg.Rate > 0
 	var why string
 	for {
-		n, err := dltRecords(ctx, adm)
+		var n int64
+		var err error
+		if wantDLT {
+			n, err = dltRecords(ctx, adm)
+		}
 		switch {
 		case err != nil:
 			why = "reading the dead-letter topics: " + err.Error()
-		case n == 0:
+		case wantDLT && n == 0:
 			why = "no dead letter yet"
 		default:
 			why = s.appsPending()

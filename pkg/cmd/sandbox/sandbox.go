@@ -258,7 +258,11 @@ func sandboxRun(o *SandboxOptions) error {
 		}
 		return fmt.Errorf("%w; the log is %s (stopping everything)", err, sb.LogPath)
 	}
-	fmt.Fprintf(out, "\nReady in %.1fs: dead letters are arriving and every Argo CD app is Synced and Healthy.\n", time.Since(o.Started).Seconds())
+	what := "dead letters are arriving and every Argo CD app is Synced and Healthy"
+	if o.NoFaults || o.Rate == 0 {
+		what = "every Argo CD app is Synced and Healthy"
+	}
+	fmt.Fprintf(out, "\nReady in %.1fs: %s.\n", time.Since(o.Started).Seconds(), what)
 
 	if !o.Headless && o.RunTUI != nil && f.IOStreams.IsStdoutTTY() {
 		tf := &cmdutil.Factory{IOStreams: f.IOStreams, ConfigPath: cfgFile.File(), ContextName: sandbox.ContextName,
