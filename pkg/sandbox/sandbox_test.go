@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
@@ -106,4 +108,62 @@ func TestStartServeAndClose(t *testing.T) {
 	if _, err := os.Stat(state); err == nil {
 		t.Errorf("temporary state %s survived Close", state)
 	}
+}
+
+// TestStateIsKept: with a state directory, a second start finds the first one's dead letters,
+// catalogue and GitOps history, and seeds nothing again.
+func TestStateIsKept(t *testing.T) {
+	gitopstest.Isolate(t)
+	state := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	first, err := sandbox.Start(ctx, sandbox.Config{StateDir: state, Rate: 8, DeclineRatio: 0.5, FaultWindows: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.WaitReady(ctx); err != nil {
+		_ = first.Close()
+		t.Fatal(err)
+	}
+	if first.SeededOptions == 0 || first.SeededDeadLetters == 0 {
+		_ = first.Close()
+		t.Fatalf("first start seeded %d options and %d foreign dead letters", first.SeededOptions, first.SeededDeadLetters)
+	}
+	before := dltCount(t, first.Brokers)
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(state, "gitops.git", "HEAD")); err != nil {
+		t.Fatalf("the GitOps repository is gone after Close: %v", err)
+	}
+
+	second, err := sandbox.Start(ctx, sandbox.Config{StateDir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if second.SeededOptions != 0 || second.SeededDeadLetters != 0 {
+		t.Fatalf("second start seeded again: %d options, %d dead letters", second.SeededOptions, second.SeededDeadLetters)
+	}
+	if after := dltCount(t, second.Brokers); after < before || before == 0 {
+		t.Fatalf("dead letters: %d before the restart, %d after", before, after)
+	}
+}
+
+// dltCount counts the records of the SAGA dead-letter topics.
+func dltCount(t *testing.T, brokers []string) int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(context.Background(), "payments-paid.DLT", "payments-failed.DLT", "orders-failed.DLT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n
 }
