@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
+	"github.com/come2us/opsctl/pkg/pgtest"
 	"github.com/come2us/opsctl/pkg/sandbox"
 )
 
@@ -166,4 +168,41 @@ func dltCount(t *testing.T, brokers []string) int64 {
 	var n int64
 	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
 	return n
+}
+
+// TestPostgres runs the services on PostgreSQL: each in its own schema of the given database,
+// created on first start.
+func TestPostgres(t *testing.T) {
+	base := pgtest.New(t)
+	gitopstest.Isolate(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	sb, err := sandbox.Start(ctx, sandbox.Config{Postgres: base, Rate: 8, DeclineRatio: 0.5, FaultWindows: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	if err := sb.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var orders int
+	if err := conn.QueryRow(ctx, `SELECT COUNT(*) FROM opsctl_sandbox_order.orders`).Scan(&orders); err != nil {
+		t.Fatalf("order-service's schema: %v", err)
+	}
+	if orders == 0 {
+		t.Fatal("no orders in PostgreSQL although the sandbox is ready")
+	}
+}
+
+func TestPostgresURLRejected(t *testing.T) {
+	gitopstest.Isolate(t)
+	_, err := sandbox.Start(context.Background(), sandbox.Config{Postgres: "mysql://localhost/shop"})
+	if err == nil || !strings.Contains(err.Error(), "not a postgres:// URL") {
+		t.Fatalf("err = %v", err)
+	}
 }
