@@ -8,6 +8,7 @@ import (
 	appscmd "github.com/come2us/opsctl/pkg/cmd/apps"
 	canarycmd "github.com/come2us/opsctl/pkg/cmd/canary"
 	configcmd "github.com/come2us/opsctl/pkg/cmd/config"
+	dltcmd "github.com/come2us/opsctl/pkg/cmd/dlt"
 	mancmd "github.com/come2us/opsctl/pkg/cmd/man"
 	sandboxcmd "github.com/come2us/opsctl/pkg/cmd/sandbox"
 	versioncmd "github.com/come2us/opsctl/pkg/cmd/version"
@@ -24,6 +25,7 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
   dlt      browse, group and replay Kafka dead-letter topics, exactly once
   canary   shift Istio canary weights by committing to the GitOps repo, with gates and rollback
   apps     see and drive Argo CD applications
+  sandbox  run the whole platform, simulated, on this machine
 
 Contexts in ~/.config/opsctl/config.yaml name each environment's Kafka, GitOps repo, Argo CD,
 kube context and Prometheus.`,
@@ -54,9 +56,10 @@ kube context and Prometheus.`,
 		versioncmd.NewCmdVersion(f),
 		configcmd.NewCmdConfig(f),
 		mancmd.NewCmdMan(),
+		dltcmd.NewCmdDLT(f),
 		canarycmd.NewCmdCanary(f),
+		appscmd.NewCmdApps(f),
 	)
-	cmd.AddCommand(appscmd.NewCmdApps(f))
 	cmd.AddCommand(sandboxcmd.NewCmdSandbox(f, nil, nil))
 	return cmd
 }

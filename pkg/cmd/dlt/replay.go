@@ -1,0 +1,285 @@
+package dlt
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/come2us/opsctl/pkg/cmdutil"
+	"github.com/come2us/opsctl/pkg/replay"
+)
+
+// ReplayOptions are the inputs of `opsctl dlt replay`.
+type ReplayOptions struct {
+	Factory    *cmdutil.Factory
+	Topic      string
+	Selection  SelectionFlags
+	To         string
+	Group      string
+	Reason     string
+	Force      bool
+	DryRun     bool
+	Yes        bool
+	MaxReplays int
+	Rate       float64
+}
+
+// NewCmdReplay returns `opsctl dlt replay TOPIC`.
+func NewCmdReplay(f *cmdutil.Factory, runF func(*ReplayOptions) error) *cobra.Command {
+	opts := &ReplayOptions{Factory: f}
+	cmd := &cobra.Command{
+		Use:   "replay TOPIC",
+		Short: "Replay dead letters to their original topics, exactly once",
+		Long: `Send the selected dead letters back to the topic their headers name
+(kafka_dlt-original-topic, __connect.errors.topic or x-original-topic), key and value
+unchanged, business and trace headers kept, dead-letter headers dropped, and
+x-opsctl-replay-id, x-opsctl-replay-count, x-opsctl-replayed-from (and x-opsctl-target-group
+with --group) added.
+
+Exactly once across runs: every replayed record is written together with its entry in the
+replay ledger in one Kafka transaction; records the ledger holds are skipped (--force replays
+them again); a run killed at any point can simply be run again; a second run of the same DLT
+fences the first. Consumers must read with isolation.level=read_committed.
+
+Rules: records without a known original topic are refused. If the context has a topic
+allowlist (dlt.allowlist), every target must be on it and --to may name one of them; without
+an allowlist a record may only go back to its own original topic and --to is refused.
+Records replayed --max-replays times already (default 3, or dlt.maxReplays) are refused
+unless --force.
+
+--dry-run prints the plan and changes nothing. Otherwise a terminal gets the plan and a
+confirmation prompt (--yes skips it; scripts must pass --yes). --reason is required and goes
+into the ledger. Exit code 3 when some records were refused or failed.`,
+		Example: `  opsctl dlt replay orders-failed.DLT --since 2h --dry-run
+  opsctl dlt replay orders-failed.DLT --where 'errorCode == "DB_LOCK_TIMEOUT"' --reason "INC-42: lock fixed"
+  opsctl dlt replay orders-failed.DLT --group product-service-group --rate 200 --reason "..." --yes -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Topic = args[0]
+			opts.Selection.changed(cmd)
+			if !opts.DryRun && strings.TrimSpace(opts.Reason) == "" {
+				return cmdutil.FlagErrorf("--reason is required: say why you replay (it is recorded in the ledger); nothing was changed")
+			}
+			if opts.Rate < 0 || opts.MaxReplays < 0 {
+				return cmdutil.FlagErrorf("--rate and --max-replays must not be negative")
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return replayRun(cmd, opts)
+		},
+	}
+	opts.Selection.register(cmd, "replay at most this many records (already replayed and refused ones do not count)")
+	fs := cmd.Flags()
+	fs.StringVar(&opts.To, "to", "", "replay to this topic instead of each record's original topic (must be on the context's allowlist)")
+	fs.StringVar(&opts.Group, "group", "", "only this consumer group should process the replayed records (x-opsctl-target-group)")
+	fs.StringVar(&opts.Reason, "reason", "", "why you replay, recorded in the ledger (required)")
+	fs.BoolVar(&opts.Force, "force", false, "replay records already replayed, and records past --max-replays")
+	fs.BoolVar(&opts.DryRun, "dry-run", false, "print the plan and change nothing")
+	fs.BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
+	fs.IntVar(&opts.MaxReplays, "max-replays", 0, "refuse records replayed this many times already (default: the context's dlt.maxReplays, else 3)")
+	fs.Float64Var(&opts.Rate, "rate", 0, "replay at most this many records per second (0: as fast as possible)")
+	return cmd
+}
+
+// resultLine and summaryLine are the NDJSON lines of `dlt replay -o json`.
+type resultLine struct {
+	Type string `json:"type"` // "result"
+	replay.Result
+}
+
+type summaryLine struct {
+	Type string `json:"type"` // "summary"
+	*replay.Summary
+}
+
+type planLine struct {
+	Type string `json:"type"` // "plan"
+	*replay.Plan
+}
+
+func replayRun(cmd *cobra.Command, opts *ReplayOptions) error {
+	f := opts.Factory
+	ctx := cmd.Context()
+	sel, err := opts.Selection.Build(clock(f)())
+	if err != nil {
+		return err
+	}
+	if !opts.DryRun {
+		if err := f.CheckWritable(); err != nil {
+			return err
+		}
+	}
+	s, err := openSession(f)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	req := replay.Request{Topic: opts.Topic, Selection: sel, To: opts.To, Group: opts.Group, Reason: opts.Reason,
+		Force: opts.Force, MaxReplays: opts.MaxReplays, Limit: sel.Limit, Rate: opts.Rate}
+	req.Selection.Limit = 0
+	plan, err := s.engine.Plan(ctx, req)
+	if err != nil {
+		return engineError(err)
+	}
+	if w := whereWarning(plan.WhereErrors, plan.FirstWhereError); w != "" {
+		fmt.Fprintln(f.IOStreams.ErrOut, sanitize(w))
+	}
+	out := f.IOStreams.Out
+	if opts.DryRun || plan.Replay == 0 {
+		if err := writePlan(f, plan, opts.DryRun); err != nil {
+			return err
+		}
+		if plan.Refused > 0 && !opts.DryRun {
+			return &cmdutil.PartialError{Summary: fmt.Sprintf("%d records refused, nothing replayed", plan.Refused)}
+		}
+		return nil
+	}
+	if !opts.Yes && f.IOStreams.CanPrompt() {
+		w := out
+		if f.Output != cmdutil.OutputTable {
+			w = f.IOStreams.ErrOut // keep stdout machine-readable
+		}
+		if err := planTable(f, w, plan); err != nil {
+			return err
+		}
+	}
+	question := fmt.Sprintf("Replay %d records from %s (reason %q)?", plan.Replay, sanitize(plan.Topic), sanitize(opts.Reason))
+	if err := f.Confirm(question, opts.Yes); err != nil {
+		return err
+	}
+
+	req.Bound = plan.EndOffsets
+	progress := f.IOStreams.StartProgress("replaying "+sanitize(opts.Topic), int(plan.Replay))
+	var shown int
+	req.OnProgress = func(p replay.Progress) {
+		if done := p.Replayed + p.Failed; done > shown {
+			progress.Add(done - shown)
+			shown = done
+		}
+	}
+	var notable []replay.Result
+	var werr error
+	req.OnResult = func(r replay.Result) {
+		switch f.Output {
+		case cmdutil.OutputJSON:
+			if err := writeJSON(out, resultLine{Type: "result", Result: r}, false); err != nil && werr == nil {
+				werr = err
+			}
+		case cmdutil.OutputYAML:
+			if err := writeYAML(out, resultLine{Type: "result", Result: r}); err == nil {
+				fmt.Fprintln(out, "---")
+			}
+		default:
+			if (r.Action == replay.ActionRefused || r.Action == replay.ActionFailed) && len(notable) < 10 {
+				notable = append(notable, r)
+			}
+		}
+	}
+	sum, err := s.engine.Replay(ctx, req)
+	progress.Done()
+	if perr := writeSummary(f, sum, notable); perr != nil && err == nil {
+		err = perr
+	}
+	if err != nil {
+		return engineError(err)
+	}
+	if werr != nil {
+		return fmt.Errorf("write results: %w", werr)
+	}
+	if sum.Partial() {
+		return &cmdutil.PartialError{Summary: fmt.Sprintf("%d refused, %d failed", sum.Refused, sum.Failed)}
+	}
+	return nil
+}
+
+func writePlan(f *cmdutil.Factory, plan *replay.Plan, dryRun bool) error {
+	out := f.IOStreams.Out
+	switch f.Output {
+	case cmdutil.OutputJSON:
+		return writeJSON(out, planLine{Type: "plan", Plan: plan}, true)
+	case cmdutil.OutputYAML:
+		return writeYAML(out, planLine{Type: "plan", Plan: plan})
+	}
+	if err := planTable(f, out, plan); err != nil {
+		return err
+	}
+	switch {
+	case dryRun:
+		fmt.Fprintln(out, "\nDry run: nothing was changed. Run without --dry-run, with --reason, to replay.")
+	case plan.Replay == 0:
+		fmt.Fprintln(out, "\nNothing to replay; nothing was changed.")
+	}
+	return nil
+}
+
+func planTable(f *cmdutil.Factory, w io.Writer, plan *replay.Plan) error {
+	fmt.Fprintf(w, "%s replay %d of %d selected records from %s (%d scanned; %s)\n", paintHeader(f, "Plan:"),
+		plan.Replay, plan.Selected, sanitize(plan.Topic), plan.Scanned, sanitize(plan.Selection))
+	if plan.Limited {
+		fmt.Fprintln(w, "  (stopped at --limit; more records may follow)")
+	}
+	for _, t := range plan.Targets {
+		fmt.Fprintf(w, "  to %s: %d records\n", sanitize(t.Topic), t.Count)
+		for _, sp := range t.Partitions {
+			fmt.Fprintf(w, "      partition %d: offsets %d-%d (%s)\n", sp.Partition, sp.First, sp.Last, plural(sp.Count, "record"))
+		}
+		fmt.Fprintf(w, "      e.g. %s\n", coords(t.Samples))
+	}
+	if plan.Group != "" {
+		fmt.Fprintf(w, "  for consumer group %s only (x-opsctl-target-group)\n", sanitize(plan.Group))
+	}
+	fmt.Fprintf(w, "  skipped, already replayed: %d", plan.Skipped)
+	if len(plan.SkippedSamples) > 0 {
+		fmt.Fprintf(w, " (e.g. %s; --force to replay again)", coords(plan.SkippedSamples))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  refused: %d\n", plan.Refused)
+	for _, r := range plan.Refusals {
+		fmt.Fprintf(w, "      %s  %d × %s (e.g. %s)\n", paint(f, "3", r.Code), r.Count, truncate(r.Reason, 120), coords(r.Samples))
+	}
+	return nil
+}
+
+func coords(cs []replay.Coord) string {
+	s := make([]string, len(cs))
+	for i, c := range cs {
+		s[i] = sanitize(c.String())
+	}
+	return strings.Join(s, ", ")
+}
+
+func writeSummary(f *cmdutil.Factory, sum *replay.Summary, notable []replay.Result) error {
+	out := f.IOStreams.Out
+	switch f.Output {
+	case cmdutil.OutputJSON:
+		return writeJSON(out, summaryLine{Type: "summary", Summary: sum}, false)
+	case cmdutil.OutputYAML:
+		return writeYAML(out, summaryLine{Type: "summary", Summary: sum})
+	}
+	fmt.Fprintf(out, "Replay run %s of %s: %s\n", sum.RunID, sanitize(sum.Topic), paint(f, statusColor(sum.Status), sum.Status))
+	t := f.NewTable(out)
+	t.Row("  selected", fmt.Sprint(sum.Selected))
+	t.Row("  replayed", fmt.Sprint(sum.Replayed))
+	t.Row("  skipped, already replayed", fmt.Sprint(sum.Skipped))
+	t.Row("  refused", fmt.Sprint(sum.Refused))
+	t.Row("  failed", fmt.Sprint(sum.Failed))
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	if sum.Limited {
+		fmt.Fprintln(out, "  stopped at --limit; run again to continue")
+	}
+	for _, r := range notable {
+		fmt.Fprintf(out, "  %s %s: %s\n", r.Action, sanitize(r.From.String()), truncate(r.Reason, 200))
+	}
+	if sum.Refused+sum.Failed > len(notable) && len(notable) > 0 {
+		fmt.Fprintln(out, "  … (-o json lists every record)")
+	}
+	if sum.Failed > 0 || sum.Status == replay.RunFenced || sum.Status == replay.RunCancelled {
+		fmt.Fprintln(out, "  Run the same command again: records already replayed are skipped, the rest are replayed.")
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+package dlt
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/come2us/opsctl/pkg/cmdutil"
+)
+
+// StatsOptions are the inputs of `opsctl dlt stats`.
+type StatsOptions struct {
+	Factory   *cmdutil.Factory
+	Topic     string
+	Selection SelectionFlags
+}
+
+// NewCmdStats returns `opsctl dlt stats TOPIC`.
+func NewCmdStats(f *cmdutil.Factory, runF func(*StatsOptions) error) *cobra.Command {
+	opts := &StatsOptions{Factory: f}
+	cmd := &cobra.Command{
+		Use:   "stats TOPIC",
+		Short: "Group a dead-letter topic's records by errorSource × errorCode",
+		Long: `Read a dead-letter topic (streaming, in bounded memory) and group its records by error
+source and error code — from the value's errorSource/errorCode fields, or from Spring's
+kafka_dlt-exception-* or Connect's __connect.errors.* headers — with counts, first and last
+seen, and the coordinate of one sample record per group (see it with 'opsctl dlt show').`,
+		Example: `  opsctl dlt stats orders-failed.DLT
+  opsctl dlt stats orders-failed.DLT --since 24h -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Topic = args[0]
+			opts.Selection.changed(cmd)
+			if runF != nil {
+				return runF(opts)
+			}
+			return statsRun(cmd, opts)
+		},
+	}
+	opts.Selection.register(cmd, "stop after this many selected records (0: all)")
+	return cmd
+}
+
+func statsRun(cmd *cobra.Command, opts *StatsOptions) error {
+	f := opts.Factory
+	sel, err := opts.Selection.Build(clock(f)())
+	if err != nil {
+		return err
+	}
+	s, err := openSession(f)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	st, err := s.engine.Stats(cmd.Context(), opts.Topic, &sel)
+	if err != nil {
+		return engineError(err)
+	}
+	if w := whereWarning(st.WhereErrors, st.FirstWhereError); w != "" {
+		fmt.Fprintln(f.IOStreams.ErrOut, sanitize(w))
+	}
+	return write(f, st, func(w io.Writer) error {
+		groups := len(st.Groups)
+		if st.Other != nil {
+			groups++
+		}
+		fmt.Fprintf(w, "%s: %s in %s (%d scanned)\n\n", sanitize(st.Topic), plural(st.Selected, "record"), plural(int64(groups), "group"), st.Scanned)
+		t := f.NewTable(w, "ERROR SOURCE", "ERROR CODE", "COUNT", "FIRST SEEN", "LAST SEEN", "SAMPLE", "SAMPLE MESSAGE")
+		rows := st.Groups
+		if st.Other != nil {
+			rows = append(rows, *st.Other)
+		}
+		for _, g := range rows {
+			t.Row(g.ErrorSource, g.ErrorCode, fmt.Sprint(g.Count), stamp(g.FirstSeen), stamp(g.LastSeen),
+				fmt.Sprintf("%d/%d", g.Sample.Partition, g.Sample.Offset), truncate(g.SampleMessage, 60))
+		}
+		return t.Flush()
+	})
+}

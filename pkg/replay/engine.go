@@ -1,0 +1,366 @@
+// Package replay is the dead-letter engine behind `opsctl dlt` and the TUI: it finds dead-letter
+// topics, reads and groups their records, and replays selected records to their original
+// topics exactly once.
+//
+// Exactly once, across runs and crashes, rests on three things:
+//
+//   - Each replayed record and its ledger record (key "dltTopic/partition/offset" on the
+//     compacted ledger topic) are produced in one Kafka transaction: both become visible or
+//     neither does.
+//   - Every run of one DLT uses the same transactional id, "opsctl-replay/<dlt topic>". Starting a
+//     run fences the previous one: Kafka aborts its open transaction and refuses anything it
+//     sends afterwards. A run first commits a small run-start entry to hold the fence, then
+//     reads the ledger (read_committed, to the end offsets it saw after taking the fence, which
+//     covers every transaction of every earlier run), and only then plans what to skip.
+//   - Records are replayed in batches, one transaction per batch, so a run killed at any point
+//     leaves whole batches committed (recorded in the ledger, skipped next time) or nothing of
+//     a batch (aborted by Kafka, replayed next time).
+//
+// Consumers of the replay targets must read with isolation level read_committed, as they must
+// for any transactional producer; otherwise they may see a batch that was aborted.
+//
+// Reads are streaming: list, stats and the replay scan hold one fetch and one batch in memory,
+// whatever the size of the topic.
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/come2us/opsctl/pkg/config"
+)
+
+// Config is what an Engine needs from the caller: a way to reach Kafka and the context's rules.
+type Config struct {
+	// NewClient builds a franz-go client for the cluster with extra options appended
+	// (cmdutil.Factory.KafkaClient has this shape). Required.
+	NewClient func(extra ...kgo.Opt) (*kgo.Client, error)
+	// LedgerTopic is the compacted replay ledger (default opsctl.replays).
+	LedgerTopic string
+	// DLTPattern matches dead-letter topic names (default `(\.DLT|-dlt)$`).
+	DLTPattern *regexp.Regexp
+	// Allowlist, when not empty, is the only set of topics a replay may write to.
+	Allowlist []string
+	// MaxReplays is the poison guard's default (default 3).
+	MaxReplays int
+	// Actor is who runs the replay, user@host, written to the ledger.
+	Actor string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives debug detail (default: discard).
+	Logger *slog.Logger
+	// BatchSize is the number of records per replay transaction (default 5000).
+	BatchSize int
+	// TransactionTimeout bounds how long a killed run's open transaction blocks read_committed
+	// readers before Kafka aborts it (default 30s). A rerun fences it at once.
+	TransactionTimeout time.Duration
+	// StallTimeout is how long a read may wait without progress before it gives up with an error
+	// (default 2m; longer than any transaction timeout a reader may have to wait out).
+	StallTimeout time.Duration
+}
+
+// Defaults applied to a zero Config.
+const (
+	DefaultBatchSize          = 5000
+	DefaultTransactionTimeout = 30 * time.Second
+	DefaultStallTimeout       = 2 * time.Minute
+)
+
+// Errors callers branch on.
+var (
+	// ErrUnknownTopic means a topic does not exist on the cluster.
+	ErrUnknownTopic = errors.New("topic does not exist")
+	// ErrNotFound means no record exists at the requested coordinate.
+	ErrNotFound = errors.New("no record at that offset")
+	// ErrFenced means another replay of the same DLT started and took over this run's
+	// transactional id; nothing of the batch in flight was applied.
+	ErrFenced = errors.New("fenced by another replay")
+	// ErrCommitUnknown means a batch's commit failed in a way that leaves its outcome unknown
+	// (a lost connection, say). Running the replay again settles it from the ledger.
+	ErrCommitUnknown = errors.New("commit outcome unknown")
+	// ErrRefused means a replay request breaks a rule (allowlist, --to, missing reason) and
+	// nothing was done.
+	ErrRefused = errors.New("refused")
+)
+
+// Engine reads and replays dead letters on one cluster. It is safe for concurrent use by
+// several goroutines (a TUI may list while a replay runs); each replay uses its own
+// transactional client.
+type Engine struct {
+	cfg Config
+	cl  *kgo.Client
+	adm *kadm.Client
+
+	// beforeCommit, when set (tests only), runs inside each replay batch's transaction after
+	// every record was produced and before the commit: the widest window for a crash or a
+	// concurrent run to strike.
+	beforeCommit func(runID string)
+}
+
+// New returns an Engine; call Close when done.
+func New(cfg Config) (*Engine, error) {
+	if cfg.NewClient == nil {
+		return nil, errors.New("replay: Config.NewClient is required")
+	}
+	if cfg.LedgerTopic == "" {
+		cfg.LedgerTopic = config.DefaultLedgerTopic
+	}
+	if cfg.DLTPattern == nil {
+		cfg.DLTPattern = regexp.MustCompile(config.DefaultDLTPattern)
+	}
+	if cfg.MaxReplays <= 0 {
+		cfg.MaxReplays = config.DefaultMaxReplays
+	}
+	if cfg.Actor == "" {
+		cfg.Actor = "unknown@unknown"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.TransactionTimeout <= 0 {
+		cfg.TransactionTimeout = DefaultTransactionTimeout
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = DefaultStallTimeout
+	}
+	cl, err := cfg.NewClient()
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{cfg: cfg, cl: cl, adm: kadm.NewClient(cl)}, nil
+}
+
+// Close releases the engine's client.
+func (e *Engine) Close() { e.cl.Close() }
+
+// LedgerTopic returns the ledger topic the engine uses.
+func (e *Engine) LedgerTopic() string { return e.cfg.LedgerTopic }
+
+// partRange is a half-open offset range [start, end) of one partition.
+type partRange struct {
+	p          int32
+	start, end int64
+}
+
+// endMode says how far a read goes.
+type endMode int
+
+const (
+	// toStable reads to the last stable offset: everything decided, never waiting on an open
+	// transaction. For browsing and dry runs.
+	toStable endMode = iota
+	// toHigh reads to the high watermark, waiting for open transactions below it to end. For the
+	// ledger, after a run has taken the fence, so no earlier run's replay is missed.
+	toHigh
+)
+
+// topicRanges returns the offset ranges of topic to read, narrowed by the selection's
+// partition, offset and since filters (the rest are checked per record).
+func (e *Engine) topicRanges(ctx context.Context, topic string, sel *Selection, mode endMode) ([]partRange, error) {
+	ctx = fresh(ctx)
+	starts, err := e.adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("list start offsets of %s: %w", topic, err)
+	}
+	var ends kadm.ListedOffsets
+	if mode == toStable {
+		ends, err = e.adm.ListCommittedOffsets(ctx, topic)
+	} else {
+		ends, err = e.adm.ListEndOffsets(ctx, topic)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
+	}
+	if err := topicErr(topic, starts); err != nil {
+		return nil, err
+	}
+	if err := topicErr(topic, ends); err != nil {
+		return nil, err
+	}
+	var after kadm.ListedOffsets
+	if sel != nil && !sel.Since.IsZero() {
+		if after, err = e.adm.ListOffsetsAfterMilli(ctx, sel.Since.UnixMilli(), topic); err != nil {
+			return nil, fmt.Errorf("list offsets of %s after %s: %w", topic, sel.Since.Format(time.RFC3339), err)
+		}
+	}
+	var out []partRange
+	for p, so := range starts[topic] {
+		eo, ok := ends.Lookup(topic, p)
+		if !ok {
+			continue
+		}
+		r := partRange{p: p, start: so.Offset, end: eo.Offset}
+		if sel != nil {
+			if len(sel.Partitions) > 0 && !containsPartition(sel.Partitions, p) {
+				continue
+			}
+			if sel.Offsets.Set {
+				r.start = max(r.start, sel.Offsets.From)
+				if sel.Offsets.To >= 0 {
+					r.end = min(r.end, sel.Offsets.To+1)
+				}
+			}
+			if ao, ok := after.Lookup(topic, p); ok && ao.Err == nil && ao.Offset >= 0 {
+				r.start = max(r.start, ao.Offset)
+			}
+		}
+		out = append(out, r)
+	}
+	if sel != nil {
+		for _, p := range sel.Partitions {
+			if _, ok := starts[topic][p]; !ok {
+				return nil, fmt.Errorf("%w: %s has no partition %d (it has %d)", ErrBadSelection, topic, p, len(starts[topic]))
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].p < out[j].p })
+	return out, nil
+}
+
+// fresh makes kadm fetch metadata from the broker instead of its cache. The cache may say a
+// topic does not exist for seconds after it was created (the ledger, on a first replay), and
+// reading a ledger that "does not exist" as empty would replay everything again. kadm bypasses
+// its cache whenever authorized operations are asked for.
+func fresh(ctx context.Context) context.Context { return kadm.WithAuthorizedOps(ctx) }
+
+func topicErr(topic string, l kadm.ListedOffsets) error {
+	ps, ok := l[topic]
+	if !ok {
+		return fmt.Errorf("%s: %w", topic, ErrUnknownTopic)
+	}
+	for _, o := range ps {
+		if o.Err != nil {
+			if errors.Is(o.Err, kerr.UnknownTopicOrPartition) {
+				return fmt.Errorf("%s: %w", topic, ErrUnknownTopic)
+			}
+			return fmt.Errorf("%s[%d]: %w", topic, o.Partition, o.Err)
+		}
+	}
+	return nil
+}
+
+// scan reads each range in partition order and calls fn for every data record in it (control
+// records and aborted transactions never reach fn). fn returns false to stop the scan early.
+// Memory stays at one fetch whatever the topic's size.
+func (e *Engine) scan(ctx context.Context, topic string, ranges []partRange, fetch int32, fn func(*kgo.Record) (bool, error)) error {
+	for _, r := range ranges {
+		more, err := e.scanRanges(ctx, topic, []partRange{r}, fetch, fn)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// scanAll reads all ranges at once, partitions interleaved (each still in offset order): fewer
+// round trips than scan, for a replay, where the order across partitions does not matter.
+func (e *Engine) scanAll(ctx context.Context, topic string, ranges []partRange, fetch int32, fn func(*kgo.Record) (bool, error)) error {
+	_, err := e.scanRanges(ctx, topic, ranges, fetch, fn)
+	return err
+}
+
+// Fetch sizes (compressed bytes per fetch) for scans: browsing keeps one small fetch in memory;
+// a replay or a ledger read holds batches of records anyway and gains from fewer round trips.
+const (
+	fetchBrowse int32 = 1 << 20
+	fetchBulk   int32 = 4 << 20
+)
+
+func (e *Engine) scanRanges(ctx context.Context, topic string, ranges []partRange, fetch int32, fn func(*kgo.Record) (bool, error)) (bool, error) {
+	ends := map[int32]int64{}
+	starts := map[int32]kgo.Offset{}
+	for _, r := range ranges {
+		if r.start < r.end {
+			ends[r.p] = r.end
+			starts[r.p] = kgo.NewOffset().At(r.start)
+		}
+	}
+	if len(ends) == 0 {
+		return true, nil
+	}
+	cl, err := e.cfg.NewClient(
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: starts}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Control records are kept so the scan sees every offset up to its end, even when the
+		// last one is a transaction marker; they are skipped below.
+		kgo.KeepControlRecords(),
+		// One fetch in memory at a time. At fetchBrowse, 1 MiB compressed, JSON dead letters
+		// decompress about tenfold, which keeps a browse near 50 MiB of heap. Kafka still
+		// returns a larger record whole, so a big value never stalls the scan.
+		kgo.FetchMaxBytes(fetch),
+		kgo.FetchMaxPartitionBytes(fetch),
+		kgo.FetchMaxWait(500*time.Millisecond),
+	)
+	if err != nil {
+		return false, err
+	}
+	defer cl.Close()
+	done := func(p int32) {
+		delete(ends, p)
+		cl.PauseFetchPartitions(map[string][]int32{topic: {p}})
+	}
+	last := time.Now()
+	for len(ends) > 0 {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		fetches := cl.PollFetches(pctx)
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		var ferr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				return
+			}
+			if ferr == nil {
+				ferr = fmt.Errorf("read %s[%d]: %w", t, p, err)
+			}
+		})
+		if ferr != nil {
+			return false, ferr
+		}
+		progressed := false
+		for it := fetches.RecordIter(); !it.Done(); {
+			rec := it.Next()
+			progressed = true
+			end, open := ends[rec.Partition]
+			if !open || rec.Offset >= end {
+				if open {
+					done(rec.Partition)
+				}
+				continue
+			}
+			if !rec.Attrs.IsControl() {
+				more, err := fn(rec)
+				if err != nil || !more {
+					return more, err
+				}
+			}
+			if rec.Offset >= end-1 {
+				done(rec.Partition)
+			}
+		}
+		if progressed {
+			last = time.Now()
+		} else if time.Since(last) > e.cfg.StallTimeout {
+			return false, fmt.Errorf("read %s: no progress for %s before the end offsets %v (an open transaction that does not end, or an unreachable broker); nothing was changed",
+				topic, e.cfg.StallTimeout, ends)
+		}
+	}
+	return true, nil
+}

@@ -1,0 +1,419 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/come2us/opsctl/pkg/dlt"
+)
+
+// TopicInfo describes one dead-letter topic for `dlt topics`.
+type TopicInfo struct {
+	Topic      string `json:"topic"`
+	Partitions int    `json:"partitions"`
+	// Records is the number of offsets retained (end − start over all partitions).
+	Records int64 `json:"records"`
+	// Oldest and Newest are the earliest and latest record timestamps; nil when empty.
+	Oldest *time.Time `json:"oldest"`
+	Newest *time.Time `json:"newest"`
+	// LastHour counts records with a timestamp in the last hour.
+	LastHour int64 `json:"lastHour"`
+	// Replayed counts this DLT's records the ledger says were replayed.
+	Replayed int `json:"replayed"`
+}
+
+// Topics lists the dead-letter topics (names matching the configured pattern, the ledger
+// excluded), sorted by name, with their counts and the replays recorded so far.
+func (e *Engine) Topics(ctx context.Context) ([]TopicInfo, error) {
+	ctx = fresh(ctx)
+	all, err := e.adm.ListTopics(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list topics: %w", err)
+	}
+	var names []string
+	parts := map[string]int{}
+	for _, td := range all.Sorted() {
+		if td.Err != nil || td.Topic == e.cfg.LedgerTopic || !e.cfg.DLTPattern.MatchString(td.Topic) {
+			continue
+		}
+		names = append(names, td.Topic)
+		parts[td.Topic] = len(td.Partitions)
+	}
+	if len(names) == 0 {
+		return []TopicInfo{}, nil
+	}
+	starts, err := e.adm.ListStartOffsets(ctx, names...)
+	if err != nil {
+		return nil, fmt.Errorf("list start offsets: %w", err)
+	}
+	ends, err := e.adm.ListEndOffsets(ctx, names...)
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets: %w", err)
+	}
+	hourAgo, err := e.adm.ListOffsetsAfterMilli(ctx, e.cfg.Now().Add(-time.Hour).UnixMilli(), names...)
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of the last hour: %w", err)
+	}
+	firsts, err := e.adm.ListOffsetsAfterMilli(ctx, 0, names...)
+	if err != nil {
+		return nil, fmt.Errorf("list first timestamps: %w", err)
+	}
+	newest, err := e.adm.ListMaxTimestampOffsets(ctx, names...)
+	if err != nil {
+		return nil, fmt.Errorf("list newest timestamps: %w", err)
+	}
+	ix, err := e.readLedger(ctx, "", toStable, false)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]TopicInfo, 0, len(names))
+	for _, t := range names {
+		ti := TopicInfo{Topic: t, Partitions: parts[t], Replayed: ix.count(t)}
+		ends.Each(func(eo kadm.ListedOffset) {
+			if eo.Topic != t || eo.Err != nil {
+				return
+			}
+			so, _ := starts.Lookup(t, eo.Partition)
+			if n := eo.Offset - so.Offset; n > 0 {
+				ti.Records += n
+			} else {
+				return // empty partition: its timestamps mean nothing
+			}
+			if h, ok := hourAgo.Lookup(t, eo.Partition); ok && h.Err == nil && h.Offset >= 0 {
+				ti.LastHour += eo.Offset - max(h.Offset, so.Offset)
+			}
+			if f, ok := firsts.Lookup(t, eo.Partition); ok && f.Err == nil && f.Offset >= 0 && f.Offset < eo.Offset && f.Timestamp >= 0 {
+				ts := time.UnixMilli(f.Timestamp).UTC()
+				if ti.Oldest == nil || ts.Before(*ti.Oldest) {
+					ti.Oldest = &ts
+				}
+			}
+			if n, ok := newest.Lookup(t, eo.Partition); ok && n.Err == nil && n.Timestamp >= 0 {
+				ts := time.UnixMilli(n.Timestamp).UTC()
+				if ti.Newest == nil || ts.After(*ti.Newest) {
+					ti.Newest = &ts
+				}
+			}
+		})
+		out = append(out, ti)
+	}
+	return out, nil
+}
+
+// ScanSummary tells what a streaming read went through.
+type ScanSummary struct {
+	Scanned  int64 `json:"scanned"`
+	Selected int64 `json:"selected"`
+	// Limited says the read stopped at the selection's limit.
+	Limited bool `json:"limited,omitempty"`
+	// WhereErrors counts records the --where expression could not evaluate (they were not
+	// selected); FirstWhereError says why for the first.
+	WhereErrors     int64  `json:"whereErrors,omitempty"`
+	FirstWhereError string `json:"firstWhereError,omitempty"`
+}
+
+func (s *ScanSummary) whereFailed(err error) {
+	s.WhereErrors++
+	if s.FirstWhereError == "" {
+		s.FirstWhereError = err.Error()
+	}
+}
+
+// List streams the selected records of topic, in partition then offset order, to fn. It holds
+// one fetch in memory whatever the topic's size. A record is decoded once; fn must not keep
+// the pointer past its return unless it copies the record.
+func (e *Engine) List(ctx context.Context, topic string, sel *Selection, fn func(*dlt.Record) error) (ScanSummary, error) {
+	return e.list(ctx, topic, sel, true, fn)
+}
+
+// list is List; full=false decodes records briefly (no Fields, no rendered Headers) unless a
+// --where expression needs the fields.
+func (e *Engine) list(ctx context.Context, topic string, sel *Selection, full bool, fn func(*dlt.Record) error) (ScanSummary, error) {
+	if sel == nil {
+		sel = &Selection{}
+	}
+	var sum ScanSummary
+	ranges, err := e.topicRanges(ctx, topic, sel, toStable)
+	if err != nil {
+		return sum, err
+	}
+	err = e.scan(ctx, topic, ranges, fetchBrowse, func(r *kgo.Record) (bool, error) {
+		sum.Scanned++
+		mode := decodeBrief
+		if full {
+			mode = decodeFull
+		}
+		d, ok, err := sel.decodeIfSelected(r, mode)
+		if err != nil {
+			sum.whereFailed(err)
+			return true, nil
+		}
+		if !ok {
+			return true, nil
+		}
+		sum.Selected++
+		if err := fn(d); err != nil {
+			return false, err
+		}
+		if sel.Limit > 0 && sum.Selected >= int64(sel.Limit) {
+			sum.Limited = true
+			return false, nil
+		}
+		return true, nil
+	})
+	return sum, err
+}
+
+// decodeMode says how much of a selected record to decode.
+type decodeMode int
+
+const (
+	decodeRoute decodeMode = iota // coordinates, original topic and replay count: what a replay decides on
+	decodeBrief                   // dlt.DecodeBrief: error fields too, for stats
+	decodeFull                    // dlt.Decode: value fields and rendered headers
+)
+
+// decodeIfSelected checks the cheap filters on the raw record first, decodes only records that
+// pass (as much as mode asks, or fully when --where needs the value's fields), and then applies
+// --where.
+func (s *Selection) decodeIfSelected(r *kgo.Record, mode decodeMode) (*dlt.Record, bool, error) {
+	if !s.Offsets.Contains(r.Offset) ||
+		(len(s.Partitions) > 0 && !containsPartition(s.Partitions, r.Partition)) ||
+		(!s.Since.IsZero() && r.Timestamp.Before(s.Since)) ||
+		(!s.Until.IsZero() && !r.Timestamp.Before(s.Until)) ||
+		!s.keyMatches(r.Key) {
+		return nil, false, nil
+	}
+	for _, m := range s.Headers {
+		found := false
+		for _, h := range r.Headers {
+			if h.Key == m.Key && string(h.Value) == m.Value {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, false, nil
+		}
+	}
+	var d dlt.Record
+	switch {
+	case mode == decodeFull || s.Where != nil:
+		d = dlt.Decode(r)
+	case mode == decodeBrief:
+		d = dlt.DecodeBrief(r)
+	default:
+		d = dlt.Record{
+			Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: r.Key, Value: r.Value, Raw: r.Headers,
+			Origin: dlt.Origin{Topic: dlt.OriginTopic(r.Headers), Partition: -1, Offset: -1}, ReplayCount: dlt.ReplayCount(r.Headers),
+		}
+	}
+	if s.Where != nil {
+		ok, err := s.Where.Match(&d)
+		if err != nil || !ok {
+			return nil, false, err
+		}
+	}
+	return &d, true, nil
+}
+
+// Get returns the record at topic/partition/offset, or ErrNotFound when there is none (an
+// offset past the end, deleted by retention, a transaction marker or an aborted record).
+func (e *Engine) Get(ctx context.Context, topic string, partition int32, offset int64) (*dlt.Record, error) {
+	sel := &Selection{Partitions: []int32{partition}, Offsets: OffsetRange{From: offset, To: offset, Set: true}}
+	ranges, err := e.topicRanges(ctx, topic, sel, toStable)
+	if err != nil {
+		return nil, err
+	}
+	var found *dlt.Record
+	err = e.scan(ctx, topic, ranges, fetchBrowse, func(r *kgo.Record) (bool, error) {
+		if r.Offset == offset {
+			d := dlt.Decode(r)
+			found = &d
+		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if found == nil {
+		return nil, fmt.Errorf("%s[%d]@%d: %w", topic, partition, offset, ErrNotFound)
+	}
+	return found, nil
+}
+
+// MaxGroups bounds the groups Stats keeps; records of further groups are counted under
+// "(other)", so a DLT full of distinct garbage cannot exhaust memory.
+const MaxGroups = 1000
+
+// Group is one errorSource × errorCode group of a DLT.
+type Group struct {
+	ErrorSource string    `json:"errorSource"`
+	ErrorCode   string    `json:"errorCode"`
+	Count       int64     `json:"count"`
+	FirstSeen   time.Time `json:"firstSeen"`
+	LastSeen    time.Time `json:"lastSeen"`
+	// Sample is the earliest record of the group; SampleMessage its errorMessage.
+	Sample        Coord  `json:"sample"`
+	SampleMessage string `json:"sampleMessage,omitempty"`
+}
+
+// Stats is `dlt stats`: a DLT's records grouped by errorSource × errorCode.
+type Stats struct {
+	Topic string `json:"topic"`
+	ScanSummary
+	// Groups are sorted by count (largest first), then source and code.
+	Groups []Group `json:"groups"`
+	// Other collects the records of groups beyond MaxGroups.
+	Other *Group `json:"other,omitempty"`
+}
+
+// Stats streams the selected records of topic and groups them. Memory is bounded by MaxGroups,
+// not by the topic's size.
+func (e *Engine) Stats(ctx context.Context, topic string, sel *Selection) (*Stats, error) {
+	if sel == nil {
+		sel = &Selection{}
+	}
+	st := &Stats{Topic: topic}
+	groups := map[dlt.GroupKey]*Group{}
+	add := func(g *Group, d *dlt.Record) {
+		g.Count++
+		ts := d.Timestamp.UTC()
+		if g.Count == 1 || ts.Before(g.FirstSeen) {
+			g.FirstSeen = ts
+			g.Sample = Coord{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset}
+			g.SampleMessage = clipMessage(d.ErrorMessage)
+		}
+		if ts.After(g.LastSeen) {
+			g.LastSeen = ts
+		}
+	}
+	sum, err := e.list(ctx, topic, sel, false, func(d *dlt.Record) error {
+		k := d.GroupKey()
+		g, ok := groups[k]
+		if !ok {
+			if len(groups) >= MaxGroups {
+				if st.Other == nil {
+					st.Other = &Group{ErrorSource: "(other)", ErrorCode: "(other)"}
+				}
+				add(st.Other, d)
+				return nil
+			}
+			g = &Group{ErrorSource: k.Source, ErrorCode: k.Code}
+			groups[k] = g
+		}
+		add(g, d)
+		return nil
+	})
+	st.ScanSummary = sum
+	if err != nil {
+		return nil, err
+	}
+	st.Groups = make([]Group, 0, len(groups))
+	for _, g := range groups {
+		st.Groups = append(st.Groups, *g)
+	}
+	sort.Slice(st.Groups, func(i, j int) bool {
+		a, b := st.Groups[i], st.Groups[j]
+		if a.Count != b.Count {
+			return a.Count > b.Count
+		}
+		if a.ErrorSource != b.ErrorSource {
+			return a.ErrorSource < b.ErrorSource
+		}
+		return a.ErrorCode < b.ErrorCode
+	})
+	return st, nil
+}
+
+func clipMessage(s string) string {
+	r := []rune(s)
+	if len(r) > 200 {
+		return string(r[:199]) + "…"
+	}
+	return s
+}
+
+// Run is one replay run as the ledger remembers it, for `dlt history`.
+type Run struct {
+	RunID     string     `json:"runId"`
+	DLT       string     `json:"dlt"`
+	Actor     string     `json:"actor"`
+	Reason    string     `json:"reason"`
+	Status    string     `json:"status"`
+	Started   time.Time  `json:"started"`
+	Finished  *time.Time `json:"finished,omitempty"`
+	Selection string     `json:"selection,omitempty"`
+	To        string     `json:"to,omitempty"`
+	Force     bool       `json:"force,omitempty"`
+	Counts    Counts     `json:"counts"`
+	// InLedger counts the replay entries of this run still in the ledger (a later --force
+	// replay of the same record replaces its entry).
+	InLedger int    `json:"inLedger"`
+	Error    string `json:"error,omitempty"`
+}
+
+// History returns the replay runs recorded in the ledger, newest first; dltTopic "" means every
+// DLT. A run that was killed keeps status "running" and reports the replays the ledger holds
+// for it as its replayed count.
+func (e *Engine) History(ctx context.Context, dltTopic string) ([]Run, error) {
+	ix, err := e.readLedger(ctx, dltTopic, toStable, true)
+	if err != nil {
+		return nil, err
+	}
+	runs := make([]Run, 0, len(ix.runs))
+	for _, en := range ix.runs {
+		r := Run{
+			RunID: en.RunID, DLT: en.DLT, Actor: en.Actor, Reason: en.Reason, Status: en.Status,
+			Started: en.Started, Finished: en.Finished, Selection: en.Selection, To: en.To,
+			Force: en.Force, InLedger: ix.runReplays[en.RunID], Error: en.Error,
+		}
+		if en.Counts != nil {
+			r.Counts = *en.Counts
+		}
+		if r.Status == RunRunning && r.Counts.Replayed < r.InLedger {
+			r.Counts.Replayed = r.InLedger
+		}
+		runs = append(runs, r)
+	}
+	sort.Slice(runs, func(i, j int) bool {
+		if !runs[i].Started.Equal(runs[j].Started) {
+			return runs[i].Started.After(runs[j].Started)
+		}
+		return runs[i].RunID > runs[j].RunID
+	})
+	return runs, nil
+}
+
+// readLedger reads the ledger into an index. wantDLT "" keeps every DLT's replays. For reads
+// (mode toStable) a ledger topic that does not exist yet is an empty ledger; a replay (toHigh)
+// has just written to it, so its absence is an error, never an empty ledger.
+func (e *Engine) readLedger(ctx context.Context, wantDLT string, mode endMode, keepRuns bool) (*ledgerIndex, error) {
+	ix := newLedgerIndex()
+	ranges, err := e.topicRanges(ctx, e.cfg.LedgerTopic, nil, mode)
+	if errors.Is(err, ErrUnknownTopic) && mode == toStable {
+		return ix, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read replay ledger: %w", err)
+	}
+	// Partitions are read together: an entry's key always lands in the same partition, so the
+	// latest entry per key still wins.
+	err = e.scanAll(ctx, e.cfg.LedgerTopic, ranges, fetchBulk, func(r *kgo.Record) (bool, error) {
+		ix.add(r.Key, r.Value, wantDLT, keepRuns)
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read replay ledger %s: %w", e.cfg.LedgerTopic, err)
+	}
+	if ix.bad > 0 {
+		e.cfg.Logger.Warn("ledger records that are not opsctl entries were ignored", "topic", e.cfg.LedgerTopic, "count", ix.bad)
+	}
+	return ix, nil
+}

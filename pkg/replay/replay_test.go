@@ -1,0 +1,387 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/come2us/opsctl/pkg/dlt"
+	"github.com/come2us/opsctl/pkg/event"
+	"github.com/come2us/opsctl/pkg/replay/replaytest"
+)
+
+func TestReplayThenRerunSkipsThenForce(t *testing.T) {
+	c := replaytest.NewCluster(t)
+	seedSaga(t, c, 30)
+	e := newEngine(t, c)
+
+	var results []Result
+	sum := mustReplay(t, e, Request{Topic: ordersDLT, OnResult: func(r Result) { results = append(results, r) }})
+	if got := countsString(sum.Counts); got != "selected=30 replayed=30 skipped=0 refused=0 failed=0" || sum.Status != RunCompleted {
+		t.Fatalf("first run: %s status %s", got, sum.Status)
+	}
+	if len(results) != 30 {
+		t.Fatalf("%d per-record results, want 30", len(results))
+	}
+	ids := map[string]Result{}
+	for _, r := range results {
+		if r.Action != ActionReplayed || r.Target == nil || r.Target.Topic != event.TopicOrdersFailed || r.Target.Offset < 0 || r.ReplayCount != 1 {
+			t.Fatalf("result %+v", r)
+		}
+		if _, dup := ids[r.ReplayID]; dup || r.ReplayID == "" {
+			t.Fatalf("replay id %q repeated or empty", r.ReplayID)
+		}
+		ids[r.ReplayID] = r
+	}
+	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, 30)
+	// Each replayed record carries its result's replay id, at the offset the result reports.
+	for _, rec := range replaytest.ReadCommitted(t, c, event.TopicOrdersFailed) {
+		id, _ := header(rec, dlt.HeaderReplayID)
+		r, ok := ids[id]
+		if !ok || r.Target.Partition != rec.Partition || r.Target.Offset != rec.Offset {
+			t.Fatalf("record at %d/%d carries replay id %q, results say %+v", rec.Partition, rec.Offset, id, r)
+		}
+	}
+
+	sum = mustReplay(t, e, Request{Topic: ordersDLT})
+	if got := countsString(sum.Counts); got != "selected=30 replayed=0 skipped=30 refused=0 failed=0" {
+		t.Fatalf("rerun: %s", got)
+	}
+	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, 30)
+
+	sel := Selection{Offsets: OffsetRange{From: 0, To: 0, Set: true}, Partitions: []int32{1}}
+	sum = mustReplay(t, e, Request{Topic: ordersDLT, Selection: sel, Force: true})
+	if got := countsString(sum.Counts); got != "selected=1 replayed=1 skipped=0 refused=0 failed=0" {
+		t.Fatalf("forced: %s", got)
+	}
+	counts := map[string]int{}
+	for _, r := range replaytest.ReadCommitted(t, c, event.TopicOrdersFailed) {
+		from, _ := header(r, dlt.HeaderReplayedFrom)
+		n, _ := header(r, dlt.HeaderReplayCount)
+		counts[from+"#"+n]++
+	}
+	if counts["orders-failed.DLT/1/0#1"] != 1 || counts["orders-failed.DLT/1/0#2"] != 1 {
+		t.Fatalf("forced replay should carry replay count 2 beside the first replay's 1: %v", counts)
+	}
+}
+
+func TestReplayedRecordShape(t *testing.T) {
+	c := replaytest.NewCluster(t)
+	orig := replaytest.Saga(0, 42, "DB_LOCK_TIMEOUT", 2, replaytest.Base)
+	orig.Headers = append(orig.Headers,
+		kgoHeader(dlt.HeaderReplayCount, "1"), kgoHeader(dlt.HeaderReplayID, "old"), kgoHeader(dlt.HeaderTargetGroup, "old-group"),
+		kgoHeader("x-original-topic", "elsewhere"), kgoHeader("tenant", "kr"))
+	spring := replaytest.Spring(2, 7, replaytest.Base)
+	connect := replaytest.Connect(1, 9, replaytest.Base)
+	replaytest.Produce(t, c, orig, spring, connect)
+	e := newEngine(t, c)
+
+	mustReplay(t, e, Request{Topic: ordersDLT, Group: event.GroupProductService})
+	mustReplay(t, e, Request{Topic: springDLT})
+	mustReplay(t, e, Request{Topic: connectDLT})
+
+	got := replaytest.ReadCommitted(t, c, event.TopicOrdersFailed)
+	got = append(got, replaytest.ReadCommitted(t, c, event.TopicPaymentsFailed)...)
+	if len(got) != 3 {
+		t.Fatalf("%d replayed records, want 3", len(got))
+	}
+	byFrom := map[string]*struct{ value, key string }{}
+	for _, r := range got {
+		from, _ := header(r, dlt.HeaderReplayedFrom)
+		byFrom[from] = &struct{ value, key string }{string(r.Value), string(r.Key)}
+		for _, h := range r.Headers {
+			if strings.HasPrefix(h.Key, dlt.SpringPrefix) || strings.HasPrefix(h.Key, dlt.ConnectPrefix) || h.Key == "x-original-topic" {
+				t.Errorf("%s: dead-letter header %s kept", from, h.Key)
+			}
+		}
+		id, _ := header(r, dlt.HeaderReplayID)
+		if id == "" || id == "old" {
+			t.Errorf("%s: replay id %q", from, id)
+		}
+		var n int
+		for _, h := range r.Headers {
+			if h.Key == dlt.HeaderReplayCount || h.Key == dlt.HeaderReplayID || h.Key == dlt.HeaderReplayedFrom || h.Key == dlt.HeaderTargetGroup {
+				n++
+			}
+		}
+		switch from {
+		case "orders-failed.DLT/0/0":
+			if v, _ := header(r, dlt.HeaderReplayCount); v != "2" {
+				t.Errorf("replay count %q, want 2 (was replayed once before)", v)
+			}
+			if v, _ := header(r, dlt.HeaderTargetGroup); v != event.GroupProductService {
+				t.Errorf("target group %q", v)
+			}
+			if v, _ := header(r, "traceparent"); !strings.HasPrefix(v, "00-4bf92f") {
+				t.Errorf("trace context lost: %q", v)
+			}
+			if v, _ := header(r, "tenant"); v != "kr" {
+				t.Errorf("business header lost: %q", v)
+			}
+			if n != 4 {
+				t.Errorf("%d opsctl headers, want one each of four", n)
+			}
+			if string(r.Value) != string(orig.Value) || string(r.Key) != "42" {
+				t.Errorf("value or key changed: %s / %s", r.Key, r.Value)
+			}
+		case "payments-failed-dlt/2/0":
+			if r.Topic != event.TopicPaymentsFailed || string(r.Value) != string(spring.Value) {
+				t.Errorf("spring replay went to %s with %s", r.Topic, r.Value)
+			}
+			if v, _ := header(r, "b3"); v == "" {
+				t.Error("spring trace header b3 lost")
+			}
+			if _, ok := header(r, dlt.HeaderTargetGroup); ok || n != 3 {
+				t.Errorf("no --group: want no target group header and three opsctl headers, got %d", n)
+			}
+		case "connect-orders-dlt/1/0":
+			if string(r.Value) != string(connect.Value) || string(r.Key) != "9" {
+				t.Errorf("connect value changed: %q", r.Value)
+			}
+		default:
+			t.Errorf("unexpected replayed-from %q", from)
+		}
+	}
+}
+
+func TestReplayRules(t *testing.T) {
+	at := replaytest.Base
+	noTarget := replaytest.Saga(0, 1, "X", 1, at)
+	noTarget.Headers = nil
+	poisoned := replaytest.Saga(1, 2, "X", 1, at)
+	poisoned.Headers = append(poisoned.Headers, kgoHeader(dlt.HeaderReplayCount, "3"))
+	missing := replaytest.Saga(2, 3, "X", 1, at)
+	for i, h := range missing.Headers {
+		if h.Key == dlt.HeaderOriginalTopic {
+			missing.Headers[i].Value = []byte("no-such-topic")
+		}
+	}
+	fine := replaytest.Saga(0, 4, "X", 1, at)
+
+	tests := []struct {
+		name      string
+		allowlist []string
+		req       Request
+		want      string // counts, or an error substring
+		codes     map[string]int
+	}{
+		{name: "defaults", req: Request{}, want: "selected=4 replayed=1 skipped=0 refused=3 failed=0",
+			codes: map[string]int{RefuseNoTarget: 1, RefusePoison: 1, RefuseUnknownTopic: 1}},
+		{name: "force passes the poison guard", req: Request{Force: true}, want: "selected=4 replayed=2 skipped=0 refused=2 failed=0"},
+		{name: "higher max-replays", req: Request{MaxReplays: 4}, want: "selected=4 replayed=2 skipped=0 refused=2 failed=0"},
+		{name: "allowlist without the target", allowlist: []string{"payments-failed"}, req: Request{},
+			want: "selected=4 replayed=0 skipped=0 refused=4 failed=0", codes: map[string]int{RefuseNotAllowed: 3, RefuseNoTarget: 1}},
+		{name: "allowlist with the target", allowlist: []string{"orders-failed"}, req: Request{}, want: "selected=4 replayed=1 skipped=0 refused=3 failed=0"},
+		{name: "--to without an allowlist", req: Request{To: "orders-failed"}, want: "--to needs a topic allowlist"},
+		{name: "--to off the allowlist", allowlist: []string{"orders-failed"}, req: Request{To: "payments-failed"}, want: "not on the context's allowlist"},
+		{name: "--to on the allowlist", allowlist: []string{"orders-failed", "payments-failed"}, req: Request{To: "payments-failed", Force: true},
+			want: "selected=4 replayed=4 skipped=0 refused=0 failed=0"},
+		{name: "--to the DLT itself", allowlist: []string{ordersDLT}, req: Request{To: ordersDLT}, want: "selected=4 replayed=0 skipped=0 refused=4 failed=0",
+			codes: map[string]int{RefuseLoop: 4}},
+		{name: "no reason", req: Request{Reason: " "}, want: "needs --reason"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := replaytest.NewCluster(t)
+			replaytest.Produce(t, c, noTarget, poisoned, missing, fine)
+			e := newEngine(t, c, func(cfg *Config) { cfg.Allowlist = tt.allowlist })
+			codes := map[string]int{}
+			tt.req.Topic = ordersDLT
+			tt.req.OnResult = func(r Result) {
+				if r.Action == ActionRefused {
+					codes[r.Code]++
+				}
+			}
+			if tt.req.Reason == "" {
+				tt.req.Reason = "test"
+			}
+			plan, perr := e.Plan(context.Background(), tt.req)
+			sum, err := e.Replay(context.Background(), tt.req)
+			if !strings.HasPrefix(tt.want, "selected=") {
+				if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "nothing was changed") {
+					t.Fatalf("err = %v, want %q", err, tt.want)
+				}
+				if n := len(replaytest.ReadCommitted(t, c, e.LedgerTopic())); n != 0 {
+					t.Fatalf("a refused request wrote %d ledger records", n)
+				}
+				return
+			}
+			if err != nil || perr != nil {
+				t.Fatalf("replay: %v, plan: %v", err, perr)
+			}
+			if got := countsString(sum.Counts); got != tt.want {
+				t.Fatalf("got %s, want %s", got, tt.want)
+			}
+			if plan.Selected != int64(sum.Selected) || plan.Replay != int64(sum.Replayed) || plan.Refused != int64(sum.Refused) {
+				t.Fatalf("plan %+v disagrees with the run %+v", plan, sum.Counts)
+			}
+			if wantStatus := map[bool]string{true: RunPartial, false: RunCompleted}[sum.Refused > 0]; sum.Status != wantStatus {
+				t.Fatalf("status %s, want %s", sum.Status, wantStatus)
+			}
+			for code, n := range tt.codes {
+				if codes[code] != n {
+					t.Errorf("refusals %v, want %s=%d", codes, code, n)
+				}
+			}
+		})
+	}
+}
+
+func TestReplayLimitAndRate(t *testing.T) {
+	c := replaytest.NewCluster(t)
+	seedSaga(t, c, 20)
+	e := newEngine(t, c)
+	var progress []Progress
+	sum := mustReplay(t, e, Request{Topic: ordersDLT, Limit: 8, Rate: 500, OnProgress: func(p Progress) { progress = append(progress, p) }})
+	if sum.Replayed != 8 || !sum.Limited {
+		t.Fatalf("limited run: %+v", sum)
+	}
+	if len(progress) == 0 || progress[len(progress)-1].Replayed != 8 {
+		t.Fatalf("progress %+v", progress)
+	}
+	sum = mustReplay(t, e, Request{Topic: ordersDLT, Limit: 8})
+	if sum.Replayed != 8 || sum.Skipped != 8 {
+		t.Fatalf("second limited run should skip the first eight and replay eight more: %s", countsString(sum.Counts))
+	}
+	sum = mustReplay(t, e, Request{Topic: ordersDLT})
+	if sum.Replayed != 4 || sum.Skipped != 16 {
+		t.Fatalf("last run: %s", countsString(sum.Counts))
+	}
+	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, 20)
+}
+
+func TestPlanIsReadOnlyAndMatchesRun(t *testing.T) {
+	c := replaytest.NewCluster(t)
+	seedSaga(t, c, 12)
+	e := newEngine(t, c)
+	where, err := CompileWhere(`errorCode == "DB_LOCK_TIMEOUT" && quantity > 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := Request{Topic: ordersDLT, Selection: Selection{Where: where}, Reason: "r"}
+	plan, err := e.Plan(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(replaytest.ReadCommitted(t, c, e.LedgerTopic())); n != 0 {
+		t.Fatalf("a plan wrote %d ledger records", n)
+	}
+	if len(replaytest.ReadCommitted(t, c, event.TopicOrdersFailed)) != 0 {
+		t.Fatal("a plan replayed records")
+	}
+	// odd i → DB_LOCK_TIMEOUT; quantity = 1 + i%4 > 1 unless i%4 == 0 (never for odd i)
+	if plan.Selected != 6 || plan.Replay != 6 || len(plan.Targets) != 1 || plan.Targets[0].Topic != event.TopicOrdersFailed {
+		t.Fatalf("plan %+v", plan)
+	}
+	var spanned int64
+	for _, sp := range plan.Targets[0].Partitions {
+		spanned += sp.Count
+	}
+	if spanned != 6 || len(plan.Targets[0].Samples) != 3 {
+		t.Fatalf("plan spans %+v samples %v", plan.Targets[0].Partitions, plan.Targets[0].Samples)
+	}
+
+	// Records arriving after the plan are not replayed by a run bound to it.
+	seedSaga(t, c, 3)
+	req.Bound = plan.EndOffsets
+	sum := mustReplay(t, e, req)
+	if sum.Replayed != 6 {
+		t.Fatalf("bound run replayed %d, want the plan's 6", sum.Replayed)
+	}
+}
+
+func TestHistory(t *testing.T) {
+	c := replaytest.NewCluster(t)
+	seedSaga(t, c, 9)
+	replaytest.Produce(t, c, replaytest.Spring(0, 1, replaytest.Base))
+	clock := replaytest.Base
+	e := newEngine(t, c, func(cfg *Config) { cfg.Now = func() time.Time { clock = clock.Add(time.Minute); return clock } })
+	mustReplay(t, e, Request{Topic: ordersDLT, Limit: 4, Reason: "first half"})
+	mustReplay(t, e, Request{Topic: ordersDLT, Reason: "the rest"})
+	mustReplay(t, e, Request{Topic: springDLT, Reason: "spring"})
+
+	runs, err := e.History(context.Background(), ordersDLT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 2 || runs[0].Reason != "the rest" || runs[1].Reason != "first half" {
+		t.Fatalf("history %+v", runs)
+	}
+	if runs[0].Counts.Replayed != 5 || runs[0].Counts.Skipped != 4 || runs[1].Counts.Replayed != 4 || runs[0].Status != RunCompleted || runs[0].Actor != "oncall@laptop" {
+		t.Fatalf("history counts %+v", runs)
+	}
+	if runs[0].InLedger != 5 || runs[0].Finished == nil {
+		t.Fatalf("history ledger entries %+v", runs[0])
+	}
+	all, err := e.History(context.Background(), "")
+	if err != nil || len(all) != 3 {
+		t.Fatalf("all history: %d runs, %v", len(all), err)
+	}
+}
+
+func TestLedgerSurvivesCompaction(t *testing.T) {
+	c := replaytest.NewCluster(t)
+	seedSaga(t, c, 10)
+	e := newEngine(t, c)
+	mustReplay(t, e, Request{Topic: ordersDLT})
+	mustReplay(t, e, Request{Topic: ordersDLT, Force: true, Selection: Selection{Partitions: []int32{0}}})
+	c.Compact()
+	sum := mustReplay(t, e, Request{Topic: ordersDLT})
+	if sum.Skipped != 10 || sum.Replayed != 0 {
+		t.Fatalf("after compaction: %s", countsString(sum.Counts))
+	}
+	runs, err := e.History(context.Background(), ordersDLT)
+	if err != nil || len(runs) != 3 {
+		t.Fatalf("history after compaction: %v %v", runs, err)
+	}
+}
+
+func TestReplayUnknownTopic(t *testing.T) {
+	c := replaytest.NewCluster(t)
+	e := newEngine(t, c)
+	_, err := e.Replay(context.Background(), Request{Topic: "nope.DLT", Reason: "r"})
+	if !errors.Is(err, ErrUnknownTopic) {
+		t.Fatalf("err = %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := e.Get(ctx, ordersDLT, 0, 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get on an empty topic: %v", err)
+	}
+}
+
+func TestRecordTooLargeForItsTopicFailsAlone(t *testing.T) {
+	c := replaytest.NewCluster(t)
+	seedSaga(t, c, 6)
+	big := replaytest.Saga(0, 99, "X", 1, replaytest.Base)
+	big.Value = []byte(`{"errorCode":"X","pad":"` + strings.Repeat("x", 1_100_000) + `"}`)
+	replaytest.Produce(t, c, big)
+	e := newEngine(t, c)
+	var failed []Result
+	sum, err := e.Replay(context.Background(), Request{Topic: ordersDLT, Reason: "r", OnResult: func(r Result) {
+		if r.Action == ActionFailed {
+			failed = append(failed, r)
+		}
+	}})
+	if err != nil || sum.Status != RunPartial || sum.Replayed != 6 || sum.Failed != 1 {
+		t.Fatalf("%v: %s %s", err, sum.Status, countsString(sum.Counts))
+	}
+	if len(failed) != 1 || failed[0].From.Offset != 2 || !strings.Contains(failed[0].Reason, "MESSAGE_TOO_LARGE") {
+		t.Fatalf("failed %+v", failed)
+	}
+	// The operator raises the topic's limit and runs again: only the big one is replayed.
+	v := "4194304"
+	adm := kadm.NewClient(replaytest.Client(t, c))
+	if _, err := adm.AlterTopicConfigs(context.Background(), []kadm.AlterConfig{{Name: "max.message.bytes", Value: &v}}, event.TopicOrdersFailed); err != nil {
+		t.Fatal(err)
+	}
+	sum = mustReplay(t, newEngine(t, c), Request{Topic: ordersDLT})
+	if sum.Replayed != 1 || sum.Skipped != 6 {
+		t.Fatalf("after raising the limit: %s", countsString(sum.Counts))
+	}
+	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, 7)
+}

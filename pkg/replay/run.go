@@ -1,0 +1,642 @@
+package replay
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/time/rate"
+
+	"github.com/come2us/opsctl/pkg/dlt"
+)
+
+// TransactionalID is the transactional id every replay of dltTopic uses. One id per DLT is what
+// makes a second run fence the first: Kafka allows one producer per transactional id.
+func TransactionalID(dltTopic string) string { return "opsctl-replay/" + dltTopic }
+
+// Summary is the outcome of one replay run.
+type Summary struct {
+	RunID  string `json:"runId"`
+	Topic  string `json:"topic"`
+	Status string `json:"status"`
+	Counts
+	Scanned         int64     `json:"scanned"`
+	Limited         bool      `json:"limited,omitempty"`
+	WhereErrors     int64     `json:"whereErrors,omitempty"`
+	FirstWhereError string    `json:"firstWhereError,omitempty"`
+	Started         time.Time `json:"started"`
+	Finished        time.Time `json:"finished"`
+	Error           string    `json:"error,omitempty"`
+}
+
+// Partial reports whether some selected records were neither replayed nor already replayed.
+func (s *Summary) Partial() bool { return s.Refused > 0 || s.Failed > 0 }
+
+// item is one record on its way out.
+type item struct {
+	from     Coord
+	key      string // from.String(): the ledger key and x-opsctl-replayed-from
+	out      *kgo.Record
+	replayID string
+	count    int
+	err      error
+}
+
+type run struct {
+	e       *Engine
+	req     *Request
+	cl      *kgo.Client
+	uuid    uuid.UUID
+	id      string
+	seq     uint32 // replay ids handed out
+	started time.Time
+	sum     *Summary
+	limiter *rate.Limiter
+	limits  *batchLimits
+	enc     *entryEncoder
+}
+
+// batchLimits holds each target topic's max.message.bytes, so a replay batch is never larger
+// than the broker accepts (a batch the broker rejects would fail every record in it) and a
+// record too large for its topic fails alone, with a reason, before it is sent.
+type batchLimits struct {
+	mu sync.Mutex
+	m  map[string]int32
+}
+
+// defaultBatchMax is franz-go's and Kafka's default max.message.bytes.
+const defaultBatchMax = 1_000_012
+
+func (l *batchLimits) get(topic string) int32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if v, ok := l.m[topic]; ok {
+		return v
+	}
+	return defaultBatchMax
+}
+
+// learn looks topic's max.message.bytes up once.
+func (l *batchLimits) learn(ctx context.Context, e *Engine, topic string) {
+	l.mu.Lock()
+	_, known := l.m[topic]
+	l.mu.Unlock()
+	if known {
+		return
+	}
+	limit := int32(defaultBatchMax)
+	if rcs, err := e.adm.DescribeTopicConfigs(ctx, topic); err == nil {
+		for _, rc := range rcs {
+			for _, c := range rc.Configs {
+				if c.Key == "max.message.bytes" && c.Value != nil {
+					if n, err := strconv.ParseInt(*c.Value, 10, 32); err == nil && n >= 512 {
+						limit = int32(n)
+					}
+				}
+			}
+		}
+	}
+	l.mu.Lock()
+	l.m[topic] = limit
+	l.mu.Unlock()
+}
+
+// Replay replays the records req selects, exactly once across runs: records the ledger already
+// has are skipped (unless Force), each batch of replayed records is committed together with
+// its ledger entries in one transaction, and a concurrent run of the same DLT fences this one
+// (ErrFenced). The Summary is returned even with an error and says how far the run got; what
+// it reports as replayed is committed.
+func (e *Engine) Replay(ctx context.Context, req Request) (*Summary, error) {
+	r := &run{e: e, req: &req, started: e.cfg.Now().UTC()}
+	r.uuid = newRunID()
+	r.id = r.uuid.String()
+	r.sum = &Summary{RunID: r.id, Topic: req.Topic, Status: RunFailed, Started: r.started}
+	err := r.do(ctx)
+	r.sum.Finished = e.cfg.Now().UTC()
+	if err != nil {
+		r.sum.Error = err.Error()
+	}
+	return r.sum, err
+}
+
+func newRunID() uuid.UUID {
+	if id, err := uuid.NewV7(); err == nil {
+		return id
+	}
+	return uuid.New()
+}
+
+func (r *run) do(ctx context.Context) (err error) {
+	e, req := r.e, r.req
+	if err := e.validate(req, true); err != nil {
+		return err
+	}
+	ranges, err := e.topicRanges(ctx, req.Topic, &req.Selection, toStable)
+	if err != nil {
+		return err
+	}
+	ranges, _ = bounded(ranges, req.Bound)
+	if err := e.ensureLedger(ctx); err != nil {
+		return err
+	}
+
+	r.limits = &batchLimits{m: map[string]int32{}}
+	r.cl, err = e.cfg.NewClient(
+		kgo.TransactionalID(TransactionalID(req.Topic)),
+		kgo.TransactionTimeout(e.cfg.TransactionTimeout),
+		kgo.ProducerBatchMaxBytesFn(r.limits.get),
+		// franz-go's default 10ms linger stays: without it, several produce requests per
+		// partition go out at once, and kfake then rejected transactional batches under load
+		// with OUT_OF_ORDER_SEQUENCE_NUMBER (failing the run safely, but failing it).
+		kgo.MaxBufferedRecords(4*e.cfg.BatchSize+16),
+		kgo.RecordDeliveryTimeout(2*time.Minute),
+	)
+	if err != nil {
+		return err
+	}
+	defer r.cl.Close()
+
+	r.limits.learn(ctx, e, e.cfg.LedgerTopic)
+	// Take the fence: the first transaction (the run-start entry) makes Kafka abort whatever an
+	// earlier run of this DLT left open and refuse that run from now on.
+	start := r.runEntry(RunRunning, nil, nil)
+	if err := r.transact(ctx, func() error { return r.produceSync(ctx, start) }); err != nil {
+		if isFenced(err) {
+			return fmt.Errorf("%w: another replay of %s started at the same moment and took over; nothing was replayed", ErrFenced, req.Topic)
+		}
+		return fmt.Errorf("start replay run (write %s): %w; nothing was replayed", e.cfg.LedgerTopic, err)
+	}
+	// Now every earlier run's transactions are decided; the ledger up to its high watermark is
+	// the complete truth about what was replayed.
+	ledger, err := e.readLedger(ctx, req.Topic, toHigh, false)
+	if err != nil {
+		return r.finish(ctx, err)
+	}
+	ru, err := e.newRules(ctx, req, ledger)
+	if err != nil {
+		return r.finish(ctx, err)
+	}
+	if req.Rate > 0 {
+		r.limiter = rate.NewLimiter(rate.Limit(req.Rate), max(1, min(e.cfg.BatchSize, int(req.Rate))))
+	}
+	batchCap := e.cfg.BatchSize
+	if req.Rate > 0 {
+		batchCap = max(1, min(batchCap, int(req.Rate))) // about a second of records per transaction
+	}
+	r.enc = newEntryEncoder(r.id, req.Topic, e.cfg.Actor, req.Reason, req.Group)
+
+	// The scan (fetch, decode, decide) runs ahead in its own goroutine while this one commits
+	// transactions, so network waits on either side overlap. Everything the caller sees —
+	// results, progress, counts — happens on this goroutine, in record order.
+	sctx, stopScan := context.WithCancel(ctx)
+	defer stopScan()
+	steps := make(chan step, 2*batchCap)
+	var scan ScanSummary
+	scanDone := make(chan error, 1)
+	go func() {
+		defer close(steps)
+		scanDone <- e.walk(sctx, req, ru, ranges, &scan, true, func(rec *kgo.Record, d *dlt.Record, dec decision) (bool, error) {
+			st := step{from: Coord{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset}, dec: dec, scanned: scan.Scanned}
+			if dec.action == ActionReplayed {
+				r.limits.learn(sctx, e, dec.target)
+				if r.limiter != nil {
+					if err := r.limiter.Wait(sctx); err != nil {
+						return false, err
+					}
+				}
+				st.item = r.newItem(rec, st.from, dec)
+			}
+			select {
+			case steps <- st:
+				return true, nil
+			case <-sctx.Done():
+				return false, sctx.Err()
+			}
+		})
+	}()
+
+	var (
+		batch      []*item
+		scanned    int64
+		lastReport time.Time
+		commitErr  error
+	)
+	// A slow scan (rate-limited, or waiting on the broker) still commits what it has every second.
+	deadline := time.NewTimer(time.Hour)
+	deadline.Stop()
+	defer deadline.Stop()
+	flush := func() {
+		deadline.Stop()
+		if len(batch) > 0 && commitErr == nil {
+			commitErr = r.commitBatch(ctx, batch)
+			batch = batch[:0]
+			r.progress(scanned)
+		}
+	}
+	for commitErr == nil {
+		var st step
+		var more bool
+		select {
+		case st, more = <-steps:
+		case <-deadline.C:
+			flush()
+			continue
+		}
+		if !more {
+			break
+		}
+		scanned = st.scanned
+		r.sum.Selected++
+		switch st.dec.action {
+		case ActionSkipped:
+			r.sum.Skipped++
+			r.result(Result{From: st.from, Action: ActionSkipped, Reason: st.dec.reason})
+		case ActionRefused:
+			r.sum.Refused++
+			var target *Coord
+			if st.dec.target != "" {
+				target = &Coord{Topic: st.dec.target, Partition: -1, Offset: -1}
+			}
+			r.result(Result{From: st.from, Action: ActionRefused, Code: st.dec.code, Reason: st.dec.reason, Target: target})
+		case ActionReplayed:
+			if len(batch) == 0 {
+				deadline.Reset(time.Second)
+			}
+			batch = append(batch, st.item)
+			if len(batch) >= batchCap {
+				flush()
+			}
+		}
+		if time.Since(lastReport) > 200*time.Millisecond {
+			lastReport = time.Now()
+			r.progress(scanned)
+		}
+	}
+	stopScan()
+	for range steps { // let the scan goroutine finish; records it decided after a failure are not counted
+	}
+	scanErr := <-scanDone
+	err = commitErr
+	if err == nil { // the scan ended on its own: done, or stopped by an error or the caller's cancel
+		err = scanErr
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	if err == nil {
+		flush()
+		err = commitErr
+	} else if len(batch) > 0 && !isFenced(err) {
+		// The scan stopped (cancelled, broker error) with records collected but not sent: they
+		// were never part of a transaction, so nothing of them was applied.
+		for _, it := range batch {
+			r.failed(it, fmt.Errorf("not sent: %w", err))
+		}
+	}
+	r.sum.Scanned, r.sum.Limited = scan.Scanned, scan.Limited
+	r.sum.WhereErrors, r.sum.FirstWhereError = scan.WhereErrors, scan.FirstWhereError
+	r.progress(scan.Scanned)
+	return r.finish(ctx, err)
+}
+
+// step is one selected record on its way from the scan to the committer.
+type step struct {
+	from    Coord
+	dec     decision
+	item    *item // for records to replay
+	scanned int64
+}
+
+func (r *run) progress(scanned int64) {
+	if r.req.OnProgress != nil {
+		r.req.OnProgress(Progress{Scanned: scanned, Counts: r.sum.Counts})
+	}
+}
+
+func (r *run) result(res Result) {
+	if r.req.OnResult != nil {
+		r.req.OnResult(res)
+	}
+}
+
+func (r *run) failed(it *item, err error) {
+	r.sum.Failed++
+	r.result(Result{From: it.from, Action: ActionFailed, Reason: err.Error(),
+		Target: &Coord{Topic: it.out.Topic, Partition: -1, Offset: -1}, ReplayID: it.replayID, ReplayCount: it.count})
+}
+
+// finish writes the run-end entry (unless fenced: the fence belongs to another run now) and
+// settles the summary's status.
+func (r *run) finish(ctx context.Context, err error) error {
+	switch {
+	case err == nil && r.sum.Partial():
+		r.sum.Status = RunPartial
+	case err == nil:
+		r.sum.Status = RunCompleted
+	case isFenced(err):
+		r.sum.Status = RunFenced
+		if !errors.Is(err, ErrFenced) {
+			err = fmt.Errorf("%w: another replay of %s took over; nothing of this batch was applied", ErrFenced, r.req.Topic)
+		}
+		return err
+	case errors.Is(err, context.Canceled):
+		r.sum.Status = RunCancelled
+	default:
+		r.sum.Status = RunFailed
+	}
+	var msg string
+	if err != nil {
+		msg = err.Error()
+	}
+	counts := r.sum.Counts
+	now := r.e.cfg.Now().UTC()
+	end := r.runEntry(r.sum.Status, &counts, func(en *Entry) { en.Error, en.Finished = msg, &now })
+	// Record the end even when the caller's context was cancelled (SIGINT), briefly.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if werr := r.transact(wctx, func() error { return r.produceSync(wctx, end) }); werr != nil {
+		r.e.cfg.Logger.Warn("could not record the end of the replay run in the ledger", "run", r.id, "err", werr)
+		if isFenced(werr) && err == nil {
+			r.sum.Status = RunFenced
+			return fmt.Errorf("%w: another replay of %s took over after this run's last batch; every record reported replayed was applied", ErrFenced, r.req.Topic)
+		}
+	}
+	return err
+}
+
+func (r *run) runEntry(status string, counts *Counts, edit func(*Entry)) *kgo.Record {
+	en := Entry{
+		Kind: KindRun, RunID: r.id, DLT: r.req.Topic, Actor: r.e.cfg.Actor, Time: r.e.cfg.Now().UTC(),
+		Reason: r.req.Reason, Status: status, Started: r.started, Selection: r.req.Selection.Describe(),
+		To: r.req.To, Force: r.req.Force, Counts: counts, Group: r.req.Group,
+	}
+	if edit != nil {
+		edit(&en)
+	}
+	b, _ := json.Marshal(en)
+	return &kgo.Record{Topic: r.e.cfg.LedgerTopic, Key: []byte(RunKey(r.id)), Value: b}
+}
+
+func (r *run) newItem(rec *kgo.Record, from Coord, dec decision) *item {
+	key := from.String()
+	// The run's id (UUIDv7: time and random bits) with its last four bytes replaced by a
+	// sequence number: unique per record, cheap, and sortable within a run. The id is made once
+	// per record, so a batch retried within the run keeps its ids.
+	r.seq++
+	id := r.uuid
+	binary.BigEndian.PutUint32(id[12:], r.seq)
+	replayID := id.String()
+	out := &kgo.Record{
+		Topic:   dec.target,
+		Key:     rec.Key,
+		Value:   rec.Value,
+		Headers: replayHeaders(rec.Headers, key, replayID, dec.count, r.req.Group),
+	}
+	return &item{from: from, key: key, out: out, replayID: replayID, count: dec.count}
+}
+
+// ReplayHeaders returns the headers of a replayed record: the original business and trace
+// headers in their order, without dead-letter metadata (kafka_dlt-*, __connect.errors.*,
+// x-original-topic) or earlier replay headers, then x-opsctl-replay-id, x-opsctl-replay-count,
+// x-opsctl-replayed-from and, with a group, x-opsctl-target-group. Without a group a record
+// keeps the target group an earlier replay gave it, so a replay never widens its audience
+// silently.
+func ReplayHeaders(orig []kgo.RecordHeader, from Coord, replayID string, count int, group string) []kgo.RecordHeader {
+	return replayHeaders(orig, from.String(), replayID, count, group)
+}
+
+func replayHeaders(orig []kgo.RecordHeader, from, replayID string, count int, group string) []kgo.RecordHeader {
+	out := make([]kgo.RecordHeader, 0, len(orig)+4)
+	for _, h := range orig {
+		switch {
+		case dlt.IsDeadLetterHeader(h.Key):
+		case h.Key == dlt.HeaderReplayID, h.Key == dlt.HeaderReplayCount, h.Key == dlt.HeaderReplayedFrom:
+		case h.Key == dlt.HeaderTargetGroup && group != "":
+		default:
+			out = append(out, h)
+		}
+	}
+	out = append(out,
+		kgo.RecordHeader{Key: dlt.HeaderReplayID, Value: []byte(replayID)},
+		kgo.RecordHeader{Key: dlt.HeaderReplayCount, Value: []byte(strconv.Itoa(count))},
+		kgo.RecordHeader{Key: dlt.HeaderReplayedFrom, Value: []byte(from)},
+	)
+	if group != "" {
+		out = append(out, kgo.RecordHeader{Key: dlt.HeaderTargetGroup, Value: []byte(group)})
+	}
+	return out
+}
+
+// transact runs fn inside one transaction and commits it, aborting on any failure. fn's records
+// must all have succeeded for the commit to be attempted (franz-go would otherwise commit the
+// ones that did).
+func (r *run) transact(ctx context.Context, fn func() error) error {
+	if err := r.cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(); err != nil {
+		return r.abort(ctx, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return r.abort(ctx, err) // interrupted after the last record: do not commit a half-wanted batch
+	}
+	// EndTxn must not be cut off by a cancelled context: its outcome would be unknowable.
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+	defer cancel()
+	if err := r.cl.EndTransaction(ectx, kgo.TryCommit); err != nil {
+		if isFenced(err) {
+			return err
+		}
+		// The commit's outcome may be unknown (franz-go says so for transport errors): abort what
+		// can be aborted and let the next run's ledger read decide what happened.
+		_ = r.cl.EndTransaction(ectx, kgo.TryAbort)
+		return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+	}
+	return nil
+}
+
+// abortedError is a transaction failure after which the abort went through cleanly: nothing of
+// the transaction was applied and the producer is fit for another transaction.
+type abortedError struct{ cause error }
+
+// Error is the cause's message.
+func (e *abortedError) Error() string { return e.cause.Error() }
+
+// Unwrap returns the cause.
+func (e *abortedError) Unwrap() error { return e.cause }
+
+// abort ends the open transaction without committing, so nothing produced in it becomes
+// visible, and returns cause (or the fencing error that explains it).
+func (r *run) abort(ctx context.Context, cause error) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+	defer cancel()
+	if err := r.cl.AbortBufferedRecords(actx); err != nil {
+		return errors.Join(cause, fmt.Errorf("abort buffered records: %w", err))
+	}
+	if err := r.cl.EndTransaction(actx, kgo.TryAbort); err != nil {
+		if isFenced(err) && !isFenced(cause) {
+			return err
+		}
+		return errors.Join(cause, fmt.Errorf("abort transaction: %w", err))
+	}
+	return &abortedError{cause: cause}
+}
+
+func (r *run) produceSync(ctx context.Context, rec *kgo.Record) error {
+	return r.cl.ProduceSync(ctx, rec).FirstErr()
+}
+
+// commitBatch replays items and writes their ledger entries in one transaction. Records that
+// fail on their own (too large, target gone) are reported failed and the rest retried once in
+// a fresh transaction; any other failure stops the run.
+func (r *run) commitBatch(ctx context.Context, items []*item) error {
+	pending := items
+	for attempt := 0; attempt < 2 && len(pending) > 0; attempt++ {
+		err := r.transact(ctx, func() error {
+			if err := r.produceBatch(ctx, pending); err != nil {
+				return err
+			}
+			if r.e.beforeCommit != nil {
+				r.e.beforeCommit(r.id)
+			}
+			return nil
+		})
+		if err == nil {
+			for _, it := range pending {
+				r.sum.Replayed++
+				r.result(Result{From: it.from, Action: ActionReplayed, ReplayID: it.replayID, ReplayCount: it.count,
+					Target: &Coord{Topic: it.out.Topic, Partition: it.out.Partition, Offset: it.out.Offset}})
+			}
+			return nil
+		}
+		var aborted *abortedError
+		var rest []*item
+		for _, it := range pending {
+			if it.err != nil && recordLevel(it.err) && errors.As(err, &aborted) && !isFenced(err) {
+				r.failed(it, fmt.Errorf("replay to %s: %w (transaction aborted, nothing of it applied)", it.out.Topic, it.err))
+				continue
+			}
+			it.err = nil
+			rest = append(rest, it)
+		}
+		if len(rest) == len(pending) || attempt == 1 {
+			for _, it := range rest {
+				if errors.Is(err, ErrCommitUnknown) {
+					r.failed(it, fmt.Errorf("%w; run the replay again: the ledger shows whether this batch was applied, and it is replayed only if not", err))
+				} else {
+					r.failed(it, fmt.Errorf("batch aborted, nothing of it applied: %w", err))
+				}
+			}
+			return err
+		}
+		pending = rest
+	}
+	return nil
+}
+
+// produceBatch sends the replayed records and, as each is acknowledged with its offset, its
+// ledger entry (which records that offset), all inside the caller's transaction. It returns
+// when every record and entry has an answer.
+func (r *run) produceBatch(ctx context.Context, items []*item) error {
+	at := r.e.cfg.Now().UTC().Format(time.RFC3339Nano)
+	acked := make(chan *item, len(items))
+	ledgerErrs := make(chan error, len(items))
+	var ledger sync.WaitGroup
+	chained := make(chan struct{})
+	go func() { // a promise must not produce itself (it would block the promise worker)
+		defer close(chained)
+		for it := range acked {
+			rec := &kgo.Record{Topic: r.e.cfg.LedgerTopic, Key: []byte(it.key),
+				Value: r.enc.replay(at, it.replayID, Coord{Topic: it.out.Topic, Partition: it.out.Partition, Offset: it.out.Offset}, it.count)}
+			ledger.Add(1)
+			r.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+				if err != nil {
+					ledgerErrs <- err
+				}
+				ledger.Done()
+			})
+		}
+	}()
+	var replays sync.WaitGroup
+	replays.Add(len(items))
+	for _, it := range items {
+		it.err = nil
+		it.out.Partition, it.out.Offset = -1, -1
+		r.cl.Produce(ctx, it.out, func(_ *kgo.Record, err error) {
+			it.err = err
+			if err == nil {
+				acked <- it
+			}
+			replays.Done()
+		})
+	}
+	// Flush sends what is buffered now instead of after the linger: the batch is complete, and
+	// every transaction would otherwise wait out a linger twice.
+	flushErr := r.cl.Flush(ctx)
+	replays.Wait()
+	close(acked)
+	<-chained
+	if err := r.cl.Flush(ctx); err != nil && flushErr == nil {
+		flushErr = err
+	}
+	ledger.Wait()
+	close(ledgerErrs)
+	if flushErr != nil && ctx.Err() != nil {
+		return fmt.Errorf("replay batch interrupted: %w", ctx.Err())
+	}
+	for _, it := range items {
+		if it.err != nil {
+			return fmt.Errorf("replay %s to %s: %w", it.from, it.out.Topic, it.err)
+		}
+	}
+	if err := <-ledgerErrs; err != nil {
+		return fmt.Errorf("write ledger %s: %w", r.e.cfg.LedgerTopic, err)
+	}
+	return nil
+}
+
+// isFenced reports whether err means this producer lost its transactional id to a newer one.
+func isFenced(err error) bool {
+	return errors.Is(err, ErrFenced) || errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
+}
+
+// recordLevel reports whether err concerns one record or its topic, not the transaction or
+// the connection, so the rest of a batch can still be replayed.
+func recordLevel(err error) bool {
+	for _, e := range []error{kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord, kerr.CorruptMessage,
+		kerr.InvalidTimestamp, kerr.TopicAuthorizationFailed, kerr.InvalidTopicException, kerr.UnknownTopicOrPartition} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// ensureLedger creates the ledger topic, compacted, with three partitions, when it does not
+// exist yet.
+func (e *Engine) ensureLedger(ctx context.Context) error {
+	ctx = fresh(ctx)
+	tds, err := e.adm.ListTopics(ctx, e.cfg.LedgerTopic)
+	if err != nil {
+		return fmt.Errorf("look up ledger topic %s: %w", e.cfg.LedgerTopic, err)
+	}
+	if td, ok := tds[e.cfg.LedgerTopic]; ok && td.Err == nil {
+		return nil
+	}
+	compact := "compact"
+	// Three partitions, like every topic of the platform: ledger writes and reads spread over
+	// them; entries of one dead letter always share a partition (same key).
+	_, err = e.adm.CreateTopic(ctx, 3, -1, map[string]*string{"cleanup.policy": &compact}, e.cfg.LedgerTopic)
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create ledger topic %s (compacted): %w; nothing was replayed", e.cfg.LedgerTopic, err)
+	}
+	return nil
+}
