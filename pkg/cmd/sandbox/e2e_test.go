@@ -158,15 +158,15 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("replay a dead letter and the saga converges", func(t *testing.T) {
 		dls := deadLetters(t, sb, event.DLT(event.TopicOrdersFailed))
 		_ = sb.Faults.Set(traffic.FaultProductRestore, false)
-		lines := map[int64]int64{} // orderDetailId → orderId
+		orderLines := map[int64]int64{} // orderDetailId → orderId
 		for _, r := range dls {
 			ev, err := event.Decode[event.OrderFailed](r.Value)
 			if err != nil {
 				t.Fatal(err)
 			}
-			lines[ev.OrderDetailID] = ev.OrderID
+			orderLines[ev.OrderDetailID] = ev.OrderID
 		}
-		for detail, orderID := range lines {
+		for detail, orderID := range orderLines {
 			if st := reservationState(t, sb, orderID, detail); st != product.StateReserved {
 				t.Fatalf("line %d of order %d is %s before the replay; its stock should still be out", detail, orderID, st)
 			}
@@ -178,19 +178,29 @@ func TestEndToEnd(t *testing.T) {
 		if err := json.Unmarshal([]byte(c.must("dlt", "topics", "-o", "json")), &topics); err != nil {
 			t.Fatal(err)
 		}
-		found := false
+		records := map[string]float64{}
 		for _, tp := range topics {
-			if tp["topic"] == event.DLT(event.TopicOrdersFailed) {
-				n, _ := tp["records"].(float64)
-				found = n >= float64(len(dls))
-			}
+			name, _ := tp["topic"].(string)
+			records[name], _ = tp["records"].(float64)
 		}
-		if !found {
+		if records[event.DLT(event.TopicOrdersFailed)] < float64(len(dls)) {
 			t.Fatalf("dlt topics does not show %s with its %d records: %v", event.DLT(event.TopicOrdersFailed), len(dls), topics)
 		}
-		c.must("dlt", "replay", event.DLT(event.TopicOrdersFailed), "--group", event.GroupProductService,
+		// The Spring Kafka and Kafka Connect dead letters are there too.
+		if records[sandbox.SpringDLT] == 0 || records[sandbox.ConnectDLT] == 0 {
+			t.Fatalf("dlt topics misses the seeded Spring or Connect dead letters: %v", records)
+		}
+		out := c.must("dlt", "replay", event.DLT(event.TopicOrdersFailed), "--group", event.GroupProductService,
 			"--reason", "e2e: lock fixed", "--yes", "-o", "json")
-		for detail, orderID := range lines {
+		var summary struct {
+			Type     string
+			Replayed int
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &summary); err != nil || summary.Type != "summary" || summary.Replayed < len(dls) {
+			t.Fatalf("replay summary %+v (%v), want at least the %d dead letters replayed:\n%s", summary, err, len(dls), out)
+		}
+		for detail, orderID := range orderLines {
 			eventually(t, fmt.Sprintf("stock of line %d restored", detail), func() bool {
 				return reservationState(t, sb, orderID, detail) == product.StateReleased
 			})
