@@ -142,9 +142,8 @@ type Sandbox struct {
 	// Seeded counts what the first start wrote: catalogue options and foreign-format dead letters.
 	SeededOptions, SeededDeadLetters int
 
-	admin  *kgo.Client
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	admin *kgo.Client
+	wg    sync.WaitGroup
 
 	mu      sync.Mutex
 	closers []func() error // in start order; Close runs them backwards
@@ -194,9 +193,11 @@ func Start(ctx context.Context, cfg Config) (_ *Sandbox, err error) {
 		if werr != nil {
 			return nil, werr
 		}
-		if src, err = FindGitOps(wd); err != nil && !s.stateHasRepo() {
-			return nil, err
+		found, ferr := FindGitOps(wd)
+		if ferr != nil && !s.stateHasRepo() {
+			return nil, ferr
 		}
+		src = found // unused when the state already holds the repository
 	}
 
 	// Kafka first: everything else talks to it.
@@ -305,7 +306,8 @@ func Start(ctx context.Context, cfg Config) (_ *Sandbox, err error) {
 	s.onClose(s.Prometheus.Close)
 
 	runCtx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
+	// The generator stops before anything it calls.
+	s.onClose(func() error { cancel(); s.wg.Wait(); return nil })
 	if cfg.Rate > 0 {
 		tc := traffic.Config{
 			URL: s.Mesh.URL, Options: options, Envs: []string{"prod", "dev"},
@@ -329,8 +331,6 @@ func Start(ctx context.Context, cfg Config) (_ *Sandbox, err error) {
 			_ = s.Traffic.Run(runCtx)
 		}()
 	}
-	// The generator stops before anything it calls.
-	s.onClose(func() error { cancel(); s.wg.Wait(); return nil })
 	return s, nil
 }
 
