@@ -43,12 +43,15 @@ type SandboxOptions struct {
 	NoFaults     bool
 	FaultEvery   time.Duration
 	CanaryFaults []string
-	ReadyTimeout time.Duration
+	// CanaryUnready names [ENV/]SERVICE whose canary pods fail readiness.
+	CanaryUnready []string
+	ReadyTimeout  time.Duration
 
 	// Started is when the command began, for the start-up time it reports.
 	Started time.Time
-	// faults are CanaryFaults parsed.
-	faults map[meshsim.FaultKey]meshsim.Fault
+	// faults are CanaryFaults parsed; unready CanaryUnready as env and service pairs.
+	faults  map[meshsim.FaultKey]meshsim.Fault
+	unready [][2]string
 }
 
 // NewCmdSandbox returns `opsctl sandbox`. runTUI opens the TUI on the sandbox (nil: headless
@@ -83,8 +86,10 @@ The state (Kafka's log, the databases, the GitOps repository, the log file) live
 directory removed on exit, together with the context; --state DIR keeps it between runs.
 
 v1 and v2 of a service are the same in-process code; the mesh tells them apart, and
---canary-fault makes v2 misbehave so canary gates and "canary watch --auto-rollback" have
-something to catch.`,
+--canary-fault (or --canary-unready) makes v2 misbehave so canary gates and "canary watch
+--auto-rollback" have something to catch. The services' own metrics carry version v1; the
+sandbox context's Prometheus queries judge the canary's business error rate on the whole
+service for that reason.`,
 		Example: `  # Start it and open the TUI
   opsctl sandbox
 
@@ -92,7 +97,13 @@ something to catch.`,
   opsctl sandbox --headless --state ~/.cache/opsctl-sandbox
 
   # A canary of order-service that is slow and fails 5% of its requests
-  opsctl sandbox --canary-fault order:delay=300ms,errors=0.05`,
+  opsctl sandbox --canary-fault order:delay=300ms,errors=0.05
+
+  # The same, set while it runs, through the simulated mesh's admin API
+  curl -X PUT -d '{"delay":"300ms","errorRatio":0.05}' MESH_URL/-/faults/prod/order-service/v2
+
+  # A canary whose pods never become ready in prod
+  opsctl sandbox --canary-unready prod/payment`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Ctx = cmd.Context()
@@ -120,6 +131,7 @@ something to catch.`,
 	fl.BoolVar(&opts.NoFaults, "no-faults", false, "no fault windows and no late payments: no new dead letters")
 	fl.DurationVar(&opts.FaultEvery, "fault-every", 10*time.Minute, "how often the fault windows and a late payment recur (the first at start)")
 	fl.StringArrayVar(&opts.CanaryFaults, "canary-fault", nil, "inject a fault into a service's v2 subset: [ENV/]SERVICE:delay=DURATION,errors=RATIO[,status=CODE] (repeatable)")
+	fl.StringArrayVar(&opts.CanaryUnready, "canary-unready", nil, "make a service's canary (v2) pods fail readiness: [ENV/]SERVICE (repeatable)")
 	fl.DurationVar(&opts.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long to wait for the first dead letters and synced apps before giving up")
 	return cmd
 }
@@ -147,6 +159,20 @@ func (o *SandboxOptions) validate() error {
 		}
 		for _, k := range keys {
 			o.faults[k] = f
+		}
+	}
+	o.unready = nil
+	for _, spec := range o.CanaryUnready {
+		envs, svc := gitops.Environments(), spec
+		if env, s, found := strings.Cut(spec, "/"); found {
+			envs, svc = []string{env}, s
+		}
+		svc = strings.TrimSuffix(svc, "-service")
+		for _, env := range envs {
+			if err := gitops.ValidateTarget(env, svc); err != nil {
+				return cmdutil.FlagErrorf("--canary-unready %q: %v", spec, err)
+			}
+			o.unready = append(o.unready, [2]string{env, svc})
 		}
 	}
 	return nil
@@ -234,6 +260,11 @@ func sandboxRun(o *SandboxOptions) error {
 	defer func() { _ = stop() }()
 	for k, fault := range o.faults {
 		if err := sb.Mesh.SetFault(k, fault); err != nil {
+			return err
+		}
+	}
+	for _, u := range o.unready {
+		if err := sb.Argo.SetCanaryReady(u[0], u[1], false); err != nil {
 			return err
 		}
 	}
@@ -347,6 +378,9 @@ func printEndpoints(w io.Writer, o *SandboxOptions, sb *sandbox.Sandbox, cfgPath
 	}
 	for k, f := range sb.Mesh.Faults() {
 		fmt.Fprintf(w, "Canary fault on %s/%s %s: delay %s, %g%% errors.\n", k.Env, k.App, k.Version, f.Delay, f.ErrorRatio*100)
+	}
+	for _, u := range o.unready {
+		fmt.Fprintf(w, "Canary pods of %s in %s fail readiness.\n", gitops.AppName(u[1]), u[0])
 	}
 	if sb.SeededDeadLetters > 0 {
 		fmt.Fprintf(w, "Seeded %d Spring Kafka and Kafka Connect dead letters (%s, %s).\n", sb.SeededDeadLetters, sandbox.SpringDLT, sandbox.ConnectDLT)

@@ -74,6 +74,9 @@ func TestFlags(t *testing.T) {
 		{name: "canary fault 2xx status", args: []string{"--canary-fault", "order:errors=0.1,status=204"}, wantErr: "status=204"},
 		{name: "canary fault that does nothing", args: []string{"--canary-fault", "order:errors=0"}, wantErr: "nothing to inject"},
 		{name: "canary fault unknown setting", args: []string{"--canary-fault", "order:jitter=1s"}, wantErr: "unknown setting"},
+		{name: "canary unready", args: []string{"--canary-unready", "prod/payment", "--canary-unready", "order-service"}},
+		{name: "canary unready unknown service", args: []string{"--canary-unready", "cart"}, wantErr: "--canary-unready"},
+		{name: "canary unready unknown env", args: []string{"--canary-unready", "qa/order"}, wantErr: "--canary-unready"},
 		{name: "arguments", args: []string{"now"}, wantErr: "unknown command"},
 	}
 	for _, tc := range tests {
@@ -117,7 +120,7 @@ func TestHeadlessRunWritesAndRemovesTheContext(t *testing.T) {
 	f := &cmdutil.Factory{IOStreams: ios, Now: time.Now, Output: cmdutil.OutputTable}
 	cmd := root.NewCmdRoot(f)
 	cmd.SetArgs([]string{"--config", cfgPath, "sandbox", "--headless", "--rate", "6", "--decline-ratio", "0.5",
-		"--canary-fault", "dev/order:errors=0.2"})
+		"--canary-fault", "dev/order:errors=0.2", "--canary-unready", "dev/payment"})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -135,6 +138,11 @@ func TestHeadlessRunWritesAndRemovesTheContext(t *testing.T) {
 		}
 	}
 	t.Logf("%s", out)
+	for _, want := range []string{"Canary fault on dev/order-service v2", "Canary pods of payment-service in dev fail readiness"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
 
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
