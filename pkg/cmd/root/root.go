@@ -5,6 +5,7 @@ package root
 import (
 	"github.com/spf13/cobra"
 
+	canarycmd "github.com/come2us/opsctl/pkg/cmd/canary"
 	configcmd "github.com/come2us/opsctl/pkg/cmd/config"
 	mancmd "github.com/come2us/opsctl/pkg/cmd/man"
 	versioncmd "github.com/come2us/opsctl/pkg/cmd/version"
@@ -33,8 +34,8 @@ kube context and Prometheus.`,
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cmdutil.FlagErrorf("%v", err) })
 
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&f.ConfigPath, "config", "", "config file (default $OPSCTL_CONFIG or ~/.config/opsctl/config.yaml)")
-	pf.StringVar(&f.ContextName, "context", "", "named context from the config file (default: current-context)")
+	pf.StringVar(&f.ConfigPath, "config", f.ConfigPath, "config file (default $OPSCTL_CONFIG or ~/.config/opsctl/config.yaml)")
+	pf.StringVar(&f.ContextName, "context", f.ContextName, "named context from the config file (default: current-context)")
 	pf.StringSliceVar(&f.Brokers, "brokers", nil, "Kafka bootstrap brokers, overriding the context (host:port,...)")
 	pf.StringVarP(&f.Output, "output", "o", cmdutil.OutputTable, "output format: table, json or yaml")
 	pf.BoolVar(&f.Readonly, "readonly", false, "refuse every command that would change anything")
@@ -51,6 +52,7 @@ kube context and Prometheus.`,
 		versioncmd.NewCmdVersion(f),
 		configcmd.NewCmdConfig(f),
 		mancmd.NewCmdMan(),
+		canarycmd.NewCmdCanary(f),
 	)
 	return cmd
 }

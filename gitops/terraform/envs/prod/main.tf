@@ -1,0 +1,144 @@
+# The prod environment: a NAT gateway in each zone so losing a zone keeps egress.
+
+locals {
+  env          = "prod"
+  name         = "come2us-${local.env}"
+  cluster_name = local.name
+
+  tags = {
+    project    = "come2us"
+    env        = local.env
+    managed-by = "terraform"
+  }
+}
+
+module "vpc" {
+  source = "../../modules/vpc"
+
+  name               = local.name
+  cidr               = "10.20.0.0/16"
+  azs                = ["ap-northeast-2a", "ap-northeast-2c"]
+  kafka_extra_az     = "ap-northeast-2b"
+  single_nat_gateway = false
+  cluster_name       = local.cluster_name
+  tags               = local.tags
+}
+
+module "logs" {
+  source = "../../modules/logs"
+
+  cluster_name     = local.cluster_name
+  msk_cluster_name = local.name
+  tags             = local.tags
+}
+
+module "eks" {
+  source = "../../modules/eks"
+
+  cluster_name       = local.cluster_name
+  kubernetes_version = var.kubernetes_version
+  subnet_ids         = module.vpc.app_subnet_ids
+
+  system_node_group = {
+    instance_types = ["m7i.large"]
+    min_size       = 2
+    desired_size   = 2
+    max_size       = 4
+  }
+
+  tags = local.tags
+
+  # EKS must find its control-plane log group (with the 15-day retention) already there.
+  depends_on = [module.logs]
+}
+
+module "karpenter" {
+  source = "../../modules/karpenter"
+
+  cluster_name = module.eks.cluster_name
+  cluster_arn  = module.eks.cluster_arn
+  region       = var.region
+  tags         = local.tags
+}
+
+module "rds" {
+  source = "../../modules/rds"
+
+  name                       = local.name
+  vpc_id                     = module.vpc.vpc_id
+  subnet_ids                 = module.vpc.data_subnet_ids
+  allowed_security_group_ids = [module.eks.cluster_security_group_id]
+  instance_class             = "db.r6g.large"
+  read_replica_count         = 2
+  deletion_protection        = true
+  tags                       = local.tags
+}
+
+module "elasticache" {
+  source = "../../modules/elasticache"
+
+  name                       = local.name
+  vpc_id                     = module.vpc.vpc_id
+  subnet_ids                 = module.vpc.data_subnet_ids
+  allowed_security_group_ids = [module.eks.cluster_security_group_id]
+
+  clusters = {
+    session = { node_type = "cache.r7g.large", nodes = 2 }
+    cache   = { node_type = "cache.r7g.large", nodes = 2 }
+  }
+
+  tags = local.tags
+}
+
+module "msk" {
+  source = "../../modules/msk"
+
+  cluster_name               = local.name
+  vpc_id                     = module.vpc.vpc_id
+  client_subnet_ids          = module.vpc.kafka_subnet_ids
+  allowed_security_group_ids = [module.eks.cluster_security_group_id]
+  broker_count               = 3
+  broker_instance_type       = "kafka.m7g.large"
+  broker_volume_size         = 500
+  broker_log_group           = module.logs.log_group_names["msk_broker"]
+  tags                       = local.tags
+}
+
+module "s3" {
+  source = "../../modules/s3"
+
+  name            = local.name
+  region          = var.region
+  vpc_id          = module.vpc.vpc_id
+  route_table_ids = module.vpc.private_route_table_ids
+  cluster_name    = module.eks.cluster_name
+
+  buckets = {
+    assets = { expire_days = 0 }
+    loki   = { expire_days = 30 }
+    tempo  = { expire_days = 14 }
+  }
+
+  pod_writers = {
+    loki  = { namespace = "observability", service_account = "loki", bucket = "loki" }
+    tempo = { namespace = "observability", service_account = "tempo", bucket = "tempo" }
+  }
+
+  tags = local.tags
+}
+
+module "dns" {
+  source = "../../modules/dns"
+
+  zone_name = var.zone_name
+  tags      = local.tags
+}
+
+module "ecr" {
+  source = "../../modules/ecr"
+
+  repositories       = ["come2us/order-service", "come2us/payment-service", "come2us/product-service", "come2us/opsctl"]
+  github_repository  = var.github_repository
+  github_environment = local.env
+  tags               = local.tags
+}

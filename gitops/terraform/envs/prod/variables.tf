@@ -1,0 +1,22 @@
+variable "region" {
+  description = "AWS region of the prod environment."
+  type        = string
+  default     = "ap-northeast-2"
+}
+
+variable "zone_name" {
+  description = "Existing public Route53 zone of the prod environment (the certificate covers it and *.zone)."
+  type        = string
+}
+
+variable "github_repository" {
+  description = "owner/name of the repository whose Actions push images to this environment's ECR."
+  type        = string
+  default     = "come2us/opsctl"
+}
+
+variable "kubernetes_version" {
+  description = "EKS Kubernetes version."
+  type        = string
+  default     = "1.33"
+}

@@ -1,0 +1,26 @@
+variable "cluster_name" {
+  description = "EKS cluster name; EKS writes control-plane logs to /aws/eks/<cluster>/cluster."
+  type        = string
+}
+
+variable "msk_cluster_name" {
+  description = "MSK cluster name, for the broker log group."
+  type        = string
+}
+
+variable "retention_in_days" {
+  description = "Days CloudWatch keeps node, control-plane and broker logs (design section 12: 15 days)."
+  type        = number
+  default     = 15
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653, 15], var.retention_in_days)
+    error_message = "retention_in_days must be one of the values CloudWatch Logs accepts."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every log group."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,188 @@
+package canary_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/come2us/opsctl/pkg/canary"
+	"github.com/come2us/opsctl/pkg/gitops"
+	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
+)
+
+func openRepo(t *testing.T, dir string) *gitops.Repo {
+	t.Helper()
+	r, err := gitops.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestCanaryLifecycle runs a canary from start to promotion against a real git remote and
+// checks the values file, the status and the history after each step.
+func TestCanaryLifecycle(t *testing.T) {
+	ctx := context.Background()
+	remote := gitopstest.NewRemote(t)
+	c := canary.New(openRepo(t, remote.Clone("Alice")))
+
+	steps := []struct {
+		op         canary.Op
+		weight     int
+		enabled    bool
+		stable     string
+		canaryTag  string
+		phase      int // -1: no canary
+		lastAction string
+	}{
+		{canary.Op{Action: canary.ActionStart, Tag: "1.1.0"}, 10, true, "1.0.0", "1.1.0", 0, "canary-start"},
+		{canary.Op{Action: canary.ActionStep}, 30, true, "1.0.0", "1.1.0", 1, "canary-step"},
+		{canary.Op{Action: canary.ActionSet, Weight: 50}, 50, true, "1.0.0", "1.1.0", 2, "canary-set"},
+		{canary.Op{Action: canary.ActionStep}, 100, true, "1.0.0", "1.1.0", 3, "canary-step"},
+		{canary.Op{Action: canary.ActionPromote}, 0, false, "1.1.0", "", -1, "canary-promote"},
+	}
+	for i, s := range steps {
+		p, err := c.Plan(ctx, "prod", "payment", s.op, "step "+string(s.op.Action))
+		if err != nil {
+			t.Fatalf("step %d plan: %v", i, err)
+		}
+		out, err := c.Execute(ctx, p)
+		if err != nil {
+			t.Fatalf("step %d execute: %v", i, err)
+		}
+		if out.Result.Commit != remote.Head() {
+			t.Errorf("step %d: commit %s is not the remote head %s", i, out.Result.Commit, remote.Head())
+		}
+		st, err := c.Status(ctx, "prod", "payment")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := st.Release
+		if r.Canary.Weight != s.weight || r.Canary.Enabled != s.enabled || r.StableTag != s.stable || r.Canary.Tag != s.canaryTag {
+			t.Errorf("step %d: state %v", i, r)
+		}
+		if (s.phase < 0) != (st.Phase == nil) || (st.Phase != nil && st.Phase.Number != s.phase) {
+			t.Errorf("step %d: phase %v, want %d", i, st.Phase, s.phase)
+		}
+		if st.LastChange == nil || st.LastChange.Action != s.lastAction || st.LastChange.Author != "Alice" || st.LastChange.Commit != out.Result.Commit {
+			t.Errorf("step %d: last change %+v", i, st.LastChange)
+		}
+	}
+
+	hist, err := c.History(ctx, "prod", "payment", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range hist {
+		actions = append(actions, e.Action)
+	}
+	if got := strings.Join(actions, ","); got != "canary-promote,canary-step,canary-set,canary-step,canary-start" {
+		t.Errorf("history %s", got)
+	}
+	// The rendered chart follows: the promoted tag is now the stable image.
+	if data := remote.File("gitops/envs/prod/payment/values.yaml"); !strings.Contains(string(data), `tag: "1.1.0"`) {
+		t.Errorf("values file after promote:\n%s", data)
+	}
+}
+
+func TestGatesAndFollowers(t *testing.T) {
+	ctx := context.Background()
+	remote := gitopstest.NewRemote(t)
+	repo := openRepo(t, remote.Clone("Alice"))
+
+	// Start a canary without gates.
+	plain := canary.New(repo)
+	p, err := plain.Plan(ctx, "dev", "order", canary.Op{Action: canary.ActionStart, Tag: "1.1.0"}, "new build")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Execute(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+
+	var gateSaw []string
+	var followed []string
+	gate := canary.GateFunc(func(ctx context.Context, p *canary.Plan) error {
+		gateSaw = append(gateSaw, string(p.Op.Action))
+		return errors.New("5xx at 4% over 1m (limit 3%)")
+	})
+	follow := canary.FollowerFunc(func(ctx context.Context, p *canary.Plan, res gitops.Result) error {
+		followed = append(followed, res.Commit)
+		return errors.New("argo cd did not sync within 2m")
+	})
+	c := canary.New(repo, canary.WithGate(gate), canary.WithFollower(follow))
+
+	// A failing gate stops a step: nothing is pushed.
+	head := remote.Head()
+	p, err = c.Plan(ctx, "dev", "order", canary.Op{Action: canary.ActionStep}, "looks fine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Execute(ctx, p)
+	var ge *canary.GateError
+	if !errors.As(err, &ge) || !strings.Contains(err.Error(), "5xx at 4%") || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("err = %v, want a GateError", err)
+	}
+	if remote.Head() != head {
+		t.Error("a gated step was pushed")
+	}
+
+	// Rollback skips the gates; the follower runs and its error comes with the outcome.
+	p, err = c.Plan(ctx, "dev", "order", canary.Op{Action: canary.ActionRollback}, "errors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.Execute(ctx, p)
+	if out == nil || out.Result.Commit != remote.Head() {
+		t.Fatalf("rollback not pushed: %+v, %v", out, err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "argo cd did not sync") || !strings.Contains(err.Error(), "is pushed as") {
+		t.Errorf("follower error %v", err)
+	}
+	if strings.Join(gateSaw, ",") != "step" {
+		t.Errorf("gates saw %v, want only the step", gateSaw)
+	}
+	if len(followed) != 1 || followed[0] != out.Result.Commit {
+		t.Errorf("followed %v", followed)
+	}
+}
+
+// TestStalePlanConflicts: Bob plans from what he read, Alice changes the canary, Bob's
+// execution must fail with a conflict naming Alice, and the remote keeps her change.
+func TestStalePlanConflicts(t *testing.T) {
+	ctx := context.Background()
+	remote := gitopstest.NewRemote(t)
+	alice := canary.New(openRepo(t, remote.Clone("Alice")))
+	bob := canary.New(openRepo(t, remote.Clone("Bob")))
+
+	p, err := alice.Plan(ctx, "prod", "product", canary.Op{Action: canary.ActionStart, Tag: "3.0.0"}, "release 3.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Execute(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	bobPlan, err := bob.Plan(ctx, "prod", "product", canary.Op{Action: canary.ActionStep}, "metrics ok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err = alice.Plan(ctx, "prod", "product", canary.Op{Action: canary.ActionRollback}, "5xx spike")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Execute(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	_, err = bob.Execute(ctx, bobPlan)
+	var conflict *gitops.ConflictError
+	if !errors.As(err, &conflict) || len(conflict.Changes) != 1 || conflict.Changes[0].Action != "canary-rollback" ||
+		!strings.Contains(err.Error(), "Alice") || !strings.Contains(err.Error(), "5xx spike") {
+		t.Fatalf("err = %v, want a conflict naming Alice's rollback", err)
+	}
+	st, err := bob.Status(ctx, "prod", "product")
+	if err != nil || st.Running() || st.Release.Canary.Weight != 0 {
+		t.Errorf("after the conflict: %+v, %v", st.Release, err)
+	}
+}

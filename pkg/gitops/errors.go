@@ -1,0 +1,122 @@
+package gitops
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Sentinel errors callers branch on. Every error returned by this package that means "nothing
+// was changed" says so in its message.
+var (
+	// ErrUnknownTarget means an environment or service name is not one the repository holds.
+	ErrUnknownTarget = errors.New("unknown target")
+	// ErrMalformed means a values file does not have the expected shape (image and canary
+	// blocks); opsctl refuses to edit what it cannot read exactly.
+	ErrMalformed = errors.New("malformed values file")
+	// ErrUnsupportedLayout means a scalar opsctl would change is written in a way it does not
+	// splice (block scalars, anchors, aliases, explicit tags, multi-line plain scalars).
+	ErrUnsupportedLayout = errors.New("unsupported YAML layout")
+	// ErrDirty means the working copy has uncommitted changes to tracked files.
+	ErrDirty = errors.New("working copy has uncommitted changes")
+	// ErrDiverged means the local branch has commits that are not on the remote branch.
+	ErrDiverged = errors.New("local branch has unpushed commits")
+	// ErrNoChange means the requested state equals the current one.
+	ErrNoChange = errors.New("nothing to change")
+	// ErrTooManyAttempts means every push lost a race to another writer of other files.
+	ErrTooManyAttempts = errors.New("push kept losing races")
+	// ErrInvalidChange means a Change is incomplete (missing reason, unknown target...).
+	ErrInvalidChange = errors.New("invalid change")
+)
+
+// ConflictError reports that the values file no longer says what the change was planned
+// against: someone else changed the canary (or stable image) since it was read. Nothing was
+// committed or pushed.
+type ConflictError struct {
+	Env     string
+	Service string
+	Path    string
+	// Expected is the state the change was planned from; Found is the state at the remote head.
+	Expected Release
+	Found    Release
+	// Head is the remote commit that holds Found.
+	Head string
+	// Changes are the commits that touched the file since it was read, newest first (empty
+	// when the history is not available, e.g. after a force-push upstream).
+	Changes []Entry
+}
+
+// Error describes who changed what, and that nothing was changed by this attempt.
+func (e *ConflictError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s/%s: %s changed since it was read (%s)", e.Env, e.Service, e.Path, DescribeDiff(e.Expected, e.Found))
+	if len(e.Changes) > 0 {
+		c := e.Changes[0]
+		fmt.Fprintf(&b, "; last changed by %s <%s> in %s at %s", c.Author, c.AuthorEmail, ShortHash(c.Commit), c.Time.UTC().Format(time.RFC3339))
+		if c.Action != "" {
+			fmt.Fprintf(&b, " (opsctl %s", c.Action)
+			if c.Reason != "" {
+				fmt.Fprintf(&b, ": %q", c.Reason)
+			}
+			b.WriteString(")")
+		} else if c.Subject != "" {
+			fmt.Fprintf(&b, " (%q)", c.Subject)
+		}
+		if len(e.Changes) > 1 {
+			fmt.Fprintf(&b, " and %d earlier commit(s)", len(e.Changes)-1)
+		}
+	}
+	b.WriteString("; nothing was committed or pushed — check the current state and plan again")
+	return b.String()
+}
+
+// PushRejectedError reports that the remote refused the push for a reason other than a lost
+// race (a pre-receive hook, branch protection, permissions). The local commit was removed again,
+// so the working copy is as it was before the attempt.
+type PushRejectedError struct {
+	Remote string
+	Branch string
+	// Reason is git's summary, e.g. "pre-receive hook declined".
+	Reason string
+	// Message holds the remote's own lines ("remote: ..."), which may explain the policy. It
+	// comes from the server: sanitise it before printing to a terminal.
+	Message string
+}
+
+// Error names the remote, the branch and the reason, and states that nothing was pushed.
+func (e *PushRejectedError) Error() string {
+	msg := fmt.Sprintf("push to %s %s rejected by the remote: %s", e.Remote, e.Branch, e.Reason)
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	return msg + "; nothing was pushed and the local commit was undone"
+}
+
+// GitError is a failed git invocation, with what git printed on stderr.
+type GitError struct {
+	Args     []string
+	ExitCode int
+	Stderr   string
+	Err      error
+}
+
+// Error shows the command and git's own message.
+func (e *GitError) Error() string {
+	msg := strings.TrimSpace(e.Stderr)
+	if msg == "" && e.Err != nil {
+		msg = e.Err.Error()
+	}
+	return fmt.Sprintf("git %s: %s", strings.Join(e.Args, " "), msg)
+}
+
+// Unwrap returns the underlying exec error.
+func (e *GitError) Unwrap() error { return e.Err }
+
+// ShortHash abbreviates a commit hash for messages.
+func ShortHash(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}

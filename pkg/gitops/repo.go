@@ -1,0 +1,322 @@
+package gitops
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Repo is a GitOps working copy that opsctl reads from and pushes to: either the user's own
+// checkout (Open) or a clone that opsctl keeps in its cache directory (Clone).
+type Repo struct {
+	git         *git
+	top         string // working copy root
+	remote      string // e.g. "origin"
+	branch      string // remote branch Argo CD watches, e.g. "main"
+	root        string // GitOps tree inside the repository, e.g. "gitops"
+	maxAttempts int
+	logger      *slog.Logger
+	owned       bool // a cache clone: opsctl may reset it
+	unlock      func()
+	// beforePush runs just before each push (tests use it to lose a race on purpose).
+	beforePush func(ctx context.Context, attempt int) error
+	fetchTTL   time.Duration
+	fetchedAt  time.Time
+}
+
+// Option configures Open and Clone.
+type Option func(*options)
+
+type options struct {
+	root        string
+	branch      string
+	remote      string
+	maxAttempts int
+	logger      *slog.Logger
+	gitBin      string
+	gitEnv      []string
+	cacheDir    string
+	beforePush  func(ctx context.Context, attempt int) error
+	fetchTTL    time.Duration
+}
+
+// WithRoot sets the directory inside the repository that holds charts/ and envs/ (default
+// DefaultRoot, "gitops"; "." for a repository that is only the GitOps tree).
+func WithRoot(root string) Option { return func(o *options) { o.root = root } }
+
+// WithBranch sets the remote branch to read and push (default: the current branch's upstream
+// for Open, the remote's default branch for Clone).
+func WithBranch(branch string) Option { return func(o *options) { o.branch = branch } }
+
+// WithRemote sets the remote name for Open (default: the current branch's upstream remote, or
+// "origin").
+func WithRemote(remote string) Option { return func(o *options) { o.remote = remote } }
+
+// WithMaxAttempts bounds how many times Apply pushes when it keeps losing races to commits that
+// touch other files (default 5).
+func WithMaxAttempts(n int) Option { return func(o *options) { o.maxAttempts = n } }
+
+// WithFetchTTL lets Read and History reuse a fetch younger than d instead of fetching again
+// (default 0: always fetch). A one-shot CLI run reading several services sets it; Apply always
+// fetches, so a stale read can never cause a lost update, only a conflict.
+func WithFetchTTL(d time.Duration) Option { return func(o *options) { o.fetchTTL = d } }
+
+// WithLogger sets the logger for git invocations (debug level).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithGit sets the git binary (default "git" from PATH).
+func WithGit(bin string) Option { return func(o *options) { o.gitBin = bin } }
+
+// WithGitEnv adds KEY=VALUE pairs to git's environment, after the process environment (for
+// example GIT_AUTHOR_NAME in tests, or GIT_TERMINAL_PROMPT=0 when no terminal is attached).
+func WithGitEnv(kv ...string) Option { return func(o *options) { o.gitEnv = append(o.gitEnv, kv...) } }
+
+// WithCacheDir sets where Clone keeps its clones (default os.UserCacheDir()/opsctl/gitops).
+func WithCacheDir(dir string) Option { return func(o *options) { o.cacheDir = dir } }
+
+// withBeforePush runs fn just before each push; tests use it to make a push lose a race.
+func withBeforePush(fn func(ctx context.Context, attempt int) error) Option {
+	return func(o *options) { o.beforePush = fn }
+}
+
+func buildOptions(opts []Option) options {
+	o := options{root: DefaultRoot, maxAttempts: 5, gitBin: "git"}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.maxAttempts < 1 {
+		o.maxAttempts = 1
+	}
+	return o
+}
+
+// Open uses an existing working copy at dir (any directory inside it). The working copy must be
+// on a branch; Apply refuses to run while it has uncommitted changes to tracked files.
+func Open(ctx context.Context, dir string, opts ...Option) (*Repo, error) {
+	o := buildOptions(opts)
+	g := &git{bin: o.gitBin, dir: dir, env: o.gitEnv, logger: o.logger}
+	top, err := g.line(ctx, "rev-parse", "--show-toplevel")
+	if err != nil {
+		return nil, fmt.Errorf("open GitOps working copy %s: %w", dir, err)
+	}
+	g.dir = top
+	current, err := g.line(ctx, "symbolic-ref", "--quiet", "--short", "HEAD")
+	if err != nil {
+		return nil, fmt.Errorf("open GitOps working copy %s: HEAD is detached; check out the branch Argo CD watches: %w", top, err)
+	}
+	remote, branch := o.remote, o.branch
+	if remote == "" {
+		remote, _ = g.line(ctx, "config", "--get", "branch."+current+".remote")
+	}
+	if branch == "" {
+		if merge, _ := g.line(ctx, "config", "--get", "branch."+current+".merge"); merge != "" {
+			branch = strings.TrimPrefix(merge, "refs/heads/")
+		}
+	}
+	if remote == "" || remote == "." {
+		remote = "origin"
+	}
+	if branch == "" {
+		branch = current
+	}
+	if o.branch != "" && current != o.branch {
+		return nil, fmt.Errorf("open GitOps working copy %s: it is on branch %q, not %q; check out %q first", top, current, o.branch, o.branch)
+	}
+	if _, err := g.line(ctx, "remote", "get-url", remote); err != nil {
+		return nil, fmt.Errorf("open GitOps working copy %s: remote %q: %w", top, remote, err)
+	}
+	return &Repo{git: g, top: top, remote: remote, branch: branch, root: o.root, maxAttempts: o.maxAttempts, logger: o.logger, unlock: func() {}, beforePush: o.beforePush, fetchTTL: o.fetchTTL}, nil
+}
+
+// CacheDir returns where Clone keeps the clone of url under cacheDir (empty: the default
+// os.UserCacheDir()/opsctl/gitops).
+func CacheDir(cacheDir, url string) (string, error) {
+	if cacheDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("find cache directory: %w", err)
+		}
+		cacheDir = filepath.Join(base, "opsctl", "gitops")
+	}
+	sum := sha256.Sum256([]byte(url))
+	return filepath.Join(cacheDir, hex.EncodeToString(sum[:])[:16]), nil
+}
+
+// Clone returns a Repo for the remote url, cloned into (or refreshed in) opsctl's cache
+// directory. The cache clone belongs to opsctl: it is reset to the remote branch on every
+// Clone, and a lock file keeps two opsctl processes from using it at once. Call Close when done.
+func Clone(ctx context.Context, url string, opts ...Option) (*Repo, error) {
+	o := buildOptions(opts)
+	if url == "" {
+		return nil, fmt.Errorf("clone GitOps repository: empty URL")
+	}
+	dir, err := CacheDir(o.cacheDir, url)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return nil, fmt.Errorf("clone GitOps repository: %w", err)
+	}
+	unlock, err := lockFile(dir + ".lock")
+	if err != nil {
+		return nil, fmt.Errorf("clone GitOps repository %s: %w", url, err)
+	}
+	r, err := cloneLocked(ctx, url, dir, o)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	r.unlock = unlock
+	return r, nil
+}
+
+func cloneLocked(ctx context.Context, url, dir string, o options) (*Repo, error) {
+	g := &git{bin: o.gitBin, dir: filepath.Dir(dir), env: o.gitEnv, logger: o.logger}
+	if _, err := os.Stat(filepath.Join(dir, ".git")); errors.Is(err, os.ErrNotExist) {
+		tmp, err := os.MkdirTemp(filepath.Dir(dir), filepath.Base(dir)+".tmp-")
+		if err != nil {
+			return nil, fmt.Errorf("clone GitOps repository %s: %w", url, err)
+		}
+		defer os.RemoveAll(tmp)
+		args := []string{"clone", "--quiet", "--no-tags"}
+		if o.branch != "" {
+			args = append(args, "--branch", o.branch)
+		}
+		if _, err := g.run(ctx, nil, append(args, "--", url, tmp)...); err != nil {
+			return nil, fmt.Errorf("clone GitOps repository %s: %w", url, err)
+		}
+		_ = os.RemoveAll(dir) // a leftover without .git
+		if err := os.Rename(tmp, dir); err != nil {
+			return nil, fmt.Errorf("clone GitOps repository %s: %w", url, err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("clone GitOps repository %s: %w", url, err)
+	}
+	g.dir = dir
+	if got, err := g.line(ctx, "remote", "get-url", "origin"); err != nil || got != url {
+		return nil, fmt.Errorf("clone GitOps repository %s: cache %s belongs to %q; remove it and retry", url, dir, got)
+	}
+	branch := o.branch
+	if branch == "" {
+		if head, err := g.line(ctx, "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"); err == nil {
+			branch = strings.TrimPrefix(head, "origin/")
+		} else {
+			branch = "main"
+		}
+	}
+	r := &Repo{git: g, top: dir, remote: "origin", branch: branch, root: o.root, maxAttempts: o.maxAttempts, logger: o.logger, owned: true, beforePush: o.beforePush, fetchTTL: o.fetchTTL}
+	if err := r.fetch(ctx); err != nil {
+		return nil, fmt.Errorf("clone GitOps repository %s: %w", url, err)
+	}
+	// The cache is opsctl's own: bring it to exactly the remote branch.
+	for _, args := range [][]string{
+		{"checkout", "--quiet", "--force", "-B", branch, r.trackingRef()},
+		{"reset", "--quiet", "--hard", r.trackingRef()},
+		{"clean", "--quiet", "-ffdx"},
+	} {
+		if _, err := g.run(ctx, nil, args...); err != nil {
+			return nil, fmt.Errorf("refresh cached clone %s: %w", dir, err)
+		}
+	}
+	return r, nil
+}
+
+// Close releases the cache lock taken by Clone. It is a no-op for Open.
+func (r *Repo) Close() error {
+	if r.unlock != nil {
+		r.unlock()
+		r.unlock = nil
+	}
+	return nil
+}
+
+// Dir returns the working copy's root directory.
+func (r *Repo) Dir() string { return r.top }
+
+// Remote returns the remote name pushes go to.
+func (r *Repo) Remote() string { return r.remote }
+
+// Branch returns the remote branch that is read and pushed.
+func (r *Repo) Branch() string { return r.branch }
+
+// Root returns the GitOps tree's directory inside the repository.
+func (r *Repo) Root() string { return r.root }
+
+func (r *Repo) trackingRef() string { return "refs/remotes/" + r.remote + "/" + r.branch }
+
+// fetch updates the remote-tracking ref of the branch.
+func (r *Repo) fetch(ctx context.Context) error {
+	spec := "+refs/heads/" + r.branch + ":" + r.trackingRef()
+	if _, err := r.git.run(ctx, nil, "fetch", "--quiet", "--no-tags", r.remote, spec); err != nil {
+		return fmt.Errorf("fetch %s %s: %w", r.remote, r.branch, err)
+	}
+	r.fetchedAt = time.Now()
+	return nil
+}
+
+// remoteHead fetches and returns the commit at the tip of the remote branch.
+func (r *Repo) remoteHead(ctx context.Context) (string, error) {
+	if err := r.fetch(ctx); err != nil {
+		return "", err
+	}
+	return r.git.line(ctx, "rev-parse", "--verify", r.trackingRef()+"^{commit}")
+}
+
+// readHead is remoteHead for reads: it reuses a fetch younger than the fetch TTL.
+func (r *Repo) readHead(ctx context.Context) (string, error) {
+	if r.fetchTTL > 0 && !r.fetchedAt.IsZero() && time.Since(r.fetchedAt) < r.fetchTTL {
+		return r.git.line(ctx, "rev-parse", "--verify", r.trackingRef()+"^{commit}")
+	}
+	return r.remoteHead(ctx)
+}
+
+// Snapshot is one values file as it is at the tip of the remote branch.
+type Snapshot struct {
+	Env     string
+	Service string
+	// Path is the file's slash-separated path inside the repository.
+	Path string
+	// Commit is the remote commit the file was read from.
+	Commit string
+	// Data is the file's exact bytes.
+	Data []byte
+	// Release is what Data says about the stable image and the canary.
+	Release Release
+}
+
+// Read fetches and returns a service's values file at the tip of the remote branch (which may
+// be ahead of the working copy). A malformed file is an error wrapping ErrMalformed.
+func (r *Repo) Read(ctx context.Context, env, service string) (Snapshot, error) {
+	p, err := ValuesPath(r.root, env, service)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	head, err := r.readHead(ctx)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	return r.readAt(ctx, head, env, service, p)
+}
+
+func (r *Repo) readAt(ctx context.Context, commit, env, service, p string) (Snapshot, error) {
+	data, err := r.git.run(ctx, nil, "show", commit+":"+p)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("read %s at %s: %w", p, ShortHash(commit), err)
+	}
+	rel, err := ReadRelease(data)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("read %s at %s: %w", p, ShortHash(commit), err)
+	}
+	return Snapshot{Env: env, Service: service, Path: p, Commit: commit, Data: data, Release: rel}, nil
+}

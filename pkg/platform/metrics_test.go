@@ -1,0 +1,85 @@
+package platform
+
+import (
+	"strings"
+	"testing"
+)
+
+// serviceMetrics mirrors the metric names the SAGA services register in pkg/metrics, as listed
+// under "Service metrics" in CONTRACTS.md. Once pkg/metrics exports its names, the lead replaces
+// this list with that package's, so dashboards and rules are checked against the code itself.
+func serviceMetrics() map[string]bool {
+	return map[string]bool{
+		"saga_kafka_records_consumed_total":      true,
+		"saga_kafka_records_failed_total":        true,
+		"saga_kafka_records_dead_lettered_total": true,
+		"saga_outbox_backlog":                    true,
+		"saga_outbox_oldest_age_seconds":         true,
+		"saga_orders":                            true,
+		"saga_http_requests_total":               true,
+		"saga_business_errors_total":             true,
+		"saga_compensations_total":               true,
+	}
+}
+
+// serviceHistograms are the services' histograms; queries read their _bucket, _sum and _count.
+func serviceHistograms() map[string]bool {
+	return map[string]bool{"saga_http_request_duration_seconds": true}
+}
+
+// externalMetrics is every metric our dashboards and rules read that something other than our
+// services exports, with the exporter. TestExternalAllowlistIsUsed keeps it minimal.
+func externalMetrics() map[string]string {
+	return map[string]string{
+		"istio_requests_total":                        "istio (Envoy, telemetry v2)",
+		"istio_request_duration_milliseconds_bucket":  "istio (Envoy, telemetry v2)",
+		"istio_request_duration_milliseconds_sum":     "istio (Envoy, telemetry v2)",
+		"istio_request_duration_milliseconds_count":   "istio (Envoy, telemetry v2)",
+		"kube_deployment_status_replicas_unavailable": "kube-state-metrics",
+		"kube_deployment_status_replicas_ready":       "kube-state-metrics",
+		"kube_deployment_spec_replicas":               "kube-state-metrics",
+		"kube_pod_container_resource_limits":          "kube-state-metrics",
+		"container_cpu_usage_seconds_total":           "cadvisor (kubelet)",
+		"container_memory_working_set_bytes":          "cadvisor (kubelet)",
+	}
+}
+
+// knownMetric reports whether a metric name is exported by our services or by one of the
+// allowlisted exporters, or is recorded by one of our own recording rules.
+func knownMetric(name string, recorded map[string]bool) bool {
+	if serviceMetrics()[name] || recorded[name] {
+		return true
+	}
+	if _, ok := externalMetrics()[name]; ok {
+		return true
+	}
+	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+		if base, ok := strings.CutSuffix(name, suffix); ok && serviceHistograms()[base] {
+			return true
+		}
+	}
+	return false
+}
+
+func TestKnownMetric(t *testing.T) {
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"saga_orders", true},
+		{"saga_http_request_duration_seconds_bucket", true},
+		{"saga_http_request_duration_seconds", false},
+		{"istio_requests_total", true},
+		{"kube_pod_container_resource_limits", true},
+		{"saga_orders_total", false},
+		{"http_requests_total", false},
+		{"up", false},
+		{"saga:dead_lettered:rate5m", true},
+	}
+	recorded := map[string]bool{"saga:dead_lettered:rate5m": true}
+	for _, tt := range tests {
+		if got := knownMetric(tt.name, recorded); got != tt.want {
+			t.Errorf("knownMetric(%q) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,3 @@
+output "something" {
+  value = 1
+}

@@ -1,0 +1,333 @@
+// Package table is the TUI's virtualised table: it draws only the rows on screen and asks its
+// owner for windows of rows it does not hold yet, so a view over a million dead letters stays as
+// fast as one over ten. Every cell is sanitised for the terminal before it is drawn.
+package table
+
+import (
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/come2us/opsctl/pkg/termsafe"
+	"github.com/come2us/opsctl/tui/theme"
+)
+
+// Column is one column; Width 0 means "share the space left".
+type Column struct {
+	Title string
+	Width int
+}
+
+// NeedFunc is called when rows [from, to) should be on screen but are not loaded. It returns the
+// command that loads them (the owner later calls SetWindow).
+type NeedFunc func(from, to int) tea.Cmd
+
+// Model is the table state.
+type Model struct {
+	cols    []Column
+	total   int
+	rows    map[int][]string
+	keys    map[int]string // row index → stable key, for selection
+	sel     map[string]bool
+	cursor  int
+	offset  int
+	width   int
+	height  int
+	need    NeedFunc
+	pending map[int]bool // window starts already requested
+	window  int
+	Empty   string
+}
+
+// New returns a table with the given columns.
+func New(cols ...Column) Model {
+	return Model{cols: cols, rows: map[int][]string{}, keys: map[int]string{}, sel: map[string]bool{},
+		pending: map[int]bool{}, window: 200, Empty: "(nothing here)"}
+}
+
+// SetNeed installs the loader for virtualised tables, fetching windows of size rows.
+func (m *Model) SetNeed(size int, fn NeedFunc) {
+	if size > 0 {
+		m.window = size
+	}
+	m.need = fn
+}
+
+// SetSize sets the drawing area; the header takes one line.
+func (m *Model) SetSize(w, h int) {
+	m.width, m.height = w, h
+	m.clamp()
+}
+
+// SetAll replaces the whole content (small, in-memory tables). keys are optional stable ids.
+func (m *Model) SetAll(rows [][]string, keys []string) {
+	m.total = len(rows)
+	m.rows = make(map[int][]string, len(rows))
+	m.keys = make(map[int]string, len(rows))
+	for i, r := range rows {
+		m.rows[i] = r
+		if i < len(keys) {
+			m.keys[i] = keys[i]
+		}
+	}
+	m.pending = map[int]bool{}
+	m.clamp()
+}
+
+// SetTotal sets the row count of a virtualised table and forgets loaded windows.
+func (m *Model) SetTotal(n int) {
+	m.total = n
+	m.rows = map[int][]string{}
+	m.keys = map[int]string{}
+	m.pending = map[int]bool{}
+	m.clamp()
+}
+
+// SetWindow stores loaded rows starting at index from.
+func (m *Model) SetWindow(from int, rows [][]string, keys []string) {
+	for i, r := range rows {
+		m.rows[from+i] = r
+		if i < len(keys) {
+			m.keys[from+i] = keys[i]
+		}
+	}
+	delete(m.pending, from)
+	// Keep memory bounded: forget rows far from the cursor.
+	if len(m.rows) > 8*m.window {
+		for i := range m.rows {
+			if i < m.cursor-4*m.window || i > m.cursor+4*m.window {
+				delete(m.rows, i)
+				delete(m.keys, i)
+			}
+		}
+	}
+}
+
+// Total is the row count.
+func (m Model) Total() int { return m.total }
+
+// Cursor is the index of the highlighted row.
+func (m Model) Cursor() int { return m.cursor }
+
+// SetCursor moves the highlight.
+func (m *Model) SetCursor(i int) { m.cursor = i; m.clamp() }
+
+// Row returns the loaded row at i.
+func (m Model) Row(i int) ([]string, bool) { r, ok := m.rows[i]; return r, ok }
+
+// Key returns the stable key of row i.
+func (m Model) Key(i int) string { return m.keys[i] }
+
+// Toggle flips the selection of the row under the cursor.
+func (m *Model) Toggle() {
+	k, ok := m.keys[m.cursor]
+	if !ok {
+		return
+	}
+	if m.sel[k] {
+		delete(m.sel, k)
+	} else {
+		m.sel[k] = true
+	}
+}
+
+// Select marks keys selected.
+func (m *Model) Select(keys ...string) {
+	for _, k := range keys {
+		m.sel[k] = true
+	}
+}
+
+// ClearSelection unselects everything.
+func (m *Model) ClearSelection() { m.sel = map[string]bool{} }
+
+// Selected returns the selected keys.
+func (m Model) Selected() []string {
+	out := make([]string, 0, len(m.sel))
+	for k := range m.sel {
+		out = append(out, k)
+	}
+	return out
+}
+
+// IsSelected reports whether key is selected.
+func (m Model) IsSelected(k string) bool { return m.sel[k] }
+
+// Keys of the table, for help.
+var (
+	KeyUp   = key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up"))
+	KeyDown = key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down"))
+	KeyPgUp = key.NewBinding(key.WithKeys("pgup", "ctrl+b"), key.WithHelp("pgup", "page up"))
+	KeyPgDn = key.NewBinding(key.WithKeys("pgdown", "ctrl+f"), key.WithHelp("pgdn", "page down"))
+	KeyTop  = key.NewBinding(key.WithKeys("home", "g"), key.WithHelp("g", "top"))
+	KeyEnd  = key.NewBinding(key.WithKeys("end", "G"), key.WithHelp("G", "bottom"))
+)
+
+// Update moves the cursor on keys and the mouse wheel and returns loads for missing rows.
+func (m Model) Update(msg tea.Msg) (Model, tea.Cmd) {
+	page := m.bodyHeight()
+	switch msg := msg.(type) {
+	case tea.KeyMsg:
+		switch {
+		case key.Matches(msg, KeyUp):
+			m.cursor--
+		case key.Matches(msg, KeyDown):
+			m.cursor++
+		case key.Matches(msg, KeyPgUp):
+			m.cursor -= page
+		case key.Matches(msg, KeyPgDn):
+			m.cursor += page
+		case key.Matches(msg, KeyTop):
+			m.cursor = 0
+		case key.Matches(msg, KeyEnd):
+			m.cursor = m.total - 1
+		default:
+			return m, nil
+		}
+	case tea.MouseMsg:
+		switch msg.Button {
+		case tea.MouseButtonWheelUp:
+			m.cursor -= 3
+		case tea.MouseButtonWheelDown:
+			m.cursor += 3
+		default:
+			return m, nil
+		}
+	default:
+		return m, nil
+	}
+	m.clamp()
+	return m, m.Load()
+}
+
+// Load returns the command fetching rows that should be visible but are not loaded.
+func (m *Model) Load() tea.Cmd {
+	if m.need == nil || m.total == 0 {
+		return nil
+	}
+	var cmds []tea.Cmd
+	for i := m.offset; i < m.offset+m.bodyHeight() && i < m.total; i++ {
+		if _, ok := m.rows[i]; ok {
+			continue
+		}
+		start := i / m.window * m.window
+		if m.pending[start] {
+			continue
+		}
+		m.pending[start] = true
+		end := min(start+m.window, m.total)
+		cmds = append(cmds, m.need(start, end))
+	}
+	return tea.Batch(cmds...)
+}
+
+func (m *Model) bodyHeight() int { return max(m.height-1, 1) }
+
+func (m *Model) clamp() {
+	if m.cursor >= m.total {
+		m.cursor = m.total - 1
+	}
+	if m.cursor < 0 {
+		m.cursor = 0
+	}
+	h := m.bodyHeight()
+	if m.cursor < m.offset {
+		m.offset = m.cursor
+	}
+	if m.cursor >= m.offset+h {
+		m.offset = m.cursor - h + 1
+	}
+	if m.offset > max(m.total-h, 0) {
+		m.offset = max(m.total-h, 0)
+	}
+	if m.offset < 0 {
+		m.offset = 0
+	}
+}
+
+func (m Model) widths() []int {
+	const mark = 2 // selection marker
+	w := make([]int, len(m.cols))
+	used, flex := mark, 0
+	for i, c := range m.cols {
+		w[i] = c.Width
+		used += c.Width + 1
+		if c.Width == 0 {
+			flex++
+		}
+	}
+	if flex > 0 {
+		left := max(m.width-used, flex*4)
+		for i, c := range m.cols {
+			if c.Width == 0 {
+				w[i] = left / flex
+			}
+		}
+	}
+	return w
+}
+
+// View draws the header and the visible rows, exactly height lines.
+func (m Model) View() string {
+	w := m.widths()
+	var b strings.Builder
+	cells := make([]string, len(m.cols))
+	for i, c := range m.cols {
+		cells[i] = fit(c.Title, w[i])
+	}
+	b.WriteString(theme.Column.Render(ansi.Truncate("  "+strings.Join(cells, " "), m.width, "")))
+	lines := 1
+	if m.total == 0 {
+		b.WriteString("\n" + theme.Dim.Render(fit(m.Empty, m.width)))
+		lines++
+	}
+	for i := m.offset; i < m.total && lines < m.height; i++ {
+		b.WriteByte('\n')
+		lines++
+		row, ok := m.rows[i]
+		if !ok {
+			b.WriteString(theme.Dim.Render(fit("  loading…", m.width)))
+			continue
+		}
+		marker := "  "
+		if m.sel[m.keys[i]] {
+			marker = "● "
+		}
+		for j := range cells {
+			v := ""
+			if j < len(row) {
+				v = row[j]
+			}
+			cells[j] = fit(v, w[j])
+		}
+		line := ansi.Truncate(marker+strings.Join(cells, " "), m.width, "")
+		switch {
+		case i == m.cursor:
+			line = theme.Cursor.Render(line)
+		case m.sel[m.keys[i]]:
+			line = theme.Selected.Render(line)
+		}
+		b.WriteString(line)
+	}
+	for ; lines < m.height; lines++ {
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// fit sanitises s and pads or truncates it to exactly w cells.
+func fit(s string, w int) string {
+	if w <= 0 {
+		return ""
+	}
+	s = termsafe.String(s)
+	if ansi.StringWidth(s) > w {
+		s = ansi.Truncate(s, w, "…")
+	}
+	return s + strings.Repeat(" ", max(w-ansi.StringWidth(s), 0))
+}
+
+// Fit exposes the cell fitting for views that draw their own lines.
+func Fit(s string, w int) string { return fit(s, w) }
