@@ -42,8 +42,11 @@ type Env struct {
 	// ArgoCDServer is argocd-server's plaintext gRPC address; ArgoCDToken is the API token of
 	// the "opsctl" account (role:admin).
 	ArgoCDServer, ArgoCDToken string
-	// GitURL is the GitOps repository that every Application syncs from (pushable).
-	GitURL string
+	// GitURL is the GitOps repository that every Application syncs from (pushable); GitDir is
+	// the bare repository behind it.
+	GitURL, GitDir string
+	// Opsctl is the opsctl binary built from this checkout for the run.
+	Opsctl string
 }
 
 // env is the environment shared by every test in the package; TestMain sets it.
@@ -91,6 +94,20 @@ func run(m *testing.M) int {
 		return 1
 	}
 	env.RepoRoot = root
+	tmp, err := os.MkdirTemp("", "opsctl-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	env.Opsctl = filepath.Join(tmp, "opsctl")
+	build := exec.Command("go", "build", "-o", env.Opsctl, "./cmd/opsctl")
+	build.Dir = root
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: building opsctl: %v\n", err)
+		return 1
+	}
 	return m.Run()
 }
 
@@ -117,6 +134,7 @@ func parseEnv(b []byte) (Env, error) {
 		ArgoCDServer: vars["OPSCTL_E2E_ARGOCD_SERVER"],
 		ArgoCDToken:  vars["OPSCTL_E2E_ARGOCD_TOKEN"],
 		GitURL:       vars["OPSCTL_E2E_GIT_URL"],
+		GitDir:       vars["OPSCTL_E2E_GIT_DIR"],
 	}
 	for k, v := range map[string]string{"OPSCTL_E2E_APISERVER": e.APIServer, "OPSCTL_E2E_KUBECONFIG": e.Kubeconfig,
 		"OPSCTL_E2E_ARGOCD_SERVER": e.ArgoCDServer, "OPSCTL_E2E_ARGOCD_TOKEN": e.ArgoCDToken, "OPSCTL_E2E_GIT_URL": e.GitURL} {
