@@ -16,9 +16,13 @@ import (
 
 	"github.com/argoproj/argo-cd/v3/pkg/apiclient/application"
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
+	argoclientset "github.com/argoproj/argo-cd/v3/pkg/client/clientset/versioned"
+	"google.golang.org/protobuf/proto"
+	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	istio "istio.io/client-go/pkg/clientset/versioned"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -117,6 +121,11 @@ type canaryState struct {
 	} `json:"canary"`
 	Commit   string   `json:"commit"`
 	Warnings []string `json:"warnings"`
+	// Live is the live verdict (opsctl with the mesh and Argo CD view).
+	Live *struct {
+		Verdict string `json:"verdict"`
+		Detail  string `json:"detail"`
+	} `json:"live"`
 }
 
 func (o *operator) canaryStatus(svc, envName string) canaryState {
@@ -172,13 +181,21 @@ func resetCanary(t testing.TB, l *loop, o *operator, svc, envName string) {
 // TestCanaryStartStepRollbackThroughTheRealLoop drives one canary through git, Argo CD and the
 // apiserver: each opsctl command's commit must end up in the live VirtualService (read through
 // Istio's client), the canary Deployment must appear with the canary and be pruned by the
-// rollback. It logs the push-to-live latency of each step.
+// rollback. With --wait (when this opsctl has it) the live weights must already be there when
+// the command returns; the test logs the push-to-live latency of each step.
 func TestCanaryStartStepRollbackThroughTheRealLoop(t *testing.T) {
 	const svc, envName = "payment", "dev"
 	l := newLoop(t)
 	alice := newOperator(t, "alice", nil)
 	resetCanary(t, l, alice, svc, envName)
 	app := appName(svc, envName)
+	wait := supports(t, "--wait", "canary", "step")
+	if !wait && os.Getenv("OPSCTL_E2E_REQUIRE_FEATURES") == "1" {
+		t.Fatal("opsctl in this checkout has no canary --wait")
+	}
+	if !wait {
+		t.Log("opsctl in this checkout has no canary --wait; the test refreshes Argo CD and polls the live VirtualService itself")
+	}
 
 	steps := []struct {
 		args     []string
@@ -190,11 +207,25 @@ func TestCanaryStartStepRollbackThroughTheRealLoop(t *testing.T) {
 		{[]string{"rollback", svc, "--env", envName, "--reason", "e2e: roll back"}, false, 0},
 	}
 	for _, s := range steps {
-		pushedAt := time.Now()
-		rev := alice.mutate(s.args...)
-		l.refresh(app)
-		l.waitLive(svc, envName, want(s.canaryOn, s.weight))
-		t.Logf("%s: push-to-live latency %s (commit %.8s)", s.args[0], time.Since(pushedAt).Round(time.Millisecond), rev)
+		started := time.Now()
+		var rev string
+		if wait {
+			rev = alice.mutate(append(s.args, "--wait", "--timeout", "2m")...)
+			t.Logf("%s --wait: command returned after %s (push, sync and live weights; commit %.8s)", s.args[0], time.Since(started).Round(time.Millisecond), rev)
+			// --wait promised the live weights: one read, no polling.
+			got, err := l.liveWeights(context.Background(), svc, envName)
+			if err != nil {
+				t.Fatalf("live weights after %s --wait: %v", s.args[0], err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want(s.canaryOn, s.weight)) {
+				t.Fatalf("%s --wait returned but the live VirtualService has %v, want %v", s.args[0], got, want(s.canaryOn, s.weight))
+			}
+		} else {
+			rev = alice.mutate(s.args...)
+			l.refresh(app)
+			l.waitLive(svc, envName, want(s.canaryOn, s.weight))
+			t.Logf("%s: push-to-live latency %s (commit %.8s)", s.args[0], time.Since(started).Round(time.Millisecond), rev)
+		}
 		waitAppState(t, l.apps, app, rev, 2*time.Minute)
 
 		st := alice.canaryStatus(svc, envName)
@@ -218,6 +249,135 @@ func TestCanaryStartStepRollbackThroughTheRealLoop(t *testing.T) {
 			return s.canaryOn && strings.HasSuffix(image, ":1.1.0"), "present with image " + image, nil
 		})
 	}
+}
+
+// supports reports whether `opsctl <args> --help` mentions text.
+func supports(t *testing.T, text string, args ...string) bool {
+	t.Helper()
+	r := newOperator(t, "probe", nil).run(append(args, "--help")...)
+	return r.code == 0 && strings.Contains(r.stdout, text)
+}
+
+// withoutSelfHeal turns self-heal off in the project's ApplicationSet for the test (the
+// ApplicationSet controller rolls it out to every Application) and back on at cleanup.
+func withoutSelfHeal(t *testing.T, l *loop, app string) {
+	t.Helper()
+	argo, err := argoclientset.NewForConfig(env.restConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets, err := argo.ArgoprojV1alpha1().ApplicationSets("argocd").List(context.Background(), metav1.ListOptions{})
+	if err != nil || len(sets.Items) != 1 {
+		t.Fatalf("want the one ApplicationSet of gitops/argocd/, got %d (%v)", len(sets.Items), err)
+	}
+	name := sets.Items[0].Name
+	set := func(selfHeal bool) {
+		patch := fmt.Sprintf(`{"spec":{"template":{"spec":{"syncPolicy":{"automated":{"selfHeal":%t}}}}}}`, selfHeal)
+		if _, err := argo.ArgoprojV1alpha1().ApplicationSets("argocd").Patch(context.Background(), name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatalf("set selfHeal=%t on ApplicationSet %s: %v", selfHeal, name, err)
+		}
+		eventually(t, time.Minute, 200*time.Millisecond, fmt.Sprintf("Application %s with selfHeal=%t", app, selfHeal), func(ctx context.Context) (bool, string, error) {
+			a, err := argo.ArgoprojV1alpha1().Applications("argocd").Get(ctx, app, metav1.GetOptions{})
+			if err != nil {
+				return false, "", err
+			}
+			got := a.Spec.SyncPolicy != nil && a.Spec.SyncPolicy.Automated != nil && a.Spec.SyncPolicy.Automated.SelfHeal != nil && *a.Spec.SyncPolicy.Automated.SelfHeal
+			return got == selfHeal, fmt.Sprintf("selfHeal=%t", got), nil
+		})
+	}
+	set(false)
+	t.Cleanup(func() { set(true) })
+}
+
+// TestDriftWhenTheVirtualServiceIsEditedBehindArgoCD: with self-heal off, someone edits the live
+// VirtualService by hand. `opsctl canary status` must report drift (git and Argo CD say one
+// thing, the mesh another); a sync puts git's weights back and the verdict returns to in sync.
+func TestDriftWhenTheVirtualServiceIsEditedBehindArgoCD(t *testing.T) {
+	const svc, envName = "order", "dev"
+	if !supports(t, "--live", "canary", "status") {
+		missing(t, "opsctl in this checkout has no live column in canary status (--live); this test needs it")
+	}
+	l := newLoop(t)
+	alice := newOperator(t, "alice", nil)
+	resetCanary(t, l, alice, svc, envName)
+	app := appName(svc, envName)
+	withoutSelfHeal(t, l, app)
+	// Argo CD re-syncs an OutOfSync app on its own while its last sync is of an older commit,
+	// self-heal or not; once it has synced the head, only self-heal would undo a hand edit.
+	syncAtHead(t, l, app)
+	if v := alice.canaryStatus(svc, envName).Live; v == nil || v.Verdict != "in sync" {
+		t.Fatalf("before the edit: live verdict %+v, want in sync", v)
+	}
+
+	// The hand edit: half the traffic to a v2 subset git never asked for.
+	vsClient := l.mesh.NetworkingV1().VirtualServices("come2us-" + envName)
+	vs, err := vsClient.Get(context.Background(), svc+"-service", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range vs.Spec.Http {
+		if len(r.Route) == 0 {
+			continue
+		}
+		r.Route[0].Weight = 50
+		v2 := proto.Clone(r.Route[0]).(*networkingv1alpha3.HTTPRouteDestination)
+		v2.Destination.Subset = "v2"
+		r.Route = append(r.Route[:1], v2)
+	}
+	if _, err := vsClient.Update(context.Background(), vs, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+		t.Fatalf("edit the live VirtualService: %v", err)
+	}
+
+	eventually(t, time.Minute, 500*time.Millisecond, "canary status reporting drift", func(ctx context.Context) (bool, string, error) {
+		st := alice.canaryStatus(svc, envName)
+		if st.Live == nil {
+			return false, "no live section", nil
+		}
+		return strings.HasPrefix(st.Live.Verdict, "drift"), st.Live.Verdict + ": " + st.Live.Detail, nil
+	})
+	table := alice.mustRun("canary", "status", svc, "--env", envName)
+	if !strings.Contains(table.stdout, "drift") {
+		t.Errorf("canary status table does not show the drift:\n%s", table.stdout)
+	}
+
+	// Argo CD's own sync (what an operator does next) restores git's weights.
+	syncApp(t, l, app)
+	l.waitLive(svc, envName, want(false, 0))
+	eventually(t, time.Minute, 500*time.Millisecond, "canary status back in sync", func(ctx context.Context) (bool, string, error) {
+		st := alice.canaryStatus(svc, envName)
+		return st.Live != nil && st.Live.Verdict == "in sync", fmt.Sprintf("%+v", st.Live), nil
+	})
+}
+
+// syncApp asks argocd-server to sync app now.
+func syncApp(t *testing.T, l *loop, app string) {
+	t.Helper()
+	if _, err := l.apps.Sync(context.Background(), &application.ApplicationSyncRequest{Name: &app}); err != nil {
+		t.Fatalf("sync %s: %v", app, err)
+	}
+}
+
+// syncAtHead syncs app to the head of main and waits until Argo CD's last sync is of that
+// commit and the app is Synced/Healthy.
+func syncAtHead(t *testing.T, l *loop, app string) {
+	t.Helper()
+	c := &clone{t: t}
+	head, _, _ := strings.Cut(c.git("", "ls-remote", env.GitURL, "refs/heads/main"), "\t")
+	// An auto-synced app only syncs its target revision (main), which is head.
+	syncApp(t, l, app)
+	eventually(t, 2*time.Minute, 200*time.Millisecond, fmt.Sprintf("%s synced at %.8s", app, head), func(ctx context.Context) (bool, string, error) {
+		a, err := l.apps.Get(ctx, &application.ApplicationQuery{Name: &app})
+		if err != nil {
+			return false, "", err
+		}
+		op := a.Status.OperationState
+		if op == nil || op.SyncResult == nil {
+			return false, "no sync result", nil
+		}
+		state := fmt.Sprintf("operation %s at %.8s, sync %s, health %s", op.Phase, op.SyncResult.Revision, a.Status.Sync.Status, a.Status.Health.Status)
+		return op.Phase == "Succeeded" && op.SyncResult.Revision == head && a.Status.Sync.Status == v1alpha1.SyncStatusCodeSynced &&
+			a.Status.Health.Status == "Healthy", state, nil
+	})
 }
 
 // preReceiveBarrier makes the GitOps repository hold every push in its pre-receive hook until
