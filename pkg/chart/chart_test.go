@@ -182,8 +182,11 @@ func checkManifest(t *testing.T, env, svc string, m *chart.Manifest, canary *can
 		if !strings.HasSuffix(ctr.Image, "/come2us/"+app+":"+wantTag) {
 			t.Errorf("%s image %q, want tag %q", d.Name, ctr.Image, wantTag)
 		}
-		if !slices.Equal(ctr.Command, []string{app}) {
-			t.Errorf("%s command %v, want [%s]", d.Name, ctr.Command, app)
+		if len(ctr.Command) != 0 {
+			t.Errorf("%s command %v: the image's entrypoint must run the service", d.Name, ctr.Command)
+		}
+		if len(ctr.Env) == 0 || ctr.Env[0].Name != "SERVICE_VERSION" || ctr.Env[0].Value != tr {
+			t.Errorf("%s env %+v, want SERVICE_VERSION=%s first", d.Name, ctr.Env, tr)
 		}
 		checkQuantity(t, d.Name+" cpu request", ctr.Resources.Requests[corev1.ResourceCPU], want.cpuReq)
 		checkQuantity(t, d.Name+" cpu limit", ctr.Resources.Limits[corev1.ResourceCPU], want.cpuLim)

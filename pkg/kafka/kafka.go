@@ -4,7 +4,6 @@
 package kafka
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -85,24 +84,8 @@ func saslMechanism(s config.SASL) (kgo.Opt, error) {
 	case config.SASLScram512:
 		return kgo.SASL(scram.Auth{User: s.Username, Pass: s.SASLPassword()}.AsSha512Mechanism()), nil
 	case config.SASLAWSMSKIAM:
-		return kgo.SASL(aws.ManagedStreamingIAM(func(context.Context) (aws.Auth, error) {
-			return awsEnvAuth()
-		})), nil
+		creds := newAWSCredentials()
+		return kgo.SASL(aws.ManagedStreamingIAM(creds.get)), nil
 	}
 	return nil, fmt.Errorf("kafka sasl mechanism %q is not supported", s.Mechanism)
-}
-
-// awsEnvAuth reads credentials from the standard AWS environment variables, which is what
-// `aws sso login`/`aws-vault exec`/IRSA web identity helpers export for a shell.
-func awsEnvAuth() (aws.Auth, error) {
-	a := aws.Auth{
-		AccessKey:    os.Getenv("AWS_ACCESS_KEY_ID"),
-		SecretKey:    os.Getenv("AWS_SECRET_ACCESS_KEY"),
-		SessionToken: os.Getenv("AWS_SESSION_TOKEN"),
-		UserAgent:    "opsctl",
-	}
-	if a.AccessKey == "" || a.SecretKey == "" {
-		return a, errors.New("AWS_MSK_IAM needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials) in the environment")
-	}
-	return a, nil
 }

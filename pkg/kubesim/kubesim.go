@@ -139,7 +139,9 @@ func (s *Server) KindFor(apiVersion, kind string) (Kind, bool) {
 }
 
 // Apply creates or replaces obj (matched by apiVersion, kind, namespace and name), as a
-// server-side apply of a whole manifest would. It returns the stored copy.
+// server-side apply of a whole manifest would. It returns the stored copy. With a
+// resourceVersion set it is an update of that version: a conflict when the object changed
+// since, and ErrNotFound when it was deleted (it is not created again).
 func (s *Server) Apply(obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
 	k, ok := s.KindFor(obj.GetAPIVersion(), obj.GetKind())
 	if !ok {
@@ -231,6 +233,11 @@ func (s *Server) put(k Kind, obj *unstructured.Unstructured, create bool) (*unst
 	}
 	if exists && obj.GetResourceVersion() != "" && obj.GetResourceVersion() != old.GetResourceVersion() {
 		return nil, fmt.Errorf("%s %s: resourceVersion %s is stale (now %s): %w", k.Resource, id, obj.GetResourceVersion(), old.GetResourceVersion(), ErrConflict)
+	}
+	if !exists && !create && obj.GetResourceVersion() != "" {
+		// An update of an object that was deleted meanwhile: the API server answers 404
+		// rather than bringing the object back.
+		return nil, fmt.Errorf("%s %s: %w", k.Resource, id, ErrNotFound)
 	}
 	s.rv++
 	obj.SetResourceVersion(strconv.FormatInt(s.rv, 10))

@@ -2,6 +2,7 @@ package kubesim
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -132,5 +134,31 @@ func TestArgoApplicationsWatch(t *testing.T) {
 	got, err := ac.ArgoprojV1alpha1().Applications("argocd").Patch(ctx, "order-service-dev", types.MergePatchType, patch, metav1.PatchOptions{})
 	if err != nil || got.Annotations["argocd.argoproj.io/refresh"] != "normal" {
 		t.Fatalf("patch: %v %v", got, err)
+	}
+}
+
+func TestUpdateOfDeletedObjectDoesNotRecreateIt(t *testing.T) {
+	s := New()
+	pod := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{"name": "p", "namespace": "ns"}}}
+	stored, err := s.Apply(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gvr := corev1.SchemeGroupVersion.WithResource("pods")
+	if err := s.Delete(gvr, "ns", "p"); err != nil {
+		t.Fatal(err)
+	}
+	// A writer still holding the old copy updates its status.
+	stored.Object["status"] = map[string]any{"phase": "Running"}
+	if _, err := s.Apply(stored); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("update of a deleted object = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Get(gvr, "ns", "p"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the deleted object came back: %v", err)
+	}
+	// Without a resourceVersion, Apply still creates.
+	if _, err := s.Apply(pod); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,30 +1,19 @@
 package platform
 
 import (
-	"strings"
 	"testing"
+
+	"github.com/come2us/opsctl/pkg/metrics"
 )
 
-// serviceMetrics mirrors the metric names the SAGA services register in pkg/metrics, as listed
-// under "Service metrics" in CONTRACTS.md. Once pkg/metrics exports its names, the lead replaces
-// this list with that package's, so dashboards and rules are checked against the code itself.
+// serviceMetrics is every series name the SAGA services export, from pkg/metrics itself, so
+// dashboards and rules are checked against the code that registers the collectors.
 func serviceMetrics() map[string]bool {
-	return map[string]bool{
-		"saga_kafka_records_consumed_total":      true,
-		"saga_kafka_records_failed_total":        true,
-		"saga_kafka_records_dead_lettered_total": true,
-		"saga_outbox_backlog":                    true,
-		"saga_outbox_oldest_age_seconds":         true,
-		"saga_orders":                            true,
-		"saga_http_requests_total":               true,
-		"saga_business_errors_total":             true,
-		"saga_compensations_total":               true,
+	out := map[string]bool{}
+	for _, n := range metrics.Names() {
+		out[n] = true
 	}
-}
-
-// serviceHistograms are the services' histograms; queries read their _bucket, _sum and _count.
-func serviceHistograms() map[string]bool {
-	return map[string]bool{"saga_http_request_duration_seconds": true}
+	return out
 }
 
 // externalMetrics is every metric our dashboards and rules read that something other than our
@@ -52,11 +41,6 @@ func knownMetric(name string, recorded map[string]bool) bool {
 	}
 	if _, ok := externalMetrics()[name]; ok {
 		return true
-	}
-	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-		if base, ok := strings.CutSuffix(name, suffix); ok && serviceHistograms()[base] {
-			return true
-		}
 	}
 	return false
 }

@@ -29,6 +29,11 @@ Argo CD syncs it and the Istio VirtualService splits the traffic.
 Phases: 0 (0% -> 10%), 1 (10% -> 30%), 2 (30% -> 50%), 3 (50% -> 100%), then promote.
 Rollback sends all traffic back to v1 in one commit.
 
+The live side: status shows the live VirtualService weight and whether git, Argo CD and the
+mesh agree; --wait follows a pushed change into Argo CD and Envoy; check judges the design's
+rollback and phase criteria on Prometheus; step --gate refuses to advance while one does not
+pass; watch --auto-rollback rolls back on a breach.
+
 The repository is --gitops-dir (a working copy), else the context's gitops.dir, else the
 context's gitops.repo (cloned into the user cache directory).`,
 	}
@@ -40,6 +45,8 @@ context's gitops.repo (cloned into the user cache directory).`,
 		NewCmdMutate(f, canary.ActionPromote, nil),
 		NewCmdMutate(f, canary.ActionRollback, nil),
 		NewCmdHistory(f, nil),
+		NewCmdCheck(f, nil),
+		NewCmdWatch(f, nil),
 	)
 	return cmd
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/come2us/opsctl/pkg/argocd"
 	"github.com/come2us/opsctl/pkg/canary"
 	"github.com/come2us/opsctl/pkg/cmdutil"
 	"github.com/come2us/opsctl/pkg/gitops"
@@ -30,6 +32,15 @@ type MutateOptions struct {
 	Reason   string
 	DryRun   bool
 	Yes      bool
+
+	// Wait follows the pushed change until Argo CD synced it and the live VirtualService
+	// carries it, for at most Timeout.
+	Wait    bool
+	Timeout time.Duration
+	// Gate refuses to raise the weight while a gate criterion does not pass (step, set).
+	Gate bool
+	// Live opens Argo CD, the mesh and Prometheus for --wait and --gate.
+	Live LiveOptions
 
 	// Controller builds the canary controller over the opened repository; tests and later
 	// features (gates, Argo CD --wait) add options here.
@@ -89,7 +100,12 @@ func NewCmdMutate(f *cmdutil.Factory, action canary.Action, runF func(*MutateOpt
 The change is committed to the service's values file with Opsctl-* trailers and pushed; Argo CD
 applies it. --dry-run prints the diff and changes nothing. On a terminal you are asked to
 confirm; elsewhere pass --yes. If someone changed the same canary meanwhile, nothing is pushed
-and the error names their commit.`,
+and the error names their commit.
+
+--wait then asks Argo CD to refresh (and to sync, when auto-sync is off) and waits until the
+application is Synced and Healthy at the pushed commit and the live VirtualService carries the
+new weights. If the sync fails, the application turns Degraded or --timeout passes, it exits 1
+saying which of the three did not arrive; the change stays pushed.`,
 		Example: doc.example,
 		Args:    exactArgs(1, "one SERVICE (order, payment or product)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -122,8 +138,18 @@ and the error names their commit.`,
 			if opts.Repo.Open == nil {
 				opts.Repo.Open = openFromFactory(f, &opts.Repo)
 			}
+			if opts.Wait && opts.DryRun {
+				return cmdutil.FlagErrorf("--wait follows a pushed change; a --dry-run pushes nothing")
+			}
+			if opts.Timeout <= 0 {
+				return cmdutil.FlagErrorf("--timeout must be positive, got %s", opts.Timeout)
+			}
 			if opts.Controller == nil {
-				opts.Controller = func(s canary.Store) *canary.Controller { return canary.New(s) }
+				extra, err := opts.liveControllerOptions()
+				if err != nil {
+					return err
+				}
+				opts.Controller = func(s canary.Store) *canary.Controller { return canary.New(s, extra...) }
 			}
 			if runF != nil {
 				return runF(opts)
@@ -136,6 +162,12 @@ and the error names their commit.`,
 	fl.StringVar(&opts.Reason, "reason", "", "why, recorded in the commit (required)")
 	fl.BoolVar(&opts.DryRun, "dry-run", false, "print the values diff and change nothing")
 	fl.BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
+	fl.BoolVar(&opts.Wait, "wait", false, "after the push, wait until Argo CD synced it (Synced, Healthy) and the live VirtualService carries the new weights")
+	fl.DurationVar(&opts.Timeout, "timeout", argocd.DefaultWaitTimeout, "how long --wait waits")
+	switch action {
+	case canary.ActionStep, canary.ActionSet:
+		fl.BoolVar(&opts.Gate, "gate", false, "refuse to raise the weight while a rollback criterion or a pass criterion of the current phase does not pass (see `opsctl canary check`)")
+	}
 	switch action {
 	case canary.ActionStart:
 		fl.StringVar(&opts.ImageTag, "image-tag", "", "canary image tag (required)")
@@ -147,6 +179,28 @@ and the error names their commit.`,
 	}
 	addRepoFlags(cmd, &opts.Repo)
 	return cmd
+}
+
+// liveControllerOptions adds the --gate gate and the --wait follower.
+func (o *MutateOptions) liveControllerOptions() ([]canary.Option, error) {
+	f := o.Factory
+	liveFromFactory(f, &o.Live)
+	var extra []canary.Option
+	if o.Gate && !o.DryRun {
+		gates, err := o.Live.Gates(o.Env)
+		if err != nil {
+			return nil, err
+		}
+		extra = append(extra, canary.WithGate(gates.PlanGate(o.Live.Namespace(o.Env), func(rep canary.GateReport) {
+			if rep.Verdict() != canary.VerdictPass {
+				_ = writeGateTable(f, f.IOStreams.ErrOut, rep)
+			}
+		})))
+	}
+	if o.Wait {
+		extra = append(extra, canary.WithFollower(o.Live.follower(f, o.Env, o.Timeout)))
+	}
+	return extra, nil
 }
 
 // planJSON is the -o json/yaml form of a dry run or an applied change.

@@ -9,9 +9,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/come2us/opsctl/pkg/argocd"
 	"github.com/come2us/opsctl/pkg/canary"
 	"github.com/come2us/opsctl/pkg/cmdutil"
 	"github.com/come2us/opsctl/pkg/gitops"
+	"github.com/come2us/opsctl/pkg/mesh"
+	"github.com/come2us/opsctl/pkg/rollout"
 	"github.com/come2us/opsctl/pkg/termsafe"
 )
 
@@ -22,6 +25,9 @@ type StatusOptions struct {
 	// Service and Env narrow the listing; empty means all.
 	Service string
 	Env     string
+	// Live adds what Argo CD and the mesh report, and whether they agree with git.
+	LiveColumns bool
+	Live        LiveOptions
 }
 
 // NewCmdStatus returns `opsctl canary status [SERVICE] [--env ENV]`.
@@ -46,6 +52,10 @@ func NewCmdStatus(f *cmdutil.Factory, runF func(*StatusOptions) error) *cobra.Co
 			if opts.Repo.Open == nil {
 				opts.Repo.Open = openFromFactory(f, &opts.Repo)
 			}
+			if !cmd.Flags().Changed("live") {
+				opts.LiveColumns = argoConfigured(f)
+			}
+			liveFromFactory(f, &opts.Live)
 			if runF != nil {
 				return runF(opts)
 			}
@@ -53,6 +63,7 @@ func NewCmdStatus(f *cmdutil.Factory, runF func(*StatusOptions) error) *cobra.Co
 		},
 	}
 	cmd.Flags().StringVar(&opts.Env, "env", "", "environment: dev or prod (default: both)")
+	cmd.Flags().BoolVar(&opts.LiveColumns, "live", false, "add the live VirtualService weight and whether git, Argo CD and the mesh agree (default: on when the context configures Argo CD)")
 	addRepoFlags(cmd, &opts.Repo)
 	return cmd
 }
@@ -68,6 +79,8 @@ type statusJSON struct {
 	Commit      string      `json:"commit"`
 	LastChange  *changeJSON `json:"lastChange,omitempty"`
 	Warnings    []string    `json:"warnings,omitempty"`
+	// Live is what Argo CD and the mesh report and the drift verdict (with --live).
+	Live *rollout.Agreement `json:"live,omitempty"`
 }
 
 type imageJSON struct {
@@ -144,6 +157,11 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 	}
 	var rows []statusJSON
 	var failed []string
+	var lv *liveView
+	if opts.LiveColumns {
+		lv = &liveView{opts: &opts.Live, readers: map[string]*mesh.Reader{}, readerErr: map[string]error{}}
+		defer lv.close()
+	}
 	for _, env := range envs {
 		for _, svc := range services {
 			st, err := ctrl.Status(ctx, env, svc)
@@ -153,7 +171,12 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 				failed = append(failed, svc+"/"+env)
 				continue
 			}
-			rows = append(rows, toStatusJSON(st))
+			row := toStatusJSON(st)
+			if lv != nil {
+				ag := lv.compare(ctx, st)
+				row.Live = &ag
+			}
+			rows = append(rows, row)
 		}
 	}
 	if rows == nil {
@@ -174,7 +197,12 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 
 func statusTable(f *cmdutil.Factory, w io.Writer, rows []statusJSON) error {
 	now := f.Now()
-	t := f.NewTable(w, "ENV", "SERVICE", "STABLE", "CANARY", "WEIGHT", "PHASE", "LAST CHANGE")
+	header := []string{"ENV", "SERVICE", "STABLE", "CANARY", "WEIGHT", "PHASE", "LAST CHANGE"}
+	live := len(rows) > 0 && rows[0].Live != nil
+	if live {
+		header = []string{"ENV", "SERVICE", "STABLE", "CANARY", "WEIGHT", "LIVE", "PHASE", "DRIFT", "LAST CHANGE"}
+	}
+	t := f.NewTable(w, header...)
 	for _, r := range rows {
 		canaryTag, weight, phase := "-", "-", "-"
 		if r.Canary.Enabled {
@@ -198,7 +226,60 @@ func statusTable(f *cmdutil.Factory, w io.Writer, rows []statusJSON) error {
 		if len(r.Warnings) > 0 {
 			last += " (!) " + strings.Join(r.Warnings, "; ")
 		}
-		t.Row(r.Env, r.Service, r.Stable.Tag, canaryTag, weight, phase, last)
+		if !live {
+			t.Row(r.Env, r.Service, r.Stable.Tag, canaryTag, weight, phase, last)
+			continue
+		}
+		liveWeight := "?"
+		if r.Live.LiveV2 != nil {
+			liveWeight = fmt.Sprintf("%d%%", *r.Live.LiveV2)
+		}
+		drift := string(r.Live.Verdict)
+		if r.Live.Detail != "" {
+			drift += ": " + r.Live.Detail
+		}
+		t.Row(r.Env, r.Service, r.Stable.Tag, canaryTag, weight, liveWeight, phase, drift, last)
 	}
 	return t.Flush()
+}
+
+// liveView reads Argo CD once and each environment's mesh once for a status listing.
+type liveView struct {
+	opts      *LiveOptions
+	apps      argocd.Apps
+	appsErr   error
+	opened    bool
+	readers   map[string]*mesh.Reader
+	readerErr map[string]error
+}
+
+func (v *liveView) compare(ctx context.Context, st canary.Status) rollout.Agreement {
+	if !v.opened {
+		v.opened = true
+		v.apps, v.appsErr = v.opts.Apps(ctx)
+	}
+	var app *argocd.App
+	appErr := v.appsErr
+	if appErr == nil {
+		a, err := v.apps.Get(ctx, gitops.ApplicationName(st.Service, st.Env))
+		app, appErr = &a, err
+	}
+	r, ok := v.readers[st.Env]
+	if !ok && v.readerErr[st.Env] == nil {
+		r, v.readerErr[st.Env] = v.opts.Mesh(st.Env)
+		v.readers[st.Env] = r
+	}
+	var route *mesh.Route
+	routeErr := v.readerErr[st.Env]
+	if routeErr == nil {
+		rt, err := r.Route(ctx, st.Service)
+		route, routeErr = &rt, err
+	}
+	return rollout.Compare(st.Commit, st.Release, app, appErr, route, routeErr)
+}
+
+func (v *liveView) close() {
+	if v.apps != nil {
+		v.apps.Close()
+	}
 }

@@ -5,6 +5,7 @@ package root
 import (
 	"github.com/spf13/cobra"
 
+	appscmd "github.com/come2us/opsctl/pkg/cmd/apps"
 	canarycmd "github.com/come2us/opsctl/pkg/cmd/canary"
 	configcmd "github.com/come2us/opsctl/pkg/cmd/config"
 	mancmd "github.com/come2us/opsctl/pkg/cmd/man"
@@ -54,5 +55,6 @@ kube context and Prometheus.`,
 		mancmd.NewCmdMan(),
 		canarycmd.NewCmdCanary(f),
 	)
+	cmd.AddCommand(appscmd.NewCmdApps(f))
 	return cmd
 }

@@ -1,0 +1,119 @@
+package canary
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/come2us/opsctl/pkg/argocd"
+	"github.com/come2us/opsctl/pkg/canary"
+	"github.com/come2us/opsctl/pkg/cmdutil"
+	"github.com/come2us/opsctl/pkg/config"
+	"github.com/come2us/opsctl/pkg/gitops"
+	"github.com/come2us/opsctl/pkg/kube"
+	"github.com/come2us/opsctl/pkg/mesh"
+	"github.com/come2us/opsctl/pkg/rollout"
+	"github.com/come2us/opsctl/pkg/termsafe"
+)
+
+// LiveOptions open what the live side of a canary needs from the selected context: Argo CD,
+// the mesh of an environment, and the Prometheus the gates read. NewCmd* fill them from the
+// factory; every field can be replaced.
+type LiveOptions struct {
+	Apps  func(ctx context.Context) (argocd.Apps, error)
+	Mesh  func(env string) (*mesh.Reader, error)
+	Gates func(env string) (*canary.GateEvaluator, error)
+	// Namespace is the workloads' namespace of env (the context's kube.namespace, else
+	// come2us-<env>).
+	Namespace func(env string) string
+}
+
+// liveFromFactory resolves every LiveOptions field left nil from the selected context.
+func liveFromFactory(f *cmdutil.Factory, o *LiveOptions) {
+	if o.Apps == nil {
+		o.Apps = func(ctx context.Context) (argocd.Apps, error) {
+			_, c, err := f.Context()
+			if err != nil {
+				return nil, err
+			}
+			ao := argocd.FromContext(c)
+			ao.Actor = f.Actor()
+			if f.Now != nil {
+				ao.Now = f.Now
+			}
+			return argocd.New(ctx, ao)
+		}
+	}
+	if o.Mesh == nil {
+		o.Mesh = func(env string) (*mesh.Reader, error) {
+			_, c, err := f.Context()
+			if err != nil {
+				return nil, err
+			}
+			return mesh.FromConfig(c.Kube, env)
+		}
+	}
+	if o.Namespace == nil {
+		o.Namespace = func(env string) string {
+			if _, c, err := f.Context(); err == nil {
+				return kube.Namespace(c.Kube, env)
+			}
+			return kube.Namespace(config.Kube{}, env)
+		}
+	}
+	if o.Gates == nil {
+		o.Gates = func(env string) (*canary.GateEvaluator, error) {
+			_, c, err := f.Context()
+			if err != nil {
+				return nil, err
+			}
+			var opts []canary.GateOption
+			// Pod readiness straight from Kubernetes when the kube context works; else the
+			// gates fall back to kube-state-metrics in Prometheus.
+			if r, err := o.Mesh(env); err == nil {
+				opts = append(opts, canary.GateWithReadiness(r))
+			}
+			return canary.NewGateEvaluator(c.Prometheus, opts...)
+		}
+	}
+}
+
+// argoConfigured reports whether the context names an Argo CD (server or core mode), which
+// turns the live columns of `canary status` on by default.
+func argoConfigured(f *cmdutil.Factory) bool {
+	_, c, err := f.Context()
+	return err == nil && (c.ArgoCD.Server != "" || c.ArgoCD.Core)
+}
+
+// follower builds the --wait follower: it opens Argo CD and the mesh when a change has been
+// pushed and reports progress on stderr.
+func (o *LiveOptions) follower(f *cmdutil.Factory, env string, timeout time.Duration) canary.Follower {
+	return canary.FollowerFunc(func(ctx context.Context, p *canary.Plan, res gitops.Result) error {
+		apps, err := o.Apps(ctx)
+		if err != nil {
+			return err
+		}
+		defer apps.Close()
+		fw := &rollout.Follower{Apps: apps, Timeout: timeout, Progress: func(s string) {
+			fmt.Fprintln(f.IOStreams.ErrOut, termsafe.String(s))
+		}}
+		r, err := o.Mesh(env)
+		if err != nil {
+			return fmt.Errorf("read the live VirtualService: %w", err)
+		}
+		fw.Routes = r
+		fmt.Fprintf(f.IOStreams.ErrOut, "waiting up to %s for Argo CD and the mesh\n", timeout)
+		return fw.Follow(ctx, p, res)
+	})
+}
+
+// writeGateTable prints a gate report: criterion, value, threshold, verdict (and why a verdict
+// is unknown).
+func writeGateTable(f *cmdutil.Factory, w io.Writer, rep canary.GateReport) error {
+	t := f.NewTable(w, "CRITERION", "VALUE", "THRESHOLD", "VERDICT", "DETAIL")
+	for _, r := range rep.Results {
+		t.Row(r.Criterion.Name, r.Display, r.Criterion.ThresholdText(), string(r.Verdict), r.Detail)
+	}
+	return t.Flush()
+}

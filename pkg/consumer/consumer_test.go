@@ -1,0 +1,372 @@
+package consumer_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/come2us/opsctl/pkg/consumer"
+	"github.com/come2us/opsctl/pkg/dlt"
+	"github.com/come2us/opsctl/pkg/event"
+	"github.com/come2us/opsctl/pkg/kafkatest"
+	"github.com/come2us/opsctl/pkg/metrics"
+)
+
+const (
+	topic = "work"
+	group = "work-group"
+)
+
+type harness struct {
+	t       *testing.T
+	cluster *kfake.Cluster
+	prod    *kgo.Client
+	met     *metrics.Saga
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	c := kafkatest.New(t, topic, event.DLT(topic))
+	prod, err := kgo.NewClient(append(kafkatest.ClientOpts(c), kgo.RecordDeliveryTimeout(time.Second))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	return &harness{t: t, cluster: c, prod: prod, met: metrics.New("test-service")}
+}
+
+// start runs a consumer with handler until the returned stop is called.
+func (h *harness) start(handler consumer.Handler, tweak ...func(*consumer.Config)) (stop func()) {
+	h.t.Helper()
+	cfg := consumer.Config{
+		Service: "test-service", Group: group, Producer: h.prod, Metrics: h.met,
+		Handlers: map[string]consumer.Handler{topic: handler},
+		Backoff:  5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		DLTRetryFor: 200 * time.Millisecond,
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	c, err := consumer.New(kafkatest.ClientOpts(h.cluster), cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	h.t.Cleanup(stop)
+	return stop
+}
+
+func (h *harness) produce(recs ...*kgo.Record) []*kgo.Record {
+	h.t.Helper()
+	for _, r := range recs {
+		if r.Topic == "" {
+			r.Topic = topic
+		}
+	}
+	if err := h.prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		h.t.Fatal(err)
+	}
+	return recs
+}
+
+// committed returns the group's committed offset for each partition of topic.
+func (h *harness) committed() map[int32]int64 {
+	h.t.Helper()
+	adm := kadm.NewClient(h.prod)
+	offs, err := adm.FetchOffsets(context.Background(), group)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out := map[int32]int64{}
+	offs.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == topic {
+			out[o.Partition] = o.At
+		}
+	})
+	return out
+}
+
+// waitCommitted waits until the committed offset of each produced record's partition is past it.
+func (h *harness) waitCommitted(recs ...*kgo.Record) {
+	h.t.Helper()
+	waitFor(h.t, "offsets committed", func() bool {
+		c := h.committed()
+		for _, r := range recs {
+			if c[r.Partition] <= r.Offset {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func (h *harness) deadLetters(n int) []*kgo.Record {
+	h.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.cluster.ListenAddrs()...), kgo.ConsumeTopics(event.DLT(topic)),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		f := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			h.t.Fatalf("%d dead letters, want %d", len(out), n)
+		}
+		out = append(out, f.Records()...)
+	}
+	return out
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestProcessesAndCommits(t *testing.T) {
+	h := newHarness(t)
+	var mu sync.Mutex
+	var got []string
+	stop := h.start(func(_ context.Context, r *kgo.Record) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, string(r.Value))
+		return nil
+	})
+	recs := h.produce(&kgo.Record{Key: []byte("a"), Value: []byte("1")}, &kgo.Record{Key: []byte("b"), Value: []byte("2")})
+	h.waitCommitted(recs...)
+	stop()
+	// A new member of the same group starts after the committed offsets: nothing again.
+	var again atomic.Int32
+	stop = h.start(func(context.Context, *kgo.Record) error { again.Add(1); return nil })
+	more := h.produce(&kgo.Record{Key: []byte("a"), Value: []byte("3")})
+	h.waitCommitted(more...)
+	stop()
+	if again.Load() != 1 {
+		t.Fatalf("restarted consumer processed %d records, want only the new one", again.Load())
+	}
+	if testutil.ToFloat64(h.met.Consumed.WithLabelValues(topic, group)) != 3 {
+		t.Fatalf("consumed counter = %v", testutil.ToFloat64(h.met.Consumed.WithLabelValues(topic, group)))
+	}
+}
+
+// TestRetryInPlaceKeepsKeyOrder: a record that fails twice is retried before the next record of
+// its partition is touched.
+func TestRetryInPlaceKeepsKeyOrder(t *testing.T) {
+	h := newHarness(t)
+	var mu sync.Mutex
+	var order []string
+	fails := 2
+	h.start(func(_ context.Context, r *kgo.Record) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if string(r.Value) == "first" && fails > 0 {
+			fails--
+			return consumer.Retryable("DB_LOCK_TIMEOUT", errors.New("row locked"))
+		}
+		order = append(order, string(r.Value))
+		return nil
+	})
+	recs := h.produce(&kgo.Record{Key: []byte("k"), Value: []byte("first")}, &kgo.Record{Key: []byte("k"), Value: []byte("second")})
+	h.waitCommitted(recs...)
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(order, ",") != "first,second" {
+		t.Fatalf("processing order = %v", order)
+	}
+	if n := testutil.ToFloat64(h.met.Failed.WithLabelValues(topic, group, "DB_LOCK_TIMEOUT")); n != 2 {
+		t.Fatalf("failed counter = %v, want 2", n)
+	}
+	if n := testutil.CollectAndCount(h.met.DeadLettered); n != 0 {
+		t.Fatalf("%d dead-letter series, want none", n)
+	}
+}
+
+// TestDeadLetter: a record failing every attempt, and one failing permanently at once, land in the
+// DLT with Spring's headers and the error fields, keep their key and headers, and are committed.
+func TestDeadLetter(t *testing.T) {
+	h := newHarness(t)
+	var attempts sync.Map
+	h.start(func(_ context.Context, r *kgo.Record) error {
+		n, _ := attempts.LoadOrStore(string(r.Value), new(atomic.Int32))
+		n.(*atomic.Int32).Add(1)
+		if strings.Contains(string(r.Value), "schema") {
+			return fmt.Errorf("decode: %w", event.ErrSchema)
+		}
+		return consumer.Retryable("DB_LOCK_TIMEOUT", errors.New("could not obtain lock on row in relation \"option_values\""))
+	})
+	recs := h.produce(
+		&kgo.Record{Key: []byte("7"), Value: []byte(`{"orderId":7,"what":"transient"}`), Headers: []kgo.RecordHeader{{Key: "x-biz", Value: []byte("kept")}}},
+		&kgo.Record{Key: []byte("8"), Value: []byte(`{"orderId":8,"what":"schema"}`)},
+	)
+	h.waitCommitted(recs...)
+	dls := h.deadLetters(2)
+	byKey := map[string]dlt.Record{}
+	for _, r := range dls {
+		byKey[string(r.Key)] = dlt.Decode(r)
+	}
+
+	d := byKey["7"]
+	if d.Format != dlt.FormatSaga || d.ErrorSource != "test-service" || d.ErrorCode != "DB_LOCK_TIMEOUT" || d.Group != group {
+		t.Fatalf("transient dead letter = %+v", d)
+	}
+	if d.Origin.Topic != topic || d.Origin.Partition != recs[0].Partition || d.Origin.Offset != recs[0].Offset {
+		t.Fatalf("origin = %+v, want %s/%d/%d", d.Origin, topic, recs[0].Partition, recs[0].Offset)
+	}
+	if !strings.Contains(d.ErrorMessage, "could not obtain lock") || d.Field("orderId") != "7" || d.Field("what") != "transient" {
+		t.Fatalf("message %q, fields %v", d.ErrorMessage, d.Fields)
+	}
+	if d.Exception != "com.come2us.saga.DbLockTimeoutException" || !strings.Contains(d.Stacktrace, "*consumer.Error") {
+		t.Fatalf("exception %q, stack %q", d.Exception, d.Stacktrace)
+	}
+	if len(d.Problems) != 0 {
+		t.Fatalf("problems decoding our own dead letter: %v", d.Problems)
+	}
+	var kept bool
+	for _, hd := range d.Raw {
+		kept = kept || (hd.Key == "x-biz" && string(hd.Value) == "kept")
+	}
+	if !kept {
+		t.Fatal("original business header dropped")
+	}
+	if n, _ := attempts.Load(`{"orderId":7,"what":"transient"}`); n.(*atomic.Int32).Load() != 3 {
+		t.Fatalf("transient record tried %d times, want 3", n.(*atomic.Int32).Load())
+	}
+
+	s := byKey["8"]
+	if s.ErrorCode != consumer.CodeSchema {
+		t.Fatalf("schema dead letter code = %q", s.ErrorCode)
+	}
+	if n, _ := attempts.Load(`{"orderId":8,"what":"schema"}`); n.(*atomic.Int32).Load() != 1 {
+		t.Fatalf("invalid record tried %d times, want 1", n.(*atomic.Int32).Load())
+	}
+	if n := testutil.ToFloat64(h.met.DeadLettered.WithLabelValues(topic, group, consumer.CodeSchema)); n != 1 {
+		t.Fatalf("dead-lettered counter = %v", n)
+	}
+	// The value is still the original event with extra fields.
+	var v map[string]any
+	if err := json.Unmarshal(dls[0].Value, &v); err != nil || v["errorCode"] == nil || v["timestamp"] == nil {
+		t.Fatalf("dead-letter value %s", dls[0].Value)
+	}
+}
+
+// TestCommitWaitsForDeadLetter: while the DLT cannot be written the record stays uncommitted and
+// its partition is rewound, so the record is processed again; once the DLT takes writes, the
+// dead letter is written once and only then the offset committed.
+func TestCommitWaitsForDeadLetter(t *testing.T) {
+	h := newHarness(t)
+	fault := h.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: event.DLT(topic), Count: -1, Err: kerr.TopicAuthorizationFailed})
+	var calls atomic.Int32
+	h.start(func(context.Context, *kgo.Record) error {
+		calls.Add(1)
+		return consumer.Permanent("ORDER_ALREADY_FAILED", errors.New("order 9 is FAILED"))
+	})
+	recs := h.produce(&kgo.Record{Key: []byte("9"), Value: []byte(`{"orderId":9}`)})
+	waitFor(t, "the record to be rewound and processed again", func() bool { return calls.Load() >= 3 })
+	if c := h.committed()[recs[0].Partition]; c > recs[0].Offset {
+		t.Fatalf("offset %d committed while the dead letter was not written", c)
+	}
+	fault.Remove()
+	h.waitCommitted(recs...)
+	dls := h.deadLetters(1)
+	if d := dlt.Decode(dls[0]); d.ErrorCode != "ORDER_ALREADY_FAILED" {
+		t.Fatalf("dead letter %+v", d)
+	}
+	if n := len(kafkatest.Records(t, h.cluster, event.DLT(topic))); n != 1 {
+		t.Fatalf("%d dead letters, want exactly 1", n)
+	}
+}
+
+func TestTargetGroupSkip(t *testing.T) {
+	h := newHarness(t)
+	var seen sync.Map
+	h.start(func(_ context.Context, r *kgo.Record) error { seen.Store(string(r.Value), true); return nil })
+	recs := h.produce(
+		&kgo.Record{Key: []byte("1"), Value: []byte("other"), Headers: []kgo.RecordHeader{{Key: dlt.HeaderTargetGroup, Value: []byte("product-service-group")}}},
+		&kgo.Record{Key: []byte("1"), Value: []byte("mine"), Headers: []kgo.RecordHeader{{Key: dlt.HeaderTargetGroup, Value: []byte(group)}}},
+		&kgo.Record{Key: []byte("1"), Value: []byte("anyone")},
+	)
+	h.waitCommitted(recs...)
+	if _, ok := seen.Load("other"); ok {
+		t.Fatal("a record replayed for another group was processed")
+	}
+	for _, v := range []string{"mine", "anyone"} {
+		if _, ok := seen.Load(v); !ok {
+			t.Fatalf("record %q was not processed", v)
+		}
+	}
+}
+
+// TestShutdownDrains: a record in flight when the context ends finishes and is committed.
+func TestShutdownDrains(t *testing.T) {
+	h := newHarness(t)
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	var done atomic.Bool
+	stop := h.start(func(ctx context.Context, _ *kgo.Record) error {
+		close(entered)
+		<-release
+		done.Store(ctx.Err() == nil)
+		return nil
+	})
+	recs := h.produce(&kgo.Record{Key: []byte("1"), Value: []byte("slow")})
+	<-entered
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	time.Sleep(50 * time.Millisecond) // let the shutdown begin while the handler runs
+	close(release)
+	<-stopped
+	if !done.Load() {
+		t.Fatal("the handler's context ended before it could finish")
+	}
+	if c := h.committed()[recs[0].Partition]; c <= recs[0].Offset {
+		t.Fatalf("drained record not committed (committed %d, record at %d)", c, recs[0].Offset)
+	}
+}
+
+func TestCodes(t *testing.T) {
+	for _, tc := range []struct {
+		err       error
+		code      string
+		permanent bool
+	}{
+		{consumer.Permanent("ORDER_ALREADY_FAILED", errors.New("x")), "ORDER_ALREADY_FAILED", true},
+		{fmt.Errorf("wrap: %w", consumer.Retryable("DB_TIMEOUT", errors.New("x"))), "DB_TIMEOUT", false},
+		{fmt.Errorf("decode: %w", event.ErrSchema), consumer.CodeSchema, true},
+		{context.DeadlineExceeded, consumer.CodeTimeout, false},
+		{errors.New("boom"), consumer.CodeUnknown, false},
+	} {
+		if got := consumer.CodeOf(tc.err); got != tc.code {
+			t.Errorf("CodeOf(%v) = %q, want %q", tc.err, got, tc.code)
+		}
+		if got := consumer.IsPermanent(tc.err); got != tc.permanent {
+			t.Errorf("IsPermanent(%v) = %v", tc.err, got)
+		}
+	}
+}

@@ -1,0 +1,399 @@
+// Package order is order-service: it takes orders (reserving stock through product-service and
+// applying the customer's coupon), follows the payment result from Kafka, and compensates failed
+// orders (section 6.2, 6.7, 6.9).
+//
+//   - POST /orders stores the order PENDING after product-service reserved its stock, idempotently
+//     per order line.
+//   - payments-paid moves a PENDING order to PREPARING.
+//   - payments-failed moves it to FAILED, gives its coupon back and writes one orders-failed event
+//     per order line to the outbox, all in one transaction, so product-service restores the stock.
+//   - Every consumer checks the order's state first: a redelivered event is a no-op. A
+//     payments-paid for an order that is already FAILED is not applied: it goes to the DLT as
+//     ORDER_ALREADY_FAILED, because a paid but failed order needs an operator (a refund).
+//   - The PENDING sweeper fails orders that waited longer than the timeout for a payment result,
+//     in chunks, with FOR UPDATE SKIP LOCKED so replicas never process the same order.
+package order
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/come2us/opsctl/pkg/event"
+	"github.com/come2us/opsctl/pkg/outbox"
+	"github.com/come2us/opsctl/pkg/secret"
+	"github.com/come2us/opsctl/pkg/store"
+)
+
+// Order states.
+const (
+	StatusPending   = "PENDING"
+	StatusPreparing = "PREPARING"
+	StatusFailed    = "FAILED"
+)
+
+// Coupon states.
+const (
+	CouponAvailable = "AVAILABLE"
+	CouponUsed      = "USED"
+)
+
+// Failure codes stored on failed orders.
+const (
+	FailurePayment      = "PAYMENT_FAILED"
+	FailurePendingLimit = "PENDING_TIMEOUT"
+	FailureStockShort   = "STOCK_SHORT"
+	FailureReservation  = "RESERVATION_FAILED"
+)
+
+// Order is an order with its lines.
+type Order struct {
+	ID             int64     `json:"id"`
+	UserID         string    `json:"userId"`
+	Status         string    `json:"status"`
+	TotalAmount    int64     `json:"totalAmount"`
+	DiscountAmount int64     `json:"discountAmount"`
+	Amount         int64     `json:"amount"`
+	CouponID       *int64    `json:"couponId,omitempty"`
+	PaymentKey     string    `json:"paymentKey,omitempty"`
+	FailureCode    string    `json:"failureCode,omitempty"`
+	FailureReason  string    `json:"failureReason,omitempty"`
+	Lines          []Line    `json:"lines"`
+	CreatedAt      time.Time `json:"createdAt"`
+	UpdatedAt      time.Time `json:"updatedAt"`
+}
+
+// Line is one order line (its ID is the orderDetailId).
+type Line struct {
+	ID            int64 `json:"id"`
+	OptionValueID int64 `json:"optionValueId"`
+	Quantity      int64 `json:"quantity"`
+	UnitPrice     int64 `json:"unitPrice"`
+}
+
+// Coupon is a discount issued to a user.
+type Coupon struct {
+	ID             int64  `json:"id"`
+	UserID         string `json:"userId"`
+	DiscountAmount int64  `json:"discountAmount"`
+	MinOrderAmount int64  `json:"minOrderAmount"`
+	Status         string `json:"status"`
+	OrderID        *int64 `json:"orderId,omitempty"`
+	RestoredCount  int    `json:"restoredCount"`
+}
+
+// Errors the store returns for callers to branch on.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrCouponInvalid = errors.New("coupon cannot be used")
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Store is order-service's data access.
+type Store struct {
+	db  *store.DB
+	now func() time.Time
+}
+
+// NewStore migrates db (orders, coupons and the outbox) and returns the store.
+func NewStore(ctx context.Context, db *store.DB, now func() time.Time) (*Store, error) {
+	sub, err := fs.Sub(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, "order", sub); err != nil {
+		return nil, err
+	}
+	if err := outbox.Migrate(ctx, db); err != nil {
+		return nil, err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{db: db, now: now}, nil
+}
+
+// IssueCoupon creates an AVAILABLE coupon for userID.
+func (s *Store) IssueCoupon(ctx context.Context, userID string, discount, minOrder int64) (Coupon, error) {
+	c := Coupon{UserID: userID, DiscountAmount: discount, MinOrderAmount: minOrder, Status: CouponAvailable}
+	now := store.Micros(s.now())
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `INSERT INTO coupons (user_id, discount_amount, min_order_amount, status, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`, userID, discount, minOrder, CouponAvailable, now).Scan(&c.ID)
+	})
+	if err != nil {
+		return Coupon{}, fmt.Errorf("issue coupon: %w", err)
+	}
+	return c, nil
+}
+
+// Coupon reads a coupon, or ErrNotFound.
+func (s *Store) Coupon(ctx context.Context, id int64) (Coupon, error) {
+	return readCoupon(ctx, s.db.SQL, id)
+}
+
+func readCoupon(ctx context.Context, q store.Execer, id int64) (Coupon, error) {
+	var c Coupon
+	var orderID sql.NullInt64
+	err := q.QueryRowContext(ctx, `SELECT id, user_id, discount_amount, min_order_amount, status, order_id, restored_count FROM coupons WHERE id = $1`, id).
+		Scan(&c.ID, &c.UserID, &c.DiscountAmount, &c.MinOrderAmount, &c.Status, &orderID, &c.RestoredCount)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, fmt.Errorf("coupon %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return c, fmt.Errorf("read coupon %d: %w", id, err)
+	}
+	if orderID.Valid {
+		c.OrderID = &orderID.Int64
+	}
+	return c, nil
+}
+
+// NewOrder is an order to store: priced lines and an optional coupon.
+type NewOrder struct {
+	UserID   string
+	Lines    []Line // ID is assigned by Create
+	CouponID *int64
+}
+
+// CouponError says why a coupon was refused.
+type CouponError struct {
+	CouponID int64
+	Reason   string
+}
+
+// Error names the coupon and the reason.
+func (e *CouponError) Error() string {
+	return fmt.Sprintf("coupon %d cannot be used: %s", e.CouponID, e.Reason)
+}
+
+// Unwrap returns ErrCouponInvalid.
+func (e *CouponError) Unwrap() error { return ErrCouponInvalid }
+
+// Create stores a PENDING order with its lines and marks its coupon USED, in one transaction. A
+// coupon that does not exist, belongs to someone else, is in use, or does not fit the order is a
+// *CouponError, and nothing is stored.
+func (s *Store) Create(ctx context.Context, no NewOrder) (Order, error) {
+	now := s.now()
+	o := Order{UserID: no.UserID, Status: StatusPending, CouponID: no.CouponID,
+		CreatedAt: store.Time(store.Micros(now)), UpdatedAt: store.Time(store.Micros(now))}
+	for _, l := range no.Lines {
+		o.TotalAmount += l.UnitPrice * l.Quantity
+	}
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		o.Lines = o.Lines[:0]
+		o.DiscountAmount = 0
+		if no.CouponID != nil {
+			c, err := readCoupon(ctx, tx, *no.CouponID)
+			if errors.Is(err, ErrNotFound) {
+				return &CouponError{CouponID: *no.CouponID, Reason: "it does not exist"}
+			}
+			if err != nil {
+				return err
+			}
+			switch {
+			case c.UserID != no.UserID:
+				return &CouponError{CouponID: c.ID, Reason: "it belongs to another user"}
+			case c.Status != CouponAvailable:
+				return &CouponError{CouponID: c.ID, Reason: "it is already used by another order"}
+			case o.TotalAmount < c.MinOrderAmount:
+				return &CouponError{CouponID: c.ID, Reason: fmt.Sprintf("the order total %d is below its minimum of %d", o.TotalAmount, c.MinOrderAmount)}
+			case c.DiscountAmount >= o.TotalAmount:
+				return &CouponError{CouponID: c.ID, Reason: fmt.Sprintf("its discount %d is not below the order total %d", c.DiscountAmount, o.TotalAmount)}
+			}
+			o.DiscountAmount = c.DiscountAmount
+		}
+		o.Amount = o.TotalAmount - o.DiscountAmount
+		at := store.Micros(now)
+		if err := tx.QueryRowContext(ctx, `INSERT INTO orders (user_id, status, total_amount, discount_amount, amount, coupon_id, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id`,
+			no.UserID, StatusPending, o.TotalAmount, o.DiscountAmount, o.Amount, no.CouponID, at).Scan(&o.ID); err != nil {
+			return err
+		}
+		if no.CouponID != nil {
+			res, err := tx.ExecContext(ctx, `UPDATE coupons SET status = $1, order_id = $2, updated_at = $3 WHERE id = $4 AND status = $5`,
+				CouponUsed, o.ID, at, *no.CouponID, CouponAvailable)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return &CouponError{CouponID: *no.CouponID, Reason: "it was just used by another order"}
+			}
+		}
+		for _, l := range no.Lines {
+			if err := tx.QueryRowContext(ctx, `INSERT INTO order_details (order_id, option_value_id, quantity, unit_price) VALUES ($1, $2, $3, $4) RETURNING id`,
+				o.ID, l.OptionValueID, l.Quantity, l.UnitPrice).Scan(&l.ID); err != nil {
+				return err
+			}
+			o.Lines = append(o.Lines, l)
+		}
+		return nil
+	})
+	if err != nil {
+		return Order{}, fmt.Errorf("create order: %w", err)
+	}
+	return o, nil
+}
+
+// Get reads an order with its lines, or ErrNotFound. The payment key is masked.
+func (s *Store) Get(ctx context.Context, id int64) (Order, error) {
+	var o Order
+	var coupon sql.NullInt64
+	var pk, fc, fr sql.NullString
+	var created, updated int64
+	err := s.db.SQL.QueryRowContext(ctx, `SELECT id, user_id, status, total_amount, discount_amount, amount, coupon_id, payment_key,
+		failure_code, failure_reason, created_at, updated_at FROM orders WHERE id = $1`, id).
+		Scan(&o.ID, &o.UserID, &o.Status, &o.TotalAmount, &o.DiscountAmount, &o.Amount, &coupon, &pk, &fc, &fr, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return o, fmt.Errorf("order %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return o, fmt.Errorf("read order %d: %w", id, err)
+	}
+	if coupon.Valid {
+		o.CouponID = &coupon.Int64
+	}
+	o.PaymentKey, o.FailureCode, o.FailureReason = secret.Mask(pk.String), fc.String, fr.String
+	o.CreatedAt, o.UpdatedAt = store.Time(created), store.Time(updated)
+	o.Lines, err = lines(ctx, s.db.SQL, id)
+	return o, err
+}
+
+func lines(ctx context.Context, q store.Execer, orderID int64) ([]Line, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, option_value_id, quantity, unit_price FROM order_details WHERE order_id = $1 ORDER BY id`, orderID)
+	if err != nil {
+		return nil, fmt.Errorf("read lines of order %d: %w", orderID, err)
+	}
+	defer rows.Close()
+	out := []Line{}
+	for rows.Next() {
+		var l Line
+		if err := rows.Scan(&l.ID, &l.OptionValueID, &l.Quantity, &l.UnitPrice); err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// Failure says why an order is being failed.
+type Failure struct {
+	Code       string
+	Reason     string
+	PaymentKey string // the PG payment key, when a payment was involved
+}
+
+// Compensation reports what failing an order did.
+type Compensation struct {
+	// Failed is false when the order was not PENDING (nothing was done).
+	Failed bool
+	// CouponRestored is true when the order's coupon was given back.
+	CouponRestored bool
+	// Lines is how many orders-failed events were written.
+	Lines int
+}
+
+// fail moves a PENDING order to FAILED inside tx: its coupon is given back and one orders-failed
+// event per line goes to the outbox. An order in any other state is left alone.
+func (s *Store) fail(ctx context.Context, tx *sql.Tx, orderID int64, f Failure, now time.Time) (Compensation, error) {
+	at := store.Micros(now)
+	var pk any
+	if f.PaymentKey != "" {
+		pk = f.PaymentKey
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE orders SET status = $1, failure_code = $2, failure_reason = $3,
+		payment_key = COALESCE($4, payment_key), updated_at = $5 WHERE id = $6 AND status = $7`,
+		StatusFailed, f.Code, truncate(f.Reason, 500), pk, at, orderID, StatusPending)
+	if err != nil {
+		return Compensation{}, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return Compensation{}, nil
+	}
+	c := Compensation{Failed: true}
+	res, err = tx.ExecContext(ctx, `UPDATE coupons SET status = $1, order_id = NULL, restored_count = restored_count + 1, updated_at = $2
+		WHERE order_id = $3 AND status = $4`, CouponAvailable, at, orderID, CouponUsed)
+	if err != nil {
+		return c, err
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		c.CouponRestored = true
+	}
+	ls, err := lines(ctx, tx, orderID)
+	if err != nil {
+		return c, err
+	}
+	msgs := make([]outbox.Message, 0, len(ls))
+	for _, l := range ls {
+		ev := event.OrderFailed{Envelope: event.NewEnvelope(event.TypeOrderFailed, now), OrderID: orderID,
+			OrderDetailID: l.ID, OptionValueID: l.OptionValueID, Quantity: int(l.Quantity), PaymentKey: f.PaymentKey}
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return c, err
+		}
+		msgs = append(msgs, outbox.Message{Topic: event.TopicOrdersFailed, Key: event.Key(orderID), Value: b})
+	}
+	if err := outbox.Add(ctx, tx, now, msgs...); err != nil {
+		return c, err
+	}
+	c.Lines = len(msgs)
+	return c, nil
+}
+
+// Fail fails a PENDING order with compensation (see fail) in its own transaction.
+func (s *Store) Fail(ctx context.Context, orderID int64, f Failure) (Compensation, error) {
+	var c Compensation
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		c, err = s.fail(ctx, tx, orderID, f, s.now())
+		return err
+	})
+	if err != nil {
+		return Compensation{}, fmt.Errorf("fail order %d: %w", orderID, err)
+	}
+	return c, nil
+}
+
+// status reads an order's state and payable amount.
+func status(ctx context.Context, q store.Execer, id int64) (string, int64, error) {
+	var st string
+	var amount int64
+	err := q.QueryRowContext(ctx, `SELECT status, amount FROM orders WHERE id = $1`, id).Scan(&st, &amount)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", 0, fmt.Errorf("order %d: %w", id, ErrNotFound)
+	}
+	return st, amount, err
+}
+
+// Counts returns how many orders are in each state.
+func (s *Store) Counts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.SQL.QueryContext(ctx, `SELECT status, COUNT(*) FROM orders GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("count orders: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{StatusPending: 0, StatusPreparing: 0, StatusFailed: 0}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

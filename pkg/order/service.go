@@ -1,0 +1,487 @@
+package order
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/come2us/opsctl/pkg/consumer"
+	"github.com/come2us/opsctl/pkg/event"
+	"github.com/come2us/opsctl/pkg/outbox"
+	"github.com/come2us/opsctl/pkg/product"
+	"github.com/come2us/opsctl/pkg/service"
+	"github.com/come2us/opsctl/pkg/store"
+)
+
+// Name is the service's name.
+const Name = "order-service"
+
+// Catalog is what order-service needs from product-service: option prices and stock, and the
+// reservation of an order's lines. *product.Client implements it over HTTP.
+type Catalog interface {
+	Options(ctx context.Context, ids []int64) ([]product.Option, error)
+	Reserve(ctx context.Context, req product.ReserveRequest) (product.ReserveResponse, error)
+}
+
+// Config configures order-service.
+type Config struct {
+	// Service is the runtime's configuration.
+	Service service.Options
+	// Consumer tunes the payment-result consumer; its Service, Group, Handlers, Producer, Metrics
+	// and Logger are filled in.
+	Consumer consumer.Config
+	// Relay tunes the outbox relay; its DB, Producer, Metrics, Logger and Now are filled in.
+	Relay outbox.Config
+	// ProductURL is product-service's base URL; used when Catalog is nil.
+	ProductURL string
+	// Catalog overrides the product-service client.
+	Catalog Catalog
+	// SweepInterval is how often the PENDING sweeper runs (default 1m).
+	SweepInterval time.Duration
+	// PendingTimeout is how long an order may stay PENDING before the sweeper fails it
+	// (default 5m).
+	PendingTimeout time.Duration
+	// SweepChunk is how many orders one sweeper transaction fails at most (default 500).
+	SweepChunk int
+	// Now is the clock (orders' timestamps and the sweeper's cutoff); time.Now when nil. Tests
+	// move it forward to age orders.
+	Now func() time.Time
+}
+
+// ConfigFromEnv reads the configuration: the shared settings (service.OptionsFromEnv), the
+// consumer policy and outbox timing, and
+//
+//	PRODUCT_SERVICE_URL  product-service's base URL (http://product-service:8080)
+//	SWEEP_INTERVAL       how often PENDING orders are swept (1m)
+//	PENDING_TIMEOUT      how long an order may stay PENDING (5m)
+//	SWEEP_CHUNK          orders per sweeper transaction (500)
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	e := service.NewEnv(getenv)
+	cfg := Config{
+		Service:        service.OptionsFromEnv(Name, e),
+		Consumer:       service.ConsumerFromEnv(e),
+		Relay:          service.RelayFromEnv(e),
+		ProductURL:     e.String("PRODUCT_SERVICE_URL", "http://product-service:8080"),
+		SweepInterval:  e.Duration("SWEEP_INTERVAL", time.Minute),
+		PendingTimeout: e.Duration("PENDING_TIMEOUT", 5*time.Minute),
+		SweepChunk:     e.Int("SWEEP_CHUNK", 500),
+	}
+	return cfg, e.Err()
+}
+
+// Service is a running order-service.
+type Service struct {
+	rt      *service.Runtime
+	store   *Store
+	relay   *outbox.Relay
+	catalog Catalog
+	cfg     Config
+}
+
+// New starts the runtime, migrates the database and wires routes, consumer, sweeper and relay.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.Service.Name == "" {
+		cfg.Service.Name = Name
+	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = time.Minute
+	}
+	if cfg.PendingTimeout <= 0 {
+		cfg.PendingTimeout = 5 * time.Minute
+	}
+	if cfg.SweepChunk <= 0 {
+		cfg.SweepChunk = 500
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Catalog == nil {
+		if cfg.ProductURL == "" {
+			return nil, errors.New("order-service: ProductURL (PRODUCT_SERVICE_URL) or Catalog is required")
+		}
+		cfg.Catalog = product.NewClient(cfg.ProductURL, nil)
+	}
+	rt, err := service.New(ctx, cfg.Service)
+	if err != nil {
+		return nil, err
+	}
+	st, err := NewStore(ctx, rt.DB, cfg.Now)
+	if err != nil {
+		rt.Close()
+		return nil, fmt.Errorf("%s: %w", Name, err)
+	}
+	rc := cfg.Relay
+	rc.DB, rc.Producer, rc.Metrics, rc.Logger, rc.Now = rt.DB, rt.Producer, rt.Metrics, rt.Logger, cfg.Now
+	relay, err := outbox.NewRelay(rc)
+	if err != nil {
+		rt.Close()
+		return nil, fmt.Errorf("%s: %w", Name, err)
+	}
+	s := &Service{rt: rt, store: st, relay: relay, catalog: cfg.Catalog, cfg: cfg}
+
+	cc := cfg.Consumer
+	cc.Service, cc.Group, cc.Producer = rt.Name, event.GroupOrderService, rt.Producer
+	cc.Metrics, cc.Logger, cc.Tracer, cc.Now = rt.Metrics, rt.Logger, rt.Tracer, cfg.Now
+	cc.Handlers = map[string]consumer.Handler{
+		event.TopicPaymentsPaid:   s.handlePaymentPaid,
+		event.TopicPaymentsFailed: s.handlePaymentFailed,
+	}
+	c, err := consumer.New(rt.ClientOpts(), cc)
+	if err != nil {
+		rt.Close()
+		return nil, fmt.Errorf("%s: %w", Name, err)
+	}
+
+	rt.Handle("POST /orders", s.placeOrder)
+	rt.Handle("GET /orders/{id}", s.getOrder)
+	rt.Handle("POST /coupons", s.issueCoupon)
+	rt.Handle("GET /coupons/{id}", s.getCoupon)
+	rt.Go(service.StageIntake, "payment-result consumer", c.Run)
+	rt.Go(service.StageIntake, "PENDING sweeper", s.runSweeper)
+	rt.Go(service.StageIntake, "order gauge", s.runGauge)
+	rt.Go(service.StagePublish, "outbox relay", relay.Run)
+	return s, nil
+}
+
+// Run serves until ctx ends, then shuts down gracefully.
+func (s *Service) Run(ctx context.Context) error { return s.rt.Run(ctx) }
+
+// URL is the service's HTTP base URL.
+func (s *Service) URL() string { return s.rt.URL() }
+
+// Store is the service's data access.
+func (s *Service) Store() *Store { return s.store }
+
+// Runtime is the service's runtime (metrics, logger, database).
+func (s *Service) Runtime() *service.Runtime { return s.rt }
+
+// Sweep runs the PENDING sweeper once, now: every order PENDING for longer than the timeout is
+// failed with compensation. It returns how many orders it failed.
+func (s *Service) Sweep(ctx context.Context) (int, error) {
+	n, err := s.store.Sweep(ctx, s.cfg.Now().Add(-s.cfg.PendingTimeout), s.cfg.SweepChunk, s.cfg.PendingTimeout, func(cs []Compensation) {
+		for _, c := range cs {
+			s.compensated(c)
+		}
+		s.relay.Kick()
+	})
+	if n > 0 {
+		s.rt.Logger.Info("PENDING sweeper failed stale orders", "orders", n, "timeout", s.cfg.PendingTimeout.String())
+	}
+	return n, err
+}
+
+func (s *Service) runSweeper(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+				s.rt.Logger.Error("PENDING sweep failed; the next run retries", "err", err)
+			}
+		}
+	}
+}
+
+// runGauge keeps saga_orders{state} current. Every replica reports the database-wide counts, so
+// dashboards aggregate the series with max, not sum.
+func (s *Service) runGauge(ctx context.Context) error {
+	for {
+		if counts, err := s.store.Counts(ctx); err == nil {
+			for st, n := range counts {
+				s.rt.Metrics.Orders.WithLabelValues(st).Set(float64(n))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+func (s *Service) compensated(c Compensation) {
+	if !c.Failed {
+		return
+	}
+	s.rt.Metrics.Compensations.WithLabelValues("order_failed").Inc()
+	if c.CouponRestored {
+		s.rt.Metrics.Compensations.WithLabelValues("coupon_restored").Inc()
+	}
+}
+
+// Error codes of the consumer (DLT errorCode).
+const (
+	CodeOrderAlreadyFailed = "ORDER_ALREADY_FAILED"
+	CodeOrderNotFound      = "ORDER_NOT_FOUND"
+	CodeAmountMismatch     = "PAYMENT_AMOUNT_MISMATCH"
+)
+
+func classify(err error) error {
+	switch {
+	case errors.Is(err, ErrAlreadyFailed):
+		return consumer.Permanent(CodeOrderAlreadyFailed, err)
+	case errors.Is(err, ErrNotFound):
+		return consumer.Permanent(CodeOrderNotFound, err)
+	case errors.Is(err, ErrAmountMismatch):
+		return consumer.Permanent(CodeAmountMismatch, err)
+	}
+	return consumer.Retryable(store.Code(err), err)
+}
+
+func (s *Service) handlePaymentPaid(ctx context.Context, rec *kgo.Record) error {
+	ev, err := event.Decode[event.PaymentPaid](rec.Value)
+	if err != nil {
+		return err
+	}
+	out, err := s.store.MarkPaid(ctx, ev)
+	if err != nil {
+		return classify(err)
+	}
+	s.rt.Logger.InfoContext(ctx, "payment result applied", "orderId", ev.OrderID, "result", "paid", "outcome", string(out))
+	return nil
+}
+
+func (s *Service) handlePaymentFailed(ctx context.Context, rec *kgo.Record) error {
+	ev, err := event.Decode[event.PaymentFailed](rec.Value)
+	if err != nil {
+		return err
+	}
+	out, comp, err := s.store.MarkFailed(ctx, ev)
+	if err != nil {
+		return classify(err)
+	}
+	s.compensated(comp)
+	if comp.Lines > 0 {
+		s.relay.Kick()
+	}
+	log := s.rt.Logger.With("orderId", ev.OrderID, "result", "failed", "outcome", string(out))
+	if out == Ignored {
+		log.WarnContext(ctx, "payments-failed for an order that is already paid; left PREPARING")
+		return nil
+	}
+	log.InfoContext(ctx, "payment result applied", "coupon_restored", comp.CouponRestored, "lines", comp.Lines)
+	return nil
+}
+
+// PlaceRequest is the body of POST /orders.
+type PlaceRequest struct {
+	UserID   string      `json:"userId"`
+	Lines    []PlaceLine `json:"lines"`
+	CouponID *int64      `json:"couponId,omitempty"`
+}
+
+// PlaceLine is one requested line.
+type PlaceLine struct {
+	OptionValueID int64 `json:"optionValueId"`
+	Quantity      int64 `json:"quantity"`
+}
+
+// Error codes of the order API.
+const (
+	CodeOptionNotFound     = "OPTION_NOT_FOUND"
+	CodeStockShort         = "STOCK_SHORT"
+	CodeCouponInvalid      = "COUPON_INVALID"
+	CodeProductUnavailable = "PRODUCT_UNAVAILABLE"
+)
+
+func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	var req PlaceRequest
+	if err := service.DecodeJSON(w, r, &req, 0); err != nil {
+		return err
+	}
+	if err := validatePlace(req); err != nil {
+		return service.Errorf(http.StatusBadRequest, service.CodeInvalidRequest, "%v; %s", err, service.Unchanged)
+	}
+	// Price and check the lines before writing anything: an unknown option or missing stock is
+	// refused without a trace.
+	ids := make([]int64, 0, len(req.Lines))
+	want := map[int64]int64{}
+	for _, l := range req.Lines {
+		if _, seen := want[l.OptionValueID]; !seen {
+			ids = append(ids, l.OptionValueID)
+		}
+		want[l.OptionValueID] += l.Quantity
+	}
+	opts, err := s.catalog.Options(ctx, ids)
+	if err != nil {
+		return service.Errorf(http.StatusServiceUnavailable, CodeProductUnavailable, "product-service could not price the order (%v); %s — retry later", err, service.Unchanged)
+	}
+	byID := map[int64]product.Option{}
+	for _, o := range opts {
+		byID[o.ID] = o
+	}
+	var missing []string
+	for _, id := range ids {
+		if _, ok := byID[id]; !ok {
+			missing = append(missing, strconv.FormatInt(id, 10))
+		}
+	}
+	if len(missing) > 0 {
+		s.rt.Metrics.BusinessErrors.WithLabelValues(CodeOptionNotFound).Inc()
+		return service.Errorf(http.StatusUnprocessableEntity, CodeOptionNotFound, "option %s does not exist; %s", strings.Join(missing, ", "), service.Unchanged)
+	}
+	for _, id := range ids {
+		if o := byID[id]; o.Stock < want[id] {
+			s.rt.Metrics.BusinessErrors.WithLabelValues(CodeStockShort).Inc()
+			return service.Errorf(http.StatusConflict, CodeStockShort, "option %d has %d in stock, %d requested; %s", id, o.Stock, want[id], service.Unchanged).
+				With("optionValueId", id).With("available", o.Stock).With("requested", want[id])
+		}
+	}
+	no := NewOrder{UserID: req.UserID, CouponID: req.CouponID}
+	for _, l := range req.Lines {
+		no.Lines = append(no.Lines, Line{OptionValueID: l.OptionValueID, Quantity: l.Quantity, UnitPrice: byID[l.OptionValueID].Price})
+	}
+	o, err := s.store.Create(ctx, no)
+	var ce *CouponError
+	if errors.As(err, &ce) {
+		s.rt.Metrics.BusinessErrors.WithLabelValues(CodeCouponInvalid).Inc()
+		return service.Errorf(http.StatusUnprocessableEntity, CodeCouponInvalid, "%v; %s", ce, service.Unchanged).With("couponId", ce.CouponID)
+	}
+	if err != nil {
+		return err
+	}
+
+	// Reserve the stock, idempotently per line (the line ids are the keys), retrying transport
+	// failures. If the reservation fails the order is compensated at once.
+	rr := product.ReserveRequest{OrderID: o.ID}
+	for _, l := range o.Lines {
+		rr.Lines = append(rr.Lines, product.Line{OrderDetailID: l.ID, OptionValueID: l.OptionValueID, Quantity: l.Quantity})
+	}
+	var rerr error
+	for attempt := 1; attempt <= 3; attempt++ {
+		if _, rerr = s.catalog.Reserve(ctx, rr); rerr == nil {
+			break
+		}
+		var ae *service.APIError
+		if errors.As(rerr, &ae) && ae.Status < 500 {
+			break // a refusal, not a hiccup
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		}
+	}
+	if rerr == nil {
+		s.rt.Logger.InfoContext(ctx, "order placed", "orderId", o.ID, "amount", o.Amount, "lines", len(o.Lines))
+		service.WriteJSON(w, http.StatusCreated, o)
+		return nil
+	}
+	code, status := FailureReservation, http.StatusServiceUnavailable
+	var ae *service.APIError
+	if errors.As(rerr, &ae) && ae.Status < 500 {
+		code, status = ae.Code, ae.Status
+		if ae.Code == product.CodeStockShort {
+			code = FailureStockShort
+			s.rt.Metrics.BusinessErrors.WithLabelValues(CodeStockShort).Inc()
+		}
+	}
+	// The reservation may or may not have happened (a timeout); orders-failed for every line
+	// releases whatever was taken.
+	comp, ferr := s.store.Fail(context.WithoutCancel(ctx), o.ID, Failure{Code: code, Reason: rerr.Error()})
+	if ferr != nil {
+		return fmt.Errorf("order %d: reserving stock failed (%v) and so did failing the order: %w", o.ID, rerr, ferr)
+	}
+	s.compensated(comp)
+	s.relay.Kick()
+	return service.Errorf(status, code, "stock could not be reserved (%v); order %d was recorded as FAILED and its coupon released", rerr, o.ID).
+		With("orderId", o.ID)
+}
+
+func validatePlace(req PlaceRequest) error {
+	if strings.TrimSpace(req.UserID) == "" || len(req.UserID) > 100 {
+		return errors.New("userId must be 1 to 100 characters")
+	}
+	if len(req.Lines) == 0 || len(req.Lines) > product.MaxLines {
+		return fmt.Errorf("lines must hold 1 to %d lines, got %d", product.MaxLines, len(req.Lines))
+	}
+	for i, l := range req.Lines {
+		if l.OptionValueID <= 0 {
+			return fmt.Errorf("lines[%d].optionValueId must be a positive number, got %d", i, l.OptionValueID)
+		}
+		if l.Quantity <= 0 || l.Quantity > product.MaxQuantity {
+			return fmt.Errorf("lines[%d].quantity must be between 1 and %d, got %d", i, product.MaxQuantity, l.Quantity)
+		}
+	}
+	if req.CouponID != nil && *req.CouponID <= 0 {
+		return fmt.Errorf("couponId must be a positive number, got %d", *req.CouponID)
+	}
+	return nil
+}
+
+func pathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, service.Errorf(http.StatusBadRequest, service.CodeInvalidRequest, "id %q is not a positive number", r.PathValue("id"))
+	}
+	return id, nil
+}
+
+func (s *Service) getOrder(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	o, err := s.store.Get(r.Context(), id)
+	if errors.Is(err, ErrNotFound) {
+		return service.Errorf(http.StatusNotFound, service.CodeNotFound, "order %d does not exist", id)
+	}
+	if err != nil {
+		return err
+	}
+	service.WriteJSON(w, http.StatusOK, o)
+	return nil
+}
+
+// IssueCouponRequest is the body of POST /coupons.
+type IssueCouponRequest struct {
+	UserID         string `json:"userId"`
+	DiscountAmount int64  `json:"discountAmount"`
+	MinOrderAmount int64  `json:"minOrderAmount"`
+}
+
+func (s *Service) issueCoupon(w http.ResponseWriter, r *http.Request) error {
+	var req IssueCouponRequest
+	if err := service.DecodeJSON(w, r, &req, 0); err != nil {
+		return err
+	}
+	switch {
+	case strings.TrimSpace(req.UserID) == "" || len(req.UserID) > 100:
+		return service.Errorf(http.StatusBadRequest, service.CodeInvalidRequest, "userId must be 1 to 100 characters; %s", service.Unchanged)
+	case req.DiscountAmount <= 0:
+		return service.Errorf(http.StatusBadRequest, service.CodeInvalidRequest, "discountAmount must be positive, got %d; %s", req.DiscountAmount, service.Unchanged)
+	case req.MinOrderAmount < 0:
+		return service.Errorf(http.StatusBadRequest, service.CodeInvalidRequest, "minOrderAmount must not be negative, got %d; %s", req.MinOrderAmount, service.Unchanged)
+	}
+	c, err := s.store.IssueCoupon(r.Context(), req.UserID, req.DiscountAmount, req.MinOrderAmount)
+	if err != nil {
+		return err
+	}
+	service.WriteJSON(w, http.StatusCreated, c)
+	return nil
+}
+
+func (s *Service) getCoupon(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	c, err := s.store.Coupon(r.Context(), id)
+	if errors.Is(err, ErrNotFound) {
+		return service.Errorf(http.StatusNotFound, service.CodeNotFound, "coupon %d does not exist", id)
+	}
+	if err != nil {
+		return err
+	}
+	service.WriteJSON(w, http.StatusOK, c)
+	return nil
+}

@@ -1,0 +1,122 @@
+// Package outbox is the transactional outbox of section 6.8 with the retry table folded in: a
+// service writes its events into the outbox table in the same transaction as the state change
+// they announce (Add), and a relay publishes them with franz-go's idempotent producer and marks
+// them SENT. When a publish fails the rows are marked FAILED and retried with exponential backoff
+// (capped at a minute, the design's retry scheduler), so nothing is lost while Kafka is down and
+// everything goes out once it is back.
+//
+// Ordering: rows are published in id order, and a row is held back while an earlier unsent row
+// with the same topic and key is waiting for its retry or is being published by another relay, so
+// one order's events keep their order even across failures. Several replicas may relay at once:
+// a claim is a short transaction (serialised across replicas by an advisory lock on PostgreSQL,
+// rows taken with FOR UPDATE SKIP LOCKED) that leases the rows by pushing their next attempt out,
+// and publishing happens outside any transaction, so a relay that dies mid-publish only delays its
+// rows by the lease. Delivery is at least once — consumers are idempotent.
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/come2us/opsctl/pkg/store"
+)
+
+// Row states.
+const (
+	StatusPending = "PENDING"
+	StatusFailed  = "FAILED"
+	StatusSent    = "SENT"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Migrate creates or updates the outbox table in db.
+func Migrate(ctx context.Context, db *store.DB) error {
+	sub, err := fs.Sub(migrationFS, "migrations")
+	if err != nil {
+		return fmt.Errorf("outbox migrations: %w", err)
+	}
+	return db.Migrate(ctx, "outbox", sub)
+}
+
+// Message is one record to publish.
+type Message struct {
+	Topic   string
+	Key     []byte
+	Value   []byte
+	Headers []kgo.RecordHeader
+}
+
+type header struct {
+	Key   string `json:"key"`
+	Value []byte `json:"value"`
+}
+
+// Add stores msgs in tx; they are published after tx commits (call Relay.Kick after the commit
+// to publish at once). The trace context of ctx travels with them as W3C traceparent headers.
+func Add(ctx context.Context, tx store.Execer, now time.Time, msgs ...Message) error {
+	traceHeaders := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, traceHeaders)
+	for _, m := range msgs {
+		if m.Topic == "" || m.Value == nil {
+			return fmt.Errorf("outbox: message needs a topic and a value (topic %q)", m.Topic)
+		}
+		hs := make([]header, 0, len(m.Headers)+len(traceHeaders))
+		have := map[string]bool{}
+		for _, h := range m.Headers {
+			hs = append(hs, header{Key: h.Key, Value: h.Value})
+			have[h.Key] = true
+		}
+		for _, k := range traceHeaders.Keys() {
+			if !have[k] {
+				hs = append(hs, header{Key: k, Value: []byte(traceHeaders.Get(k))})
+			}
+		}
+		hj, err := json.Marshal(hs)
+		if err != nil {
+			return fmt.Errorf("outbox: encode headers: %w", err)
+		}
+		at := store.Micros(now)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (topic, record_key, record_value, headers, status, attempts, next_attempt_at, created_at)
+			VALUES ($1, $2, $3, $4, $5, 0, $6, $7)`, m.Topic, m.Key, m.Value, string(hj), StatusPending, at, at); err != nil {
+			return fmt.Errorf("outbox: insert %s record: %w", m.Topic, err)
+		}
+	}
+	return nil
+}
+
+// Stats describes the unsent rows.
+type Stats struct {
+	// Unsent counts PENDING and FAILED rows.
+	Unsent int
+	// Failed counts rows whose last publish failed.
+	Failed int
+	// Oldest is when the oldest unsent row was written; zero when there is none.
+	Oldest time.Time
+}
+
+// ReadStats reads the outbox's backlog.
+func ReadStats(ctx context.Context, db store.Execer) (Stats, error) {
+	var s Stats
+	var oldest sql.NullInt64
+	var failed sql.NullInt64
+	err := db.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at), SUM(CASE WHEN status = 'FAILED' THEN 1 ELSE 0 END)
+		FROM outbox WHERE status <> 'SENT'`).Scan(&s.Unsent, &oldest, &failed)
+	if err != nil {
+		return s, fmt.Errorf("outbox stats: %w", err)
+	}
+	s.Failed = int(failed.Int64)
+	if oldest.Valid {
+		s.Oldest = store.Time(oldest.Int64)
+	}
+	return s, nil
+}

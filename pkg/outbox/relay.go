@@ -1,0 +1,339 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/come2us/opsctl/pkg/metrics"
+	"github.com/come2us/opsctl/pkg/store"
+)
+
+// Config configures a Relay. DB and Producer are required; zero durations take the defaults
+// noted on each field.
+type Config struct {
+	DB *store.DB
+	// Producer publishes the rows. It should be idempotent (franz-go's default) and have a
+	// RecordDeliveryTimeout, so a publish to an unreachable cluster fails instead of waiting
+	// forever.
+	Producer *kgo.Client
+	// Metrics receives saga_outbox_backlog and saga_outbox_oldest_age_seconds; may be nil.
+	Metrics *metrics.Saga
+	Logger  *slog.Logger
+	// Now is the clock; time.Now by default.
+	Now func() time.Time
+	// Batch is how many rows one pass claims (default 200).
+	Batch int
+	// PollInterval is how often the relay looks for rows when nobody kicked it (default 1s).
+	PollInterval time.Duration
+	// Lease hides claimed rows from other relays while they are being published (default 30s).
+	Lease time.Duration
+	// RetryBackoff is the wait before the first retry of a failed row; it doubles with each
+	// further failure (default 1s).
+	RetryBackoff time.Duration
+	// MaxRetryBackoff caps the backoff (default 1 minute, the design's retry scheduler period).
+	MaxRetryBackoff time.Duration
+	// Retention is how long SENT rows are kept for inspection before they are deleted
+	// (default 7 days, the topics' retention).
+	Retention time.Duration
+	// ShutdownFlush bounds the last publish pass when Run's context ends (default 5s).
+	ShutdownFlush time.Duration
+}
+
+// Relay publishes outbox rows.
+type Relay struct {
+	cfg       Config
+	kick      chan struct{}
+	lastStats time.Time
+	lastPurge time.Time
+}
+
+// NewRelay validates cfg and fills in defaults.
+func NewRelay(cfg Config) (*Relay, error) {
+	if cfg.DB == nil || cfg.Producer == nil {
+		return nil, errors.New("outbox relay: DB and Producer are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 200
+	}
+	def(&cfg.PollInterval, time.Second)
+	def(&cfg.Lease, 30*time.Second)
+	def(&cfg.RetryBackoff, time.Second)
+	def(&cfg.MaxRetryBackoff, time.Minute)
+	def(&cfg.Retention, 7*24*time.Hour)
+	def(&cfg.ShutdownFlush, 5*time.Second)
+	return &Relay{cfg: cfg, kick: make(chan struct{}, 1)}, nil
+}
+
+// Kick wakes the relay so rows committed just now are published without waiting for the next
+// poll. It never blocks.
+func (r *Relay) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run publishes until ctx ends, then makes one last bounded pass so rows committed during
+// shutdown go out too; what still fails stays in the table for the next start.
+func (r *Relay) Run(ctx context.Context) error {
+	timer := time.NewTimer(r.cfg.PollInterval)
+	defer timer.Stop()
+	for {
+		res, err := r.PublishOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			r.cfg.Logger.Error("outbox relay pass failed; retrying", "err", err)
+		}
+		r.housekeeping(ctx)
+		if ctx.Err() != nil {
+			return r.flush()
+		}
+		if err == nil && res.Claimed == r.cfg.Batch {
+			continue // more rows are waiting
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(r.cfg.PollInterval)
+		select {
+		case <-ctx.Done():
+			return r.flush()
+		case <-r.kick:
+		case <-timer.C:
+		}
+	}
+}
+
+func (r *Relay) flush() error {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ShutdownFlush)
+	defer cancel()
+	for {
+		res, err := r.PublishOnce(ctx)
+		if err != nil {
+			return fmt.Errorf("outbox relay: final publish at shutdown: %w", err)
+		}
+		if res.Claimed < r.cfg.Batch || ctx.Err() != nil {
+			r.updateStats(ctx)
+			return nil
+		}
+	}
+}
+
+func (r *Relay) housekeeping(ctx context.Context) {
+	now := r.cfg.Now()
+	if now.Sub(r.lastStats) >= time.Second {
+		r.lastStats = now
+		r.updateStats(ctx)
+	}
+	if now.Sub(r.lastPurge) >= time.Hour {
+		r.lastPurge = now
+		cutoff := store.Micros(now.Add(-r.cfg.Retention))
+		err := r.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE status = 'SENT' AND sent_at < $1`, cutoff)
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			r.cfg.Logger.Warn("outbox: deleting old sent rows failed", "err", err)
+		}
+	}
+}
+
+func (r *Relay) updateStats(ctx context.Context) {
+	if r.cfg.Metrics == nil {
+		return
+	}
+	s, err := ReadStats(ctx, r.cfg.DB.SQL)
+	if err != nil {
+		return
+	}
+	r.cfg.Metrics.OutboxBacklog.Set(float64(s.Unsent))
+	age := 0.0
+	if !s.Oldest.IsZero() {
+		age = max(0, r.cfg.Now().Sub(s.Oldest).Seconds())
+	}
+	r.cfg.Metrics.OutboxAge.Set(age)
+}
+
+// Result counts one pass.
+type Result struct {
+	Claimed, Sent, Failed int
+}
+
+// claimLock is the advisory lock key serialising outbox claims on PostgreSQL.
+const claimLock = 7064173266
+
+type row struct {
+	id        int64
+	topic     string
+	key       []byte
+	value     []byte
+	headers   string
+	attempts  int
+	createdAt int64
+}
+
+// PublishOnce claims up to Batch due rows, publishes them and records the outcome. It is what Run
+// does on every pass; tests and tools call it to publish deterministically.
+func (r *Relay) PublishOnce(ctx context.Context) (Result, error) {
+	rows, err := r.claim(ctx)
+	if err != nil || len(rows) == 0 {
+		return Result{}, err
+	}
+	res := Result{Claimed: len(rows)}
+	// Finish publishing what was claimed even if ctx ends (shutdown), but never beyond the
+	// lease, after which another relay may take the rows.
+	pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Lease)
+	defer pcancel()
+	recs := make([]*kgo.Record, len(rows))
+	for i, rw := range rows {
+		recs[i] = r.record(pctx, rw)
+	}
+	results := r.cfg.Producer.ProduceSync(pctx, recs...)
+	now := r.cfg.Now()
+	var sent []int64
+	type failure struct {
+		id       int64
+		attempts int
+		err      string
+	}
+	var failed []failure
+	for i, pr := range results {
+		if pr.Err != nil {
+			failed = append(failed, failure{rows[i].id, rows[i].attempts + 1, pr.Err.Error()})
+			continue
+		}
+		sent = append(sent, rows[i].id)
+	}
+	res.Sent, res.Failed = len(sent), len(failed)
+	// Record the outcome even when ctx has ended: the records are out (or not) either way.
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err = r.cfg.DB.Tx(mctx, func(tx *sql.Tx) error {
+		for start := 0; start < len(sent); start += 500 {
+			ids := sent[start:min(start+500, len(sent))]
+			args := []any{StatusSent, store.Micros(now)}
+			for _, id := range ids {
+				args = append(args, id)
+			}
+			if _, err := tx.ExecContext(mctx, `UPDATE outbox SET status = $1, sent_at = $2, attempts = attempts + 1, last_error = NULL
+				WHERE id IN (`+store.In(3, len(ids))+`)`, args...); err != nil {
+				return err
+			}
+		}
+		for _, f := range failed {
+			next := now.Add(r.backoff(f.attempts))
+			if _, err := tx.ExecContext(mctx, `UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4 WHERE id = $5`,
+				StatusFailed, f.attempts, store.Micros(next), truncate(f.err, 1000), f.id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// The rows stay leased and are published again when the lease ends: a duplicate, which
+		// consumers tolerate, rather than a loss.
+		return res, fmt.Errorf("outbox: record publish outcome of %d rows: %w", len(rows), err)
+	}
+	if len(failed) > 0 {
+		r.cfg.Logger.Warn("outbox: publish failed; rows kept for retry",
+			"failed", len(failed), "sent", len(sent), "err", failed[0].err,
+			"retry_in", r.backoff(failed[0].attempts).String())
+	}
+	return res, nil
+}
+
+func (r *Relay) claim(ctx context.Context) ([]row, error) {
+	now := r.cfg.Now()
+	var rows []row
+	err := r.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+		rows = rows[:0]
+		// Claims are serialised across replicas (they take milliseconds): with two claims in
+		// flight, one could skip a locked earlier row of a key and take a later one.
+		if err := r.cfg.DB.Serialize(ctx, tx, claimLock); err != nil {
+			return err
+		}
+		q := `UPDATE outbox SET next_attempt_at = $1
+			WHERE id IN (
+				SELECT o.id FROM outbox o
+				WHERE o.status <> 'SENT' AND o.next_attempt_at <= $2
+				  AND NOT EXISTS (
+					SELECT 1 FROM outbox p
+					WHERE p.status <> 'SENT' AND p.topic = o.topic AND p.record_key = o.record_key
+					  AND p.id < o.id AND p.next_attempt_at > $2)
+				ORDER BY o.id
+				LIMIT $3` + r.cfg.DB.SkipLocked() + `)
+			RETURNING id, topic, record_key, record_value, headers, attempts, created_at`
+		rs, err := tx.QueryContext(ctx, q, store.Micros(now.Add(r.cfg.Lease)), store.Micros(now), r.cfg.Batch)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var rw row
+			if err := rs.Scan(&rw.id, &rw.topic, &rw.key, &rw.value, &rw.headers, &rw.attempts, &rw.createdAt); err != nil {
+				return err
+			}
+			rows = append(rows, rw)
+		}
+		return rs.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("outbox: claim rows: %w", err)
+	}
+	// RETURNING does not promise an order; publish in id order.
+	sort.Slice(rows, func(i, j int) bool { return rows[i].id < rows[j].id })
+	return rows, nil
+}
+
+func (r *Relay) record(ctx context.Context, rw row) *kgo.Record {
+	rec := &kgo.Record{Topic: rw.topic, Key: rw.key, Value: rw.value}
+	var hs []header
+	if err := json.Unmarshal([]byte(rw.headers), &hs); err != nil {
+		r.cfg.Logger.Warn("outbox: row headers unreadable; publishing without them", "id", rw.id, "err", err)
+	}
+	carrier := propagation.MapCarrier{}
+	for _, h := range hs {
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+		carrier[h.Key] = string(h.Value)
+	}
+	// The publish joins the trace of the request or record that wrote the row.
+	rec.Context = propagation.TraceContext{}.Extract(ctx, carrier)
+	return rec
+}
+
+func (r *Relay) backoff(attempts int) time.Duration {
+	d := r.cfg.RetryBackoff
+	for i := 1; i < attempts && d < r.cfg.MaxRetryBackoff; i++ {
+		d *= 2
+	}
+	return min(d, r.cfg.MaxRetryBackoff)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

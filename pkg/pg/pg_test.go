@@ -1,0 +1,131 @@
+package pg_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/come2us/opsctl/pkg/pg"
+)
+
+func newPG(t *testing.T) (*pg.Server, *httptest.Server) {
+	t.Helper()
+	s := pg.NewServer("test_sk_secret", nil)
+	hs := httptest.NewServer(s)
+	t.Cleanup(hs.Close)
+	return s, hs
+}
+
+func client(t *testing.T, url, key string) *pg.Client {
+	t.Helper()
+	c, err := pg.NewClient(url, key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func pgErr(t *testing.T, err error) *pg.Error {
+	t.Helper()
+	var pe *pg.Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("error %v is not a PG answer", err)
+	}
+	return pe
+}
+
+func TestConfirm(t *testing.T) {
+	srv, hs := newPG(t)
+	c := client(t, hs.URL, "test_sk_secret")
+	ctx := context.Background()
+	req := pg.ConfirmRequest{PaymentKey: "pk_1", OrderID: "1", Amount: 1000}
+
+	p, err := c.Confirm(ctx, "key-1", req)
+	if err != nil || p.Status != "DONE" || p.TotalAmount != 1000 || p.PaymentKey != "pk_1" {
+		t.Fatalf("approve: %+v, %v", p, err)
+	}
+	// Same key: the first answer again, no second approval.
+	p2, err := c.Confirm(ctx, "key-1", req)
+	if err != nil || *p2 != *p {
+		t.Fatalf("repeat: %+v, %v", p2, err)
+	}
+	// Same key, different request: refused.
+	_, err = c.Confirm(ctx, "key-1", pg.ConfirmRequest{PaymentKey: "pk_1", OrderID: "1", Amount: 5})
+	if pe := pgErr(t, err); pe.Status != http.StatusUnprocessableEntity || pe.Declined() {
+		t.Fatalf("key reuse: %+v", pe)
+	}
+	// A new key for a confirmed payment: ALREADY_PROCESSED_PAYMENT, which is not a decline.
+	_, err = c.Confirm(ctx, "key-2", req)
+	if pe := pgErr(t, err); !pe.AlreadyProcessed() || pe.Declined() {
+		t.Fatalf("second confirm: %+v", pe)
+	}
+	// Scripted decline.
+	_, err = c.Confirm(ctx, "key-3", pg.ConfirmRequest{PaymentKey: "fail_1", OrderID: "2", Amount: 1000})
+	if pe := pgErr(t, err); pe.Code != pg.CodeRejectCard || !pe.Declined() || pe.Status != http.StatusForbidden {
+		t.Fatalf("decline: %+v", pe)
+	}
+	// Temporary PG failure: not a decline, and not remembered under the key.
+	srv.FailNext(1, &pg.Error{Status: http.StatusInternalServerError, Code: pg.CodeInternal, Message: "내부 시스템 처리 작업이 실패했습니다."})
+	_, err = c.Confirm(ctx, "key-4", pg.ConfirmRequest{PaymentKey: "pk_4", OrderID: "4", Amount: 1})
+	if pe := pgErr(t, err); pe.Declined() || pe.Status != 500 {
+		t.Fatalf("temporary failure: %+v", pe)
+	}
+	if _, err := c.Confirm(ctx, "key-4", pg.ConfirmRequest{PaymentKey: "pk_4", OrderID: "4", Amount: 1}); err != nil {
+		t.Fatalf("retry after a temporary failure: %v", err)
+	}
+	if srv.Approved() != 2 {
+		t.Fatalf("approved %d payments, want 2", srv.Approved())
+	}
+}
+
+func TestConfirmAuthAndTransport(t *testing.T) {
+	_, hs := newPG(t)
+	_, err := client(t, hs.URL, "wrong").Confirm(context.Background(), "k", pg.ConfirmRequest{PaymentKey: "p", OrderID: "1", Amount: 1})
+	if pe := pgErr(t, err); pe.Code != pg.CodeUnauthorizedKey || pe.Declined() {
+		t.Fatalf("bad key: %+v", pe)
+	}
+	// A non-JSON error body still yields a PG error with the status.
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "bad gateway", http.StatusBadGateway)
+	}))
+	defer plain.Close()
+	_, err = client(t, plain.URL, "k").Confirm(context.Background(), "k", pg.ConfirmRequest{PaymentKey: "p", OrderID: "1", Amount: 1})
+	if pe := pgErr(t, err); pe.Code != "HTTP_502" || pe.Declined() {
+		t.Fatalf("plain 502: %+v", pe)
+	}
+	// No answer at all: a transport error, not a PG answer.
+	hs.Close()
+	_, err = client(t, hs.URL, "test_sk_secret").Confirm(context.Background(), "k", pg.ConfirmRequest{PaymentKey: "p", OrderID: "1", Amount: 1})
+	var pe *pg.Error
+	if err == nil || errors.As(err, &pe) {
+		t.Fatalf("closed server: %v", err)
+	}
+}
+
+func TestDeclined(t *testing.T) {
+	for _, tc := range []struct {
+		e    pg.Error
+		want bool
+	}{
+		{pg.Error{Status: 403, Code: "REJECT_CARD_PAYMENT"}, true},
+		{pg.Error{Status: 400, Code: "EXCEED_MAX_DAILY_PAYMENT_COUNT"}, true},
+		{pg.Error{Status: 400, Code: pg.CodeAlreadyProcessed}, false},
+		{pg.Error{Status: 400, Code: pg.CodeProviderError}, false},
+		{pg.Error{Status: 401, Code: pg.CodeUnauthorizedKey}, false},
+		{pg.Error{Status: 409, Code: pg.CodeIdempotentProcessing}, false},
+		{pg.Error{Status: 429, Code: "TOO_MANY_REQUESTS"}, false},
+		{pg.Error{Status: 500, Code: pg.CodeInternal}, false},
+	} {
+		if got := tc.e.Declined(); got != tc.want {
+			t.Errorf("%s/%d Declined() = %v, want %v", tc.e.Code, tc.e.Status, got, tc.want)
+		}
+	}
+}
+
+func TestNewClientRequiresKey(t *testing.T) {
+	if _, err := pg.NewClient("http://x", "", nil); err == nil {
+		t.Fatal("a client without a secret key was created")
+	}
+}

@@ -1,0 +1,436 @@
+// Package product is product-service: products, their options with price and stock, the
+// reservation API order-service calls when an order is placed, and the orders-failed consumer
+// that gives the stock back when an order is compensated (section 6.2).
+//
+// Every stock movement is keyed by the order line (orderDetailId) in the reservations table, in
+// the same transaction as the stock change: a line is reserved at most once however often
+// order-service retries, and restored at most once however often orders-failed is delivered or
+// replayed from its DLT. A compensation that arrives before (or instead of) the reservation voids
+// the line, so a late reservation cannot take stock that nobody will give back.
+package product
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/come2us/opsctl/pkg/event"
+	"github.com/come2us/opsctl/pkg/store"
+)
+
+// Reservation states.
+const (
+	StateReserved = "RESERVED"
+	StateReleased = "RELEASED"
+	StateVoid     = "VOID"
+)
+
+// Product is a product with its options.
+type Product struct {
+	ID        int64     `json:"id"`
+	Name      string    `json:"name"`
+	Options   []Option  `json:"options"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Option is a sellable option of a product (its id is the optionValueId of orders).
+type Option struct {
+	ID        int64  `json:"id"`
+	ProductID int64  `json:"productId"`
+	Name      string `json:"name"`
+	Price     int64  `json:"price"`
+	Stock     int64  `json:"stock"`
+}
+
+// NewOption describes an option to create.
+type NewOption struct {
+	Name  string `json:"name"`
+	Price int64  `json:"price"`
+	Stock int64  `json:"stock"`
+}
+
+// Line is one order line to reserve.
+type Line struct {
+	OrderDetailID int64 `json:"orderDetailId"`
+	OptionValueID int64 `json:"optionValueId"`
+	Quantity      int64 `json:"quantity"`
+}
+
+// ReservedLine is a reserved line with the option's unit price.
+type ReservedLine struct {
+	Line
+	UnitPrice int64 `json:"unitPrice"`
+}
+
+// Reservation is one line's row in the reservations table.
+type Reservation struct {
+	Line
+	OrderID int64  `json:"orderId"`
+	State   string `json:"state"`
+}
+
+// Errors the reservation API answers with; the HTTP layer maps them to status codes.
+var (
+	ErrNotFound          = errors.New("not found")
+	ErrStockShort        = errors.New("not enough stock")
+	ErrLineCompensated   = errors.New("order line was already compensated")
+	ErrReservationClash  = errors.New("order line is already reserved with different values")
+	ErrRestoreMismatch   = errors.New("orders-failed event does not match the reservation")
+	errReservationRacing = errors.New("a reservation for the line appeared while voiding it")
+)
+
+// OptionError names the option an error is about.
+type OptionError struct {
+	OptionValueID int64
+	Available     int64 // for ErrStockShort
+	Requested     int64
+	Err           error
+}
+
+// Error names the option and the problem.
+func (e *OptionError) Error() string {
+	if errors.Is(e.Err, ErrStockShort) {
+		return fmt.Sprintf("option %d: %v: %d available, %d requested", e.OptionValueID, e.Err, e.Available, e.Requested)
+	}
+	return fmt.Sprintf("option %d: %v", e.OptionValueID, e.Err)
+}
+
+// Unwrap returns the sentinel.
+func (e *OptionError) Unwrap() error { return e.Err }
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Store is product-service's data access.
+type Store struct {
+	db  *store.DB
+	now func() time.Time
+}
+
+// NewStore migrates db and returns the store. now is the clock (time.Now when nil).
+func NewStore(ctx context.Context, db *store.DB, now func() time.Time) (*Store, error) {
+	sub, err := fs.Sub(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, "product", sub); err != nil {
+		return nil, err
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{db: db, now: now}, nil
+}
+
+// CreateProduct stores a product and its options.
+func (s *Store) CreateProduct(ctx context.Context, name string, opts []NewOption) (Product, error) {
+	now := s.now()
+	p := Product{Name: name, CreatedAt: now.UTC().Truncate(time.Microsecond)}
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		p.Options = p.Options[:0]
+		if err := tx.QueryRowContext(ctx, `INSERT INTO products (name, created_at) VALUES ($1, $2) RETURNING id`,
+			name, store.Micros(now)).Scan(&p.ID); err != nil {
+			return err
+		}
+		for _, o := range opts {
+			op := Option{ProductID: p.ID, Name: o.Name, Price: o.Price, Stock: o.Stock}
+			if err := tx.QueryRowContext(ctx, `INSERT INTO option_values (product_id, name, price, stock, updated_at)
+				VALUES ($1, $2, $3, $4, $5) RETURNING id`, p.ID, o.Name, o.Price, o.Stock, store.Micros(now)).Scan(&op.ID); err != nil {
+				return err
+			}
+			p.Options = append(p.Options, op)
+		}
+		return nil
+	})
+	if err != nil {
+		return Product{}, fmt.Errorf("create product: %w", err)
+	}
+	return p, nil
+}
+
+// Product returns a product with its options, or ErrNotFound.
+func (s *Store) Product(ctx context.Context, id int64) (Product, error) {
+	var p Product
+	var created int64
+	err := s.db.SQL.QueryRowContext(ctx, `SELECT id, name, created_at FROM products WHERE id = $1`, id).Scan(&p.ID, &p.Name, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, fmt.Errorf("product %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return p, fmt.Errorf("read product %d: %w", id, err)
+	}
+	p.CreatedAt = store.Time(created)
+	rows, err := s.db.SQL.QueryContext(ctx, `SELECT id, product_id, name, price, stock FROM option_values WHERE product_id = $1 ORDER BY id`, id)
+	if err != nil {
+		return p, fmt.Errorf("read options of product %d: %w", id, err)
+	}
+	p.Options, err = scanOptions(rows)
+	return p, err
+}
+
+// Options returns the options with the given ids that exist, ordered by id.
+func (s *Store) Options(ctx context.Context, ids []int64) ([]Option, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.db.SQL.QueryContext(ctx, `SELECT id, product_id, name, price, stock FROM option_values WHERE id IN (`+
+		store.In(1, len(ids))+`) ORDER BY id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read options: %w", err)
+	}
+	return scanOptions(rows)
+}
+
+func scanOptions(rows *sql.Rows) ([]Option, error) {
+	defer rows.Close()
+	out := []Option{}
+	for rows.Next() {
+		var o Option
+		if err := rows.Scan(&o.ID, &o.ProductID, &o.Name, &o.Price, &o.Stock); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// Reserve takes stock for every line of an order, all or nothing. Lines reserved before with the
+// same values are not taken twice, so order-service may repeat the call. Errors: *OptionError
+// wrapping ErrNotFound or ErrStockShort, ErrLineCompensated, ErrReservationClash.
+func (s *Store) Reserve(ctx context.Context, orderID int64, lines []Line) ([]ReservedLine, error) {
+	now := store.Micros(s.now())
+	ids := make([]any, len(lines))
+	for i, l := range lines {
+		ids[i] = l.OrderDetailID
+	}
+	var out []ReservedLine
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		existing := map[int64]Reservation{}
+		rows, err := tx.QueryContext(ctx, `SELECT order_detail_id, order_id, option_value_id, quantity, state FROM reservations
+			WHERE order_detail_id IN (`+store.In(1, len(ids))+`)`, ids...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var r Reservation
+			if err := rows.Scan(&r.OrderDetailID, &r.OrderID, &r.OptionValueID, &r.Quantity, &r.State); err != nil {
+				rows.Close()
+				return err
+			}
+			existing[r.OrderDetailID] = r
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		var fresh []Line
+		for _, l := range lines {
+			r, ok := existing[l.OrderDetailID]
+			switch {
+			case !ok:
+				fresh = append(fresh, l)
+			case r.State != StateReserved:
+				return fmt.Errorf("order line %d (%s): %w", l.OrderDetailID, r.State, ErrLineCompensated)
+			case r.OrderID != orderID || r.OptionValueID != l.OptionValueID || r.Quantity != l.Quantity:
+				return fmt.Errorf("order line %d: %w", l.OrderDetailID, ErrReservationClash)
+			}
+		}
+		// Lock option rows in id order so concurrent reservations cannot deadlock.
+		sort.SliceStable(fresh, func(i, j int) bool { return fresh[i].OptionValueID < fresh[j].OptionValueID })
+		for _, l := range fresh {
+			res, err := tx.ExecContext(ctx, `UPDATE option_values SET stock = stock - $1, updated_at = $2 WHERE id = $3 AND stock >= $1`,
+				l.Quantity, now, l.OptionValueID)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				var stock int64
+				err := tx.QueryRowContext(ctx, `SELECT stock FROM option_values WHERE id = $1`, l.OptionValueID).Scan(&stock)
+				if errors.Is(err, sql.ErrNoRows) {
+					return &OptionError{OptionValueID: l.OptionValueID, Err: ErrNotFound}
+				}
+				if err != nil {
+					return err
+				}
+				return &OptionError{OptionValueID: l.OptionValueID, Available: stock, Requested: l.Quantity, Err: ErrStockShort}
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO reservations (order_detail_id, order_id, option_value_id, quantity, state, created_at)
+				VALUES ($1, $2, $3, $4, $5, $6)`, l.OrderDetailID, orderID, l.OptionValueID, l.Quantity, StateReserved, now); err != nil {
+				if store.IsUniqueViolation(err) {
+					return fmt.Errorf("order line %d is being reserved by a concurrent request; retry: %w", l.OrderDetailID, err)
+				}
+				return err
+			}
+		}
+		prices := map[int64]int64{}
+		optIDs := make([]any, 0, len(lines))
+		for _, l := range lines {
+			optIDs = append(optIDs, l.OptionValueID)
+		}
+		prows, err := tx.QueryContext(ctx, `SELECT id, price FROM option_values WHERE id IN (`+store.In(1, len(optIDs))+`)`, optIDs...)
+		if err != nil {
+			return err
+		}
+		for prows.Next() {
+			var id, price int64
+			if err := prows.Scan(&id, &price); err != nil {
+				prows.Close()
+				return err
+			}
+			prices[id] = price
+		}
+		prows.Close()
+		if err := prows.Err(); err != nil {
+			return err
+		}
+		for _, l := range lines {
+			out = append(out, ReservedLine{Line: l, UnitPrice: prices[l.OptionValueID]})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reserve stock for order %d: %w", orderID, err)
+	}
+	return out, nil
+}
+
+// Reservations lists an order's reservation rows.
+func (s *Store) Reservations(ctx context.Context, orderID int64) ([]Reservation, error) {
+	rows, err := s.db.SQL.QueryContext(ctx, `SELECT order_detail_id, order_id, option_value_id, quantity, state FROM reservations
+		WHERE order_id = $1 ORDER BY order_detail_id`, orderID)
+	if err != nil {
+		return nil, fmt.Errorf("read reservations of order %d: %w", orderID, err)
+	}
+	defer rows.Close()
+	out := []Reservation{}
+	for rows.Next() {
+		var r Reservation
+		if err := rows.Scan(&r.OrderDetailID, &r.OrderID, &r.OptionValueID, &r.Quantity, &r.State); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Outcome says what a restore did.
+type Outcome string
+
+// Restore outcomes.
+const (
+	Restored      Outcome = "restored"       // the stock was given back now
+	Duplicate     Outcome = "duplicate"      // the line was restored (or voided) before: nothing to do
+	NoReservation Outcome = "no_reservation" // the line never reserved stock; it is now void
+)
+
+// Restore gives back the stock of one failed order line, at most once per line. The event must
+// match the line's reservation (option and quantity); if it does not, ErrRestoreMismatch is
+// returned and nothing changes — an operator must look.
+func (s *Store) Restore(ctx context.Context, ev event.OrderFailed) (Outcome, error) {
+	now := store.Micros(s.now())
+	var out Outcome
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		var order, opt, qty int64
+		err := tx.QueryRowContext(ctx, `UPDATE reservations SET state = $1, released_at = $2, release_event_id = $3
+			WHERE order_detail_id = $4 AND state = $5 RETURNING order_id, option_value_id, quantity`,
+			StateReleased, now, ev.EventID, ev.OrderDetailID, StateReserved).Scan(&order, &opt, &qty)
+		switch {
+		case err == nil:
+			if order != ev.OrderID || opt != ev.OptionValueID || qty != int64(ev.Quantity) {
+				return fmt.Errorf("%w: order %d line %d reserved %d of option %d, event says order %d, %d of option %d",
+					ErrRestoreMismatch, order, ev.OrderDetailID, qty, opt, ev.OrderID, ev.Quantity, ev.OptionValueID)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE option_values SET stock = stock + $1, updated_at = $2 WHERE id = $3`, qty, now, opt); err != nil {
+				return err
+			}
+			out = Restored
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		var state string
+		err = tx.QueryRowContext(ctx, `SELECT state FROM reservations WHERE order_detail_id = $1`, ev.OrderDetailID).Scan(&state)
+		if err == nil {
+			out = Duplicate
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO reservations (order_detail_id, order_id, option_value_id, quantity, state, created_at, released_at, release_event_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $6, $7) ON CONFLICT (order_detail_id) DO NOTHING`,
+			ev.OrderDetailID, ev.OrderID, ev.OptionValueID, ev.Quantity, StateVoid, now, ev.EventID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errReservationRacing
+		}
+		out = NoReservation
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("restore stock of order line %d: %w", ev.OrderDetailID, err)
+	}
+	return out, nil
+}
+
+// Stock returns the stock of every option, by id — for reconciliation and tests.
+func (s *Store) Stock(ctx context.Context) (map[int64]int64, error) {
+	rows, err := s.db.SQL.QueryContext(ctx, `SELECT id, stock FROM option_values`)
+	if err != nil {
+		return nil, fmt.Errorf("read stock: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]int64{}
+	for rows.Next() {
+		var id, stock int64
+		if err := rows.Scan(&id, &stock); err != nil {
+			return nil, err
+		}
+		out[id] = stock
+	}
+	return out, rows.Err()
+}
+
+// validateLines checks a reservation request before it touches the database.
+func validateLines(orderID int64, lines []Line) error {
+	if orderID <= 0 {
+		return fmt.Errorf("orderId must be a positive number, got %d", orderID)
+	}
+	if len(lines) == 0 || len(lines) > MaxLines {
+		return fmt.Errorf("lines must hold 1 to %d order lines, got %d", MaxLines, len(lines))
+	}
+	seen := make([]int64, 0, len(lines))
+	for i, l := range lines {
+		switch {
+		case l.OrderDetailID <= 0:
+			return fmt.Errorf("lines[%d].orderDetailId must be a positive number, got %d", i, l.OrderDetailID)
+		case l.OptionValueID <= 0:
+			return fmt.Errorf("lines[%d].optionValueId must be a positive number, got %d", i, l.OptionValueID)
+		case l.Quantity <= 0 || l.Quantity > MaxQuantity:
+			return fmt.Errorf("lines[%d].quantity must be between 1 and %d, got %d", i, MaxQuantity, l.Quantity)
+		case slices.Contains(seen, l.OrderDetailID):
+			return fmt.Errorf("lines[%d].orderDetailId %d appears twice", i, l.OrderDetailID)
+		}
+		seen = append(seen, l.OrderDetailID)
+	}
+	return nil
+}
+
+// Request limits.
+const (
+	MaxLines    = 100
+	MaxQuantity = 1000
+)

@@ -1,0 +1,428 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	apinet "istio.io/api/networking/v1alpha3"
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	istiofake "istio.io/client-go/pkg/clientset/versioned/fake"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+
+	"github.com/come2us/opsctl/pkg/argocd"
+	"github.com/come2us/opsctl/pkg/argocd/argocdtest"
+	"github.com/come2us/opsctl/pkg/canary"
+	"github.com/come2us/opsctl/pkg/config"
+	"github.com/come2us/opsctl/pkg/gitops"
+	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
+	"github.com/come2us/opsctl/pkg/mesh"
+)
+
+const (
+	token  = "s3cret"
+	oldRev = "3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39"
+	ns     = "come2us-prod"
+)
+
+// appDoc renders order-service-prod as Argo CD reports it.
+type appDoc struct {
+	rev, sync, health, healthMsg string
+	opPhase, opMsg               string
+	auto                         bool
+}
+
+func (d appDoc) yaml() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: order-service-prod
+  namespace: argocd
+spec:
+  project: come2us
+  source:
+    repoURL: https://github.com/come2us/opsctl.git
+    path: gitops/charts/saga-service
+    targetRevision: main
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: come2us-prod
+`)
+	if d.auto {
+		b.WriteString("  syncPolicy:\n    automated:\n      prune: true\n      selfHeal: true\n")
+	}
+	fmt.Fprintf(&b, "status:\n  sync:\n    status: %s\n    revision: %s\n  health:\n    status: %s\n    message: %q\n", d.sync, d.rev, d.health, d.healthMsg)
+	if d.opPhase != "" {
+		fmt.Fprintf(&b, `  operationState:
+    phase: %s
+    message: %q
+    startedAt: "2026-11-25T11:00:00Z"
+    finishedAt: "2026-11-25T11:00:30Z"
+    operation:
+      sync:
+        revision: %s
+      initiatedBy:
+        username: opsctl
+    syncResult:
+      revision: %s
+`, d.opPhase, d.opMsg, d.rev, d.rev)
+	}
+	return b.String()
+}
+
+// world is a GitOps remote and working copy, an Argo CD API server, and a mesh.
+type world struct {
+	t      *testing.T
+	remote *gitopstest.Remote
+	repo   *gitops.Repo
+	argo   *argocdtest.Server
+	apps   argocd.Apps
+	istio  *istiofake.Clientset
+	mesh   *mesh.Reader
+}
+
+func newWorld(t *testing.T, initial appDoc) *world {
+	t.Helper()
+	w := &world{t: t, remote: gitopstest.NewRemote(t)}
+	repo, err := gitops.Open(context.Background(), w.remote.Clone("Alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { repo.Close() })
+	w.repo = repo
+	w.argo = argocdtest.Start(t, token, initial.yaml())
+	w.apps, err = argocd.New(context.Background(), argocd.Options{Server: w.argo.Addr(), PlainText: true, Token: token, Project: "come2us", LocalConfigPath: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.apps.Close() })
+	vs := &networkingv1.VirtualService{ObjectMeta: metav1.ObjectMeta{Name: "order-service", Namespace: ns},
+		Spec: apinet.VirtualService{Hosts: []string{"order-service"}, Http: []*apinet.HTTPRoute{{Route: []*apinet.HTTPRouteDestination{
+			{Destination: &apinet.Destination{Host: "order-service", Subset: "v1"}, Weight: 100},
+			{Destination: &apinet.Destination{Host: "order-service", Subset: "v2"}, Weight: 0},
+		}}}}}
+	dr := &networkingv1.DestinationRule{ObjectMeta: metav1.ObjectMeta{Name: "order-service", Namespace: ns},
+		Spec: apinet.DestinationRule{Host: "order-service", Subsets: []*apinet.Subset{{Name: "v1"}, {Name: "v2"}}}}
+	w.istio = istiofake.NewSimpleClientset(vs, dr)
+	w.mesh = mesh.New(w.istio, kubefake.NewSimpleClientset(), ns)
+	return w
+}
+
+// setWeights plays Argo CD applying the chart: the VirtualService gets new weights.
+func (w *world) setWeights(v1, v2 int32) {
+	vs, err := w.istio.NetworkingV1().VirtualServices(ns).Get(context.Background(), "order-service", metav1.GetOptions{})
+	if err != nil {
+		w.t.Error(err)
+		return
+	}
+	vs.Spec.Http[0].Route[0].Weight, vs.Spec.Http[0].Route[1].Weight = v1, v2
+	if _, err := w.istio.NetworkingV1().VirtualServices(ns).Update(context.Background(), vs, metav1.UpdateOptions{}); err != nil {
+		w.t.Error(err)
+	}
+}
+
+func (w *world) apply(d appDoc) {
+	if err := w.argo.Apply(d.yaml()); err != nil {
+		w.t.Error(err)
+	}
+}
+
+// start runs `canary start order --env prod` through the controller with the follower.
+func (w *world) start(f *Follower) (*canary.Outcome, error) {
+	w.t.Helper()
+	ctrl := canary.New(w.repo, canary.WithFollower(f))
+	ctx := context.Background()
+	plan, err := ctrl.Plan(ctx, "prod", "order", canary.Op{Action: canary.ActionStart, Tag: "1.1.0"}, "release 1.1.0")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return ctrl.Execute(ctx, plan)
+}
+
+func TestFollowerWait(t *testing.T) {
+	const degradedMsg = `Deployment "order-service-v2" exceeded its progress deadline`
+	const failMsg = `one or more objects failed to apply, reason: admission webhook "validation.istio.io" denied the request: weight must be in 0..100`
+	tests := []struct {
+		name    string
+		initial appDoc
+		// controller plays Argo CD's controller once opsctl refreshed (auto-sync) or synced.
+		controller func(w *world, head string)
+		timeout    time.Duration
+		is         error
+		msg        func(head string) string
+	}{
+		{
+			name:    "success",
+			initial: appDoc{rev: oldRev, sync: "Synced", health: "Healthy", auto: true},
+			controller: func(w *world, head string) {
+				w.apply(appDoc{rev: head, sync: "OutOfSync", health: "Healthy", opPhase: "Running", auto: true})
+				w.setWeights(90, 10)
+				w.apply(appDoc{rev: head, sync: "Synced", health: "Progressing", healthMsg: "Deployment order-service-v2: 0 of 1 updated replicas are available", opPhase: "Succeeded", auto: true})
+				w.apply(appDoc{rev: head, sync: "Synced", health: "Healthy", opPhase: "Succeeded", opMsg: "successfully synced (all tasks run)", auto: true})
+			},
+			timeout: 10 * time.Second,
+		},
+		{
+			name:    "sync failure",
+			initial: appDoc{rev: oldRev, sync: "Synced", health: "Healthy"},
+			controller: func(w *world, head string) {
+				w.apply(appDoc{rev: head, sync: "OutOfSync", health: "Healthy", opPhase: "Failed", opMsg: failMsg})
+			},
+			timeout: 10 * time.Second,
+			is:      argocd.ErrSyncFailed,
+			msg: func(head string) string {
+				return "Argo CD failed to sync order-service-prod at " + head[:7] + ": " + failMsg
+			},
+		},
+		{
+			name:    "health degraded",
+			initial: appDoc{rev: oldRev, sync: "Synced", health: "Healthy", auto: true},
+			controller: func(w *world, head string) {
+				w.setWeights(90, 10)
+				w.apply(appDoc{rev: head, sync: "Synced", health: "Degraded", healthMsg: degradedMsg, opPhase: "Succeeded", auto: true})
+			},
+			timeout: 10 * time.Second,
+			is:      argocd.ErrDegraded,
+			msg: func(head string) string {
+				return "order-service-prod is Degraded after syncing " + head[:7] + ": " + degradedMsg
+			},
+		},
+		{
+			name:    "timeout: nothing arrives",
+			initial: appDoc{rev: oldRev, sync: "Synced", health: "Progressing", healthMsg: "waiting for rollout", auto: true},
+			timeout: 400 * time.Millisecond,
+			is:      argocd.ErrWaitTimeout,
+			msg: func(head string) string {
+				return "timed out after 400ms waiting for order-service-prod at " + head[:7] + "; did not arrive: synced at " + head[:7] +
+					" (Argo CD: Synced at 3f2a9c1); healthy (Argo CD: Progressing: waiting for rollout); live weights v1 90% / v2 10% (live: v1 100% / v2 0%)"
+			},
+		},
+		{
+			name:    "timeout: Argo CD synced but the VirtualService never changed",
+			initial: appDoc{rev: oldRev, sync: "Synced", health: "Healthy", auto: true},
+			controller: func(w *world, head string) {
+				w.apply(appDoc{rev: head, sync: "Synced", health: "Healthy", opPhase: "Succeeded", auto: true})
+			},
+			timeout: 400 * time.Millisecond,
+			is:      argocd.ErrWaitTimeout,
+			msg: func(head string) string {
+				return "timed out after 400ms waiting for order-service-prod at " + head[:7] + "; did not arrive: live weights v1 90% / v2 10% (live: v1 100% / v2 0%)"
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, tt.initial)
+			if tt.controller != nil {
+				if tt.initial.auto {
+					w.argo.OnRefresh = func(string, bool) { tt.controller(w, w.remote.Head()) }
+				} else {
+					w.argo.OnSync = func(argocdtest.SyncRequest) { tt.controller(w, w.remote.Head()) }
+				}
+			}
+			var progress []string
+			f := &Follower{Apps: w.apps, Routes: w.mesh, Timeout: tt.timeout, Interval: 20 * time.Millisecond,
+				Progress: func(s string) { progress = append(progress, s) }}
+			out, err := w.start(f)
+			head := w.remote.Head()
+			if out == nil || out.Result.Commit != head {
+				t.Fatalf("the change was not pushed: %v", err)
+			}
+			syncs := w.argo.Syncs()
+			if tt.initial.auto != (len(syncs) == 0) {
+				t.Fatalf("auto-sync %v but %d explicit syncs", tt.initial.auto, len(syncs))
+			}
+			if len(syncs) == 1 && syncs[0].Revision != head {
+				t.Fatalf("synced %s, want the pushed %s", syncs[0].Revision, head)
+			}
+			if tt.is == nil {
+				if err != nil {
+					t.Fatalf("Execute: %v", err)
+				}
+				if got := progress[len(progress)-1]; got != "live VirtualService carries v1 90% / v2 10%" {
+					t.Fatalf("last progress line %q", got)
+				}
+				return
+			}
+			var fe *FollowError
+			if !errors.Is(err, tt.is) || !errors.Is(err, ErrNotConverged) || !errors.As(err, &fe) {
+				t.Fatalf("err = %v, want %v", err, tt.is)
+			}
+			if fe.Error() != tt.msg(head) {
+				t.Fatalf("message\n got: %s\nwant: %s", fe.Error(), tt.msg(head))
+			}
+			if want := "is pushed as " + gitops.ShortHash(head) + ", but: "; !strings.Contains(err.Error(), want) {
+				t.Fatalf("the error does not say the change is in git: %v", err)
+			}
+		})
+	}
+}
+
+func i32(n int32) *int32 { return &n }
+
+func TestCompare(t *testing.T) {
+	head := "b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6"
+	at30 := gitops.Release{Canary: gitops.Canary{Enabled: true, Tag: "1.1.0", Weight: 30}}
+	route := func(v1, v2 int32) *mesh.Route {
+		return &mesh.Route{Weights: map[string]int32{"v1": v1, "v2": v2}}
+	}
+	synced := func(mod func(a *argocd.App)) *argocd.App {
+		a := &argocd.App{Name: "order-service-prod", Sync: argocd.SyncSynced, Health: argocd.HealthHealthy, Revision: head,
+			Operation: &argocd.Operation{Phase: argocd.PhaseSucceeded, Revision: head}}
+		if mod != nil {
+			mod(a)
+		}
+		return a
+	}
+	tests := []struct {
+		name     string
+		git      gitops.Release
+		app      *argocd.App
+		appErr   error
+		route    *mesh.Route
+		routeErr error
+		verdict  Verdict
+		detail   string
+	}{
+		{"all agree", at30, synced(nil), nil, route(70, 30), nil, InSync, ""},
+		{"canary off everywhere", gitops.Release{}, synced(nil), nil, route(100, 0), nil, InSync, ""},
+		{"Argo CD has not seen the commit", at30, synced(func(a *argocd.App) { a.Revision = oldRev }), nil, route(90, 10), nil, SyncPending, "git at b7c8d9e, Argo CD at 3f2a9c1"},
+		{"Argo CD is syncing", at30, synced(func(a *argocd.App) { a.Operation = &argocd.Operation{Phase: argocd.PhaseRunning} }), nil, route(90, 10), nil, SyncPending, "Argo CD is syncing b7c8d9e"},
+		{"seen, not synced (auto-sync off)", at30, synced(func(a *argocd.App) {
+			a.Sync = argocd.SyncOutOfSync
+			a.Operation.Revision = oldRev
+		}), nil, route(90, 10), nil, SyncPending, "Argo CD has seen b7c8d9e but not synced it"},
+		{"hand-edited VirtualService", at30, synced(nil), nil, route(50, 50), nil, Drift, "live v2 50%, git and Argo CD say 30%"},
+		{"synced, then changed behind Argo CD's back", at30, synced(func(a *argocd.App) { a.Sync = argocd.SyncOutOfSync }), nil, route(70, 30), nil, Drift, "Argo CD reports resources OutOfSync with b7c8d9e"},
+		{"Argo CD unreachable", at30, nil, errors.New("cannot reach Argo CD at x: connection refused"), route(70, 30), nil, Unknown, "Argo CD: cannot reach Argo CD at x: connection refused"},
+		{"mesh unreadable", at30, synced(nil), nil, nil, errors.New("VirtualService come2us-prod/order-service: not found"), Unknown, "live: VirtualService come2us-prod/order-service: not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Compare(head, tt.git, tt.app, tt.appErr, tt.route, tt.routeErr)
+			if got.Verdict != tt.verdict || got.Detail != tt.detail {
+				t.Fatalf("Compare = %q %q, want %q %q", got.Verdict, got.Detail, tt.verdict, tt.detail)
+			}
+		})
+	}
+}
+
+// promStub answers Prometheus instant queries with real API JSON; values keyed by PromQL.
+type promStub struct {
+	mu     sync.Mutex
+	values map[string]string
+}
+
+func (p *promStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
+	p.mu.Lock()
+	v, ok := p.values[r.Form.Get("query")]
+	p.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if !ok {
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[]}}`)
+		return
+	}
+	fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1795953600,%q]}]}}`, v)
+}
+
+func TestGuardRollsBackOnBreachOnly(t *testing.T) {
+	w := newWorld(t, appDoc{rev: oldRev, sync: "Synced", health: "Healthy", auto: true})
+	ctrl := canary.New(w.repo)
+	ctx := context.Background()
+	plan, err := ctrl.Plan(ctx, "prod", "order", canary.Op{Action: canary.ActionStart, Tag: "1.1.0"}, "release 1.1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctrl.Execute(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+
+	prom := &promStub{values: map[string]string{}}
+	srv := httptest.NewServer(prom)
+	defer srv.Close()
+	gates, err := canary.NewGateEvaluator(config.Prometheus{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := canary.GateTarget{Service: "order", Env: "prod"}
+	rollback := func(ctx context.Context, reason string) error {
+		p, err := ctrl.Plan(ctx, "prod", "order", canary.Op{Action: canary.ActionRollback}, reason)
+		if err != nil {
+			return err
+		}
+		_, err = ctrl.Execute(ctx, p)
+		return err
+	}
+	running := func(ctx context.Context) (bool, error) {
+		st, err := ctrl.Status(ctx, "prod", "order")
+		return st.Running(), err
+	}
+
+	// No data at all: reported as unknown for a few rounds, never rolled back.
+	head := w.remote.Head()
+	rounds := 0
+	gctx, cancel := context.WithCancel(ctx)
+	g := &Guard{Gates: gates, Target: target, Interval: time.Millisecond, Running: running, Rollback: rollback,
+		Report: func(r canary.GateReport) {
+			if r.Verdict() != canary.VerdictUnknown {
+				t.Errorf("verdict without data = %s", r.Verdict())
+			}
+			if rounds++; rounds == 3 {
+				cancel()
+			}
+		}}
+	out, err := g.Run(gctx)
+	cancel()
+	if err != nil || out.RolledBack || w.remote.Head() != head {
+		t.Fatalf("guard without data: %+v, %v (head moved: %v)", out, err, w.remote.Head() != head)
+	}
+
+	// A 5xx breach: the guard commits the rollback with the figures as the reason.
+	q5xx, _ := gates.Query(canary.GateQueryCanary5xx, target)
+	qcpu, _ := gates.Query(canary.GateQueryCPU, target)
+	prom.mu.Lock()
+	prom.values = map[string]string{q5xx: "0.052", qcpu: "0.4"}
+	prom.mu.Unlock()
+	g.Report = nil
+	out, err = g.Run(ctx)
+	if err != nil || !out.RolledBack {
+		t.Fatalf("guard on a breach: %+v, %v", out, err)
+	}
+	wantReason := "auto-rollback: canary 5xx rate (1m average) 5.20% (rollback if ≥ 3%)"
+	if out.Reason != wantReason {
+		t.Fatalf("reason %q", out.Reason)
+	}
+	values := string(w.remote.File("gitops/envs/prod/order/values.yaml"))
+	if !strings.Contains(values, "enabled: false") || !strings.Contains(values, "weight: 0") {
+		t.Fatalf("values after the rollback:\n%s", values)
+	}
+	msg := gitopstest.Git(t, w.remote.URL, "log", "-1", "--format=%B", "main")
+	if !strings.Contains(msg, wantReason) || !strings.Contains(msg, "Opsctl-Action: canary-rollback") {
+		t.Fatalf("rollback commit:\n%s", msg)
+	}
+
+	// The canary is gone now: the guard says so instead of watching nothing.
+	_, err = g.Run(ctx)
+	if !errors.Is(err, ErrCanaryGone) {
+		t.Fatalf("guard after the rollback = %v", err)
+	}
+}
+
+func TestReasonFitsACommit(t *testing.T) {
+	c := canary.GateRollbackCriteria()[0]
+	c.Name = strings.Repeat("ü", 200)
+	v := 0.5
+	r := Reason([]canary.GateResult{{Criterion: c, Value: &v, Display: "50.00%"}})
+	if len(r) > 300 || !strings.HasSuffix(r, "…") || gitops.ValidateReason(r) != nil {
+		t.Fatalf("reason of %d bytes: %v", len(r), gitops.ValidateReason(r))
+	}
+}

@@ -1,0 +1,63 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"go.opentelemetry.io/otel/propagation"
+)
+
+// Call sends a JSON request to another service and decodes the JSON answer into out (when not
+// nil). An error answer comes back as *APIError with the status and the callee's code and message;
+// no answer at all as a wrapped transport error. The trace context of ctx is sent along, so the
+// callee's spans join the caller's trace. headers may add request headers (e.g. Idempotency-Key).
+func Call(ctx context.Context, hc *http.Client, method, url string, body, out any, headers ...string) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("%s %s: encode request: %w", method, url, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	propagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read answer: %w", method, url, err)
+	}
+	if resp.StatusCode >= 400 {
+		ae := &APIError{Status: resp.StatusCode}
+		if json.Unmarshal(raw, ae) != nil || ae.Code == "" {
+			ae.Code = fmt.Sprintf("HTTP_%d", resp.StatusCode)
+			ae.Message = strings.TrimSpace(string(raw[:min(len(raw), 300)]))
+		}
+		return ae
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return fmt.Errorf("%s %s: answer %d is not the expected JSON: %w", method, url, resp.StatusCode, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,243 @@
+// Package store is the database handle the SAGA services share: PostgreSQL (pgx) in production
+// and SQLite (modernc, pure Go) as the embedded default, behind one *sql.DB, one schema and one
+// set of queries.
+//
+// Queries are written once, in the dialect both engines accept: $1-style placeholders (pgx and
+// modernc's SQLite both bind them), INSERT … RETURNING, ON CONFLICT … DO NOTHING, partial indexes,
+// integers for times (Unix microseconds, UTC) and text for states. The few differences live in
+// this package: DDL type names are templated ({{ID}}, {{BLOB}}, see Migrate), and row claiming uses
+// FOR UPDATE SKIP LOCKED on PostgreSQL only (SkipLocked).
+//
+// Concurrency differs by engine and is handled here, not by callers. On PostgreSQL transactions
+// run concurrently at READ COMMITTED and are retried when the server aborts one for a deadlock or
+// serialization failure. SQLite has a single writer per database file, so Tx serialises write
+// transactions inside the process (and BEGIN IMMEDIATE plus a busy timeout covers other
+// processes) — SKIP LOCKED is not needed there because no two writers ever overlap. SQLite is meant
+// for one replica: several replicas sharing a file would be correct but slow.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Dialect names the database engine behind a DB.
+type Dialect string
+
+// Supported dialects.
+const (
+	Postgres Dialect = "postgres"
+	SQLite   Dialect = "sqlite"
+)
+
+// DB is an open database: the *sql.DB plus what differs between the engines.
+type DB struct {
+	// SQL is the underlying pool. Use it for reads; write through Tx so SQLite writers are
+	// serialised and PostgreSQL deadlocks are retried.
+	SQL *sql.DB
+
+	dialect Dialect
+	// writer is a one-slot semaphore serialising SQLite write transactions; nil on PostgreSQL.
+	writer chan struct{}
+	// retries is how often Tx re-runs a transaction PostgreSQL aborted as a deadlock victim.
+	retries int
+}
+
+// Open connects to the database named by rawURL and checks it answers:
+//
+//	postgres://user@host:5432/db?sslmode=disable   (also postgresql://)
+//	sqlite:/var/lib/order/order.db                  (also sqlite:relative.db, file:path.db)
+//	sqlite::memory:                                 (one private in-memory database)
+func Open(ctx context.Context, rawURL string) (*DB, error) {
+	var db *DB
+	switch {
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		cfg, err := pgx.ParseConfig(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("open database: parse PostgreSQL URL: %w", err)
+		}
+		sqldb := stdlib.OpenDB(*cfg)
+		sqldb.SetMaxOpenConns(20)
+		sqldb.SetMaxIdleConns(20)
+		sqldb.SetConnMaxIdleTime(5 * time.Minute)
+		db = &DB{SQL: sqldb, dialect: Postgres, retries: 3}
+	case strings.HasPrefix(rawURL, "sqlite:"), strings.HasPrefix(rawURL, "file:"):
+		dsn, memory, err := sqliteDSN(rawURL)
+		if err != nil {
+			return nil, err
+		}
+		sqldb, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open database: %w", err)
+		}
+		if memory {
+			// Every connection to :memory: is its own database; keep exactly one.
+			sqldb.SetMaxOpenConns(1)
+		} else {
+			sqldb.SetMaxOpenConns(8)
+		}
+		sqldb.SetMaxIdleConns(8)
+		db = &DB{SQL: sqldb, dialect: SQLite, writer: make(chan struct{}, 1)}
+	default:
+		return nil, fmt.Errorf("open database: unsupported URL %q: want postgres://… or sqlite:<path>", redact(rawURL))
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.SQL.PingContext(pctx); err != nil {
+		_ = db.SQL.Close()
+		return nil, fmt.Errorf("open database %s: %w", redact(rawURL), err)
+	}
+	return db, nil
+}
+
+// sqliteDSN turns sqlite:path into modernc's file: DSN with the pragmas the services rely on:
+// WAL (readers never block the writer), a busy timeout, BEGIN IMMEDIATE (a write transaction
+// takes the lock up front instead of failing on upgrade) and foreign keys.
+func sqliteDSN(raw string) (dsn string, memory bool, err error) {
+	path := strings.TrimPrefix(strings.TrimPrefix(raw, "sqlite:"), "file:")
+	path = strings.TrimPrefix(path, "//")
+	var query string
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path, query = path[:i], path[i+1:]
+	}
+	if path == "" {
+		return "", false, errors.New("open database: sqlite URL has no path: want sqlite:<file> or sqlite::memory:")
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", false, fmt.Errorf("open database: sqlite URL query: %w", err)
+	}
+	memory = path == ":memory:"
+	pragmas := []string{"busy_timeout(10000)", "foreign_keys(ON)"}
+	if !memory {
+		pragmas = append(pragmas, "journal_mode(WAL)", "synchronous(NORMAL)")
+	}
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	return "file:" + path + "?" + q.Encode(), memory, nil
+}
+
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+// Dialect reports the engine.
+func (db *DB) Dialect() Dialect { return db.dialect }
+
+// SkipLocked returns the row-locking clause for claiming work rows: " FOR UPDATE SKIP LOCKED" on
+// PostgreSQL, so concurrent replicas claim disjoint rows, and "" on SQLite, whose writers are
+// serialised anyway.
+func (db *DB) SkipLocked() string {
+	if db.dialect == Postgres {
+		return " FOR UPDATE SKIP LOCKED"
+	}
+	return ""
+}
+
+// Serialize makes transactions that call it with the same key run one after another across all
+// replicas: a PostgreSQL transaction-level advisory lock, released at commit or rollback. On
+// SQLite it does nothing, as write transactions are serialised already.
+func (db *DB) Serialize(ctx context.Context, tx *sql.Tx, key int64) error {
+	if db.dialect != Postgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, key); err != nil {
+		return fmt.Errorf("advisory lock %d: %w", key, err)
+	}
+	return nil
+}
+
+// Close closes the pool.
+func (db *DB) Close() error { return db.SQL.Close() }
+
+// Ping checks the database answers.
+func (db *DB) Ping(ctx context.Context) error { return db.SQL.PingContext(ctx) }
+
+// Tx runs fn in a write transaction and commits it when fn returns nil. fn may run more than once
+// on PostgreSQL (after a deadlock or serialization failure), so it must not have effects outside
+// the transaction. fn must not call Tx itself: on SQLite that would wait on itself.
+func (db *DB) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if db.writer != nil {
+		select {
+		case db.writer <- struct{}{}:
+			defer func() { <-db.writer }()
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the database writer: %w", ctx.Err())
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		err := db.tx(ctx, fn)
+		if err == nil || attempt >= db.retries || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// retryable reports whether PostgreSQL aborted a transaction that would succeed if run again.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "40001", "40P01": // serialization_failure, deadlock_detected
+			return true
+		}
+	}
+	return false
+}
+
+// Execer is what both *sql.DB and *sql.Tx offer; helpers that may run inside or outside a
+// transaction take one.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// In returns n placeholders numbered from first, comma-separated ("$3,$4,$5"), for an IN list.
+func In(first, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "$%d", first+i)
+	}
+	return b.String()
+}
+
+// Micros converts t to the stored form of a time: Unix microseconds.
+func Micros(t time.Time) int64 { return t.UnixMicro() }
+
+// Time converts a stored Unix-microsecond value back to a UTC time.
+func Time(us int64) time.Time { return time.UnixMicro(us).UTC() }
