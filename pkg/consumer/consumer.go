@@ -126,6 +126,9 @@ func New(clientOpts []kgo.Opt, cfg Config) (*Consumer, error) {
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(topics...),
 		kgo.DisableAutoCommit(),
+		// Only committed records: opsctl replays dead letters in transactions, and a record of
+		// an aborted replay must never be applied.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Rebalances wait until a polled batch is processed and committed, so a partition is
 		// never processed by two members at once.
 		kgo.BlockRebalanceOnPoll(),

@@ -176,6 +176,42 @@ func TestProcessesAndCommits(t *testing.T) {
 	}
 }
 
+// TestSkipsAbortedTransactions: a record produced in a transaction that was aborted (a replay
+// that crashed or was fenced) is never handed to the handler.
+func TestSkipsAbortedTransactions(t *testing.T) {
+	h := newHarness(t)
+	var mu sync.Mutex
+	var got []string
+	h.start(func(_ context.Context, r *kgo.Record) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, string(r.Value))
+		return nil
+	})
+	tx, err := kgo.NewClient(append(kafkatest.ClientOpts(h.cluster), kgo.TransactionalID("replay-test"), kgo.DefaultProduceTopic(topic))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	ctx := context.Background()
+	if err := tx.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.ProduceSync(ctx, &kgo.Record{Key: []byte("a"), Value: []byte("aborted")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+	recs := h.produce(&kgo.Record{Key: []byte("a"), Value: []byte("committed")})
+	h.waitCommitted(recs...)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0] != "committed" {
+		t.Fatalf("handler saw %q, want only the committed record", got)
+	}
+}
+
 // TestRetryInPlaceKeepsKeyOrder: a record that fails twice is retried before the next record of
 // its partition is touched.
 func TestRetryInPlaceKeepsKeyOrder(t *testing.T) {
