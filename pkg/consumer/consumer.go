@@ -71,6 +71,11 @@ type Config struct {
 	DrainTimeout time.Duration
 	// MaxPollRecords bounds one poll (default 500).
 	MaxPollRecords int
+
+	// Fault, when set, is called before the handler on every attempt; an error it returns is
+	// that attempt's failure, classified like a handler's. `opsctl sandbox` injects its fault
+	// windows here (a database that cannot take locks, say) without touching the handlers.
+	Fault Handler
 }
 
 // Consumer consumes one group's topics.
@@ -121,6 +126,9 @@ func New(clientOpts []kgo.Opt, cfg Config) (*Consumer, error) {
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(topics...),
 		kgo.DisableAutoCommit(),
+		// Only committed records: opsctl replays dead letters in transactions, and a record of
+		// an aborted replay must never be applied.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Rebalances wait until a polled batch is processed and committed, so a partition is
 		// never processed by two members at once.
 		kgo.BlockRebalanceOnPoll(),
@@ -268,6 +276,11 @@ func (c *Consumer) call(ctx context.Context, h Handler, rec *kgo.Record) (err er
 			err = Retryable(CodePanic, fmt.Errorf("handler panicked: %v", p))
 		}
 	}()
+	if c.cfg.Fault != nil {
+		if err := c.cfg.Fault(actx, rec); err != nil {
+			return err
+		}
+	}
 	return h(actx, rec)
 }
 

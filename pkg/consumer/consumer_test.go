@@ -176,6 +176,42 @@ func TestProcessesAndCommits(t *testing.T) {
 	}
 }
 
+// TestSkipsAbortedTransactions: a record produced in a transaction that was aborted (a replay
+// that crashed or was fenced) is never handed to the handler.
+func TestSkipsAbortedTransactions(t *testing.T) {
+	h := newHarness(t)
+	var mu sync.Mutex
+	var got []string
+	h.start(func(_ context.Context, r *kgo.Record) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, string(r.Value))
+		return nil
+	})
+	tx, err := kgo.NewClient(append(kafkatest.ClientOpts(h.cluster), kgo.TransactionalID("replay-test"), kgo.DefaultProduceTopic(topic))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	ctx := context.Background()
+	if err := tx.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.ProduceSync(ctx, &kgo.Record{Key: []byte("a"), Value: []byte("aborted")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+	recs := h.produce(&kgo.Record{Key: []byte("a"), Value: []byte("committed")})
+	h.waitCommitted(recs...)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0] != "committed" {
+		t.Fatalf("handler saw %q, want only the committed record", got)
+	}
+}
+
 // TestRetryInPlaceKeepsKeyOrder: a record that fails twice is retried before the next record of
 // its partition is touched.
 func TestRetryInPlaceKeepsKeyOrder(t *testing.T) {
@@ -205,6 +241,41 @@ func TestRetryInPlaceKeepsKeyOrder(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(h.met.DeadLettered); n != 0 {
 		t.Fatalf("%d dead-letter series, want none", n)
+	}
+}
+
+// TestFaultHook: while the injected fault fails every attempt, records are dead-lettered with the
+// fault's code without the handler running; once it is lifted they are processed.
+func TestFaultHook(t *testing.T) {
+	h := newHarness(t)
+	var faulty atomic.Bool
+	faulty.Store(true)
+	var handled atomic.Int32
+	h.start(func(context.Context, *kgo.Record) error { handled.Add(1); return nil }, func(c *consumer.Config) {
+		c.Fault = func(context.Context, *kgo.Record) error {
+			if faulty.Load() {
+				return consumer.Retryable("DB_LOCK_TIMEOUT", errors.New("simulated: lock wait timeout"))
+			}
+			return nil
+		}
+	})
+	recs := h.produce(&kgo.Record{Key: []byte("k"), Value: []byte(`{"orderId":1}`)})
+	dls := h.deadLetters(1)
+	if d := dlt.Decode(dls[0]); d.ErrorCode != "DB_LOCK_TIMEOUT" || !strings.Contains(d.ErrorMessage, "simulated") {
+		t.Fatalf("dead letter %+v", d)
+	}
+	h.waitCommitted(recs...)
+	if handled.Load() != 0 {
+		t.Fatalf("the handler ran %d times during the fault", handled.Load())
+	}
+	if n := testutil.ToFloat64(h.met.Failed.WithLabelValues(topic, group, "DB_LOCK_TIMEOUT")); n != 3 {
+		t.Fatalf("failed attempts = %v, want 3", n)
+	}
+	faulty.Store(false)
+	more := h.produce(&kgo.Record{Key: []byte("k"), Value: []byte(`{"orderId":2}`)})
+	h.waitCommitted(more...)
+	if handled.Load() != 1 {
+		t.Fatalf("handled %d records after the fault, want 1", handled.Load())
 	}
 }
 

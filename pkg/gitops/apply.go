@@ -186,6 +186,11 @@ func (r *Repo) Apply(ctx context.Context, c Change) (Result, error) {
 		if err != nil {
 			return Result{}, fmt.Errorf("%w; nothing was pushed", err)
 		}
+		if next == base {
+			// Refused as out of date, yet the branch did not move: retrying cannot help.
+			return Result{}, fmt.Errorf("push to %s %s was refused as out of date, but the remote branch is still at %s; nothing was pushed",
+				r.remote, r.branch, ShortHash(base))
+		}
 		if ok, err := r.isAncestor(ctx, base, next); err != nil {
 			return Result{}, err
 		} else if !ok {
@@ -324,6 +329,10 @@ func (r *Repo) push(ctx context.Context) (rejected bool, err error) {
 		return false, nil
 	case found && status.flag == '!' && strings.HasPrefix(status.summary, "[rejected]"):
 		return true, nil
+	case found && status.flag == '!' && lostRefRace(status.reason(), string(stderr)):
+		// Two pushes passed the fast-forward check together and the other one moved the branch
+		// first: the same lost race as a non-fast-forward, decided on the server instead.
+		return true, nil
 	case found && status.flag == '!':
 		return false, &PushRejectedError{
 			Remote:  r.remote,
@@ -336,6 +345,21 @@ func (r *Repo) push(ctx context.Context) (rejected bool, err error) {
 	default:
 		return false, fmt.Errorf("push to %s %s: unexpected output %q; nothing was pushed", r.remote, r.branch, strings.TrimSpace(string(stdout)))
 	}
+}
+
+// refRaceReasons are how receive-pack (and hosted remotes built on it) report a branch update
+// that lost to another push after both had passed the fast-forward check: "[remote rejected]
+// (failed to update ref)" with "cannot lock ref 'refs/heads/main': is at X but expected Y".
+var refRaceReasons = []string{"failed to update ref", "failed to lock", "cannot lock ref", "incorrect old value"}
+
+// lostRefRace reports whether a remote rejection says the branch moved under the push.
+func lostRefRace(reason, stderr string) bool {
+	for _, r := range refRaceReasons {
+		if strings.Contains(reason, r) || strings.Contains(stderr, r) {
+			return true
+		}
+	}
+	return false
 }
 
 type pushStatus struct {

@@ -258,6 +258,66 @@ func TestRaceSameService(t *testing.T) {
 	assertClean(t, bdir, bobBase)
 }
 
+// TestRaceSameServiceDecidedAtTheServer: Bob's push and Alice's reach the server together, both
+// fast-forwards of the same commit; Alice's moves the branch while Bob's waits in the
+// pre-receive hook, so the server refuses Bob's ref update ("cannot lock ref ... is at X but
+// expected Y") rather than his client seeing a non-fast-forward. That is the same lost race:
+// Bob must get the ConflictError naming Alice's commit, not a bare rejection.
+func TestRaceSameServiceDecidedAtTheServer(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	a, adir := f.clone("Alice")
+	if _, err := a.Apply(ctx, change(t, a, "prod", "order", "canary-start", startCanary("1.1.0", 10))); err != nil {
+		t.Fatal(err)
+	}
+	// Alice's next step, committed but not pushed yet: the hook pushes it in the middle of Bob's.
+	path := filepath.Join(adir, "gitops/envs/prod/order/values.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := ReadRelease(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel.Canary.Weight = 30
+	edited, err := EditRelease(data, rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitT(t, adir, "commit", "--quiet", "-am", "Alice steps order to 30")
+	aliceCommit := gitT(t, adir, "rev-parse", "HEAD")
+
+	marker := filepath.Join(t.TempDir(), "alice-pushed")
+	hook := "#!/bin/sh\n[ -e '" + marker + "' ] && exit 0\n: > '" + marker + "'\n" +
+		"unset GIT_DIR GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES\n" +
+		"git -C '" + adir + "' push --quiet origin HEAD:main >&2\n"
+	if err := os.WriteFile(filepath.Join(f.remote, "hooks", "pre-receive"), []byte(hook), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	b, bdir := f.clone("Bob")
+	bobChange := change(t, b, "prod", "order", "canary-set", setWeight(50))
+	_, err = b.Apply(ctx, bobChange)
+	var conflict *ConflictError
+	if !errors.As(err, &conflict) {
+		t.Fatalf("err = %v, want a ConflictError", err)
+	}
+	if conflict.Head != aliceCommit || conflict.Expected.Canary.Weight != 10 || conflict.Found.Canary.Weight != 30 {
+		t.Errorf("conflict head %s expected %v found %v, want Alice's %s with weight 30", conflict.Head, conflict.Expected, conflict.Found, aliceCommit)
+	}
+	if !strings.Contains(err.Error(), "nothing was committed or pushed") {
+		t.Errorf("error does not say nothing was pushed: %v", err)
+	}
+	if f.remoteHead() != aliceCommit {
+		t.Errorf("remote head %s, want Alice's %s", f.remoteHead(), aliceCommit)
+	}
+	assertClean(t, bdir, bobChange.BaseCommit)
+}
+
 // TestRaceDifferentServices has Bob's push overtaken by Alice's change to another service: the
 // file Bob edits is untouched at the new head, so his edit is re-applied there and both land.
 func TestRaceDifferentServices(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	configcmd "github.com/come2us/opsctl/pkg/cmd/config"
 	dltcmd "github.com/come2us/opsctl/pkg/cmd/dlt"
 	mancmd "github.com/come2us/opsctl/pkg/cmd/man"
+	sandboxcmd "github.com/come2us/opsctl/pkg/cmd/sandbox"
 	tuicmd "github.com/come2us/opsctl/pkg/cmd/tui"
 	versioncmd "github.com/come2us/opsctl/pkg/cmd/version"
 	"github.com/come2us/opsctl/pkg/cmdutil"
@@ -25,6 +26,8 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
   dlt      browse, group and replay Kafka dead-letter topics, exactly once
   canary   shift Istio canary weights by committing to the GitOps repo, with gates and rollback
   apps     see and drive Argo CD applications
+  sandbox  run the whole platform, simulated, on this machine
+  tui      the terminal console over all of it (also: opsctl with no command, on a terminal)
 
 Contexts in ~/.config/opsctl/config.yaml name each environment's Kafka, GitOps repo, Argo CD,
 kube context and Prometheus.`,
@@ -74,5 +77,7 @@ kube context and Prometheus.`,
 		appscmd.NewCmdApps(f),
 	)
 	cmd.AddCommand(tuicmd.NewCmdTUI(f, nil))
+	// The sandbox opens the console on its simulated context once it is ready.
+	cmd.AddCommand(sandboxcmd.NewCmdSandbox(f, tuicmd.Run, nil))
 	return cmd
 }
