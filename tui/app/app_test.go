@@ -160,3 +160,14 @@ func TestPaletteCompletion(t *testing.T) {
 		t.Fatalf("switches asked: %v", asked)
 	}
 }
+
+// TestFastTyping: runes read together (":trace 42" typed before the screen caught up) act as
+// separate key presses.
+func TestFastTyping(t *testing.T) {
+	p := tuitest.Start(t, New(Options{Routes: routes()}), 80, 24)
+	p.WaitFor("dlt body line")
+	p.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(":trace 42")})
+	p.Key(tea.KeyEnter)
+	p.WaitFor("trace 42 body line")
+	p.Quit()
+}

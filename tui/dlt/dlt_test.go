@@ -343,7 +343,7 @@ func TestDLTNoLeak(t *testing.T) {
 	p := tuitest.Start(t, w.root(ctx, false), 80, 24)
 	openRecords(t, p)
 	p.Type(" r")
-	p.WaitFor("Replay 1 dead letters?")
+	p.WaitFor("Replay 1 dead letter?")
 	p.Quit()
 	cancel()
 	w.e.Close()

@@ -230,7 +230,7 @@ func (r *Records) updateFlow(msg tea.Msg) (tea.Cmd, bool) {
 			return view.Status(""), true
 		}
 		lines = append(lines, "exactly once: each batch and its ledger entries commit together")
-		fl.modal = modal.New(fmt.Sprintf("Replay %s dead letters?", count(msg.plan.Replay)), lines...).
+		fl.modal = modal.New(fmt.Sprintf("Replay %s?", plural(msg.plan.Replay, "dead letter")), lines...).
 			Action("replay").
 			Field("Target group", "optional: only this consumer group processes them", "", validGroup).
 			Field("Reason", "why, recorded in the ledger", "", validReason)
@@ -331,4 +331,12 @@ func errText(err error) string {
 		return "unknown error"
 	}
 	return err.Error()
+}
+
+// plural renders "1 dead letter", "3 dead letters".
+func plural(n int64, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return count(n) + " " + what + "s"
 }
