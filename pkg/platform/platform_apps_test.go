@@ -31,10 +31,15 @@ func loadEnvApps(t *testing.T, env string) map[string]*v1alpha1.Application {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if base := strings.TrimSuffix(filepath.Base(p), ".yaml"); base != app.Name {
-			t.Errorf("%s holds Application %s; name files after their Application", p, app.Name)
+		// One hub Argo CD holds both environments' Applications, so names carry the env.
+		base := strings.TrimSuffix(filepath.Base(p), ".yaml")
+		if base+"-"+env != app.Name {
+			t.Errorf("%s holds Application %s, want %s-%s", p, app.Name, base, env)
 		}
-		apps[app.Name] = app
+		if d := app.Spec.Destination; d.Name != env || d.Server != "" {
+			t.Errorf("%s deploys to cluster name %q server %q, want the cluster registered as %q", app.Name, d.Name, d.Server, env)
+		}
+		apps[base] = app
 	}
 	return apps
 }

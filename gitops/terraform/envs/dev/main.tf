@@ -46,6 +46,9 @@ module "eks" {
     max_size       = 3
   }
 
+  # The hub Argo CD in prod deploys dev too (gitops/argocd, gitops/platform/argocd-apps).
+  admin_role_arns = var.argocd_hub_role_arn == "" ? [] : [var.argocd_hub_role_arn]
+
   tags = local.tags
 
   # EKS must find its control-plane log group (with the 15-day retention) already there.

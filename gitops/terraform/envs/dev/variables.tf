@@ -20,3 +20,9 @@ variable "kubernetes_version" {
   type        = string
   default     = "1.33"
 }
+
+variable "argocd_hub_role_arn" {
+  description = "IAM role of the hub Argo CD in the prod cluster; it is made admin of this cluster so it can deploy dev (empty: none yet)."
+  type        = string
+  default     = ""
+}

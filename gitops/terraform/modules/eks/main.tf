@@ -172,3 +172,26 @@ resource "aws_eks_pod_identity_association" "node_logs" {
 
   tags = var.tags
 }
+
+# Roles from outside the cluster that administer it: the hub Argo CD (running in prod) deploys
+# dev's services and add-ons through this access entry.
+resource "aws_eks_access_entry" "admin" {
+  for_each = toset(var.admin_role_arns)
+
+  cluster_name  = aws_eks_cluster.this.name
+  principal_arn = each.value
+  type          = "STANDARD"
+  tags          = var.tags
+}
+
+resource "aws_eks_access_policy_association" "admin" {
+  for_each = toset(var.admin_role_arns)
+
+  cluster_name  = aws_eks_cluster.this.name
+  principal_arn = aws_eks_access_entry.admin[each.key].principal_arn
+  policy_arn    = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+
+  access_scope {
+    type = "cluster"
+  }
+}

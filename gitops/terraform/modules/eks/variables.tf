@@ -58,3 +58,9 @@ variable "log_shipper" {
     service_account = "fluent-bit"
   }
 }
+
+variable "admin_role_arns" {
+  description = "IAM roles granted cluster admin through EKS access entries, e.g. the hub Argo CD's role in the prod cluster, which deploys to this cluster too."
+  type        = list(string)
+  default     = []
+}
