@@ -339,20 +339,25 @@ func clip(s string) string {
 // ([a-zA-Z0-9._-], at most 249 characters); anything else cannot be a topic to replay to, so it
 // reads as no topic at all rather than as a target that would fail later.
 func headerTopic(v []byte) string {
-	if len(v) == 0 || len(v) > 249 {
+	if !validTopic(v) {
 		return ""
+	}
+	return string(v)
+}
+
+// validTopic reports whether v is a legal Kafka topic name.
+func validTopic(v []byte) bool {
+	if len(v) == 0 || len(v) > 249 {
+		return false
 	}
 	for _, c := range v {
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
 		default:
-			return ""
+			return false
 		}
 	}
-	if s := string(v); s != "." && s != ".." {
-		return s
-	}
-	return ""
+	return string(v) != "." && string(v) != ".."
 }
 
 // IsDeadLetterHeader reports whether a header is dead-letter metadata (Spring's kafka_dlt-*,
@@ -365,25 +370,36 @@ func IsDeadLetterHeader(key string) bool {
 // OriginTopic returns the original topic that headers name, with Decode's precedence (Spring's
 // kafka_dlt-original-topic, then Connect's __connect.errors.topic, then x-original-topic) and
 // its validation, without decoding anything else: the one thing a replay needs per record.
-func OriginTopic(headers []kgo.RecordHeader) string {
-	var spring, connect, x string
+func OriginTopic(headers []kgo.RecordHeader) string { return string(OriginTopicBytes(headers)) }
+
+// OriginTopicBytes is OriginTopic as the header value's bytes (nil when no header names a
+// topic), for scans that intern topic names instead of allocating one string per record.
+func OriginTopicBytes(headers []kgo.RecordHeader) []byte {
+	var spring, connect, x []byte
 	for _, h := range headers {
 		switch h.Key {
 		case HeaderOriginalTopic:
-			spring = headerTopic(h.Value)
+			spring = validOrNil(h.Value)
 		case ConnectTopic:
-			connect = headerTopic(h.Value)
+			connect = validOrNil(h.Value)
 		case HeaderXOriginalTopic:
-			x = headerTopic(h.Value)
+			x = validOrNil(h.Value)
 		}
 	}
 	switch {
-	case spring != "":
+	case spring != nil:
 		return spring
-	case connect != "":
+	case connect != nil:
 		return connect
 	}
 	return x
+}
+
+func validOrNil(v []byte) []byte {
+	if validTopic(v) {
+		return v
+	}
+	return nil
 }
 
 // OriginalTopic returns the topic a dead letter should be replayed to, from the first header

@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"strconv"
 	"strings"
 	"time"
 
@@ -128,11 +127,24 @@ func TargetGroup(headers []kgo.RecordHeader) string {
 // ReplayCount returns how many times a record has been replayed (0 when it never was, or the
 // header is not a non-negative decimal).
 func ReplayCount(headers []kgo.RecordHeader) int {
-	n, err := strconv.Atoi(headerString(headers, HeaderReplayCount))
-	if err != nil || n < 0 {
-		return 0
+	for i := len(headers) - 1; i >= 0; i-- {
+		if headers[i].Key != HeaderReplayCount {
+			continue
+		}
+		v := headers[i].Value
+		if len(v) == 0 || len(v) > 9 { // up to 999,999,999: no overflow, no allocation
+			return 0
+		}
+		n := 0
+		for _, c := range v {
+			if c < '0' || c > '9' {
+				return 0
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
 	}
-	return n
+	return 0
 }
 
 func headerString(headers []kgo.RecordHeader, key string) string {

@@ -4,9 +4,9 @@
 //
 // Exactly once, across runs and crashes, rests on three things:
 //
-//   - Each replayed record and its ledger record (key "dltTopic/partition/offset" on the
-//     compacted ledger topic) are produced in one Kafka transaction: both become visible or
-//     neither does.
+//   - Each batch of replayed records and its ledger entry (a batch entry on the compacted
+//     ledger topic listing every dead letter of the batch and the target record it became) are
+//     produced in one Kafka transaction: all become visible or none does.
 //   - Every run of one DLT uses the same transactional id, "opsctl-replay/<dlt topic>". Starting a
 //     run fences the previous one: Kafka aborts its open transaction and refuses anything it
 //     sends afterwards. A run first commits a small run-start entry to hold the fence, then
@@ -258,20 +258,31 @@ func topicErr(topic string, l kadm.ListedOffsets) error {
 // records and aborted transactions never reach fn). fn returns false to stop the scan early.
 // Memory stays at one fetch whatever the topic's size.
 func (e *Engine) scan(ctx context.Context, topic string, ranges []partRange, fetch int32, fn func(*kgo.Record) (bool, error)) error {
-	for _, r := range ranges {
-		more, err := e.scanRanges(ctx, topic, []partRange{r}, fetch, fn)
-		if err != nil || !more {
-			return err
-		}
-	}
-	return nil
+	return e.scanWith(ctx, topic, ranges, fetch, false, fn, nil)
 }
 
 // scanAll reads all ranges at once, partitions interleaved (each still in offset order): fewer
 // round trips than scan, for a replay, where the order across partitions does not matter.
 func (e *Engine) scanAll(ctx context.Context, topic string, ranges []partRange, fetch int32, fn func(*kgo.Record) (bool, error)) error {
-	_, err := e.scanRanges(ctx, topic, ranges, fetch, fn)
-	return err
+	return e.scanWith(ctx, topic, ranges, fetch, true, fn, nil)
+}
+
+// scanWith is scanAll (all) or scan, calling afterPoll, when not nil, after the records of each
+// fetch: the moment to hand on what was gathered before the scan may wait for the next fetch.
+func (e *Engine) scanWith(ctx context.Context, topic string, ranges []partRange, fetch int32, all bool,
+	fn func(*kgo.Record) (bool, error), afterPoll func() error,
+) error {
+	if all {
+		_, err := e.scanRanges(ctx, topic, ranges, fetch, fn, afterPoll)
+		return err
+	}
+	for _, r := range ranges {
+		more, err := e.scanRanges(ctx, topic, []partRange{r}, fetch, fn, afterPoll)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
 }
 
 // Fetch sizes (compressed bytes per fetch) for scans: browsing keeps one small fetch in memory;
@@ -281,7 +292,9 @@ const (
 	fetchBulk   int32 = 4 << 20
 )
 
-func (e *Engine) scanRanges(ctx context.Context, topic string, ranges []partRange, fetch int32, fn func(*kgo.Record) (bool, error)) (bool, error) {
+func (e *Engine) scanRanges(ctx context.Context, topic string, ranges []partRange, fetch int32,
+	fn func(*kgo.Record) (bool, error), afterPoll func() error,
+) (bool, error) {
 	ends := map[int32]int64{}
 	starts := map[int32]kgo.Offset{}
 	for _, r := range ranges {
@@ -353,6 +366,11 @@ func (e *Engine) scanRanges(ctx context.Context, topic string, ranges []partRang
 			}
 			if rec.Offset >= end-1 {
 				done(rec.Partition)
+			}
+		}
+		if afterPoll != nil {
+			if err := afterPoll(); err != nil {
+				return false, err
 			}
 		}
 		if progressed {

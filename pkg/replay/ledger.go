@@ -1,13 +1,12 @@
 package replay
 
 import (
-	"bytes"
 	"encoding/json"
 	"encoding/json/jsontext"
 	jsonv2 "encoding/json/v2"
 	"errors"
 	"fmt"
-	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -15,7 +14,8 @@ import (
 
 // Ledger record kinds.
 const (
-	KindReplay = "replay" // one dead letter replayed
+	KindBatch  = "batch"  // the dead letters one replay transaction replayed (or a part of them)
+	KindReplay = "replay" // one dead letter replayed (written by earlier versions; still read)
 	KindRun    = "run"    // one replay run: written when it starts and again when it ends
 )
 
@@ -57,8 +57,10 @@ func ParseCoord(s string) (Coord, bool) {
 	return Coord{Topic: parts[0], Partition: int32(p), Offset: o}, true
 }
 
-// Entry is one ledger record's value (JSON). A replay entry is keyed by its dead letter's
-// coordinate; a run entry by RunKey(runID), so compaction keeps each run's latest state.
+// Entry is one ledger record's value (JSON). A batch entry is keyed by BatchKey: it lists the
+// dead letters one transaction replayed, committed in that transaction. A run entry is keyed
+// by RunKey(runID), so compaction keeps each run's latest state. A replay entry (one dead
+// letter, keyed by its coordinate) is the format of earlier versions, still read.
 type Entry struct {
 	Kind string `json:"kind"`
 	// RunID is the run that wrote the entry.
@@ -76,6 +78,12 @@ type Entry struct {
 	Target      *Coord `json:"target,omitempty"`
 	ReplayCount int    `json:"replayCount,omitempty"`
 	Group       string `json:"group,omitempty"`
+
+	// Batch entries: the target topics, the meaning of each row's columns (BatchColumns), and
+	// one row per dead letter replayed.
+	Targets []string     `json:"targets,omitempty"`
+	Columns []string     `json:"columns,omitempty"`
+	Replays BatchReplays `json:"replays,omitempty"`
 
 	// Run entries.
 	Status    string     `json:"status,omitempty"`
@@ -97,9 +105,82 @@ type Counts struct {
 	Failed   int `json:"failed"`
 }
 
-// RunKey is the ledger key of a run entry. It has two parts, a replay key three, so the two
-// never collide.
+// RunKey is the ledger key of a run entry. It has two parts, a replay key three and a batch key
+// five, so they never collide.
 func RunKey(runID string) string { return "run/" + runID }
+
+// BatchKey is the ledger key of a run's n-th batch entry: "dlt/run/<runID>/<n>". It starts with
+// the DLT, so a reader interested in one DLT skips the others' entries by key.
+func BatchKey(dltTopic, runID string, n int) string {
+	return dltTopic + "/run/" + runID + "/" + strconv.Itoa(n)
+}
+
+// BatchColumns names the columns of a batch entry's rows, in order. The replay id of a row is
+// the run id (a UUID) with its last four bytes replaced by replayIdSeq, big-endian.
+var BatchColumns = []string{"partition", "offset", "target", "targetPartition", "targetOffset", "replayCount", "replayIdSeq"}
+
+// BatchReplay is one row of a batch entry: a dead letter of the entry's DLT and where its
+// replay went (Target indexes the entry's Targets).
+type BatchReplay struct {
+	Partition       int32
+	Offset          int64
+	Target          int
+	TargetPartition int32
+	TargetOffset    int64
+	ReplayCount     int
+	Seq             uint32
+}
+
+// BatchReplays are a batch entry's rows, in JSON an array of arrays of seven integers.
+type BatchReplays []BatchReplay
+
+// UnmarshalJSONFrom reads the rows token by token, without a slice per row, and rejects any row
+// that is not seven integers in range.
+func (rs *BatchReplays) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	if tok.Kind() == 'n' {
+		*rs = nil
+		return nil
+	}
+	if tok.Kind() != '[' {
+		return errors.New("replays: not an array")
+	}
+	out := (*rs)[:0]
+	for dec.PeekKind() == '[' {
+		if _, err := dec.ReadToken(); err != nil {
+			return err
+		}
+		var v [7]int64
+		for i := range v {
+			tok, err := dec.ReadToken()
+			if err != nil {
+				return err
+			}
+			if tok.Kind() != '0' {
+				return fmt.Errorf("replays: row %d: column %s is not a number", len(out), BatchColumns[i])
+			}
+			if v[i], err = strconv.ParseInt(tok.String(), 10, 64); err != nil || v[i] < 0 {
+				return fmt.Errorf("replays: row %d: column %s is not a non-negative integer", len(out), BatchColumns[i])
+			}
+		}
+		if tok, err := dec.ReadToken(); err != nil || tok.Kind() != ']' {
+			return fmt.Errorf("replays: row %d has more than %d columns", len(out), len(BatchColumns))
+		}
+		if v[0] > math.MaxInt32 || v[3] > math.MaxInt32 || v[5] > math.MaxInt32 || v[6] > math.MaxUint32 || v[2] > math.MaxInt32 {
+			return fmt.Errorf("replays: row %d: a column is out of range", len(out))
+		}
+		out = append(out, BatchReplay{Partition: int32(v[0]), Offset: v[1], Target: int(v[2]), TargetPartition: int32(v[3]),
+			TargetOffset: v[4], ReplayCount: int(v[5]), Seq: uint32(v[6])})
+	}
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != ']' {
+		return errors.New("replays: a row is not an array")
+	}
+	*rs = out
+	return nil
+}
 
 func decodeEntry(key, value []byte) (Entry, error) {
 	var e Entry
@@ -108,6 +189,18 @@ func decodeEntry(key, value []byte) (Entry, error) {
 		return Entry{}, fmt.Errorf("ledger record %q: %w", clipKey(key), err)
 	}
 	switch e.Kind {
+	case KindBatch:
+		if e.RunID == "" || e.DLT == "" {
+			return Entry{}, fmt.Errorf("ledger record %q: a batch entry without a run id or DLT", clipKey(key))
+		}
+		for i, r := range e.Replays {
+			if r.Target >= len(e.Targets) {
+				return Entry{}, fmt.Errorf("ledger record %q: row %d names target %d of %d", clipKey(key), i, r.Target, len(e.Targets))
+			}
+			if r.ReplayCount < 1 {
+				return Entry{}, fmt.Errorf("ledger record %q: row %d has replay count %d", clipKey(key), i, r.ReplayCount)
+			}
+		}
 	case KindReplay:
 		c, ok := ParseCoord(string(key))
 		if !ok {
@@ -173,15 +266,6 @@ func (ix *ledgerIndex) add(key, value []byte, wantDLT string, keepRuns bool) {
 	if wantDLT != "" && !strings.HasPrefix(string(key), wantDLT+"/") && !strings.HasPrefix(string(key), "run/") {
 		return // another DLT's replay: skip before paying for JSON
 	}
-	if from, ok := ParseCoord(string(key)); ok {
-		// The fast path for the bulk of the ledger: a replay entry, read without a full decode.
-		if runID, dltTopic, count, ok := scanReplayEntry(value); ok {
-			if wantDLT == "" || dltTopic == wantDLT {
-				ix.addReplay(from, ix.intern(runID), count, keepRuns)
-			}
-			return
-		}
-	}
 	e, err := decodeEntry(key, value)
 	if err != nil {
 		ix.bad++
@@ -192,6 +276,10 @@ func (ix *ledgerIndex) add(key, value []byte, wantDLT string, keepRuns bool) {
 	}
 	e.RunID = ix.intern(e.RunID)
 	switch e.Kind {
+	case KindBatch:
+		for _, r := range e.Replays {
+			ix.addReplay(Coord{Topic: e.DLT, Partition: r.Partition, Offset: r.Offset}, e.RunID, r.ReplayCount, keepRuns)
+		}
 	case KindReplay:
 		ix.addReplay(*e.From, e.RunID, e.ReplayCount, keepRuns)
 	case KindRun:
@@ -213,8 +301,15 @@ func (ix *ledgerIndex) addReplay(from Coord, runID string, count int, keepRuns b
 		os = map[int64]replayed{}
 		ps[from.Partition] = os
 	}
-	if prev, ok := os[from.Offset]; ok && keepRuns {
-		ix.runReplays[prev.run]--
+	if prev, ok := os[from.Offset]; ok {
+		// Every replay counts one higher than the one before, so the highest count is the
+		// latest replay, whatever order the ledger's partitions were read in.
+		if int(prev.count) >= count {
+			return
+		}
+		if keepRuns {
+			ix.runReplays[prev.run]--
+		}
 	}
 	os[from.Offset] = replayed{count: int32(count), run: runID}
 	if keepRuns {
@@ -222,101 +317,77 @@ func (ix *ledgerIndex) addReplay(from Coord, runID string, count int, keepRuns b
 	}
 }
 
-// scanReplayEntry reads the fields a ledger index needs from a replay entry (kind "replay",
-// runId, dlt, replayCount) without decoding the rest. ok is false for anything else — another
-// kind, a malformed value — which then takes the full decode.
-func scanReplayEntry(value []byte) (runID, dltTopic string, count int, ok bool) {
-	if runID, dltTopic, count, ok = ownReplayEntry(value); ok {
-		return runID, dltTopic, count, ok
-	}
-	return tokenReplayEntry(value)
+// batchRow is what a batch entry records about one replayed dead letter.
+type batchRow struct {
+	from   Coord
+	target Coord
+	count  int
+	seq    uint32
 }
 
-// ownReplayEntry reads an entry laid out exactly as entryEncoder writes it — kind, runId and
-// dlt first, replayCount last — with byte comparisons, after checking the value is valid JSON.
-// A string cannot hide these markers: inside a JSON string every quote is escaped.
-func ownReplayEntry(value []byte) (runID, dltTopic string, count int, ok bool) {
-	const head = `{"kind":"replay","runId":"`
-	rest, found := bytes.CutPrefix(value, []byte(head))
-	if !found {
-		return "", "", 0, false
+// batch returns the value of one batch entry holding rows; at is the time already formatted as
+// RFC 3339.
+func (enc *entryEncoder) batch(at string, rows []batchRow) []byte {
+	var targets []string
+	index := map[string]int{}
+	for _, r := range rows {
+		if _, ok := index[r.target.Topic]; !ok {
+			index[r.target.Topic] = len(targets)
+			targets = append(targets, r.target.Topic)
+		}
 	}
-	id, rest, found := bytes.Cut(rest, []byte(`","dlt":"`))
-	if !found || bytes.ContainsAny(id, "\\\"") || len(id) == 0 {
-		return "", "", 0, false
+	b := make([]byte, 0, len(enc.batchPrefix)+200+48*len(rows))
+	b = append(b, enc.batchPrefix...)
+	b = append(b, `,"time":"`...)
+	b = append(b, at...)
+	b = append(b, `","targets":[`...)
+	for i, t := range targets {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, t)
 	}
-	topic, _, found := bytes.Cut(rest, []byte(`"`))
-	if !found || bytes.IndexByte(topic, '\\') >= 0 {
-		return "", "", 0, false
+	b = append(b, `],"columns":["partition","offset","target","targetPartition","targetOffset","replayCount","replayIdSeq"],"replays":[`...)
+	for i, r := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		b = strconv.AppendInt(b, int64(r.from.Partition), 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, r.from.Offset, 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(index[r.target.Topic]), 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(r.target.Partition), 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, r.target.Offset, 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(r.count), 10)
+		b = append(b, ',')
+		b = strconv.AppendUint(b, uint64(r.seq), 10)
+		b = append(b, ']')
 	}
-	i := bytes.LastIndex(value, []byte(`},"replayCount":`))
-	if i < 0 || value[len(value)-1] != '}' {
-		return "", "", 0, false
-	}
-	n, err := strconv.Atoi(string(value[i+len(`},"replayCount":`) : len(value)-1]))
-	if err != nil || n < 0 || !jsontext.Value(value).IsValid() { // no duplicate names, valid UTF-8, as the full decode
-		return "", "", 0, false
-	}
-	return string(id), string(topic), n, true
+	return append(b, "]}"...)
 }
 
-func tokenReplayEntry(value []byte) (runID, dltTopic string, count int, ok bool) {
-	dec := jsontext.NewDecoder(bytes.NewReader(value))
-	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
-		return "", "", 0, false
-	}
-	var kind string
-	for dec.PeekKind() != '}' {
-		tok, err := dec.ReadToken()
-		if err != nil {
-			return "", "", 0, false
-		}
-		name := tok.String() // a token is only valid until the next read
-		switch name {
-		case "kind", "runId", "dlt":
-			tok, err := dec.ReadToken()
-			if err != nil || tok.Kind() != '"' {
-				return "", "", 0, false
-			}
-			switch name {
-			case "kind":
-				kind = tok.String()
-			case "runId":
-				runID = tok.String()
-			default:
-				dltTopic = tok.String()
-			}
-		case "replayCount":
-			tok, err := dec.ReadToken()
-			if err != nil || tok.Kind() != '0' {
-				return "", "", 0, false
-			}
-			n, err := strconv.Atoi(tok.String())
-			if err != nil {
-				return "", "", 0, false
-			}
-			count = n
-		default:
-			if err := dec.SkipValue(); err != nil {
-				return "", "", 0, false
-			}
-		}
-	}
-	if _, err := dec.ReadToken(); err != nil {
-		return "", "", 0, false
-	}
-	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
-		return "", "", 0, false
-	}
-	return runID, dltTopic, count, kind == KindReplay && runID != ""
-}
+// maxBatchRows bounds the rows of one batch entry: at most about 150 bytes each, an entry
+// stays far below any max.message.bytes a ledger topic is likely to have.
+const maxBatchRows = 2000
 
 // entryEncoder writes the replay entries of one run. What does not change within a run (kind,
 // run id, DLT, actor, reason, group) is encoded once; per record only the time, replay id,
 // target and count are appended. The result decodes exactly as Entry.
-type entryEncoder struct{ prefix []byte }
+type entryEncoder struct{ prefix, batchPrefix []byte }
 
 func newEntryEncoder(runID, dltTopic, actor, reason, group string) *entryEncoder {
+	enc := &entryEncoder{prefix: headerJSON(KindReplay, runID, dltTopic, actor, reason, group)}
+	enc.batchPrefix = headerJSON(KindBatch, runID, dltTopic, actor, reason, group)
+	return enc
+}
+
+// headerJSON is the start of an entry, without its closing brace.
+func headerJSON(kind, runID, dltTopic, actor, reason, group string) []byte {
 	b, _ := json.Marshal(struct {
 		Kind   string `json:"kind"`
 		RunID  string `json:"runId"`
@@ -324,27 +395,8 @@ func newEntryEncoder(runID, dltTopic, actor, reason, group string) *entryEncoder
 		Actor  string `json:"actor"`
 		Reason string `json:"reason"`
 		Group  string `json:"group,omitempty"`
-	}{KindReplay, runID, dltTopic, actor, reason, group})
-	return &entryEncoder{prefix: b[:len(b)-1]}
-}
-
-// replay returns the value of one replay entry; at is the time already formatted as RFC 3339.
-func (enc *entryEncoder) replay(at, replayID string, target Coord, count int) []byte {
-	b := make([]byte, 0, len(enc.prefix)+160+len(target.Topic))
-	b = append(b, enc.prefix...)
-	b = append(b, `,"time":"`...)
-	b = append(b, at...)
-	b = append(b, `","replayId":`...)
-	b = appendJSONString(b, replayID)
-	b = append(b, `,"target":{"topic":`...)
-	b = appendJSONString(b, target.Topic)
-	b = append(b, `,"partition":`...)
-	b = strconv.AppendInt(b, int64(target.Partition), 10)
-	b = append(b, `,"offset":`...)
-	b = strconv.AppendInt(b, target.Offset, 10)
-	b = append(b, `},"replayCount":`...)
-	b = strconv.AppendInt(b, int64(count), 10)
-	return append(b, '}')
+	}{kind, runID, dltTopic, actor, reason, group})
+	return b[:len(b)-1]
 }
 
 func appendJSONString(b []byte, s string) []byte {

@@ -1,9 +1,30 @@
 package replay
 
 import (
+	"strconv"
 	"testing"
 	"time"
 )
+
+// replay returns the value of one replay entry in the format earlier versions wrote (one
+// entry per dead letter), which the ledger still reads; at is the time already formatted as RFC 3339.
+func (enc *entryEncoder) replay(at, replayID string, target Coord, count int) []byte {
+	b := make([]byte, 0, len(enc.prefix)+160+len(target.Topic))
+	b = append(b, enc.prefix...)
+	b = append(b, `,"time":"`...)
+	b = append(b, at...)
+	b = append(b, `","replayId":`...)
+	b = appendJSONString(b, replayID)
+	b = append(b, `,"target":{"topic":`...)
+	b = appendJSONString(b, target.Topic)
+	b = append(b, `,"partition":`...)
+	b = strconv.AppendInt(b, int64(target.Partition), 10)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, target.Offset, 10)
+	b = append(b, `},"replayCount":`...)
+	b = strconv.AppendInt(b, int64(count), 10)
+	return append(b, '}')
+}
 
 func TestEntryEncoderDecodesAsEntry(t *testing.T) {
 	enc := newEntryEncoder("run-1", "orders-failed.DLT", "kim@laptop \"ops\"", "INC-42: lock \u202e fixed\n", "product-service-group")
@@ -20,32 +41,107 @@ func TestEntryEncoderDecodesAsEntry(t *testing.T) {
 		e.Actor != want.Actor || !e.Time.Equal(at) || e.Reason != want.Reason || e.ReplayID != want.ReplayID || e.ReplayCount != 3 || e.Group != want.Group {
 		t.Fatalf("decoded %+v", e)
 	}
-	run, dlt, n, ok := scanReplayEntry(v)
-	if !ok || run != "run-1" || dlt != "orders-failed.DLT" || n != 3 {
-		t.Fatalf("fast path: %q %q %d %v", run, dlt, n, ok)
+}
+
+func TestBatchEntryDecodesAsEntry(t *testing.T) {
+	enc := newEntryEncoder("0190f1e2-0000-7000-8000-000000000000", "orders-failed.DLT", "kim@laptop", "INC-42 \"quoted\"", "")
+	rows := []batchRow{
+		{from: Coord{"orders-failed.DLT", 1, 7}, target: Coord{"orders-failed", 2, 99}, count: 1, seq: 1},
+		{from: Coord{"orders-failed.DLT", 0, 1 << 40}, target: Coord{"payments-paid", 0, 3}, count: 3, seq: 1<<32 - 1},
+		{from: Coord{"orders-failed.DLT", 2, 0}, target: Coord{"orders-failed", 1, 0}, count: 2, seq: 2},
+	}
+	v := enc.batch("2026-11-25T03:00:00Z", rows)
+	key := []byte(BatchKey("orders-failed.DLT", "0190f1e2-0000-7000-8000-000000000000", 4))
+	if _, ok := ParseCoord(string(key)); ok {
+		t.Fatalf("batch key %s parses as a coordinate", key)
+	}
+	e, err := decodeEntry(key, v)
+	if err != nil {
+		t.Fatalf("%s: %v", v, err)
+	}
+	if e.Kind != KindBatch || e.DLT != "orders-failed.DLT" || e.Reason != `INC-42 "quoted"` || len(e.Targets) != 2 || len(e.Replays) != 3 {
+		t.Fatalf("decoded %+v", e)
+	}
+	for i, r := range rows {
+		got := e.Replays[i]
+		if got.Partition != r.from.Partition || got.Offset != r.from.Offset || e.Targets[got.Target] != r.target.Topic ||
+			got.TargetPartition != r.target.Partition || got.TargetOffset != r.target.Offset || got.ReplayCount != r.count || got.Seq != r.seq {
+			t.Fatalf("row %d: %+v, want %+v", i, got, r)
+		}
+	}
+	ix := newLedgerIndex()
+	ix.add(key, v, "orders-failed.DLT", true)
+	ix.add(key, v, "other.DLT", true) // another DLT's reader skips it
+	if n := ix.count("orders-failed.DLT"); n != 3 || ix.bad != 0 {
+		t.Fatalf("index holds %d (bad %d)", n, ix.bad)
+	}
+	if got, ok := ix.lookup(Coord{"orders-failed.DLT", 0, 1 << 40}); !ok || got.count != 3 {
+		t.Fatalf("lookup %+v %v", got, ok)
 	}
 }
 
-// FuzzScanReplayEntry holds the ledger's fast path to the full decode: whatever it accepts,
-// the full decode reads the same way.
-func FuzzScanReplayEntry(f *testing.F) {
-	f.Add([]byte(`{"kind":"replay","runId":"r","dlt":"d","replayCount":2,"target":{"topic":"t"}}`))
-	f.Add([]byte(`{"kind":"run","runId":"r"}`))
-	f.Add([]byte(`{"kind":"replay","runId":"r","replayCount":1.5}`))
-	f.Add([]byte(`{"kind":"replay","runId":"r","kind":"run"}`))
-	f.Add(newEntryEncoder("run", "d", "a@b", "why \"q\"", "g").replay("2026-11-25T03:00:00Z", "id", Coord{"t", 1, 2}, 3))
-	f.Add([]byte(`{"kind":"replay","runId":"r","dlt":"d","dlt":"x","target":{},"replayCount":1}`))
-	f.Fuzz(func(t *testing.T, v []byte) {
-		run, dlt, n, ok := scanReplayEntry(v)
-		if !ok {
-			return
+// TestIndexKeepsTheLatestReplay: entries of one dead letter may sit in different partitions
+// (a batch entry and an older per-record entry, or two batch entries), read in any order; the
+// highest replay count wins, and history counts each dead letter for that run only.
+func TestIndexKeepsTheLatestReplay(t *testing.T) {
+	old := newEntryEncoder("run-1", "d.DLT", "a@b", "first", "")
+	newer := newEntryEncoder("run-2", "d.DLT", "a@b", "again", "")
+	oldKey, oldVal := []byte("d.DLT/0/5"), old.replay("2026-11-25T03:00:00Z", "id", Coord{"t", 0, 1}, 1)
+	newKey := []byte(BatchKey("d.DLT", "run-2", 1))
+	newVal := newer.batch("2026-11-25T04:00:00Z", []batchRow{{from: Coord{"d.DLT", 0, 5}, target: Coord{"t", 0, 2}, count: 2, seq: 1}})
+	for _, order := range [][2]int{{0, 1}, {1, 0}} {
+		ix := newLedgerIndex()
+		keys, vals := [][]byte{oldKey, newKey}, [][]byte{oldVal, newVal}
+		for _, i := range order {
+			ix.add(keys[i], vals[i], "d.DLT", true)
 		}
-		e, err := decodeEntry([]byte("d/0/1"), v)
-		if err != nil {
-			t.Fatalf("fast path accepted %q, full decode says %v", v, err)
+		got, ok := ix.lookup(Coord{"d.DLT", 0, 5})
+		if !ok || got.count != 2 || got.run != "run-2" || ix.runReplays["run-1"] != 0 || ix.runReplays["run-2"] != 1 {
+			t.Fatalf("order %v: %+v %v, per run %v", order, got, ok, ix.runReplays)
 		}
-		if e.RunID != run || e.DLT != dlt || e.ReplayCount != n || e.Kind != KindReplay {
-			t.Fatalf("%q: fast %q %q %d, full %+v", v, run, dlt, n, e)
+	}
+}
+
+func TestBatchEntryRejectsBadRows(t *testing.T) {
+	head := `{"kind":"batch","runId":"r","dlt":"d","actor":"a","reason":"x","time":"2026-11-25T03:00:00Z","targets":["t"],"replays":`
+	for _, rows := range []string{
+		`[[0,1,0,0,0,1]]`,            // six columns
+		`[[0,1,0,0,0,1,1,9]]`,        // eight
+		`[[0,1,1,0,0,1,1]]`,          // target out of range
+		`[[0,-1,0,0,0,1,1]]`,         // negative offset
+		`[[0,1,0,0,0,0,1]]`,          // replay count 0
+		`[[0,1.5,0,0,0,1,1]]`,        // not an integer
+		`[[0,"1",0,0,0,1,1]]`,        // a string
+		`[[4294967296,1,0,0,0,1,1]]`, // partition out of range
+		`[1]`,
+		`{}`,
+	} {
+		ix := newLedgerIndex()
+		ix.add([]byte(BatchKey("d", "r", 1)), []byte(head+rows+`}`), "", false)
+		if ix.bad != 1 || ix.count("d") != 0 {
+			t.Errorf("%s: bad %d, indexed %d", rows, ix.bad, ix.count("d"))
 		}
+	}
+}
+
+// FuzzDecodeEntry: whatever a ledger record holds, decoding it never panics, and a batch entry
+// that decodes has rows that index its targets.
+func FuzzDecodeEntry(f *testing.F) {
+	enc := newEntryEncoder("r", "d", "a", "why", "g")
+	f.Add([]byte("d/run/r/1"), enc.batch("2026-11-25T03:00:00Z", []batchRow{{from: Coord{"d", 1, 2}, target: Coord{"t", 0, 3}, count: 1, seq: 1}}))
+	f.Add([]byte("d/0/1"), enc.replay("2026-11-25T03:00:00Z", "id", Coord{"t", 1, 2}, 3))
+	f.Add([]byte("run/r"), []byte(`{"kind":"run","runId":"r","status":"running"}`))
+	f.Add([]byte("d/run/r/1"), []byte(`{"kind":"batch","runId":"r","dlt":"d","targets":[],"replays":[[0,0,0,0,0,1,0]]}`))
+	f.Fuzz(func(t *testing.T, key, value []byte) {
+		e, err := decodeEntry(key, value)
+		if err == nil && e.Kind == KindBatch {
+			for _, r := range e.Replays {
+				if r.Target < 0 || r.Target >= len(e.Targets) || r.ReplayCount < 1 {
+					t.Fatalf("accepted row %+v with %d targets", r, len(e.Targets))
+				}
+			}
+		}
+		ix := newLedgerIndex()
+		ix.add(key, value, "", true)
 	})
 }

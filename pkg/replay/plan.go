@@ -141,9 +141,18 @@ const maxSamples = 3
 type decision struct {
 	action string // ActionReplayed (to be), ActionSkipped or ActionRefused
 	code   string
-	reason string
+	reason string // for refusals; a skip's reason is made on demand (why)
 	target string
-	count  int // the replay count the replayed record will carry
+	count  int    // the replay count the replayed record will carry
+	prev   string // for skips: the run that replayed the record
+}
+
+// why is the decision's reason.
+func (d *decision) why() string {
+	if d.action == ActionSkipped {
+		return "already replayed by run " + d.prev + " (--force to replay again)"
+	}
+	return d.reason
 }
 
 // rules applies the replay rules to records, given what the ledger knows.
@@ -183,7 +192,7 @@ func (ru *rules) decide(d *dlt.Record) decision {
 	from := Coord{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset}
 	prev, seen := ru.ledger.lookup(from)
 	if seen && !ru.req.Force {
-		return decision{action: ActionSkipped, reason: fmt.Sprintf("already replayed by run %s (--force to replay again)", prev.run)}
+		return decision{action: ActionSkipped, prev: prev.run}
 	}
 	target := d.OriginalTopic()
 	if ru.req.To != "" {
@@ -238,22 +247,24 @@ func (e *Engine) validate(req *Request, needReason bool) error {
 }
 
 // walk scans the request's records and calls fn with each selected record and its decision,
-// stopping at the replay limit. It is shared by Plan and Replay so both decide alike. With
+// stopping at the replay limit; fn must not keep the *dlt.Record after it returns (it is
+// reused). afterPoll, when not nil, runs after the records of each fetch, before the scan may
+// wait for the next one. It is shared by Plan and Replay so both decide alike. With
 // interleave (a replay without a limit) partitions are read together; otherwise in partition
 // order, so a plan is deterministic and a limit takes the same records in the plan and the run.
 func (e *Engine) walk(ctx context.Context, req *Request, ru *rules, ranges []partRange, sum *ScanSummary, interleave bool,
-	fn func(*kgo.Record, *dlt.Record, decision) (bool, error),
+	fn func(*kgo.Record, *dlt.Record, decision) (bool, error), afterPoll func() error,
 ) error {
 	sel := req.Selection
 	sel.Limit = 0
 	var toReplay int
-	scan := e.scan
-	if interleave && req.Limit == 0 {
-		scan = e.scanAll
-	}
-	return scan(ctx, req.Topic, ranges, fetchBulk, func(r *kgo.Record) (bool, error) {
+	all := interleave && req.Limit == 0
+	// One decoded record, reused: fn must not keep d after it returns.
+	var d dlt.Record
+	topics := map[string]string{}
+	return e.scanWith(ctx, req.Topic, ranges, fetchBulk, all, func(r *kgo.Record) (bool, error) {
 		sum.Scanned++
-		d, ok, err := sel.decodeIfSelected(r, decodeRoute)
+		ok, err := sel.decodeInto(r, decodeRoute, &d, topics)
 		if err != nil {
 			sum.whereFailed(err)
 			return true, nil
@@ -261,7 +272,7 @@ func (e *Engine) walk(ctx context.Context, req *Request, ru *rules, ranges []par
 		if !ok {
 			return true, nil
 		}
-		dec := ru.decide(d)
+		dec := ru.decide(&d)
 		if dec.action == ActionReplayed && req.Limit > 0 && toReplay >= req.Limit {
 			sum.Limited = true
 			return false, nil
@@ -270,8 +281,8 @@ func (e *Engine) walk(ctx context.Context, req *Request, ru *rules, ranges []par
 		if dec.action == ActionReplayed {
 			toReplay++
 		}
-		return fn(r, d, dec)
-	})
+		return fn(r, &d, dec)
+	}, afterPoll)
 }
 
 // bounded narrows ranges to the request's Bound and returns the end offsets used.
@@ -359,7 +370,7 @@ func (e *Engine) Plan(ctx context.Context, req Request) (*Plan, error) {
 			sp.First, sp.Last = min(sp.First, d.Offset), max(sp.Last, d.Offset)
 		}
 		return true, nil
-	})
+	}, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -183,12 +183,24 @@ const (
 // pass (as much as mode asks, or fully when --where needs the value's fields), and then applies
 // --where.
 func (s *Selection) decodeIfSelected(r *kgo.Record, mode decodeMode) (*dlt.Record, bool, error) {
+	d := new(dlt.Record)
+	ok, err := s.decodeInto(r, mode, d, nil)
+	if !ok || err != nil {
+		return nil, false, err
+	}
+	return d, true, nil
+}
+
+// decodeInto is decodeIfSelected into d, which the caller may reuse from record to record.
+// topics, when not nil, interns original-topic names across records (decodeRoute): a scan
+// over a million dead letters to a handful of topics then makes no string per record.
+func (s *Selection) decodeInto(r *kgo.Record, mode decodeMode, d *dlt.Record, topics map[string]string) (bool, error) {
 	if !s.Offsets.Contains(r.Offset) ||
 		(len(s.Partitions) > 0 && !containsPartition(s.Partitions, r.Partition)) ||
 		(!s.Since.IsZero() && r.Timestamp.Before(s.Since)) ||
 		(!s.Until.IsZero() && !r.Timestamp.Before(s.Until)) ||
 		!s.keyMatches(r.Key) {
-		return nil, false, nil
+		return false, nil
 	}
 	for _, m := range s.Headers {
 		found := false
@@ -199,28 +211,43 @@ func (s *Selection) decodeIfSelected(r *kgo.Record, mode decodeMode) (*dlt.Recor
 			}
 		}
 		if !found {
-			return nil, false, nil
+			return false, nil
 		}
 	}
-	var d dlt.Record
 	switch {
 	case mode == decodeFull || s.Where != nil:
-		d = dlt.Decode(r)
+		*d = dlt.Decode(r)
 	case mode == decodeBrief:
-		d = dlt.DecodeBrief(r)
+		*d = dlt.DecodeBrief(r)
 	default:
-		d = dlt.Record{
+		*d = dlt.Record{
 			Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: r.Key, Value: r.Value, Raw: r.Headers,
-			Origin: dlt.Origin{Topic: dlt.OriginTopic(r.Headers), Partition: -1, Offset: -1}, ReplayCount: dlt.ReplayCount(r.Headers),
+			Origin: dlt.Origin{Topic: internTopic(topics, dlt.OriginTopicBytes(r.Headers)), Partition: -1, Offset: -1}, ReplayCount: dlt.ReplayCount(r.Headers),
 		}
 	}
 	if s.Where != nil {
-		ok, err := s.Where.Match(&d)
+		ok, err := s.Where.Match(d)
 		if err != nil || !ok {
-			return nil, false, err
+			return false, err
 		}
 	}
-	return &d, true, nil
+	return true, nil
+}
+
+// internTopic returns b as a string, the same string for the same name when topics is not nil
+// (a scan sees only a few distinct topics; the map is bounded anyway).
+func internTopic(topics map[string]string, b []byte) string {
+	if topics == nil || len(b) == 0 {
+		return string(b)
+	}
+	if s, ok := topics[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(topics) < 1024 {
+		topics[s] = s
+	}
+	return s
 }
 
 // Get returns the record at topic/partition/offset, or ErrNotFound when there is none (an
@@ -353,8 +380,8 @@ type Run struct {
 	To        string     `json:"to,omitempty"`
 	Force     bool       `json:"force,omitempty"`
 	Counts    Counts     `json:"counts"`
-	// InLedger counts the replay entries of this run still in the ledger (a later --force
-	// replay of the same record replaces its entry).
+	// InLedger counts the dead letters whose latest replay in the ledger is this run's (a
+	// later --force replay of the same record takes it over).
 	InLedger int    `json:"inLedger"`
 	Error    string `json:"error,omitempty"`
 }

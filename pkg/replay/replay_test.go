@@ -2,12 +2,15 @@ package replay
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
@@ -384,4 +387,53 @@ func TestRecordTooLargeForItsTopicFailsAlone(t *testing.T) {
 		t.Fatalf("after raising the limit: %s", countsString(sum.Counts))
 	}
 	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, 7)
+}
+
+// TestLedgerBatchesRecordWhereEachReplayWent: the ledger's batch entries name, for every dead
+// letter replayed, the target record it became, and that record carries the replay id and the
+// origin the entry says.
+func TestLedgerBatchesRecordWhereEachReplayWent(t *testing.T) {
+	c := replaytest.NewCluster(t)
+	seedSaga(t, c, 20)
+	e := newEngine(t, c) // batches of 7: three transactions
+	sum := mustReplay(t, e, Request{Topic: ordersDLT})
+	targets := map[Coord]*kgo.Record{}
+	for _, r := range replaytest.ReadCommitted(t, c, event.TopicOrdersFailed) {
+		targets[Coord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}] = r
+	}
+	runID, err := uuid.Parse(sum.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, batches := 0, 0
+	for _, rec := range replaytest.ReadCommitted(t, c, e.LedgerTopic()) {
+		en, err := decodeEntry(rec.Key, rec.Value)
+		if err != nil {
+			t.Fatalf("ledger record %s: %v", rec.Key, err)
+		}
+		if en.Kind != KindBatch {
+			continue
+		}
+		batches++
+		for _, row := range en.Replays {
+			rows++
+			to := Coord{Topic: en.Targets[row.Target], Partition: row.TargetPartition, Offset: row.TargetOffset}
+			got := targets[to]
+			if got == nil {
+				t.Fatalf("row %+v: no record at %s", row, to)
+			}
+			id := runID
+			binary.BigEndian.PutUint32(id[12:], row.Seq)
+			from := Coord{Topic: ordersDLT, Partition: row.Partition, Offset: row.Offset}.String()
+			if v, _ := header(got, dlt.HeaderReplayID); v != id.String() {
+				t.Errorf("%s: replay id %s, ledger says %s", to, v, id)
+			}
+			if v, _ := header(got, dlt.HeaderReplayedFrom); v != from {
+				t.Errorf("%s: replayed from %s, ledger says %s", to, v, from)
+			}
+		}
+	}
+	if rows != 20 || batches != 3 {
+		t.Fatalf("ledger holds %d rows in %d batch entries, want 20 in 3", rows, batches)
+	}
 }

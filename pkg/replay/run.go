@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -42,12 +43,12 @@ func (s *Summary) Partial() bool { return s.Refused > 0 || s.Failed > 0 }
 
 // item is one record on its way out.
 type item struct {
-	from     Coord
-	key      string // from.String(): the ledger key and x-opsctl-replayed-from
-	out      *kgo.Record
-	replayID string
-	count    int
-	err      error
+	from  Coord
+	out   *kgo.Record
+	id    []byte // the replay id, as the x-opsctl-replay-id header carries it
+	seq   uint32 // the replay id's sequence number within the run
+	count int
+	err   error
 }
 
 type run struct {
@@ -57,6 +58,12 @@ type run struct {
 	uuid    uuid.UUID
 	id      string
 	seq     uint32 // replay ids handed out
+	batches int    // batch entries written
+	group   []byte // x-opsctl-target-group's value, nil without --group
+	items   []item // slabs newItem takes from
+	recs    []kgo.Record
+	bytes   []byte
+	hdrs    []kgo.RecordHeader
 	started time.Time
 	sum     *Summary
 	limiter *rate.Limiter
@@ -192,21 +199,47 @@ func (r *run) do(ctx context.Context) (err error) {
 		batchCap = max(1, min(batchCap, int(req.Rate))) // about a second of records per transaction
 	}
 	r.enc = newEntryEncoder(r.id, req.Topic, e.cfg.Actor, req.Reason, req.Group)
+	if req.Group != "" {
+		r.group = []byte(req.Group)
+	}
 
 	// The scan (fetch, decode, decide) runs ahead in its own goroutine while this one commits
 	// transactions, so network waits on either side overlap. Everything the caller sees —
 	// results, progress, counts — happens on this goroutine, in record order.
 	sctx, stopScan := context.WithCancel(ctx)
 	defer stopScan()
-	steps := make(chan step, 2*batchCap)
+	// Steps travel in chunks, handed on when full and after each fetch (so nothing waits on the
+	// next fetch); a rate-limited run hands on every record as it comes.
+	chunk := stepChunk
+	if r.limiter != nil {
+		chunk = 1
+	}
+	steps := make(chan []step, 2*batchCap/chunk+1)
 	var scan ScanSummary
 	scanDone := make(chan error, 1)
 	go func() {
 		defer close(steps)
-		scanDone <- e.walk(sctx, req, ru, ranges, &scan, true, func(rec *kgo.Record, d *dlt.Record, dec decision) (bool, error) {
+		pending := make([]step, 0, chunk)
+		send := func() error {
+			if len(pending) == 0 {
+				return nil
+			}
+			select {
+			case steps <- pending:
+				pending = make([]step, 0, chunk)
+				return nil
+			case <-sctx.Done():
+				return sctx.Err()
+			}
+		}
+		var lastTarget string
+		err := e.walk(sctx, req, ru, ranges, &scan, true, func(rec *kgo.Record, d *dlt.Record, dec decision) (bool, error) {
 			st := step{from: Coord{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset}, dec: dec, scanned: scan.Scanned}
 			if dec.action == ActionReplayed {
-				r.limits.learn(sctx, e, dec.target)
+				if dec.target != lastTarget {
+					r.limits.learn(sctx, e, dec.target)
+					lastTarget = dec.target
+				}
 				if r.limiter != nil {
 					if err := r.limiter.Wait(sctx); err != nil {
 						return false, err
@@ -214,13 +247,19 @@ func (r *run) do(ctx context.Context) (err error) {
 				}
 				st.item = r.newItem(rec, st.from, dec)
 			}
-			select {
-			case steps <- st:
+			pending = append(pending, st)
+			if len(pending) < chunk {
 				return true, nil
-			case <-sctx.Done():
-				return false, sctx.Err()
 			}
-		})
+			if err := send(); err != nil {
+				return false, err
+			}
+			return true, nil
+		}, send)
+		if err == nil {
+			err = send()
+		}
+		scanDone <- err
 	}()
 
 	var (
@@ -241,11 +280,12 @@ func (r *run) do(ctx context.Context) (err error) {
 			r.progress(scanned)
 		}
 	}
+	report := r.req.OnResult != nil
 	for commitErr == nil {
-		var st step
+		var sts []step
 		var more bool
 		select {
-		case st, more = <-steps:
+		case sts, more = <-steps:
 		case <-deadline.C:
 			flush()
 			continue
@@ -253,26 +293,36 @@ func (r *run) do(ctx context.Context) (err error) {
 		if !more {
 			break
 		}
-		scanned = st.scanned
-		r.sum.Selected++
-		switch st.dec.action {
-		case ActionSkipped:
-			r.sum.Skipped++
-			r.result(Result{From: st.from, Action: ActionSkipped, Reason: st.dec.reason})
-		case ActionRefused:
-			r.sum.Refused++
-			var target *Coord
-			if st.dec.target != "" {
-				target = &Coord{Topic: st.dec.target, Partition: -1, Offset: -1}
+		for i := range sts {
+			if commitErr != nil {
+				break // records decided after a failure are not counted
 			}
-			r.result(Result{From: st.from, Action: ActionRefused, Code: st.dec.code, Reason: st.dec.reason, Target: target})
-		case ActionReplayed:
-			if len(batch) == 0 {
-				deadline.Reset(time.Second)
-			}
-			batch = append(batch, st.item)
-			if len(batch) >= batchCap {
-				flush()
+			st := &sts[i]
+			scanned = st.scanned
+			r.sum.Selected++
+			switch st.dec.action {
+			case ActionSkipped:
+				r.sum.Skipped++
+				if report {
+					r.result(Result{From: st.from, Action: ActionSkipped, Reason: st.dec.why()})
+				}
+			case ActionRefused:
+				r.sum.Refused++
+				if report {
+					var target *Coord
+					if st.dec.target != "" {
+						target = &Coord{Topic: st.dec.target, Partition: -1, Offset: -1}
+					}
+					r.result(Result{From: st.from, Action: ActionRefused, Code: st.dec.code, Reason: st.dec.why(), Target: target})
+				}
+			case ActionReplayed:
+				if len(batch) == 0 {
+					deadline.Reset(time.Second)
+				}
+				batch = append(batch, st.item)
+				if len(batch) >= batchCap {
+					flush()
+				}
 			}
 		}
 		if time.Since(lastReport) > 200*time.Millisecond {
@@ -307,6 +357,9 @@ func (r *run) do(ctx context.Context) (err error) {
 	return r.finish(ctx, err)
 }
 
+// stepChunk is how many steps the scan hands to the committer at once.
+const stepChunk = 256
+
 // step is one selected record on its way from the scan to the committer.
 type step struct {
 	from    Coord
@@ -330,7 +383,7 @@ func (r *run) result(res Result) {
 func (r *run) failed(it *item, err error) {
 	r.sum.Failed++
 	r.result(Result{From: it.from, Action: ActionFailed, Reason: err.Error(),
-		Target: &Coord{Topic: it.out.Topic, Partition: -1, Offset: -1}, ReplayID: it.replayID, ReplayCount: it.count})
+		Target: &Coord{Topic: it.out.Topic, Partition: -1, Offset: -1}, ReplayID: string(it.id), ReplayCount: it.count})
 }
 
 // finish writes the run-end entry (unless fenced: the fence belongs to another run now) and
@@ -386,21 +439,88 @@ func (r *run) runEntry(status string, counts *Counts, edit func(*Entry)) *kgo.Re
 }
 
 func (r *run) newItem(rec *kgo.Record, from Coord, dec decision) *item {
-	key := from.String()
+	// Items and records come from slabs, and the three header values of a record share one
+	// buffer: a replay of a million records allocates a few times per record, not a dozen.
+	if len(r.items) == 0 {
+		r.items, r.recs = make([]item, itemSlab), make([]kgo.Record, itemSlab)
+	}
+	it, out := &r.items[0], &r.recs[0]
+	r.items, r.recs = r.items[1:], r.recs[1:]
 	// The run's id (UUIDv7: time and random bits) with its last four bytes replaced by a
 	// sequence number: unique per record, cheap, and sortable within a run. The id is made once
 	// per record, so a batch retried within the run keeps its ids.
 	r.seq++
 	id := r.uuid
 	binary.BigEndian.PutUint32(id[12:], r.seq)
-	replayID := id.String()
-	out := &kgo.Record{
+	buf := r.carveBytes(36 + 10 + len(from.Topic) + 2 + 10 + 20)
+	buf = appendUUID(buf, id)
+	count := len(buf)
+	buf = strconv.AppendInt(buf, int64(dec.count), 10)
+	fromAt := len(buf)
+	buf = appendCoord(buf, from)
+	*out = kgo.Record{
 		Topic:   dec.target,
 		Key:     rec.Key,
 		Value:   rec.Value,
-		Headers: replayHeaders(rec.Headers, key, replayID, dec.count, r.req.Group),
+		Headers: appendReplayHeaders(r.carveHeaders(len(rec.Headers)+4), rec.Headers, buf[fromAt:], buf[:count], buf[count:fromAt], r.group),
 	}
-	return &item{from: from, key: key, out: out, replayID: replayID, count: dec.count}
+	*it = item{from: from, out: out, id: buf[:count:count], seq: r.seq, count: dec.count}
+	return it
+}
+
+// itemSlab is how many items a replay allocates at once; bytes and headers are carved from
+// slabs of byteSlab bytes and headerSlab headers.
+const (
+	itemSlab   = 512
+	byteSlab   = 64 << 10
+	headerSlab = 4096
+)
+
+// carveBytes returns an empty slice with capacity n from the run's byte slab.
+func (r *run) carveBytes(n int) []byte {
+	if n > byteSlab/8 {
+		return make([]byte, 0, n)
+	}
+	if cap(r.bytes)-len(r.bytes) < n {
+		r.bytes = make([]byte, 0, byteSlab)
+	}
+	b := r.bytes[len(r.bytes) : len(r.bytes) : len(r.bytes)+n]
+	r.bytes = r.bytes[:len(r.bytes)+n]
+	return b
+}
+
+// carveHeaders returns an empty header slice with capacity n from the run's header slab.
+func (r *run) carveHeaders(n int) []kgo.RecordHeader {
+	if n > headerSlab/8 {
+		return make([]kgo.RecordHeader, 0, n)
+	}
+	if cap(r.hdrs)-len(r.hdrs) < n {
+		r.hdrs = make([]kgo.RecordHeader, 0, headerSlab)
+	}
+	h := r.hdrs[len(r.hdrs) : len(r.hdrs) : len(r.hdrs)+n]
+	r.hdrs = r.hdrs[:len(r.hdrs)+n]
+	return h
+}
+
+// appendUUID appends id in its canonical text form.
+func appendUUID(b []byte, id uuid.UUID) []byte {
+	const hexDigits = "0123456789abcdef"
+	for i, c := range id {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b = append(b, '-')
+		}
+		b = append(b, hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	return b
+}
+
+// appendCoord appends c as Coord.String renders it.
+func appendCoord(b []byte, c Coord) []byte {
+	b = append(b, c.Topic...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(c.Partition), 10)
+	b = append(b, '/')
+	return strconv.AppendInt(b, c.Offset, 10)
 }
 
 // ReplayHeaders returns the headers of a replayed record: the original business and trace
@@ -410,27 +530,32 @@ func (r *run) newItem(rec *kgo.Record, from Coord, dec decision) *item {
 // keeps the target group an earlier replay gave it, so a replay never widens its audience
 // silently.
 func ReplayHeaders(orig []kgo.RecordHeader, from Coord, replayID string, count int, group string) []kgo.RecordHeader {
-	return replayHeaders(orig, from.String(), replayID, count, group)
+	var g []byte
+	if group != "" {
+		g = []byte(group)
+	}
+	return appendReplayHeaders(make([]kgo.RecordHeader, 0, len(orig)+4), orig, []byte(from.String()), []byte(replayID),
+		strconv.AppendInt(nil, int64(count), 10), g)
 }
 
-func replayHeaders(orig []kgo.RecordHeader, from, replayID string, count int, group string) []kgo.RecordHeader {
-	out := make([]kgo.RecordHeader, 0, len(orig)+4)
+// appendReplayHeaders appends the replayed record's headers to out (see ReplayHeaders).
+func appendReplayHeaders(out, orig []kgo.RecordHeader, from, replayID, count, group []byte) []kgo.RecordHeader {
 	for _, h := range orig {
 		switch {
 		case dlt.IsDeadLetterHeader(h.Key):
 		case h.Key == dlt.HeaderReplayID, h.Key == dlt.HeaderReplayCount, h.Key == dlt.HeaderReplayedFrom:
-		case h.Key == dlt.HeaderTargetGroup && group != "":
+		case h.Key == dlt.HeaderTargetGroup && group != nil:
 		default:
 			out = append(out, h)
 		}
 	}
 	out = append(out,
-		kgo.RecordHeader{Key: dlt.HeaderReplayID, Value: []byte(replayID)},
-		kgo.RecordHeader{Key: dlt.HeaderReplayCount, Value: []byte(strconv.Itoa(count))},
-		kgo.RecordHeader{Key: dlt.HeaderReplayedFrom, Value: []byte(from)},
+		kgo.RecordHeader{Key: dlt.HeaderReplayID, Value: replayID},
+		kgo.RecordHeader{Key: dlt.HeaderReplayCount, Value: count},
+		kgo.RecordHeader{Key: dlt.HeaderReplayedFrom, Value: from},
 	)
-	if group != "" {
-		out = append(out, kgo.RecordHeader{Key: dlt.HeaderTargetGroup, Value: []byte(group)})
+	if group != nil {
+		out = append(out, kgo.RecordHeader{Key: dlt.HeaderTargetGroup, Value: group})
 	}
 	return out
 }
@@ -490,8 +615,15 @@ func (r *run) abort(ctx context.Context, cause error) error {
 	return &abortedError{cause: cause}
 }
 
+// produceSync produces one record and waits for its answer, sending it at once instead of
+// after the producer's linger.
 func (r *run) produceSync(ctx context.Context, rec *kgo.Record) error {
-	return r.cl.ProduceSync(ctx, rec).FirstErr()
+	done := make(chan error, 1)
+	r.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) { done <- err })
+	if err := r.cl.Flush(ctx); err != nil {
+		return err
+	}
+	return <-done
 }
 
 // commitBatch replays items and writes their ledger entries in one transaction. Records that
@@ -512,7 +644,7 @@ func (r *run) commitBatch(ctx context.Context, items []*item) error {
 		if err == nil {
 			for _, it := range pending {
 				r.sum.Replayed++
-				r.result(Result{From: it.from, Action: ActionReplayed, ReplayID: it.replayID, ReplayCount: it.count,
+				r.result(Result{From: it.from, Action: ActionReplayed, ReplayID: string(it.id), ReplayCount: it.count,
 					Target: &Coord{Topic: it.out.Topic, Partition: it.out.Partition, Offset: it.out.Offset}})
 			}
 			return nil
@@ -542,53 +674,24 @@ func (r *run) commitBatch(ctx context.Context, items []*item) error {
 	return nil
 }
 
-// produceBatch sends the replayed records and, as each is acknowledged with its offset, its
-// ledger entry (which records that offset), all inside the caller's transaction. It returns
-// when every record and entry has an answer.
+// produceBatch sends the replayed records and then, once every one is acknowledged with its
+// offset, the batch's ledger entries (which record those offsets), all inside the caller's
+// transaction. It returns when every record and entry has an answer.
 func (r *run) produceBatch(ctx context.Context, items []*item) error {
-	at := r.e.cfg.Now().UTC().Format(time.RFC3339Nano)
-	acked := make(chan *item, len(items))
-	ledgerErrs := make(chan error, len(items))
-	var ledger sync.WaitGroup
-	chained := make(chan struct{})
-	go func() { // a promise must not produce itself (it would block the promise worker)
-		defer close(chained)
-		for it := range acked {
-			rec := &kgo.Record{Topic: r.e.cfg.LedgerTopic, Key: []byte(it.key),
-				Value: r.enc.replay(at, it.replayID, Coord{Topic: it.out.Topic, Partition: it.out.Partition, Offset: it.out.Offset}, it.count)}
-			ledger.Add(1)
-			r.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
-				if err != nil {
-					ledgerErrs <- err
-				}
-				ledger.Done()
-			})
-		}
-	}()
-	var replays sync.WaitGroup
-	replays.Add(len(items))
+	var wg sync.WaitGroup
+	wg.Add(len(items))
 	for _, it := range items {
 		it.err = nil
 		it.out.Partition, it.out.Offset = -1, -1
 		r.cl.Produce(ctx, it.out, func(_ *kgo.Record, err error) {
 			it.err = err
-			if err == nil {
-				acked <- it
-			}
-			replays.Done()
+			wg.Done()
 		})
 	}
 	// Flush sends what is buffered now instead of after the linger: the batch is complete, and
 	// every transaction would otherwise wait out a linger twice.
 	flushErr := r.cl.Flush(ctx)
-	replays.Wait()
-	close(acked)
-	<-chained
-	if err := r.cl.Flush(ctx); err != nil && flushErr == nil {
-		flushErr = err
-	}
-	ledger.Wait()
-	close(ledgerErrs)
+	wg.Wait()
 	if flushErr != nil && ctx.Err() != nil {
 		return fmt.Errorf("replay batch interrupted: %w", ctx.Err())
 	}
@@ -597,8 +700,36 @@ func (r *run) produceBatch(ctx context.Context, items []*item) error {
 			return fmt.Errorf("replay %s to %s: %w", it.from, it.out.Topic, it.err)
 		}
 	}
-	if err := <-ledgerErrs; err != nil {
-		return fmt.Errorf("write ledger %s: %w", r.e.cfg.LedgerTopic, err)
+	at := r.e.cfg.Now().UTC().Format(time.RFC3339Nano)
+	rows := make([]batchRow, 0, min(len(items), maxBatchRows))
+	var ledgerErr error
+	var mu sync.Mutex
+	for i, it := range items {
+		rows = append(rows, batchRow{from: it.from, target: Coord{Topic: it.out.Topic, Partition: it.out.Partition, Offset: it.out.Offset},
+			count: it.count, seq: it.seq})
+		if len(rows) < maxBatchRows && i < len(items)-1 {
+			continue
+		}
+		r.batches++
+		rec := &kgo.Record{Topic: r.e.cfg.LedgerTopic, Key: []byte(BatchKey(r.req.Topic, r.id, r.batches)), Value: r.enc.batch(at, rows)}
+		wg.Add(1)
+		r.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+			if err != nil {
+				mu.Lock()
+				ledgerErr = cmp.Or(ledgerErr, err)
+				mu.Unlock()
+			}
+			wg.Done()
+		})
+		rows = rows[:0]
+	}
+	flushErr = r.cl.Flush(ctx)
+	wg.Wait()
+	if flushErr != nil && ctx.Err() != nil {
+		return fmt.Errorf("replay batch interrupted: %w", ctx.Err())
+	}
+	if ledgerErr != nil {
+		return fmt.Errorf("write ledger %s: %w", r.e.cfg.LedgerTopic, ledgerErr)
 	}
 	return nil
 }
