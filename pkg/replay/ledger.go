@@ -371,8 +371,8 @@ func (enc *entryEncoder) batch(at string, rows []batchRow) []byte {
 	return append(b, "]}"...)
 }
 
-// maxBatchRows bounds the rows of one batch entry: at most about 150 bytes each, an entry
-// stays far below any max.message.bytes a ledger topic is likely to have.
+// maxBatchRows bounds the rows of one batch entry (a ledger topic with a small
+// max.message.bytes gets fewer per entry).
 const maxBatchRows = 2000
 
 // entryEncoder writes the replay entries of one run. What does not change within a run (kind,

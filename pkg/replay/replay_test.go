@@ -437,3 +437,36 @@ func TestLedgerBatchesRecordWhereEachReplayWent(t *testing.T) {
 		t.Fatalf("ledger holds %d rows in %d batch entries, want 20 in 3", rows, batches)
 	}
 }
+
+// TestSmallLedgerLimitSplitsBatchEntries: a ledger topic whose max.message.bytes is small gets
+// more, smaller batch entries, never one it would reject.
+func TestSmallLedgerLimitSplitsBatchEntries(t *testing.T) {
+	c := replaytest.NewCluster(t)
+	seedSaga(t, c, 20)
+	e := newEngine(t, c, func(cfg *Config) { cfg.BatchSize = 20 })
+	compact, limit := "compact", "2000"
+	adm := kadm.NewClient(replaytest.Client(t, c))
+	if _, err := adm.CreateTopic(context.Background(), 3, -1, map[string]*string{"cleanup.policy": &compact, "max.message.bytes": &limit}, e.LedgerTopic()); err != nil {
+		t.Fatal(err)
+	}
+	sum := mustReplay(t, e, Request{Topic: ordersDLT})
+	if sum.Replayed != 20 {
+		t.Fatalf("replayed %s", countsString(sum.Counts))
+	}
+	entries := 0
+	for _, rec := range replaytest.ReadCommitted(t, c, e.LedgerTopic()) {
+		if len(rec.Value) > 2000 {
+			t.Errorf("ledger record of %d bytes on a topic that takes 2000", len(rec.Value))
+		}
+		if en, err := decodeEntry(rec.Key, rec.Value); err == nil && en.Kind == KindBatch {
+			entries++
+		}
+	}
+	if entries < 4 { // 2000/2/150 = 6 rows per entry
+		t.Fatalf("%d batch entries for 20 rows", entries)
+	}
+	if sum := mustReplay(t, e, Request{Topic: ordersDLT}); sum.Skipped != 20 || sum.Replayed != 0 {
+		t.Fatalf("rerun: %s", countsString(sum.Counts))
+	}
+	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, 20)
+}

@@ -701,13 +701,16 @@ func (r *run) produceBatch(ctx context.Context, items []*item) error {
 		}
 	}
 	at := r.e.cfg.Now().UTC().Format(time.RFC3339Nano)
-	rows := make([]batchRow, 0, min(len(items), maxBatchRows))
+	// Rows per entry: at most maxBatchRows, and few enough that an entry of the longest rows
+	// (about 150 bytes each) stays under half the ledger's max.message.bytes.
+	perEntry := max(1, min(maxBatchRows, int(r.limits.get(r.e.cfg.LedgerTopic))/2/150))
+	rows := make([]batchRow, 0, min(len(items), perEntry))
 	var ledgerErr error
 	var mu sync.Mutex
 	for i, it := range items {
 		rows = append(rows, batchRow{from: it.from, target: Coord{Topic: it.out.Topic, Partition: it.out.Partition, Offset: it.out.Offset},
 			count: it.count, seq: it.seq})
-		if len(rows) < maxBatchRows && i < len(items)-1 {
+		if len(rows) < perEntry && i < len(items)-1 {
 			continue
 		}
 		r.batches++
