@@ -215,6 +215,7 @@ func (r *run) do(ctx context.Context) (err error) {
 		chunk = 1
 	}
 	steps := make(chan []step, 2*batchCap/chunk+1)
+	spare := make(chan []step, cap(steps)+2) // chunks the committer is done with, for the scan to reuse
 	var scan ScanSummary
 	scanDone := make(chan error, 1)
 	go func() {
@@ -226,7 +227,11 @@ func (r *run) do(ctx context.Context) (err error) {
 			}
 			select {
 			case steps <- pending:
-				pending = make([]step, 0, chunk)
+				select {
+				case pending = <-spare:
+				default:
+					pending = make([]step, 0, chunk)
+				}
 				return nil
 			case <-sctx.Done():
 				return sctx.Err()
@@ -324,6 +329,11 @@ func (r *run) do(ctx context.Context) (err error) {
 					flush()
 				}
 			}
+		}
+		clear(sts) // the items belong to the batch now, not to the chunk
+		select {
+		case spare <- sts[:0]:
+		default:
 		}
 		if time.Since(lastReport) > 200*time.Millisecond {
 			lastReport = time.Now()
@@ -462,10 +472,35 @@ func (r *run) newItem(rec *kgo.Record, from Coord, dec decision) *item {
 		Topic:   dec.target,
 		Key:     rec.Key,
 		Value:   rec.Value,
-		Headers: appendReplayHeaders(r.carveHeaders(len(rec.Headers)+4), rec.Headers, buf[fromAt:], buf[:count], buf[count:fromAt], r.group),
+		Headers: appendReplayHeaders(r.carveHeaders(keptHeaders(rec.Headers, r.group != nil)+4), rec.Headers, buf[fromAt:], buf[:count], buf[count:fromAt], r.group),
 	}
 	*it = item{from: from, out: out, id: buf[:count:count], seq: r.seq, count: dec.count}
 	return it
+}
+
+// keepHeader reports whether a replayed record keeps a header of its dead letter: business and
+// trace headers yes; dead-letter metadata, earlier replay headers, and with a new group the
+// old target group, no.
+func keepHeader(key string, newGroup bool) bool {
+	switch {
+	case dlt.IsDeadLetterHeader(key):
+	case key == dlt.HeaderReplayID, key == dlt.HeaderReplayCount, key == dlt.HeaderReplayedFrom:
+	case key == dlt.HeaderTargetGroup && newGroup:
+	default:
+		return true
+	}
+	return false
+}
+
+// keptHeaders counts the headers keepHeader keeps.
+func keptHeaders(hs []kgo.RecordHeader, newGroup bool) int {
+	n := 0
+	for _, h := range hs {
+		if keepHeader(h.Key, newGroup) {
+			n++
+		}
+	}
+	return n
 }
 
 // itemSlab is how many items a replay allocates at once; bytes and headers are carved from
@@ -541,11 +576,7 @@ func ReplayHeaders(orig []kgo.RecordHeader, from Coord, replayID string, count i
 // appendReplayHeaders appends the replayed record's headers to out (see ReplayHeaders).
 func appendReplayHeaders(out, orig []kgo.RecordHeader, from, replayID, count, group []byte) []kgo.RecordHeader {
 	for _, h := range orig {
-		switch {
-		case dlt.IsDeadLetterHeader(h.Key):
-		case h.Key == dlt.HeaderReplayID, h.Key == dlt.HeaderReplayCount, h.Key == dlt.HeaderReplayedFrom:
-		case h.Key == dlt.HeaderTargetGroup && group != nil:
-		default:
+		if keepHeader(h.Key, group != nil) {
 			out = append(out, h)
 		}
 	}
