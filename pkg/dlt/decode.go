@@ -370,37 +370,34 @@ func IsDeadLetterHeader(key string) bool {
 // OriginTopic returns the original topic that headers name, with Decode's precedence (Spring's
 // kafka_dlt-original-topic, then Connect's __connect.errors.topic, then x-original-topic) and
 // its validation, without decoding anything else: the one thing a replay needs per record.
-func OriginTopic(headers []kgo.RecordHeader) string { return string(OriginTopicBytes(headers)) }
+func OriginTopic(headers []kgo.RecordHeader) string { return OriginTopicFunc(headers, headerTopic) }
 
-// OriginTopicBytes is OriginTopic as the header value's bytes (nil when no header names a
-// topic), for scans that intern topic names instead of allocating one string per record.
-func OriginTopicBytes(headers []kgo.RecordHeader) []byte {
-	var spring, connect, x []byte
+// OriginTopicFunc is OriginTopic with name turning a header value into a topic name ("" when
+// it is not a legal one): a scan over millions of records passes a cache, so it neither
+// checks nor allocates a name it has seen.
+func OriginTopicFunc(headers []kgo.RecordHeader, name func([]byte) string) string {
+	var spring, connect, x string
 	for _, h := range headers {
 		switch h.Key {
 		case HeaderOriginalTopic:
-			spring = validOrNil(h.Value)
+			spring = name(h.Value)
 		case ConnectTopic:
-			connect = validOrNil(h.Value)
+			connect = name(h.Value)
 		case HeaderXOriginalTopic:
-			x = validOrNil(h.Value)
+			x = name(h.Value)
 		}
 	}
 	switch {
-	case spring != nil:
+	case spring != "":
 		return spring
-	case connect != nil:
+	case connect != "":
 		return connect
 	}
 	return x
 }
 
-func validOrNil(v []byte) []byte {
-	if validTopic(v) {
-		return v
-	}
-	return nil
-}
+// TopicName returns v as a topic name, or "" when v is not a legal Kafka topic name.
+func TopicName(v []byte) string { return headerTopic(v) }
 
 // OriginalTopic returns the topic a dead letter should be replayed to, from the first header
 // that names it (Spring, Connect, then x-original-topic); "" when none does.

@@ -192,9 +192,9 @@ func (s *Selection) decodeIfSelected(r *kgo.Record, mode decodeMode) (*dlt.Recor
 }
 
 // decodeInto is decodeIfSelected into d, which the caller may reuse from record to record.
-// topics, when not nil, interns original-topic names across records (decodeRoute): a scan
-// over a million dead letters to a handful of topics then makes no string per record.
-func (s *Selection) decodeInto(r *kgo.Record, mode decodeMode, d *dlt.Record, topics map[string]string) (bool, error) {
+// topics, when not nil, caches original-topic names across records (decodeRoute): a scan over
+// a million dead letters to a handful of topics then makes no string per record.
+func (s *Selection) decodeInto(r *kgo.Record, mode decodeMode, d *dlt.Record, topics topicNames) (bool, error) {
 	if !s.Offsets.Contains(r.Offset) ||
 		(len(s.Partitions) > 0 && !containsPartition(s.Partitions, r.Partition)) ||
 		(!s.Since.IsZero() && r.Timestamp.Before(s.Since)) ||
@@ -222,7 +222,7 @@ func (s *Selection) decodeInto(r *kgo.Record, mode decodeMode, d *dlt.Record, to
 	default:
 		*d = dlt.Record{
 			Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: r.Key, Value: r.Value, Raw: r.Headers,
-			Origin: dlt.Origin{Topic: internTopic(topics, dlt.OriginTopicBytes(r.Headers)), Partition: -1, Offset: -1}, ReplayCount: dlt.ReplayCount(r.Headers),
+			Origin: dlt.Origin{Topic: topics.origin(r.Headers), Partition: -1, Offset: -1}, ReplayCount: dlt.ReplayCount(r.Headers),
 		}
 	}
 	if s.Where != nil {
@@ -234,20 +234,30 @@ func (s *Selection) decodeInto(r *kgo.Record, mode decodeMode, d *dlt.Record, to
 	return true, nil
 }
 
-// internTopic returns b as a string, the same string for the same name when topics is not nil
-// (a scan sees only a few distinct topics; the map is bounded anyway).
-func internTopic(topics map[string]string, b []byte) string {
-	if topics == nil || len(b) == 0 {
-		return string(b)
+// topicNames caches what header values name as topics (raw value → checked name, "" when not
+// a legal name): a scan sees only a few distinct values, so it checks and allocates each once.
+// A nil cache checks every value. The cache stops growing at maxTopicNames entries.
+type topicNames map[string]string
+
+const maxTopicNames = 1024
+
+func (tn topicNames) name(b []byte) string {
+	if tn == nil {
+		return dlt.TopicName(b)
 	}
-	if s, ok := topics[string(b)]; ok {
+	if s, ok := tn[string(b)]; ok {
 		return s
 	}
-	s := string(b)
-	if len(topics) < 1024 {
-		topics[s] = s
+	s := dlt.TopicName(b)
+	if len(tn) < maxTopicNames {
+		tn[string(b)] = s
 	}
 	return s
+}
+
+// origin is dlt.OriginTopic through the cache.
+func (tn topicNames) origin(headers []kgo.RecordHeader) string {
+	return dlt.OriginTopicFunc(headers, tn.name)
 }
 
 // Get returns the record at topic/partition/offset, or ErrNotFound when there is none (an
