@@ -119,6 +119,9 @@ func BatchKey(dltTopic, runID string, n int) string {
 // the run id (a UUID) with its last four bytes replaced by replayIdSeq, big-endian.
 var BatchColumns = []string{"partition", "offset", "target", "targetPartition", "targetOffset", "replayCount", "replayIdSeq"}
 
+// batchColumnsJSON is BatchColumns as a batch entry writes it.
+var batchColumnsJSON, _ = json.Marshal(BatchColumns)
+
 // BatchReplay is one row of a batch entry: a dead letter of the entry's DLT and where its
 // replay went (Target indexes the entry's Targets).
 type BatchReplay struct {
@@ -347,7 +350,9 @@ func (enc *entryEncoder) batch(at string, rows []batchRow) []byte {
 		}
 		b = appendJSONString(b, t)
 	}
-	b = append(b, `],"columns":["partition","offset","target","targetPartition","targetOffset","replayCount","replayIdSeq"],"replays":[`...)
+	b = append(b, `],"columns":`...)
+	b = append(b, batchColumnsJSON...)
+	b = append(b, `,"replays":[`...)
 	for i, r := range rows {
 		if i > 0 {
 			b = append(b, ',')

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -59,7 +60,8 @@ func TestBatchEntryDecodesAsEntry(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s: %v", v, err)
 	}
-	if e.Kind != KindBatch || e.DLT != "orders-failed.DLT" || e.Reason != `INC-42 "quoted"` || len(e.Targets) != 2 || len(e.Replays) != 3 {
+	if e.Kind != KindBatch || e.DLT != "orders-failed.DLT" || e.Reason != `INC-42 "quoted"` || len(e.Targets) != 2 || len(e.Replays) != 3 ||
+		strings.Join(e.Columns, ",") != strings.Join(BatchColumns, ",") {
 		t.Fatalf("decoded %+v", e)
 	}
 	for i, r := range rows {
