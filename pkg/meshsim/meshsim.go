@@ -117,9 +117,11 @@ type Mesh struct {
 	routes map[routeKey]*cachedRoute
 	faults map[FaultKey]*faultState
 
-	srv  *http.Server
-	base string
-	wg   sync.WaitGroup
+	srv    *http.Server
+	base   string
+	wg     sync.WaitGroup
+	connMu sync.Mutex
+	active map[net.Conn]bool // connections with a request in flight
 }
 
 type routeKey struct{ env, app string }
@@ -190,7 +192,8 @@ func (m *Mesh) Start(addr string) (string, error) {
 		return "", fmt.Errorf("meshsim: listen %s: %w", addr, err)
 	}
 	m.base = "http://" + ln.Addr().String()
-	m.srv = &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	m.active = map[net.Conn]bool{}
+	m.srv = &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second, ConnState: m.trackConn}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -205,19 +208,54 @@ func (m *Mesh) Start(addr string) (string, error) {
 // http://127.0.0.1:4000/prod/order-service.
 func (m *Mesh) URL(env, app string) string { return m.base + "/" + env + "/" + app }
 
-// Close stops serving and waits for requests in flight.
+// Close stops serving and waits for requests in flight (at most 5 s), then closes every
+// connection. A connection that is open but has not sent a request is not waited for: the
+// HTTP server's own Shutdown would wait 5 s for such a connection to send its first request.
 func (m *Mesh) Close() error {
 	var err error
 	if m.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err = m.srv.Shutdown(ctx); err != nil {
-			err = errors.Join(err, m.srv.Close())
+		done := make(chan error, 1)
+		go func() { done <- m.srv.Shutdown(ctx) }()
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+	wait:
+		for {
+			select {
+			case err = <-done:
+				break wait
+			case <-tick.C:
+				if m.inFlight() == 0 {
+					_ = m.srv.Close() // only idle or never-used connections are left
+					err = <-done
+					break wait
+				}
+			}
+		}
+		if err != nil {
+			err = errors.Join(fmt.Errorf("meshsim: %d requests still in flight: %w", m.inFlight(), err), m.srv.Close())
 		}
 		m.wg.Wait()
 	}
 	m.transport.CloseIdleConnections()
 	return err
+}
+
+func (m *Mesh) trackConn(c net.Conn, st http.ConnState) {
+	m.connMu.Lock()
+	defer m.connMu.Unlock()
+	if st == http.StateActive {
+		m.active[c] = true
+	} else {
+		delete(m.active, c)
+	}
+}
+
+func (m *Mesh) inFlight() int {
+	m.connMu.Lock()
+	defer m.connMu.Unlock()
+	return len(m.active)
 }
 
 // SetFault sets (or, with a zero Fault, clears) the fault of one subset.

@@ -1,10 +1,13 @@
 package meshsim_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -338,3 +341,58 @@ func TestConfigValidation(t *testing.T) {
 
 // A context-aware reader is what the Mesh needs; pkg/mesh's Reader satisfies it.
 var _ meshsim.RouteReader = (*mesh.Reader)(nil)
+
+// TestCloseWaitsForRequestsNotForSilentConnections: Close lets a request in flight finish, and
+// does not wait for a connection that was opened but never sent a request (the HTTP server's
+// own Shutdown waits 5 s for those, then fails).
+func TestCloseWaitsForRequestsNotForSilentConnections(t *testing.T) {
+	c := newCluster(t)
+	arrived := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		time.Sleep(200 * time.Millisecond)
+		_, _ = io.WriteString(w, "done")
+	}))
+	t.Cleanup(slow.Close)
+	m, err := meshsim.New(meshsim.Config{Upstreams: map[string]string{"order-service": slow.URL}, Routes: c.routes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := m.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	got := make(chan result, 1)
+	go func() {
+		resp, err := http.Get(base + "/prod/order-service/orders")
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		got <- result{resp.StatusCode, string(b), err}
+	}()
+	<-arrived
+	if err := m.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if r := <-got; r.err != nil || r.status != http.StatusOK || r.body != "done" {
+		t.Fatalf("the request in flight during Close: %d %q %v", r.status, r.body, r.err)
+	}
+	// The silent connection was closed too.
+	_ = silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := silent.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the silent connection is still open after Close: %v", err)
+	}
+}
