@@ -154,8 +154,8 @@ func TestCrashAnywhereThenRerunReplaysExactlyOnce(t *testing.T) {
 			killed := make(chan struct{})
 			pt.install(c, ids, func() {
 				once.Do(func() {
+					close(killed) // first: Wait may return as soon as the signal lands
 					_ = cmd.Process.Signal(syscall.SIGKILL)
-					close(killed)
 				})
 			})
 			waitErr := cmd.Wait()
