@@ -2,13 +2,16 @@ package replay
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,13 +35,27 @@ var (
 	benchReplay = flag.Int("bench.replay", 0, "replay this many small dead letters on a TCP kfake beside a bare franz-go loop and kcat")
 	benchStats  = flag.Int("bench.stats", 0, "run stats and list over this many dead letters in a child process and report time and peak memory")
 	benchBatch  = flag.Int("bench.batch", DefaultBatchSize, "records per replay transaction in -bench.replay")
+	// The broker runs in its own process unless asked: in this one, its heap (every record of
+	// the run) and its garbage collection would be charged to the client being measured.
+	benchProfile   = flag.String("bench.cpuprofile", "", "write CPU profiles of -bench.replay's opsctl replays to FILE.1, FILE.2, … (one per round)")
+	benchRounds    = flag.Int("bench.rounds", 3, "rounds of -bench.replay; the best is reported")
+	benchBaselines = flag.Bool("bench.baselines", true, "run -bench.replay's baselines (franz-go loop, kcat) beside opsctl")
+	benchInProcess = flag.Bool("bench.inprocess", false, "run -bench.replay's kfake in the test process")
 )
+
+// brokerPID is the broker process of the running benchmark round, whose CPU time counts.
+var brokerPID int
 
 const benchDLT, benchTarget = "bench.DLT", "bench"
 
 // seedBench writes n small dead letters (about 200 bytes of JSON value plus Spring headers) to
 // bench.DLT, spread over its partitions.
 func seedBench(tb testing.TB, c *kfake.Cluster, n int) {
+	tb.Helper()
+	seedBenchAt(tb, c.ListenAddrs(), n)
+}
+
+func seedBenchAt(tb testing.TB, addrs []string, n int) {
 	tb.Helper()
 	const chunk = 50_000
 	codes := []string{"DB_LOCK_TIMEOUT", "STOCK_ROW_MISSING", "COUPON_NOT_FOUND", "PG_TIMEOUT"}
@@ -53,12 +70,73 @@ func seedBench(tb testing.TB, c *kfake.Cluster, n int) {
 			d.Partition = int32(i % 3)
 			recs = append(recs, d)
 		}
-		replaytest.Produce(tb, c, recs...)
+		if err := replaytest.ProduceAll(context.Background(), addrs, recs...); err != nil {
+			tb.Fatal(err)
+		}
 	}
 }
 
+var benchTopics = kfake.SeedTopics(3, benchDLT, benchTarget, "bench-bare", "bench-kcat")
+
 func benchCluster(tb testing.TB) *kfake.Cluster {
-	return replaytest.NewCluster(tb, kfake.SeedTopics(3, benchDLT, benchTarget, "bench-bare", "bench-kcat"))
+	return replaytest.NewCluster(tb, benchTopics)
+}
+
+const brokerChildEnv = "OPSCTL_BENCH_BROKER_CHILD"
+
+// TestBenchBrokerChild is not a test: it is the broker process of TestBenchReplayThroughput, a
+// kfake cluster that prints its address and serves until its standard input closes.
+func TestBenchBrokerChild(t *testing.T) {
+	if os.Getenv(brokerChildEnv) == "" {
+		t.Skip("helper process for the replay benchmark")
+	}
+	c, err := replaytest.Start(benchTopics)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	fmt.Printf("brokers=%s\n", strings.Join(c.ListenAddrs(), ","))
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	c.Close()
+	os.Exit(0)
+}
+
+// benchBroker is a kfake cluster: in its own process (as a real broker is, so its heap and
+// garbage collection are not charged to the client measured), or in this one.
+type benchBroker struct {
+	addrs []string
+	pid   int // 0 when in-process
+}
+
+func startBenchBroker(t *testing.T, ownProcess bool) *benchBroker {
+	t.Helper()
+	if !ownProcess {
+		return &benchBroker{addrs: benchCluster(t).ListenAddrs()}
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchBrokerChild$")
+	cmd.Env = append(os.Environ(), brokerChildEnv+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Wait() })
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "brokers="); ok {
+			go func() { _, _ = io.Copy(io.Discard, stdout) }()
+			return &benchBroker{addrs: strings.Split(v, ","), pid: cmd.Process.Pid}
+		}
+	}
+	t.Fatalf("the broker process did not start: %v", sc.Err())
+	return nil
 }
 
 func TestBenchReplayThroughput(t *testing.T) {
@@ -70,32 +148,45 @@ func TestBenchReplayThroughput(t *testing.T) {
 	if kcatErr != nil {
 		t.Log("kcat not installed: apt-get install -y kcat for the kcat baseline")
 	}
-	// Each contender runs three times, interleaved, each time on a fresh cluster seeded the same
-	// way; the best of three is reported, which damps the noise of a machine shared with other
-	// work.
+	// The process runs with the collector settings of the CLI's dlt commands.
+	defer TuneGCForBatch()()
+	// Each contender runs -bench.rounds times, interleaved, each time on a fresh cluster seeded
+	// the same way; the best round is reported, which damps the noise of a machine shared with
+	// other work.
 	var bare, kc, eo, rerun []measured
-	for round := range 3 {
-		c := benchCluster(t)
-		seedBench(t, c, n)
-		addr := c.ListenAddrs()[0]
+	for round := range *benchRounds {
+		br := startBenchBroker(t, !*benchInProcess)
+		brokerPID = br.pid
+		seedBenchAt(t, br.addrs, n)
+		addr := br.addrs[0]
 		if round == 0 {
-			t.Logf("kfake on %s (TCP), %d dead letters on %s, GOMAXPROCS %d, load average %s", addr, n, benchDLT, runtime.GOMAXPROCS(0), loadAvg())
+			where := "in its own process"
+			if br.pid == 0 {
+				where = "in this process"
+			}
+			t.Logf("kfake on %s (TCP, %s), %d dead letters on %s, GOMAXPROCS %d, GOGC %d, load average %s", addr, where, n, benchDLT, runtime.GOMAXPROCS(0), gcPercent(), loadAvg())
 		}
 		// 1. A bare franz-go consume→produce loop: the practical limit (no decoding, no
 		// transactions, no dedupe, no audit).
-		bare = append(bare, timeIt(func() error { return bareLoop(c.ListenAddrs(), n) }))
+		if *benchBaselines {
+			bare = append(bare, timeIt(func() error { return bareLoop(br.addrs, n) }))
+		}
 		// 2. kcat -C | kcat -P, when installed.
-		if kcatErr == nil {
+		if kcatErr == nil && *benchBaselines {
 			kc = append(kc, timeIt(func() error { return kcatPipe(kcat, addr, n) }))
-			if got := countRecords(t, c, "bench-kcat"); got != n {
+			if got := countRecordsAt(t, br.addrs, "bench-kcat"); got != n {
 				t.Errorf("kcat moved %d of %d records", got, n)
 			}
 		}
 		// 3. opsctl: select, plan, exactly-once transactions with the ledger; then a rerun,
 		// which reads everything and skips everything.
-		e := newEngine(t, c, func(cfg *Config) { cfg.BatchSize = *benchBatch; cfg.Now = time.Now })
+		e, err := New(Config{NewClient: (&addrCluster{addrs: br.addrs}).newClient, Actor: "bench", BatchSize: *benchBatch})
+		if err != nil {
+			t.Fatal(err)
+		}
 		var sum *Summary
 		eo = append(eo, timeIt(func() error {
+			defer profileCPU(t)()
 			var err error
 			sum, err = e.Replay(context.Background(), Request{Topic: benchDLT, Reason: "bench"})
 			return err
@@ -111,8 +202,17 @@ func TestBenchReplayThroughput(t *testing.T) {
 		if sum.Skipped != n {
 			t.Fatalf("rerun skipped %d of %d", sum.Skipped, n)
 		}
+		if got, err := replaytest.ReadAll(context.Background(), br.addrs, benchTarget); err != nil || len(got) != n {
+			t.Fatalf("%s holds %d records after the replay and the rerun (%v), want %d", benchTarget, len(got), err, n)
+		}
+		e.Close()
 	}
 	b, k, o := best(bare), best(kc), best(eo)
+	if !*benchBaselines {
+		report(t, fmt.Sprintf("opsctl replay, exactly once (batch %d)", *benchBatch), n, o, 0)
+		report(t, "opsctl rerun (all skipped)", n, best(rerun), 0)
+		return
+	}
 	report(t, "franz-go consume→produce loop", n, b, 0)
 	if kcatErr == nil {
 		report(t, "kcat -C | kcat -P", n, k, 0)
@@ -126,11 +226,35 @@ func TestBenchReplayThroughput(t *testing.T) {
 	t.Logf("load average after: %s", loadAvg())
 }
 
-// measured is one benchmark phase: wall time, and the CPU it cost this process (kfake, and the
-// client when it runs in-process) plus any child processes (kcat). On a machine shared with
+// profileCPU profiles until the returned function is called, when -bench.cpuprofile asks, into
+// FILE.1, FILE.2, … one per round (go tool pprof merges them: go tool pprof FILE.*).
+func profileCPU(t *testing.T) func() {
+	if *benchProfile == "" {
+		return func() {}
+	}
+	profiled++
+	f, err := os.Create(fmt.Sprintf("%s.%d", *benchProfile, profiled))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+var profiled int
+
+// measured is one benchmark phase: wall time, and the CPU it cost this process (the client when
+// it runs in-process), the broker (in its process or this one) and any child processes (kcat). On a machine shared with
 // other work, wall time swings with the load; CPU time per record is the steadier figure.
 type measured struct {
-	wall, cpu time.Duration
+	wall, cpu, broker time.Duration // broker: the part of cpu spent by a broker in its own process
 }
 
 func best(ms []measured) measured {
@@ -143,19 +267,19 @@ func best(ms []measured) measured {
 			b.wall = m.wall
 		}
 		if m.cpu < b.cpu {
-			b.cpu = m.cpu
+			b.cpu, b.broker = m.cpu, m.broker
 		}
 	}
 	return b
 }
 
 func timeIt(fn func() error) measured {
-	cpu0 := cpuTime()
+	cpu0, broker0 := cpuTime(), procCPU(brokerPID)
 	start := time.Now()
 	if err := fn(); err != nil {
 		panic(err)
 	}
-	return measured{wall: time.Since(start), cpu: cpuTime() - cpu0}
+	return measured{wall: time.Since(start), cpu: cpuTime() - cpu0, broker: procCPU(brokerPID) - broker0}
 }
 
 func cpuTime() time.Duration {
@@ -163,7 +287,27 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
 	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
 	tv := func(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }
-	return tv(self.Utime) + tv(self.Stime) + tv(kids.Utime) + tv(kids.Stime)
+	return tv(self.Utime) + tv(self.Stime) + tv(kids.Utime) + tv(kids.Stime) + procCPU(brokerPID)
+}
+
+// procCPU is the user+system CPU time of a running process (0 for pid 0 or when unknown), from
+// /proc/PID/stat in clock ticks of 10 ms.
+func procCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name in parentheses may hold spaces: fields count from after it.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 func report(t *testing.T, what string, n int, m measured, rssKiB int64) {
@@ -171,6 +315,9 @@ func report(t *testing.T, what string, n int, m measured, rssKiB int64) {
 	line := fmt.Sprintf("%-40s %7d records in %6.2fs = %7.0f records/s", what, n, m.wall.Seconds(), float64(n)/m.wall.Seconds())
 	if m.cpu > 0 {
 		line += fmt.Sprintf("; %5.2f CPU-s = %7.0f records/CPU-s", m.cpu.Seconds(), float64(n)/m.cpu.Seconds())
+		if m.broker > 0 {
+			line += fmt.Sprintf(" (broker %.2f, client %.2f)", m.broker.Seconds(), (m.cpu - m.broker).Seconds())
+		}
 	}
 	if rssKiB > 0 {
 		line += fmt.Sprintf(", peak RSS %.0f MiB", float64(rssKiB)/1024)
@@ -242,9 +389,14 @@ func kcatPipe(kcat, addr string, n int) error {
 	return nil
 }
 
-func countRecords(t *testing.T, c *kfake.Cluster, topic string) int {
+func countRecordsAt(t *testing.T, addrs []string, topic string) int {
 	t.Helper()
-	ends, err := kadm.NewClient(replaytest.Client(t, c)).ListEndOffsets(context.Background(), topic)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(context.Background(), topic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,6 +415,7 @@ func TestBenchStatsChild(t *testing.T) {
 		t.Skip("helper process for the stats benchmark")
 	}
 	mode, brokers, _ := strings.Cut(spec, "@")
+	defer TuneGCForBatch()() // as the CLI's dlt commands run
 	c := &addrCluster{addrs: strings.Split(brokers, ",")}
 	e, err := New(Config{NewClient: c.newClient})
 	if err != nil {

@@ -261,7 +261,7 @@ func (e *Engine) walk(ctx context.Context, req *Request, ru *rules, ranges []par
 	all := interleave && req.Limit == 0
 	// One decoded record, reused: fn must not keep d after it returns.
 	var d dlt.Record
-	topics := topicNames{}
+	topics := &topicNames{}
 	return e.scanWith(ctx, req.Topic, ranges, fetchBulk, all, func(r *kgo.Record) (bool, error) {
 		sum.Scanned++
 		ok, err := sel.decodeInto(r, decodeRoute, &d, topics)

@@ -194,7 +194,7 @@ func (s *Selection) decodeIfSelected(r *kgo.Record, mode decodeMode) (*dlt.Recor
 // decodeInto is decodeIfSelected into d, which the caller may reuse from record to record.
 // topics, when not nil, caches original-topic names across records (decodeRoute): a scan over
 // a million dead letters to a handful of topics then makes no string per record.
-func (s *Selection) decodeInto(r *kgo.Record, mode decodeMode, d *dlt.Record, topics topicNames) (bool, error) {
+func (s *Selection) decodeInto(r *kgo.Record, mode decodeMode, d *dlt.Record, topics *topicNames) (bool, error) {
 	if !s.Offsets.Contains(r.Offset) ||
 		(len(s.Partitions) > 0 && !containsPartition(s.Partitions, r.Partition)) ||
 		(!s.Since.IsZero() && r.Timestamp.Before(s.Since)) ||
@@ -235,28 +235,43 @@ func (s *Selection) decodeInto(r *kgo.Record, mode decodeMode, d *dlt.Record, to
 }
 
 // topicNames caches what header values name as topics (raw value → checked name, "" when not
-// a legal name): a scan sees only a few distinct values, so it checks and allocates each once.
-// A nil cache checks every value. The cache stops growing at maxTopicNames entries.
-type topicNames map[string]string
+// a legal name): a scan sees only a few distinct values, so it checks and allocates each once,
+// and runs of records from one topic compare against the last value seen. A nil cache checks
+// every value. The cache stops growing at maxTopicNames entries.
+type topicNames struct {
+	names  map[string]topicName
+	last   topicName
+	cached bool // last is set
+}
+
+type topicName struct{ raw, name string }
 
 const maxTopicNames = 1024
 
-func (tn topicNames) name(b []byte) string {
+func (tn *topicNames) name(b []byte) string {
 	if tn == nil {
 		return dlt.TopicName(b)
 	}
-	if s, ok := tn[string(b)]; ok {
-		return s
+	if tn.cached && string(b) == tn.last.raw {
+		return tn.last.name
 	}
-	s := dlt.TopicName(b)
-	if len(tn) < maxTopicNames {
-		tn[string(b)] = s
+	e, ok := tn.names[string(b)]
+	if !ok {
+		e = topicName{raw: string(b), name: dlt.TopicName(b)}
+		if tn.names == nil {
+			tn.names = map[string]topicName{}
+		}
+		if len(tn.names) >= maxTopicNames {
+			return e.name
+		}
+		tn.names[e.raw] = e
 	}
-	return s
+	tn.last, tn.cached = e, true
+	return e.name
 }
 
 // origin is dlt.OriginTopic through the cache.
-func (tn topicNames) origin(headers []kgo.RecordHeader) string {
+func (tn *topicNames) origin(headers []kgo.RecordHeader) string {
 	return dlt.OriginTopicFunc(headers, tn.name)
 }
 

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -95,4 +96,26 @@ func TestScanMemoryIsBounded(t *testing.T) {
 		t.Fatalf("stats: %+v %v", st, err)
 	}
 	t.Logf("live heap %d MiB before, at most %d MiB while listing %d records", base>>20, peak>>20, n)
+}
+
+// TestTopicNamesCacheAgreesWithTopicName: whatever the order of values, the cache answers what
+// dlt.TopicName does, including for values that are not legal topic names, past its size limit.
+func TestTopicNamesCacheAgreesWithTopicName(t *testing.T) {
+	values := []string{"orders", "orders", "payments-paid", "orders", "bad topic\x1b[2J", "", "orders", "a/b", "payments-paid"}
+	for i := range maxTopicNames + 10 {
+		values = append(values, fmt.Sprintf("t%d", i), "orders")
+	}
+	var tn topicNames
+	for _, v := range values {
+		if got, want := tn.name([]byte(v)), dlt.TopicName([]byte(v)); got != want {
+			t.Fatalf("name(%q) = %q, want %q", v, got, want)
+		}
+	}
+	if len(tn.names) != maxTopicNames {
+		t.Fatalf("the cache holds %d names, want it to stop at %d", len(tn.names), maxTopicNames)
+	}
+	var none *topicNames
+	if got := none.name([]byte("orders")); got != "orders" {
+		t.Fatalf("nil cache: %q", got)
+	}
 }

@@ -61,10 +61,16 @@ type session struct {
 	ctxName string
 	ctx     *config.Context
 	secrets secret.Fields
+	// restoreGC undoes the collector settings of a dlt command's run (see
+	// replay.TuneGCForBatch); it matters only where the command runs inside a longer process.
+	restoreGC func()
 }
 
 // Close releases the engine.
-func (s *session) Close() { s.engine.Close() }
+func (s *session) Close() {
+	s.engine.Close()
+	s.restoreGC()
+}
 
 // openSession builds the replay engine for the selected context.
 func openSession(f *cmdutil.Factory) (*session, error) {
@@ -76,7 +82,8 @@ func openSession(f *cmdutil.Factory) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &session{engine: e, ctxName: name, ctx: ctx, secrets: secret.NewFields(ctx.DLT.SecretFields...)}, nil
+	return &session{engine: e, ctxName: name, ctx: ctx, secrets: secret.NewFields(ctx.DLT.SecretFields...),
+		restoreGC: replay.TuneGCForBatch()}, nil
 }
 
 // clock is the factory's clock, or the system's when none was set.
