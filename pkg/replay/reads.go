@@ -239,9 +239,8 @@ func (s *Selection) decodeInto(r *kgo.Record, mode decodeMode, d *dlt.Record, to
 // and runs of records from one topic compare against the last value seen. A nil cache checks
 // every value. The cache stops growing at maxTopicNames entries.
 type topicNames struct {
-	names  map[string]topicName
-	last   topicName
-	cached bool // last is set
+	names map[string]topicName
+	last  topicName // zero at first, which is right for an empty value: not a topic name
 }
 
 type topicName struct{ raw, name string }
@@ -252,7 +251,7 @@ func (tn *topicNames) name(b []byte) string {
 	if tn == nil {
 		return dlt.TopicName(b)
 	}
-	if tn.cached && string(b) == tn.last.raw {
+	if string(b) == tn.last.raw {
 		return tn.last.name
 	}
 	e, ok := tn.names[string(b)]
@@ -266,7 +265,7 @@ func (tn *topicNames) name(b []byte) string {
 		}
 		tn.names[e.raw] = e
 	}
-	tn.last, tn.cached = e, true
+	tn.last = e
 	return e.name
 }
 

@@ -101,7 +101,7 @@ func TestScanMemoryIsBounded(t *testing.T) {
 // TestTopicNamesCacheAgreesWithTopicName: whatever the order of values, the cache answers what
 // dlt.TopicName does, including for values that are not legal topic names, past its size limit.
 func TestTopicNamesCacheAgreesWithTopicName(t *testing.T) {
-	values := []string{"orders", "orders", "payments-paid", "orders", "bad topic\x1b[2J", "", "orders", "a/b", "payments-paid"}
+	values := []string{"", "orders", "orders", "payments-paid", "orders", "bad topic\x1b[2J", "", "orders", "a/b", "payments-paid"}
 	for i := range maxTopicNames + 10 {
 		values = append(values, fmt.Sprintf("t%d", i), "orders")
 	}
