@@ -24,8 +24,9 @@ import (
 // Sizes are the terminal sizes every screen is checked at.
 var Sizes = [][2]int{{80, 24}, {120, 40}}
 
-// Timeout bounds every wait of a test; a screen that never appears fails the test.
-const Timeout = 15 * time.Second
+// Timeout bounds every wait of a test; a screen that never appears fails the test. It is generous
+// because a loaded 2-core machine (the whole suite running) can take many seconds for a first screen.
+const Timeout = 60 * time.Second
 
 // Program is a running Bubble Tea program under test.
 type Program struct {
