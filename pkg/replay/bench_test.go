@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/replay/replaytest"
@@ -82,7 +84,12 @@ func benchCluster(tb testing.TB) *kfake.Cluster {
 	return replaytest.NewCluster(tb, benchTopics)
 }
 
-const brokerChildEnv = "OPSCTL_BENCH_BROKER_CHILD"
+const (
+	brokerChildEnv   = "OPSCTL_BENCH_BROKER_CHILD"
+	brokerLatencyEnv = "OPSCTL_BENCH_BROKER_LATENCY"
+)
+
+var benchLatency = flag.Duration("bench.latency", 0, "delay every request the benchmark's broker (in its own process) handles by this much, as a network round trip would")
 
 // TestBenchBrokerChild is not a test: it is the broker process of TestBenchReplayThroughput, a
 // kfake cluster that prints its address and serves until its standard input closes.
@@ -94,6 +101,14 @@ func TestBenchBrokerChild(t *testing.T) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
+	}
+	if lat, _ := time.ParseDuration(os.Getenv(brokerLatencyEnv)); lat > 0 {
+		// Every request waits lat before the broker handles it: a network round trip. Other
+		// connections run meanwhile; requests on one connection wait in turn.
+		c.Control(func(kmsg.Request) (kmsg.Response, error, bool) {
+			c.SleepControl(func() { time.Sleep(lat) })
+			return nil, nil, false
+		})
 	}
 	fmt.Printf("brokers=%s\n", strings.Join(c.ListenAddrs(), ","))
 	_, _ = io.Copy(io.Discard, os.Stdin)
@@ -114,7 +129,7 @@ func startBenchBroker(t *testing.T, ownProcess bool) *benchBroker {
 		return &benchBroker{addrs: benchCluster(t).ListenAddrs()}
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchBrokerChild$")
-	cmd.Env = append(os.Environ(), brokerChildEnv+"=1")
+	cmd.Env = append(os.Environ(), brokerChildEnv+"=1", fmt.Sprintf("%s=%s", brokerLatencyEnv, *benchLatency))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -530,5 +545,65 @@ func BenchmarkWhere(b *testing.B) {
 		if ok, _ := w.Match(&d); !ok {
 			b.Fatal("no match")
 		}
+	}
+}
+
+var benchVariants = flag.String("bench.variants", "", "compare replay variants, interleaved round by round on fresh brokers: a comma-separated list of lanes=N, optionally +nostream (e.g. lanes=1,lanes=2)")
+
+// TestBenchReplayVariants measures what the replay's lanes and streaming gain: each round runs
+// every variant once, each on a fresh broker in its own process, so a machine whose speed
+// drifts treats them alike.
+func TestBenchReplayVariants(t *testing.T) {
+	if *benchVariants == "" || *benchReplay == 0 {
+		t.Skip("benchmark: pass -args -bench.replay=200000 -bench.variants=lanes=1,lanes=2")
+	}
+	n := *benchReplay
+	defer TuneGCForBatch()()
+	type variant struct {
+		name     string
+		lanes    int
+		noStream bool
+		runs     []measured
+	}
+	var vs []*variant
+	for _, v := range strings.Split(*benchVariants, ",") {
+		name, _ := strings.CutPrefix(v, "lanes=")
+		num, mod, _ := strings.Cut(name, "+")
+		lanes, err := strconv.Atoi(num)
+		if err != nil || lanes < 1 {
+			t.Fatalf("variant %q: want lanes=N[+nostream]", v)
+		}
+		vs = append(vs, &variant{name: v, lanes: lanes, noStream: mod == "nostream"})
+	}
+	for range *benchRounds {
+		for _, v := range vs {
+			br := startBenchBroker(t, !*benchInProcess)
+			brokerPID = br.pid
+			seedBenchAt(t, br.addrs, n)
+			e, err := New(Config{NewClient: (&addrCluster{addrs: br.addrs}).newClient, Actor: "bench", BatchSize: *benchBatch})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.lanes, e.noStream = v.lanes, v.noStream
+			var sum *Summary
+			v.runs = append(v.runs, timeIt(func() error {
+				var err error
+				sum, err = e.Replay(context.Background(), Request{Topic: benchDLT, Reason: "bench"})
+				return err
+			}))
+			if sum.Replayed != n {
+				t.Fatalf("%s replayed %d of %d", v.name, sum.Replayed, n)
+			}
+			e.Close()
+		}
+	}
+	for _, v := range vs {
+		walls := make([]float64, len(v.runs))
+		for i, m := range v.runs {
+			walls[i] = m.wall.Seconds()
+		}
+		slices.Sort(walls)
+		report(t, fmt.Sprintf("opsctl replay, %s", v.name), n, best(v.runs), 0)
+		t.Logf("%40s median %.2fs = %7.0f records/s over %d rounds", "", walls[len(walls)/2], float64(n)/walls[len(walls)/2], len(walls))
 	}
 }

@@ -7,11 +7,14 @@
 //   - Each batch of replayed records and its ledger entry (a batch entry on the compacted
 //     ledger topic listing every dead letter of the batch and the target record it became) are
 //     produced in one Kafka transaction: all become visible or none does.
-//   - Every run of one DLT uses the same transactional id, "opsctl-replay/<dlt topic>". Starting a
-//     run fences the previous one: Kafka aborts its open transaction and refuses anything it
-//     sends afterwards. A run first commits a small run-start entry to hold the fence, then
-//     reads the ledger (read_committed, to the end offsets it saw after taking the fence, which
-//     covers every transaction of every earlier run), and only then plans what to skip.
+//   - Every run of one DLT uses the same transactional ids: "opsctl-replay/<dlt topic>" and
+//     "opsctl-replay/<dlt topic>/1", one per lane (two transactions in flight; see
+//     replayLanes). Starting a run fences the previous one: Kafka aborts its open transactions
+//     and refuses anything it sends afterwards. A run first commits a small run-start entry on
+//     every lane to hold the fences, then once more on the first to check that no other run
+//     started meanwhile, then reads the ledger (read_committed, to the end offsets it saw after
+//     taking the fences, which covers every transaction of every earlier run), and only then
+//     plans what to skip.
 //   - Records are replayed in batches, one transaction per batch, so a run killed at any point
 //     leaves whole batches committed (recorded in the ledger, skipped next time) or nothing of
 //     a batch (aborted by Kafka, replayed next time).
@@ -104,6 +107,10 @@ type Engine struct {
 	// every record was produced and before the commit: the widest window for a crash or a
 	// concurrent run to strike.
 	beforeCommit func(runID string)
+	// lanes, when not 0 (benchmarks only), replaces replayLanes; noStream collects each batch
+	// before producing it. Both exist to measure what lanes and streaming gain.
+	lanes    int
+	noStream bool
 }
 
 // New returns an Engine; call Close when done.

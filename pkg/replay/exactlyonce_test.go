@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,7 +87,7 @@ func TestCrashAnywhereThenRerunReplaysExactlyOnce(t *testing.T) {
 				return nil, nil, false
 			})
 			c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-				if ends.Load() >= 3 && producesTo(req, event.TopicOrdersFailed, ids.target) { // run start + two batches
+				if ends.Load() >= fences+2 && producesTo(req, event.TopicOrdersFailed, ids.target) { // run start + two batches
 					kill()
 					return nil, errKilled, true // the third batch never reaches the broker
 				}
@@ -109,7 +110,7 @@ func TestCrashAnywhereThenRerunReplaysExactlyOnce(t *testing.T) {
 		{"inside a transaction: everything written, commit never sent", func(c *kfake.Cluster, ids topicIDs, kill func()) {
 			var ends atomic.Int32
 			c.ControlKey(int16(kmsg.EndTxn), func(kmsg.Request) (kmsg.Response, error, bool) {
-				if ends.Add(1) == 3 {
+				if ends.Add(1) == fences+1 {
 					kill()
 					return nil, errKilled, true
 				}
@@ -119,7 +120,7 @@ func TestCrashAnywhereThenRerunReplaysExactlyOnce(t *testing.T) {
 		{"during the commit: applied, the client never heard", func(c *kfake.Cluster, ids topicIDs, kill func()) {
 			var ends atomic.Int32
 			c.ControlKey(int16(kmsg.EndTxn), func(kmsg.Request) (kmsg.Response, error, bool) {
-				if ends.Add(1) == 4 {
+				if ends.Add(1) == fences+2 {
 					kill()
 				}
 				return nil, nil, false // the broker commits
@@ -129,6 +130,16 @@ func TestCrashAnywhereThenRerunReplaysExactlyOnce(t *testing.T) {
 			c.ControlKey(int16(kmsg.EndTxn), func(kmsg.Request) (kmsg.Response, error, bool) {
 				kill()
 				return nil, errKilled, true
+			})
+		}},
+		{"between taking one lane's fence and the next", func(c *kfake.Cluster, ids topicIDs, kill func()) {
+			var ends atomic.Int32
+			c.ControlKey(int16(kmsg.EndTxn), func(kmsg.Request) (kmsg.Response, error, bool) {
+				if ends.Add(1) == 2 {
+					kill()
+					return nil, errKilled, true
+				}
+				return nil, nil, false
 			})
 		}},
 	}
@@ -168,7 +179,8 @@ func TestCrashAnywhereThenRerunReplaysExactlyOnce(t *testing.T) {
 				t.Fatalf("child was not killed by a signal: %v\n%s", cmd.ProcessState, out.String())
 			}
 
-			before := len(replaytest.ReadStable(t, c, event.TopicOrdersFailed)) // the child's open transaction, if any, may stay open
+			fenceLanes(t, c, ordersDLT) // the child's open transactions, as the rerun would
+			before := len(replaytest.ReadStable(t, c, event.TopicOrdersFailed))
 			sum := mustReplay(t, e, Request{Topic: ordersDLT, Reason: "rerun after crash"})
 			t.Logf("committed before the crash: %d; rerun: %s", before, countsString(sum.Counts))
 			if sum.Replayed+sum.Skipped != n || sum.Skipped != before {
@@ -199,6 +211,37 @@ func TestCrashAnywhereThenRerunReplaysExactlyOnce(t *testing.T) {
 	}
 }
 
+// fences is how many transactions a run commits before its first batch: one per lane to take
+// its fence, and lane 0's again to check it.
+const fences = replayLanes + 1
+
+// fenceLanes ends whatever transactions a killed or failed run left open on dltTopic's replay
+// lanes, as the next run's fences would, so that what it committed can be counted.
+func fenceLanes(t *testing.T, c *kfake.Cluster, dltTopic string) {
+	t.Helper()
+	cl := replaytest.Client(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for k := range replayLanes {
+		id := laneTransactionalID(dltTopic, k)
+		for {
+			req := kmsg.NewPtrInitProducerIDRequest()
+			req.TransactionalID = &id
+			req.TransactionTimeoutMillis = 60_000
+			resp, err := req.RequestWith(ctx, cl)
+			if err != nil {
+				t.Fatalf("fence %s: %v", id, err)
+			}
+			if err := kerr.ErrorForCode(resp.ErrorCode); err == nil {
+				break
+			} else if !errors.Is(err, kerr.ConcurrentTransactions) {
+				t.Fatalf("fence %s: %v", id, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
 func lookupIDs(t *testing.T, c *kfake.Cluster, target, ledger string) topicIDs {
 	t.Helper()
 	adm := kadm.NewClient(replaytest.Client(t, c))
@@ -214,38 +257,45 @@ func TestBrokerErrorsMidRunThenRerun(t *testing.T) {
 		name    string
 		fault   func(c *kfake.Cluster) *kfake.FaultHandle
 		partial bool // the faulty run ends partial (record-level failure) rather than with an error
-		// appliedBefore is how many records the faulty run got committed (the rerun skips them),
-		// whatever it reported.
-		appliedBefore int
+		// applied is how many records the faulty run may have got committed (the rerun skips
+		// them), whatever it reported: from, to. Batches commit on two lanes at once, so how
+		// many committed before the fault struck depends on timing.
+		applied [2]int
 	}{
 		{"EndTxn fails outright on the second batch", func(c *kfake.Cluster) *kfake.FaultHandle {
 			var n atomic.Int32
-			return c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.UnknownServerError, When: func(kmsg.Request) bool { return n.Add(1) == 3 }})
-		}, false, 7},
+			return c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.UnknownServerError, When: func(kmsg.Request) bool { return n.Add(1) == fences+2 }})
+		}, false, [2]int{7, 21}},
 		{"EndTxn times out, again and again", func(c *kfake.Cluster) *kfake.FaultHandle {
 			var n atomic.Int32
-			return c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.RequestTimedOut, Count: -1, When: func(kmsg.Request) bool { return n.Add(1) >= 3 }})
-		}, false, 7},
+			return c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.RequestTimedOut, Count: -1, When: func(kmsg.Request) bool { return n.Add(1) >= fences+2 }})
+		}, false, [2]int{7, 14}},
 		{"produce to the target times out after the broker appended", func(c *kfake.Cluster) *kfake.FaultHandle {
 			var n atomic.Int32
 			return c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: event.TopicOrdersFailed, Err: kerr.RequestTimedOut, Count: 2,
 				When: func(kmsg.Request) bool { return n.Add(1) >= 2 }})
-		}, false, 40},
+		}, false, [2]int{0, 40}},
 		{"produce to the target fails mid-run", func(c *kfake.Cluster) *kfake.FaultHandle {
 			var n atomic.Int32
 			return c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: event.TopicOrdersFailed, Err: kerr.PolicyViolation,
 				When: func(kmsg.Request) bool { return n.Add(1) == 3 }})
-		}, false, 0},
+		}, false, [2]int{0, 14}},
 		{"produce to the ledger fails mid-run", func(c *kfake.Cluster) *kfake.FaultHandle {
-			var n atomic.Int32
+			// The first ledger entry to reach the broker after the run's fences: the first
+			// batch's, the second's or, as the lanes race, the third's.
+			var ends atomic.Int32
+			c.ControlKey(int16(kmsg.EndTxn), func(kmsg.Request) (kmsg.Response, error, bool) {
+				ends.Add(1)
+				return nil, nil, false
+			})
 			return c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "opsctl.replays", Err: kerr.PolicyViolation,
-				When: func(kmsg.Request) bool { return n.Add(1) == 4 }})
-		}, false, 0},
+				When: func(kmsg.Request) bool { return ends.Load() >= fences }})
+		}, false, [2]int{0, 14}},
 		{"one partition rejects its records as too large", func(c *kfake.Cluster) *kfake.FaultHandle {
 			var n atomic.Int32
 			return c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: event.TopicOrdersFailed, Partitions: []int32{1}, Err: kerr.MessageTooLarge,
 				When: func(kmsg.Request) bool { return n.Add(1) == 2 }})
-		}, true, 38},
+		}, true, [2]int{30, 38}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -271,10 +321,20 @@ func TestBrokerErrorsMidRunThenRerun(t *testing.T) {
 				t.Fatal("the fault never struck")
 			}
 			fault.Remove() // the broker recovers
+			fenceLanes(t, c, ordersDLT)
+			applied := len(replaytest.ReadStable(t, c, event.TopicOrdersFailed))
+			// What the run reported replayed is committed; only an unknown commit outcome may
+			// have committed more.
+			if applied < sum.Replayed || (applied != sum.Replayed && !errors.Is(err, ErrCommitUnknown)) {
+				t.Fatalf("the faulty run reported %d replayed, %d are committed (%v)", sum.Replayed, applied, err)
+			}
+			if applied < tt.applied[0] || applied > tt.applied[1] {
+				t.Fatalf("the faulty run committed %d, want %d to %d", applied, tt.applied[0], tt.applied[1])
+			}
 			again := mustReplay(t, e, Request{Topic: ordersDLT, Reason: "rerun"})
 			t.Logf("rerun: %s", countsString(again.Counts))
-			if again.Replayed+again.Skipped != n || again.Failed != 0 || again.Skipped != tt.appliedBefore {
-				t.Fatalf("rerun %s, want %d skipped", countsString(again.Counts), tt.appliedBefore)
+			if again.Replayed+again.Skipped != n || again.Failed != 0 || again.Skipped != applied {
+				t.Fatalf("rerun %s, want %d skipped", countsString(again.Counts), applied)
 			}
 			assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, n)
 		})
@@ -321,9 +381,10 @@ func TestSecondRunFencesTheFirst(t *testing.T) {
 	second := newEngine(t, c)
 
 	paused, resume := make(chan struct{}), make(chan struct{})
-	var batches int
+	// Batches commit in their lanes' goroutines: the second to reach its commit waits there.
+	var batches atomic.Int32
 	first.beforeCommit = func(string) {
-		if batches++; batches == 2 {
+		if batches.Add(1) == 2 {
 			close(paused)
 			<-resume
 		}
@@ -350,8 +411,10 @@ func TestSecondRunFencesTheFirst(t *testing.T) {
 	if !strings.Contains(got.err.Error(), want) {
 		t.Fatalf("fenced error %q does not say %q", got.err, want)
 	}
-	if got.sum.Replayed != 7 || sum.Skipped != 7 || sum.Replayed != n-7 {
-		t.Fatalf("first replayed %d (want its first batch of 7), second %s", got.sum.Replayed, countsString(sum.Counts))
+	// The first run replayed whole batches of 7: its first, and any the other lane committed
+	// before the second run took that lane's fence; the second run replayed the rest.
+	if r := got.sum.Replayed; r < 7 || r%7 != 0 || r >= n || sum.Skipped != r || sum.Replayed != n-r {
+		t.Fatalf("first replayed %d (want whole batches of 7, not all), second %s", r, countsString(sum.Counts))
 	}
 	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, n)
 }
@@ -393,4 +456,93 @@ type addrCluster struct{ addrs []string }
 
 func (a *addrCluster) newClient(extra ...kgo.Opt) (*kgo.Client, error) {
 	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(a.addrs...)}, extra...)...)
+}
+
+// TestInterleavedFencesStopTheEarlierRun holds a run between taking its lanes' fences while a
+// second run takes both: the first then holds lane 1 and the second lane 0. The first run's
+// check of lane 0 finds the second's fence, so it stops before reading the ledger and replays
+// nothing; the second replays everything once.
+func TestInterleavedFencesStopTheEarlierRun(t *testing.T) {
+	const n = 30
+	c := replaytest.NewCluster(t)
+	seedSaga(t, c, n)
+	first, second := newEngine(t, c), newEngine(t, c)
+	lane1 := laneTransactionalID(ordersDLT, 1)
+	held, resume := make(chan struct{}), make(chan struct{})
+	var seen atomic.Int32
+	c.ControlKey(int16(kmsg.InitProducerID), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r := req.(*kmsg.InitProducerIDRequest)
+		if r.TransactionalID != nil && *r.TransactionalID == lane1 && seen.Add(1) == 1 {
+			close(held) // the first run has lane 0's fence and is about to take lane 1's
+			c.SleepControl(func() { <-resume })
+		}
+		return nil, nil, false
+	})
+	type outcome struct {
+		sum *Summary
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		sum, err := first.Replay(context.Background(), Request{Topic: ordersDLT, Reason: "first"})
+		done <- outcome{sum, err}
+	}()
+	<-held
+	sum := mustReplay(t, second, Request{Topic: ordersDLT, Reason: "second"})
+	close(resume)
+	got := <-done
+
+	if !errors.Is(got.err, ErrFenced) || got.sum.Replayed != 0 || got.sum.Selected != 0 {
+		t.Fatalf("first run: %v, %s; want fenced before it selected anything", got.err, countsString(got.sum.Counts))
+	}
+	if !strings.Contains(got.err.Error(), "nothing was replayed") {
+		t.Fatalf("first run's error %q does not say nothing was replayed", got.err)
+	}
+	if sum.Replayed != n {
+		t.Fatalf("second run %s", countsString(sum.Counts))
+	}
+	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, n)
+}
+
+// TestBatchesAlternateLanes checks that a replay's batches commit on both lanes' transactional
+// ids, and that its results still arrive in batch order.
+func TestBatchesAlternateLanes(t *testing.T) {
+	const n = 40
+	c := replaytest.NewCluster(t)
+	seedSaga(t, c, n)
+	var mu sync.Mutex
+	commits := map[string]int{}
+	c.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r := req.(*kmsg.EndTxnRequest)
+		if r.Commit {
+			mu.Lock()
+			commits[r.TransactionalID]++
+			mu.Unlock()
+		}
+		return nil, nil, false
+	})
+	var replayIDs []string
+	sum := mustReplay(t, newEngine(t, c), Request{Topic: ordersDLT, Reason: "lanes", OnResult: func(res Result) {
+		if res.Action == ActionReplayed {
+			replayIDs = append(replayIDs, res.ReplayID)
+		}
+	}})
+	if sum.Replayed != n {
+		t.Fatalf("replay %s", countsString(sum.Counts))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// Lane 0: its fence, the check, 3 of the 6 batches (7 records each), the run's end; lane 1:
+	// its fence and the other 3 batches.
+	if got, want := commits[laneTransactionalID(ordersDLT, 0)], 2+3+1; got != want {
+		t.Errorf("lane 0 committed %d transactions, want %d (%v)", got, want, commits)
+	}
+	if got, want := commits[laneTransactionalID(ordersDLT, 1)], 1+3; got != want {
+		t.Errorf("lane 1 committed %d transactions, want %d (%v)", got, want, commits)
+	}
+	// Replay ids carry a sequence number in the order records were taken: results in batch
+	// order come sorted.
+	if !slices.IsSorted(replayIDs) || len(replayIDs) != n {
+		t.Errorf("results out of order: %v", replayIDs)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -48,19 +49,22 @@ type item struct {
 	id    []byte // the replay id, as the x-opsctl-replay-id header carries it
 	seq   uint32 // the replay id's sequence number within the run
 	count int
-	err   error
+	err   error // the record's own produce error in the last attempt
+	// The outcome, set by the lane that commits the item's batch.
+	replayed bool
+	fail     error // why the record was not replayed
 }
 
 type run struct {
 	e       *Engine
 	req     *Request
-	cl      *kgo.Client
+	lanes   []*lane
 	uuid    uuid.UUID
 	id      string
-	seq     uint32 // replay ids handed out
-	batches int    // batch entries written
-	group   []byte // x-opsctl-target-group's value, nil without --group
-	items   []item // slabs newItem takes from
+	seq     uint32       // replay ids handed out
+	batches atomic.Int64 // batch entries written
+	group   []byte       // x-opsctl-target-group's value, nil without --group
+	items   []item       // slabs newItem takes from
 	recs    []kgo.Record
 	bytes   []byte
 	hdrs    []kgo.RecordHeader
@@ -156,30 +160,46 @@ func (r *run) do(ctx context.Context) (err error) {
 	}
 
 	r.limits = &batchLimits{m: map[string]int32{}}
-	r.cl, err = e.cfg.NewClient(
-		kgo.TransactionalID(TransactionalID(req.Topic)),
-		kgo.TransactionTimeout(e.cfg.TransactionTimeout),
-		kgo.ProducerBatchMaxBytesFn(r.limits.get),
-		// franz-go's default 10ms linger stays: without it, several produce requests per
-		// partition go out at once, and kfake then rejected transactional batches under load
-		// with OUT_OF_ORDER_SEQUENCE_NUMBER (failing the run safely, but failing it).
-		kgo.MaxBufferedRecords(4*e.cfg.BatchSize+16),
-		kgo.RecordDeliveryTimeout(2*time.Minute),
-	)
-	if err != nil {
-		return err
+	lanes := replayLanes
+	if e.lanes > 0 {
+		lanes = e.lanes
 	}
-	defer r.cl.Close()
+	for k := range lanes {
+		cl, err := e.cfg.NewClient(
+			kgo.TransactionalID(laneTransactionalID(req.Topic, k)),
+			kgo.TransactionTimeout(e.cfg.TransactionTimeout),
+			kgo.ProducerBatchMaxBytesFn(r.limits.get),
+			// franz-go's default 10ms linger stays: without it, several produce requests per
+			// partition go out at once, and kfake then rejected transactional batches under load
+			// with OUT_OF_ORDER_SEQUENCE_NUMBER (failing the run safely, but failing it).
+			kgo.MaxBufferedRecords(4*e.cfg.BatchSize+16),
+			kgo.RecordDeliveryTimeout(2*time.Minute),
+		)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		r.lanes = append(r.lanes, newLane(r, k, cl))
+	}
 
 	r.limits.learn(ctx, e, e.cfg.LedgerTopic)
-	// Take the fence: the first transaction (the run-start entry) makes Kafka abort whatever an
-	// earlier run of this DLT left open and refuse that run from now on.
+	// Take the fences: a transaction (the run-start entry) on each lane makes Kafka abort
+	// whatever an earlier run of this DLT left open there and refuse that run from now on. The
+	// last one, on lane 0 again, checks that no run started in between (see replayLanes).
 	start := r.runEntry(RunRunning, nil, nil)
-	if err := r.transact(ctx, func() error { return r.produceSync(ctx, start) }); err != nil {
-		if isFenced(err) {
-			return fmt.Errorf("%w: another replay of %s started at the same moment and took over; nothing was replayed", ErrFenced, req.Topic)
+	fences := r.lanes
+	if len(r.lanes) > 1 {
+		fences = append(fences, r.lanes[0])
+	}
+	for _, ln := range fences {
+		if err := ln.transact(ctx, func() error { return ln.produceSync(ctx, start) }); err != nil {
+			// INVALID_TXN_STATE here is a commit refused because another run's fence aborted
+			// the transaction in between: nothing is replayed yet, whatever happened.
+			if isFenced(err) || errors.Is(err, kerr.InvalidTxnState) {
+				return fmt.Errorf("%w: another replay of %s started at the same moment and took over; nothing was replayed", ErrFenced, req.Topic)
+			}
+			return fmt.Errorf("start replay run (write %s): %w; nothing was replayed", e.cfg.LedgerTopic, err)
 		}
-		return fmt.Errorf("start replay run (write %s): %w; nothing was replayed", e.cfg.LedgerTopic, err)
 	}
 	// Now every earlier run's transactions are decided; the ledger up to its high watermark is
 	// the complete truth about what was replayed.
@@ -268,22 +288,49 @@ func (r *run) do(ctx context.Context) (err error) {
 	}()
 
 	var (
-		batch      []*item
+		cur        *laneBatch   // the batch being collected, streaming into its lane
+		committing []*laneBatch // batches handed to their lanes, oldest first
+		nextLane   int
 		scanned    int64
 		lastReport time.Time
 		commitErr  error
 	)
+	// settle waits for the oldest committing batch and reports its records.
+	settle := func() {
+		lb := committing[0]
+		committing = committing[1:]
+		err := <-lb.done
+		lb.lane.committing = nil
+		for _, it := range lb.items {
+			if it.replayed {
+				r.sum.Replayed++
+				r.result(Result{From: it.from, Action: ActionReplayed, ReplayID: string(it.id), ReplayCount: it.count,
+					Target: &Coord{Topic: it.out.Topic, Partition: it.out.Partition, Offset: it.out.Offset}})
+			} else {
+				r.failed(it, cmp.Or(it.fail, err, errors.New("not replayed")))
+			}
+		}
+		if err != nil && commitErr == nil {
+			commitErr = err
+		}
+		r.progress(scanned)
+	}
 	// A slow scan (rate-limited, or waiting on the broker) still commits what it has every second.
 	deadline := time.NewTimer(time.Hour)
 	deadline.Stop()
 	defer deadline.Stop()
+	// flush hands the batch being collected to its lane to commit.
 	flush := func() {
 		deadline.Stop()
-		if len(batch) > 0 && commitErr == nil {
-			commitErr = r.commitBatch(ctx, batch)
-			batch = batch[:0]
-			r.progress(scanned)
+		if cur == nil || commitErr != nil {
+			return
 		}
+		lb := cur
+		cur = nil
+		lb.done = make(chan error, 1)
+		lb.lane.committing = lb
+		committing = append(committing, lb)
+		go func() { lb.done <- lb.lane.commitBatch(ctx, lb.items) }()
 	}
 	report := r.req.OnResult != nil
 	for commitErr == nil {
@@ -321,16 +368,31 @@ func (r *run) do(ctx context.Context) (err error) {
 					r.result(Result{From: st.from, Action: ActionRefused, Code: st.dec.code, Reason: st.dec.why(), Target: target})
 				}
 			case ActionReplayed:
-				if len(batch) == 0 {
+				if cur == nil {
+					// A new batch takes the next lane, once that lane's previous batch has
+					// committed (and been reported, in order).
+					ln := r.lanes[nextLane%len(r.lanes)]
+					nextLane++
+					for ln.committing != nil {
+						settle()
+					}
+					if commitErr != nil {
+						r.sum.Selected-- // decided after a failure: not counted
+						continue
+					}
+					cur = &laneBatch{lane: ln}
 					deadline.Reset(time.Second)
 				}
-				batch = append(batch, st.item)
-				if len(batch) >= batchCap {
+				if !e.noStream {
+					cur.lane.stream(ctx, st.item)
+				}
+				cur.items = append(cur.items, st.item)
+				if len(cur.items) >= batchCap {
 					flush()
 				}
 			}
 		}
-		clear(sts) // the items belong to the batch now, not to the chunk
+		clear(sts) // the items belong to their batch now, not to the chunk
 		select {
 		case spare <- sts[:0]:
 		default:
@@ -353,12 +415,21 @@ func (r *run) do(ctx context.Context) (err error) {
 	}
 	if err == nil {
 		flush()
+	}
+	// Batches handed to their lanes commit (or not) whatever happened since: wait for each and
+	// report what it did.
+	for len(committing) > 0 {
+		settle()
+	}
+	if err == nil {
 		err = commitErr
-	} else if len(batch) > 0 && !isFenced(err) {
-		// The scan stopped (cancelled, broker error) with records collected but not sent: they
-		// were never part of a transaction, so nothing of them was applied.
-		for _, it := range batch {
-			r.failed(it, fmt.Errorf("not sent: %w", err))
+	}
+	if cur != nil {
+		// The run stopped (cancelled, broker error, another batch failed) in the middle of a
+		// batch: its transaction is aborted, so nothing of it was applied.
+		cur.lane.abortOpen(ctx, err)
+		for _, it := range cur.items {
+			r.failed(it, fmt.Errorf("not replayed, nothing of its batch was applied: %w", err))
 		}
 	}
 	r.sum.Scanned, r.sum.Limited = scan.Scanned, scan.Limited
@@ -425,7 +496,8 @@ func (r *run) finish(ctx context.Context, err error) error {
 	// Record the end even when the caller's context was cancelled (SIGINT), briefly.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if werr := r.transact(wctx, func() error { return r.produceSync(wctx, end) }); werr != nil {
+	ln := r.lanes[0]
+	if werr := ln.transact(wctx, func() error { return ln.produceSync(wctx, end) }); werr != nil {
 		r.e.cfg.Logger.Warn("could not record the end of the replay run in the ledger", "run", r.id, "err", werr)
 		if isFenced(werr) && err == nil {
 			r.sum.Status = RunFenced
@@ -589,183 +661,6 @@ func appendReplayHeaders(out, orig []kgo.RecordHeader, from, replayID, count, gr
 		out = append(out, kgo.RecordHeader{Key: dlt.HeaderTargetGroup, Value: group})
 	}
 	return out
-}
-
-// transact runs fn inside one transaction and commits it, aborting on any failure. fn's records
-// must all have succeeded for the commit to be attempted (franz-go would otherwise commit the
-// ones that did).
-func (r *run) transact(ctx context.Context, fn func() error) error {
-	if err := r.cl.BeginTransaction(); err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	if err := fn(); err != nil {
-		return r.abort(ctx, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return r.abort(ctx, err) // interrupted after the last record: do not commit a half-wanted batch
-	}
-	// EndTxn must not be cut off by a cancelled context: its outcome would be unknowable.
-	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
-	defer cancel()
-	if err := r.cl.EndTransaction(ectx, kgo.TryCommit); err != nil {
-		if isFenced(err) {
-			return err
-		}
-		// The commit's outcome may be unknown (franz-go says so for transport errors): abort what
-		// can be aborted and let the next run's ledger read decide what happened.
-		_ = r.cl.EndTransaction(ectx, kgo.TryAbort)
-		return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
-	}
-	return nil
-}
-
-// abortedError is a transaction failure after which the abort went through cleanly: nothing of
-// the transaction was applied and the producer is fit for another transaction.
-type abortedError struct{ cause error }
-
-// Error is the cause's message.
-func (e *abortedError) Error() string { return e.cause.Error() }
-
-// Unwrap returns the cause.
-func (e *abortedError) Unwrap() error { return e.cause }
-
-// abort ends the open transaction without committing, so nothing produced in it becomes
-// visible, and returns cause (or the fencing error that explains it).
-func (r *run) abort(ctx context.Context, cause error) error {
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
-	defer cancel()
-	if err := r.cl.AbortBufferedRecords(actx); err != nil {
-		return errors.Join(cause, fmt.Errorf("abort buffered records: %w", err))
-	}
-	if err := r.cl.EndTransaction(actx, kgo.TryAbort); err != nil {
-		if isFenced(err) && !isFenced(cause) {
-			return err
-		}
-		return errors.Join(cause, fmt.Errorf("abort transaction: %w", err))
-	}
-	return &abortedError{cause: cause}
-}
-
-// produceSync produces one record and waits for its answer, sending it at once instead of
-// after the producer's linger.
-func (r *run) produceSync(ctx context.Context, rec *kgo.Record) error {
-	done := make(chan error, 1)
-	r.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) { done <- err })
-	if err := r.cl.Flush(ctx); err != nil {
-		return err
-	}
-	return <-done
-}
-
-// commitBatch replays items and writes their ledger entries in one transaction. Records that
-// fail on their own (too large, target gone) are reported failed and the rest retried once in
-// a fresh transaction; any other failure stops the run.
-func (r *run) commitBatch(ctx context.Context, items []*item) error {
-	pending := items
-	for attempt := 0; attempt < 2 && len(pending) > 0; attempt++ {
-		err := r.transact(ctx, func() error {
-			if err := r.produceBatch(ctx, pending); err != nil {
-				return err
-			}
-			if r.e.beforeCommit != nil {
-				r.e.beforeCommit(r.id)
-			}
-			return nil
-		})
-		if err == nil {
-			for _, it := range pending {
-				r.sum.Replayed++
-				r.result(Result{From: it.from, Action: ActionReplayed, ReplayID: string(it.id), ReplayCount: it.count,
-					Target: &Coord{Topic: it.out.Topic, Partition: it.out.Partition, Offset: it.out.Offset}})
-			}
-			return nil
-		}
-		var aborted *abortedError
-		var rest []*item
-		for _, it := range pending {
-			if it.err != nil && recordLevel(it.err) && errors.As(err, &aborted) && !isFenced(err) {
-				r.failed(it, fmt.Errorf("replay to %s: %w (transaction aborted, nothing of it applied)", it.out.Topic, it.err))
-				continue
-			}
-			it.err = nil
-			rest = append(rest, it)
-		}
-		if len(rest) == len(pending) || attempt == 1 {
-			for _, it := range rest {
-				if errors.Is(err, ErrCommitUnknown) {
-					r.failed(it, fmt.Errorf("%w; run the replay again: the ledger shows whether this batch was applied, and it is replayed only if not", err))
-				} else {
-					r.failed(it, fmt.Errorf("batch aborted, nothing of it applied: %w", err))
-				}
-			}
-			return err
-		}
-		pending = rest
-	}
-	return nil
-}
-
-// produceBatch sends the replayed records and then, once every one is acknowledged with its
-// offset, the batch's ledger entries (which record those offsets), all inside the caller's
-// transaction. It returns when every record and entry has an answer.
-func (r *run) produceBatch(ctx context.Context, items []*item) error {
-	var wg sync.WaitGroup
-	wg.Add(len(items))
-	for _, it := range items {
-		it.err = nil
-		it.out.Partition, it.out.Offset = -1, -1
-		r.cl.Produce(ctx, it.out, func(_ *kgo.Record, err error) {
-			it.err = err
-			wg.Done()
-		})
-	}
-	// Flush sends what is buffered now instead of after the linger: the batch is complete, and
-	// every transaction would otherwise wait out a linger twice.
-	flushErr := r.cl.Flush(ctx)
-	wg.Wait()
-	if flushErr != nil && ctx.Err() != nil {
-		return fmt.Errorf("replay batch interrupted: %w", ctx.Err())
-	}
-	for _, it := range items {
-		if it.err != nil {
-			return fmt.Errorf("replay %s to %s: %w", it.from, it.out.Topic, it.err)
-		}
-	}
-	at := r.e.cfg.Now().UTC().Format(time.RFC3339Nano)
-	// Rows per entry: at most maxBatchRows, and few enough that an entry of the longest rows
-	// (about 150 bytes each) stays under half the ledger's max.message.bytes.
-	perEntry := max(1, min(maxBatchRows, int(r.limits.get(r.e.cfg.LedgerTopic))/2/150))
-	rows := make([]batchRow, 0, min(len(items), perEntry))
-	var ledgerErr error
-	var mu sync.Mutex
-	for i, it := range items {
-		rows = append(rows, batchRow{from: it.from, target: Coord{Topic: it.out.Topic, Partition: it.out.Partition, Offset: it.out.Offset},
-			count: it.count, seq: it.seq})
-		if len(rows) < perEntry && i < len(items)-1 {
-			continue
-		}
-		r.batches++
-		rec := &kgo.Record{Topic: r.e.cfg.LedgerTopic, Key: []byte(BatchKey(r.req.Topic, r.id, r.batches)), Value: r.enc.batch(at, rows)}
-		wg.Add(1)
-		r.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
-			if err != nil {
-				mu.Lock()
-				ledgerErr = cmp.Or(ledgerErr, err)
-				mu.Unlock()
-			}
-			wg.Done()
-		})
-		rows = rows[:0]
-	}
-	flushErr = r.cl.Flush(ctx)
-	wg.Wait()
-	if flushErr != nil && ctx.Err() != nil {
-		return fmt.Errorf("replay batch interrupted: %w", ctx.Err())
-	}
-	if ledgerErr != nil {
-		return fmt.Errorf("write ledger %s: %w", r.e.cfg.LedgerTopic, ledgerErr)
-	}
-	return nil
 }
 
 // isFenced reports whether err means this producer lost its transactional id to a newer one.

@@ -41,7 +41,10 @@ with --group) added.
 Exactly once across runs: every replayed record is written together with its entry in the
 replay ledger in one Kafka transaction; records the ledger holds are skipped (--force replays
 them again); a run killed at any point can simply be run again; a second run of the same DLT
-fences the first. Consumers must read with isolation.level=read_committed.
+fences the first. Consumers must read with isolation.level=read_committed. Two batches are
+in flight at a time, each in its own transaction, with the transactional ids
+opsctl-replay/TOPIC and opsctl-replay/TOPIC/1: the Kafka principal needs both (a prefixed
+ACL or IAM resource on opsctl-replay/ covers them).
 
 Rules: records without a known original topic are refused. If the context has a topic
 allowlist (dlt.allowlist), every target must be on it and --to may name one of them; without
