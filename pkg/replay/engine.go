@@ -292,11 +292,15 @@ func (e *Engine) scanWith(ctx context.Context, topic string, ranges []partRange,
 	return nil
 }
 
-// Fetch sizes (compressed bytes per fetch) for scans: browsing keeps one small fetch in memory;
-// a replay or a ledger read holds batches of records anyway and gains from fewer round trips.
+// Fetch sizes (compressed bytes per fetch) for scans: browsing keeps one small fetch in memory.
+// A replay or a ledger read takes smaller fetches still: a fetch decompresses to several times
+// its size, and the scan reads every record of it right after; while that stays within the
+// processor's cache, a replay of 200k dead letters takes about a fifth less time than with
+// 4 MiB fetches (TestBenchReplayThroughput). Round trips are not what limits it: at 512 KiB
+// per fetch and a 2 ms round trip, one broker still serves about 250 MB/s.
 const (
 	fetchBrowse int32 = 1 << 20
-	fetchBulk   int32 = 4 << 20
+	fetchBulk   int32 = 512 << 10
 )
 
 func (e *Engine) scanRanges(ctx context.Context, topic string, ranges []partRange, fetch int32,

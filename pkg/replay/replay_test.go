@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -469,4 +471,41 @@ func TestSmallLedgerLimitSplitsBatchEntries(t *testing.T) {
 		t.Fatalf("rerun: %s", countsString(sum.Counts))
 	}
 	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, 20)
+}
+
+// TestNewItemHeadersStayApart builds replayed records from dead letters with few, many and
+// more headers than a slab piece holds, and checks that each keeps exactly its own headers:
+// the room given back after one record must not be shared with the record before it.
+func TestNewItemHeadersStayApart(t *testing.T) {
+	r := &run{uuid: newRunID()}
+	mk := func(i, business int) *kgo.Record {
+		hs := []kgo.RecordHeader{{Key: dlt.HeaderOriginalTopic, Value: []byte("orders")}, {Key: "kafka_dlt-exception-message", Value: []byte("boom")}}
+		for j := range business {
+			hs = append(hs, kgo.RecordHeader{Key: fmt.Sprintf("h%d", j), Value: []byte(fmt.Sprintf("%d/%d", i, j))})
+		}
+		return &kgo.Record{Topic: "orders.DLT", Offset: int64(i), Key: []byte(strconv.Itoa(i)), Headers: hs}
+	}
+	sizes := []int{0, 1, 3, headerSlab/8 + 10, 2, 0, 5, headerSlab / 8, 1}
+	var items []*item
+	for range 200 { // enough records to cross several header slabs
+		for _, n := range sizes {
+			i := len(items)
+			items = append(items, r.newItem(mk(i, n), Coord{Topic: "orders.DLT", Partition: 0, Offset: int64(i)}, decision{action: ActionReplayed, target: "orders", count: 1}))
+		}
+	}
+	for i, it := range items {
+		n := sizes[i%len(sizes)]
+		hs := it.out.Headers
+		if len(hs) != n+3 || cap(hs) != len(hs) {
+			t.Fatalf("record %d: %d headers (cap %d), want %d", i, len(hs), cap(hs), n+3)
+		}
+		for j := range n {
+			if hs[j].Key != fmt.Sprintf("h%d", j) || string(hs[j].Value) != fmt.Sprintf("%d/%d", i, j) {
+				t.Fatalf("record %d header %d = %s=%s", i, j, hs[j].Key, hs[j].Value)
+			}
+		}
+		if hs[n].Key != dlt.HeaderReplayID || string(hs[n+2].Value) != fmt.Sprintf("orders.DLT/0/%d", i) {
+			t.Fatalf("record %d replay headers %v", i, hs[n:])
+		}
+	}
 }

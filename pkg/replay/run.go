@@ -68,11 +68,13 @@ type run struct {
 	recs    []kgo.Record
 	bytes   []byte
 	hdrs    []kgo.RecordHeader
-	started time.Time
-	sum     *Summary
-	limiter *rate.Limiter
-	limits  *batchLimits
-	enc     *entryEncoder
+	// carvedHeaders says whether the last carveHeaders came from the slab.
+	carvedHeaders bool
+	started       time.Time
+	sum           *Summary
+	limiter       *rate.Limiter
+	limits        *batchLimits
+	enc           *entryEncoder
 }
 
 // batchLimits holds each target topic's max.message.bytes, so a replay batch is never larger
@@ -540,13 +542,15 @@ func (r *run) newItem(rec *kgo.Record, from Coord, dec decision) *item {
 	buf = strconv.AppendInt(buf, int64(dec.count), 10)
 	fromAt := len(buf)
 	buf = appendCoord(buf, from)
-	*out = kgo.Record{
-		Topic:   dec.target,
-		Key:     rec.Key,
-		Value:   rec.Value,
-		Headers: appendReplayHeaders(r.carveHeaders(keptHeaders(rec.Headers, r.group != nil)+4), rec.Headers, buf[fromAt:], buf[:count], buf[count:fromAt], r.group),
-	}
-	*it = item{from: from, out: out, id: buf[:count:count], seq: r.seq, count: dec.count}
+	// The slabs are fresh (zero) memory, so only the fields that differ from zero are set: a
+	// kgo.Record is large enough that writing it whole costs more than filling it in.
+	out.Topic, out.Key, out.Value = dec.target, rec.Key, rec.Value
+	// One pass over the headers: room for all of them is carved, what is dropped given back.
+	hs := r.carveHeaders(len(rec.Headers) + 4)
+	hs = appendReplayHeaders(hs, rec.Headers, buf[fromAt:], buf[:count], buf[count:fromAt], r.group)
+	r.uncarveHeaders(cap(hs) - len(hs))
+	out.Headers = hs[:len(hs):len(hs)]
+	it.from, it.out, it.id, it.seq, it.count = from, out, buf[:count:count], r.seq, dec.count
 	return it
 }
 
@@ -562,17 +566,6 @@ func keepHeader(key string, newGroup bool) bool {
 		return true
 	}
 	return false
-}
-
-// keptHeaders counts the headers keepHeader keeps.
-func keptHeaders(hs []kgo.RecordHeader, newGroup bool) int {
-	n := 0
-	for _, h := range hs {
-		if keepHeader(h.Key, newGroup) {
-			n++
-		}
-	}
-	return n
 }
 
 // itemSlab is how many items a replay allocates at once; bytes and headers are carved from
@@ -598,7 +591,8 @@ func (r *run) carveBytes(n int) []byte {
 
 // carveHeaders returns an empty header slice with capacity n from the run's header slab.
 func (r *run) carveHeaders(n int) []kgo.RecordHeader {
-	if n > headerSlab/8 {
+	r.carvedHeaders = n <= headerSlab/8
+	if !r.carvedHeaders {
 		return make([]kgo.RecordHeader, 0, n)
 	}
 	if cap(r.hdrs)-len(r.hdrs) < n {
@@ -607,6 +601,14 @@ func (r *run) carveHeaders(n int) []kgo.RecordHeader {
 	h := r.hdrs[len(r.hdrs) : len(r.hdrs) : len(r.hdrs)+n]
 	r.hdrs = r.hdrs[:len(r.hdrs)+n]
 	return h
+}
+
+// uncarveHeaders gives the last n headers of the slice carveHeaders returned last back to the
+// slab; the caller must not use them.
+func (r *run) uncarveHeaders(n int) {
+	if r.carvedHeaders {
+		r.hdrs = r.hdrs[:len(r.hdrs)-n]
+	}
 }
 
 // appendUUID appends id in its canonical text form.
