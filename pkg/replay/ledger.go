@@ -137,52 +137,97 @@ type BatchReplay struct {
 // BatchReplays are a batch entry's rows, in JSON an array of arrays of seven integers.
 type BatchReplays []BatchReplay
 
-// UnmarshalJSONFrom reads the rows token by token, without a slice per row, and rejects any row
-// that is not seven integers in range.
+// UnmarshalJSONFrom reads the rows: the decoder checks the array is valid JSON, then parseRows
+// reads it in one pass (a ledger read decodes a row per record ever replayed, and token by
+// token this was most of a rerun's time), rejecting any row that is not seven integers in range.
 func (rs *BatchReplays) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
-	tok, err := dec.ReadToken()
+	if dec.PeekKind() == 'n' {
+		_, err := dec.ReadToken()
+		*rs = nil
+		return err
+	}
+	raw, err := dec.ReadValue()
 	if err != nil {
 		return err
 	}
-	if tok.Kind() == 'n' {
-		*rs = nil
-		return nil
-	}
-	if tok.Kind() != '[' {
-		return errors.New("replays: not an array")
-	}
-	out := (*rs)[:0]
-	for dec.PeekKind() == '[' {
-		if _, err := dec.ReadToken(); err != nil {
-			return err
-		}
-		var v [7]int64
-		for i := range v {
-			tok, err := dec.ReadToken()
-			if err != nil {
-				return err
-			}
-			if tok.Kind() != '0' {
-				return fmt.Errorf("replays: row %d: column %s is not a number", len(out), BatchColumns[i])
-			}
-			if v[i], err = strconv.ParseInt(tok.String(), 10, 64); err != nil || v[i] < 0 {
-				return fmt.Errorf("replays: row %d: column %s is not a non-negative integer", len(out), BatchColumns[i])
-			}
-		}
-		if tok, err := dec.ReadToken(); err != nil || tok.Kind() != ']' {
-			return fmt.Errorf("replays: row %d has more than %d columns", len(out), len(BatchColumns))
-		}
-		if v[0] > math.MaxInt32 || v[3] > math.MaxInt32 || v[5] > math.MaxInt32 || v[6] > math.MaxUint32 || v[2] > math.MaxInt32 {
-			return fmt.Errorf("replays: row %d: a column is out of range", len(out))
-		}
-		out = append(out, BatchReplay{Partition: int32(v[0]), Offset: v[1], Target: int(v[2]), TargetPartition: int32(v[3]),
-			TargetOffset: v[4], ReplayCount: int(v[5]), Seq: uint32(v[6])})
-	}
-	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != ']' {
-		return errors.New("replays: a row is not an array")
+	out, err := parseRows(raw, (*rs)[:0])
+	if err != nil {
+		return err
 	}
 	*rs = out
 	return nil
+}
+
+// parseRows appends the rows of raw, a valid JSON value, to out.
+func parseRows(raw []byte, out []BatchReplay) ([]BatchReplay, error) {
+	i := 0
+	peek := func() byte { // the next byte that is not white space, 0 at the end
+		for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
+			i++
+		}
+		if i < len(raw) {
+			return raw[i]
+		}
+		return 0
+	}
+	if peek() != '[' {
+		return nil, errors.New("replays: not an array")
+	}
+	i++
+	if peek() == ']' {
+		return out, nil
+	}
+	for {
+		if peek() != '[' {
+			return nil, errors.New("replays: a row is not an array")
+		}
+		i++
+		var v [7]int64
+		for col := 0; ; col++ {
+			if col == 0 && peek() == ']' {
+				return nil, fmt.Errorf("replays: row %d has no columns", len(out))
+			}
+			if col == len(v) {
+				return nil, fmt.Errorf("replays: row %d has more than %d columns", len(out), len(v))
+			}
+			peek()
+			start := i
+			for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
+				v[col] = v[col]*10 + int64(raw[i]-'0')
+				i++
+				if i-start > 18 {
+					return nil, fmt.Errorf("replays: row %d: column %s is out of range", len(out), BatchColumns[col])
+				}
+			}
+			if i == start || (i < len(raw) && (raw[i] == '.' || raw[i] == 'e' || raw[i] == 'E')) {
+				return nil, fmt.Errorf("replays: row %d: column %s is not a non-negative integer", len(out), BatchColumns[col])
+			}
+			c := peek()
+			i++
+			if c == ']' {
+				if col != len(v)-1 {
+					return nil, fmt.Errorf("replays: row %d has %d columns, not %d", len(out), col+1, len(v))
+				}
+				break
+			}
+			if c != ',' {
+				return nil, fmt.Errorf("replays: row %d is malformed", len(out))
+			}
+		}
+		if v[0] > math.MaxInt32 || v[3] > math.MaxInt32 || v[5] > math.MaxInt32 || v[6] > math.MaxUint32 || v[2] > math.MaxInt32 {
+			return nil, fmt.Errorf("replays: row %d: a column is out of range", len(out))
+		}
+		out = append(out, BatchReplay{Partition: int32(v[0]), Offset: v[1], Target: int(v[2]), TargetPartition: int32(v[3]),
+			TargetOffset: v[4], ReplayCount: int(v[5]), Seq: uint32(v[6])})
+		c := peek()
+		i++
+		if c == ']' {
+			return out, nil
+		}
+		if c != ',' {
+			return nil, errors.New("replays: rows are malformed")
+		}
+	}
 }
 
 func decodeEntry(key, value []byte) (Entry, error) {

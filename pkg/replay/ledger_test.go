@@ -1,6 +1,11 @@
 package replay
 
 import (
+	"bytes"
+	"encoding/json/jsontext"
+	"io"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -145,5 +150,73 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 		ix := newLedgerIndex()
 		ix.add(key, value, "", true)
+	})
+}
+
+// tokenRows reads batch rows token by token with encoding/json/jsontext: slow, plainly right,
+// the reference parseRows must agree with.
+func tokenRows(raw []byte) ([]BatchReplay, bool) {
+	dec := jsontext.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
+		return nil, false
+	}
+	var out []BatchReplay
+	for dec.PeekKind() == '[' {
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, false
+		}
+		var v [7]int64
+		for i := range v {
+			tok, err := dec.ReadToken()
+			if err != nil || tok.Kind() != '0' {
+				return nil, false
+			}
+			if v[i], err = strconv.ParseInt(tok.String(), 10, 64); err != nil || v[i] < 0 {
+				return nil, false
+			}
+		}
+		if tok, err := dec.ReadToken(); err != nil || tok.Kind() != ']' {
+			return nil, false
+		}
+		if v[0] > math.MaxInt32 || v[3] > math.MaxInt32 || v[5] > math.MaxInt32 || v[6] > math.MaxUint32 || v[2] > math.MaxInt32 {
+			return nil, false
+		}
+		out = append(out, BatchReplay{Partition: int32(v[0]), Offset: v[1], Target: int(v[2]), TargetPartition: int32(v[3]),
+			TargetOffset: v[4], ReplayCount: int(v[5]), Seq: uint32(v[6])})
+	}
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != ']' {
+		return nil, false
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return nil, false
+	}
+	return out, true
+}
+
+// FuzzParseRowsAgreesWithTokens: on any valid JSON value, parseRows accepts exactly what the
+// token-by-token reader accepts (apart from integers of more than 18 digits, which parseRows
+// refuses as out of range), and reads the same rows.
+func FuzzParseRowsAgreesWithTokens(f *testing.F) {
+	for _, s := range []string{`[]`, ` [ [0,1,0,0,0,1,1] , [ 2 , 3 , 0 , 1 , 9 , 2 , 7 ] ] `, `[[0,1,0,0,0,1]]`,
+		`[[0,1,0,0,0,1,1,9]]`, `[[0,-1,0,0,0,1,1]]`, `[[0,1.5,0,0,0,1,1]]`, `[[0,1e3,0,0,0,1,1]]`, `[[0,"1",0,0,0,1,1]]`,
+		`[[4294967296,1,0,0,0,1,1]]`, `[[0,1,0,0,0,1,4294967296]]`, `[1]`, `{}`, `[[]]`, `[[0,1,0,0,0,1,1],1]`,
+		`[[0,1,0,0,0,1,1]`, `[[00,1,0,0,0,1,1]]`, `[[0,9223372036854775807,0,0,0,1,1]]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if !jsontext.Value(raw).IsValid() {
+			return // the decoder checks validity before parseRows sees a value
+		}
+		got, err := parseRows(raw, nil)
+		want, ok := tokenRows(raw)
+		if err == nil && !ok {
+			t.Fatalf("%s: parseRows accepted %v, the token reader refuses it", raw, got)
+		}
+		if err != nil && ok && !strings.Contains(err.Error(), "out of range") {
+			t.Fatalf("%s: parseRows refused (%v) what the token reader reads as %v", raw, err, want)
+		}
+		if err == nil && !slices.Equal(got, want) {
+			t.Fatalf("%s: parseRows read %v, the token reader %v", raw, got, want)
+		}
 	})
 }
