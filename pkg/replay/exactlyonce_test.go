@@ -389,15 +389,7 @@ func TestSecondRunFencesTheFirst(t *testing.T) {
 			<-resume
 		}
 	}
-	type outcome struct {
-		sum *Summary
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		sum, err := first.Replay(context.Background(), Request{Topic: ordersDLT, Reason: "first"})
-		done <- outcome{sum, err}
-	}()
+	done := replayAsync(first, Request{Topic: ordersDLT, Reason: "first"})
 	<-paused // the first run has its second batch produced and uncommitted
 
 	sum := mustReplay(t, second, Request{Topic: ordersDLT, Reason: "second"})
@@ -458,6 +450,22 @@ func (a *addrCluster) newClient(extra ...kgo.Opt) (*kgo.Client, error) {
 	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(a.addrs...)}, extra...)...)
 }
 
+// outcome is what a replay run in the background returned.
+type outcome struct {
+	sum *Summary
+	err error
+}
+
+// replayAsync runs a replay in the background; its outcome arrives on the channel.
+func replayAsync(e *Engine, req Request) <-chan outcome {
+	done := make(chan outcome, 1)
+	go func() {
+		sum, err := e.Replay(context.Background(), req)
+		done <- outcome{sum, err}
+	}()
+	return done
+}
+
 // TestInterleavedFencesStopTheEarlierRun holds a run between taking its lanes' fences while a
 // second run takes both: the first then holds lane 1 and the second lane 0. The first run's
 // check of lane 0 finds the second's fence, so it stops before reading the ledger and replays
@@ -478,15 +486,7 @@ func TestInterleavedFencesStopTheEarlierRun(t *testing.T) {
 		}
 		return nil, nil, false
 	})
-	type outcome struct {
-		sum *Summary
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		sum, err := first.Replay(context.Background(), Request{Topic: ordersDLT, Reason: "first"})
-		done <- outcome{sum, err}
-	}()
+	done := replayAsync(first, Request{Topic: ordersDLT, Reason: "first"})
 	<-held
 	sum := mustReplay(t, second, Request{Topic: ordersDLT, Reason: "second"})
 	close(resume)
