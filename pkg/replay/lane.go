@@ -41,7 +41,6 @@ func laneTransactionalID(dltTopic string, k int) string {
 // lane is one transactional producer of a run.
 type lane struct {
 	r        *run
-	k        int
 	cl       *kgo.Client
 	tx       openTxn
 	produced func(*kgo.Record, error) // the promise of every replayed record, made once
@@ -69,8 +68,8 @@ type openTxn struct {
 	errs     map[*kgo.Record]error // records that failed, by record
 }
 
-func newLane(r *run, k int, cl *kgo.Client) *lane {
-	ln := &lane{r: r, k: k, cl: cl}
+func newLane(r *run, cl *kgo.Client) *lane {
+	ln := &lane{r: r, cl: cl}
 	ln.produced = ln.onProduced
 	return ln
 }

@@ -181,7 +181,7 @@ func (r *run) do(ctx context.Context) (err error) {
 			return err
 		}
 		defer cl.Close()
-		r.lanes = append(r.lanes, newLane(r, k, cl))
+		r.lanes = append(r.lanes, newLane(r, cl))
 	}
 
 	r.limits.learn(ctx, e, e.cfg.LedgerTopic)
@@ -191,7 +191,7 @@ func (r *run) do(ctx context.Context) (err error) {
 	start := r.runEntry(RunRunning, nil, nil)
 	fences := r.lanes
 	if len(r.lanes) > 1 {
-		fences = append(fences, r.lanes[0])
+		fences = append(r.lanes[:len(r.lanes):len(r.lanes)], r.lanes[0])
 	}
 	for _, ln := range fences {
 		if err := ln.transact(ctx, func() error { return ln.produceSync(ctx, start) }); err != nil {
