@@ -57,7 +57,7 @@ type Config struct {
 	MaxReplays int
 	// Actor is who runs the replay, user@host, written to the ledger.
 	Actor string
-	// Now is the clock (default time.Now).
+	// Now is the clock (default time.Now). A replay's lanes call it concurrently.
 	Now func() time.Time
 	// Logger receives debug detail (default: discard).
 	Logger *slog.Logger
