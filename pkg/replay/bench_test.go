@@ -81,13 +81,16 @@ func seedBenchAt(tb testing.TB, addrs []string, n int) {
 var benchTopics = kfake.SeedTopics(3, benchDLT, benchTarget, "bench-bare", "bench-kcat")
 
 func benchCluster(tb testing.TB) *kfake.Cluster {
-	return replaytest.NewCluster(tb, benchTopics)
+	return replaytest.NewCluster(tb, benchTopics, kfake.NumBrokers(*benchBrokers))
 }
 
 const (
 	brokerChildEnv   = "OPSCTL_BENCH_BROKER_CHILD"
 	brokerLatencyEnv = "OPSCTL_BENCH_BROKER_LATENCY"
+	brokerCountEnv   = "OPSCTL_BENCH_BROKER_COUNT"
 )
+
+var benchBrokers = flag.Int("bench.brokers", 1, "brokers of the benchmark's kfake cluster (3 is an MSK cluster's shape: each partition's leader on its own broker)")
 
 var benchLatency = flag.Duration("bench.latency", 0, "delay every request the benchmark's broker (in its own process) handles by this much, as a network round trip would")
 
@@ -97,7 +100,8 @@ func TestBenchBrokerChild(t *testing.T) {
 	if os.Getenv(brokerChildEnv) == "" {
 		t.Skip("helper process for the replay benchmark")
 	}
-	c, err := replaytest.Start(benchTopics)
+	brokers, _ := strconv.Atoi(os.Getenv(brokerCountEnv))
+	c, err := replaytest.Start(benchTopics, kfake.NumBrokers(max(1, brokers)))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -129,7 +133,8 @@ func startBenchBroker(t *testing.T, ownProcess bool) *benchBroker {
 		return &benchBroker{addrs: benchCluster(t).ListenAddrs()}
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchBrokerChild$")
-	cmd.Env = append(os.Environ(), brokerChildEnv+"=1", fmt.Sprintf("%s=%s", brokerLatencyEnv, *benchLatency))
+	cmd.Env = append(os.Environ(), brokerChildEnv+"=1", fmt.Sprintf("%s=%s", brokerLatencyEnv, *benchLatency),
+		fmt.Sprintf("%s=%d", brokerCountEnv, *benchBrokers))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -179,7 +184,7 @@ func TestBenchReplayThroughput(t *testing.T) {
 			if br.pid == 0 {
 				where = "in this process"
 			}
-			t.Logf("kfake on %s (TCP, %s), %d dead letters on %s, GOMAXPROCS %d, GOGC %d, load average %s", addr, where, n, benchDLT, runtime.GOMAXPROCS(0), gcPercent(), loadAvg())
+			t.Logf("kfake with %d broker(s) on %s (TCP, %s), %d dead letters on %s, GOMAXPROCS %d, GOGC %d, load average %s", *benchBrokers, addr, where, n, benchDLT, runtime.GOMAXPROCS(0), gcPercent(), loadAvg())
 		}
 		// 1. A bare franz-go consume→produce loop: the practical limit (no decoding, no
 		// transactions, no dedupe, no audit).
