@@ -237,22 +237,21 @@ func (ln *lane) await(ctx context.Context, items []*item) error {
 func (ln *lane) commitBatch(ctx context.Context, items []*item) error {
 	pending := items
 	for attempt := 0; attempt < 2 && len(pending) > 0; attempt++ {
+		// The first attempt commits the transaction the items were streamed into; a retry (or a
+		// batch that was not streamed) begins one and sends them now.
 		var err error
 		if attempt == 0 && ln.tx.open {
 			ln.tx.open = false
-			if err = ln.tx.beginErr; err == nil {
-				err = ln.commitOpen(ctx, func() error {
-					if err := ln.await(ctx, pending); err != nil {
-						return err
-					}
-					return ln.finishBatch(ctx, pending)
-				})
-			}
+			err = ln.tx.beginErr
+		} else if err = ln.cl.BeginTransaction(); err != nil {
+			err = fmt.Errorf("begin transaction: %w", err)
 		} else {
-			err = ln.transact(ctx, func() error {
-				for _, it := range pending {
-					ln.send(ctx, it)
-				}
+			for _, it := range pending {
+				ln.send(ctx, it)
+			}
+		}
+		if err == nil {
+			err = ln.commitOpen(ctx, func() error {
 				if err := ln.await(ctx, pending); err != nil {
 					return err
 				}
