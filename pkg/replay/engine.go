@@ -33,6 +33,7 @@ import (
 	"log/slog"
 	"regexp"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -306,6 +307,27 @@ const (
 func (e *Engine) scanRanges(ctx context.Context, topic string, ranges []partRange, fetch int32,
 	fn func(*kgo.Record) (bool, error), afterPoll func() error,
 ) (bool, error) {
+	sc, err := e.openScan(topic, ranges, fetch)
+	if err != nil {
+		return false, err
+	}
+	defer sc.close()
+	return sc.run(ctx, fn, afterPoll)
+}
+
+// rangeScan is a consumer of some ranges of one topic. Once open it fetches in the background
+// (one fetch ahead per broker) until run reads the records.
+type rangeScan struct {
+	e     *Engine
+	topic string
+	cl    *kgo.Client     // nil when every range is empty
+	ends  map[int32]int64 // partitions still open, with their end offsets
+	once  sync.Once
+}
+
+// openScan opens a consumer of ranges: it starts fetching at once, so a caller can have the
+// first records on their way while it does other work. The caller must close it.
+func (e *Engine) openScan(topic string, ranges []partRange, fetch int32) (*rangeScan, error) {
 	ends := map[int32]int64{}
 	starts := map[int32]kgo.Offset{}
 	for _, r := range ranges {
@@ -314,10 +336,11 @@ func (e *Engine) scanRanges(ctx context.Context, topic string, ranges []partRang
 			starts[r.p] = kgo.NewOffset().At(r.start)
 		}
 	}
+	sc := &rangeScan{e: e, topic: topic, ends: ends}
 	if len(ends) == 0 {
-		return true, nil
+		return sc, nil
 	}
-	cl, err := e.cfg.NewClient(
+	opts := []kgo.Opt{
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: starts}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Control records are kept so the scan sees every offset up to its end, even when the
@@ -328,12 +351,30 @@ func (e *Engine) scanRanges(ctx context.Context, topic string, ranges []partRang
 		// returns a larger record whole, so a big value never stalls the scan.
 		kgo.FetchMaxBytes(fetch),
 		kgo.FetchMaxPartitionBytes(fetch),
-		kgo.FetchMaxWait(500*time.Millisecond),
-	)
-	if err != nil {
-		return false, err
+		kgo.FetchMaxWait(500 * time.Millisecond),
 	}
-	defer cl.Close()
+	cl, err := e.cfg.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	sc.cl = cl
+	return sc, nil
+}
+
+// close stops the consumer; it may be called more than once.
+func (sc *rangeScan) close() {
+	if sc != nil && sc.cl != nil {
+		sc.once.Do(sc.cl.Close)
+	}
+}
+
+// run reads the scan's ranges and calls fn for every data record in them, afterPoll after the
+// records of each fetch. It reports false when fn stopped it.
+func (sc *rangeScan) run(ctx context.Context, fn func(*kgo.Record) (bool, error), afterPoll func() error) (bool, error) {
+	e, topic, cl, ends := sc.e, sc.topic, sc.cl, sc.ends
+	if len(ends) == 0 {
+		return true, nil
+	}
 	done := func(p int32) {
 		delete(ends, p)
 		cl.PauseFetchPartitions(map[string][]int32{topic: {p}})
@@ -362,10 +403,12 @@ func (e *Engine) scanRanges(ctx context.Context, topic string, ranges []partRang
 		for it := fetches.RecordIter(); !it.Done(); {
 			rec := it.Next()
 			progressed = true
-			end, open := ends[rec.Partition]
-			if !open || rec.Offset >= end {
+			// fn may recycle rec: what the scan needs of it afterwards is taken first.
+			p, off := rec.Partition, rec.Offset
+			end, open := ends[p]
+			if !open || off >= end {
 				if open {
-					done(rec.Partition)
+					done(p)
 				}
 				continue
 			}
@@ -375,8 +418,8 @@ func (e *Engine) scanRanges(ctx context.Context, topic string, ranges []partRang
 					return more, err
 				}
 			}
-			if rec.Offset >= end-1 {
-				done(rec.Partition)
+			if off >= end-1 {
+				done(p)
 			}
 		}
 		if afterPoll != nil {

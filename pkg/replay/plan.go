@@ -252,17 +252,26 @@ func (e *Engine) validate(req *Request, needReason bool) error {
 // wait for the next one. It is shared by Plan and Replay so both decide alike. With
 // interleave (a replay without a limit) partitions are read together; otherwise in partition
 // order, so a plan is deterministic and a limit takes the same records in the plan and the run.
+// pre, when not nil, is the scan of ranges already opened by openWalk; walk closes it.
 func (e *Engine) walk(ctx context.Context, req *Request, ru *rules, ranges []partRange, sum *ScanSummary, interleave bool,
-	fn func(*kgo.Record, *dlt.Record, decision) (bool, error), afterPoll func() error,
+	pre *rangeScan, fn func(*kgo.Record, *dlt.Record, decision) (bool, error), afterPoll func() error,
 ) error {
 	sel := req.Selection
 	sel.Limit = 0
 	var toReplay int
 	all := interleave && req.Limit == 0
+	scan := func(each func(*kgo.Record) (bool, error)) error {
+		if pre == nil {
+			return e.scanWith(ctx, req.Topic, ranges, fetchBulk, all, each, afterPoll)
+		}
+		defer pre.close()
+		_, err := pre.run(ctx, each, afterPoll)
+		return err
+	}
 	// One decoded record, reused: fn must not keep d after it returns.
 	var d dlt.Record
 	topics := &topicNames{}
-	return e.scanWith(ctx, req.Topic, ranges, fetchBulk, all, func(r *kgo.Record) (bool, error) {
+	return scan(func(r *kgo.Record) (bool, error) {
 		sum.Scanned++
 		ok, err := sel.decodeInto(r, decodeRoute, &d, topics)
 		if err != nil {
@@ -282,7 +291,19 @@ func (e *Engine) walk(ctx context.Context, req *Request, ru *rules, ranges []par
 			toReplay++
 		}
 		return fn(r, &d, dec)
-	}, afterPoll)
+	})
+}
+
+// openWalk opens the scan a walk with interleave will read, so that its first fetch is on its
+// way while the caller does other work (a replay takes its fences and reads the ledger
+// meanwhile). It returns nil when the walk reads partition by partition and opens its own
+// scans. The dead-letter records below the ranges' ends do not change, so reading them early
+// reads the same records. The caller closes it (walk does).
+func (e *Engine) openWalk(req *Request, ranges []partRange, interleave bool) (*rangeScan, error) {
+	if !interleave || req.Limit != 0 {
+		return nil, nil
+	}
+	return e.openScan(req.Topic, ranges, fetchBulk)
 }
 
 // bounded narrows ranges to the request's Bound and returns the end offsets used.
@@ -329,7 +350,7 @@ func (e *Engine) Plan(ctx context.Context, req Request) (*Plan, error) {
 	spans := map[string]map[int32]*PartitionSpan{}
 	refusals := map[string]*RefusalPlan{}
 	var sum ScanSummary
-	err = e.walk(ctx, &req, ru, ranges, &sum, false, func(_ *kgo.Record, d *dlt.Record, dec decision) (bool, error) {
+	err = e.walk(ctx, &req, ru, ranges, &sum, false, nil, func(_ *kgo.Record, d *dlt.Record, dec decision) (bool, error) {
 		c := Coord{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset}
 		switch dec.action {
 		case ActionSkipped:

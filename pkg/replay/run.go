@@ -157,6 +157,12 @@ func (r *run) do(ctx context.Context) (err error) {
 		return err
 	}
 	ranges, _ = bounded(ranges, req.Bound)
+	// The scan starts fetching now, while the run takes its fences and reads the ledger.
+	pre, err := e.openWalk(req, ranges, true)
+	if err != nil {
+		return err
+	}
+	defer pre.close()
 	if err := e.ensureLedger(ctx); err != nil {
 		return err
 	}
@@ -260,7 +266,7 @@ func (r *run) do(ctx context.Context) (err error) {
 			}
 		}
 		var lastTarget string
-		err := e.walk(sctx, req, ru, ranges, &scan, true, func(rec *kgo.Record, d *dlt.Record, dec decision) (bool, error) {
+		err := e.walk(sctx, req, ru, ranges, &scan, true, pre, func(rec *kgo.Record, d *dlt.Record, dec decision) (bool, error) {
 			st := step{from: Coord{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset}, dec: dec, scanned: scan.Scanned}
 			if dec.action == ActionReplayed {
 				if dec.target != lastTarget {
