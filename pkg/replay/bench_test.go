@@ -553,9 +553,9 @@ func BenchmarkWhere(b *testing.B) {
 	}
 }
 
-var benchVariants = flag.String("bench.variants", "", "compare replay variants, interleaved round by round on fresh brokers: a comma-separated list of lanes=N, optionally +nostream (e.g. lanes=1,lanes=2)")
+var benchVariants = flag.String("bench.variants", "", "compare replay variants, interleaved round by round on fresh brokers: a comma-separated list of lanes=N, optionally followed by +nostream (each batch collected before it is produced) and +fixed (batches do not grow), e.g. lanes=2,lanes=2+fixed")
 
-// TestBenchReplayVariants measures what the replay's lanes and streaming gain: each round runs
+// TestBenchReplayVariants measures what the replay's lanes, streaming and growing batches gain: each round runs
 // every variant once, each on a fresh broker in its own process, so a machine whose speed
 // drifts treats them alike.
 func TestBenchReplayVariants(t *testing.T) {
@@ -568,17 +568,30 @@ func TestBenchReplayVariants(t *testing.T) {
 		name     string
 		lanes    int
 		noStream bool
+		fixed    bool
 		runs     []measured
 	}
 	var vs []*variant
 	for _, v := range strings.Split(*benchVariants, ",") {
 		name, _ := strings.CutPrefix(v, "lanes=")
-		num, mod, _ := strings.Cut(name, "+")
+		num, mods, _ := strings.Cut(name, "+")
 		lanes, err := strconv.Atoi(num)
 		if err != nil || lanes < 1 {
-			t.Fatalf("variant %q: want lanes=N[+nostream]", v)
+			t.Fatalf("variant %q: want lanes=N[+nostream][+fixed]", v)
 		}
-		vs = append(vs, &variant{name: v, lanes: lanes, noStream: mod == "nostream"})
+		vr := &variant{name: v, lanes: lanes}
+		for _, mod := range strings.Split(mods, "+") {
+			switch mod {
+			case "":
+			case "nostream":
+				vr.noStream = true
+			case "fixed":
+				vr.fixed = true
+			default:
+				t.Fatalf("variant %q: unknown modifier %q (want nostream or fixed)", v, mod)
+			}
+		}
+		vs = append(vs, vr)
 	}
 	for range *benchRounds {
 		for _, v := range vs {
@@ -589,7 +602,7 @@ func TestBenchReplayVariants(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e.lanes, e.noStream = v.lanes, v.noStream
+			e.lanes, e.noStream, e.fixedBatches = v.lanes, v.noStream, v.fixed
 			var sum *Summary
 			v.runs = append(v.runs, timeIt(func() error {
 				var err error

@@ -62,7 +62,8 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives debug detail (default: discard).
 	Logger *slog.Logger
-	// BatchSize is the number of records per replay transaction (default 5000).
+	// BatchSize is the number of records per replay transaction (default 5000). While the
+	// transaction before it is still committing, a batch grows up to four times that.
 	BatchSize int
 	// TransactionTimeout bounds how long a killed run's open transaction blocks read_committed
 	// readers before Kafka aborts it (default 30s). A rerun fences it at once.
@@ -112,6 +113,9 @@ type Engine struct {
 	// before producing it. Both exist to measure what lanes and streaming gain.
 	lanes    int
 	noStream bool
+	// fixedBatches (tests and benchmarks) keeps every batch at BatchSize records, for tests that
+	// count transactions and to measure what growing batches gains.
+	fixedBatches bool
 }
 
 // New returns an Engine; call Close when done.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"slices"
@@ -46,6 +47,7 @@ func TestReplayChildProcess(t *testing.T) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	e.fixedBatches = true // the crash points count batches of BatchSize
 	sum, err := e.Replay(context.Background(), Request{Topic: ordersDLT, Reason: "child"})
 	fmt.Printf("child finished: %+v %v\n", sum, err)
 	os.Exit(0)
@@ -422,6 +424,7 @@ func TestConcurrentRunsNeverDuplicate(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			e := newEngine(t, c)
+			e.fixedBatches = false // batches grow as they would
 			sum, err := e.Replay(context.Background(), Request{Topic: ordersDLT, Reason: fmt.Sprint("runner ", i)})
 			switch {
 			case errors.Is(err, ErrFenced):
@@ -439,6 +442,126 @@ func TestConcurrentRunsNeverDuplicate(t *testing.T) {
 	final := mustReplay(t, newEngine(t, c), Request{Topic: ordersDLT, Reason: "sweep"})
 	if final.Skipped+final.Replayed != n {
 		t.Fatalf("final sweep %s", countsString(final.Counts))
+	}
+	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, n)
+}
+
+// holdFirstBatch makes e's first batch wait, inside its transaction, until a second batch
+// reaches its commit: the next batch then finds the first lane busy for as long as it grows.
+func holdFirstBatch(e *Engine) {
+	var calls atomic.Int32
+	release := make(chan struct{})
+	e.fixedBatches = false
+	e.beforeCommit = func(string) {
+		switch calls.Add(1) {
+		case 1:
+			select {
+			case <-release:
+			case <-time.After(10 * time.Second): // fail the test's counts, not hang it
+			}
+		case 2:
+			close(release)
+		}
+	}
+}
+
+// batchRows returns the rows of each batch entry in the ledger, in the order they were written
+// (one entry per batch: the batches here hold far fewer than maxBatchRows rows).
+func batchRows(t *testing.T, c *kfake.Cluster, ledger string) map[string]int {
+	t.Helper()
+	rows := map[string]int{}
+	for _, rec := range replaytest.ReadCommitted(t, c, ledger) {
+		en, err := decodeEntry(rec.Key, rec.Value)
+		if err != nil {
+			t.Fatalf("ledger record %s: %v", rec.Key, err)
+		}
+		if en.Kind == KindBatch {
+			rows[string(rec.Key)] = len(en.Replays)
+		}
+	}
+	return rows
+}
+
+// TestBatchesGrowWhileTheOtherLaneCommits: a full batch keeps taking records while the lane the
+// next batch needs is still committing, up to four times BatchSize, and is still one
+// transaction: every record once, results in order.
+func TestBatchesGrowWhileTheOtherLaneCommits(t *testing.T) {
+	const n = 60
+	c := replaytest.NewCluster(t)
+	seedSaga(t, c, n)
+	e := newEngine(t, c) // BatchSize 7
+	holdFirstBatch(e)
+	var replayIDs []string
+	sum := mustReplay(t, e, Request{Topic: ordersDLT, Reason: "grow", OnResult: func(res Result) {
+		if res.Action == ActionReplayed {
+			replayIDs = append(replayIDs, res.ReplayID)
+		}
+	}})
+	if sum.Replayed != n {
+		t.Fatalf("replay %s", countsString(sum.Counts))
+	}
+	rows := batchRows(t, c, e.LedgerTopic())
+	total := 0
+	for key, r := range rows {
+		total += r
+		if r < 1 || r > batchGrowth*7 {
+			t.Errorf("batch %s holds %d records, want 1 to %d", key, r, batchGrowth*7)
+		}
+	}
+	// The first batch took 7 records (the other lane was free) and was held; the second grew to
+	// the cap meanwhile. (Entries are numbered as they are written, not by batch.)
+	sizes := slices.Sorted(maps.Values(rows))
+	if !slices.Contains(sizes, 7) || !slices.Contains(sizes, batchGrowth*7) {
+		t.Errorf("batch sizes %v, want one of 7 and one grown to %d while the first lane was busy", sizes, batchGrowth*7)
+	}
+	if total != n {
+		t.Errorf("ledger rows %d, want %d", total, n)
+	}
+	if !slices.IsSorted(replayIDs) || len(replayIDs) != n {
+		t.Errorf("results out of batch order: %v", replayIDs)
+	}
+	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, n)
+}
+
+// TestGrownBatchFailsWholeThenRerun: the commit of a grown batch fails; none of its records is
+// applied, and a rerun replays exactly those not committed.
+func TestGrownBatchFailsWholeThenRerun(t *testing.T) {
+	const n = 60
+	c := replaytest.NewCluster(t)
+	seedSaga(t, c, n)
+	lane1 := laneTransactionalID(ordersDLT, 1)
+	var lane1Commits atomic.Int32
+	c.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		r := req.(*kmsg.EndTxnRequest)
+		// Lane 1's first commit is its fence; its second, the grown batch.
+		if r.TransactionalID != lane1 || !r.Commit || lane1Commits.Add(1) != 2 {
+			return nil, nil, false
+		}
+		resp := r.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = kerr.UnknownServerError.Code
+		return resp, nil, true
+	})
+	e := newEngine(t, c)
+	holdFirstBatch(e)
+	sum, err := e.Replay(context.Background(), Request{Topic: ordersDLT, Reason: "grow"})
+	if err == nil {
+		t.Fatalf("the run with a failing commit succeeded: %s", countsString(sum.Counts))
+	}
+	t.Logf("faulty run: %s, %v", countsString(sum.Counts), err)
+	if sum.Failed < batchGrowth*7 {
+		t.Errorf("faulty run failed %d records, want at least the grown batch's %d", sum.Failed, batchGrowth*7)
+	}
+	rows := 0
+	for _, r := range batchRows(t, c, e.LedgerTopic()) {
+		rows += r
+	}
+	if rows != sum.Replayed {
+		t.Errorf("ledger holds %d rows, the run reported %d replayed", rows, sum.Replayed)
+	}
+	rerun := mustReplay(t, newEngine(t, c), Request{Topic: ordersDLT, Reason: "rerun"})
+	if rerun.Skipped != sum.Replayed || rerun.Replayed != n-sum.Replayed {
+		t.Fatalf("rerun %s after %d replayed", countsString(rerun.Counts), sum.Replayed)
 	}
 	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, n)
 }

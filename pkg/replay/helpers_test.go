@@ -36,6 +36,10 @@ func newEngine(t testing.TB, c *kfake.Cluster, edit ...func(*Config)) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Batches stay at BatchSize, so tests can count transactions and know where each batch
+	// ends. TestBatchesGrowWhileTheOtherLaneCommits and TestGrownBatchAbortedThenRerun cover
+	// growing batches.
+	e.fixedBatches = true
 	t.Cleanup(e.Close)
 	return e
 }

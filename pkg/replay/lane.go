@@ -54,7 +54,18 @@ type lane struct {
 type laneBatch struct {
 	lane  *lane
 	items []*item
-	done  chan error
+	done  chan struct{} // closed when the lane has committed the batch, or failed to
+	err   error         // the commit's outcome, set before done is closed
+}
+
+// committed reports, without waiting, whether the lane is done with the batch.
+func (lb *laneBatch) committed() bool {
+	select {
+	case <-lb.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // openTxn is the transaction the committer streams a batch's records into while the scan

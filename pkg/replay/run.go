@@ -180,7 +180,7 @@ func (r *run) do(ctx context.Context) (err error) {
 			// franz-go's default 10ms linger stays: without it, several produce requests per
 			// partition go out at once, and kfake then rejected transactional batches under load
 			// with OUT_OF_ORDER_SEQUENCE_NUMBER (failing the run safely, but failing it).
-			kgo.MaxBufferedRecords(4*e.cfg.BatchSize+16),
+			kgo.MaxBufferedRecords(batchGrowth*e.cfg.BatchSize+16), // a lane's batch at most, grown
 			kgo.RecordDeliveryTimeout(2*time.Minute),
 		)
 		if err != nil {
@@ -225,6 +225,14 @@ func (r *run) do(ctx context.Context) (err error) {
 	batchCap := e.cfg.BatchSize
 	if req.Rate > 0 {
 		batchCap = max(1, min(batchCap, int(req.Rate))) // about a second of records per transaction
+	}
+	// A full batch keeps growing, up to growCap, while the lane the next batch would take is
+	// still committing: the scan would otherwise wait for that lane. So transactions grow where
+	// commits are slow (a broker some milliseconds away, where each transaction costs several
+	// round trips) and stay at BatchSize where they are quick.
+	growCap := batchCap
+	if req.Rate == 0 && !e.fixedBatches {
+		growCap = batchGrowth * batchCap
 	}
 	r.enc = newEntryEncoder(r.id, req.Topic, e.cfg.Actor, req.Reason, req.Group)
 	if req.Group != "" {
@@ -307,7 +315,8 @@ func (r *run) do(ctx context.Context) (err error) {
 	settle := func() {
 		lb := committing[0]
 		committing = committing[1:]
-		err := <-lb.done
+		<-lb.done
+		err := lb.err
 		lb.lane.committing = nil
 		for _, it := range lb.items {
 			if it.replayed {
@@ -335,10 +344,13 @@ func (r *run) do(ctx context.Context) (err error) {
 		}
 		lb := cur
 		cur = nil
-		lb.done = make(chan error, 1)
+		lb.done = make(chan struct{})
 		lb.lane.committing = lb
 		committing = append(committing, lb)
-		go func() { lb.done <- lb.lane.commitBatch(ctx, lb.items) }()
+		go func() {
+			lb.err = lb.lane.commitBatch(ctx, lb.items)
+			close(lb.done)
+		}()
 	}
 	report := r.req.OnResult != nil
 	for commitErr == nil {
@@ -395,7 +407,7 @@ func (r *run) do(ctx context.Context) (err error) {
 					cur.lane.stream(ctx, st.item)
 				}
 				cur.items = append(cur.items, st.item)
-				if len(cur.items) >= batchCap {
+				if n := len(cur.items); n >= batchCap && (n >= growCap || r.laneFree(nextLane)) {
 					flush()
 				}
 			}
@@ -445,6 +457,15 @@ func (r *run) do(ctx context.Context) (err error) {
 	r.progress(scan.Scanned)
 	return r.finish(ctx, err)
 }
+
+// laneFree reports whether lane k (counted round the lanes) has no batch committing.
+func (r *run) laneFree(k int) bool {
+	lb := r.lanes[k%len(r.lanes)].committing
+	return lb == nil || lb.committed()
+}
+
+// batchGrowth is how many times BatchSize a batch may grow to while the next lane is busy.
+const batchGrowth = 4
 
 // stepChunk is how many steps the scan hands to the committer at once.
 const stepChunk = 256
