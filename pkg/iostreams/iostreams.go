@@ -120,6 +120,11 @@ func (p *Progress) Add(n int) {
 	p.draw()
 }
 
+// SetTotal sets the number of steps, once it is known.
+func (p *Progress) SetTotal(total int) {
+	p.total = total
+}
+
 // Done clears the bar's line.
 func (p *Progress) Done() {
 	if p.on {

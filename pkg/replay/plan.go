@@ -85,6 +85,9 @@ type Progress struct {
 	// Planned is how many records the run expects to replay when it knows (from Bound's plan),
 	// else 0.
 	Planned int64 `json:"planned,omitempty"`
+	// Total is how many offsets the run reads: Scanned reaches it when the scan is done (less
+	// when it stops early, at a limit or on an error), a progress bar's end when there was no plan.
+	Total int64 `json:"total,omitempty"`
 }
 
 // TargetPlan is what a plan sends to one topic.

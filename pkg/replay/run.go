@@ -64,6 +64,7 @@ type run struct {
 	seq     uint32       // replay ids handed out
 	batches atomic.Int64 // batch entries written
 	group   []byte       // x-opsctl-target-group's value, nil without --group
+	total   int64        // offsets in the ranges the run reads
 	items   []item       // slabs newItem takes from
 	recs    []kgo.Record
 	bytes   []byte
@@ -157,6 +158,9 @@ func (r *run) do(ctx context.Context) (err error) {
 		return err
 	}
 	ranges, _ = bounded(ranges, req.Bound)
+	for _, pr := range ranges {
+		r.total += max(0, pr.end-pr.start)
+	}
 	// The scan starts fetching now, while the run takes its fences and reads the ledger.
 	pre, err := e.openWalk(req, ranges, true)
 	if err != nil {
@@ -480,7 +484,7 @@ type step struct {
 
 func (r *run) progress(scanned int64) {
 	if r.req.OnProgress != nil {
-		r.req.OnProgress(Progress{Scanned: scanned, Counts: r.sum.Counts})
+		r.req.OnProgress(Progress{Scanned: scanned, Counts: r.sum.Counts, Total: r.total})
 	}
 }
 

@@ -129,18 +129,25 @@ func TestReplayCommand(t *testing.T) {
 		t.Fatalf("per-record lines: %d skipped, %d replayed", skipped, replayed)
 	}
 
-	// Run again: everything skipped, exit 0, nothing duplicated.
+	// Run again with --yes: no plan, a run that skips everything; exit 0, nothing duplicated,
+	// and the run is in the history.
 	r = h.run(t, false, "", "dlt", "replay", "orders-failed.DLT", "--reason", "again", "--yes")
-	if r.err != nil || !strings.Contains(r.out, "Nothing to replay") {
+	if r.err != nil || !strings.Contains(r.out, "Nothing to replay: 12 records already replayed, 0 refused.") {
 		t.Fatalf("rerun: %v\n%s", r.err, r.out)
 	}
 	if got := replaytest.ReadCommitted(t, h.c, event.TopicOrdersFailed); len(got) != 12 {
 		t.Fatalf("%d records on %s after replaying 12 dead letters", len(got), event.TopicOrdersFailed)
 	}
+	// Without --yes the plan comes first: it finds nothing to replay, and the command stops
+	// there without starting a run.
+	r = h.run(t, false, "", "dlt", "replay", "orders-failed.DLT", "--reason", "again")
+	if r.err != nil || !strings.Contains(r.out, "Nothing to replay; nothing was changed.") {
+		t.Fatalf("planned rerun: %v\n%s", r.err, r.out)
+	}
 
 	golden(t, "history_table", h.ok(t, "dlt", "history", "orders-failed.DLT"))
 	var runs []map[string]any
-	if err := json.Unmarshal([]byte(h.ok(t, "dlt", "history", "-o", "json")), &runs); err != nil || len(runs) != 2 {
+	if err := json.Unmarshal([]byte(h.ok(t, "dlt", "history", "-o", "json")), &runs); err != nil || len(runs) != 3 {
 		t.Fatalf("history json: %d runs, %v", len(runs), err)
 	}
 	golden(t, "topics_after_replay", h.ok(t, "dlt", "topics"))
@@ -317,5 +324,25 @@ func setMaxMessageBytes(t *testing.T, h *harness, topic string, n int) {
 		if r.Err != nil {
 			t.Fatal(r.Err)
 		}
+	}
+}
+
+// TestReplayWithYesOnATerminal: with --yes there is no plan; the progress bar on stderr counts
+// the offsets read against those in range, and stdout gets only the summary.
+func TestReplayWithYesOnATerminal(t *testing.T) {
+	h := newHarness(t)
+	h.seed(t)
+	r := h.run(t, true, "", "dlt", "replay", "orders-failed.DLT", "--reason", "INC-42", "--yes")
+	if r.err != nil {
+		t.Fatalf("replay: %v\n%s%s", r.err, r.out, r.errOut)
+	}
+	if !strings.Contains(r.errOut, "] 12/12") {
+		t.Errorf("stderr has no finished progress bar of 12 offsets:\n%q", r.errOut)
+	}
+	if strings.Contains(r.out, "Plan:") || !strings.Contains(r.out, "replayed                   12") {
+		t.Errorf("stdout:\n%s", r.out)
+	}
+	if n := len(replaytest.ReadCommitted(t, h.c, event.TopicOrdersFailed)); n != 12 {
+		t.Fatalf("replayed %d records, want 12", n)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/come2us/opsctl/pkg/cmdutil"
+	"github.com/come2us/opsctl/pkg/iostreams"
 	"github.com/come2us/opsctl/pkg/replay"
 )
 
@@ -53,8 +54,10 @@ Records replayed --max-replays times already (default 3, or dlt.maxReplays) are 
 unless --force.
 
 --dry-run prints the plan and changes nothing. Otherwise a terminal gets the plan and a
-confirmation prompt (--yes skips it; scripts must pass --yes). --reason is required and goes
-into the ledger. Exit code 3 when some records were refused or failed.`,
+confirmation prompt (--yes skips it; scripts must pass --yes). With --yes there is no separate
+plan: the replay reads the selection once, and a run that finds nothing to replay is still
+recorded in the history. --reason is required and goes into the ledger. Exit code 3 when some
+records were refused or failed.`,
 		Example: `  opsctl dlt replay orders-failed.DLT --since 2h --dry-run
   opsctl dlt replay orders-failed.DLT --where 'errorCode == "DB_LOCK_TIMEOUT"' --reason "INC-42: lock fixed"
   opsctl dlt replay orders-failed.DLT --group product-service-group --rate 200 --reason "..." --yes -o json`,
@@ -123,45 +126,48 @@ func replayRun(cmd *cobra.Command, opts *ReplayOptions) error {
 	req := replay.Request{Topic: opts.Topic, Selection: sel, To: opts.To, Group: opts.Group, Reason: opts.Reason,
 		Force: opts.Force, MaxReplays: opts.MaxReplays, Limit: sel.Limit, Rate: opts.Rate}
 	req.Selection.Limit = 0
-	plan, err := s.engine.Plan(ctx, req)
-	if err != nil {
-		return engineError(err)
-	}
-	if w := whereWarning(plan.WhereErrors, plan.FirstWhereError); w != "" {
-		fmt.Fprintln(f.IOStreams.ErrOut, sanitize(w))
-	}
 	out := f.IOStreams.Out
-	if opts.DryRun || plan.Replay == 0 {
-		if err := writePlan(f, plan, opts.DryRun); err != nil {
+	// The plan is made when someone reads it: --dry-run, or the confirmation prompt. It is a
+	// scan of the selection and the ledger, which the replay makes again, so with --yes the
+	// replay goes ahead without one and takes half the time.
+	planned := opts.DryRun || !opts.Yes
+	var bar *iostreams.Progress
+	if planned {
+		plan, err := s.engine.Plan(ctx, req)
+		if err != nil {
+			return engineError(err)
+		}
+		if w := whereWarning(plan.WhereErrors, plan.FirstWhereError); w != "" {
+			fmt.Fprintln(f.IOStreams.ErrOut, sanitize(w))
+		}
+		if opts.DryRun || plan.Replay == 0 {
+			if err := writePlan(f, plan, opts.DryRun); err != nil {
+				return err
+			}
+			if plan.Refused > 0 && !opts.DryRun {
+				return &cmdutil.PartialError{Summary: fmt.Sprintf("%d records refused, nothing replayed", plan.Refused)}
+			}
+			return nil
+		}
+		if f.IOStreams.CanPrompt() {
+			w := out
+			if f.Output != cmdutil.OutputTable {
+				w = f.IOStreams.ErrOut // keep stdout machine-readable
+			}
+			if err := planTable(f, w, plan); err != nil {
+				return err
+			}
+		}
+		question := fmt.Sprintf("Replay %d records from %s (reason %q)?", plan.Replay, sanitize(plan.Topic), sanitize(opts.Reason))
+		if err := f.Confirm(question, opts.Yes); err != nil {
 			return err
 		}
-		if plan.Refused > 0 && !opts.DryRun {
-			return &cmdutil.PartialError{Summary: fmt.Sprintf("%d records refused, nothing replayed", plan.Refused)}
-		}
-		return nil
-	}
-	if !opts.Yes && f.IOStreams.CanPrompt() {
-		w := out
-		if f.Output != cmdutil.OutputTable {
-			w = f.IOStreams.ErrOut // keep stdout machine-readable
-		}
-		if err := planTable(f, w, plan); err != nil {
-			return err
-		}
-	}
-	question := fmt.Sprintf("Replay %d records from %s (reason %q)?", plan.Replay, sanitize(plan.Topic), sanitize(opts.Reason))
-	if err := f.Confirm(question, opts.Yes); err != nil {
-		return err
-	}
-
-	req.Bound = plan.EndOffsets
-	progress := f.IOStreams.StartProgress("replaying "+sanitize(opts.Topic), int(plan.Replay))
-	var shown int
-	req.OnProgress = func(p replay.Progress) {
-		if done := p.Replayed + p.Failed; done > shown {
-			progress.Add(done - shown)
-			shown = done
-		}
+		req.Bound = plan.EndOffsets
+		bar = f.IOStreams.StartProgress("replaying "+sanitize(opts.Topic), int(plan.Replay))
+		req.OnProgress = progressByReplayed(bar)
+	} else {
+		bar = f.IOStreams.StartProgress("replaying "+sanitize(opts.Topic), 0)
+		req.OnProgress = progressByScanned(bar)
 	}
 	var notable []replay.Result
 	var werr error
@@ -182,12 +188,20 @@ func replayRun(cmd *cobra.Command, opts *ReplayOptions) error {
 		}
 	}
 	sum, err := s.engine.Replay(ctx, req)
-	progress.Done()
+	bar.Done()
+	if !planned && sum != nil {
+		if w := whereWarning(sum.WhereErrors, sum.FirstWhereError); w != "" {
+			fmt.Fprintln(f.IOStreams.ErrOut, sanitize(w))
+		}
+	}
 	if perr := writeSummary(f, sum, notable); perr != nil && err == nil {
 		err = perr
 	}
 	if err != nil {
 		return engineError(err)
+	}
+	if !planned && f.Output == cmdutil.OutputTable && sum.Replayed == 0 && sum.Failed == 0 {
+		fmt.Fprintf(out, "\nNothing to replay: %s already replayed, %d refused.\n", plural(int64(sum.Skipped), "record"), sum.Refused)
 	}
 	if werr != nil {
 		return fmt.Errorf("write results: %w", werr)
@@ -196,6 +210,30 @@ func replayRun(cmd *cobra.Command, opts *ReplayOptions) error {
 		return &cmdutil.PartialError{Summary: fmt.Sprintf("%d refused, %d failed", sum.Refused, sum.Failed)}
 	}
 	return nil
+}
+
+// progressByReplayed moves a replay's bar against its plan: records replayed (or failed) of
+// those planned.
+func progressByReplayed(bar *iostreams.Progress) func(replay.Progress) {
+	var shown int
+	return func(p replay.Progress) {
+		if done := p.Replayed + p.Failed; done > shown {
+			bar.Add(done - shown)
+			shown = done
+		}
+	}
+}
+
+// progressByScanned moves a replay's bar without a plan: offsets read of those in range.
+func progressByScanned(bar *iostreams.Progress) func(replay.Progress) {
+	var shown int64
+	return func(p replay.Progress) {
+		bar.SetTotal(int(p.Total))
+		if p.Scanned > shown {
+			bar.Add(int(p.Scanned - shown))
+			shown = p.Scanned
+		}
+	}
 }
 
 func writePlan(f *cmdutil.Factory, plan *replay.Plan, dryRun bool) error {
