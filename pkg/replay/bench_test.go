@@ -43,7 +43,14 @@ var (
 	benchRounds    = flag.Int("bench.rounds", 3, "rounds of -bench.replay; the best is reported")
 	benchBaselines = flag.Bool("bench.baselines", true, "run -bench.replay's baselines (franz-go loop, kcat) beside opsctl")
 	benchInProcess = flag.Bool("bench.inprocess", false, "run -bench.replay's kfake in the test process")
+	// The CLI pays what the engine in this process does not: its own start (package
+	// initialisation of a binary that also links the Kubernetes and Argo CD clients) and a
+	// heap that grows from nothing.
+	benchCLI = flag.String("bench.opsctl", "", "also time `opsctl dlt replay --yes` in its own process, with the opsctl binary at PATH (go build -o PATH ./cmd/opsctl)")
 )
+
+// benchCLIDLT holds a second copy of the dead letters for the CLI to replay.
+const benchCLIDLT = "bench-cli.DLT"
 
 // brokerPID is the broker process of the running benchmark round, whose CPU time counts.
 var brokerPID int
@@ -59,6 +66,12 @@ func seedBench(tb testing.TB, c *kfake.Cluster, n int) {
 
 func seedBenchAt(tb testing.TB, addrs []string, n int) {
 	tb.Helper()
+	seedBenchTopic(tb, addrs, benchDLT, n)
+}
+
+// seedBenchTopic writes n small dead letters of bench to dltTopic.
+func seedBenchTopic(tb testing.TB, addrs []string, dltTopic string, n int) {
+	tb.Helper()
 	const chunk = 50_000
 	codes := []string{"DB_LOCK_TIMEOUT", "STOCK_ROW_MISSING", "COUPON_NOT_FOUND", "PG_TIMEOUT"}
 	sources := []string{"order-service", "product-service"}
@@ -69,7 +82,7 @@ func seedBenchAt(tb testing.TB, addrs []string, n int) {
 			orig := &kgo.Record{Topic: benchTarget, Partition: int32(i % 3), Offset: int64(i), Key: []byte(strconv.Itoa(i)), Timestamp: at,
 				Value: fmt.Appendf(nil, `{"eventId":"e-%d","eventType":"OrderFailed","orderId":%d,"orderDetailId":%d,"optionValueId":3,"quantity":%d,"paymentKey":"tgen_%d"}`, i, i, i*10, 1+i%4, i)}
 			d := dlt.Build(orig, dlt.Failure{Source: sources[i%2], Code: codes[i%4], Message: "failed", Group: "product-service-group", At: at.Add(time.Duration(i) * time.Millisecond)})
-			d.Partition = int32(i % 3)
+			d.Topic, d.Partition = dltTopic, int32(i%3)
 			recs = append(recs, d)
 		}
 		if err := replaytest.ProduceAll(context.Background(), addrs, recs...); err != nil {
@@ -78,7 +91,7 @@ func seedBenchAt(tb testing.TB, addrs []string, n int) {
 	}
 }
 
-var benchTopics = kfake.SeedTopics(3, benchDLT, benchTarget, "bench-bare", "bench-kcat")
+var benchTopics = kfake.SeedTopics(3, benchDLT, benchTarget, "bench-bare", "bench-kcat", benchCLIDLT)
 
 func benchCluster(tb testing.TB) *kfake.Cluster {
 	return replaytest.NewCluster(tb, benchTopics, kfake.NumBrokers(*benchBrokers))
@@ -173,7 +186,7 @@ func TestBenchReplayThroughput(t *testing.T) {
 	// Each contender runs -bench.rounds times, interleaved, each time on a fresh cluster seeded
 	// the same way; the best round is reported, which damps the noise of a machine shared with
 	// other work.
-	var bare, kc, eo, rerun []measured
+	var bare, kc, eo, rerun, cli []measured
 	for round := range *benchRounds {
 		br := startBenchBroker(t, !*benchInProcess)
 		brokerPID = br.pid
@@ -226,11 +239,30 @@ func TestBenchReplayThroughput(t *testing.T) {
 			t.Fatalf("%s holds %d records after the replay and the rerun (%v), want %d", benchTarget, len(got), err, n)
 		}
 		e.Close()
+		// 4. The CLI, in its own process, on a second copy of the dead letters.
+		if *benchCLI != "" {
+			seedBenchTopic(t, br.addrs, benchCLIDLT, n)
+			cli = append(cli, timeIt(func() error { return cliReplay(t, *benchCLI, br.addrs) }))
+			if got, err := replaytest.ReadAll(context.Background(), br.addrs, benchTarget); err != nil || len(got) != 2*n {
+				t.Fatalf("%s holds %d records after the CLI's replay (%v), want %d", benchTarget, len(got), err, 2*n)
+			}
+		}
 	}
 	b, k, o := best(bare), best(kc), best(eo)
+	reportCLI := func() {
+		if len(cli) == 0 {
+			return
+		}
+		c := best(cli)
+		report(t, "opsctl dlt replay --yes (the CLI, own process)", n, c, 0)
+		if len(kc) > 0 {
+			t.Logf("                                        the CLI vs kcat %.2f by wall time, %.2f by CPU", k.wall.Seconds()/c.wall.Seconds(), k.cpu.Seconds()/c.cpu.Seconds())
+		}
+	}
 	if !*benchBaselines {
 		report(t, fmt.Sprintf("opsctl replay, exactly once (batch %d)", *benchBatch), n, o, 0)
 		report(t, "opsctl rerun (all skipped)", n, best(rerun), 0)
+		reportCLI()
 		return
 	}
 	report(t, "franz-go consume→produce loop", n, b, 0)
@@ -243,6 +275,7 @@ func TestBenchReplayThroughput(t *testing.T) {
 	if kcatErr == nil {
 		t.Logf("                                        vs kcat %.2f by wall time, %.2f by CPU", k.wall.Seconds()/o.wall.Seconds(), k.cpu.Seconds()/o.cpu.Seconds())
 	}
+	reportCLI()
 	t.Logf("load average after: %s", loadAvg())
 }
 
@@ -385,6 +418,20 @@ func bareLoop(addrs []string, n int) error {
 		return ferr
 	}
 	return err
+}
+
+// cliReplay runs `opsctl dlt replay bench-cli.DLT --yes` as an on-call engineer's script
+// would, with no config file and the brokers on the command line.
+func cliReplay(t *testing.T, opsctl string, addrs []string) error {
+	cmd := exec.Command(opsctl, "dlt", "replay", benchCLIDLT, "--brokers", strings.Join(addrs, ","), "--reason", "bench", "--yes")
+	home := t.TempDir()
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home, "OPSCTL_CONFIG="+home+"/config.yaml")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("opsctl dlt replay: %w: %s", err, out.String())
+	}
+	return nil
 }
 
 func kcatPipe(kcat, addr string, n int) error {
