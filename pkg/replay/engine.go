@@ -154,7 +154,15 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg, cl: cl, adm: kadm.NewClient(cl)}, nil
+	e := &Engine{cfg: cfg, cl: cl, adm: kadm.NewClient(cl)}
+	// The clients the engine opens for one operation (a scan, a replay's lanes) live for
+	// seconds: they send no client metrics (KIP-714). Each would otherwise ask the broker for
+	// a subscription and, where it has one, compress and push a final report as it closes.
+	newClient := cfg.NewClient
+	e.cfg.NewClient = func(extra ...kgo.Opt) (*kgo.Client, error) {
+		return newClient(append(extra, kgo.DisableClientMetrics())...)
+	}
+	return e, nil
 }
 
 // Close releases the engine's client.

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
@@ -507,5 +509,28 @@ func TestNewItemHeadersStayApart(t *testing.T) {
 		if hs[n].Key != dlt.HeaderReplayID || string(hs[n+2].Value) != fmt.Sprintf("orders.DLT/0/%d", i) {
 			t.Fatalf("record %d replay headers %v", i, hs[n:])
 		}
+	}
+}
+
+// TestOperationClientsSendNoClientMetrics: the clients a replay opens for itself (scans,
+// lanes) live for one operation and send no client metrics (KIP-714), which would cost each
+// of them a compressed report and a round trip as it closes.
+func TestOperationClientsSendNoClientMetrics(t *testing.T) {
+	c := replaytest.NewCluster(t)
+	seedSaga(t, c, 20)
+	e := newEngine(t, c)
+	if _, err := e.Topics(context.Background()); err != nil { // the engine's own client is in use
+		t.Fatal(err)
+	}
+	var pushes atomic.Int32
+	c.ControlKey(int16(kmsg.PushTelemetry), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		pushes.Add(1)
+		return nil, nil, false
+	})
+	mustReplay(t, e, Request{Topic: ordersDLT})
+	mustReplay(t, e, Request{Topic: ordersDLT}) // a rerun: scans only
+	if n := pushes.Load(); n != 0 {
+		t.Fatalf("the replay's clients pushed client metrics %d times", n)
 	}
 }
