@@ -352,7 +352,7 @@ func (e *Engine) openScan(topic string, ranges []partRange, fetch int32) (*range
 	if len(ends) == 0 {
 		return sc, nil
 	}
-	opts := []kgo.Opt{
+	cl, err := e.cfg.NewClient(
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: starts}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Control records are kept so the scan sees every offset up to its end, even when the
@@ -363,9 +363,8 @@ func (e *Engine) openScan(topic string, ranges []partRange, fetch int32) (*range
 		// returns a larger record whole, so a big value never stalls the scan.
 		kgo.FetchMaxBytes(fetch),
 		kgo.FetchMaxPartitionBytes(fetch),
-		kgo.FetchMaxWait(500 * time.Millisecond),
-	}
-	cl, err := e.cfg.NewClient(opts...)
+		kgo.FetchMaxWait(500*time.Millisecond),
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -415,12 +414,10 @@ func (sc *rangeScan) run(ctx context.Context, fn func(*kgo.Record) (bool, error)
 		for it := fetches.RecordIter(); !it.Done(); {
 			rec := it.Next()
 			progressed = true
-			// fn may recycle rec: what the scan needs of it afterwards is taken first.
-			p, off := rec.Partition, rec.Offset
-			end, open := ends[p]
-			if !open || off >= end {
+			end, open := ends[rec.Partition]
+			if !open || rec.Offset >= end {
 				if open {
-					done(p)
+					done(rec.Partition)
 				}
 				continue
 			}
@@ -430,8 +427,8 @@ func (sc *rangeScan) run(ctx context.Context, fn func(*kgo.Record) (bool, error)
 					return more, err
 				}
 			}
-			if off >= end-1 {
-				done(p)
+			if rec.Offset >= end-1 {
+				done(rec.Partition)
 			}
 		}
 		if afterPoll != nil {

@@ -37,7 +37,7 @@ func newEngine(t testing.TB, c *kfake.Cluster, edit ...func(*Config)) *Engine {
 		t.Fatal(err)
 	}
 	// Batches stay at BatchSize, so tests can count transactions and know where each batch
-	// ends. TestBatchesGrowWhileTheOtherLaneCommits and TestGrownBatchAbortedThenRerun cover
+	// ends. TestBatchesGrowWhileTheOtherLaneCommits and TestGrownBatchFailsWholeThenRerun cover
 	// growing batches.
 	e.fixedBatches = true
 	t.Cleanup(e.Close)

@@ -299,11 +299,11 @@ func (e *Engine) walk(ctx context.Context, req *Request, ru *rules, ranges []par
 
 // openWalk opens the scan a walk with interleave will read, so that its first fetch is on its
 // way while the caller does other work (a replay takes its fences and reads the ledger
-// meanwhile). It returns nil when the walk reads partition by partition and opens its own
-// scans. The dead-letter records below the ranges' ends do not change, so reading them early
-// reads the same records. The caller closes it (walk does).
-func (e *Engine) openWalk(req *Request, ranges []partRange, interleave bool) (*rangeScan, error) {
-	if !interleave || req.Limit != 0 {
+// meanwhile). It returns nil when the walk reads partition by partition (a limit) and opens
+// its own scans. The dead-letter records below the ranges' ends do not change, so reading
+// them early reads the same records. The caller closes it (walk does).
+func (e *Engine) openWalk(req *Request, ranges []partRange) (*rangeScan, error) {
+	if req.Limit != 0 {
 		return nil, nil
 	}
 	return e.openScan(req.Topic, ranges, fetchBulk)

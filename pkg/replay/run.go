@@ -162,7 +162,7 @@ func (r *run) do(ctx context.Context) (err error) {
 		r.total += max(0, pr.end-pr.start)
 	}
 	// The scan starts fetching now, while the run takes its fences and reads the ledger.
-	pre, err := e.openWalk(req, ranges, true)
+	pre, err := e.openWalk(req, ranges)
 	if err != nil {
 		return err
 	}
