@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/come2us/opsctl/pkg/kube"
+	// Argo CD links kubectl's command packages; this keeps their message catalogues unloaded.
+	_ "github.com/come2us/opsctl/pkg/translations"
 )
 
 // coreApps is the core-mode backend: Application objects read and patched on the Kubernetes

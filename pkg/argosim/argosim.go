@@ -52,6 +52,8 @@ import (
 
 	"github.com/come2us/opsctl/pkg/gitops"
 	"github.com/come2us/opsctl/pkg/kubesim"
+	// Argo CD links kubectl's command packages; this keeps their message catalogues unloaded.
+	_ "github.com/come2us/opsctl/pkg/translations"
 )
 
 // Defaults for Config fields left empty.
