@@ -220,6 +220,7 @@ func TestBenchReplayThroughput(t *testing.T) {
 		var sum *Summary
 		eo = append(eo, timeIt(func() error {
 			defer profileCPU(t)()
+			defer profileAllocs(t)()
 			var err error
 			sum, err = e.Replay(context.Background(), Request{Topic: benchDLT, Reason: "bench"})
 			return err
@@ -278,6 +279,33 @@ func TestBenchReplayThroughput(t *testing.T) {
 	reportCLI()
 	t.Logf("load average after: %s", loadAvg())
 }
+
+var benchAllocs = flag.String("bench.memprofile", "", "write the allocations of -bench.replay's opsctl replays to FILE.N, with the process's allocations before each in FILE.N.base (go tool pprof -sample_index=alloc_space -base FILE.1.base FILE.1)")
+
+// profileAllocs writes the allocation profile before the replay and after it, when
+// -bench.memprofile asks; the difference is the replay's.
+func profileAllocs(t *testing.T) func() {
+	if *benchAllocs == "" {
+		return func() {}
+	}
+	write := func(name string) {
+		runtime.GC()
+		f, err := os.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	profiledAllocs++
+	name := fmt.Sprintf("%s.%d", *benchAllocs, profiledAllocs)
+	write(name + ".base")
+	return func() { write(name) }
+}
+
+var profiledAllocs int
 
 // profileCPU profiles until the returned function is called, when -bench.cpuprofile asks, into
 // FILE.1, FILE.2, … one per round (go tool pprof merges them: go tool pprof FILE.*).
