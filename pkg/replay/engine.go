@@ -116,6 +116,8 @@ type Engine struct {
 	// fixedBatches (tests and benchmarks) keeps every batch at BatchSize records, for tests that
 	// count transactions and to measure what growing batches gains.
 	fixedBatches bool
+	// pool lends replay scans their fetch memory (see fetchPool).
+	pool fetchPool
 }
 
 // New returns an Engine; call Close when done.
@@ -319,7 +321,7 @@ const (
 func (e *Engine) scanRanges(ctx context.Context, topic string, ranges []partRange, fetch int32,
 	fn func(*kgo.Record) (bool, error), afterPoll func() error,
 ) (bool, error) {
-	sc, err := e.openScan(topic, ranges, fetch)
+	sc, err := e.openScan(topic, ranges, fetch, nil)
 	if err != nil {
 		return false, err
 	}
@@ -339,7 +341,8 @@ type rangeScan struct {
 
 // openScan opens a consumer of ranges: it starts fetching at once, so a caller can have the
 // first records on their way while it does other work. The caller must close it.
-func (e *Engine) openScan(topic string, ranges []partRange, fetch int32) (*rangeScan, error) {
+// With a pool, the scan's records come from it and must be recycled (see fetchPool).
+func (e *Engine) openScan(topic string, ranges []partRange, fetch int32, pool *fetchPool) (*rangeScan, error) {
 	ends := map[int32]int64{}
 	starts := map[int32]kgo.Offset{}
 	for _, r := range ranges {
@@ -352,7 +355,7 @@ func (e *Engine) openScan(topic string, ranges []partRange, fetch int32) (*range
 	if len(ends) == 0 {
 		return sc, nil
 	}
-	cl, err := e.cfg.NewClient(
+	opts := []kgo.Opt{
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: starts}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Control records are kept so the scan sees every offset up to its end, even when the
@@ -363,8 +366,12 @@ func (e *Engine) openScan(topic string, ranges []partRange, fetch int32) (*range
 		// returns a larger record whole, so a big value never stalls the scan.
 		kgo.FetchMaxBytes(fetch),
 		kgo.FetchMaxPartitionBytes(fetch),
-		kgo.FetchMaxWait(500*time.Millisecond),
-	)
+		kgo.FetchMaxWait(500 * time.Millisecond),
+	}
+	if pool != nil {
+		opts = append(opts, kgo.WithPools(pool))
+	}
+	cl, err := e.cfg.NewClient(opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -380,7 +387,8 @@ func (sc *rangeScan) close() {
 }
 
 // run reads the scan's ranges and calls fn for every data record in them, afterPoll after the
-// records of each fetch. It reports false when fn stopped it.
+// records of each fetch. It reports false when fn stopped it. It recycles the records it does
+// not pass to fn; those it passes are fn's to recycle (in a pooled scan, see fetchPool).
 func (sc *rangeScan) run(ctx context.Context, fn func(*kgo.Record) (bool, error), afterPoll func() error) (bool, error) {
 	e, topic, cl, ends := sc.e, sc.topic, sc.cl, sc.ends
 	if len(ends) == 0 {
@@ -414,21 +422,26 @@ func (sc *rangeScan) run(ctx context.Context, fn func(*kgo.Record) (bool, error)
 		for it := fetches.RecordIter(); !it.Done(); {
 			rec := it.Next()
 			progressed = true
-			end, open := ends[rec.Partition]
-			if !open || rec.Offset >= end {
+			// Read before fn, which may recycle the record (a pooled scan's).
+			p, off := rec.Partition, rec.Offset
+			end, open := ends[p]
+			if !open || off >= end {
 				if open {
-					done(rec.Partition)
+					done(p)
 				}
+				rec.Recycle()
 				continue
 			}
-			if !rec.Attrs.IsControl() {
+			if rec.Attrs.IsControl() {
+				rec.Recycle()
+			} else {
 				more, err := fn(rec)
 				if err != nil || !more {
 					return more, err
 				}
 			}
-			if rec.Offset >= end-1 {
-				done(rec.Partition)
+			if off >= end-1 {
+				done(p)
 			}
 		}
 		if afterPoll != nil {

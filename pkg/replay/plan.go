@@ -250,8 +250,9 @@ func (e *Engine) validate(req *Request, needReason bool) error {
 }
 
 // walk scans the request's records and calls fn with each selected record and its decision,
-// stopping at the replay limit; fn must not keep the *dlt.Record after it returns (it is
-// reused). afterPoll, when not nil, runs after the records of each fetch, before the scan may
+// stopping at the replay limit. fn must not keep the *kgo.Record or the *dlt.Record after it
+// returns, nor anything they share: d is reused, and a replay's records are recycled (see
+// fetchPool). afterPoll, when not nil, runs after the records of each fetch, before the scan may
 // wait for the next one. It is shared by Plan and Replay so both decide alike. With
 // interleave (a replay without a limit) partitions are read together; otherwise in partition
 // order, so a plan is deterministic and a limit takes the same records in the plan and the run.
@@ -274,26 +275,32 @@ func (e *Engine) walk(ctx context.Context, req *Request, ru *rules, ranges []par
 	// One decoded record, reused: fn must not keep d after it returns.
 	var d dlt.Record
 	topics := &topicNames{}
+	// A replay's scan (pre) is pooled: each record is recycled once fn returns.
 	return scan(func(r *kgo.Record) (bool, error) {
 		sum.Scanned++
 		ok, err := sel.decodeInto(r, decodeRoute, &d, topics)
 		if err != nil {
 			sum.whereFailed(err)
+			r.Recycle()
 			return true, nil
 		}
 		if !ok {
+			r.Recycle()
 			return true, nil
 		}
 		dec := ru.decide(&d)
 		if dec.action == ActionReplayed && req.Limit > 0 && toReplay >= req.Limit {
 			sum.Limited = true
+			r.Recycle()
 			return false, nil
 		}
 		sum.Selected++
 		if dec.action == ActionReplayed {
 			toReplay++
 		}
-		return fn(r, &d, dec)
+		more, err := fn(r, &d, dec)
+		r.Recycle()
+		return more, err
 	})
 }
 
@@ -306,7 +313,7 @@ func (e *Engine) openWalk(req *Request, ranges []partRange) (*rangeScan, error) 
 	if req.Limit != 0 {
 		return nil, nil
 	}
-	return e.openScan(req.Topic, ranges, fetchBulk)
+	return e.openScan(req.Topic, ranges, fetchBulk, &e.pool)
 }
 
 // bounded narrows ranges to the request's Bound and returns the end offsets used.

@@ -1,10 +1,13 @@
 package replay
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -532,5 +535,81 @@ func TestOperationClientsSendNoClientMetrics(t *testing.T) {
 	mustReplay(t, e, Request{Topic: ordersDLT}) // a rerun: scans only
 	if n := pushes.Load(); n != 0 {
 		t.Fatalf("the replay's clients pushed client metrics %d times", n)
+	}
+}
+
+// TestReplayCopiesRecycledDeadLetters: a replay's scan is pooled (fetchPool), so the memory of
+// the dead letters it has decided is reused by later fetches while their replays are still on
+// their way. Every replayed record must still carry its own dead letter's key, value and
+// headers, null and empty ones as they were, and the pool must really be reused.
+func TestReplayCopiesRecycledDeadLetters(t *testing.T) {
+	c := replaytest.NewCluster(t)
+	const n = 3000
+	recs := make([]*kgo.Record, 0, n)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := range n {
+		r := replaytest.Spring(int32(i%3), int64(i), replaytest.Base)
+		// A stack trace that does not compress: the dead letters span many fetches, so later
+		// fetches reuse the memory of earlier ones.
+		trace := make([]byte, 1024)
+		for j := range trace {
+			trace[j] = byte(rnd.Uint32())
+		}
+		for j := range r.Headers {
+			if r.Headers[j].Key == dlt.HeaderExceptionStacktrace {
+				r.Headers[j].Value = trace
+			}
+		}
+		switch i % 5 {
+		case 1:
+			r.Key = nil
+		case 2:
+			r.Value = nil
+		case 3:
+			r.Value = []byte{}
+		}
+		r.Headers = append(r.Headers, kgoHeader("tenant", strconv.Itoa(i)), kgo.RecordHeader{Key: "null"}, kgo.RecordHeader{Key: "empty", Value: []byte{}})
+		recs = append(recs, r)
+	}
+	for chunk := range slices.Chunk(recs, 60) { // many small compressed batches
+		replaytest.Produce(t, c, chunk...)
+	}
+	e := newEngine(t, c, func(cfg *Config) { cfg.BatchSize = 100 })
+	if sum := mustReplay(t, e, Request{Topic: springDLT}); sum.Replayed != n {
+		t.Fatalf("replayed %d of %d: %+v", sum.Replayed, n, sum)
+	}
+	if e.pool.reused == 0 {
+		t.Error("the replay's scan never reused pooled memory")
+	}
+	got := replaytest.ReadCommitted(t, c, event.TopicPaymentsFailed)
+	if len(got) != n {
+		t.Fatalf("%d replayed records, want %d", len(got), n)
+	}
+	seen := map[int]bool{}
+	for _, r := range got {
+		v, _ := header(r, "tenant")
+		i, err := strconv.Atoi(v)
+		if err != nil || i < 0 || i >= n || seen[i] {
+			t.Fatalf("replayed record with tenant header %q (%v), seen before: %v", v, err, seen[i])
+		}
+		seen[i] = true
+		want := recs[i]
+		if !bytes.Equal(r.Key, want.Key) || (r.Key == nil) != (want.Key == nil) {
+			t.Errorf("record %d: key %q (nil %v), want %q (nil %v)", i, r.Key, r.Key == nil, want.Key, want.Key == nil)
+		}
+		if !bytes.Equal(r.Value, want.Value) || (r.Value == nil) != (want.Value == nil) {
+			t.Errorf("record %d: value %q (nil %v), want %q (nil %v)", i, r.Value, r.Value == nil, want.Value, want.Value == nil)
+		}
+		if b3, _ := header(r, "b3"); b3 != "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1" {
+			t.Errorf("record %d: b3 %q", i, b3)
+		}
+		for _, h := range r.Headers {
+			if (h.Key == "null" && h.Value != nil) || (h.Key == "empty" && (h.Value == nil || len(h.Value) != 0)) {
+				t.Errorf("record %d: header %s = %q (nil %v)", i, h.Key, h.Value, h.Value == nil)
+			}
+		}
+		if from, _ := header(r, dlt.HeaderReplayedFrom); from != fmt.Sprintf("%s/%d/%d", springDLT, i%3, i/3) {
+			t.Errorf("record %d: replayed from %s", i, from)
+		}
 	}
 }

@@ -576,16 +576,45 @@ func (r *run) newItem(rec *kgo.Record, from Coord, dec decision) *item {
 	buf = strconv.AppendInt(buf, int64(dec.count), 10)
 	fromAt := len(buf)
 	buf = appendCoord(buf, from)
-	// The slabs are fresh (zero) memory, so only the fields that differ from zero are set: a
-	// kgo.Record is large enough that writing it whole costs more than filling it in.
-	out.Topic, out.Key, out.Value = dec.target, rec.Key, rec.Value
 	// One pass over the headers: room for all of them is carved, what is dropped given back.
 	hs := r.carveHeaders(len(rec.Headers) + 4)
 	hs = appendReplayHeaders(hs, rec.Headers, buf[fromAt:], buf[:count], buf[count:fromAt], r.group)
 	r.uncarveHeaders(cap(hs) - len(hs))
+	// The replayed record copies what it takes from the dead letter (key, value, the values of
+	// the headers it keeps), so the dead letter goes back to the scan's pool once it is decided
+	// (see fetchPool) instead of being held, with the dead-letter headers a replay drops,
+	// until its batch commits.
+	kept := len(hs) - 3 // the dead letter's headers come first, then the replay's own
+	if r.group != nil {
+		kept--
+	}
+	n := len(rec.Key) + len(rec.Value)
+	for _, h := range hs[:kept] {
+		n += len(h.Value)
+	}
+	own := r.carveBytes(n)
+	own, out.Key = appendOwn(own, rec.Key)
+	own, out.Value = appendOwn(own, rec.Value)
+	for i := range hs[:kept] {
+		own, hs[i].Value = appendOwn(own, hs[i].Value)
+	}
+	// The slabs are fresh (zero) memory, so only the fields that differ from zero are set: a
+	// kgo.Record is large enough that writing it whole costs more than filling it in.
+	out.Topic = dec.target
 	out.Headers = hs[:len(hs):len(hs)]
 	it.from, it.out, it.id, it.seq, it.count = from, out, buf[:count:count], r.seq, dec.count
 	return it
+}
+
+// appendOwn appends b to own, which has the room, and returns the copy: nil for nil (Kafka
+// tells a null key, value or header value from an empty one).
+func appendOwn(own, b []byte) ([]byte, []byte) {
+	if b == nil {
+		return own, nil
+	}
+	at := len(own)
+	own = append(own, b...)
+	return own, own[at:len(own):len(own)]
 }
 
 // keepHeader reports whether a replayed record keeps a header of its dead letter: business and
