@@ -46,6 +46,9 @@ type Request struct {
 	// OnResult, when set, is called once for every selected record with what became of it,
 	// after its batch committed or failed (from the Replay goroutine).
 	OnResult func(Result)
+	// ProblemsOnly limits OnResult to the records refused or failed, for a caller that shows
+	// only those: a large replay then makes no result for each record it replays or skips.
+	ProblemsOnly bool
 }
 
 // Result actions.

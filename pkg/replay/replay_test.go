@@ -613,3 +613,28 @@ func TestReplayCopiesRecycledDeadLetters(t *testing.T) {
 		}
 	}
 }
+
+// TestProblemsOnlyReportsRefusalsAndFailures: with ProblemsOnly (the CLI's table output) a
+// run makes results only for the records it refuses or fails, on a first run and a rerun.
+func TestProblemsOnlyReportsRefusalsAndFailures(t *testing.T) {
+	c := replaytest.NewCluster(t)
+	noTarget := replaytest.Saga(0, 1, "X", 1, replaytest.Base)
+	noTarget.Headers = nil
+	replaytest.Produce(t, c, noTarget, replaytest.Saga(1, 2, "X", 1, replaytest.Base), replaytest.Saga(2, 3, "X", 1, replaytest.Base))
+	e := newEngine(t, c)
+	for _, run := range []struct{ name, counts string }{
+		{"first run", "selected=3 replayed=2 skipped=0 refused=1 failed=0"},
+		{"rerun", "selected=3 replayed=0 skipped=2 refused=1 failed=0"},
+	} {
+		var got []string
+		sum := mustReplay(t, e, Request{Topic: ordersDLT, ProblemsOnly: true, OnResult: func(r Result) {
+			got = append(got, r.Action+" "+r.From.String())
+		}})
+		if c := countsString(sum.Counts); c != run.counts {
+			t.Errorf("%s: %s, want %s", run.name, c, run.counts)
+		}
+		if want := []string{ActionRefused + " " + ordersDLT + "/0/0"}; !slices.Equal(got, want) {
+			t.Errorf("%s: results %q, want %q", run.name, got, want)
+		}
+	}
+}

@@ -318,6 +318,10 @@ func (r *run) do(ctx context.Context) (err error) {
 		lastReport time.Time
 		commitErr  error
 	)
+	// Results are made only for a caller that takes them; reportAll also for the records
+	// replayed and skipped.
+	report := r.req.OnResult != nil
+	reportAll := report && !r.req.ProblemsOnly
 	// settle waits for the oldest committing batch and reports its records.
 	settle := func() {
 		lb := committing[0]
@@ -328,8 +332,10 @@ func (r *run) do(ctx context.Context) (err error) {
 		for _, it := range lb.items {
 			if it.replayed {
 				r.sum.Replayed++
-				r.result(Result{From: it.from, Action: ActionReplayed, ReplayID: string(it.id), ReplayCount: it.count,
-					Target: &Coord{Topic: it.out.Topic, Partition: it.out.Partition, Offset: it.out.Offset}})
+				if reportAll {
+					r.result(Result{From: it.from, Action: ActionReplayed, ReplayID: string(it.id), ReplayCount: it.count,
+						Target: &Coord{Topic: it.out.Topic, Partition: it.out.Partition, Offset: it.out.Offset}})
+				}
 			} else {
 				r.failed(it, cmp.Or(it.fail, err, errors.New("not replayed")))
 			}
@@ -359,7 +365,6 @@ func (r *run) do(ctx context.Context) (err error) {
 			close(lb.done)
 		}()
 	}
-	report := r.req.OnResult != nil
 	for commitErr == nil {
 		var sts []step
 		var more bool
@@ -382,7 +387,7 @@ func (r *run) do(ctx context.Context) (err error) {
 			switch st.dec.action {
 			case ActionSkipped:
 				r.sum.Skipped++
-				if report {
+				if reportAll {
 					r.result(Result{From: st.from, Action: ActionSkipped, Reason: st.dec.why()})
 				}
 			case ActionRefused:

@@ -171,6 +171,8 @@ func replayRun(cmd *cobra.Command, opts *ReplayOptions) error {
 	}
 	var notable []replay.Result
 	var werr error
+	// A table shows only the refusals and failures; JSON and YAML every record.
+	req.ProblemsOnly = f.Output == cmdutil.OutputTable
 	req.OnResult = func(r replay.Result) {
 		switch f.Output {
 		case cmdutil.OutputJSON:
