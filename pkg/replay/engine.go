@@ -116,6 +116,9 @@ type Engine struct {
 	// fixedBatches (tests and benchmarks) keeps every batch at BatchSize records, for tests that
 	// count transactions and to measure what growing batches gains.
 	fixedBatches bool
+	// growAfter is the transaction time from which batches grow (see growAfter, the
+	// constant); tests change it.
+	growAfter time.Duration
 	// pool lends replay scans their fetch memory (see fetchPool).
 	pool fetchPool
 }
@@ -156,7 +159,7 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, cl: cl, adm: kadm.NewClient(cl)}
+	e := &Engine{cfg: cfg, cl: cl, adm: kadm.NewClient(cl), growAfter: growAfter}
 	// The clients the engine opens for one operation (a scan, a replay's lanes) live for
 	// seconds: they send no client metrics (KIP-714). Each would otherwise ask the broker for
 	// a subscription and, where it has one, compress and push a final report as it closes.

@@ -424,7 +424,7 @@ func TestConcurrentRunsNeverDuplicate(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			e := newEngine(t, c)
-			e.fixedBatches = false // batches grow as they would
+			e.fixedBatches, e.growAfter = false, 0 // batches grow, as against a distant broker
 			sum, err := e.Replay(context.Background(), Request{Topic: ordersDLT, Reason: fmt.Sprint("runner ", i)})
 			switch {
 			case errors.Is(err, ErrFenced):
@@ -489,6 +489,13 @@ func TestBatchesGrowWhileTheOtherLaneCommits(t *testing.T) {
 	const n = 60
 	c := replaytest.NewCluster(t)
 	seedSaga(t, c, n)
+	// Every transaction ends 3 ms late, as against a broker a few milliseconds away: the
+	// fences measure it, and batches may grow.
+	c.ControlKey(int16(kmsg.EndTxn), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		time.Sleep(3 * time.Millisecond)
+		return nil, nil, false
+	})
 	e := newEngine(t, c) // BatchSize 7
 	holdFirstBatch(e)
 	var replayIDs []string
@@ -523,6 +530,27 @@ func TestBatchesGrowWhileTheOtherLaneCommits(t *testing.T) {
 	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, n)
 }
 
+// TestBatchesDoNotGrowWhenTransactionsAreFast: the first batch is held as in
+// TestBatchesGrowWhileTheOtherLaneCommits, but transactions take less than growAfter (here an
+// hour, which any broker beats): every batch stays at BatchSize.
+func TestBatchesDoNotGrowWhenTransactionsAreFast(t *testing.T) {
+	const n = 60
+	c := replaytest.NewCluster(t)
+	seedSaga(t, c, n)
+	e := newEngine(t, c) // BatchSize 7
+	holdFirstBatch(e)
+	e.growAfter = time.Hour
+	if sum := mustReplay(t, e, Request{Topic: ordersDLT, Reason: "fast"}); sum.Replayed != n {
+		t.Fatalf("replay %s", countsString(sum.Counts))
+	}
+	for key, r := range batchRows(t, c, e.LedgerTopic()) {
+		if r > 7 {
+			t.Errorf("batch %s holds %d records, want at most BatchSize (7)", key, r)
+		}
+	}
+	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, n)
+}
+
 // TestGrownBatchFailsWholeThenRerun: the commit of a grown batch fails; none of its records is
 // applied, and a rerun replays exactly those not committed.
 func TestGrownBatchFailsWholeThenRerun(t *testing.T) {
@@ -544,6 +572,7 @@ func TestGrownBatchFailsWholeThenRerun(t *testing.T) {
 	})
 	e := newEngine(t, c)
 	holdFirstBatch(e)
+	e.growAfter = 0 // grow whatever a transaction takes
 	sum, err := e.Replay(context.Background(), Request{Topic: ordersDLT, Reason: "grow"})
 	if err == nil {
 		t.Fatalf("the run with a failing commit succeeded: %s", countsString(sum.Counts))

@@ -203,7 +203,9 @@ func (r *run) do(ctx context.Context) (err error) {
 	if len(r.lanes) > 1 {
 		fences = append(r.lanes[:len(r.lanes):len(r.lanes)], r.lanes[0])
 	}
+	var txnTime time.Duration // the last fence's: a transaction on a lane already in use
 	for _, ln := range fences {
+		t0 := time.Now()
 		if err := ln.transact(ctx, func() error { return ln.produceSync(ctx, start) }); err != nil {
 			// INVALID_TXN_STATE here is a commit refused because another run's fence aborted
 			// the transaction in between: nothing is replayed yet, whatever happened.
@@ -212,6 +214,7 @@ func (r *run) do(ctx context.Context) (err error) {
 			}
 			return fmt.Errorf("start replay run (write %s): %w; nothing was replayed", e.cfg.LedgerTopic, err)
 		}
+		txnTime = time.Since(t0)
 	}
 	// Now every earlier run's transactions are decided; the ledger up to its high watermark is
 	// the complete truth about what was replayed.
@@ -231,14 +234,15 @@ func (r *run) do(ctx context.Context) (err error) {
 		batchCap = max(1, min(batchCap, int(req.Rate))) // about a second of records per transaction
 	}
 	// A full batch keeps growing, up to growCap, while the lane the next batch would take is
-	// still committing: the scan would otherwise wait for that lane. Against a broker some
-	// milliseconds away, where each transaction costs several round trips, fewer and larger
+	// still committing, when transactions are slow: the scan would otherwise wait for that
+	// lane. A transaction costs the broker's round trips (produce, ledger, end), which the
+	// last fence measured; against a broker some milliseconds away, fewer and larger
 	// transactions make a replay faster (TestBenchReplayVariants, lanes=2 against
-	// lanes=2+fixed, with -bench.latency). On a local broker batches grow too, since a commit
-	// there takes about as long as collecting the next batch; that gains nothing and costs
-	// nothing measurable.
+	// lanes=2+fixed, with -bench.latency). Against a near one (a fence well under a
+	// millisecond), a busy lane means a busy processor, and larger batches only hold more
+	// records in memory: a replay in its own process then took about a tenth longer.
 	growCap := batchCap
-	if req.Rate == 0 && !e.fixedBatches {
+	if req.Rate == 0 && !e.fixedBatches && txnTime >= e.growAfter {
 		growCap = batchGrowth * batchCap
 	}
 	r.enc = newEntryEncoder(r.id, req.Topic, e.cfg.Actor, req.Reason, req.Group)
@@ -476,8 +480,12 @@ func (r *run) laneFree(k int) bool {
 	return lb == nil || lb.committed()
 }
 
-// batchGrowth is how many times BatchSize a batch may grow to while the next lane is busy.
-const batchGrowth = 4
+// batchGrowth is how many times BatchSize a batch may grow to while the next lane is busy;
+// growAfter, the transaction time (a lane's fence) from which batches grow.
+const (
+	batchGrowth = 4
+	growAfter   = time.Millisecond
+)
 
 // stepChunk is how many steps the scan hands to the committer at once.
 const stepChunk = 256
