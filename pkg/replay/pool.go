@@ -34,49 +34,45 @@ const minDecompressBuffer = 64 << 10
 
 func (p *fetchPool) GetDecompressBytes(compressed []byte, _ kgo.CompressionCodecType) []byte {
 	want := 4 * len(compressed)
-	p.mu.Lock()
-	for i := len(p.bytes) - 1; i >= 0; i-- {
-		if b := p.bytes[i]; cap(b) >= want {
-			p.bytes[i] = p.bytes[len(p.bytes)-1]
-			p.bytes[len(p.bytes)-1] = nil
-			p.bytes = p.bytes[:len(p.bytes)-1]
-			p.reused++
-			p.mu.Unlock()
-			return b[:0]
-		}
+	if b, ok := take(p, &p.bytes, want); ok {
+		return b[:0]
 	}
-	p.mu.Unlock()
 	return make([]byte, 0, max(want, minDecompressBuffer))
 }
 
-func (p *fetchPool) PutDecompressBytes(b []byte) {
-	p.mu.Lock()
-	if len(p.bytes) < poolKeep {
-		p.bytes = append(p.bytes, b)
-	}
-	p.mu.Unlock()
-}
+func (p *fetchPool) PutDecompressBytes(b []byte) { keep(p, &p.bytes, b) }
 
 func (p *fetchPool) GetRecords(n int) []kgo.Record {
-	p.mu.Lock()
-	for i := len(p.recs) - 1; i >= 0; i-- {
-		if rs := p.recs[i]; cap(rs) >= n {
-			p.recs[i] = p.recs[len(p.recs)-1]
-			p.recs[len(p.recs)-1] = nil
-			p.recs = p.recs[:len(p.recs)-1]
-			p.reused++
-			p.mu.Unlock()
-			return rs[:n]
-		}
+	if rs, ok := take(p, &p.recs, n); ok {
+		return rs[:n]
 	}
-	p.mu.Unlock()
 	return make([]kgo.Record, n)
 }
 
-func (p *fetchPool) PutRecords(rs []kgo.Record) {
+func (p *fetchPool) PutRecords(rs []kgo.Record) { keep(p, &p.recs, rs) }
+
+// take removes from free, and returns, a slice with room for n elements.
+func take[T any](p *fetchPool, free *[][]T, n int) ([]T, bool) {
 	p.mu.Lock()
-	if len(p.recs) < poolKeep {
-		p.recs = append(p.recs, rs)
+	defer p.mu.Unlock()
+	for i := len(*free) - 1; i >= 0; i-- {
+		if s := (*free)[i]; cap(s) >= n {
+			last := len(*free) - 1
+			(*free)[i] = (*free)[last]
+			(*free)[last] = nil
+			*free = (*free)[:last]
+			p.reused++
+			return s, true
+		}
+	}
+	return nil, false
+}
+
+// keep adds s to free, unless the pool holds poolKeep already.
+func keep[T any](p *fetchPool, free *[][]T, s []T) {
+	p.mu.Lock()
+	if len(*free) < poolKeep {
+		*free = append(*free, s)
 	}
 	p.mu.Unlock()
 }
