@@ -422,9 +422,18 @@ func TestCanaryReadonly(t *testing.T) {
 		w := newWorld(t)
 		before := w.remote.Head()
 		p := w.open(t, wd, ht, true)
-		p.Type("swpb")
+		// One key at a time: each refusal reaches the board as a message of its own, and
+		// messages sent together may arrive in any order.
+		for _, k := range []struct {
+			key    string
+			action pcanary.Action
+		}{
+			{"s", pcanary.ActionStep}, {"w", pcanary.ActionSet}, {"p", pcanary.ActionPromote}, {"b", pcanary.ActionRollback},
+		} {
+			p.Type(k.key)
+			p.WaitFor("read-only: canary " + string(k.action) + " is disabled")
+		}
 		p.Key(tea.KeyEnter) // would confirm a dialog, had one opened
-		p.WaitFor("read-only: canary rollback is disabled")
 		screen := p.Screen()
 		if strings.Contains(screen, "?") && regexp.MustCompile(`(Step|Roll back|Promote|Set the canary weight).*order/prod`).MatchString(screen) {
 			t.Errorf("a dialog opened under --readonly:\n%s", screen)
