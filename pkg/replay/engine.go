@@ -116,8 +116,8 @@ type Engine struct {
 	// fixedBatches (tests and benchmarks) keeps every batch at BatchSize records, for tests that
 	// count transactions and to measure what growing batches gains.
 	fixedBatches bool
-	// growAfter is the transaction time from which batches grow (see growAfter, the
-	// constant); tests change it.
+	// growAfter is the transaction time from which batches grow (defaultGrowAfter); tests
+	// change it.
 	growAfter time.Duration
 	// pool lends replay scans their fetch memory (see fetchPool).
 	pool fetchPool
@@ -159,7 +159,7 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, cl: cl, adm: kadm.NewClient(cl), growAfter: growAfter}
+	e := &Engine{cfg: cfg, cl: cl, adm: kadm.NewClient(cl), growAfter: defaultGrowAfter}
 	// The clients the engine opens for one operation (a scan, a replay's lanes) live for
 	// seconds: they send no client metrics (KIP-714). Each would otherwise ask the broker for
 	// a subscription and, where it has one, compress and push a final report as it closes.
@@ -390,8 +390,9 @@ func (sc *rangeScan) close() {
 }
 
 // run reads the scan's ranges and calls fn for every data record in them, afterPoll after the
-// records of each fetch. It reports false when fn stopped it. It recycles the records it does
-// not pass to fn; those it passes are fn's to recycle (in a pooled scan, see fetchPool).
+// records of each fetch. It reports false when fn stopped it. It recycles every record once
+// fn has returned (in a pooled scan, see fetchPool), so fn must not keep the record nor
+// anything it shares.
 func (sc *rangeScan) run(ctx context.Context, fn func(*kgo.Record) (bool, error), afterPoll func() error) (bool, error) {
 	e, topic, cl, ends := sc.e, sc.topic, sc.cl, sc.ends
 	if len(ends) == 0 {
@@ -425,7 +426,6 @@ func (sc *rangeScan) run(ctx context.Context, fn func(*kgo.Record) (bool, error)
 		for it := fetches.RecordIter(); !it.Done(); {
 			rec := it.Next()
 			progressed = true
-			// Read before fn, which may recycle the record (a pooled scan's).
 			p, off := rec.Partition, rec.Offset
 			end, open := ends[p]
 			if !open || off >= end {
@@ -435,13 +435,13 @@ func (sc *rangeScan) run(ctx context.Context, fn func(*kgo.Record) (bool, error)
 				rec.Recycle()
 				continue
 			}
-			if rec.Attrs.IsControl() {
-				rec.Recycle()
-			} else {
-				more, err := fn(rec)
-				if err != nil || !more {
-					return more, err
-				}
+			more, err := true, error(nil)
+			if !rec.Attrs.IsControl() {
+				more, err = fn(rec)
+			}
+			rec.Recycle()
+			if err != nil || !more {
+				return more, err
 			}
 			if off >= end-1 {
 				done(p)

@@ -278,32 +278,26 @@ func (e *Engine) walk(ctx context.Context, req *Request, ru *rules, ranges []par
 	// One decoded record, reused: fn must not keep d after it returns.
 	var d dlt.Record
 	topics := &topicNames{}
-	// A replay's scan (pre) is pooled: each record is recycled once fn returns.
 	return scan(func(r *kgo.Record) (bool, error) {
 		sum.Scanned++
 		ok, err := sel.decodeInto(r, decodeRoute, &d, topics)
 		if err != nil {
 			sum.whereFailed(err)
-			r.Recycle()
 			return true, nil
 		}
 		if !ok {
-			r.Recycle()
 			return true, nil
 		}
 		dec := ru.decide(&d)
 		if dec.action == ActionReplayed && req.Limit > 0 && toReplay >= req.Limit {
 			sum.Limited = true
-			r.Recycle()
 			return false, nil
 		}
 		sum.Selected++
 		if dec.action == ActionReplayed {
 			toReplay++
 		}
-		more, err := fn(r, &d, dec)
-		r.Recycle()
-		return more, err
+		return fn(r, &d, dec)
 	})
 }
 

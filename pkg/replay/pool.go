@@ -11,8 +11,8 @@ import (
 // batch's memory back once every record of the batch is recycled (kgo.Record.Recycle), so a
 // replay of any size cycles through a few megabytes instead of allocating a buffer and a
 // record slice per fetched batch. A recycled record must not be read again, nor anything
-// that shared its memory: walk recycles each record once it has decided it, and a record to
-// replay is built from copies (newItem).
+// that shared its memory: the scan recycles each record once walk has decided it, and a record
+// to replay is built from copies (newItem).
 //
 // Only a replay's scan is pooled; Recycle does nothing to the records of other scans. A
 // record that is never recycled is left to the garbage collector.

@@ -481,10 +481,10 @@ func (r *run) laneFree(k int) bool {
 }
 
 // batchGrowth is how many times BatchSize a batch may grow to while the next lane is busy;
-// growAfter, the transaction time (a lane's fence) from which batches grow.
+// defaultGrowAfter, the transaction time (a lane's fence) from which batches grow.
 const (
-	batchGrowth = 4
-	growAfter   = time.Millisecond
+	batchGrowth      = 4
+	defaultGrowAfter = time.Millisecond
 )
 
 // stepChunk is how many steps the scan hands to the committer at once.
