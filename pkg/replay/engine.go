@@ -34,6 +34,7 @@ import (
 	"regexp"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -121,6 +122,8 @@ type Engine struct {
 	growAfter time.Duration
 	// pool lends replay scans their fetch memory (see fetchPool).
 	pool fetchPool
+	// slabsReused counts the slabs runs built records in again (see slabs); tests read it.
+	slabsReused atomic.Int64
 }
 
 // New returns an Engine; call Close when done.

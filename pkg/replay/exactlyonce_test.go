@@ -698,3 +698,42 @@ func TestBatchesAlternateLanes(t *testing.T) {
 		t.Errorf("results out of order: %v", replayIDs)
 	}
 }
+
+// TestFailedBatchInReusedMemory: the records of a replay are built in the memory of batches
+// already committed (slabs). A batch that fails after that memory has gone round several
+// times must still report exactly what it did: nothing of it replayed, every record of it
+// failed, and the rerun replays exactly those.
+func TestFailedBatchInReusedMemory(t *testing.T) {
+	const n, batch, failAt = 2000, 50, 30 // 40 batches; the 30th fails, long after reuse began
+	c := replaytest.NewCluster(t)
+	seedSaga(t, c, n)
+	e := newEngine(t, c, func(cfg *Config) { cfg.BatchSize = batch })
+	if err := e.ensureLedger(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var ends atomic.Int32
+	fault := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Err: kerr.PolicyViolation,
+		When: func(kmsg.Request) bool { return ends.Add(1) == fences+failAt }})
+	sum, err := e.Replay(context.Background(), Request{Topic: ordersDLT, Reason: "faulty"})
+	t.Logf("faulty run: %s status=%s err=%v", countsString(sum.Counts), sum.Status, err)
+	if err == nil || fault.Hits() == 0 {
+		t.Fatalf("the fault did not fail the run (hits %d): %v", fault.Hits(), err)
+	}
+	if e.slabsReused.Load() == 0 {
+		t.Fatal("the run never reused the memory of committed batches: the test proves nothing")
+	}
+	fault.Remove()
+	fenceLanes(t, c, ordersDLT)
+	applied := len(replaytest.ReadStable(t, c, event.TopicOrdersFailed))
+	if applied < sum.Replayed {
+		t.Fatalf("the faulty run reported %d replayed, %d are committed", sum.Replayed, applied)
+	}
+	if sum.Failed == 0 || sum.Replayed+sum.Failed > n {
+		t.Fatalf("the faulty run: %s", countsString(sum.Counts))
+	}
+	again := mustReplay(t, e, Request{Topic: ordersDLT, Reason: "rerun"})
+	if again.Skipped != applied || again.Replayed+again.Skipped != n || again.Failed != 0 {
+		t.Fatalf("rerun %s, want %d skipped", countsString(again.Counts), applied)
+	}
+	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, n)
+}

@@ -541,7 +541,9 @@ func TestOperationClientsSendNoClientMetrics(t *testing.T) {
 // TestReplayCopiesRecycledDeadLetters: a replay's scan is pooled (fetchPool), so the memory of
 // the dead letters it has decided is reused by later fetches while their replays are still on
 // their way. Every replayed record must still carry its own dead letter's key, value and
-// headers, null and empty ones as they were, and the pool must really be reused.
+// headers, null and empty ones as they were, and the pool must really be reused. Likewise the
+// records to replay are built in the memory of batches already committed (slabs): each must
+// still be its own dead letter's.
 func TestReplayCopiesRecycledDeadLetters(t *testing.T) {
 	c := replaytest.NewCluster(t)
 	const n = 3000
@@ -580,6 +582,9 @@ func TestReplayCopiesRecycledDeadLetters(t *testing.T) {
 	}
 	if e.pool.reused == 0 {
 		t.Error("the replay's scan never reused pooled memory")
+	}
+	if e.slabsReused.Load() == 0 {
+		t.Error("the replay never built records in the memory of committed ones")
 	}
 	got := replaytest.ReadCommitted(t, c, event.TopicPaymentsFailed)
 	if len(got) != n {

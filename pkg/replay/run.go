@@ -65,17 +65,12 @@ type run struct {
 	batches atomic.Int64 // batch entries written
 	group   []byte       // x-opsctl-target-group's value, nil without --group
 	total   int64        // offsets in the ranges the run reads
-	items   []item       // slabs newItem takes from
-	recs    []kgo.Record
-	bytes   []byte
-	hdrs    []kgo.RecordHeader
-	// carvedHeaders says whether the last carveHeaders came from the slab.
-	carvedHeaders bool
-	started       time.Time
-	sum           *Summary
-	limiter       *rate.Limiter
-	limits        *batchLimits
-	enc           *entryEncoder
+	slabs   slabs        // what newItem builds records in
+	started time.Time
+	sum     *Summary
+	limiter *rate.Limiter
+	limits  *batchLimits
+	enc     *entryEncoder
 }
 
 // batchLimits holds each target topic's max.message.bytes, so a replay batch is never larger
@@ -134,6 +129,7 @@ func (e *Engine) Replay(ctx context.Context, req Request) (*Summary, error) {
 	r.id = r.uuid.String()
 	r.sum = &Summary{RunID: r.id, Topic: req.Topic, Status: RunFailed, Started: r.started}
 	err := r.do(ctx)
+	e.slabsReused.Add(int64(r.slabs.reusedCount()))
 	r.sum.Finished = e.cfg.Now().UTC()
 	if err != nil {
 		r.sum.Error = err.Error()
@@ -346,6 +342,12 @@ func (r *run) do(ctx context.Context) (err error) {
 		}
 		if err != nil && commitErr == nil {
 			commitErr = err
+		}
+		// A committed batch is done with its items once they are reported: their memory can
+		// take new records. After a failure nothing is reused (the producer may not be done
+		// with what it was sent), and the run ends anyway.
+		if commitErr == nil && len(lb.items) > 0 {
+			r.slabs.release(lb.items[len(lb.items)-1].seq)
 		}
 		r.progress(scanned)
 	}
@@ -570,29 +572,27 @@ func (r *run) runEntry(status string, counts *Counts, edit func(*Entry)) *kgo.Re
 }
 
 func (r *run) newItem(rec *kgo.Record, from Coord, dec decision) *item {
-	// Items and records come from slabs, and the three header values of a record share one
-	// buffer: a replay of a million records allocates a few times per record, not a dozen.
-	if len(r.items) == 0 {
-		r.items, r.recs = make([]item, itemSlab), make([]kgo.Record, itemSlab)
-	}
-	it, out := &r.items[0], &r.recs[0]
-	r.items, r.recs = r.items[1:], r.recs[1:]
 	// The run's id (UUIDv7: time and random bits) with its last four bytes replaced by a
 	// sequence number: unique per record, cheap, and sortable within a run. The id is made once
-	// per record, so a batch retried within the run keeps its ids.
+	// per record, so a batch retried within the run keeps its ids. The sequence number also
+	// tells the slabs when the item's memory is free again (see slabs).
 	r.seq++
+	r.slabs.begin(r.seq)
+	// Items, records, headers and bytes come from slabs, and the three header values of a
+	// record share one buffer: a replay allocates a few times per slab, not per record.
+	it, out := r.slabs.item()
 	id := r.uuid
 	binary.BigEndian.PutUint32(id[12:], r.seq)
-	buf := r.carveBytes(36 + 10 + len(from.Topic) + 2 + 10 + 20)
+	buf := r.slabs.carveBytes(36 + 10 + len(from.Topic) + 2 + 10 + 20)
 	buf = appendUUID(buf, id)
 	count := len(buf)
 	buf = strconv.AppendInt(buf, int64(dec.count), 10)
 	fromAt := len(buf)
 	buf = appendCoord(buf, from)
 	// One pass over the headers: room for all of them is carved, what is dropped given back.
-	hs := r.carveHeaders(len(rec.Headers) + 4)
+	hs := r.slabs.carveHeaders(len(rec.Headers) + 4)
 	hs = appendReplayHeaders(hs, rec.Headers, buf[fromAt:], buf[:count], buf[count:fromAt], r.group)
-	r.uncarveHeaders(cap(hs) - len(hs))
+	r.slabs.uncarveHeaders(cap(hs) - len(hs))
 	// The replayed record copies what it takes from the dead letter (key, value, the values of
 	// the headers it keeps), so the dead letter goes back to the scan's pool once it is decided
 	// (see fetchPool) instead of being held, with the dead-letter headers a replay drops,
@@ -605,13 +605,14 @@ func (r *run) newItem(rec *kgo.Record, from Coord, dec decision) *item {
 	for _, h := range hs[:kept] {
 		n += len(h.Value)
 	}
-	own := r.carveBytes(n)
+	own := r.slabs.carveBytes(n)
 	own, out.Key = appendOwn(own, rec.Key)
 	own, out.Value = appendOwn(own, rec.Value)
 	for i := range hs[:kept] {
 		own, hs[i].Value = appendOwn(own, hs[i].Value)
 	}
-	// The slabs are fresh (zero) memory, so only the fields that differ from zero are set: a
+	// Slabs hand out zero items and records (fresh, or cleared when released), so only the
+	// fields that differ from zero are set: a
 	// kgo.Record is large enough that writing it whole costs more than filling it in.
 	out.Topic = dec.target
 	out.Headers = hs[:len(hs):len(hs)]
@@ -642,49 +643,6 @@ func keepHeader(key string, newGroup bool) bool {
 		return true
 	}
 	return false
-}
-
-// itemSlab is how many items a replay allocates at once; bytes and headers are carved from
-// slabs of byteSlab bytes and headerSlab headers.
-const (
-	itemSlab   = 512
-	byteSlab   = 64 << 10
-	headerSlab = 4096
-)
-
-// carveBytes returns an empty slice with capacity n from the run's byte slab.
-func (r *run) carveBytes(n int) []byte {
-	if n > byteSlab/8 {
-		return make([]byte, 0, n)
-	}
-	if cap(r.bytes)-len(r.bytes) < n {
-		r.bytes = make([]byte, 0, byteSlab)
-	}
-	b := r.bytes[len(r.bytes) : len(r.bytes) : len(r.bytes)+n]
-	r.bytes = r.bytes[:len(r.bytes)+n]
-	return b
-}
-
-// carveHeaders returns an empty header slice with capacity n from the run's header slab.
-func (r *run) carveHeaders(n int) []kgo.RecordHeader {
-	r.carvedHeaders = n <= headerSlab/8
-	if !r.carvedHeaders {
-		return make([]kgo.RecordHeader, 0, n)
-	}
-	if cap(r.hdrs)-len(r.hdrs) < n {
-		r.hdrs = make([]kgo.RecordHeader, 0, headerSlab)
-	}
-	h := r.hdrs[len(r.hdrs) : len(r.hdrs) : len(r.hdrs)+n]
-	r.hdrs = r.hdrs[:len(r.hdrs)+n]
-	return h
-}
-
-// uncarveHeaders gives the last n headers of the slice carveHeaders returned last back to the
-// slab; the caller must not use them.
-func (r *run) uncarveHeaders(n int) {
-	if r.carvedHeaders {
-		r.hdrs = r.hdrs[:len(r.hdrs)-n]
-	}
 }
 
 // appendUUID appends id in its canonical text form.
