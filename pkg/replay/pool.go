@@ -1,8 +1,10 @@
 package replay
 
 import (
+	"bytes"
 	"sync"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -32,13 +34,34 @@ const poolKeep = 32
 // small batch can serve a larger one later.
 const minDecompressBuffer = 64 << 10
 
-func (p *fetchPool) GetDecompressBytes(compressed []byte, _ kgo.CompressionCodecType) []byte {
-	want := 4 * len(compressed)
+func (p *fetchPool) GetDecompressBytes(compressed []byte, codec kgo.CompressionCodecType) []byte {
+	want := decompressedSize(compressed, codec)
 	if b, ok := take(p, &p.bytes, want); ok {
 		return b[:0]
 	}
 	return make([]byte, 0, max(want, minDecompressBuffer))
 }
+
+// decompressedSize is the room a batch needs to decompress into. A buffer too small is no
+// error, but the codec then allocates one of its own, which the pool never sees: a snappy
+// block (what franz-go and librdkafka send) says its decompressed length in its first bytes,
+// so its buffer is made to measure; other codecs get four times the compressed size.
+func decompressedSize(compressed []byte, codec kgo.CompressionCodecType) int {
+	if codec == kgo.CodecSnappy && !bytes.HasPrefix(compressed, xerialMagic) {
+		// The claim is checked again, against franz-go's limit, before decoding.
+		if n, err := s2.DecodedLen(compressed); err == nil && n <= maxDecompressBuffer {
+			return n
+		}
+	}
+	return 4 * len(compressed)
+}
+
+// xerialMagic starts a snappy batch in the framing of the Java client (xerial), made of
+// blocks decoded one after another; maxDecompressBuffer bounds what a batch's own claim may
+// make the pool allocate (a batch is at most a partition's fetch size, 1 MiB by default).
+var xerialMagic = []byte{130, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
+
+const maxDecompressBuffer = 64 << 20
 
 func (p *fetchPool) PutDecompressBytes(b []byte) { keep(p, &p.bytes, b) }
 
