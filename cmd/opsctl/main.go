@@ -11,6 +11,7 @@ import (
 
 	"github.com/come2us/opsctl/pkg/cmd/root"
 	"github.com/come2us/opsctl/pkg/cmdutil"
+	"github.com/come2us/opsctl/pkg/startup"
 	"github.com/come2us/opsctl/pkg/termsafe"
 )
 
@@ -19,6 +20,7 @@ func main() {
 }
 
 func run() int {
+	startup.Done() // the collector's own setting from here on (see package startup)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	f := cmdutil.New()
