@@ -122,8 +122,10 @@ type Engine struct {
 	growAfter time.Duration
 	// pool lends replay scans their fetch memory (see fetchPool).
 	pool fetchPool
-	// slabsReused counts the slabs runs built records in again (see slabs); tests read it.
-	slabsReused atomic.Int64
+	// slabsReused counts the slabs runs built records in again (see slabs), scanBuffersReused
+	// the batches replay scans decompressed into memory already used (see rawScan); tests
+	// read them.
+	slabsReused, scanBuffersReused atomic.Int64
 }
 
 // New returns an Engine; call Close when done.
@@ -343,6 +345,23 @@ type rangeScan struct {
 	cl    *kgo.Client     // nil when every range is empty
 	ends  map[int32]int64 // partitions still open, with their end offsets
 	once  sync.Once
+	// raw, when set, reads instead of cl (see rawScan), until it meets a batch it leaves to
+	// franz-go's consumer.
+	raw   *rawScan
+	fetch int32
+}
+
+// openReplayScan opens the scan of a replay: a rawScan, which hands what it has not read to
+// franz-go's consumer (pooled, see fetchPool) if it meets a batch older than format v2.
+func (e *Engine) openReplayScan(topic string, ranges []partRange, fetch int32) *rangeScan {
+	sc := &rangeScan{e: e, topic: topic, fetch: fetch}
+	for _, r := range ranges {
+		if r.start < r.end {
+			sc.raw = e.openRawScan(topic, ranges, fetch)
+			break
+		}
+	}
+	return sc
 }
 
 // openScan opens a consumer of ranges: it starts fetching at once, so a caller can have the
@@ -387,7 +406,13 @@ func (e *Engine) openScan(topic string, ranges []partRange, fetch int32, pool *f
 
 // close stops the consumer; it may be called more than once.
 func (sc *rangeScan) close() {
-	if sc != nil && sc.cl != nil {
+	if sc == nil {
+		return
+	}
+	if sc.raw != nil {
+		sc.raw.close()
+	}
+	if sc.cl != nil {
 		sc.once.Do(sc.cl.Close)
 	}
 }
@@ -397,6 +422,21 @@ func (sc *rangeScan) close() {
 // fn has returned (in a pooled scan, see fetchPool), so fn must not keep the record nor
 // anything it shares.
 func (sc *rangeScan) run(ctx context.Context, fn func(*kgo.Record) (bool, error), afterPoll func() error) (bool, error) {
+	if sc.raw != nil {
+		more, err := sc.raw.run(ctx, fn, afterPoll)
+		if !errors.Is(err, errLegacyBatch) {
+			return more, err
+		}
+		rest := sc.raw.remaining()
+		sc.raw.close()
+		sc.raw = nil
+		sc.e.cfg.Logger.Debug("reading the rest with franz-go's consumer", "topic", sc.topic, "err", err)
+		next, err := sc.e.openScan(sc.topic, rest, sc.fetch, &sc.e.pool)
+		if err != nil {
+			return false, err
+		}
+		sc.cl, sc.ends = next.cl, next.ends
+	}
 	e, topic, cl, ends := sc.e, sc.topic, sc.cl, sc.ends
 	if len(ends) == 0 {
 		return true, nil

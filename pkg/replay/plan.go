@@ -310,7 +310,7 @@ func (e *Engine) openWalk(req *Request, ranges []partRange) (*rangeScan, error) 
 	if req.Limit != 0 {
 		return nil, nil
 	}
-	return e.openScan(req.Topic, ranges, fetchBulk, &e.pool)
+	return e.openReplayScan(req.Topic, ranges, fetchBulk), nil
 }
 
 // bounded narrows ranges to the request's Bound and returns the end offsets used.
