@@ -126,6 +126,10 @@ type Engine struct {
 	// the batches replay scans decompressed into memory already used (see rawScan); tests
 	// read them.
 	slabsReused, scanBuffersReused atomic.Int64
+	// leaderLookups counts the partition leader lookups of replay scans (see rawScan).
+	leaderLookups atomic.Int64
+	// replayFetch, when not 0 (tests), is a replay scan's fetch size instead of fetchBulk.
+	replayFetch int32
 }
 
 // New returns an Engine; call Close when done.

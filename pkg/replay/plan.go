@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -310,7 +311,7 @@ func (e *Engine) openWalk(req *Request, ranges []partRange) (*rangeScan, error) 
 	if req.Limit != 0 {
 		return nil, nil
 	}
-	return e.openReplayScan(req.Topic, ranges, fetchBulk), nil
+	return e.openReplayScan(req.Topic, ranges, cmp.Or(e.replayFetch, fetchBulk)), nil
 }
 
 // bounded narrows ranges to the request's Bound and returns the end offsets used.

@@ -150,7 +150,8 @@ func (sc *rawScan) fetchRounds(ctx context.Context, offsets map[int32]int64) {
 			return
 		}
 		if retry {
-			// A leader moved or is not ready: look the leaders up again, after a pause.
+			// A leader moved or is not ready: look the leaders up again, after a pause that
+			// grows while it stays so.
 			lead = nil
 			select {
 			case <-time.After(backoff):
@@ -158,6 +159,8 @@ func (sc *rawScan) fetchRounds(ctx context.Context, offsets map[int32]int64) {
 				return
 			}
 			backoff = min(2*backoff, time.Second)
+		} else {
+			backoff = 50 * time.Millisecond
 		}
 		if len(parts) > 0 && !send(rawRound{parts: parts}) {
 			return
@@ -171,27 +174,34 @@ type leaders struct {
 	leader map[int32]int32
 }
 
+// leaders asks a broker where topic's partitions are led now. (kadm's Metadata may answer from
+// the client's cache, which a moved leader makes stale: the scan's own fetches do not refresh it.)
 func (e *Engine) leaders(ctx context.Context, topic string) (*leaders, error) {
-	md, err := e.adm.Metadata(ctx, topic)
+	e.leaderLookups.Add(1)
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, e.cl)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: look up partition leaders: %w", topic, err)
 	}
-	td, ok := md.Topics[topic]
-	if !ok || td.Err != nil {
-		return nil, fmt.Errorf("read %s: look up partition leaders: %w", topic, cmpErr(td.Err, ErrUnknownTopic))
+	for _, t := range resp.Topics {
+		if t.Topic == nil || *t.Topic != topic {
+			continue
+		}
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			return nil, fmt.Errorf("read %s: look up partition leaders: %w", topic, err)
+		}
+		l := &leaders{id: t.TopicID, leader: map[int32]int32{}}
+		for _, p := range t.Partitions {
+			if kerr.ErrorForCode(p.ErrorCode) == nil {
+				l.leader[p.Partition] = p.Leader
+			}
+		}
+		return l, nil
 	}
-	l := &leaders{id: td.ID, leader: map[int32]int32{}}
-	for p, pd := range td.Partitions {
-		l.leader[p] = pd.Leader
-	}
-	return l, nil
-}
-
-func cmpErr(err, otherwise error) error {
-	if err != nil {
-		return err
-	}
-	return otherwise
+	return nil, fmt.Errorf("read %s: look up partition leaders: %w", topic, ErrUnknownTopic)
 }
 
 // fetchRound sends one fetch to the leader of each partition in offsets, in parallel, and

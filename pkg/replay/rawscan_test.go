@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -353,4 +354,51 @@ func FuzzDeliverRecords(f *testing.F) {
 			return true, nil
 		})
 	})
+}
+
+// TestReplayFollowsMovingLeaders: on a cluster of three brokers, each partition of the DLT led
+// by its own, the scan fetches from every leader; when leadership moves in the middle of the
+// replay, it finds the new leaders and goes on, every dead letter replayed exactly once.
+func TestReplayFollowsMovingLeaders(t *testing.T) {
+	c := replaytest.NewCluster(t, kfake.NumBrokers(3))
+	const n = 3000
+	recs := make([]*kgo.Record, 0, n)
+	for i := range n {
+		recs = append(recs, tenantDeadLetter(i))
+	}
+	for chunk := range slices.Chunk(recs, 100) { // many batches: many fetches
+		replaytest.Produce(t, c, chunk...)
+	}
+	for p := range int32(3) {
+		if err := c.MoveTopicPartition(springDLT, p, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := newEngine(t, c, func(cfg *Config) { cfg.BatchSize = 100 })
+	e.replayFetch = 16 << 10 // many fetches, a few batches each
+	var moves atomic.Int32
+	e.beforeCommit = func(string) {
+		if moves.Add(1)%5 == 0 { // every fifth batch, move every partition's leader on
+			for p := range int32(3) {
+				if err := c.MoveTopicPartition(springDLT, p, (c.LeaderFor(springDLT, p)+1)%3); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	}
+	sum := mustReplay(t, e, Request{Topic: springDLT})
+	if sum.Replayed != n {
+		t.Fatalf("replayed %d of %d: %+v", sum.Replayed, n, sum)
+	}
+	if lookups := e.leaderLookups.Load(); lookups < 2 {
+		t.Fatalf("the scan looked the leaders up %d times: it never met a moved leader, the test proves nothing", lookups)
+	}
+	want := make([]int, n)
+	for i := range want {
+		want[i] = i
+	}
+	if got := replayedTenants(t, replaytest.ReadCommitted(t, c, event.TopicPaymentsFailed)); !slices.Equal(got, want) {
+		t.Fatalf("replayed %d records, not each dead letter once", len(got))
+	}
+	t.Logf("%d batches, leaders looked up %d times", moves.Load(), e.leaderLookups.Load())
 }
