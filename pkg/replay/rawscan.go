@@ -72,6 +72,9 @@ type rawPart struct {
 	p       int32
 	batches []byte
 	aborted []kmsg.FetchResponseTopicPartitionAbortedTransaction
+	// skipTo, when above 0, is where the partition's log starts now: retention deleted the
+	// records before it.
+	skipTo int64
 }
 
 // errLegacyBatch means a partition holds a record batch older than format v2.
@@ -131,6 +134,7 @@ func (sc *rawScan) fetchRounds(ctx context.Context, offsets map[int32]int64) {
 	}
 	var lead *leaders
 	backoff := 50 * time.Millisecond
+	round := 0
 	for len(offsets) > 0 {
 		if lead == nil {
 			l, err := sc.e.leaders(ctx, sc.topic)
@@ -142,7 +146,8 @@ func (sc *rawScan) fetchRounds(ctx context.Context, offsets map[int32]int64) {
 			}
 			lead = l
 		}
-		parts, retry, err := sc.fetchRound(ctx, lead, offsets)
+		round++
+		parts, retry, err := sc.fetchRound(ctx, lead, offsets, round)
 		if err != nil {
 			if ctx.Err() == nil {
 				send(rawRound{err: err})
@@ -206,8 +211,10 @@ func (e *Engine) leaders(ctx context.Context, topic string) (*leaders, error) {
 
 // fetchRound sends one fetch to the leader of each partition in offsets, in parallel, and
 // advances offsets past the complete batches each answer holds. retry reports that some
-// partition's leader must be looked up again.
-func (sc *rawScan) fetchRound(ctx context.Context, lead *leaders, offsets map[int32]int64) (parts []rawPart, retry bool, err error) {
+// partition's leader must be looked up again. A leader returns a batch larger than the fetch
+// size only for the first partition of a request, so the order of partitions turns with each
+// round.
+func (sc *rawScan) fetchRound(ctx context.Context, lead *leaders, offsets map[int32]int64, round int) (parts []rawPart, retry bool, err error) {
 	byLeader := map[int32][]int32{}
 	for p := range offsets {
 		l, ok := lead.leader[p]
@@ -225,6 +232,8 @@ func (sc *rawScan) fetchRound(ctx context.Context, lead *leaders, offsets map[in
 	results := make(chan answer, len(byLeader))
 	for l, ps := range byLeader {
 		slices.Sort(ps)
+		k := round % len(ps)
+		ps = append(ps[k:], ps[:k]...)
 		req := kmsg.NewPtrFetchRequest()
 		req.ReplicaID = -1
 		req.MaxWaitMillis = 500
@@ -259,7 +268,7 @@ func (sc *rawScan) fetchRound(ctx context.Context, lead *leaders, offsets map[in
 			if ctx.Err() != nil {
 				return nil, false, ctx.Err()
 			}
-			if kerr.IsRetriable(a.err) || errors.Is(a.err, kgo.ErrClientClosed) == false && isNetErr(a.err) {
+			if kerr.IsRetriable(a.err) {
 				retry = true
 				continue
 			}
@@ -284,9 +293,12 @@ func (sc *rawScan) fetchRound(ctx context.Context, lead *leaders, offsets map[in
 					case errors.Is(err, kerr.OffsetOutOfRange) && rp.LogStartOffset > off:
 						// Retention deleted the records from off on: there is nothing to read
 						// before the log's start now.
-						parts = append(parts, rawPart{p: rp.Partition, aborted: nil, batches: nil})
-						offsets[rp.Partition] = rp.LogStartOffset
-						sc.skipTo(rp.Partition, rp.LogStartOffset, offsets)
+						parts = append(parts, rawPart{p: rp.Partition, skipTo: rp.LogStartOffset})
+						if rp.LogStartOffset >= sc.ends[rp.Partition] {
+							delete(offsets, rp.Partition)
+						} else {
+							offsets[rp.Partition] = rp.LogStartOffset
+						}
 					case kerr.IsRetriable(err):
 						retry = true
 					default:
@@ -308,19 +320,6 @@ func (sc *rawScan) fetchRound(ctx context.Context, lead *leaders, offsets map[in
 		}
 	}
 	return parts, retry, nil
-}
-
-// skipTo records, for the fetcher, that p continues at off; the run learns of it from the
-// empty part sent with the round (see run).
-func (sc *rawScan) skipTo(p int32, off int64, offsets map[int32]int64) {
-	if off >= sc.ends[p] {
-		delete(offsets, p)
-	}
-}
-
-func isNetErr(err error) bool {
-	var ne interface{ Timeout() bool }
-	return errors.As(err, &ne)
 }
 
 // nextOffset returns the offset after the last complete batch of batches, or from when there
@@ -391,6 +390,7 @@ func (sc *rawScan) deliver(part rawPart, fn func(*kgo.Record) (bool, error)) (bo
 		return true, nil
 	}
 	end := sc.ends[p]
+	next = max(next, part.skipTo)
 	var ab aborter
 	if len(part.aborted) > 0 {
 		ab = newAborter(part.aborted)
@@ -429,9 +429,6 @@ func (sc *rawScan) deliver(part rawPart, fn func(*kgo.Record) (bool, error)) (bo
 		next = max(next, last+1)
 		sc.next[p] = next
 	}
-	if part.batches == nil { // the log's start moved past next (retention)
-		next = max(next, sc.skipStart(p))
-	}
 	if next >= end {
 		delete(sc.next, p)
 	} else {
@@ -439,10 +436,6 @@ func (sc *rawScan) deliver(part rawPart, fn func(*kgo.Record) (bool, error)) (bo
 	}
 	return true, nil
 }
-
-// skipStart is the offset a partition continues at after its records were deleted; the
-// fetcher found it, and fetches from there.
-func (sc *rawScan) skipStart(p int32) int64 { return sc.next[p] }
 
 // records calls fn for each record of b from offset from on, before end.
 func (sc *rawScan) records(p int32, b *batch, from, end int64, fn func(*kgo.Record) (bool, error)) (bool, error) {
