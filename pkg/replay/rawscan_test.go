@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -433,6 +435,30 @@ func TestRawScanSkipsDeletedRecords(t *testing.T) {
 	for p, from := range map[int32]int64{0: 0, 1: 12, 2: 5} {
 		if len(got[p]) != int(30-from) || got[p][0] != from || got[p][len(got[p])-1] != 29 {
 			t.Errorf("partition %d: read offsets %v, want %d to 29", p, got[p], from)
+		}
+	}
+}
+
+// TestDecompressedSize: a snappy block's buffer is made to its stated size; anything else, or a
+// claim past the bound, gets four times the compressed size.
+func TestDecompressedSize(t *testing.T) {
+	plain := bytes.Repeat([]byte(`{"orderId":1,"reasonCode":"CARD_DECLINED"}`), 500)
+	block := s2.EncodeSnappy(nil, plain)
+	huge := binary.AppendUvarint(nil, 1<<40)
+	for _, tc := range []struct {
+		name  string
+		in    []byte
+		codec kgo.CompressionCodecType
+		want  int
+	}{
+		{"snappy block", block, kgo.CodecSnappy, len(plain)},
+		{"xerial framing", append(slices.Clone(xerialMagic), block...), kgo.CodecSnappy, 4 * (len(block) + 8)},
+		{"not snappy", []byte{0xff, 0xff, 0xff}, kgo.CodecSnappy, 12},
+		{"a claim past the bound", huge, kgo.CodecSnappy, 4 * len(huge)},
+		{"lz4", block, kgo.CodecLz4, 4 * len(block)},
+	} {
+		if got := decompressedSize(tc.in, tc.codec); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
 		}
 	}
 }
