@@ -79,7 +79,7 @@ func (s *slabs) carveBytes(n int) []byte {
 		return make([]byte, 0, n)
 	}
 	if cap(s.bytes)-len(s.bytes) < n {
-		s.bytes = s.takeBytes()
+		s.bytes = takeSlab(s, s.bytes, retiredSlab{bytes: s.bytes}, &s.free.bytes, byteSlab)
 	}
 	b := s.bytes[len(s.bytes) : len(s.bytes) : len(s.bytes)+n]
 	s.bytes = s.bytes[:len(s.bytes)+n]
@@ -93,7 +93,7 @@ func (s *slabs) carveHeaders(n int) []kgo.RecordHeader {
 		return make([]kgo.RecordHeader, 0, n)
 	}
 	if cap(s.hdrs)-len(s.hdrs) < n {
-		s.hdrs = s.takeHeaders()
+		s.hdrs = takeSlab(s, s.hdrs, retiredSlab{hdrs: s.hdrs}, &s.free.hdrs, headerSlab)
 	}
 	h := s.hdrs[len(s.hdrs) : len(s.hdrs) : len(s.hdrs)+n]
 	s.hdrs = s.hdrs[:len(s.hdrs)+n]
@@ -125,30 +125,20 @@ func (s *slabs) takeItems() {
 	s.items, s.recs = make([]item, itemSlab), make([]kgo.Record, itemSlab)
 }
 
-func (s *slabs) takeBytes() []byte {
+// takeSlab retires cur, the slab in use (described by r), unless there is none yet, and
+// returns an empty slab from free, or a new one with room for n.
+func takeSlab[T any](s *slabs, cur []T, r retiredSlab, free *[][]T, n int) []T {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.bytes != nil {
-		s.retired = append(s.retired, retiredSlab{last: s.seq, bytes: s.bytes})
+	if cur != nil {
+		r.last = s.seq
+		s.retired = append(s.retired, r)
 	}
-	if b, ok := pop(&s.free.bytes); ok {
+	if b, ok := pop(free); ok {
 		s.reused++
 		return b[:0]
 	}
-	return make([]byte, 0, byteSlab)
-}
-
-func (s *slabs) takeHeaders() []kgo.RecordHeader {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.hdrs != nil {
-		s.retired = append(s.retired, retiredSlab{last: s.seq, hdrs: s.hdrs})
-	}
-	if h, ok := pop(&s.free.hdrs); ok {
-		s.reused++
-		return h[:0]
-	}
-	return make([]kgo.RecordHeader, 0, headerSlab)
+	return make([]T, 0, n)
 }
 
 // release frees the slabs retired up to item seq, now that every item up to it is settled:
