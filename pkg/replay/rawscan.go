@@ -291,8 +291,8 @@ func (sc *rawScan) fetchRound(ctx context.Context, lead *leaders, offsets map[in
 				if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
 					switch {
 					case errors.Is(err, kerr.OffsetOutOfRange) && rp.LogStartOffset > off:
-						// Retention deleted the records from off on: there is nothing to read
-						// before the log's start now.
+						// Retention (or delete-records) removed the records up to the log's
+						// new start, past off: the scan goes on from there.
 						parts = append(parts, rawPart{p: rp.Partition, skipTo: rp.LogStartOffset})
 						if rp.LogStartOffset >= sc.ends[rp.Partition] {
 							delete(offsets, rp.Partition)
@@ -409,15 +409,17 @@ func (sc *rawScan) deliver(part rawPart, fn func(*kgo.Record) (bool, error)) (bo
 			sc.next[p] = next
 			return false, fmt.Errorf("read %s[%d] at offset %d: %w", sc.topic, p, next, errLegacyBatch)
 		}
+		// An abort marker ends its transaction for the batches after it, wherever it lies.
+		if b.control() && b.transactional() && ab != nil && isAbortMarker(b.records) {
+			ab.ended(b.producerID)
+		}
 		last := b.base + int64(b.lastDelta)
 		if last < next {
 			continue // before the range, or read already
 		}
 		switch {
 		case b.control():
-			if b.transactional() && ab != nil && isAbortMarker(b.records) {
-				ab.ended(b.producerID)
-			}
+			// A transaction marker: no record for a reader.
 		case b.transactional() && ab.aborts(b.producerID, b.base):
 			// A transaction that was aborted: none of it was ever written, for a reader.
 		default:
