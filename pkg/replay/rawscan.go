@@ -443,12 +443,13 @@ func (sc *rawScan) deliver(part rawPart, fn func(*kgo.Record) (bool, error)) (bo
 func (sc *rawScan) records(p int32, b *batch, from, end int64, fn func(*kgo.Record) (bool, error)) (bool, error) {
 	data := b.records
 	if codec := kgo.CompressionCodecType(b.attrs & 0x07); codec != kgo.CodecNone {
-		if cap(sc.buf) > 0 {
-			sc.reused++
-		}
+		had := sc.buf
 		out, err := sc.dec.Decompress(data, codec)
 		if err != nil {
 			return false, fmt.Errorf("read %s[%d] at offset %d: decompress batch: %w", sc.topic, p, b.base, err)
+		}
+		if cap(had) > 0 && len(out) > 0 && &out[0] == &had[:1][0] {
+			sc.reused++ // the batch went into the memory an earlier one used
 		}
 		if cap(out) > cap(sc.buf) {
 			sc.buf = out[:0]
