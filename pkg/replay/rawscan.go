@@ -228,8 +228,7 @@ func (sc *rawScan) fetchRound(ctx context.Context, lead *leaders, offsets map[in
 		resp *kmsg.FetchResponse
 		err  error
 	}
-	answers := make([]answer, 0, len(byLeader))
-	results := make(chan answer, len(byLeader))
+	results := make(chan answer, len(byLeader)) // room for all: an early return leaves no sender blocked
 	for l, ps := range byLeader {
 		slices.Sort(ps)
 		k := round % len(ps)
@@ -261,9 +260,7 @@ func (sc *rawScan) fetchRound(ctx context.Context, lead *leaders, offsets map[in
 		}()
 	}
 	for range byLeader {
-		answers = append(answers, <-results)
-	}
-	for _, a := range answers {
+		a := <-results
 		if a.err != nil {
 			if ctx.Err() != nil {
 				return nil, false, ctx.Err()
