@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/come2us/opsctl/pkg/pgtest"
 )
 
@@ -41,7 +39,7 @@ func ForEach(t *testing.T, fn func(t *testing.T, newURL NewURL)) {
 
 // URLs returns a NewURL for engine e whose databases are removed when t ends.
 //
-// On PostgreSQL every "database" after the first call is a fresh schema of one test database,
+// On PostgreSQL every URL asks for a pool of pgtest.MaxConns connections, and every "database" after the first call is a fresh schema of one test database,
 // selected with the search_path connection parameter: creating and dropping a PostgreSQL database
 // takes about a second, a schema milliseconds. The services never qualify table names, so a
 // schema isolates them as well as a database would.
@@ -58,13 +56,10 @@ func URLs(t testing.TB, e Engine) NewURL {
 			base = pgtest.New(t)
 		}
 		schema := fmt.Sprintf("svc%d", n)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Fatalf("connect to the test database: %v", err)
-		}
-		defer conn.Close(ctx)
+		conn := pgtest.Connect(t, ctx, pgtest.Plain(base))
+		defer conn.Close(context.Background())
 		if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
 			t.Fatalf("create schema %s: %v", schema, err)
 		}

@@ -333,16 +333,30 @@ func TestHistory(t *testing.T) {
 	}
 }
 
+// TestLedgerSurvivesCompaction: kfake's Compact compacts the ledger and applies every topic's
+// retention against the wall clock, so the dead letters here are stamped relative to the time the
+// test starts, not to a fixed date: ten recent ones that retention keeps, and one on partition 0
+// that is eight days old (the DLT keeps seven), which retention deletes. Replays are remembered
+// through compaction, and the deleted dead letter is simply no longer there to select.
 func TestLedgerSurvivesCompaction(t *testing.T) {
 	c := replaytest.NewCluster(t)
-	seedSaga(t, c, 10)
+	now := time.Now()
+	// Retention deletes whole batches: the old dead letter goes in a batch of its own.
+	replaytest.Produce(t, c, replaytest.Saga(0, 100, "DB_LOCK_TIMEOUT", 1, now.Add(-8*24*time.Hour)))
+	var recs []*kgo.Record
+	for i := 1; i <= 10; i++ {
+		recs = append(recs, replaytest.Saga(int32(i%3), int64(i), "DB_LOCK_TIMEOUT", 1, now.Add(-time.Duration(i)*time.Minute)))
+	}
+	replaytest.Produce(t, c, recs...)
 	e := newEngine(t, c)
-	mustReplay(t, e, Request{Topic: ordersDLT})
+	if sum := mustReplay(t, e, Request{Topic: ordersDLT}); sum.Replayed != 11 {
+		t.Fatalf("first run: %s", countsString(sum.Counts))
+	}
 	mustReplay(t, e, Request{Topic: ordersDLT, Force: true, Selection: Selection{Partitions: []int32{0}}})
 	c.Compact()
 	sum := mustReplay(t, e, Request{Topic: ordersDLT})
-	if sum.Skipped != 10 || sum.Replayed != 0 {
-		t.Fatalf("after compaction: %s", countsString(sum.Counts))
+	if sum.Skipped != 10 || sum.Replayed != 0 || sum.Selected != 10 {
+		t.Fatalf("after compaction: %s (want the 10 recent dead letters skipped, the expired one gone)", countsString(sum.Counts))
 	}
 	runs, err := e.History(context.Background(), ordersDLT)
 	if err != nil || len(runs) != 3 {

@@ -51,6 +51,7 @@ import (
 	"github.com/come2us/opsctl/pkg/saga"
 	"github.com/come2us/opsctl/pkg/secret"
 	"github.com/come2us/opsctl/pkg/service"
+	"github.com/come2us/opsctl/pkg/store"
 	"github.com/come2us/opsctl/pkg/traffic"
 )
 
@@ -416,9 +417,13 @@ func postgresSchema(ctx context.Context, base, schema string) (string, error) {
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		return "", fmt.Errorf("--postgres %q is not a postgres:// URL", base)
 	}
+	plain, _, err := store.PoolSize(base)
+	if err != nil {
+		return "", fmt.Errorf("--postgres: %w", err)
+	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(cctx, base)
+	conn, err := pgx.Connect(cctx, plain)
 	if err != nil {
 		return "", fmt.Errorf("connect to PostgreSQL for the sandbox: %w", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
@@ -185,10 +184,7 @@ func TestPostgres(t *testing.T) {
 	if err := sb.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := pgtest.Connect(t, ctx, pgtest.Plain(base))
 	defer conn.Close(context.Background())
 	var orders int
 	if err := conn.QueryRow(ctx, `SELECT COUNT(*) FROM opsctl_sandbox_order.orders`).Scan(&orders); err != nil {

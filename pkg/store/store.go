@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,20 +56,25 @@ type DB struct {
 
 // Open connects to the database named by rawURL and checks it answers:
 //
-//	postgres://user@host:5432/db?sslmode=disable   (also postgresql://)
+//	postgres://user@host:5432/db?sslmode=disable   (also postgresql://; pool_max_conns=N sizes
+//	                                                the pool, DefaultMaxConns without it)
 //	sqlite:/var/lib/order/order.db                  (also sqlite:relative.db, file:path.db)
 //	sqlite::memory:                                 (one private in-memory database)
 func Open(ctx context.Context, rawURL string) (*DB, error) {
 	var db *DB
 	switch {
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
-		cfg, err := pgx.ParseConfig(rawURL)
+		pgURL, maxConns, err := PoolSize(rawURL)
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := pgx.ParseConfig(pgURL)
 		if err != nil {
 			return nil, fmt.Errorf("open database: parse PostgreSQL URL: %w", err)
 		}
 		sqldb := stdlib.OpenDB(*cfg)
-		sqldb.SetMaxOpenConns(20)
-		sqldb.SetMaxIdleConns(20)
+		sqldb.SetMaxOpenConns(maxConns)
+		sqldb.SetMaxIdleConns(maxConns)
 		sqldb.SetConnMaxIdleTime(5 * time.Minute)
 		db = &DB{SQL: sqldb, dialect: Postgres, retries: 3}
 	case strings.HasPrefix(rawURL, "sqlite:"), strings.HasPrefix(rawURL, "file:"):
@@ -98,6 +104,32 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		return nil, fmt.Errorf("open database %s: %w", redact(rawURL), err)
 	}
 	return db, nil
+}
+
+// DefaultMaxConns is how many connections a PostgreSQL pool opens at most unless the URL's
+// pool_max_conns says otherwise.
+const DefaultMaxConns = 20
+
+// PoolSize takes the pool_max_conns parameter (pgxpool's name for it) out of a PostgreSQL URL,
+// since the server would reject it as an unknown run-time parameter, and returns the URL without
+// it, for pgx, and the pool size (DefaultMaxConns when the URL does not say).
+func PoolSize(rawURL string) (string, int, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", 0, fmt.Errorf("open database: parse PostgreSQL URL %s: %w", redact(rawURL), err)
+	}
+	q := u.Query()
+	v := q.Get("pool_max_conns")
+	if v == "" {
+		return rawURL, DefaultMaxConns, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return "", 0, fmt.Errorf("open database: pool_max_conns=%q in %s: want a whole number of at least 1", v, redact(rawURL))
+	}
+	q.Del("pool_max_conns")
+	u.RawQuery = q.Encode()
+	return u.String(), n, nil
 }
 
 // sqliteDSN turns sqlite:path into modernc's file: DSN with the pragmas the services rely on:

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/come2us/opsctl/pkg/dbtest"
+	"github.com/come2us/opsctl/pkg/pgtest"
 	"github.com/come2us/opsctl/pkg/store"
 )
 
@@ -209,5 +210,21 @@ func TestMemory(t *testing.T) {
 func TestIn(t *testing.T) {
 	if got := store.In(3, 3); got != "$3,$4,$5" {
 		t.Fatalf("In(3, 3) = %q", got)
+	}
+}
+
+// TestPoolMaxConns: pool_max_conns (pgxpool's parameter) sizes the pool and never reaches the
+// server, which would reject it; a bad value is refused before anything connects.
+func TestPoolMaxConns(t *testing.T) {
+	url := pgtest.WithPool(pgtest.New(t), 2)
+	db := open(t, url)
+	if n := db.SQL.Stats().MaxOpenConnections; n != 2 {
+		t.Fatalf("MaxOpenConnections = %d, want 2", n)
+	}
+	for _, bad := range []string{"0", "-1", "many"} {
+		_, err := store.Open(context.Background(), strings.Replace(url, "pool_max_conns=2", "pool_max_conns="+bad, 1))
+		if err == nil || !strings.Contains(err.Error(), "pool_max_conns") {
+			t.Fatalf("pool_max_conns=%s: err = %v", bad, err)
+		}
 	}
 }

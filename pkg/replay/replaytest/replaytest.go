@@ -29,7 +29,11 @@ var Topics = []string{
 	"payments-failed-dlt", "connect-orders-dlt",
 }
 
-// Base is the fixed time fixtures are stamped from, so golden output does not drift.
+// Base is the fixed time fixtures are stamped from, so golden output does not drift. A test that
+// stamps with it must also inject its "now" (Factory.Now, a view's clock) relative to Base, and
+// must not let the broker age its records: kfake applies retention (Cluster.Compact,
+// ApplyRetention) against the wall clock, so a fixture older than a topic's seven days there is
+// deleted. Such a test stamps its fixtures relative to time.Now() taken when it starts.
 var Base = time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
 
 // NewCluster starts a one-broker kfake cluster on a local TCP port with Topics (3 partitions
