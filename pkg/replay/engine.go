@@ -110,6 +110,9 @@ type Engine struct {
 	// every record was produced and before the commit: the widest window for a crash or a
 	// concurrent run to strike.
 	beforeCommit func(runID string)
+	// beforeFinish, when set (tests only), runs after a replay's last batch was settled and
+	// before its run-end entry is written.
+	beforeFinish func(runID string)
 	// lanes, when not 0 (benchmarks only), replaces replayLanes; noStream collects each batch
 	// before producing it. Both exist to measure what lanes and streaming gain.
 	lanes    int

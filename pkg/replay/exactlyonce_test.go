@@ -739,3 +739,23 @@ func TestFailedBatchInReusedMemory(t *testing.T) {
 	}
 	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, n)
 }
+
+// TestFencedAfterTheLastBatchStillCompletes: another run takes the lanes over after this run's
+// last batch committed, before its run-end entry. Every record was replayed, so the run
+// completes (no error, exit 0 in the CLI), says what happened, and its end is still recorded.
+func TestFencedAfterTheLastBatchStillCompletes(t *testing.T) {
+	const n = 20
+	c := replaytest.NewCluster(t)
+	seedSaga(t, c, n)
+	e := newEngine(t, c)
+	e.beforeFinish = func(string) { fenceLanes(t, c, ordersDLT) }
+	sum, err := e.Replay(context.Background(), Request{Topic: ordersDLT, Reason: "fenced at the end"})
+	if err != nil || sum.Status != RunCompleted || sum.Replayed != n || !strings.Contains(sum.Note, "took over") {
+		t.Fatalf("run fenced after its last batch: %v, status %s, %s, note %q", err, sum.Status, countsString(sum.Counts), sum.Note)
+	}
+	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, n)
+	runs, err := e.History(context.Background(), ordersDLT)
+	if err != nil || len(runs) != 1 || runs[0].Status != RunCompleted || runs[0].Counts.Replayed != n {
+		t.Fatalf("history: %+v %v", runs, err)
+	}
+}

@@ -37,6 +37,9 @@ type Summary struct {
 	Started         time.Time `json:"started"`
 	Finished        time.Time `json:"finished"`
 	Error           string    `json:"error,omitempty"`
+	// Note says something the operator should know about a run that did its job: that another
+	// run took its transactional ids over after its last batch, say.
+	Note string `json:"note,omitempty"`
 }
 
 // Partial reports whether some selected records were neither replayed nor already replayed.
@@ -541,6 +544,9 @@ func (r *run) finish(ctx context.Context, err error) error {
 	if err != nil {
 		msg = err.Error()
 	}
+	if r.e.beforeFinish != nil {
+		r.e.beforeFinish(r.id)
+	}
 	counts := r.sum.Counts
 	now := r.e.cfg.Now().UTC()
 	end := r.runEntry(r.sum.Status, &counts, func(en *Entry) { en.Error, en.Finished = msg, &now })
@@ -548,14 +554,26 @@ func (r *run) finish(ctx context.Context, err error) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	ln := r.lanes[0]
-	if werr := ln.transact(wctx, func() error { return ln.produceSync(wctx, end) }); werr != nil {
+	werr := ln.transact(wctx, func() error { return ln.produceSync(wctx, end) })
+	if werr != nil && isFenced(werr) && err == nil {
+		// Another run took the lanes over after this run's last batch committed: this run did
+		// its whole job, and only its end entry lost the fence. The end entry needs none (its
+		// key is this run's own), so it is written outside a transaction.
+		r.sum.Note = fmt.Sprintf("another replay of %s started after this run's last batch and took over; every record reported replayed was applied", r.req.Topic)
+		werr = r.e.produceEntry(wctx, end)
+	}
+	if werr != nil {
 		r.e.cfg.Logger.Warn("could not record the end of the replay run in the ledger", "run", r.id, "err", werr)
-		if isFenced(werr) && err == nil {
-			r.sum.Status = RunFenced
-			return fmt.Errorf("%w: another replay of %s took over after this run's last batch; every record reported replayed was applied", ErrFenced, r.req.Topic)
-		}
 	}
 	return err
+}
+
+// produceEntry writes a ledger entry that needs no transaction, with the engine's own client.
+func (e *Engine) produceEntry(ctx context.Context, rec *kgo.Record) error {
+	if err := e.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		return fmt.Errorf("write %s: %w", e.cfg.LedgerTopic, err)
+	}
+	return nil
 }
 
 func (r *run) runEntry(status string, counts *Counts, edit func(*Entry)) *kgo.Record {

@@ -223,7 +223,8 @@ func TestHostileRecordsNeverReachTheTerminalRaw(t *testing.T) {
 		{"dlt", "replay", "orders-failed.DLT", "--dry-run"},
 	} {
 		r := h.run(t, true, "", args...)
-		if r.err != nil {
+		// The dry run refuses the record without an original topic: exit 3, as the run would.
+		if r.err != nil && !(args[1] == "replay" && r.code == cmdutil.ExitPartial) {
 			t.Fatalf("%v: %v", args, r.err)
 		}
 		assertTerminalSafe(t, strings.Join(args, " "), r.out)

@@ -106,8 +106,8 @@ func engineError(err error) error {
 }
 
 // writeJSON writes v as JSON that is safe on a terminal: encoding/json escapes C0 controls but
-// not C1 controls (U+009B is a CSI on some terminals) or bidirectional overrides, so those are
-// escaped too. JSON allows \u escapes for any character, so the document means the same.
+// not DEL, C1 controls (U+009B is a CSI on some terminals) or bidirectional overrides, so those
+// are escaped too. JSON allows \u escapes for any character, so the document means the same.
 func writeJSON(w io.Writer, v any, indent bool) error {
 	var b []byte
 	var err error
@@ -178,7 +178,7 @@ func blockStrings(v any) any {
 	return v
 }
 
-// escapeUnsafe replaces C1 controls, bidirectional controls and BOMs with format's escape.
+// escapeUnsafe replaces DEL, C1 controls, bidirectional controls and BOMs with format's escape.
 func escapeUnsafe(b []byte, format string) []byte {
 	if !bytes.ContainsFunc(b, unsafeRune) && utf8.Valid(b) {
 		return b
@@ -201,7 +201,7 @@ func escapeUnsafe(b []byte, format string) []byte {
 }
 
 func unsafeRune(r rune) bool {
-	return (r >= 0x80 && r < 0xa0) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) ||
+	return r == 0x7f || (r >= 0x80 && r < 0xa0) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) ||
 		r == 0x200e || r == 0x200f || r == 0x061c || r == 0xfeff
 }
 

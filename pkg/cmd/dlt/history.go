@@ -27,7 +27,7 @@ func NewCmdHistory(f *cmdutil.Factory, runF func(*HistoryOptions) error) *cobra.
 (user@host), the DLT, its outcome, how many records it replayed, skipped, refused and failed,
 and the reason given. A run that was killed shows status "running" with the replays the ledger
 holds for it.`,
-		Args: cobra.MaximumNArgs(1),
+		Args: cmdutil.UsageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				opts.Topic = args[0]

@@ -40,7 +40,7 @@ errorCode, originalTopic, replayCount, ...; all also under meta.*).`,
 		Example: `  opsctl dlt list orders-failed.DLT --since 2h
   opsctl dlt list orders-failed.DLT --where 'errorCode == "DB_LOCK_TIMEOUT" && quantity > 1'
   opsctl dlt list orders-failed.DLT --partition 1 --offset 100-200 -o json | jq .orderId`,
-		Args: cobra.ExactArgs(1),
+		Args: cmdutil.UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Topic = args[0]
 			opts.Selection.changed(cmd)
@@ -90,6 +90,9 @@ func listRun(cmd *cobra.Command, opts *ListOptions) error {
 	sel, err := opts.Selection.Build(clock(f)())
 	if err != nil {
 		return err
+	}
+	if w := sinceWarning(sel, clock(f)()); w != "" {
+		fmt.Fprintln(f.IOStreams.ErrOut, w)
 	}
 	s, err := openSession(f)
 	if err != nil {

@@ -92,11 +92,17 @@ func TestFlagErrorsAreUsageErrors(t *testing.T) {
 func FuzzOutputIsTerminalSafe(f *testing.F) {
 	f.Add("\x1b[31mred\u009b2J\u202e\x00\xff")
 	f.Add("line\nline\ttab\r")
+	f.Add("del\x7f")
 	f.Fuzz(func(t *testing.T, s string) {
 		v := map[string]any{"s": s, s: []string{s}}
 		var out bytes.Buffer
 		if err := writeJSON(&out, v, false); err != nil {
 			t.Fatal(err)
+		}
+		for _, r := range out.String() {
+			if (r < 0x20 && r != '\n' && r != '\t') || r == 0x7f || (r >= 0x80 && r < 0xa0) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+				t.Fatalf("raw %U in JSON %q", r, out.String())
+			}
 		}
 		var back map[string]any
 		if err := json.Unmarshal(out.Bytes(), &back); err != nil {

@@ -1,6 +1,7 @@
 package dlt
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -61,7 +62,7 @@ records were refused or failed.`,
 		Example: `  opsctl dlt replay orders-failed.DLT --since 2h --dry-run
   opsctl dlt replay orders-failed.DLT --where 'errorCode == "DB_LOCK_TIMEOUT"' --reason "INC-42: lock fixed"
   opsctl dlt replay orders-failed.DLT --group product-service-group --rate 200 --reason "..." --yes -o json`,
-		Args: cobra.ExactArgs(1),
+		Args: cmdutil.UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Topic = args[0]
 			opts.Selection.changed(cmd)
@@ -130,7 +131,13 @@ func replayRun(cmd *cobra.Command, opts *ReplayOptions) error {
 	// The plan is made when someone reads it: --dry-run, or the confirmation prompt. It is a
 	// scan of the selection and the ledger, which the replay makes again, so with --yes the
 	// replay goes ahead without one and takes half the time.
-	planned := opts.DryRun || !opts.Yes
+	// A --since in the future selects nothing unless some dead letter is stamped later still:
+	// the plan says which, so a run that would replay nothing is not recorded.
+	future := sinceWarning(sel, clock(f)())
+	if future != "" {
+		fmt.Fprintln(f.IOStreams.ErrOut, future)
+	}
+	planned := opts.DryRun || !opts.Yes || future != ""
 	var bar *iostreams.Progress
 	if planned {
 		plan, err := s.engine.Plan(ctx, req)
@@ -144,7 +151,11 @@ func replayRun(cmd *cobra.Command, opts *ReplayOptions) error {
 			if err := writePlan(f, plan, opts.DryRun); err != nil {
 				return err
 			}
-			if plan.Refused > 0 && !opts.DryRun {
+			// A dry run exits as the run would: 3 when records would be refused.
+			switch {
+			case plan.Refused > 0 && opts.DryRun:
+				return &cmdutil.PartialError{Summary: fmt.Sprintf("%d records would be refused", plan.Refused)}
+			case plan.Refused > 0:
 				return &cmdutil.PartialError{Summary: fmt.Sprintf("%d records refused, nothing replayed", plan.Refused)}
 			}
 			return nil
@@ -191,6 +202,10 @@ func replayRun(cmd *cobra.Command, opts *ReplayOptions) error {
 	}
 	sum, err := s.engine.Replay(ctx, req)
 	bar.Done()
+	if errors.Is(err, replay.ErrRefused) {
+		// Refused before it started: there was no run to summarise, and none was recorded.
+		return err
+	}
 	if !planned && sum != nil {
 		if w := whereWarning(sum.WhereErrors, sum.FirstWhereError); w != "" {
 			fmt.Fprintln(f.IOStreams.ErrOut, sanitize(w))
@@ -320,6 +335,9 @@ func writeSummary(f *cmdutil.Factory, sum *replay.Summary, notable []replay.Resu
 	}
 	if sum.Refused+sum.Failed > len(notable) && len(notable) > 0 {
 		fmt.Fprintln(out, "  … (-o json lists every record)")
+	}
+	if sum.Note != "" {
+		fmt.Fprintf(out, "  Note: %s.\n", sanitize(sum.Note))
 	}
 	if sum.Failed > 0 || sum.Status == replay.RunFenced || sum.Status == replay.RunCancelled {
 		fmt.Fprintln(out, "  Run the same command again: records already replayed are skipped, the rest are replayed.")

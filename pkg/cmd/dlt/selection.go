@@ -97,3 +97,13 @@ func whereWarning(n int64, first string) string {
 	}
 	return fmt.Sprintf("warning: --where could not be evaluated for %d records, which were left out (first: %s)", n, first)
 }
+
+// sinceWarning says so when --since lies after now: only a dead letter stamped in the future
+// could be selected.
+func sinceWarning(sel replay.Selection, now time.Time) string {
+	if sel.Since.IsZero() || !sel.Since.After(now) {
+		return ""
+	}
+	return fmt.Sprintf("warning: --since %s is in the future (now is %s): only dead letters stamped later than that can be selected",
+		stamp(sel.Since), stamp(now))
+}

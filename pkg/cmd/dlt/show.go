@@ -40,7 +40,7 @@ context's dlt.secretFields are masked unless --reveal. Large values are cut for 
 marker (-o json carries them whole).`,
 		Example: `  opsctl dlt show orders-failed.DLT 0 1234
   opsctl dlt show orders-failed.DLT 0 1234 -o json | jq .value.json`,
-		Args: cobra.ExactArgs(3),
+		Args: cmdutil.UsageArgs(cobra.ExactArgs(3)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Topic = args[0]
 			p, err := strconv.ParseInt(args[1], 10, 32)

@@ -28,7 +28,7 @@ kafka_dlt-exception-* or Connect's __connect.errors.* headers — with counts, f
 seen, and the coordinate of one sample record per group (see it with 'opsctl dlt show').`,
 		Example: `  opsctl dlt stats orders-failed.DLT
   opsctl dlt stats orders-failed.DLT --since 24h -o json`,
-		Args: cobra.ExactArgs(1),
+		Args: cmdutil.UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Topic = args[0]
 			opts.Selection.changed(cmd)
@@ -47,6 +47,9 @@ func statsRun(cmd *cobra.Command, opts *StatsOptions) error {
 	sel, err := opts.Selection.Build(clock(f)())
 	if err != nil {
 		return err
+	}
+	if w := sinceWarning(sel, clock(f)()); w != "" {
+		fmt.Fprintln(f.IOStreams.ErrOut, w)
 	}
 	s, err := openSession(f)
 	if err != nil {

@@ -23,7 +23,7 @@ func NewCmdTopics(f *cmdutil.Factory, runF func(*TopicsOptions) error) *cobra.Co
 		Long: `List the dead-letter topics of the cluster (names matching the context's dlt.pattern,
 by default ending in .DLT or -dlt): retained records, oldest and newest record time, records
 of the last hour, and how many of their records the replay ledger says were replayed.`,
-		Args: cobra.NoArgs,
+		Args: cmdutil.UsageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
 				return runF(opts)
