@@ -60,6 +60,10 @@ type rawScan struct {
 	dec      kgo.Decompressor
 	// reused counts batches decompressed into buffer memory already there (tests read it).
 	reused int
+	// whole, when set, is offered each data batch that lies wholly within the range before its
+	// records are decoded; when it returns true the batch is done with (counted from its
+	// header, say) and fn sees none of its records.
+	whole func(p int32, b *batch) bool
 }
 
 // rawRound is one round of fetches: each partition's answer, or the error that ended the scan.
@@ -419,6 +423,8 @@ func (sc *rawScan) deliver(part rawPart, fn func(*kgo.Record) (bool, error)) (bo
 			// A transaction marker: no record for a reader.
 		case b.transactional() && ab.aborts(b.producerID, b.base):
 			// A transaction that was aborted: none of it was ever written, for a reader.
+		case sc.whole != nil && b.base >= next && last < end && sc.whole(p, b):
+			// Taken whole, from its header.
 		default:
 			more, err := sc.records(p, b, next, end, fn)
 			if err != nil || !more {

@@ -17,9 +17,11 @@ import (
 type TopicInfo struct {
 	Topic      string `json:"topic"`
 	Partitions int    `json:"partitions"`
-	// Records is the number of offsets retained (end − start over all partitions).
+	// Records is the number of records a read_committed consumer sees: records of aborted
+	// transactions and transaction markers, which take offsets too, are not counted.
 	Records int64 `json:"records"`
-	// Oldest and Newest are the earliest and latest record timestamps; nil when empty.
+	// Oldest is the earliest timestamp among each partition's first record, Newest the latest
+	// record timestamp; nil when empty.
 	Oldest *time.Time `json:"oldest"`
 	Newest *time.Time `json:"newest"`
 	// LastHour counts records with a timestamp in the last hour.
@@ -29,7 +31,9 @@ type TopicInfo struct {
 }
 
 // Topics lists the dead-letter topics (names matching the configured pattern, the ledger
-// excluded), sorted by name, with their counts and the replays recorded so far.
+// excluded), sorted by name, with their counts and the replays recorded so far. It reads every
+// dead-letter topic up to its last stable offset to count what a read_committed consumer
+// sees, decoding only batches with records of the last hour.
 func (e *Engine) Topics(ctx context.Context) ([]TopicInfo, error) {
 	ctx = fresh(ctx)
 	all, err := e.adm.ListTopics(ctx)
@@ -52,55 +56,40 @@ func (e *Engine) Topics(ctx context.Context) ([]TopicInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list start offsets: %w", err)
 	}
-	ends, err := e.adm.ListEndOffsets(ctx, names...)
+	ends, err := e.adm.ListCommittedOffsets(ctx, names...)
 	if err != nil {
 		return nil, fmt.Errorf("list end offsets: %w", err)
-	}
-	hourAgo, err := e.adm.ListOffsetsAfterMilli(ctx, e.cfg.Now().Add(-time.Hour).UnixMilli(), names...)
-	if err != nil {
-		return nil, fmt.Errorf("list offsets of the last hour: %w", err)
-	}
-	firsts, err := e.adm.ListOffsetsAfterMilli(ctx, 0, names...)
-	if err != nil {
-		return nil, fmt.Errorf("list first timestamps: %w", err)
-	}
-	newest, err := e.adm.ListMaxTimestampOffsets(ctx, names...)
-	if err != nil {
-		return nil, fmt.Errorf("list newest timestamps: %w", err)
 	}
 	ix, err := e.readLedger(ctx, "", toStable, false)
 	if err != nil {
 		return nil, err
 	}
+	hourAgo := e.cfg.Now().Add(-time.Hour)
 	out := make([]TopicInfo, 0, len(names))
 	for _, t := range names {
 		ti := TopicInfo{Topic: t, Partitions: parts[t], Replayed: ix.count(t)}
+		var ranges []partRange
 		ends.Each(func(eo kadm.ListedOffset) {
 			if eo.Topic != t || eo.Err != nil {
 				return
 			}
-			so, _ := starts.Lookup(t, eo.Partition)
-			if n := eo.Offset - so.Offset; n > 0 {
-				ti.Records += n
-			} else {
-				return // empty partition: its timestamps mean nothing
-			}
-			if h, ok := hourAgo.Lookup(t, eo.Partition); ok && h.Err == nil && h.Offset >= 0 {
-				ti.LastHour += eo.Offset - max(h.Offset, so.Offset)
-			}
-			if f, ok := firsts.Lookup(t, eo.Partition); ok && f.Err == nil && f.Offset >= 0 && f.Offset < eo.Offset && f.Timestamp >= 0 {
-				ts := time.UnixMilli(f.Timestamp).UTC()
-				if ti.Oldest == nil || ts.Before(*ti.Oldest) {
-					ti.Oldest = &ts
-				}
-			}
-			if n, ok := newest.Lookup(t, eo.Partition); ok && n.Err == nil && n.Timestamp >= 0 {
-				ts := time.UnixMilli(n.Timestamp).UTC()
-				if ti.Newest == nil || ts.After(*ti.Newest) {
-					ti.Newest = &ts
-				}
+			if so, ok := starts.Lookup(t, eo.Partition); ok && so.Err == nil && so.Offset < eo.Offset {
+				ranges = append(ranges, partRange{p: eo.Partition, start: so.Offset, end: eo.Offset})
 			}
 		})
+		cc, err := e.countCommitted(ctx, t, ranges, hourAgo)
+		if err != nil {
+			return nil, fmt.Errorf("count the records of %s: %w", t, err)
+		}
+		ti.Records, ti.LastHour = cc.records, cc.since
+		if cc.first >= 0 {
+			ts := time.UnixMilli(cc.first).UTC()
+			ti.Oldest = &ts
+		}
+		if cc.newest >= 0 {
+			ts := time.UnixMilli(cc.newest).UTC()
+			ti.Newest = &ts
+		}
 		out = append(out, ti)
 	}
 	return out, nil
