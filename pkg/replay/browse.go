@@ -158,12 +158,16 @@ func (e *Engine) Index(ctx context.Context, topic string, sel *Selection, keep f
 	}
 	var p IndexProgress
 	var sum ScanSummary
+	if err := e.checkWhere(ctx, topic, ranges, sel); err != nil {
+		return nil, sum, err
+	}
+	tally := newWhereTally(sel)
 	err = e.scan(ctx, topic, ranges, fetchBrowse, func(r *kgo.Record) (bool, error) {
 		sum.Scanned++
 		if p.Scanned = sum.Scanned; progress != nil && p.Scanned%10000 == 0 {
 			progress(p)
 		}
-		d, ok, err := sel.decodeIfSelected(r, decodeBrief)
+		d, ok, err := sel.decodeIfSelected(r, decodeBrief, tally)
 		if err != nil {
 			sum.whereFailed(err)
 			return true, nil
@@ -178,6 +182,7 @@ func (e *Engine) Index(ctx context.Context, topic string, sel *Selection, keep f
 	if progress != nil && err == nil {
 		progress(p)
 	}
+	sum.WhereMissing = tally.report()
 	return ends, sum, err
 }
 

@@ -137,9 +137,10 @@ type Plan struct {
 	Refusals       []RefusalPlan `json:"refusals"`
 	SkippedSamples []Coord       `json:"skippedSamples"`
 	// Group is the x-opsctl-target-group the replayed records will carry.
-	Group           string `json:"group,omitempty"`
-	WhereErrors     int64  `json:"whereErrors,omitempty"`
-	FirstWhereError string `json:"firstWhereError,omitempty"`
+	Group           string         `json:"group,omitempty"`
+	WhereErrors     int64          `json:"whereErrors,omitempty"`
+	FirstWhereError string         `json:"firstWhereError,omitempty"`
+	WhereMissing    []FieldMissing `json:"whereMissing,omitempty"`
 }
 
 const maxSamples = 3
@@ -279,9 +280,11 @@ func (e *Engine) walk(ctx context.Context, req *Request, ru *rules, ranges []par
 	// One decoded record, reused: fn must not keep d after it returns.
 	var d dlt.Record
 	topics := &topicNames{}
+	tally := newWhereTally(&sel)
+	defer func() { sum.WhereMissing = tally.report() }()
 	return scan(func(r *kgo.Record) (bool, error) {
 		sum.Scanned++
-		ok, err := sel.decodeInto(r, decodeRoute, &d, topics)
+		ok, err := sel.decodeInto(r, decodeRoute, &d, topics, tally)
 		if err != nil {
 			sum.whereFailed(err)
 			return true, nil
@@ -344,6 +347,9 @@ func (e *Engine) Plan(ctx context.Context, req Request) (*Plan, error) {
 		return nil, err
 	}
 	ranges, ends := bounded(ranges, req.Bound)
+	if err := e.checkWhere(ctx, req.Topic, ranges, &req.Selection); err != nil {
+		return nil, err
+	}
 	ledger, err := e.readLedger(ctx, req.Topic, toStable, false)
 	if err != nil {
 		return nil, err
@@ -404,7 +410,7 @@ func (e *Engine) Plan(ctx context.Context, req Request) (*Plan, error) {
 		return nil, err
 	}
 	p.Scanned, p.Selected, p.Limited = sum.Scanned, sum.Selected, sum.Limited
-	p.WhereErrors, p.FirstWhereError = sum.WhereErrors, sum.FirstWhereError
+	p.WhereErrors, p.FirstWhereError, p.WhereMissing = sum.WhereErrors, sum.FirstWhereError, sum.WhereMissing
 	for t, tp := range targets {
 		for _, sp := range spans[t] {
 			tp.Partitions = append(tp.Partitions, *sp)

@@ -105,6 +105,9 @@ type ScanSummary struct {
 	// selected); FirstWhereError says why for the first.
 	WhereErrors     int64  `json:"whereErrors,omitempty"`
 	FirstWhereError string `json:"firstWhereError,omitempty"`
+	// WhereMissing lists the value fields --where names that some of the records it was
+	// evaluated on lack.
+	WhereMissing []FieldMissing `json:"whereMissing,omitempty"`
 }
 
 func (s *ScanSummary) whereFailed(err error) {
@@ -132,13 +135,17 @@ func (e *Engine) list(ctx context.Context, topic string, sel *Selection, full bo
 	if err != nil {
 		return sum, err
 	}
+	if err := e.checkWhere(ctx, topic, ranges, sel); err != nil {
+		return sum, err
+	}
+	tally := newWhereTally(sel)
 	err = e.scan(ctx, topic, ranges, fetchBrowse, func(r *kgo.Record) (bool, error) {
 		sum.Scanned++
 		mode := decodeBrief
 		if full {
 			mode = decodeFull
 		}
-		d, ok, err := sel.decodeIfSelected(r, mode)
+		d, ok, err := sel.decodeIfSelected(r, mode, tally)
 		if err != nil {
 			sum.whereFailed(err)
 			return true, nil
@@ -156,6 +163,7 @@ func (e *Engine) list(ctx context.Context, topic string, sel *Selection, full bo
 		}
 		return true, nil
 	})
+	sum.WhereMissing = tally.report()
 	return sum, err
 }
 
@@ -170,26 +178,24 @@ const (
 
 // decodeIfSelected checks the cheap filters on the raw record first, decodes only records that
 // pass (as much as mode asks, or fully when --where needs the value's fields), and then applies
-// --where.
-func (s *Selection) decodeIfSelected(r *kgo.Record, mode decodeMode) (*dlt.Record, bool, error) {
+// --where. tally, when not nil, counts the fields --where names that the record lacks.
+func (s *Selection) decodeIfSelected(r *kgo.Record, mode decodeMode, tally *whereTally) (*dlt.Record, bool, error) {
 	d := new(dlt.Record)
-	ok, err := s.decodeInto(r, mode, d, nil)
+	ok, err := s.decodeInto(r, mode, d, nil, tally)
 	if !ok || err != nil {
 		return nil, false, err
 	}
 	return d, true, nil
 }
 
-// decodeInto is decodeIfSelected into d, which the caller may reuse from record to record.
-// topics, when not nil, caches original-topic names across records (decodeRoute): a scan over
-// a million dead letters to a handful of topics then makes no string per record.
-func (s *Selection) decodeInto(r *kgo.Record, mode decodeMode, d *dlt.Record, topics *topicNames) (bool, error) {
+// prefilter applies the filters that need no decoding: partition, offset, time, key, headers.
+func (s *Selection) prefilter(r *kgo.Record) bool {
 	if !s.Offsets.Contains(r.Offset) ||
 		(len(s.Partitions) > 0 && !containsPartition(s.Partitions, r.Partition)) ||
 		(!s.Since.IsZero() && r.Timestamp.Before(s.Since)) ||
 		(!s.Until.IsZero() && !r.Timestamp.Before(s.Until)) ||
 		!s.keyMatches(r.Key) {
-		return false, nil
+		return false
 	}
 	for _, m := range s.Headers {
 		found := false
@@ -200,8 +206,18 @@ func (s *Selection) decodeInto(r *kgo.Record, mode decodeMode, d *dlt.Record, to
 			}
 		}
 		if !found {
-			return false, nil
+			return false
 		}
+	}
+	return true
+}
+
+// decodeInto is decodeIfSelected into d, which the caller may reuse from record to record.
+// topics, when not nil, caches original-topic names across records (decodeRoute): a scan over
+// a million dead letters to a handful of topics then makes no string per record.
+func (s *Selection) decodeInto(r *kgo.Record, mode decodeMode, d *dlt.Record, topics *topicNames, tally *whereTally) (bool, error) {
+	if !s.prefilter(r) {
+		return false, nil
 	}
 	switch {
 	case mode == decodeFull || s.Where != nil:
@@ -215,6 +231,7 @@ func (s *Selection) decodeInto(r *kgo.Record, mode decodeMode, d *dlt.Record, to
 		}
 	}
 	if s.Where != nil {
+		tally.record(d)
 		ok, err := s.Where.Match(d)
 		if err != nil || !ok {
 			return false, err

@@ -30,13 +30,14 @@ type Summary struct {
 	Topic  string `json:"topic"`
 	Status string `json:"status"`
 	Counts
-	Scanned         int64     `json:"scanned"`
-	Limited         bool      `json:"limited,omitempty"`
-	WhereErrors     int64     `json:"whereErrors,omitempty"`
-	FirstWhereError string    `json:"firstWhereError,omitempty"`
-	Started         time.Time `json:"started"`
-	Finished        time.Time `json:"finished"`
-	Error           string    `json:"error,omitempty"`
+	Scanned         int64          `json:"scanned"`
+	Limited         bool           `json:"limited,omitempty"`
+	WhereErrors     int64          `json:"whereErrors,omitempty"`
+	FirstWhereError string         `json:"firstWhereError,omitempty"`
+	WhereMissing    []FieldMissing `json:"whereMissing,omitempty"`
+	Started         time.Time      `json:"started"`
+	Finished        time.Time      `json:"finished"`
+	Error           string         `json:"error,omitempty"`
 	// Note says something the operator should know about a run that did its job: that another
 	// run took its transactional ids over after its last batch, say.
 	Note string `json:"note,omitempty"`
@@ -159,6 +160,9 @@ func (r *run) do(ctx context.Context) (err error) {
 	ranges, _ = bounded(ranges, req.Bound)
 	for _, pr := range ranges {
 		r.total += max(0, pr.end-pr.start)
+	}
+	if err := e.checkWhere(ctx, req.Topic, ranges, &req.Selection); err != nil {
+		return err
 	}
 	// The scan starts fetching now, while the run takes its fences and reads the ledger.
 	pre, err := e.openWalk(req, ranges)
@@ -474,7 +478,7 @@ func (r *run) do(ctx context.Context) (err error) {
 		}
 	}
 	r.sum.Scanned, r.sum.Limited = scan.Scanned, scan.Limited
-	r.sum.WhereErrors, r.sum.FirstWhereError = scan.WhereErrors, scan.FirstWhereError
+	r.sum.WhereErrors, r.sum.FirstWhereError, r.sum.WhereMissing = scan.WhereErrors, scan.FirstWhereError, scan.WhereMissing
 	r.progress(scan.Scanned)
 	return r.finish(ctx, err)
 }

@@ -252,6 +252,9 @@ type Where struct {
 	// names are the identifiers the expression uses: only those are put in its environment,
 	// so a record is not turned into two dozen map entries for an expression that reads two.
 	names []string
+	// fields are the identifiers that are not record metadata: each must be a value field of
+	// some record, or the expression names something no record has (see Engine.checkWhere).
+	fields []string
 }
 
 // CompileWhere compiles a --where expression once, so a scan over a million records does not
@@ -271,29 +274,51 @@ func CompileWhere(src string) (w *Where, err error) {
 	}
 	w = &Where{src: src, prog: prog, names: []string{}}
 	seen := map[string]bool{}
-	ast.Walk(ptr(prog.Node()), identifiers(func(name string) {
-		if !seen[name] {
-			seen[name] = true
-			w.names = append(w.names, name)
-		}
-	}))
+	declared := map[string]bool{} // let x = …: x is the expression's own
+	ast.Walk(ptr(prog.Node()), identifiers{
+		id: func(name string) {
+			if !seen[name] {
+				seen[name] = true
+				w.names = append(w.names, name)
+			}
+		},
+		let: func(name string) { declared[name] = true },
+	})
 	if seen["$env"] { // the expression reads the environment as a whole
 		w.names = nil
+		return w, nil
+	}
+	meta := map[string]bool{"meta": true}
+	for _, n := range MetaNames() {
+		meta[n] = true
+	}
+	for _, n := range w.names {
+		if !meta[n] && !declared[n] {
+			w.fields = append(w.fields, n)
+		}
 	}
 	return w, nil
 }
 
 func ptr(n ast.Node) *ast.Node { return &n }
 
-// identifiers is an ast.Visitor that reports every identifier.
-type identifiers func(string)
+// identifiers is an ast.Visitor that reports every identifier, and every variable the
+// expression declares itself.
+type identifiers struct{ id, let func(string) }
 
-// Visit reports identifier nodes.
+// Visit reports identifier and variable declaration nodes.
 func (f identifiers) Visit(n *ast.Node) {
-	if id, ok := (*n).(*ast.IdentifierNode); ok {
-		f(id.Value)
+	switch t := (*n).(type) {
+	case *ast.IdentifierNode:
+		f.id(t.Value)
+	case *ast.VariableDeclaratorNode:
+		f.let(t.Name)
 	}
 }
+
+// Fields returns the identifiers of the expression that are not record metadata: value fields
+// it expects records to have.
+func (w *Where) Fields() []string { return w.fields }
 
 // Source returns the expression as written.
 func (w *Where) Source() string { return w.src }

@@ -178,7 +178,7 @@ func TestSelectionMatch(t *testing.T) {
 		if err != nil || got != tt.want {
 			t.Errorf("%s: %v %v", tt.name, got, err)
 		}
-		fast, ok, err := tt.sel.decodeIfSelected(r, decodeRoute)
+		fast, ok, err := tt.sel.decodeIfSelected(r, decodeRoute, nil)
 		if err != nil || ok != tt.want || (ok && fast.Offset != 9) {
 			t.Errorf("%s: decodeIfSelected disagrees: %v %v", tt.name, ok, err)
 		}

@@ -136,9 +136,7 @@ func listRun(cmd *cobra.Command, opts *ListOptions) error {
 	if err != nil {
 		return engineError(err)
 	}
-	if w := whereWarning(sum.WhereErrors, sum.FirstWhereError); w != "" {
-		fmt.Fprintln(f.IOStreams.ErrOut, sanitize(w))
-	}
+	printWhereWarnings(f.IOStreams.ErrOut, sum.WhereErrors, sum.FirstWhereError, sum.WhereMissing)
 	if f.IOStreams.IsStderrTTY() {
 		more := ""
 		if sum.Limited {

@@ -144,9 +144,7 @@ func replayRun(cmd *cobra.Command, opts *ReplayOptions) error {
 		if err != nil {
 			return engineError(err)
 		}
-		if w := whereWarning(plan.WhereErrors, plan.FirstWhereError); w != "" {
-			fmt.Fprintln(f.IOStreams.ErrOut, sanitize(w))
-		}
+		printWhereWarnings(f.IOStreams.ErrOut, plan.WhereErrors, plan.FirstWhereError, plan.WhereMissing)
 		if opts.DryRun || plan.Replay == 0 {
 			if err := writePlan(f, plan, opts.DryRun); err != nil {
 				return err
@@ -207,9 +205,7 @@ func replayRun(cmd *cobra.Command, opts *ReplayOptions) error {
 		return err
 	}
 	if !planned && sum != nil {
-		if w := whereWarning(sum.WhereErrors, sum.FirstWhereError); w != "" {
-			fmt.Fprintln(f.IOStreams.ErrOut, sanitize(w))
-		}
+		printWhereWarnings(f.IOStreams.ErrOut, sum.WhereErrors, sum.FirstWhereError, sum.WhereMissing)
 	}
 	if perr := writeSummary(f, sum, notable); perr != nil && err == nil {
 		err = perr

@@ -2,6 +2,7 @@ package dlt
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"time"
 
@@ -91,11 +92,25 @@ func (s *SelectionFlags) Build(now time.Time) (replay.Selection, error) {
 	return sel, nil
 }
 
-func whereWarning(n int64, first string) string {
-	if n == 0 {
-		return ""
+// whereWarnings says what the operator should know about how --where read the records: those
+// it could not evaluate (left out), and value fields it names that some records lack (nil
+// there).
+func whereWarnings(n int64, first string, missing []replay.FieldMissing) []string {
+	var out []string
+	if n > 0 {
+		out = append(out, sanitize(fmt.Sprintf("warning: --where could not be evaluated for %d records, which were left out (first: %s)", n, first)))
 	}
-	return fmt.Sprintf("warning: --where could not be evaluated for %d records, which were left out (first: %s)", n, first)
+	for _, m := range missing {
+		out = append(out, sanitize(fmt.Sprintf("note: --where names %s, which %d of the %d records it was evaluated on lack (it is nil there)", m.Field, m.Missing, m.Of)))
+	}
+	return out
+}
+
+// printWhereWarnings writes whereWarnings to w, one a line.
+func printWhereWarnings(w io.Writer, n int64, first string, missing []replay.FieldMissing) {
+	for _, line := range whereWarnings(n, first, missing) {
+		fmt.Fprintln(w, line)
+	}
 }
 
 // sinceWarning says so when --since lies after now: only a dead letter stamped in the future

@@ -60,9 +60,7 @@ func statsRun(cmd *cobra.Command, opts *StatsOptions) error {
 	if err != nil {
 		return engineError(err)
 	}
-	if w := whereWarning(st.WhereErrors, st.FirstWhereError); w != "" {
-		fmt.Fprintln(f.IOStreams.ErrOut, sanitize(w))
-	}
+	printWhereWarnings(f.IOStreams.ErrOut, st.WhereErrors, st.FirstWhereError, st.WhereMissing)
 	return write(f, st, func(w io.Writer) error {
 		groups := len(st.Groups)
 		if st.Other != nil {

@@ -131,3 +131,37 @@ func TestJSONEscapesDEL(t *testing.T) {
 		t.Fatalf("errorCode read back %q, %v", row.ErrorCode, err)
 	}
 }
+
+// TestWhereWithAnUnknownNameIsAUsageError: `--where 'errorcode != "X"'` named nothing any
+// record has and selected every record; it is a usage error that suggests errorCode, and
+// nothing is replayed. A field only some records have is reported with counts.
+func TestWhereWithAnUnknownNameIsAUsageError(t *testing.T) {
+	h := newHarness(t)
+	h.seed(t)
+	for _, args := range [][]string{
+		{"dlt", "replay", "orders-failed.DLT", "--where", `errorcode != "X"`, "--reason", "r", "--yes"},
+		{"dlt", "replay", "orders-failed.DLT", "--where", `errorcode != "X"`, "--dry-run"},
+		{"dlt", "list", "orders-failed.DLT", "--where", `errorcode != "X"`},
+		{"dlt", "stats", "orders-failed.DLT", "--where", `errorcode != "X"`},
+	} {
+		r := h.run(t, false, "", args...)
+		if r.code != cmdutil.ExitUsage || r.err == nil || !strings.Contains(r.err.Error(), "did you mean errorCode?") || !strings.Contains(r.err.Error(), "Nothing was changed") {
+			t.Errorf("%s: exit %d (%v)\n%s", strings.Join(args, " "), r.code, r.err, r.out)
+		}
+		if strings.Contains(r.out, "orders-failed.DLT/") || strings.Contains(r.out, "product-service") {
+			t.Errorf("%s printed records before refusing:\n%s", strings.Join(args, " "), r.out)
+		}
+	}
+	if n := len(replaytest.ReadCommitted(t, h.c, event.TopicOrdersFailed)); n != 0 {
+		t.Fatalf("a refused --where replayed %d records", n)
+	}
+
+	bare := &kgo.Record{Topic: "orders-failed.DLT", Partition: 0, Timestamp: replaytest.Base,
+		Value:   []byte(`{"orderId":1,"errorSource":"product-service","errorCode":"X"}`),
+		Headers: []kgo.RecordHeader{{Key: dlt.HeaderOriginalTopic, Value: []byte(event.TopicOrdersFailed)}}}
+	replaytest.Produce(t, h.c, bare)
+	r := h.run(t, false, "", "dlt", "list", "orders-failed.DLT", "--where", "quantity > 1")
+	if r.err != nil || !strings.Contains(r.errOut, "names quantity, which 1 of the 13 records it was evaluated on lack") {
+		t.Fatalf("list --where on a field one record lacks: %v\nstderr: %s", r.err, r.errOut)
+	}
+}
