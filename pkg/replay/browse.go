@@ -240,15 +240,19 @@ type ReplayMark struct {
 	Count int    `json:"count"`
 }
 
-// Replays is the ledger read into a lookup table.
-type Replays struct{ ix *ledgerIndex }
+// Replays is the ledger read into a lookup table, for the DLTs as they are now: a DLT deleted
+// and created again has none of the replays of the topic it replaced.
+type Replays struct {
+	ix  *ledgerIndex
+	ids map[string]string // topic → its topic ID when the ledger was read
+}
 
 // Lookup returns the ledger's mark for the dead letter at c.
 func (r *Replays) Lookup(c Coord) (ReplayMark, bool) {
 	if r == nil || r.ix == nil {
 		return ReplayMark{}, false
 	}
-	rp, ok := r.ix.lookup(c)
+	rp, ok := r.ix.view(c.Topic, r.ids[c.Topic]).lookup(c.Partition, c.Offset, -1)
 	if !ok {
 		return ReplayMark{}, false
 	}
@@ -260,17 +264,25 @@ func (r *Replays) Count(dltTopic string) int {
 	if r == nil || r.ix == nil {
 		return 0
 	}
-	return r.ix.count(dltTopic)
+	return r.ix.view(dltTopic, r.ids[dltTopic]).count()
 }
 
 // Replayed reads the ledger (committed entries only) for dltTopic, or for every DLT when
 // dltTopic is "". A ledger topic that does not exist yet is an empty ledger.
 func (e *Engine) Replayed(ctx context.Context, dltTopic string) (*Replays, error) {
+	var names []string
+	if dltTopic != "" {
+		names = append(names, dltTopic)
+	}
+	ids, err := e.topicIDs(ctx, names...)
+	if err != nil {
+		return nil, err
+	}
 	ix, err := e.readLedger(ctx, dltTopic, toStable, false)
 	if err != nil {
 		return nil, err
 	}
-	return &Replays{ix: ix}, nil
+	return &Replays{ix: ix, ids: ids}, nil
 }
 
 // FindQuery says which records Find looks for.

@@ -28,6 +28,7 @@ package replay
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -359,16 +360,57 @@ type rangeScan struct {
 }
 
 // openReplayScan opens the scan of a replay: a rawScan, which hands what it has not read to
-// franz-go's consumer (pooled, see fetchPool) if it meets a batch older than format v2.
-func (e *Engine) openReplayScan(topic string, ranges []partRange, fetch int32) *rangeScan {
+// franz-go's consumer (pooled, see fetchPool) if it meets a batch older than format v2. With a
+// topic ID (not ""), the scan fails rather than read another incarnation of the topic.
+func (e *Engine) openReplayScan(topic, id string, ranges []partRange, fetch int32) *rangeScan {
 	sc := &rangeScan{e: e, topic: topic, fetch: fetch}
 	for _, r := range ranges {
 		if r.start < r.end {
-			sc.raw = e.openRawScan(topic, ranges, fetch)
+			sc.raw = e.openRawScan(topic, id, ranges, fetch)
 			break
 		}
 	}
 	return sc
+}
+
+// ErrTopicRecreated means a topic was deleted and created again while it was being read.
+var ErrTopicRecreated = errors.New("topic was deleted and created again")
+
+// topicID returns topic's ID as Kafka's tools print it (base64url), "" on a broker without
+// topic IDs.
+func (e *Engine) topicID(ctx context.Context, topic string) (string, error) {
+	ids, err := e.topicIDs(ctx, topic)
+	if err != nil {
+		return "", err
+	}
+	id, ok := ids[topic]
+	if !ok {
+		return "", fmt.Errorf("%s: %w", topic, ErrUnknownTopic)
+	}
+	return id, nil
+}
+
+// topicIDs returns the IDs of topics (every topic when none is named) that exist.
+func (e *Engine) topicIDs(ctx context.Context, topics ...string) (map[string]string, error) {
+	tds, err := e.adm.ListTopics(fresh(ctx), topics...)
+	if err != nil {
+		return nil, fmt.Errorf("look up topic ids: %w", err)
+	}
+	out := map[string]string{}
+	for t, td := range tds {
+		if td.Err == nil {
+			out[t] = idString(td.ID)
+		}
+	}
+	return out, nil
+}
+
+// idString renders a topic ID as Kafka's tools do; the zero ID (none) is "".
+func idString(id [16]byte) string {
+	if id == ([16]byte{}) {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString(id[:])
 }
 
 // openScan opens a consumer of ranges: it starts fetching at once, so a caller can have the

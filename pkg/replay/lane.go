@@ -326,7 +326,7 @@ func (ln *lane) writeLedger(ctx context.Context, items []*item) error {
 	var mu sync.Mutex
 	for i, it := range items {
 		rows = append(rows, batchRow{from: it.from, target: Coord{Topic: it.out.Topic, Partition: it.out.Partition, Offset: it.out.Offset},
-			count: it.count, seq: it.seq})
+			count: it.count, seq: it.seq, stamp: it.stamp})
 		if len(rows) < perEntry && i < len(items)-1 {
 			continue
 		}

@@ -66,7 +66,12 @@ type Entry struct {
 	// RunID is the run that wrote the entry.
 	RunID string `json:"runId"`
 	// DLT is the dead-letter topic the run replays from.
-	DLT   string    `json:"dlt"`
+	DLT string `json:"dlt"`
+	// DLTID is the topic ID of the DLT when the run started (Kafka's, base64url as its tools
+	// print it): a topic deleted and created again under the same name has another, and its
+	// records are other records at the same offsets. Empty on a broker without topic IDs and
+	// in entries written before the ledger recorded them.
+	DLTID string    `json:"dltId,omitempty"`
 	Actor string    `json:"actor"`
 	Time  time.Time `json:"time"`
 	// Reason is the operator's --reason.
@@ -84,6 +89,10 @@ type Entry struct {
 	Targets []string     `json:"targets,omitempty"`
 	Columns []string     `json:"columns,omitempty"`
 	Replays BatchReplays `json:"replays,omitempty"`
+	// Stamps, in a batch entry written without a topic ID, holds each row's dead-letter
+	// timestamp (Unix milliseconds), in row order: on a broker without topic IDs it tells a
+	// replayed dead letter from another record at the same offset of a recreated DLT.
+	Stamps []int64 `json:"stamps,omitempty"`
 
 	// Run entries.
 	Status    string     `json:"status,omitempty"`
@@ -241,6 +250,9 @@ func decodeEntry(key, value []byte) (Entry, error) {
 		if e.RunID == "" || e.DLT == "" {
 			return Entry{}, fmt.Errorf("ledger record %q: a batch entry without a run id or DLT", clipKey(key))
 		}
+		if len(e.Stamps) > 0 && len(e.Stamps) != len(e.Replays) {
+			return Entry{}, fmt.Errorf("ledger record %q: %d stamps for %d rows", clipKey(key), len(e.Stamps), len(e.Replays))
+		}
 		for i, r := range e.Replays {
 			if r.Target >= len(e.Targets) {
 				return Entry{}, fmt.Errorf("ledger record %q: row %d names target %d of %d", clipKey(key), i, r.Target, len(e.Targets))
@@ -276,13 +288,28 @@ func clipKey(k []byte) string {
 type replayed struct {
 	count int32 // x-opsctl-replay-count the replay carried
 	run   string
+	// stamp is the dead letter's timestamp (Unix milliseconds) when the replay was recorded
+	// without a topic ID, else 0: the record at the offset now is the one replayed only if
+	// it carries the same.
+	stamp int64
 }
+
+// offsets are the replays recorded for the dead letters of one DLT incarnation: partition →
+// offset → last replay.
+type offsets map[int32]map[int64]replayed
 
 // ledgerIndex holds the replays of one or more DLTs, read from the ledger. Memory grows with
 // the number of replayed records (a few dozen bytes each), not with the ledger's byte size.
+//
+// Replays are kept per DLT incarnation, by the topic ID the run recorded: a DLT deleted and
+// created again starts its offsets at 0 again, and its records are not the ones replayed.
+// Entries without a topic ID (written before the ledger recorded them, or on a broker without
+// topic IDs) are kept apart; see view for whom they are taken to belong to.
 type ledgerIndex struct {
-	// byDLT maps DLT topic → partition → offset → last replay.
-	byDLT map[string]map[int32]map[int64]replayed
+	// byDLT maps DLT topic → topic ID ("" for entries without one) → replays.
+	byDLT map[string]map[string]offsets
+	// firstID holds, per DLT, the earliest run that recorded a topic ID.
+	firstID map[string]idRun
 	// runs holds the latest run entry of each run, by run id.
 	runs map[string]*Entry
 	// runReplays counts the replay entries each run still has in the ledger.
@@ -293,9 +320,16 @@ type ledgerIndex struct {
 	ids map[string]string
 }
 
+// idRun is a run that recorded the topic ID of its DLT.
+type idRun struct {
+	started time.Time
+	run, id string
+}
+
 func newLedgerIndex() *ledgerIndex {
 	return &ledgerIndex{
-		byDLT:      map[string]map[int32]map[int64]replayed{},
+		byDLT:      map[string]map[string]offsets{},
+		firstID:    map[string]idRun{},
 		runs:       map[string]*Entry{},
 		runReplays: map[string]int{},
 		ids:        map[string]string{},
@@ -325,12 +359,23 @@ func (ix *ledgerIndex) add(key, value []byte, wantDLT string, keepRuns bool) {
 	e.RunID = ix.intern(e.RunID)
 	switch e.Kind {
 	case KindBatch:
-		for _, r := range e.Replays {
-			ix.addReplay(Coord{Topic: e.DLT, Partition: r.Partition, Offset: r.Offset}, e.RunID, r.ReplayCount, keepRuns)
+		e.DLTID = ix.intern(e.DLTID)
+		for i, r := range e.Replays {
+			var stamp int64
+			if len(e.Stamps) > 0 {
+				stamp = e.Stamps[i]
+			}
+			ix.addReplay(e.DLTID, Coord{Topic: e.DLT, Partition: r.Partition, Offset: r.Offset}, e.RunID, r.ReplayCount, stamp, keepRuns)
 		}
 	case KindReplay:
-		ix.addReplay(*e.From, e.RunID, e.ReplayCount, keepRuns)
+		ix.addReplay("", *e.From, e.RunID, e.ReplayCount, 0, keepRuns)
 	case KindRun:
+		if e.DLTID != "" {
+			f, ok := ix.firstID[e.DLT]
+			if !ok || e.Started.Before(f.started) || (e.Started.Equal(f.started) && e.RunID < f.run) {
+				ix.firstID[e.DLT] = idRun{started: e.Started, run: e.RunID, id: e.DLTID}
+			}
+		}
 		if keepRuns {
 			cp := e
 			ix.runs[e.RunID] = &cp
@@ -338,11 +383,16 @@ func (ix *ledgerIndex) add(key, value []byte, wantDLT string, keepRuns bool) {
 	}
 }
 
-func (ix *ledgerIndex) addReplay(from Coord, runID string, count int, keepRuns bool) {
-	ps := ix.byDLT[from.Topic]
+func (ix *ledgerIndex) addReplay(id string, from Coord, runID string, count int, stamp int64, keepRuns bool) {
+	incs := ix.byDLT[from.Topic]
+	if incs == nil {
+		incs = map[string]offsets{}
+		ix.byDLT[from.Topic] = incs
+	}
+	ps := incs[id]
 	if ps == nil {
-		ps = map[int32]map[int64]replayed{}
-		ix.byDLT[from.Topic] = ps
+		ps = offsets{}
+		incs[id] = ps
 	}
 	os := ps[from.Partition]
 	if os == nil {
@@ -359,7 +409,7 @@ func (ix *ledgerIndex) addReplay(from Coord, runID string, count int, keepRuns b
 			ix.runReplays[prev.run]--
 		}
 	}
-	os[from.Offset] = replayed{count: int32(count), run: runID}
+	os[from.Offset] = replayed{count: int32(count), run: runID, stamp: stamp}
 	if keepRuns {
 		ix.runReplays[runID]++
 	}
@@ -371,6 +421,7 @@ type batchRow struct {
 	target Coord
 	count  int
 	seq    uint32
+	stamp  int64 // the dead letter's timestamp, Unix milliseconds (written without a topic ID)
 }
 
 // batch returns the value of one batch entry holding rows; at is the time already formatted as
@@ -418,7 +469,18 @@ func (enc *entryEncoder) batch(at string, rows []batchRow) []byte {
 		b = strconv.AppendUint(b, uint64(r.seq), 10)
 		b = append(b, ']')
 	}
-	return append(b, "]}"...)
+	b = append(b, ']')
+	if enc.stamps {
+		b = append(b, `,"stamps":[`...)
+		for i, r := range rows {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, r.stamp, 10)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
 }
 
 // maxBatchRows bounds the rows of one batch entry (a ledger topic with a small
@@ -428,24 +490,27 @@ const maxBatchRows = 2000
 // entryEncoder writes the replay entries of one run. What does not change within a run (kind,
 // run id, DLT, actor, reason, group) is encoded once; per record only the time, replay id,
 // target and count are appended. The result decodes exactly as Entry.
-type entryEncoder struct{ prefix, batchPrefix []byte }
+// Without the DLT's topic ID (dltID ""), batch entries carry each row's dead-letter timestamp.
+type entryEncoder struct {
+	batchPrefix []byte
+	stamps      bool
+}
 
-func newEntryEncoder(runID, dltTopic, actor, reason, group string) *entryEncoder {
-	enc := &entryEncoder{prefix: headerJSON(KindReplay, runID, dltTopic, actor, reason, group)}
-	enc.batchPrefix = headerJSON(KindBatch, runID, dltTopic, actor, reason, group)
-	return enc
+func newEntryEncoder(runID, dltTopic, dltID, actor, reason, group string) *entryEncoder {
+	return &entryEncoder{batchPrefix: headerJSON(KindBatch, runID, dltTopic, dltID, actor, reason, group), stamps: dltID == ""}
 }
 
 // headerJSON is the start of an entry, without its closing brace.
-func headerJSON(kind, runID, dltTopic, actor, reason, group string) []byte {
+func headerJSON(kind, runID, dltTopic, dltID, actor, reason, group string) []byte {
 	b, _ := json.Marshal(struct {
 		Kind   string `json:"kind"`
 		RunID  string `json:"runId"`
 		DLT    string `json:"dlt"`
+		DLTID  string `json:"dltId,omitempty"`
 		Actor  string `json:"actor"`
 		Reason string `json:"reason"`
 		Group  string `json:"group,omitempty"`
-	}{kind, runID, dltTopic, actor, reason, group})
+	}{kind, runID, dltTopic, dltID, actor, reason, group})
 	return b[:len(b)-1]
 }
 
@@ -457,15 +522,58 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, q...)
 }
 
-func (ix *ledgerIndex) lookup(c Coord) (replayed, bool) {
-	r, ok := ix.byDLT[c.Topic][c.Partition][c.Offset]
+// ledgerView is what the ledger says about the dead letters of one DLT incarnation.
+type ledgerView struct {
+	cur    offsets // entries recorded with its topic ID
+	legacy offsets // entries recorded without a topic ID, when they are taken to be its
+}
+
+// view returns the replays of the incarnation of dltTopic whose topic ID is id ("" on a broker
+// without topic IDs). Entries recorded without a topic ID are taken to be the replays of the
+// incarnation the DLT's first ID-recording run saw: they were written before it, and the DLT
+// is assumed not to have been recreated in between. Until such a run exists they are taken to
+// be the current incarnation's. Either way a ledger written before topic IDs were recorded
+// never makes a record be replayed twice; the price is that a DLT recreated before the first
+// ID-recording run has its new records at those offsets taken as replayed (a --force replay
+// of them is the way out).
+func (ix *ledgerIndex) view(dltTopic, id string) ledgerView {
+	incs := ix.byDLT[dltTopic]
+	v := ledgerView{cur: incs[id]}
+	if f, ok := ix.firstID[dltTopic]; id != "" && (!ok || f.id == id) {
+		v.legacy = incs[""]
+	}
+	return v
+}
+
+// lookup returns the last replay of the dead letter at partition p, offset o, when one is
+// recorded. A replay recorded with a stamp (no topic ID) is the record's only if stamp, its
+// timestamp in Unix milliseconds, is the same; stamp < 0 skips that check.
+func (v ledgerView) lookup(p int32, o, stamp int64) (replayed, bool) {
+	r, ok := v.cur[p][o]
+	if l, lok := v.legacy[p][o]; lok && (!ok || l.count > r.count) {
+		r, ok = l, true
+	}
+	if ok && r.stamp != 0 && stamp >= 0 && r.stamp != stamp {
+		return replayed{}, false // another record at the same offset: the DLT was recreated
+	}
 	return r, ok
 }
 
-func (ix *ledgerIndex) count(dltTopic string) int {
+// count returns how many dead letters of the incarnation the ledger records as replayed.
+func (v ledgerView) count() int {
 	n := 0
-	for _, os := range ix.byDLT[dltTopic] {
+	for p, os := range v.cur {
 		n += len(os)
+		for o := range v.legacy[p] {
+			if _, dup := os[o]; !dup {
+				n++
+			}
+		}
+	}
+	for p, os := range v.legacy {
+		if _, seen := v.cur[p]; !seen {
+			n += len(os)
+		}
 	}
 	return n
 }

@@ -12,9 +12,16 @@ import (
 	"time"
 )
 
-// replay returns the value of one replay entry in the format earlier versions wrote (one
-// entry per dead letter), which the ledger still reads; at is the time already formatted as RFC 3339.
-func (enc *entryEncoder) replay(at, replayID string, target Coord, count int) []byte {
+// legacyEncoder writes replay entries in the format earlier versions wrote (one entry per dead
+// letter), which the ledger still reads.
+type legacyEncoder struct{ prefix []byte }
+
+func newLegacyEncoder(runID, dltTopic, actor, reason, group string) *legacyEncoder {
+	return &legacyEncoder{prefix: headerJSON(KindReplay, runID, dltTopic, "", actor, reason, group)}
+}
+
+// replay returns the value of one replay entry; at is the time already formatted as RFC 3339.
+func (enc *legacyEncoder) replay(at, replayID string, target Coord, count int) []byte {
 	b := make([]byte, 0, len(enc.prefix)+160+len(target.Topic))
 	b = append(b, enc.prefix...)
 	b = append(b, `,"time":"`...)
@@ -33,7 +40,7 @@ func (enc *entryEncoder) replay(at, replayID string, target Coord, count int) []
 }
 
 func TestEntryEncoderDecodesAsEntry(t *testing.T) {
-	enc := newEntryEncoder("run-1", "orders-failed.DLT", "kim@laptop \"ops\"", "INC-42: lock \u202e fixed\n", "product-service-group")
+	enc := newLegacyEncoder("run-1", "orders-failed.DLT", "kim@laptop \"ops\"", "INC-42: lock \u202e fixed\n", "product-service-group")
 	at := time.Date(2026, 11, 25, 3, 0, 0, 5, time.UTC)
 	v := enc.replay(at.Format(time.RFC3339Nano), "rid", Coord{Topic: "orders-failed", Partition: 2, Offset: 99}, 3)
 	e, err := decodeEntry([]byte("orders-failed.DLT/1/7"), v)
@@ -50,7 +57,7 @@ func TestEntryEncoderDecodesAsEntry(t *testing.T) {
 }
 
 func TestBatchEntryDecodesAsEntry(t *testing.T) {
-	enc := newEntryEncoder("0190f1e2-0000-7000-8000-000000000000", "orders-failed.DLT", "kim@laptop", "INC-42 \"quoted\"", "")
+	enc := newEntryEncoder("0190f1e2-0000-7000-8000-000000000000", "orders-failed.DLT", "AAAAAAAAAAAAAAAAAAAAAQ", "kim@laptop", "INC-42 \"quoted\"", "")
 	rows := []batchRow{
 		{from: Coord{"orders-failed.DLT", 1, 7}, target: Coord{"orders-failed", 2, 99}, count: 1, seq: 1},
 		{from: Coord{"orders-failed.DLT", 0, 1 << 40}, target: Coord{"payments-paid", 0, 3}, count: 3, seq: 1<<32 - 1},
@@ -79,10 +86,13 @@ func TestBatchEntryDecodesAsEntry(t *testing.T) {
 	ix := newLedgerIndex()
 	ix.add(key, v, "orders-failed.DLT", true)
 	ix.add(key, v, "other.DLT", true) // another DLT's reader skips it
-	if n := ix.count("orders-failed.DLT"); n != 3 || ix.bad != 0 {
+	if n := ix.view("orders-failed.DLT", "AAAAAAAAAAAAAAAAAAAAAQ").count(); n != 3 || ix.bad != 0 {
 		t.Fatalf("index holds %d (bad %d)", n, ix.bad)
 	}
-	if got, ok := ix.lookup(Coord{"orders-failed.DLT", 0, 1 << 40}); !ok || got.count != 3 {
+	if n := ix.view("orders-failed.DLT", "AAAAAAAAAAAAAAAAAAAAAg").count(); n != 0 {
+		t.Fatalf("another incarnation of the DLT has %d replays", n)
+	}
+	if got, ok := ix.view("orders-failed.DLT", "AAAAAAAAAAAAAAAAAAAAAQ").lookup(0, 1<<40, -1); !ok || got.count != 3 {
 		t.Fatalf("lookup %+v %v", got, ok)
 	}
 }
@@ -91,8 +101,8 @@ func TestBatchEntryDecodesAsEntry(t *testing.T) {
 // (a batch entry and an older per-record entry, or two batch entries), read in any order; the
 // highest replay count wins, and history counts each dead letter for that run only.
 func TestIndexKeepsTheLatestReplay(t *testing.T) {
-	old := newEntryEncoder("run-1", "d.DLT", "a@b", "first", "")
-	newer := newEntryEncoder("run-2", "d.DLT", "a@b", "again", "")
+	old := newLegacyEncoder("run-1", "d.DLT", "a@b", "first", "")
+	newer := newEntryEncoder("run-2", "d.DLT", "", "a@b", "again", "")
 	oldKey, oldVal := []byte("d.DLT/0/5"), old.replay("2026-11-25T03:00:00Z", "id", Coord{"t", 0, 1}, 1)
 	newKey := []byte(BatchKey("d.DLT", "run-2", 1))
 	newVal := newer.batch("2026-11-25T04:00:00Z", []batchRow{{from: Coord{"d.DLT", 0, 5}, target: Coord{"t", 0, 2}, count: 2, seq: 1}})
@@ -102,7 +112,7 @@ func TestIndexKeepsTheLatestReplay(t *testing.T) {
 		for _, i := range order {
 			ix.add(keys[i], vals[i], "d.DLT", true)
 		}
-		got, ok := ix.lookup(Coord{"d.DLT", 0, 5})
+		got, ok := ix.view("d.DLT", "").lookup(0, 5, -1)
 		if !ok || got.count != 2 || got.run != "run-2" || ix.runReplays["run-1"] != 0 || ix.runReplays["run-2"] != 1 {
 			t.Fatalf("order %v: %+v %v, per run %v", order, got, ok, ix.runReplays)
 		}
@@ -125,8 +135,8 @@ func TestBatchEntryRejectsBadRows(t *testing.T) {
 	} {
 		ix := newLedgerIndex()
 		ix.add([]byte(BatchKey("d", "r", 1)), []byte(head+rows+`}`), "", false)
-		if ix.bad != 1 || ix.count("d") != 0 {
-			t.Errorf("%s: bad %d, indexed %d", rows, ix.bad, ix.count("d"))
+		if ix.bad != 1 || ix.view("d", "").count() != 0 {
+			t.Errorf("%s: bad %d, indexed %d", rows, ix.bad, ix.view("d", "").count())
 		}
 	}
 }
@@ -134,9 +144,9 @@ func TestBatchEntryRejectsBadRows(t *testing.T) {
 // FuzzDecodeEntry: whatever a ledger record holds, decoding it never panics, and a batch entry
 // that decodes has rows that index its targets.
 func FuzzDecodeEntry(f *testing.F) {
-	enc := newEntryEncoder("r", "d", "a", "why", "g")
-	f.Add([]byte("d/run/r/1"), enc.batch("2026-11-25T03:00:00Z", []batchRow{{from: Coord{"d", 1, 2}, target: Coord{"t", 0, 3}, count: 1, seq: 1}}))
-	f.Add([]byte("d/0/1"), enc.replay("2026-11-25T03:00:00Z", "id", Coord{"t", 1, 2}, 3))
+	enc := newEntryEncoder("r", "d", "", "a", "why", "g")
+	f.Add([]byte("d/run/r/1"), enc.batch("2026-11-25T03:00:00Z", []batchRow{{from: Coord{"d", 1, 2}, target: Coord{"t", 0, 3}, count: 1, seq: 1, stamp: 5}}))
+	f.Add([]byte("d/0/1"), newLegacyEncoder("r", "d", "a", "why", "g").replay("2026-11-25T03:00:00Z", "id", Coord{"t", 1, 2}, 3))
 	f.Add([]byte("run/r"), []byte(`{"kind":"run","runId":"r","status":"running"}`))
 	f.Add([]byte("d/run/r/1"), []byte(`{"kind":"batch","runId":"r","dlt":"d","targets":[],"replays":[[0,0,0,0,0,1,0]]}`))
 	f.Fuzz(func(t *testing.T, key, value []byte) {

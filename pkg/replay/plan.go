@@ -165,16 +165,18 @@ func (d *decision) why() string {
 
 // rules applies the replay rules to records, given what the ledger knows.
 type rules struct {
-	req         *Request
-	ledger      *ledgerIndex
+	req *Request
+	// ledger is what the ledger says about the incarnation of the DLT being read.
+	ledger      ledgerView
 	allow       map[string]bool
 	exists      map[string]bool
 	maxReplays  int
 	ledgerTopic string
 }
 
-func (e *Engine) newRules(ctx context.Context, req *Request, ledger *ledgerIndex) (*rules, error) {
-	ru := &rules{req: req, ledger: ledger, maxReplays: req.MaxReplays, ledgerTopic: e.cfg.LedgerTopic, exists: map[string]bool{}}
+// newRules returns the rules of req, given the ledger and the topic ID of the DLT being read.
+func (e *Engine) newRules(ctx context.Context, req *Request, ledger *ledgerIndex, dltID string) (*rules, error) {
+	ru := &rules{req: req, ledger: ledger.view(req.Topic, dltID), maxReplays: req.MaxReplays, ledgerTopic: e.cfg.LedgerTopic, exists: map[string]bool{}}
 	if ru.maxReplays <= 0 {
 		ru.maxReplays = e.cfg.MaxReplays
 	}
@@ -198,7 +200,7 @@ func (e *Engine) newRules(ctx context.Context, req *Request, ledger *ledgerIndex
 
 func (ru *rules) decide(d *dlt.Record) decision {
 	from := Coord{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset}
-	prev, seen := ru.ledger.lookup(from)
+	prev, seen := ru.ledger.lookup(from.Partition, from.Offset, d.Timestamp.UnixMilli())
 	if seen && !ru.req.Force {
 		return decision{action: ActionSkipped, prev: prev.run}
 	}
@@ -310,11 +312,11 @@ func (e *Engine) walk(ctx context.Context, req *Request, ru *rules, ranges []par
 // meanwhile). It returns nil when the walk reads partition by partition (a limit) and opens
 // its own scans. The dead-letter records below the ranges' ends do not change, so reading
 // them early reads the same records. The caller closes it (walk does).
-func (e *Engine) openWalk(req *Request, ranges []partRange) (*rangeScan, error) {
+func (e *Engine) openWalk(req *Request, dltID string, ranges []partRange) (*rangeScan, error) {
 	if req.Limit != 0 {
 		return nil, nil
 	}
-	return e.openReplayScan(req.Topic, ranges, cmp.Or(e.replayFetch, fetchBulk)), nil
+	return e.openReplayScan(req.Topic, dltID, ranges, cmp.Or(e.replayFetch, fetchBulk)), nil
 }
 
 // bounded narrows ranges to the request's Bound and returns the end offsets used.
@@ -350,11 +352,15 @@ func (e *Engine) Plan(ctx context.Context, req Request) (*Plan, error) {
 	if err := e.checkWhere(ctx, req.Topic, ranges, &req.Selection); err != nil {
 		return nil, err
 	}
+	dltID, err := e.topicID(ctx, req.Topic)
+	if err != nil {
+		return nil, err
+	}
 	ledger, err := e.readLedger(ctx, req.Topic, toStable, false)
 	if err != nil {
 		return nil, err
 	}
-	ru, err := e.newRules(ctx, &req, ledger)
+	ru, err := e.newRules(ctx, &req, ledger, dltID)
 	if err != nil {
 		return nil, err
 	}

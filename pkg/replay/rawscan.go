@@ -40,6 +40,9 @@ import (
 type rawScan struct {
 	e     *Engine
 	topic string
+	// id, when not "", is the topic ID the scan must read: another means the topic was
+	// deleted and created again since.
+	id    string
 	fetch int32
 	// next is, per partition still open, the first offset fn has not been given nor skipped;
 	// ends the end of its range. Only run touches them.
@@ -89,8 +92,8 @@ var errLegacyBatch = errors.New("record batch of a format older than v2")
 const maxInternedKeys = 4096
 
 // openRawScan starts fetching ranges of topic. The caller must close the scan.
-func (e *Engine) openRawScan(topic string, ranges []partRange, fetch int32) *rawScan {
-	sc := &rawScan{e: e, topic: topic, fetch: fetch, next: map[int32]int64{}, ends: map[int32]int64{},
+func (e *Engine) openRawScan(topic, id string, ranges []partRange, fetch int32) *rawScan {
+	sc := &rawScan{e: e, topic: topic, id: id, fetch: fetch, next: map[int32]int64{}, ends: map[int32]int64{},
 		rounds: make(chan rawRound, 1), done: make(chan struct{}), keys: map[string]string{}}
 	sc.dec = kgo.DefaultDecompressor(rawBuffer{sc})
 	offsets := map[int32]int64{}
@@ -142,6 +145,9 @@ func (sc *rawScan) fetchRounds(ctx context.Context, offsets map[int32]int64) {
 	for len(offsets) > 0 {
 		if lead == nil {
 			l, err := sc.e.leaders(ctx, sc.topic)
+			if err == nil && sc.id != "" && idString(l.id) != sc.id {
+				err = fmt.Errorf("read %s: %w since the read began (topic id %s, now %s)", sc.topic, ErrTopicRecreated, sc.id, idString(l.id))
+			}
 			if err != nil {
 				if ctx.Err() == nil {
 					send(rawRound{err: err})

@@ -42,12 +42,14 @@ func (e *Engine) Topics(ctx context.Context) ([]TopicInfo, error) {
 	}
 	var names []string
 	parts := map[string]int{}
+	ids := map[string]string{}
 	for _, td := range all.Sorted() {
 		if td.Err != nil || td.Topic == e.cfg.LedgerTopic || !e.cfg.DLTPattern.MatchString(td.Topic) {
 			continue
 		}
 		names = append(names, td.Topic)
 		parts[td.Topic] = len(td.Partitions)
+		ids[td.Topic] = idString(td.ID)
 	}
 	if len(names) == 0 {
 		return []TopicInfo{}, nil
@@ -67,7 +69,7 @@ func (e *Engine) Topics(ctx context.Context) ([]TopicInfo, error) {
 	hourAgo := e.cfg.Now().Add(-time.Hour)
 	out := make([]TopicInfo, 0, len(names))
 	for _, t := range names {
-		ti := TopicInfo{Topic: t, Partitions: parts[t], Replayed: ix.count(t)}
+		ti := TopicInfo{Topic: t, Partitions: parts[t], Replayed: ix.view(t, ids[t]).count()}
 		var ranges []partRange
 		ends.Each(func(eo kadm.ListedOffset) {
 			if eo.Topic != t || eo.Err != nil {
@@ -414,6 +416,12 @@ type Run struct {
 	// later --force replay of the same record takes it over).
 	InLedger int    `json:"inLedger"`
 	Error    string `json:"error,omitempty"`
+	// TopicID is the DLT's topic ID when the run started ("" for runs recorded before the
+	// ledger kept them, or on a broker without topic IDs).
+	TopicID string `json:"topicId,omitempty"`
+	// Recreated says the run replayed from an earlier topic of that name: the DLT has since
+	// been deleted (and maybe created again), so its records are gone.
+	Recreated bool `json:"recreated,omitempty"`
 }
 
 // History returns the replay runs recorded in the ledger, newest first; dltTopic "" means every
@@ -424,12 +432,19 @@ func (e *Engine) History(ctx context.Context, dltTopic string) ([]Run, error) {
 	if err != nil {
 		return nil, err
 	}
+	ids, err := e.topicIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
 	runs := make([]Run, 0, len(ix.runs))
 	for _, en := range ix.runs {
 		r := Run{
 			RunID: en.RunID, DLT: en.DLT, Actor: en.Actor, Reason: en.Reason, Status: en.Status,
 			Started: en.Started, Finished: en.Finished, Selection: en.Selection, To: en.To,
-			Force: en.Force, InLedger: ix.runReplays[en.RunID], Error: en.Error,
+			Force: en.Force, InLedger: ix.runReplays[en.RunID], Error: en.Error, TopicID: en.DLTID,
+		}
+		if now, exists := ids[en.DLT]; en.DLTID != "" && (!exists || now != en.DLTID) {
+			r.Recreated = true
 		}
 		if en.Counts != nil {
 			r.Counts = *en.Counts

@@ -49,6 +49,7 @@ func (s *Summary) Partial() bool { return s.Refused > 0 || s.Failed > 0 }
 // item is one record on its way out.
 type item struct {
 	from  Coord
+	stamp int64 // the dead letter's timestamp, Unix milliseconds
 	out   *kgo.Record
 	id    []byte // the replay id, as the x-opsctl-replay-id header carries it
 	seq   uint32 // the replay id's sequence number within the run
@@ -65,6 +66,7 @@ type run struct {
 	lanes   []*lane
 	uuid    uuid.UUID
 	id      string
+	dltID   string       // the DLT's topic ID, "" on a broker without topic IDs
 	seq     uint32       // replay ids handed out
 	batches atomic.Int64 // batch entries written
 	group   []byte       // x-opsctl-target-group's value, nil without --group
@@ -164,8 +166,13 @@ func (r *run) do(ctx context.Context) (err error) {
 	if err := e.checkWhere(ctx, req.Topic, ranges, &req.Selection); err != nil {
 		return err
 	}
+	// The run replays the records of this incarnation of the DLT: its ledger entries say so,
+	// and its scan stops if the topic is deleted and created again meanwhile.
+	if r.dltID, err = e.topicID(ctx, req.Topic); err != nil {
+		return err
+	}
 	// The scan starts fetching now, while the run takes its fences and reads the ledger.
-	pre, err := e.openWalk(req, ranges)
+	pre, err := e.openWalk(req, r.dltID, ranges)
 	if err != nil {
 		return err
 	}
@@ -225,7 +232,7 @@ func (r *run) do(ctx context.Context) (err error) {
 	if err != nil {
 		return r.finish(ctx, err)
 	}
-	ru, err := e.newRules(ctx, req, ledger)
+	ru, err := e.newRules(ctx, req, ledger, r.dltID)
 	if err != nil {
 		return r.finish(ctx, err)
 	}
@@ -248,7 +255,7 @@ func (r *run) do(ctx context.Context) (err error) {
 	if req.Rate == 0 && !e.fixedBatches && txnTime >= e.growAfter {
 		growCap = batchGrowth * batchCap
 	}
-	r.enc = newEntryEncoder(r.id, req.Topic, e.cfg.Actor, req.Reason, req.Group)
+	r.enc = newEntryEncoder(r.id, req.Topic, r.dltID, e.cfg.Actor, req.Reason, req.Group)
 	if req.Group != "" {
 		r.group = []byte(req.Group)
 	}
@@ -582,7 +589,7 @@ func (e *Engine) produceEntry(ctx context.Context, rec *kgo.Record) error {
 
 func (r *run) runEntry(status string, counts *Counts, edit func(*Entry)) *kgo.Record {
 	en := Entry{
-		Kind: KindRun, RunID: r.id, DLT: r.req.Topic, Actor: r.e.cfg.Actor, Time: r.e.cfg.Now().UTC(),
+		Kind: KindRun, RunID: r.id, DLT: r.req.Topic, DLTID: r.dltID, Actor: r.e.cfg.Actor, Time: r.e.cfg.Now().UTC(),
 		Reason: r.req.Reason, Status: status, Started: r.started, Selection: r.req.Selection.Describe(),
 		To: r.req.To, Force: r.req.Force, Counts: counts, Group: r.req.Group,
 	}
@@ -638,7 +645,7 @@ func (r *run) newItem(rec *kgo.Record, from Coord, dec decision) *item {
 	// kgo.Record is large enough that writing it whole costs more than filling it in.
 	out.Topic = dec.target
 	out.Headers = hs[:len(hs):len(hs)]
-	it.from, it.out, it.id, it.seq, it.count = from, out, buf[:count:count], r.seq, dec.count
+	it.from, it.out, it.id, it.seq, it.count, it.stamp = from, out, buf[:count:count], r.seq, dec.count, rec.Timestamp.UnixMilli()
 	return it
 }
 

@@ -26,7 +26,8 @@ func NewCmdHistory(f *cmdutil.Factory, runF func(*HistoryOptions) error) *cobra.
 		Long: `Show the replay runs the ledger records, newest first: when each started, who ran it
 (user@host), the DLT, its outcome, how many records it replayed, skipped, refused and failed,
 and the reason given. A run that was killed shows status "running" with the replays the ledger
-holds for it.`,
+holds for it. A run of a DLT that was deleted since (and perhaps created again: a new topic of
+the same name, whose records are others) is marked "(deleted since)".`,
 		Args: cmdutil.UsageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -62,7 +63,13 @@ func historyRun(cmd *cobra.Command, opts *HistoryOptions) error {
 	return write(f, runs, func(w io.Writer) error {
 		t := f.NewTable(w, "STARTED", "RUN", "DLT", "ACTOR", "STATUS", "REPLAYED", "SKIPPED", "REFUSED", "FAILED", "REASON")
 		for _, r := range runs {
-			t.Row(stamp(r.Started), r.RunID, r.DLT, r.Actor, paint(f, statusColor(r.Status), r.Status), fmt.Sprint(r.Counts.Replayed),
+			dltName := r.DLT
+			if r.Recreated {
+				// The run read a topic of that name that has been deleted since: its records
+				// are gone, and the DLT there now is another.
+				dltName += " (deleted since)"
+			}
+			t.Row(stamp(r.Started), r.RunID, dltName, r.Actor, paint(f, statusColor(r.Status), r.Status), fmt.Sprint(r.Counts.Replayed),
 				fmt.Sprint(r.Counts.Skipped), fmt.Sprint(r.Counts.Refused), fmt.Sprint(r.Counts.Failed), truncate(r.Reason, 60))
 		}
 		return t.Flush()
