@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -103,6 +104,10 @@ type DLT struct {
 	SecretFields []string `yaml:"secretFields,omitempty" json:"secretFields,omitempty"`
 	// MaxReplays is how often one record may be replayed before --force is needed.
 	MaxReplays int `yaml:"maxReplays,omitempty" json:"maxReplays,omitempty"`
+	// Timeout is how long a dlt command (and the TUI's DLT screens) waits for a Kafka broker
+	// that does not answer before it stops, as a Go duration ("30s", "2m"); empty means 30s.
+	// The dlt commands' --timeout overrides it.
+	Timeout string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
 
 // GitOps names the repository whose Helm values carry canary weights.
@@ -274,7 +279,21 @@ func (ctx *Context) validate() error {
 	if ctx.DLT.MaxReplays < 0 {
 		return fmt.Errorf("dlt.maxReplays must not be negative")
 	}
+	if t := ctx.DLT.Timeout; t != "" {
+		if d, err := time.ParseDuration(t); err != nil || d <= 0 {
+			return fmt.Errorf("dlt.timeout %q: want a positive duration such as 30s or 2m", t)
+		}
+	}
 	return nil
+}
+
+// DLTTimeout returns dlt.timeout, 0 when unset (the replay engine's default then applies).
+func (ctx *Context) DLTTimeout() time.Duration {
+	d, err := time.ParseDuration(ctx.DLT.Timeout)
+	if err != nil || d <= 0 {
+		return 0 // unset; a bad value was refused on load
+	}
+	return d
 }
 
 // DLTPattern returns the compiled dead-letter topic pattern.

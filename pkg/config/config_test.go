@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func write(t *testing.T, body string) string {
@@ -89,5 +90,29 @@ func TestSaveRoundTrip(t *testing.T) {
 	c2, err := Load(p)
 	if err != nil || !c2.Contexts["sandbox"].Simulated || c2.CurrentContext != "sandbox" {
 		t.Fatalf("reload: %+v %v", c2, err)
+	}
+}
+
+func TestDLTTimeout(t *testing.T) {
+	dir := t.TempDir()
+	for body, want := range map[string]string{
+		"contexts:\n  a:\n    dlt: {timeout: 45s}\n":  "",
+		"contexts:\n  a:\n    dlt: {timeout: soon}\n": "dlt.timeout",
+		"contexts:\n  a:\n    dlt: {timeout: -1s}\n":  "dlt.timeout",
+	} {
+		path := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(path)
+		if want != "" {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%q: %v, want an error about %s", body, err, want)
+			}
+			continue
+		}
+		if err != nil || c.Contexts["a"].DLTTimeout() != 45*time.Second || (&Context{}).DLTTimeout() != 0 {
+			t.Errorf("%q: %v", body, err)
+		}
 	}
 }

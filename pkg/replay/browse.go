@@ -23,7 +23,7 @@ import (
 )
 
 // ConfigFromContext returns the Engine configuration of an opsctl context: its ledger topic,
-// DLT pattern, allowlist and poison guard. newClient builds Kafka clients (the Factory's
+// DLT pattern, allowlist, poison guard and timeout. newClient builds Kafka clients (the Factory's
 // KafkaClient has this shape); actor and now may be empty and nil for the defaults.
 func ConfigFromContext(c *config.Context, newClient func(extra ...kgo.Opt) (*kgo.Client, error), actor string, now func() time.Time) Config {
 	return Config{
@@ -34,6 +34,7 @@ func ConfigFromContext(c *config.Context, newClient func(extra ...kgo.Opt) (*kgo
 		MaxReplays:  c.MaxReplays(),
 		Actor:       actor,
 		Now:         now,
+		Timeout:     c.DLTTimeout(),
 	}
 }
 
@@ -47,7 +48,10 @@ type Span struct {
 
 // Spans returns the retained offset range of every partition of topic, in partition order, up
 // to the last stable offset (what a read_committed reader can see).
-func (e *Engine) Spans(ctx context.Context, topic string) ([]Span, error) {
+func (e *Engine) Spans(ctx context.Context, topic string) (_ []Span, err error) {
+	ctx, done := e.guard(ctx)
+	defer done()
+	defer func() { err = explain(ctx, err) }()
 	ranges, err := e.topicRanges(ctx, topic, nil, toStable)
 	if err != nil {
 		return nil, err
@@ -68,7 +72,10 @@ const windowGap = 256
 // transaction marker, an aborted record, an offset removed by retention — yields nil. Each
 // partition's coordinates are read in clusters, so a window of a sparse filtered index reads
 // the records it needs, not everything in between.
-func (e *Engine) Window(ctx context.Context, topic string, coords []Coord) ([]*dlt.Record, error) {
+func (e *Engine) Window(ctx context.Context, topic string, coords []Coord) (_ []*dlt.Record, err error) {
+	ctx, done := e.guard(ctx)
+	defer done()
+	defer func() { err = explain(ctx, err) }()
 	out := make([]*dlt.Record, len(coords))
 	if len(coords) == 0 {
 		return out, nil
@@ -144,7 +151,10 @@ type IndexProgress struct {
 // offsets the scan stopped at are returned, to bound a replay of exactly what was indexed.
 func (e *Engine) Index(ctx context.Context, topic string, sel *Selection, keep func(*dlt.Record) bool,
 	progress func(IndexProgress), fn func(Coord) error,
-) (map[int32]int64, ScanSummary, error) {
+) (_ map[int32]int64, _ ScanSummary, err error) {
+	ctx, done := e.guard(ctx)
+	defer done()
+	defer func() { err = explain(ctx, err) }()
 	if sel == nil {
 		sel = &Selection{}
 	}
@@ -190,7 +200,10 @@ func (e *Engine) Index(ctx context.Context, topic string, sel *Selection, keep f
 // end (oldest first), from the brokers' time indexes: n+1 offset lookups, no records read. It
 // assumes timestamps rise with offsets within a partition, as they do for records stamped when
 // they were dead-lettered.
-func (e *Engine) Histogram(ctx context.Context, topics []string, end time.Time, bucket time.Duration, n int) (map[string][]int64, error) {
+func (e *Engine) Histogram(ctx context.Context, topics []string, end time.Time, bucket time.Duration, n int) (_ map[string][]int64, err error) {
+	ctx, done := e.guard(ctx)
+	defer done()
+	defer func() { err = explain(ctx, err) }()
 	out := map[string][]int64{}
 	if len(topics) == 0 || n <= 0 {
 		return out, nil
@@ -269,7 +282,10 @@ func (r *Replays) Count(dltTopic string) int {
 
 // Replayed reads the ledger (committed entries only) for dltTopic, or for every DLT when
 // dltTopic is "". A ledger topic that does not exist yet is an empty ledger.
-func (e *Engine) Replayed(ctx context.Context, dltTopic string) (*Replays, error) {
+func (e *Engine) Replayed(ctx context.Context, dltTopic string) (_ *Replays, err error) {
+	ctx, done := e.guard(ctx)
+	defer done()
+	defer func() { err = explain(ctx, err) }()
 	var names []string
 	if dltTopic != "" {
 		names = append(names, dltTopic)
@@ -315,7 +331,10 @@ type Found struct {
 // Find scans topics for the records of one key (an order's timeline across the SAGA topics and
 // their DLTs). The key is compared on the raw record before anything is decoded, and the value
 // is only parsed when it contains the key's bytes, so the scan costs little more than reading.
-func (e *Engine) Find(ctx context.Context, q FindQuery) (*Found, error) {
+func (e *Engine) Find(ctx context.Context, q FindQuery) (_ *Found, err error) {
+	ctx, done := e.guard(ctx)
+	defer done()
+	defer func() { err = explain(ctx, err) }()
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 10000

@@ -73,6 +73,10 @@ type Config struct {
 	// StallTimeout is how long a read may wait without progress before it gives up with an error
 	// (default 2m; longer than any transaction timeout a reader may have to wait out).
 	StallTimeout time.Duration
+	// Timeout is how long an operation waits for a broker that does not answer (or cannot be
+	// connected to) before it stops with a *SilenceError (default DefaultTimeout, 30s). See
+	// the package's silence watch.
+	Timeout time.Duration
 }
 
 // Defaults applied to a zero Config.
@@ -106,6 +110,8 @@ type Engine struct {
 	cfg Config
 	cl  *kgo.Client
 	adm *kadm.Client
+	// watch stops operations on a broker that does not answer (see silence.go).
+	watch *watchdog
 
 	// beforeCommit, when set (tests only), runs inside each replay batch's transaction after
 	// every record was produced and before the commit: the widest window for a crash or a
@@ -168,23 +174,43 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.StallTimeout <= 0 {
 		cfg.StallTimeout = DefaultStallTimeout
 	}
-	cl, err := cfg.NewClient()
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	e := &Engine{cfg: cfg, watch: newWatchdog(cfg.Timeout), growAfter: defaultGrowAfter}
+	// Every client the engine opens is watched for silence.
+	newClient := cfg.NewClient
+	watched := func(extra ...kgo.Opt) (*kgo.Client, error) {
+		cw := e.watch.client()
+		cl, err := newClient(append(extra, kgo.WithHooks(cw))...)
+		if err != nil {
+			cw.OnClientClosed(nil)
+			return nil, err
+		}
+		return cl, nil
+	}
+	cl, err := watched()
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, cl: cl, adm: kadm.NewClient(cl), growAfter: defaultGrowAfter}
+	e.cl, e.adm = cl, kadm.NewClient(cl)
 	// The clients the engine opens for one operation (a scan, a replay's lanes) live for
 	// seconds: they send no client metrics (KIP-714). Each would otherwise ask the broker for
 	// a subscription and, where it has one, compress and push a final report as it closes.
-	newClient := cfg.NewClient
 	e.cfg.NewClient = func(extra ...kgo.Opt) (*kgo.Client, error) {
-		return newClient(append(extra, kgo.DisableClientMetrics())...)
+		return watched(append(extra, kgo.DisableClientMetrics())...)
 	}
 	return e, nil
 }
 
 // Close releases the engine's client.
 func (e *Engine) Close() { e.cl.Close() }
+
+// Timeout returns how long the engine's operations wait for a broker that does not answer.
+func (e *Engine) Timeout() time.Duration { return e.cfg.Timeout }
+
+// guard starts an operation under the silence watch (see watchdog.guard).
+func (e *Engine) guard(ctx context.Context) (context.Context, func()) { return e.watch.guard(ctx) }
 
 // LedgerTopic returns the ledger topic the engine uses.
 func (e *Engine) LedgerTopic() string { return e.cfg.LedgerTopic }

@@ -103,8 +103,11 @@ func (ln *lane) commitOpen(ctx context.Context, fn func() error) error {
 	if err := ctx.Err(); err != nil {
 		return ln.abort(ctx, err) // interrupted after the last record: do not commit a half-wanted batch
 	}
-	// EndTxn must not be cut off by a cancelled context: its outcome would be unknowable.
-	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+	// EndTxn must not be cut off by a cancelled context: its outcome would be unknowable. A
+	// silent broker cuts it off all the same: its outcome is then unknown whatever one waits.
+	dctx, release := ln.r.e.watch.detach(ctx)
+	defer release()
+	ectx, cancel := context.WithTimeout(dctx, 60*time.Second)
 	defer cancel()
 	if err := ln.cl.EndTransaction(ectx, kgo.TryCommit); err != nil {
 		if isFenced(err) {
@@ -136,7 +139,9 @@ func (e *abortedError) Unwrap() error { return e.cause }
 // abort ends the open transaction without committing, so nothing produced in it becomes
 // visible, and returns cause (or the fencing error that explains it).
 func (ln *lane) abort(ctx context.Context, cause error) error {
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+	dctx, release := ln.r.e.watch.detach(ctx)
+	defer release()
+	actx, cancel := context.WithTimeout(dctx, 60*time.Second)
 	defer cancel()
 	if err := ln.cl.AbortBufferedRecords(actx); err != nil {
 		return errors.Join(cause, fmt.Errorf("abort buffered records: %w", err))
@@ -158,9 +163,18 @@ func (ln *lane) abortOpen(ctx context.Context, cause error) {
 	}
 	ln.tx.open = false
 	if ln.tx.beginErr == nil {
-		_ = ln.abort(ctx, cause)
+		if err := ln.abort(ctx, cause); !errors.As(err, new(*abortedError)) {
+			// Nothing was committed either way: Kafka aborts the transaction when it times out,
+			// or when the next run takes the lane's fence.
+			ln.r.e.cfg.Logger.Debug("could not abort the open replay transaction", "run", ln.r.id, "err", err)
+		}
 	}
-	ln.tx.wg.Wait()
+	// Records a silent broker never answers are left to the client's close.
+	dctx, release := ln.r.e.watch.detach(ctx)
+	defer release()
+	if err := waitGroup(dctx, &ln.tx.wg); err != nil {
+		ln.r.e.cfg.Logger.Debug("records of the aborted batch left unanswered", "run", ln.r.id, "err", err)
+	}
 	ln.tx.mu.Lock()
 	ln.tx.errs = nil
 	ln.tx.mu.Unlock()
@@ -219,7 +233,13 @@ func (ln *lane) await(ctx context.Context, items []*item) error {
 	// Flush sends what is buffered now instead of after the linger: the batch is complete, and
 	// every transaction would otherwise wait out a linger twice.
 	flushErr := ln.cl.Flush(ctx)
-	ln.tx.wg.Wait()
+	// A silent broker answers none of them: the batch's commit is never sent, so nothing of it
+	// is applied, and nothing waits for the answers.
+	dctx, release := ln.r.e.watch.detach(ctx)
+	defer release()
+	if err := waitGroup(dctx, &ln.tx.wg); err != nil {
+		return fmt.Errorf("replay batch: %w", err)
+	}
 	ln.tx.mu.Lock()
 	errs := ln.tx.errs
 	ln.tx.errs = nil
@@ -344,7 +364,11 @@ func (ln *lane) writeLedger(ctx context.Context, items []*item) error {
 		rows = rows[:0]
 	}
 	flushErr := ln.cl.Flush(ctx)
-	wg.Wait()
+	dctx, release := ln.r.e.watch.detach(ctx)
+	defer release()
+	if err := waitGroup(dctx, &wg); err != nil {
+		return fmt.Errorf("write ledger %s: %w", r.e.cfg.LedgerTopic, err)
+	}
 	if flushErr != nil && ctx.Err() != nil {
 		return fmt.Errorf("replay batch interrupted: %w", ctx.Err())
 	}

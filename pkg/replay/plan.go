@@ -340,7 +340,10 @@ func bounded(ranges []partRange, bound map[int32]int64) ([]partRange, map[int32]
 // Plan computes what Replay would do for req — counts per target, offset ranges, samples,
 // refusals — reading the DLT and the ledger and changing nothing. It takes no fence, so it never
 // disturbs a replay in progress; the run itself re-reads the ledger after taking the fence.
-func (e *Engine) Plan(ctx context.Context, req Request) (*Plan, error) {
+func (e *Engine) Plan(ctx context.Context, req Request) (_ *Plan, err error) {
+	ctx, done := e.guard(ctx)
+	defer done()
+	defer func() { err = explain(ctx, err) }()
 	if err := e.validate(&req, false); err != nil {
 		return nil, err
 	}

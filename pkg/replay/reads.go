@@ -34,7 +34,10 @@ type TopicInfo struct {
 // excluded), sorted by name, with their counts and the replays recorded so far. It reads every
 // dead-letter topic up to its last stable offset to count what a read_committed consumer
 // sees, decoding only batches with records of the last hour.
-func (e *Engine) Topics(ctx context.Context) ([]TopicInfo, error) {
+func (e *Engine) Topics(ctx context.Context) (_ []TopicInfo, err error) {
+	ctx, done := e.guard(ctx)
+	defer done()
+	defer func() { err = explain(ctx, err) }()
 	ctx = fresh(ctx)
 	all, err := e.adm.ListTopics(ctx)
 	if err != nil {
@@ -122,7 +125,10 @@ func (s *ScanSummary) whereFailed(err error) {
 // List streams the selected records of topic, in partition then offset order, to fn. It holds
 // one fetch in memory whatever the topic's size. A record is decoded once; fn must not keep
 // the pointer past its return unless it copies the record.
-func (e *Engine) List(ctx context.Context, topic string, sel *Selection, fn func(*dlt.Record) error) (ScanSummary, error) {
+func (e *Engine) List(ctx context.Context, topic string, sel *Selection, fn func(*dlt.Record) error) (_ ScanSummary, err error) {
+	ctx, done := e.guard(ctx)
+	defer done()
+	defer func() { err = explain(ctx, err) }()
 	return e.list(ctx, topic, sel, true, fn)
 }
 
@@ -284,7 +290,10 @@ func (tn *topicNames) origin(headers []kgo.RecordHeader) string {
 
 // Get returns the record at topic/partition/offset, or ErrNotFound when there is none (an
 // offset past the end, deleted by retention, a transaction marker or an aborted record).
-func (e *Engine) Get(ctx context.Context, topic string, partition int32, offset int64) (*dlt.Record, error) {
+func (e *Engine) Get(ctx context.Context, topic string, partition int32, offset int64) (_ *dlt.Record, err error) {
+	ctx, done := e.guard(ctx)
+	defer done()
+	defer func() { err = explain(ctx, err) }()
 	sel := &Selection{Partitions: []int32{partition}, Offsets: OffsetRange{From: offset, To: offset, Set: true}}
 	ranges, err := e.topicRanges(ctx, topic, sel, toStable)
 	if err != nil {
@@ -335,7 +344,10 @@ type Stats struct {
 
 // Stats streams the selected records of topic and groups them. Memory is bounded by MaxGroups,
 // not by the topic's size.
-func (e *Engine) Stats(ctx context.Context, topic string, sel *Selection) (*Stats, error) {
+func (e *Engine) Stats(ctx context.Context, topic string, sel *Selection) (_ *Stats, err error) {
+	ctx, done := e.guard(ctx)
+	defer done()
+	defer func() { err = explain(ctx, err) }()
 	if sel == nil {
 		sel = &Selection{}
 	}
@@ -427,7 +439,10 @@ type Run struct {
 // History returns the replay runs recorded in the ledger, newest first; dltTopic "" means every
 // DLT. A run that was killed keeps status "running" and reports the replays the ledger holds
 // for it as its replayed count.
-func (e *Engine) History(ctx context.Context, dltTopic string) ([]Run, error) {
+func (e *Engine) History(ctx context.Context, dltTopic string) (_ []Run, err error) {
+	ctx, done := e.guard(ctx)
+	defer done()
+	defer func() { err = explain(ctx, err) }()
 	ix, err := e.readLedger(ctx, dltTopic, toStable, true)
 	if err != nil {
 		return nil, err

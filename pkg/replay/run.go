@@ -41,6 +41,10 @@ type Summary struct {
 	// Note says something the operator should know about a run that did its job: that another
 	// run took its transactional ids over after its last batch, say.
 	Note string `json:"note,omitempty"`
+	// CommitUnknown counts the failed records whose batch's commit has an unknown outcome (the
+	// broker went silent, or the connection was lost, after the commit was sent): the next
+	// run settles them from the ledger, replaying them only if the commit did not happen.
+	CommitUnknown int `json:"commitUnknown,omitempty"`
 }
 
 // Partial reports whether some selected records were neither replayed nor already replayed.
@@ -130,11 +134,13 @@ func (l *batchLimits) learn(ctx context.Context, e *Engine, topic string) {
 // (ErrFenced). The Summary is returned even with an error and says how far the run got; what
 // it reports as replayed is committed.
 func (e *Engine) Replay(ctx context.Context, req Request) (*Summary, error) {
+	ctx, done := e.guard(ctx)
+	defer done()
 	r := &run{e: e, req: &req, started: e.cfg.Now().UTC()}
 	r.uuid = newRunID()
 	r.id = r.uuid.String()
 	r.sum = &Summary{RunID: r.id, Topic: req.Topic, Status: RunFailed, Started: r.started}
-	err := r.do(ctx)
+	err := explain(ctx, r.do(ctx))
 	e.slabsReused.Add(int64(r.slabs.reusedCount()))
 	r.sum.Finished = e.cfg.Now().UTC()
 	if err != nil {
@@ -528,6 +534,9 @@ func (r *run) result(res Result) {
 
 func (r *run) failed(it *item, err error) {
 	r.sum.Failed++
+	if errors.Is(err, ErrCommitUnknown) {
+		r.sum.CommitUnknown++
+	}
 	r.result(Result{From: it.from, Action: ActionFailed, Reason: err.Error(),
 		Target: &Coord{Topic: it.out.Topic, Partition: -1, Offset: -1}, ReplayID: string(it.id), ReplayCount: it.count})
 }
@@ -535,6 +544,7 @@ func (r *run) failed(it *item, err error) {
 // finish writes the run-end entry (unless fenced: the fence belongs to another run now) and
 // settles the summary's status.
 func (r *run) finish(ctx context.Context, err error) error {
+	err = explain(ctx, err)
 	switch {
 	case err == nil && r.sum.Partial():
 		r.sum.Status = RunPartial
@@ -550,6 +560,11 @@ func (r *run) finish(ctx context.Context, err error) error {
 		r.sum.Status = RunCancelled
 	default:
 		r.sum.Status = RunFailed
+	}
+	if errors.Is(err, ErrBrokerSilent) {
+		// The run-end entry would wait on the silent broker too. The history shows the run as
+		// "running", with the replays the ledger holds for it, as it shows a killed run.
+		return err
 	}
 	var msg string
 	if err != nil {

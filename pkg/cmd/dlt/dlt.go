@@ -37,6 +37,10 @@ Replays are exactly once across runs: each replayed record and its entry in the 
 (opsctl.replays, compacted) are written in one Kafka transaction, a run skips what the ledger
 already holds, and a second run of the same DLT fences the first.
 
+Every command ends within --timeout (default: the context's dlt.timeout, else 30s) of a Kafka
+broker that stops answering, and says what it did: a replay, how many records it committed
+(running it again replays the rest, exactly once).
+
 The commands run Go's garbage collector at GOGC=400 under a 512 MiB soft memory limit, which
 saves about a quarter of a scan's CPU; set GOGC or GOMEMLIMIT to choose otherwise.`,
 		Example: `  opsctl dlt topics
@@ -55,7 +59,25 @@ saves about a quarter of a scan's CPU; set GOGC or GOMEMLIMIT to choose otherwis
 		NewCmdReplay(f, nil),
 		NewCmdHistory(f, nil),
 	)
+	cmd.PersistentFlags().Duration(timeoutFlag, 0,
+		"stop when a Kafka broker has not answered for this long (default: the context's dlt.timeout, else 30s)")
 	return cmd
+}
+
+// timeoutFlag is the dlt commands' --timeout.
+const timeoutFlag = "timeout"
+
+// sessionTimeout is how long the command waits for a silent broker: --timeout, else the
+// context's dlt.timeout, else the engine's default (0 here).
+func sessionTimeout(cmd *cobra.Command, ctx *config.Context) (time.Duration, error) {
+	if fl := cmd.Flags().Lookup(timeoutFlag); fl != nil && fl.Changed {
+		d, err := cmd.Flags().GetDuration(timeoutFlag)
+		if err != nil || d <= 0 {
+			return 0, cmdutil.FlagErrorf("--timeout %s: want a positive duration such as 30s or 2m; nothing was changed", fl.Value)
+		}
+		return d, nil
+	}
+	return ctx.DLTTimeout(), nil
 }
 
 // session is what a dlt command needs from the selected context.
@@ -75,13 +97,17 @@ func (s *session) Close() {
 	s.restoreGC()
 }
 
-// openSession builds the replay engine for the selected context.
-func openSession(f *cmdutil.Factory) (*session, error) {
+// openSession builds the replay engine for the selected context and cmd's flags.
+func openSession(cmd *cobra.Command, f *cmdutil.Factory) (*session, error) {
 	name, ctx, err := f.Context()
 	if err != nil {
 		return nil, err
 	}
-	e, err := replay.New(replay.ConfigFromContext(ctx, f.KafkaClient, f.Actor(), clock(f)))
+	cfg := replay.ConfigFromContext(ctx, f.KafkaClient, f.Actor(), clock(f))
+	if cfg.Timeout, err = sessionTimeout(cmd, ctx); err != nil {
+		return nil, err
+	}
+	e, err := replay.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -97,10 +123,15 @@ func clock(f *cmdutil.Factory) func() time.Time {
 	return time.Now
 }
 
-// engineError turns engine errors about bad input into usage errors (exit 2).
+// engineError turns engine errors about bad input into usage errors (exit 2), and says what a
+// read stopped by a silent broker did: nothing.
 func engineError(err error) error {
 	if errors.Is(err, replay.ErrBadSelection) {
 		return cmdutil.FlagErrorf("%v", err)
+	}
+	var se *replay.SilenceError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%v; gave up, nothing was changed (--timeout or the context's dlt.timeout sets how long to wait)", se)
 	}
 	return err
 }

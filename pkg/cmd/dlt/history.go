@@ -48,7 +48,7 @@ the same name, whose records are others) is marked "(deleted since)".`,
 
 func historyRun(cmd *cobra.Command, opts *HistoryOptions) error {
 	f := opts.Factory
-	s, err := openSession(f)
+	s, err := openSession(cmd, f)
 	if err != nil {
 		return err
 	}

@@ -94,7 +94,7 @@ func listRun(cmd *cobra.Command, opts *ListOptions) error {
 	if w := sinceWarning(sel, clock(f)()); w != "" {
 		fmt.Fprintln(f.IOStreams.ErrOut, w)
 	}
-	s, err := openSession(f)
+	s, err := openSession(cmd, f)
 	if err != nil {
 		return err
 	}

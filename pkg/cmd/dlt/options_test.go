@@ -11,7 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/come2us/opsctl/pkg/cmdutil"
+	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/iostreams"
+	"github.com/come2us/opsctl/pkg/replay"
 )
 
 func testFactory() *cmdutil.Factory {
@@ -125,4 +127,44 @@ func FuzzOutputIsTerminalSafe(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTimeoutPrecedence: --timeout wins over the context's dlt.timeout, which wins over the
+// engine's default of 30s; a --timeout that is not a positive duration is a usage error.
+func TestTimeoutPrecedence(t *testing.T) {
+	sub := func(args ...string) *cobra.Command {
+		t.Helper()
+		root := NewCmdDLT(testFactory())
+		list, _, err := root.Find([]string{"list"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := list.ParseFlags(args); err != nil {
+			t.Fatal(err)
+		}
+		return list
+	}
+	withSetting := &config.Context{DLT: config.DLT{Timeout: "45s"}}
+	tests := []struct {
+		args []string
+		ctx  *config.Context
+		want time.Duration
+	}{
+		{nil, &config.Context{}, 0}, // the engine's DefaultTimeout, 30s
+		{nil, withSetting, 45 * time.Second},
+		{[]string{"--timeout", "5s"}, withSetting, 5 * time.Second},
+		{[]string{"--timeout", "2m"}, &config.Context{}, 2 * time.Minute},
+	}
+	for _, tt := range tests {
+		got, err := sessionTimeout(sub(tt.args...), tt.ctx)
+		if err != nil || got != tt.want {
+			t.Errorf("%v with dlt.timeout %q: %s %v, want %s", tt.args, tt.ctx.DLT.Timeout, got, err, tt.want)
+		}
+	}
+	if replay.DefaultTimeout != 30*time.Second {
+		t.Fatalf("the default timeout is %s", replay.DefaultTimeout)
+	}
+	if _, err := sessionTimeout(sub("--timeout", "0s"), withSetting); cmdutil.ExitCode(err) != cmdutil.ExitUsage {
+		t.Fatalf("--timeout 0s: %v", err)
+	}
 }

@@ -119,7 +119,7 @@ func replayRun(cmd *cobra.Command, opts *ReplayOptions) error {
 			return err
 		}
 	}
-	s, err := openSession(f)
+	s, err := openSession(cmd, f)
 	if err != nil {
 		return err
 	}
@@ -209,6 +209,10 @@ func replayRun(cmd *cobra.Command, opts *ReplayOptions) error {
 	}
 	if perr := writeSummary(f, sum, notable); perr != nil && err == nil {
 		err = perr
+	}
+	var se *replay.SilenceError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%v: %s", se, stoppedRun(sum))
 	}
 	if err != nil {
 		return engineError(err)
@@ -339,4 +343,16 @@ func writeSummary(f *cmdutil.Factory, sum *replay.Summary, notable []replay.Resu
 		fmt.Fprintln(out, "  Run the same command again: records already replayed are skipped, the rest are replayed.")
 	}
 	return nil
+}
+
+// stoppedRun says what a replay stopped by a silent broker did, and that running it again
+// finishes it exactly once.
+func stoppedRun(sum *replay.Summary) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "the run stopped; %s had gone out and been committed", plural(int64(sum.Replayed), "replayed record"))
+	if sum.CommitUnknown > 0 {
+		fmt.Fprintf(&b, "; the commit of %s was sent and not answered (the ledger says whether it was applied)", plural(int64(sum.CommitUnknown), "more record"))
+	}
+	b.WriteString("; run the same command again: it skips what was committed and replays the rest, exactly once")
+	return b.String()
 }

@@ -89,7 +89,7 @@ type ShowValue struct {
 
 func showRun(cmd *cobra.Command, opts *ShowOptions) error {
 	f := opts.Factory
-	s, err := openSession(f)
+	s, err := openSession(cmd, f)
 	if err != nil {
 		return err
 	}

@@ -51,7 +51,7 @@ func statsRun(cmd *cobra.Command, opts *StatsOptions) error {
 	if w := sinceWarning(sel, clock(f)()); w != "" {
 		fmt.Fprintln(f.IOStreams.ErrOut, w)
 	}
-	s, err := openSession(f)
+	s, err := openSession(cmd, f)
 	if err != nil {
 		return err
 	}

@@ -35,14 +35,14 @@ of the last hour, and how many of their records the replay ledger says were repl
 
 func topicsRun(cmd *cobra.Command, opts *TopicsOptions) error {
 	f := opts.Factory
-	s, err := openSession(f)
+	s, err := openSession(cmd, f)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	topics, err := s.engine.Topics(cmd.Context())
 	if err != nil {
-		return fmt.Errorf("list dead-letter topics: %w", err)
+		return engineError(fmt.Errorf("list dead-letter topics: %w", err))
 	}
 	return write(f, topics, func(w io.Writer) error {
 		t := f.NewTable(w, "TOPIC", "PARTITIONS", "RECORDS", "OLDEST", "NEWEST", "LAST HOUR", "REPLAYED")
