@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -314,6 +315,8 @@ type ledgerIndex struct {
 	runs map[string]*Entry
 	// runReplays counts the replay entries each run still has in the ledger.
 	runReplays map[string]int
+	// rows, when not nil, collects where the replays of the runs it names went (see runRows).
+	rows map[string]*runRows
 	// bad counts ledger records that could not be read (foreign or corrupt values).
 	bad int
 	// ids interns run ids: a million replays of one run share one string.
@@ -360,6 +363,11 @@ func (ix *ledgerIndex) add(key, value []byte, wantDLT string, keepRuns bool) {
 	switch e.Kind {
 	case KindBatch:
 		e.DLTID = ix.intern(e.DLTID)
+		if rr := ix.rows[e.RunID]; rr != nil {
+			for _, r := range e.Replays {
+				rr.add(e.Targets[r.Target], r.TargetPartition, r.TargetOffset)
+			}
+		}
 		for i, r := range e.Replays {
 			var stamp int64
 			if len(e.Stamps) > 0 {
@@ -368,6 +376,9 @@ func (ix *ledgerIndex) add(key, value []byte, wantDLT string, keepRuns bool) {
 			ix.addReplay(e.DLTID, Coord{Topic: e.DLT, Partition: r.Partition, Offset: r.Offset}, e.RunID, r.ReplayCount, stamp, keepRuns)
 		}
 	case KindReplay:
+		if rr := ix.rows[e.RunID]; rr != nil && e.Target != nil {
+			rr.add(e.Target.Topic, e.Target.Partition, e.Target.Offset)
+		}
 		ix.addReplay("", *e.From, e.RunID, e.ReplayCount, 0, keepRuns)
 	case KindRun:
 		if e.DLTID != "" {
@@ -576,4 +587,38 @@ func (v ledgerView) count() int {
 		}
 	}
 	return n
+}
+
+// runRows is where one run's replayed records went: target topic → partition → offsets,
+// ascending once sorted has run.
+type runRows struct {
+	targets map[string]map[int32][]int64
+	n       int
+}
+
+func newRunRows() *runRows { return &runRows{targets: map[string]map[int32][]int64{}} }
+
+func (rr *runRows) add(topic string, p int32, o int64) {
+	ps := rr.targets[topic]
+	if ps == nil {
+		ps = map[int32][]int64{}
+		rr.targets[topic] = ps
+	}
+	ps[p] = append(ps[p], o)
+	rr.n++
+}
+
+// sorted sorts every partition's offsets.
+func (rr *runRows) sorted() {
+	for _, ps := range rr.targets {
+		for _, os := range ps {
+			slices.Sort(os)
+		}
+	}
+}
+
+// has reports whether the run wrote a replayed record at topic/p/o.
+func (rr *runRows) has(topic string, p int32, o int64) bool {
+	_, ok := slices.BinarySearch(rr.targets[topic][p], o)
+	return ok
 }

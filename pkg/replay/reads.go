@@ -330,6 +330,24 @@ type Group struct {
 	// Sample is the earliest record of the group; SampleMessage its errorMessage.
 	Sample        Coord  `json:"sample"`
 	SampleMessage string `json:"sampleMessage,omitempty"`
+	// Replayed counts the group's dead letters the ledger says were replayed; FailedAgain
+	// those of them whose replay came back to this DLT (a dead letter naming them in
+	// x-opsctl-replayed-from).
+	Replayed    int64 `json:"replayed,omitempty"`
+	FailedAgain int64 `json:"failedAgain,omitempty"`
+	// ReplayDoesNotHelp says most of the group's replays failed again (see DoesNotHelp):
+	// replaying the rest of it is likely to fail too.
+	ReplayDoesNotHelp bool `json:"replayDoesNotHelp,omitempty"`
+}
+
+// DoesNotHelpMin is how many of an error group's dead letters must have been replayed before
+// stats judges whether replaying that error helps.
+const DoesNotHelpMin = 2
+
+// DoesNotHelp reports whether replays of a group mostly fail again: at least DoesNotHelpMin
+// were replayed and more than half of them came back.
+func DoesNotHelp(replayed, failedAgain int64) bool {
+	return replayed >= DoesNotHelpMin && 2*failedAgain > replayed
 }
 
 // Stats is `dlt stats`: a DLT's records grouped by errorSource × errorCode.
@@ -353,6 +371,19 @@ func (e *Engine) Stats(ctx context.Context, topic string, sel *Selection) (_ *St
 	}
 	st := &Stats{Topic: topic}
 	groups := map[dlt.GroupKey]*Group{}
+	// What the ledger says was replayed of this DLT (as it is now), to find, per group, the
+	// dead letters whose replays came back.
+	dltID, err := e.topicID(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	ledger, err := e.readLedger(ctx, topic, toStable, false)
+	if err != nil {
+		return nil, err
+	}
+	replays := ledger.view(topic, dltID)
+	replayedIn := map[int32]map[int64]*Group{} // replayed dead letters of this DLT, by group
+	back := map[int32]map[int64]bool{}         // dead letters of this DLT named by records that came back
 	add := func(g *Group, d *dlt.Record) {
 		g.Count++
 		ts := d.Timestamp.UTC()
@@ -365,6 +396,12 @@ func (e *Engine) Stats(ctx context.Context, topic string, sel *Selection) (_ *St
 			g.LastSeen = ts
 		}
 	}
+	mark := func(m map[int32]map[int64]*Group, p int32, o int64, g *Group) {
+		if m[p] == nil {
+			m[p] = map[int64]*Group{}
+		}
+		m[p][o] = g
+	}
 	sum, err := e.list(ctx, topic, sel, false, func(d *dlt.Record) error {
 		k := d.GroupKey()
 		g, ok := groups[k]
@@ -373,21 +410,47 @@ func (e *Engine) Stats(ctx context.Context, topic string, sel *Selection) (_ *St
 				if st.Other == nil {
 					st.Other = &Group{ErrorSource: "(other)", ErrorCode: "(other)"}
 				}
-				add(st.Other, d)
-				return nil
+				g = st.Other
+			} else {
+				g = &Group{ErrorSource: k.Source, ErrorCode: k.Code}
+				groups[k] = g
 			}
-			g = &Group{ErrorSource: k.Source, ErrorCode: k.Code}
-			groups[k] = g
 		}
 		add(g, d)
+		if _, ok := replays.lookup(d.Partition, d.Offset, d.Timestamp.UnixMilli()); ok {
+			g.Replayed++
+			mark(replayedIn, d.Partition, d.Offset, g)
+		}
+		for _, h := range d.Raw {
+			if h.Key != dlt.HeaderReplayedFrom {
+				continue
+			}
+			if c, ok := ParseCoord(string(h.Value)); ok && c.Topic == topic {
+				if back[c.Partition] == nil {
+					back[c.Partition] = map[int64]bool{}
+				}
+				back[c.Partition][c.Offset] = true
+			}
+		}
 		return nil
 	})
 	st.ScanSummary = sum
 	if err != nil {
 		return nil, err
 	}
+	for p, os := range back {
+		for o := range os {
+			if g := replayedIn[p][o]; g != nil {
+				g.FailedAgain++
+			}
+		}
+	}
+	if st.Other != nil {
+		st.Other.ReplayDoesNotHelp = DoesNotHelp(st.Other.Replayed, st.Other.FailedAgain)
+	}
 	st.Groups = make([]Group, 0, len(groups))
 	for _, g := range groups {
+		g.ReplayDoesNotHelp = DoesNotHelp(g.Replayed, g.FailedAgain)
 		st.Groups = append(st.Groups, *g)
 	}
 	sort.Slice(st.Groups, func(i, j int) bool {
@@ -423,7 +486,9 @@ type Run struct {
 	Selection string     `json:"selection,omitempty"`
 	To        string     `json:"to,omitempty"`
 	Force     bool       `json:"force,omitempty"`
-	Counts    Counts     `json:"counts"`
+	// Group is the run's --group, the one consumer group meant to process its records.
+	Group  string `json:"group,omitempty"`
+	Counts Counts `json:"counts"`
 	// InLedger counts the dead letters whose latest replay in the ledger is this run's (a
 	// later --force replay of the same record takes it over).
 	InLedger int    `json:"inLedger"`
@@ -456,7 +521,7 @@ func (e *Engine) History(ctx context.Context, dltTopic string) (_ []Run, err err
 		r := Run{
 			RunID: en.RunID, DLT: en.DLT, Actor: en.Actor, Reason: en.Reason, Status: en.Status,
 			Started: en.Started, Finished: en.Finished, Selection: en.Selection, To: en.To,
-			Force: en.Force, InLedger: ix.runReplays[en.RunID], Error: en.Error, TopicID: en.DLTID,
+			Force: en.Force, Group: en.Group, InLedger: ix.runReplays[en.RunID], Error: en.Error, TopicID: en.DLTID,
 		}
 		if now, exists := ids[en.DLT]; en.DLTID != "" && (!exists || now != en.DLTID) {
 			r.Recreated = true
@@ -482,7 +547,11 @@ func (e *Engine) History(ctx context.Context, dltTopic string) (_ []Run, err err
 // (mode toStable) a ledger topic that does not exist yet is an empty ledger; a replay (toHigh)
 // has just written to it, so its absence is an error, never an empty ledger.
 func (e *Engine) readLedger(ctx context.Context, wantDLT string, mode endMode, keepRuns bool) (*ledgerIndex, error) {
-	ix := newLedgerIndex()
+	return e.readLedgerInto(ctx, newLedgerIndex(), wantDLT, mode, keepRuns)
+}
+
+// readLedgerInto is readLedger into ix, which may be set to keep more (see ledgerIndex.rows).
+func (e *Engine) readLedgerInto(ctx context.Context, ix *ledgerIndex, wantDLT string, mode endMode, keepRuns bool) (*ledgerIndex, error) {
 	ranges, err := e.topicRanges(ctx, e.cfg.LedgerTopic, nil, mode)
 	if errors.Is(err, ErrUnknownTopic) && mode == toStable {
 		return ix, nil

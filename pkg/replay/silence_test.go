@@ -95,8 +95,12 @@ func operations(topic string) map[string]func(context.Context, *Engine) error {
 			return err
 		},
 		"history": func(ctx context.Context, e *Engine) error { _, err := e.History(ctx, ""); return err },
-		"ledger":  func(ctx context.Context, e *Engine) error { _, err := e.Replayed(ctx, topic); return err },
-		"spans":   func(ctx context.Context, e *Engine) error { _, err := e.Spans(ctx, topic); return err },
+		"outcome": func(ctx context.Context, e *Engine) error {
+			_, err := e.Outcomes(ctx, []Run{{RunID: "0190f1e2-0000-7000-8000-000000000000", DLT: topic, Started: replaytest.Base}})
+			return err
+		},
+		"ledger": func(ctx context.Context, e *Engine) error { _, err := e.Replayed(ctx, topic); return err },
+		"spans":  func(ctx context.Context, e *Engine) error { _, err := e.Spans(ctx, topic); return err },
 		"window": func(ctx context.Context, e *Engine) error {
 			_, err := e.Window(ctx, topic, []Coord{{Partition: 0, Offset: 0}})
 			return err

@@ -49,7 +49,8 @@ saves about a quarter of a scan's CPU; set GOGC or GOMEMLIMIT to choose otherwis
   opsctl dlt show orders-failed.DLT 0 1234
   opsctl dlt replay orders-failed.DLT --since 2h --dry-run
   opsctl dlt replay orders-failed.DLT --since 2h --reason "INC-42: lock fixed" --group product-service-group
-  opsctl dlt history orders-failed.DLT`,
+  opsctl dlt history orders-failed.DLT
+  opsctl dlt outcome 0190f1e2`,
 	}
 	cmd.AddCommand(
 		NewCmdTopics(f, nil),
@@ -58,6 +59,7 @@ saves about a quarter of a scan's CPU; set GOGC or GOMEMLIMIT to choose otherwis
 		NewCmdShow(f, nil),
 		NewCmdReplay(f, nil),
 		NewCmdHistory(f, nil),
+		NewCmdOutcome(f, nil),
 	)
 	cmd.PersistentFlags().Duration(timeoutFlag, 0,
 		"stop when a Kafka broker has not answered for this long (default: the context's dlt.timeout, else 30s)")

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/come2us/opsctl/pkg/cmdutil"
+	"github.com/come2us/opsctl/pkg/replay"
 )
 
 // HistoryOptions are the inputs of `opsctl dlt history`.
@@ -22,12 +23,18 @@ func NewCmdHistory(f *cmdutil.Factory, runF func(*HistoryOptions) error) *cobra.
 	opts := &HistoryOptions{Factory: f}
 	cmd := &cobra.Command{
 		Use:   "history [TOPIC]",
-		Short: "Show replay runs from the ledger: who, when, how many, why",
+		Short: "Show replay runs from the ledger: who, when, how many, why, and what became of them",
 		Long: `Show the replay runs the ledger records, newest first: when each started, who ran it
 (user@host), the DLT, its outcome, how many records it replayed, skipped, refused and failed,
 and the reason given. A run that was killed shows status "running" with the replays the ledger
 holds for it. A run of a DLT that was deleted since (and perhaps created again: a new topic of
-the same name, whose records are others) is marked "(deleted since)".`,
+the same name, whose records are others) is marked "(deleted since)".
+
+What became of each run's records: CAME BACK counts the replayed records that failed again and
+are back in a dead-letter topic (they carry the run's x-opsctl-replay-id), with their new
+error code; CONSUMED shows, for the consumer group furthest behind on the run's target topics
+(or the run's --group), how many of the replayed records lie below its committed offsets.
+'opsctl dlt outcome RUN' shows one run's in full.`,
 		Args: cmdutil.UsageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -60,9 +67,18 @@ func historyRun(cmd *cobra.Command, opts *HistoryOptions) error {
 	if opts.Limit > 0 && len(runs) > opts.Limit {
 		runs = runs[:opts.Limit]
 	}
-	return write(f, runs, func(w io.Writer) error {
-		t := f.NewTable(w, "STARTED", "RUN", "DLT", "ACTOR", "STATUS", "REPLAYED", "SKIPPED", "REFUSED", "FAILED", "REASON")
-		for _, r := range runs {
+	outcomes, err := s.engine.Outcomes(cmd.Context(), runs)
+	if err != nil {
+		return engineError(fmt.Errorf("read what became of the replayed records: %w", err))
+	}
+	rows := make([]historyRow, len(runs))
+	for i, r := range runs {
+		rows[i] = historyRow{Run: r, Outcome: outcomes[r.RunID]}
+	}
+	return write(f, rows, func(w io.Writer) error {
+		t := f.NewTable(w, "STARTED", "RUN", "DLT", "ACTOR", "STATUS", "REPLAYED", "SKIPPED", "REFUSED", "FAILED", "CAME BACK", "CONSUMED", "REASON")
+		for _, row := range rows {
+			r := row.Run
 			dltName := r.DLT
 			if r.Recreated {
 				// The run read a topic of that name that has been deleted since: its records
@@ -70,8 +86,54 @@ func historyRun(cmd *cobra.Command, opts *HistoryOptions) error {
 				dltName += " (deleted since)"
 			}
 			t.Row(stamp(r.Started), r.RunID, dltName, r.Actor, paint(f, statusColor(r.Status), r.Status), fmt.Sprint(r.Counts.Replayed),
-				fmt.Sprint(r.Counts.Skipped), fmt.Sprint(r.Counts.Refused), fmt.Sprint(r.Counts.Failed), truncate(r.Reason, 60))
+				fmt.Sprint(r.Counts.Skipped), fmt.Sprint(r.Counts.Refused), fmt.Sprint(r.Counts.Failed),
+				cameBackSummary(row.Outcome), consumedSummary(row.Outcome), truncate(r.Reason, 60))
 		}
 		return t.Flush()
 	})
+}
+
+// historyRow is one run in `dlt history`, with what became of its records.
+type historyRow struct {
+	replay.Run
+	Outcome *replay.Outcome `json:"outcome,omitempty"`
+}
+
+// cameBackSummary is a history cell: how many replayed records came back, and their most
+// frequent new error code.
+func cameBackSummary(o *replay.Outcome) string {
+	if o == nil || o.Replayed == 0 {
+		return "-"
+	}
+	if o.CameBack == 0 {
+		return "0"
+	}
+	top := o.ByError[0]
+	cell := fmt.Sprintf("%d %s", o.CameBack, top.ErrorCode)
+	if n := len(o.ByError) - 1; n > 0 {
+		cell += fmt.Sprintf(" +%d more", n)
+	}
+	return truncate(cell, 48)
+}
+
+// consumedSummary is a history cell: of the replayed records, how many the consumer group
+// that matters has read — the run's --group, else the group furthest behind.
+func consumedSummary(o *replay.Outcome) string {
+	if o == nil || o.Replayed == 0 {
+		return "-"
+	}
+	var best *replay.GroupProgress
+	var of int
+	for _, tp := range o.Targets {
+		for i := range tp.Groups {
+			g := &tp.Groups[i]
+			if best == nil || (g.Targeted && !best.Targeted) || (g.Targeted == best.Targeted && g.Pending > best.Pending) {
+				best, of = g, tp.Replayed
+			}
+		}
+	}
+	if best == nil {
+		return "no group yet"
+	}
+	return truncate(fmt.Sprintf("%d/%d %s", best.Consumed, of, best.Group), 48)
 }

@@ -25,6 +25,8 @@ func TestWrongArgumentCountIsAUsageError(t *testing.T) {
 		{"dlt", "replay", "--dry-run"},
 		{"dlt", "topics", "orders-failed.DLT"},
 		{"dlt", "history", "a.DLT", "b.DLT"},
+		{"dlt", "outcome"},
+		{"dlt", "outcome", "a", "b"},
 	} {
 		r := h.run(t, false, "", args...)
 		if r.code != cmdutil.ExitUsage {

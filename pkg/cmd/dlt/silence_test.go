@@ -72,6 +72,7 @@ func TestEveryCommandEndsOnASilentBroker(t *testing.T) {
 		{"dlt", "show", "orders-failed.DLT", "0", "0"},
 		{"dlt", "stats", "orders-failed.DLT"},
 		{"dlt", "history"},
+		{"dlt", "outcome", "0190f1e2-0000-7000-8000-000000000000"},
 		{"dlt", "replay", "orders-failed.DLT", "--dry-run"},
 		{"dlt", "replay", "orders-failed.DLT", "--reason", "r", "--yes"},
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/come2us/opsctl/pkg/cmdutil"
+	"github.com/come2us/opsctl/pkg/replay"
 )
 
 // StatsOptions are the inputs of `opsctl dlt stats`.
@@ -25,7 +26,12 @@ func NewCmdStats(f *cmdutil.Factory, runF func(*StatsOptions) error) *cobra.Comm
 		Long: `Read a dead-letter topic (streaming, in bounded memory) and group its records by error
 source and error code — from the value's errorSource/errorCode fields, or from Spring's
 kafka_dlt-exception-* or Connect's __connect.errors.* headers — with counts, first and last
-seen, and the coordinate of one sample record per group (see it with 'opsctl dlt show').`,
+seen, and the coordinate of one sample record per group (see it with 'opsctl dlt show').
+
+For each group it also says how many of its dead letters the replay ledger records as replayed
+and how many of those came back to the topic (a dead letter naming them in
+x-opsctl-replayed-from). A group most of whose replays came back is marked "replay does not
+help": fix the cause before replaying the rest.`,
 		Example: `  opsctl dlt stats orders-failed.DLT
   opsctl dlt stats orders-failed.DLT --since 24h -o json`,
 		Args: cmdutil.UsageArgs(cobra.ExactArgs(1)),
@@ -67,15 +73,36 @@ func statsRun(cmd *cobra.Command, opts *StatsOptions) error {
 			groups++
 		}
 		fmt.Fprintf(w, "%s: %s in %s (%d scanned)\n\n", sanitize(st.Topic), plural(st.Selected, "record"), plural(int64(groups), "group"), st.Scanned)
-		t := f.NewTable(w, "ERROR SOURCE", "ERROR CODE", "COUNT", "FIRST SEEN", "LAST SEEN", "SAMPLE", "SAMPLE MESSAGE")
+		t := f.NewTable(w, "ERROR SOURCE", "ERROR CODE", "COUNT", "FIRST SEEN", "LAST SEEN", "REPLAYED", "CAME BACK", "SAMPLE", "SAMPLE MESSAGE")
 		rows := st.Groups
 		if st.Other != nil {
 			rows = append(rows, *st.Other)
 		}
 		for _, g := range rows {
 			t.Row(g.ErrorSource, g.ErrorCode, fmt.Sprint(g.Count), stamp(g.FirstSeen), stamp(g.LastSeen),
-				fmt.Sprintf("%d/%d", g.Sample.Partition, g.Sample.Offset), truncate(g.SampleMessage, 60))
+				countCell(g.Replayed), cameBackCell(g), fmt.Sprintf("%d/%d", g.Sample.Partition, g.Sample.Offset), truncate(g.SampleMessage, 60))
 		}
 		return t.Flush()
 	})
+}
+
+// countCell shows a count, "-" for none.
+func countCell(n int64) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprint(n)
+}
+
+// cameBackCell shows how many of a group's replays came back, and says so when replaying that
+// error does not help.
+func cameBackCell(g replay.Group) string {
+	if g.Replayed == 0 {
+		return "-"
+	}
+	cell := fmt.Sprint(g.FailedAgain)
+	if g.ReplayDoesNotHelp {
+		cell += " (replay does not help)"
+	}
+	return cell
 }
