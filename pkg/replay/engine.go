@@ -18,6 +18,11 @@
 //   - Records are replayed in batches, one transaction per batch, so a run killed at any point
 //     leaves whole batches committed (recorded in the ledger, skipped next time) or nothing of
 //     a batch (aborted by Kafka, replayed next time).
+//   - The ledger records the DLT's Kafka topic ID with every run: a DLT deleted and created
+//     again restarts its offsets, and its records are new ones (see ledgerIndex.view).
+//
+// Every operation ends within Config.Timeout of a broker going silent (see silence.go), and a
+// replay stopped that way, run again, finishes exactly once.
 //
 // Consumers of the replay targets must read with isolation level read_committed, as they must
 // for any transactional producer; otherwise they may see a batch that was aborted.
@@ -205,9 +210,6 @@ func New(cfg Config) (*Engine, error) {
 
 // Close releases the engine's client.
 func (e *Engine) Close() { e.cl.Close() }
-
-// Timeout returns how long the engine's operations wait for a broker that does not answer.
-func (e *Engine) Timeout() time.Duration { return e.cfg.Timeout }
 
 // guard starts an operation under the silence watch (see watchdog.guard).
 func (e *Engine) guard(ctx context.Context) (context.Context, func()) { return e.watch.guard(ctx) }

@@ -577,7 +577,9 @@ func (r *run) finish(ctx context.Context, err error) error {
 	now := r.e.cfg.Now().UTC()
 	end := r.runEntry(r.sum.Status, &counts, func(en *Entry) { en.Error, en.Finished = msg, &now })
 	// Record the end even when the caller's context was cancelled (SIGINT), briefly.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	dctx, release := r.e.watch.detach(ctx)
+	defer release()
+	wctx, cancel := context.WithTimeout(dctx, 10*time.Second)
 	defer cancel()
 	ln := r.lanes[0]
 	werr := ln.transact(wctx, func() error { return ln.produceSync(wctx, end) })
