@@ -15,6 +15,7 @@ func TestNamesMatchRegistry(t *testing.T) {
 	m.HTTPRequests.WithLabelValues("GET", "/x", "200").Inc()
 	m.HTTPDuration.WithLabelValues("GET", "/x").Observe(0.1)
 	m.BusinessErrors.WithLabelValues("X").Inc()
+	m.BusinessOutcomes.WithLabelValues("payment_declined").Inc()
 	m.Compensations.WithLabelValues("stock_restored").Inc()
 	fams, err := m.Registry.Gather()
 	if err != nil {
@@ -37,7 +38,7 @@ func TestNamesMatchRegistry(t *testing.T) {
 			t.Errorf("registered %s is not in Names()", g)
 		}
 	}
-	if len(got) != 10 {
-		t.Errorf("registered %d saga_ families, want 10: %v", len(got), got)
+	if len(got) != 13 {
+		t.Errorf("registered %d saga_ families, want 13: %v", len(got), got)
 	}
 }

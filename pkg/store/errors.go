@@ -74,3 +74,14 @@ func IsUniqueViolation(err error) bool {
 	}
 	return false
 }
+
+// Transient reports whether err is a database failure that goes away by itself — a lock held
+// too long, a timeout, a deadlock victim, a lost connection — so the same work succeeds when
+// tried again later, as opposed to an error in the statement or the data.
+func Transient(err error) bool {
+	switch Code(err) {
+	case CodeLockTimeout, CodeTimeout, CodeConflict, CodeUnavailable:
+		return true
+	}
+	return false
+}

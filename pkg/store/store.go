@@ -182,6 +182,15 @@ func (db *DB) SkipLocked() string {
 	return ""
 }
 
+// ForUpdate returns the clause that locks the rows a SELECT reads until the transaction ends:
+// " FOR UPDATE" on PostgreSQL, "" on SQLite, whose writers are serialised anyway.
+func (db *DB) ForUpdate() string {
+	if db.dialect == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
 // Serialize makes transactions that call it with the same key run one after another across all
 // replicas: a PostgreSQL transaction-level advisory lock, released at commit or rollback. On
 // SQLite it does nothing, as write transactions are serialised already.
