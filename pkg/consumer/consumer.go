@@ -9,6 +9,24 @@
 // the dead-letter write keeps failing the partition is rewound to that record and it is processed
 // again later. Delivery is therefore at least once, and handlers must be idempotent.
 //
+// Failures come in three kinds. A permanent one (a business rule, an invalid event) goes to the
+// DLT at once. A transient one — a row lock, a timeout, a lost connection: trouble that passes by
+// itself — is retried in place with backoff for RetryFor (minutes), so a database or broker
+// hiccup never turns into dead letters and a payment result is never parked where only an
+// operator finds it. Any other error is tried Attempts times. Long retrying happens in rounds of
+// HoldFor: between rounds the partition is rewound to the failing record and the poll released,
+// so the group can still rebalance while a record waits for its database.
+//
+// Dead letters are written once per source record: before writing one, the consumer looks for a
+// dead letter of the same record (topic, partition, offset) by the same group near the end of the
+// DLT — written by an earlier owner of the partition whose offset commit was lost — and commits
+// instead of writing a second.
+//
+// With InstanceID the consumer is a static group member (KIP-345): a process killed and restarted
+// under the same id (the pod's name) takes its partitions back at once instead of waiting for the
+// dead member's session to expire. A graceful shutdown leaves the group explicitly, so a pod that
+// goes away for good does not hold its partitions for a session timeout either.
+//
 // A replayed record whose x-opsctl-target-group header names another group is committed and
 // skipped, so `opsctl dlt replay` reaches only the group that failed.
 package consumer
@@ -21,6 +39,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kotel"
 	"go.opentelemetry.io/otel/codes"
@@ -28,6 +47,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/come2us/opsctl/pkg/dlt"
+	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/metrics"
 )
 
@@ -56,10 +76,24 @@ type Config struct {
 	// Now is the clock stamped on dead letters; time.Now by default.
 	Now func() time.Time
 
-	// Attempts is how often a record is tried before it is dead-lettered (default 3).
+	// InstanceID makes the consumer a static member of its group under this id, which must be
+	// unique in the group and stable across restarts of the same process — the pod's name. Empty
+	// means a dynamic member.
+	InstanceID string
+
+	// Attempts is how often a record failing with an error that is neither permanent nor
+	// transient is tried before it is dead-lettered (default 3).
 	Attempts int
+	// RetryFor is how long a record failing with a transient error (see Transient) is retried in
+	// place before it is dead-lettered (default 5m): long enough to ride out a database failover,
+	// a held row lock or a broker restart.
+	RetryFor time.Duration
+	// HoldFor bounds one round of in-place retries (default 20s). After it the partition is rewound
+	// to the failing record and the poll released, so a rebalance can go ahead, and retrying goes
+	// on from the next poll. Keep it well under the group's rebalance timeout (60s by default).
+	HoldFor time.Duration
 	// Backoff is the wait after the first failed attempt; it doubles after each further one
-	// (default 100ms), up to MaxBackoff (default 2s).
+	// (default 100ms), up to MaxBackoff (default 5s).
 	Backoff, MaxBackoff time.Duration
 	// AttemptTimeout bounds one handler call (default 10s).
 	AttemptTimeout time.Duration
@@ -80,8 +114,25 @@ type Config struct {
 
 // Consumer consumes one group's topics.
 type Consumer struct {
-	cfg    Config
-	client *kgo.Client
+	cfg        Config
+	client     *kgo.Client
+	clientOpts []kgo.Opt // connection options, for the dead-letter lookups
+
+	mu       sync.Mutex
+	retrying map[partitionKey]retryState // the failing record of each partition, across polls
+}
+
+type partitionKey struct {
+	topic     string
+	partition int32
+}
+
+// retryState remembers a failing record between rounds of retries, so RetryFor and Attempts
+// count from its first failure, not from the latest rewind.
+type retryState struct {
+	offset   int64
+	since    time.Time
+	attempts int
 }
 
 // New creates the group client from the connection options clientOpts (brokers, TLS, SASL,
@@ -111,7 +162,9 @@ func New(clientOpts []kgo.Opt, cfg Config) (*Consumer, error) {
 		cfg.MaxPollRecords = 500
 	}
 	def(&cfg.Backoff, 100*time.Millisecond)
-	def(&cfg.MaxBackoff, 2*time.Second)
+	def(&cfg.MaxBackoff, 5*time.Second)
+	def(&cfg.RetryFor, 5*time.Minute)
+	def(&cfg.HoldFor, 20*time.Second)
 	def(&cfg.AttemptTimeout, 10*time.Second)
 	def(&cfg.DLTRetryFor, 30*time.Second)
 	def(&cfg.DrainTimeout, 10*time.Second)
@@ -135,11 +188,15 @@ func New(clientOpts []kgo.Opt, cfg Config) (*Consumer, error) {
 		// A new group starts at the beginning: events written before the first deploy count.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+		cfg.Logger = cfg.Logger.With("instance_id", cfg.InstanceID)
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", cfg.Group, err)
 	}
-	return &Consumer{cfg: cfg, client: cl}, nil
+	return &Consumer{cfg: cfg, client: cl, clientOpts: append([]kgo.Opt{}, clientOpts...), retrying: map[partitionKey]retryState{}}, nil
 }
 
 // Client is the group client, e.g. for readiness checks.
@@ -148,7 +205,7 @@ func (c *Consumer) Client() *kgo.Client { return c.client }
 // Run consumes until ctx ends. Then it stops taking new records, lets records in flight finish
 // (up to DrainTimeout), commits them, and leaves the group.
 func (c *Consumer) Run(ctx context.Context) error {
-	defer c.client.Close()
+	defer c.close()
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	stopDrain := context.AfterFunc(ctx, func() { time.AfterFunc(c.cfg.DrainTimeout, cancelWork) })
@@ -165,6 +222,26 @@ func (c *Consumer) Run(ctx context.Context) error {
 		})
 		c.process(ctx, work, fetches)
 		c.client.AllowRebalance()
+	}
+}
+
+// close closes the group client. A static member is not removed from the group by closing (that
+// is the point of static membership: a restart must not rebalance), so a graceful shutdown removes
+// it explicitly; a process that dies skips this and its successor takes the instance id over.
+func (c *Consumer) close() {
+	c.client.Close()
+	if c.cfg.InstanceID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := kadm.NewClient(c.cfg.Producer).LeaveGroup(ctx, kadm.LeaveGroup(c.cfg.Group).
+		InstanceIDs(c.cfg.InstanceID).Reason("graceful shutdown"))
+	if err == nil {
+		res.EachError(func(l kadm.LeaveGroupResponse) { err = l.Err })
+	}
+	if err != nil {
+		c.cfg.Logger.Warn("leaving the group at shutdown failed; the partitions move once the session expires", "err", err)
 	}
 }
 
@@ -234,7 +311,9 @@ func (c *Consumer) partition(ctx, work context.Context, recs []*kgo.Record) part
 }
 
 // handle processes one record and reports whether it is done (processed, skipped or
-// dead-lettered), i.e. whether its offset may be committed.
+// dead-lettered), i.e. whether its offset may be committed. A record that is not done is read
+// again from the same offset: after a round of transient failures (HoldFor), at shutdown, or when
+// its dead letter could not be written.
 func (c *Consumer) handle(ctx, work context.Context, rec *kgo.Record) bool {
 	log := c.cfg.Logger.With("topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "key", string(rec.Key))
 	if tg := dlt.TargetGroup(rec.Headers); tg != "" && tg != c.cfg.Group {
@@ -245,27 +324,78 @@ func (c *Consumer) handle(ctx, work context.Context, rec *kgo.Record) bool {
 	pctx, span := c.span(work, rec)
 	defer span.End()
 	handler := c.cfg.Handlers[rec.Topic]
+	st := c.failing(rec)
+	round := time.Now() // the rebalance timeout is wall time, whatever clock the service uses
 	var err error
-	for attempt := 1; ; attempt++ {
+	for {
 		err = c.call(pctx, handler, rec)
 		if err == nil {
+			c.forget(rec)
 			c.cfg.Metrics.Consumed.WithLabelValues(rec.Topic, c.cfg.Group).Inc()
 			return true
 		}
+		st.attempts++
 		code := CodeOf(err)
 		c.cfg.Metrics.Failed.WithLabelValues(rec.Topic, c.cfg.Group, code).Inc()
-		if IsPermanent(err) || attempt >= c.cfg.Attempts {
-			log.Warn("record failed; sending it to the dead-letter topic", "attempt", attempt, "error_code", code, "err", err)
+		if reason := c.giveUp(err, st); reason != "" {
+			log.Warn("record failed; sending it to the dead-letter topic", "attempt", st.attempts, "error_code", code, "why", reason, "err", err)
 			break
 		}
-		log.Info("record failed; retrying", "attempt", attempt, "error_code", code, "err", err)
-		if !sleep(ctx, c.backoff(attempt)) {
+		if time.Since(round) >= c.cfg.HoldFor {
+			c.remember(rec, st)
+			log.Info("record still failing; releasing the partition for a rebalance and retrying from the next poll",
+				"attempt", st.attempts, "error_code", code, "failing_for", c.cfg.Now().Sub(st.since).Round(time.Millisecond).String(), "err", err)
+			return false
+		}
+		log.Info("record failed; retrying", "attempt", st.attempts, "error_code", code, "err", err)
+		if !sleep(ctx, c.backoff(st.attempts)) {
+			c.remember(rec, st)
 			return false
 		}
 	}
+	c.forget(rec)
 	span.RecordError(err)
 	span.SetStatus(codes.Error, CodeOf(err))
 	return c.deadLetter(ctx, work, pctx, rec, err, log)
+}
+
+// giveUp says why a record that failed with err after st must go to the DLT now, or "" to retry.
+func (c *Consumer) giveUp(err error, st retryState) string {
+	switch {
+	case IsPermanent(err):
+		return "permanent failure"
+	case IsTransient(err):
+		if c.cfg.Now().Sub(st.since) >= c.cfg.RetryFor {
+			return fmt.Sprintf("transient failure lasted %s", c.cfg.RetryFor)
+		}
+		return ""
+	case st.attempts >= c.cfg.Attempts:
+		return fmt.Sprintf("failed %d attempts", st.attempts)
+	}
+	return ""
+}
+
+// failing returns the retry state of rec: the remembered one when an earlier round failed on the
+// same record, else a fresh one starting now.
+func (c *Consumer) failing(rec *kgo.Record) retryState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.retrying[partitionKey{rec.Topic, rec.Partition}]; ok && st.offset == rec.Offset {
+		return st
+	}
+	return retryState{offset: rec.Offset, since: c.cfg.Now()}
+}
+
+func (c *Consumer) remember(rec *kgo.Record, st retryState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.retrying[partitionKey{rec.Topic, rec.Partition}] = st
+}
+
+func (c *Consumer) forget(rec *kgo.Record) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.retrying, partitionKey{rec.Topic, rec.Partition})
 }
 
 func (c *Consumer) call(ctx context.Context, h Handler, rec *kgo.Record) (err error) {
@@ -296,8 +426,19 @@ func (c *Consumer) deadLetter(ctx, work, pctx context.Context, rec *kgo.Record, 
 	})
 	start := time.Now()
 	for try := 1; ; try++ {
-		dl.Context = pctx
 		rctx, cancel := context.WithTimeout(work, 10*time.Second)
+		written, lerr := c.deadLettered(rctx, rec)
+		if lerr != nil {
+			// Without reading the DLT a duplicate cannot be ruled out; a second dead letter is
+			// better than none.
+			log.Warn("could not look for an earlier dead letter of this record; writing one", "dlt", dl.Topic, "err", lerr)
+		}
+		if written {
+			cancel()
+			log.Warn("the dead letter of this record was written before (its offset commit was lost); not writing it again", "dlt", dl.Topic, "error_code", code)
+			return true
+		}
+		dl.Context = pctx
 		err := c.cfg.Producer.ProduceSync(rctx, dl).FirstErr()
 		cancel()
 		if err == nil {
@@ -313,6 +454,79 @@ func (c *Consumer) deadLetter(ctx, work, pctx context.Context, rec *kgo.Record, 
 			return false
 		}
 	}
+}
+
+// dedupWindow is how many records at the end of each DLT partition are searched for an earlier
+// dead letter of a record. A duplicate comes from an owner whose commit was lost just before a
+// rebalance, so its dead letter is among the last few the group wrote.
+const dedupWindow = 500
+
+// deadLettered reports whether the DLT of rec's topic already holds a dead letter of rec (same
+// topic, partition and offset) written by this group, looking at the last dedupWindow records of
+// every DLT partition.
+func (c *Consumer) deadLettered(ctx context.Context, rec *kgo.Record) (bool, error) {
+	topic := event.DLT(rec.Topic)
+	adm := kadm.NewClient(c.cfg.Producer)
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return false, fmt.Errorf("list start offsets of %s: %w", topic, err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return false, fmt.Errorf("list end offsets of %s: %w", topic, err)
+	}
+	from := map[int32]kgo.Offset{}
+	want := map[int32]int64{} // partition → last offset to read
+	ends.Each(func(e kadm.ListedOffset) {
+		first := max(e.Offset-dedupWindow, 0)
+		if s, ok := starts.Lookup(topic, e.Partition); ok {
+			first = max(first, s.Offset)
+		}
+		if e.Offset > first {
+			from[e.Partition] = kgo.NewOffset().At(first)
+			want[e.Partition] = e.Offset - 1
+		}
+	})
+	if len(from) == 0 {
+		return false, nil
+	}
+	reader, err := kgo.NewClient(append(append([]kgo.Opt{}, c.clientOpts...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}))...)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", topic, err)
+	}
+	defer reader.Close()
+	for len(want) > 0 {
+		fetches := reader.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return false, fmt.Errorf("read %s: %w", topic, err)
+		}
+		var ferr error
+		fetches.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return false, fmt.Errorf("read %s: %w", topic, ferr)
+		}
+		found := false
+		fetches.EachRecord(func(r *kgo.Record) {
+			if last, ok := want[r.Partition]; ok && r.Offset >= last {
+				delete(want, r.Partition)
+			}
+			d := dlt.DecodeBrief(r)
+			if d.Group == c.cfg.Group && d.Origin.Topic == rec.Topic && d.Origin.Partition == rec.Partition && d.Origin.Offset == rec.Offset {
+				found = true
+			}
+		})
+		if found {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // span starts the record's process span under work, so the handler sees both the record's trace

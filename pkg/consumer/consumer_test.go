@@ -51,6 +51,12 @@ func newHarness(t *testing.T) *harness {
 // start runs a consumer with handler until the returned stop is called.
 func (h *harness) start(handler consumer.Handler, tweak ...func(*consumer.Config)) (stop func()) {
 	h.t.Helper()
+	return h.startWith(nil, handler, tweak...)
+}
+
+// startWith is start with extra client options (session timeout and the like).
+func (h *harness) startWith(opts []kgo.Opt, handler consumer.Handler, tweak ...func(*consumer.Config)) (stop func()) {
+	h.t.Helper()
 	cfg := consumer.Config{
 		Service: "test-service", Group: group, Producer: h.prod, Metrics: h.met,
 		Handlers: map[string]consumer.Handler{topic: handler},
@@ -60,7 +66,7 @@ func (h *harness) start(handler consumer.Handler, tweak ...func(*consumer.Config
 	for _, f := range tweak {
 		f(&cfg)
 	}
-	c, err := consumer.New(kafkatest.ClientOpts(h.cluster), cfg)
+	c, err := consumer.New(append(kafkatest.ClientOpts(h.cluster), opts...), cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -439,5 +445,159 @@ func TestCodes(t *testing.T) {
 		if got := consumer.IsPermanent(tc.err); got != tc.permanent {
 			t.Errorf("IsPermanent(%v) = %v", tc.err, got)
 		}
+	}
+}
+
+// stepClock is a clock the test moves: each call to advance adds to it.
+type stepClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *stepClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// TestTransientRetriedInPlace: a record failing with a transient error (a lock, a timeout) is not
+// dead-lettered after Attempts tries: it is retried in place — in rounds of HoldFor between which
+// the partition is rewound so the group could rebalance — until it succeeds, and the record
+// behind it on the partition waits.
+func TestTransientRetriedInPlace(t *testing.T) {
+	h := newHarness(t)
+	var mu sync.Mutex
+	var order []string
+	fails := 12
+	h.start(func(_ context.Context, r *kgo.Record) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if string(r.Value) == "first" && fails > 0 {
+			fails--
+			return consumer.Transient("DB_LOCK_TIMEOUT", errors.New("row locked"))
+		}
+		order = append(order, string(r.Value))
+		return nil
+	}, func(c *consumer.Config) { c.Attempts, c.HoldFor = 3, time.Nanosecond })
+	recs := h.produce(&kgo.Record{Key: []byte("k"), Value: []byte("first")}, &kgo.Record{Key: []byte("k"), Value: []byte("second")})
+	h.waitCommitted(recs...)
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(order, ",") != "first,second" {
+		t.Fatalf("processing order = %v", order)
+	}
+	if n := testutil.ToFloat64(h.met.Failed.WithLabelValues(topic, group, "DB_LOCK_TIMEOUT")); n != 12 {
+		t.Fatalf("failed attempts = %v, want 12 (more than Attempts: transient failures are retried)", n)
+	}
+	if n := testutil.CollectAndCount(h.met.DeadLettered); n != 0 {
+		t.Fatalf("%d dead-letter series, want none", n)
+	}
+}
+
+// TestTransientGivesUpAfterRetryFor: a transient failure that outlasts RetryFor — counted from the
+// record's first failure on the injected clock, across rounds and rewinds — is dead-lettered.
+func TestTransientGivesUpAfterRetryFor(t *testing.T) {
+	h := newHarness(t)
+	clk := &stepClock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	var calls atomic.Int32
+	h.start(func(context.Context, *kgo.Record) error {
+		calls.Add(1)
+		clk.advance(time.Minute)
+		return consumer.Transient("DB_UNAVAILABLE", errors.New("connection refused"))
+	}, func(c *consumer.Config) { c.Now, c.RetryFor, c.HoldFor = clk.Now, 5*time.Minute, time.Nanosecond })
+	recs := h.produce(&kgo.Record{Key: []byte("k"), Value: []byte(`{"orderId":3}`)})
+	dls := h.deadLetters(1)
+	h.waitCommitted(recs...)
+	if d := dlt.Decode(dls[0]); d.ErrorCode != "DB_UNAVAILABLE" {
+		t.Fatalf("dead letter %+v", d)
+	}
+	if n := calls.Load(); n != 5 {
+		t.Fatalf("tried %d times, want 5 (one a minute until five minutes had passed)", n)
+	}
+}
+
+// TestStaticMemberRestart: a consumer killed without leaving its group (kill -9: its LeaveGroup
+// never arrives) is restarted under the same instance id — the pod's name — and takes its
+// partitions back at once, instead of waiting out the dead member's session (two minutes here).
+func TestStaticMemberRestart(t *testing.T) {
+	h := newHarness(t)
+	session := []kgo.Opt{kgo.SessionTimeout(2 * time.Minute)}
+	pod := func(c *consumer.Config) { c.InstanceID = "order-service-7d9f-abcde" }
+	stop := h.startWith(session, func(context.Context, *kgo.Record) error { return nil }, pod)
+	recs := h.produce(&kgo.Record{Key: []byte("a"), Value: []byte("1")})
+	h.waitCommitted(recs...)
+
+	// The process dies: whatever it would say on the way out never reaches the broker.
+	dead := h.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.LeaveGroup}, Count: -1, Err: kerr.UnknownServerError})
+	stop()
+	dead.Remove()
+
+	var second atomic.Int32
+	start := time.Now()
+	h.startWith(session, func(context.Context, *kgo.Record) error { second.Add(1); return nil }, pod)
+	more := h.produce(&kgo.Record{Key: []byte("a"), Value: []byte("2")}, &kgo.Record{Key: []byte("b"), Value: []byte("3")})
+	h.waitCommitted(more...) // fails after 20s: far less than the session the group would wait out
+	if second.Load() != 2 {
+		t.Fatalf("restarted consumer processed %d records, want the 2 new ones", second.Load())
+	}
+	t.Logf("restarted member consuming after %s", time.Since(start).Round(time.Millisecond))
+}
+
+// TestStaticMemberLeavesOnShutdown: a static member that shuts down gracefully (a pod removed by a
+// scale-down or a rolling update) leaves its group on the way out, so a member with another
+// instance id gets the partitions at once rather than after the session.
+func TestStaticMemberLeavesOnShutdown(t *testing.T) {
+	h := newHarness(t)
+	session := []kgo.Opt{kgo.SessionTimeout(2 * time.Minute)}
+	stop := h.startWith(session, func(context.Context, *kgo.Record) error { return nil }, func(c *consumer.Config) { c.InstanceID = "order-service-old" })
+	recs := h.produce(&kgo.Record{Key: []byte("a"), Value: []byte("1")})
+	h.waitCommitted(recs...)
+	stop()
+	var got atomic.Int32
+	h.startWith(session, func(context.Context, *kgo.Record) error { got.Add(1); return nil }, func(c *consumer.Config) { c.InstanceID = "order-service-new" })
+	more := h.produce(&kgo.Record{Key: []byte("a"), Value: []byte("2")})
+	h.waitCommitted(more...) // fails after 20s, well inside the session
+	if got.Load() != 1 {
+		t.Fatalf("the new member processed %d records, want 1", got.Load())
+	}
+}
+
+// TestDeadLetterOnceAfterLostCommit: a member dead-letters a record, but its offset commit fails
+// and it then leaves; the next owner of the partition is handed the record again. It finds the
+// dead letter the first member wrote and commits without writing a second one.
+func TestDeadLetterOnceAfterLostCommit(t *testing.T) {
+	h := newHarness(t)
+	lost := h.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Count: -1, Err: kerr.OffsetMetadataTooLarge})
+	var firstCalls atomic.Int32
+	stop := h.start(func(context.Context, *kgo.Record) error {
+		firstCalls.Add(1)
+		return consumer.Permanent("ORDER_ALREADY_FAILED", errors.New("order 5 is FAILED"))
+	})
+	recs := h.produce(&kgo.Record{Key: []byte("5"), Value: []byte(`{"orderId":5}`)})
+	h.deadLetters(1)
+	waitFor(t, "the failed commit", func() bool { return lost.Hits() > 0 })
+	stop()
+	lost.Remove()
+	if c := h.committed()[recs[0].Partition]; c > recs[0].Offset {
+		t.Fatalf("offset %d committed although every commit failed", c)
+	}
+
+	var secondCalls atomic.Int32
+	h.start(func(context.Context, *kgo.Record) error {
+		secondCalls.Add(1)
+		return consumer.Permanent("ORDER_ALREADY_FAILED", errors.New("order 5 is FAILED"))
+	})
+	h.waitCommitted(recs...)
+	if secondCalls.Load() != 1 {
+		t.Fatalf("the next owner handled the record %d times, want 1 (it was redelivered)", secondCalls.Load())
+	}
+	if n := len(kafkatest.Records(t, h.cluster, event.DLT(topic))); n != 1 {
+		t.Fatalf("%d dead letters of one record, want 1", n)
 	}
 }

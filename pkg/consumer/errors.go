@@ -18,10 +18,12 @@ const (
 )
 
 // Error is a processing failure with a stable error code — the errorCode of a dead letter and the
-// error_code label of the failure metrics — and whether retrying can help.
+// error_code label of the failure metrics — and whether retrying can help: never (Permanent),
+// surely once the cause passes (Transient), or maybe (neither).
 type Error struct {
 	Code      string
 	Permanent bool
+	Transient bool
 	Err       error
 }
 
@@ -37,10 +39,17 @@ func Permanent(code string, err error) error {
 	return &Error{Code: code, Permanent: true, Err: err}
 }
 
-// Retryable marks err as transient (a lock, a timeout, a network hiccup) with a code: the record
-// is retried in place and dead-lettered only when every attempt failed.
+// Retryable marks err as worth a few more tries with a code: the record is retried in place and
+// dead-lettered when Config.Attempts tries failed.
 func Retryable(code string, err error) error {
 	return &Error{Code: code, Err: err}
+}
+
+// Transient marks err as trouble that passes by itself — a row lock, a timeout, a lost database
+// or network connection — with a code: the record is retried in place, with backoff, for
+// Config.RetryFor before it is dead-lettered.
+func Transient(code string, err error) error {
+	return &Error{Code: code, Transient: true, Err: err}
 }
 
 // CodeOf returns the error code of err: the outermost Error's code, else SCHEMA_INVALID for
@@ -66,6 +75,16 @@ func IsPermanent(err error) bool {
 		return e.Permanent
 	}
 	return errors.Is(err, event.ErrSchema)
+}
+
+// IsTransient reports whether err is worth retrying for minutes: an Error marked Transient, or an
+// attempt that ran out of time.
+func IsTransient(err error) bool {
+	var e *Error
+	if errors.As(err, &e) && (e.Transient || e.Permanent) {
+		return e.Transient
+	}
+	return errors.Is(err, context.DeadlineExceeded)
 }
 
 // causeChain renders err and its causes, one per line with their Go types — the closest thing to
