@@ -3,7 +3,9 @@
 // they announce (Add), and a relay publishes them with franz-go's idempotent producer and marks
 // them SENT. When a publish fails the rows are marked FAILED and retried with exponential backoff
 // (capped at a minute, the design's retry scheduler), so nothing is lost while Kafka is down and
-// everything goes out once it is back.
+// everything goes out once it is back. A row that still fails after MaxAttempts publishes is
+// marked FAILED: the relay stops trying it, it no longer holds back later rows of its key, and the
+// saga_outbox_failed gauge (alert SagaOutboxRowsFailed) calls an operator.
 //
 // Ordering: rows are published in id order, and a row is held back while an earlier unsent row
 // with the same topic and key is waiting for its retry or is being published by another relay, so
@@ -11,7 +13,10 @@
 // a claim is a short transaction (serialised across replicas by an advisory lock on PostgreSQL,
 // rows taken with FOR UPDATE SKIP LOCKED) that leases the rows by pushing their next attempt out,
 // and publishing happens outside any transaction, so a relay that dies mid-publish only delays its
-// rows by the lease. Delivery is at least once — consumers are idempotent.
+// rows by the lease. Each claim carries a fresh lease token and the outcome of a publish is
+// recorded only on rows still holding it: a relay whose publish outlived its lease, so that
+// another relay claimed and published the rows meanwhile, cannot overwrite that relay's record.
+// Delivery is at least once — consumers are idempotent.
 package outbox
 
 import (
@@ -31,9 +36,14 @@ import (
 
 // Row states.
 const (
+	// StatusPending rows were never tried.
 	StatusPending = "PENDING"
-	StatusFailed  = "FAILED"
-	StatusSent    = "SENT"
+	// StatusRetry rows failed to publish and are retried with backoff.
+	StatusRetry = "RETRY"
+	// StatusFailed rows failed MaxAttempts times; the relay gave up on them.
+	StatusFailed = "FAILED"
+	// StatusSent rows are published.
+	StatusSent = "SENT"
 )
 
 //go:embed migrations/*.sql
@@ -94,27 +104,32 @@ func Add(ctx context.Context, tx store.Execer, now time.Time, msgs ...Message) e
 	return nil
 }
 
-// Stats describes the unsent rows.
+// Stats describes the rows not published.
 type Stats struct {
-	// Unsent counts PENDING and FAILED rows.
+	// Unsent counts the rows the relay is still to publish: PENDING and RETRY.
 	Unsent int
-	// Failed counts rows whose last publish failed.
+	// Retrying counts rows whose last publish failed and that wait for their retry (RETRY).
+	Retrying int
+	// Failed counts rows the relay gave up on (FAILED); they wait for an operator.
 	Failed int
-	// Oldest is when the oldest unsent row was written; zero when there is none.
+	// Oldest is when the oldest row still to publish was written; zero when there is none.
 	Oldest time.Time
 }
 
 // ReadStats reads the outbox's backlog.
 func ReadStats(ctx context.Context, db store.Execer) (Stats, error) {
 	var s Stats
-	var oldest sql.NullInt64
-	var failed sql.NullInt64
-	err := db.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at), SUM(CASE WHEN status = 'FAILED' THEN 1 ELSE 0 END)
-		FROM outbox WHERE status <> 'SENT'`).Scan(&s.Unsent, &oldest, &failed)
+	var oldest, retrying, failed, unsent sql.NullInt64
+	err := db.QueryRowContext(ctx, `SELECT
+			SUM(CASE WHEN status <> 'FAILED' THEN 1 ELSE 0 END),
+			MIN(CASE WHEN status <> 'FAILED' THEN created_at END),
+			SUM(CASE WHEN status = 'RETRY' THEN 1 ELSE 0 END),
+			SUM(CASE WHEN status = 'FAILED' THEN 1 ELSE 0 END)
+		FROM outbox WHERE status <> 'SENT'`).Scan(&unsent, &oldest, &retrying, &failed)
 	if err != nil {
 		return s, fmt.Errorf("outbox stats: %w", err)
 	}
-	s.Failed = int(failed.Int64)
+	s.Unsent, s.Retrying, s.Failed = int(unsent.Int64), int(retrying.Int64), int(failed.Int64)
 	if oldest.Valid {
 		s.Oldest = store.Time(oldest.Int64)
 	}

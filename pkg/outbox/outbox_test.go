@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,7 +53,8 @@ func setup(t *testing.T, url string) *env {
 	t.Cleanup(prod.Close)
 	met := metrics.New("test-service")
 	relay, err := outbox.NewRelay(outbox.Config{DB: db, Producer: prod, Metrics: met,
-		RetryBackoff: 10 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond, PollInterval: 20 * time.Millisecond})
+		RetryBackoff: 10 * time.Millisecond, MaxRetryBackoff: 50 * time.Millisecond, PollInterval: 20 * time.Millisecond,
+		MaxAttempts: 1_000_000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +155,7 @@ func TestPublishCommittedOnly(t *testing.T) {
 	})
 }
 
-// TestKafkaDown: while every produce fails, rows are kept as FAILED with growing attempts and
+// TestKafkaDown: while every produce fails, rows are kept as RETRY with growing attempts and
 // the backlog gauge shows them; once Kafka answers again every row is published, in order per
 // key, none lost.
 func TestKafkaDown(t *testing.T) {
@@ -175,11 +177,11 @@ func TestKafkaDown(t *testing.T) {
 		}
 		waitFor(t, "every row to have failed at least once", func() bool {
 			var n int
-			_ = e.db.SQL.QueryRow(`SELECT COUNT(*) FROM outbox WHERE status = 'FAILED' AND attempts >= 1`).Scan(&n)
+			_ = e.db.SQL.QueryRow(`SELECT COUNT(*) FROM outbox WHERE status = 'RETRY' AND attempts >= 1`).Scan(&n)
 			return n == keys*perKey
 		})
 		waitFor(t, "the backlog gauge", func() bool { return testutil.ToFloat64(e.met.OutboxBacklog) == keys*perKey })
-		if s := stats(t, e); s.Unsent != keys*perKey || s.Failed != keys*perKey || s.Oldest.IsZero() {
+		if s := stats(t, e); s.Unsent != keys*perKey || s.Retrying != keys*perKey || s.Failed != 0 || s.Oldest.IsZero() {
 			t.Fatalf("stats while Kafka is down = %+v", s)
 		}
 		fault.Remove()
@@ -272,4 +274,134 @@ func TestAddRejectsIncompleteMessage(t *testing.T) {
 	if err == nil {
 		t.Fatal("a message without topic was accepted")
 	}
+}
+
+// stepClock is a clock the test sets.
+type stepClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *stepClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// TestGivesUpAfterMaxAttempts: a row that fails to publish MaxAttempts times is marked FAILED: the
+// relay stops trying it, the saga_outbox_failed gauge shows it, and a later row of the same key is
+// no longer held back behind it.
+func TestGivesUpAfterMaxAttempts(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
+		e := setup(t, newURL())
+		clk := &stepClock{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+		relay, err := outbox.NewRelay(outbox.Config{DB: e.db, Producer: e.prod, Metrics: e.met, Now: clk.Now,
+			RetryBackoff: time.Second, MaxAttempts: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		refused := e.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Count: -1, Err: kerr.TopicAuthorizationFailed})
+		e.add(t, ctx, outbox.Message{Topic: topic, Key: []byte("k"), Value: []byte("poison")})
+		for attempt := 1; attempt <= 3; attempt++ {
+			res, err := relay.PublishOnce(ctx)
+			if err != nil || res.Claimed != 1 || res.Failed != 1 {
+				t.Fatalf("attempt %d: %+v, %v", attempt, res, err)
+			}
+			if (attempt == 3) != (res.GaveUp == 1) {
+				t.Fatalf("attempt %d gave up on %d rows", attempt, res.GaveUp)
+			}
+			clk.advance(time.Hour) // past any backoff
+		}
+		if s := stats(t, e); s.Failed != 1 || s.Unsent != 0 || s.Retrying != 0 {
+			t.Fatalf("stats after giving up = %+v, want one FAILED row and nothing left to send", s)
+		}
+		if n := testutil.ToFloat64(e.met.OutboxFailedRows); n != 1 {
+			t.Fatalf("saga_outbox_failed = %v, want 1", n)
+		}
+		refused.Remove()
+		if res, err := relay.PublishOnce(ctx); err != nil || res.Claimed != 0 {
+			t.Fatalf("a FAILED row was claimed again: %+v, %v", res, err)
+		}
+		e.add(t, ctx, outbox.Message{Topic: topic, Key: []byte("k"), Value: []byte("after")})
+		res, err := relay.PublishOnce(ctx)
+		if err != nil || res.Sent != 1 {
+			t.Fatalf("the next row of the key: %+v, %v; want it published past the FAILED one", res, err)
+		}
+		recs := consumeAll(t, e.cluster, 1)
+		if len(recs) != 1 || string(recs[0].Value) != "after" {
+			t.Fatalf("published %d records, first %q; want only the later row", len(recs), recs[0].Value)
+		}
+	})
+}
+
+// TestLeaseFence: relay A claims a row and its publish hangs past the lease; relay B claims the row
+// again and publishes and records it. When A's publish finally returns, A must not record anything
+// over B's record: it lost the lease.
+func TestLeaseFence(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
+		e := setup(t, newURL())
+		ctx := context.Background()
+		t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+		clkA, clkB := &stepClock{now: t0}, &stepClock{now: t0.Add(31 * time.Second)}
+		prodB, err := kgo.NewClient(append(kafkatest.ClientOpts(e.cluster), kgo.RecordDeliveryTimeout(5*time.Second))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer prodB.Close()
+		relayA, err := outbox.NewRelay(outbox.Config{DB: e.db, Producer: e.prod, Now: clkA.Now, Lease: 30 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		relayB, err := outbox.NewRelay(outbox.Config{DB: e.db, Producer: prodB, Now: clkB.Now, Lease: 30 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.add(t, ctx, outbox.Message{Topic: topic, Key: []byte("k"), Value: []byte("v")})
+
+		// A's produce request is held by the broker until released.
+		var held atomic.Bool
+		entered, release := make(chan struct{}), make(chan struct{})
+		e.cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+			e.cluster.KeepControl()
+			if held.CompareAndSwap(false, true) {
+				close(entered)
+				e.cluster.SleepControl(func() { <-release })
+			}
+			return nil, nil, false
+		})
+		resA := make(chan outbox.Result, 1)
+		go func() {
+			res, err := relayA.PublishOnce(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			resA <- res
+		}()
+		<-entered
+		resB, err := relayB.PublishOnce(ctx)
+		if err != nil || resB.Sent != 1 || resB.LeaseLost != 0 {
+			t.Fatalf("relay B after A's lease ran out: %+v, %v", resB, err)
+		}
+		close(release)
+		a := <-resA
+		if a.Sent != 1 || a.LeaseLost != 1 {
+			t.Fatalf("relay A: %+v, want its publish reported and its record refused (lease lost)", a)
+		}
+		var status string
+		var attempts int
+		var sentAt int64
+		if err := e.db.SQL.QueryRow(`SELECT status, attempts, sent_at FROM outbox`).Scan(&status, &attempts, &sentAt); err != nil {
+			t.Fatal(err)
+		}
+		if status != outbox.StatusSent || attempts != 1 || sentAt != clkB.Now().UnixMicro() {
+			t.Fatalf("row: %s, %d attempts, sent at %d; want B's record (SENT, 1 attempt, sent at %d)", status, attempts, sentAt, clkB.Now().UnixMicro())
+		}
+	})
 }

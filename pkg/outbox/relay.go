@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/propagation"
 
@@ -41,6 +42,10 @@ type Config struct {
 	RetryBackoff time.Duration
 	// MaxRetryBackoff caps the backoff (default 1 minute, the design's retry scheduler period).
 	MaxRetryBackoff time.Duration
+	// MaxAttempts is how many failed publishes make the relay give up on a row and mark it FAILED
+	// (default 30: about 25 minutes of retrying with the default backoff — long enough that a
+	// Kafka outage is an outage, alerted on its own, rather than a pile of given-up rows).
+	MaxAttempts int
 	// Retention is how long SENT rows are kept for inspection before they are deleted
 	// (default 7 days, the topics' retention).
 	Retention time.Duration
@@ -74,6 +79,9 @@ func NewRelay(cfg Config) (*Relay, error) {
 	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = 200
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 30
 	}
 	def(&cfg.PollInterval, time.Second)
 	def(&cfg.Lease, 30*time.Second)
@@ -169,6 +177,7 @@ func (r *Relay) updateStats(ctx context.Context) {
 		return
 	}
 	r.cfg.Metrics.OutboxBacklog.Set(float64(s.Unsent))
+	r.cfg.Metrics.OutboxFailedRows.Set(float64(s.Failed))
 	age := 0.0
 	if !s.Oldest.IsZero() {
 		age = max(0, r.cfg.Now().Sub(s.Oldest).Seconds())
@@ -178,7 +187,13 @@ func (r *Relay) updateStats(ctx context.Context) {
 
 // Result counts one pass.
 type Result struct {
+	// Claimed rows were leased for this pass; Sent of them were published and Failed were not.
 	Claimed, Sent, Failed int
+	// GaveUp counts the failed rows that reached MaxAttempts and are now FAILED.
+	GaveUp int
+	// LeaseLost counts rows whose outcome was not recorded because their lease had passed to
+	// another relay by then; that relay's record stands.
+	LeaseLost int
 }
 
 // claimLock is the advisory lock key serialising outbox claims on PostgreSQL.
@@ -197,7 +212,8 @@ type row struct {
 // PublishOnce claims up to Batch due rows, publishes them and records the outcome. It is what Run
 // does on every pass; tests and tools call it to publish deterministically.
 func (r *Relay) PublishOnce(ctx context.Context) (Result, error) {
-	rows, err := r.claim(ctx)
+	token := uuid.NewString()
+	rows, err := r.claim(ctx, token)
 	if err != nil || len(rows) == 0 {
 		return Result{}, err
 	}
@@ -227,26 +243,43 @@ func (r *Relay) PublishOnce(ctx context.Context) (Result, error) {
 		sent = append(sent, rows[i].id)
 	}
 	res.Sent, res.Failed = len(sent), len(failed)
-	// Record the outcome even when ctx has ended: the records are out (or not) either way.
+	// Record the outcome even when ctx has ended: the records are out (or not) either way. Only
+	// rows still leased under this pass's token are touched.
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	var gaveUp []failure
 	err = r.cfg.DB.Tx(mctx, func(tx *sql.Tx) error {
+		res.LeaseLost, res.GaveUp, gaveUp = 0, 0, gaveUp[:0]
 		for start := 0; start < len(sent); start += 500 {
 			ids := sent[start:min(start+500, len(sent))]
-			args := []any{StatusSent, store.Micros(now)}
+			args := []any{StatusSent, store.Micros(now), token}
 			for _, id := range ids {
 				args = append(args, id)
 			}
-			if _, err := tx.ExecContext(mctx, `UPDATE outbox SET status = $1, sent_at = $2, attempts = attempts + 1, last_error = NULL
-				WHERE id IN (`+store.In(3, len(ids))+`)`, args...); err != nil {
+			n, err := affected(tx.ExecContext(mctx, `UPDATE outbox SET status = $1, sent_at = $2, attempts = attempts + 1, last_error = NULL
+				WHERE lease_token = $3 AND id IN (`+store.In(4, len(ids))+`)`, args...))
+			if err != nil {
 				return err
 			}
+			res.LeaseLost += len(ids) - n
 		}
 		for _, f := range failed {
-			next := now.Add(r.backoff(f.attempts))
-			if _, err := tx.ExecContext(mctx, `UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4 WHERE id = $5`,
-				StatusFailed, f.attempts, store.Micros(next), truncate(f.err, 1000), f.id); err != nil {
+			status, next := StatusRetry, now.Add(r.backoff(f.attempts))
+			if f.attempts >= r.cfg.MaxAttempts {
+				status = StatusFailed
+			}
+			n, err := affected(tx.ExecContext(mctx, `UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4
+				WHERE id = $5 AND lease_token = $6`,
+				status, f.attempts, store.Micros(next), truncate(f.err, 1000), f.id, token))
+			if err != nil {
 				return err
+			}
+			switch {
+			case n == 0:
+				res.LeaseLost++
+			case status == StatusFailed:
+				res.GaveUp++
+				gaveUp = append(gaveUp, f)
 			}
 		}
 		return nil
@@ -254,17 +287,36 @@ func (r *Relay) PublishOnce(ctx context.Context) (Result, error) {
 	if err != nil {
 		// The rows stay leased and are published again when the lease ends: a duplicate, which
 		// consumers tolerate, rather than a loss.
-		return res, fmt.Errorf("outbox: record publish outcome of %d rows: %w", len(rows), err)
+		return res, fmt.Errorf("outbox: record publish outcome of %d rows (%d were published): %w", len(rows), len(sent), err)
 	}
-	if len(failed) > 0 {
+	if res.LeaseLost > 0 {
+		r.cfg.Logger.Warn("outbox: publish outlived its lease; another relay claimed the rows, so its record of them stands (they may be published twice)",
+			"rows", res.LeaseLost, "lease", r.cfg.Lease.String())
+	}
+	for _, f := range gaveUp {
+		r.cfg.Logger.Error("outbox: giving up on a row after its maximum attempts; it is marked FAILED and needs an operator",
+			"id", f.id, "attempts", f.attempts, "err", f.err)
+	}
+	if len(failed) > len(gaveUp) {
 		r.cfg.Logger.Warn("outbox: publish failed; rows kept for retry",
-			"failed", len(failed), "sent", len(sent), "err", failed[0].err,
+			"failed", len(failed)-len(gaveUp), "sent", len(sent), "err", failed[0].err,
 			"retry_in", r.backoff(failed[0].attempts).String())
+	}
+	if len(gaveUp) > 0 {
+		r.updateStats(mctx)
 	}
 	return res, nil
 }
 
-func (r *Relay) claim(ctx context.Context) ([]row, error) {
+func affected(res sql.Result, err error) (int, error) {
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+func (r *Relay) claim(ctx context.Context, token string) ([]row, error) {
 	now := r.cfg.Now()
 	var rows []row
 	err := r.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
@@ -274,18 +326,21 @@ func (r *Relay) claim(ctx context.Context) ([]row, error) {
 		if err := r.cfg.DB.Serialize(ctx, tx, claimLock); err != nil {
 			return err
 		}
-		q := `UPDATE outbox SET next_attempt_at = $1
+		// A row is due when it is PENDING or RETRY and its next attempt has come, unless an
+		// earlier row of its key still waits for a retry or is leased to a relay. FAILED rows
+		// hold nothing back: the relay gave up on them.
+		q := `UPDATE outbox SET next_attempt_at = $1, lease_token = $4
 			WHERE id IN (
 				SELECT o.id FROM outbox o
-				WHERE o.status <> 'SENT' AND o.next_attempt_at <= $2
+				WHERE o.status <> 'SENT' AND o.status <> 'FAILED' AND o.next_attempt_at <= $2
 				  AND NOT EXISTS (
 					SELECT 1 FROM outbox p
-					WHERE p.status <> 'SENT' AND p.topic = o.topic AND p.record_key = o.record_key
+					WHERE p.status <> 'SENT' AND p.status <> 'FAILED' AND p.topic = o.topic AND p.record_key = o.record_key
 					  AND p.id < o.id AND p.next_attempt_at > $2)
 				ORDER BY o.id
 				LIMIT $3` + r.cfg.DB.SkipLocked() + `)
 			RETURNING id, topic, record_key, record_value, headers, attempts, created_at`
-		rs, err := tx.QueryContext(ctx, q, store.Micros(now.Add(r.cfg.Lease)), store.Micros(now), r.cfg.Batch)
+		rs, err := tx.QueryContext(ctx, q, store.Micros(now.Add(r.cfg.Lease)), store.Micros(now), r.cfg.Batch, token)
 		if err != nil {
 			return err
 		}

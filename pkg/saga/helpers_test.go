@@ -40,7 +40,8 @@ type env struct {
 func fast(cfg *saga.Config) {
 	cfg.DeliveryTimeout = time.Second
 	cfg.Consumer = consumer.Config{Backoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
-	cfg.Relay = outbox.Config{PollInterval: 50 * time.Millisecond, RetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 200 * time.Millisecond}
+	cfg.Relay = outbox.Config{PollInterval: 50 * time.Millisecond, RetryBackoff: 20 * time.Millisecond, MaxRetryBackoff: 200 * time.Millisecond,
+		MaxAttempts: 1_000_000} // Kafka outages in these tests outlast 30 fast retries
 }
 
 func startSaga(t testing.TB, newURL dbtest.NewURL, tweak ...func(*saga.Config)) *env {
