@@ -1,10 +1,14 @@
-// Package pg talks to the payment gateway (PG) with the shape of Toss Payments' confirm API:
+// Package pg talks to the payment gateway (PG) with the shape of Toss Payments' API: confirm is
 // POST {base}/v1/payments/confirm with Basic authentication (the secret key as user name, empty
-// password), an Idempotency-Key header and {paymentKey, orderId, amount}. The PG deduplicates on
-// the key, so a confirm can be retried safely with the same key (section 6.7).
+// password), an Idempotency-Key header and {paymentKey, orderId, amount}; the lookup of an
+// order's payment is GET {base}/v1/payments/orders/{orderId}. The PG deduplicates confirms on the
+// key, so a confirm can be retried safely with the same key (section 6.7), and the lookup tells
+// what became of a confirm whose answer was lost.
 //
 // Server is a PG for tests and the sandbox that behaves the same way: idempotent per key,
-// ALREADY_PROCESSED_PAYMENT for a payment key confirmed before, and declines chosen by a policy.
+// ALREADY_PROCESSED_PAYMENT for a payment key confirmed before, declines chosen by a policy, the
+// lookup by order id, and faults a real gateway has — answers that fail, and answers that come
+// late after the charge was made.
 package pg
 
 import (
@@ -16,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -39,7 +44,26 @@ const (
 	CodeIdempotentProcessing = "IDEMPOTENT_REQUEST_PROCESSING"
 	// CodeIdempotentMismatch answers a key reused for a different request.
 	CodeIdempotentMismatch = "IDEMPOTENT_REQUEST_MISMATCH"
+	// CodeNotFoundPayment answers a lookup of an order with no payment.
+	CodeNotFoundPayment = "NOT_FOUND_PAYMENT"
 )
+
+// Payment states of Toss' Payment object that the services act on.
+const (
+	// StatusDone: the payment is approved (charged).
+	StatusDone = "DONE"
+	// StatusPartialCanceled: approved, then partly refunded — still charged.
+	StatusPartialCanceled = "PARTIAL_CANCELED"
+	// StatusCanceled: approved, then refunded in full.
+	StatusCanceled = "CANCELED"
+	// StatusAborted: the confirm failed (a decline); nothing was charged.
+	StatusAborted = "ABORTED"
+	// StatusExpired: never confirmed in time; nothing was charged.
+	StatusExpired = "EXPIRED"
+)
+
+// ErrNoPayment is Lookup's answer for an order the PG holds no payment of.
+var ErrNoPayment = errors.New("the payment gateway has no payment for this order")
 
 // ConfirmRequest is the body of a confirm call. OrderID is a string in Toss' API.
 type ConfirmRequest struct {
@@ -52,7 +76,7 @@ type ConfirmRequest struct {
 type Payment struct {
 	PaymentKey  string `json:"paymentKey"`
 	OrderID     string `json:"orderId"`
-	Status      string `json:"status"` // DONE once confirmed
+	Status      string `json:"status"` // DONE once confirmed, ABORTED after a decline
 	TotalAmount int64  `json:"totalAmount"`
 	Method      string `json:"method,omitempty"`
 	ApprovedAt  string `json:"approvedAt,omitempty"`
@@ -128,14 +152,54 @@ func (c *Client) Confirm(ctx context.Context, idempotencyKey string, req Confirm
 	hreq.Header.Set("Authorization", BasicAuth(c.secretKey))
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Idempotency-Key", idempotencyKey)
+	p, err := c.do(hreq)
+	var pe *Error
+	if err != nil && !errors.As(err, &pe) {
+		return nil, fmt.Errorf("confirm payment: %w", err)
+	}
+	return p, err
+}
+
+// Charged reports whether the payment took the customer's money and kept it (DONE or partly
+// refunded).
+func (p *Payment) Charged() bool { return p.Status == StatusDone || p.Status == StatusPartialCanceled }
+
+// Failed reports whether the payment ended without taking money (ABORTED, EXPIRED) or gave all of
+// it back (CANCELED).
+func (p *Payment) Failed() bool {
+	return p.Status == StatusAborted || p.Status == StatusExpired || p.Status == StatusCanceled
+}
+
+// Lookup reads the payment of orderID (Toss: GET /v1/payments/orders/{orderId}). An order the PG
+// has no payment of yields ErrNoPayment; another PG error answer an *Error; no answer a wrapped
+// transport error.
+func (c *Client) Lookup(ctx context.Context, orderID string) (*Payment, error) {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL+"/v1/payments/orders/"+url.PathEscape(orderID), nil)
+	if err != nil {
+		return nil, fmt.Errorf("look up payment of order %s: %w", orderID, err)
+	}
+	hreq.Header.Set("Authorization", BasicAuth(c.secretKey))
+	p, err := c.do(hreq)
+	var pe *Error
+	if errors.As(err, &pe) && pe.Code == CodeNotFoundPayment {
+		return nil, fmt.Errorf("order %s: %w", orderID, ErrNoPayment)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up payment of order %s: %w", orderID, err)
+	}
+	return p, nil
+}
+
+// do sends hreq and reads a Payment or an *Error from the answer.
+func (c *Client) do(hreq *http.Request) (*Payment, error) {
 	resp, err := c.http.Do(hreq)
 	if err != nil {
-		return nil, fmt.Errorf("confirm payment: %w", err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return nil, fmt.Errorf("confirm payment: read answer: %w", err)
+		return nil, fmt.Errorf("read answer: %w", err)
 	}
 	if resp.StatusCode >= 400 {
 		pe := &Error{Status: resp.StatusCode}
@@ -147,7 +211,7 @@ func (c *Client) Confirm(ctx context.Context, idempotencyKey string, req Confirm
 	}
 	var p Payment
 	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, fmt.Errorf("confirm payment: answer %d is not a payment: %w", resp.StatusCode, err)
+		return nil, fmt.Errorf("answer %d is not a payment: %w", resp.StatusCode, err)
 	}
 	return &p, nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/come2us/opsctl/pkg/pg"
 )
@@ -127,5 +128,73 @@ func TestDeclined(t *testing.T) {
 func TestNewClientRequiresKey(t *testing.T) {
 	if _, err := pg.NewClient("http://x", "", nil); err == nil {
 		t.Fatal("a client without a secret key was created")
+	}
+}
+
+// TestLookup: Toss' lookup by orderId shows an approved payment as DONE and a declined one as
+// ABORTED, and an order without a payment as ErrNoPayment.
+func TestLookup(t *testing.T) {
+	_, hs := newPG(t)
+	c := client(t, hs.URL, "test_sk_secret")
+	ctx := context.Background()
+	if _, err := c.Confirm(ctx, "key-1", pg.ConfirmRequest{PaymentKey: "pk_1", OrderID: "17", Amount: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Confirm(ctx, "key-2", pg.ConfirmRequest{PaymentKey: "fail_2", OrderID: "18", Amount: 500})
+	p, err := c.Lookup(ctx, "17")
+	if err != nil || p.PaymentKey != "pk_1" || p.Status != pg.StatusDone || !p.Charged() || p.TotalAmount != 1000 {
+		t.Fatalf("lookup of a paid order: %+v, %v", p, err)
+	}
+	p, err = c.Lookup(ctx, "18")
+	if err != nil || p.Status != pg.StatusAborted || p.Charged() || !p.Failed() {
+		t.Fatalf("lookup of a declined order: %+v, %v", p, err)
+	}
+	if _, err := c.Lookup(ctx, "19"); !errors.Is(err, pg.ErrNoPayment) {
+		t.Fatalf("lookup of an order without payment: %v", err)
+	}
+	if _, err := client(t, hs.URL, "wrong").Lookup(ctx, "17"); err == nil || errors.Is(err, pg.ErrNoPayment) {
+		t.Fatalf("lookup with a wrong key: %v", err)
+	}
+}
+
+// TestHoldAnswers: while answers are held, a confirm is charged at once but answered only when
+// released; a caller that gives up first gets nothing, and the charge stands.
+func TestHoldAnswers(t *testing.T) {
+	srv, hs := newPG(t)
+	c := client(t, hs.URL, "test_sk_secret")
+	release := srv.HoldAnswers()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Confirm(ctx, "key-1", pg.ConfirmRequest{PaymentKey: "pk_1", OrderID: "1", Amount: 10})
+		done <- err
+	}()
+	waitFor(t, func() bool { return srv.Held() == 1 })
+	if srv.Approved() != 1 {
+		t.Fatalf("approved %d before the answer, want 1", srv.Approved())
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("a caller that gave up got an answer")
+	}
+	waitFor(t, func() bool { return srv.Held() == 0 })
+	release()
+	p, err := c.Lookup(context.Background(), "1")
+	if err != nil || !p.Charged() {
+		t.Fatalf("after the caller left: %+v, %v", p, err)
+	}
+	if _, err := c.Confirm(context.Background(), "key-2", pg.ConfirmRequest{PaymentKey: "pk_2", OrderID: "2", Amount: 10}); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

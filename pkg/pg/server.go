@@ -24,8 +24,8 @@ func DeclineByPrefix(prefix string) Decision {
 	}
 }
 
-// Server is an in-memory PG with Toss' confirm API for tests and the sandbox. It is safe for
-// concurrent use.
+// Server is an in-memory PG with Toss' confirm and lookup APIs for tests and the sandbox. It is
+// safe for concurrent use.
 type Server struct {
 	secretKey string
 	decide    Decision
@@ -34,8 +34,11 @@ type Server struct {
 	mu        sync.Mutex
 	byKey     map[string]answer  // Idempotency-Key → first answer
 	confirmed map[string]Payment // paymentKey → approved payment
+	byOrder   map[string]Payment // orderId → its latest payment (approved or aborted)
 	failNext  []*Error
 	calls     int
+	hold      chan struct{} // while not nil, confirm answers wait for it to close
+	held      int           // confirms decided whose answer is waiting on hold
 }
 
 type answer struct {
@@ -51,7 +54,35 @@ func NewServer(secretKey string, decide Decision) *Server {
 		decide = DeclineByPrefix("fail")
 	}
 	return &Server{secretKey: secretKey, decide: decide, now: time.Now,
-		byKey: map[string]answer{}, confirmed: map[string]Payment{}}
+		byKey: map[string]answer{}, confirmed: map[string]Payment{}, byOrder: map[string]Payment{}}
+}
+
+// HoldAnswers makes the PG answer late: every confirm from now on is decided and, when approved,
+// charged at once, but its answer waits until release is called (or the caller gives up and goes
+// away). It is the gateway that approves and then does not answer in time.
+func (s *Server) HoldAnswers() (release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan struct{})
+	s.hold = ch
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			if s.hold == ch {
+				s.hold = nil
+			}
+			s.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+// Held is how many confirms were decided while answers were held and have not answered yet.
+func (s *Server) Held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
 }
 
 // FailNext makes the next n confirms (with new idempotency keys) answer with e — e.g. a 500 — so
@@ -72,7 +103,7 @@ func (s *Server) Calls() int {
 	return s.calls
 }
 
-// Approved is how many distinct payment keys were approved.
+// Approved is how many distinct payment keys were approved: how many charges the PG made.
 func (s *Server) Approved() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -90,14 +121,22 @@ func errBody(e *Error) []byte {
 	return b
 }
 
-// ServeHTTP serves POST /v1/payments/confirm.
+// ServeHTTP serves POST /v1/payments/confirm and GET /v1/payments/orders/{orderId}.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.URL.Path != "/v1/payments/confirm" {
+	orderID, isLookup := strings.CutPrefix(r.URL.Path, "/v1/payments/orders/")
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/v1/payments/confirm":
+	case r.Method == http.MethodGet && isLookup && orderID != "":
+	default:
 		writeJSON(w, http.StatusNotFound, errBody(&Error{Code: "NOT_FOUND", Message: "no such endpoint"}))
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(BasicAuth(s.secretKey))) != 1 {
 		writeJSON(w, http.StatusUnauthorized, errBody(&Error{Code: CodeUnauthorizedKey, Message: "인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다."}))
+		return
+	}
+	if isLookup {
+		s.lookup(w, orderID)
 		return
 	}
 	var req ConfirmRequest
@@ -106,32 +145,58 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errBody(&Error{Code: CodeInvalidRequest, Message: "잘못된 요청입니다."}))
 		return
 	}
-	key := r.Header.Get("Idempotency-Key")
+	status, body, hold := s.confirmKey(r.Header.Get("Idempotency-Key"), req)
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+		s.mu.Lock()
+		s.held--
+		s.mu.Unlock()
+	}
+	writeJSON(w, status, body)
+}
 
+func (s *Server) lookup(w http.ResponseWriter, orderID string) {
+	s.mu.Lock()
+	p, ok := s.byOrder[orderID]
+	s.mu.Unlock()
+	if !ok {
+		writeJSON(w, http.StatusNotFound, errBody(&Error{Code: CodeNotFoundPayment, Message: "존재하지 않는 결제 정보 입니다."}))
+		return
+	}
+	b, _ := json.Marshal(p)
+	writeJSON(w, http.StatusOK, b)
+}
+
+// confirmKey decides a confirm under the lock and returns its answer, and the channel the answer
+// must wait for when answers are held.
+func (s *Server) confirmKey(key string, req ConfirmRequest) (int, []byte, <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
 	if key != "" {
 		if a, ok := s.byKey[key]; ok {
 			if a.req != req {
-				writeJSON(w, http.StatusUnprocessableEntity, errBody(&Error{Code: CodeIdempotentMismatch, Message: "같은 멱등키로 다른 요청을 보냈습니다."}))
-				return
+				return http.StatusUnprocessableEntity, errBody(&Error{Code: CodeIdempotentMismatch, Message: "같은 멱등키로 다른 요청을 보냈습니다."}), nil
 			}
-			writeJSON(w, a.status, a.body)
-			return
+			return a.status, a.body, nil
 		}
 	}
 	if len(s.failNext) > 0 {
 		e := s.failNext[0]
 		s.failNext = s.failNext[1:]
-		writeJSON(w, e.Status, errBody(e))
-		return
+		return e.Status, errBody(e), nil
 	}
 	status, body := s.confirm(req)
 	if key != "" {
 		s.byKey[key] = answer{req: req, status: status, body: body}
 	}
-	writeJSON(w, status, body)
+	if s.hold != nil {
+		s.held++
+	}
+	return status, body, s.hold
 }
 
 func (s *Server) confirm(req ConfirmRequest) (int, []byte) {
@@ -139,11 +204,13 @@ func (s *Server) confirm(req ConfirmRequest) (int, []byte) {
 		return http.StatusBadRequest, errBody(&Error{Code: CodeAlreadyProcessed, Message: "이미 처리된 결제 입니다."})
 	}
 	if e := s.decide(req); e != nil {
+		s.byOrder[req.OrderID] = Payment{PaymentKey: req.PaymentKey, OrderID: req.OrderID, Status: StatusAborted, TotalAmount: req.Amount}
 		return e.Status, errBody(e)
 	}
-	p := Payment{PaymentKey: req.PaymentKey, OrderID: req.OrderID, Status: "DONE", TotalAmount: req.Amount,
+	p := Payment{PaymentKey: req.PaymentKey, OrderID: req.OrderID, Status: StatusDone, TotalAmount: req.Amount,
 		Method: "카드", ApprovedAt: s.now().Format("2006-01-02T15:04:05-07:00")}
 	s.confirmed[req.PaymentKey] = p
+	s.byOrder[req.OrderID] = p
 	b, _ := json.Marshal(p)
 	return http.StatusOK, b
 }
