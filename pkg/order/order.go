@@ -10,8 +10,12 @@
 //   - Every consumer checks the order's state first: a redelivered event is a no-op. A
 //     payments-paid for an order that is already FAILED is not applied: it goes to the DLT as
 //     ORDER_ALREADY_FAILED, because a paid but failed order needs an operator (a refund).
-//   - The PENDING sweeper fails orders that waited longer than the timeout for a payment result,
-//     in chunks, with FOR UPDATE SKIP LOCKED so replicas never process the same order.
+//   - A payments-paid for an order already PREPARING by another payment key is not applied either:
+//     it goes to the DLT as ORDER_PAID_TWICE (a second charge to refund).
+//   - The PENDING sweeper looks at orders that waited longer than the timeout for a payment
+//     result, in chunks, and asks payment-service before it touches one: an approved payment
+//     makes the order PREPARING, a declined one or none fails it with compensation, an unknown
+//     outcome leaves it PENDING until payment-service knows. A paid order is never cancelled.
 package order
 
 import (

@@ -18,7 +18,6 @@ import (
 
 	"github.com/come2us/opsctl/pkg/consumer"
 	"github.com/come2us/opsctl/pkg/dbtest"
-	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/kafkatest"
 	"github.com/come2us/opsctl/pkg/order"
@@ -205,9 +204,10 @@ func TestBadOrders(t *testing.T) {
 }
 
 // TestSweeperAndLatePayment: orders PENDING for more than five minutes (moved forward on a
-// controllable clock) are failed by concurrent sweeps — each exactly once, coupons restored,
-// stock given back — while a fresh order stays PENDING. A payment that succeeds afterwards for a
-// swept order is not applied: it lands in payments-paid.DLT as ORDER_ALREADY_FAILED.
+// controllable clock) with no payment are failed by concurrent sweeps — each exactly once,
+// coupons restored, stock given back — while a fresh order stays PENDING. A payment attempted
+// afterwards for a swept order is refused by payment-service before the gateway: nothing is
+// charged, so there is no paid-but-cancelled order to dead-letter.
 func TestSweeperAndLatePayment(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
 		clk := &clock{}
@@ -299,32 +299,29 @@ func TestSweeperAndLatePayment(t *testing.T) {
 			return err == nil && st[a] == 9 && st[b] == 10
 		})
 
-		// A late approved payment for a swept order goes to the DLT; a late decline is a no-op.
-		late := stale[1]
-		if _, err := e.sys.Payments.Confirm(ctx, uuid.NewString(), payment.ConfirmRequest{PaymentKey: "tpk_late", OrderID: late.ID, Amount: late.Amount}); err != nil {
-			t.Fatal(err)
+		// Late payments for swept orders are refused before the gateway; nothing is charged or
+		// announced.
+		for i, pk := range []string{"tpk_late", "fail_late"} {
+			late := stale[1+i]
+			_, err := e.sys.Payments.Confirm(ctx, uuid.NewString(), payment.ConfirmRequest{PaymentKey: pk, OrderID: late.ID, Amount: late.Amount})
+			var ae *service.APIError
+			if !errors.As(err, &ae) || ae.Status != http.StatusConflict || ae.Code != payment.CodeOrderNotPayable {
+				t.Fatalf("late payment %s of swept order %d: %v, want 409 %s", pk, late.ID, err, payment.CodeOrderNotPayable)
+			}
+			if got, _ := e.sys.Orders.Order(ctx, late.ID); got.Status != order.StatusFailed {
+				t.Fatalf("late-paid order is %s, want FAILED", got.Status)
+			}
 		}
-		if _, err := e.sys.Payments.Confirm(ctx, uuid.NewString(), payment.ConfirmRequest{PaymentKey: "fail_late", OrderID: stale[2].ID, Amount: stale[2].Amount}); err == nil {
-			t.Fatal("a payment key starting with fail was approved")
+		if e.sys.PG.Calls() != 0 {
+			t.Fatalf("the gateway was called %d times for swept orders", e.sys.PG.Calls())
 		}
-		dls := kafkatest.Wait(t, e.cluster, event.DLT(event.TopicPaymentsPaid), 1)
-		d := dlt.Decode(dls[0])
-		if d.ErrorCode != order.CodeOrderAlreadyFailed || d.ErrorSource != order.Name || d.Group != event.GroupOrderService ||
-			d.Origin.Topic != event.TopicPaymentsPaid || d.Field("orderId") != fmt.Sprint(late.ID) || d.Field("paymentKey") != "tpk_late" ||
-			!strings.Contains(d.ErrorMessage, "already FAILED") {
-			t.Fatalf("dead letter %+v", d)
-		}
-		if got, _ := e.sys.Orders.Order(ctx, late.ID); got.Status != order.StatusFailed {
-			t.Fatalf("late-paid order is %s, want FAILED", got.Status)
-		}
-		waitFor(t, "the late decline consumed", func() bool {
-			return kafkatest.Lag(t, e.cluster, event.GroupOrderService, event.TopicPaymentsFailed, event.TopicPaymentsPaid) == 0
-		})
-		if n := len(kafkatest.Records(t, e.cluster, event.DLT(event.TopicPaymentsFailed))); n != 0 {
-			t.Fatalf("a late decline for a FAILED order was dead-lettered (%d)", n)
+		for _, topic := range []string{event.TopicPaymentsPaid, event.TopicPaymentsFailed} {
+			if n := len(kafkatest.Records(t, e.cluster, topic)); n != 0 {
+				t.Fatalf("%d records on %s after refused late payments", n, topic)
+			}
 		}
 		if n := testutil.ToFloat64(om.Compensations.WithLabelValues("order_failed")); n != 5 {
-			t.Fatalf("order_failed = %v after the late decline, want still 5", n)
+			t.Fatalf("order_failed = %v after the late payments, want still 5", n)
 		}
 	})
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/come2us/opsctl/pkg/event"
+	"github.com/come2us/opsctl/pkg/payment"
+	"github.com/come2us/opsctl/pkg/secret"
 	"github.com/come2us/opsctl/pkg/store"
 )
 
@@ -17,6 +19,8 @@ var (
 	ErrAlreadyFailed = errors.New("order is already FAILED")
 	// ErrAmountMismatch: the paid amount is not the order's payable amount.
 	ErrAmountMismatch = errors.New("paid amount differs from the order's amount")
+	// ErrPaidTwice: a second, different payment arrived for an order that is already paid.
+	ErrPaidTwice = errors.New("order is already paid by another payment")
 )
 
 // Outcome says what applying a payment result did.
@@ -29,36 +33,51 @@ const (
 	Ignored   Outcome = "ignored"   // a failure for an order that is already paid
 )
 
-// MarkPaid moves a PENDING order to PREPARING. An order already PREPARING is a duplicate; a FAILED
-// order yields ErrAlreadyFailed, an unknown one ErrNotFound, a wrong amount ErrAmountMismatch —
-// nothing changes in those cases.
+// MarkPaid moves a PENDING order to PREPARING. An order already PREPARING by the same payment key
+// is a duplicate; one PREPARING by another payment key yields ErrPaidTwice (the customer was
+// charged twice), a FAILED order ErrAlreadyFailed, an unknown one ErrNotFound, a wrong amount
+// ErrAmountMismatch — nothing changes in those cases.
 func (s *Store) MarkPaid(ctx context.Context, ev event.PaymentPaid) (Outcome, error) {
 	var out Outcome
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE orders SET status = $1, payment_key = $2, updated_at = $3
-			WHERE id = $4 AND status = $5 AND amount = $6`,
-			StatusPreparing, ev.PaymentKey, store.Micros(s.now()), ev.OrderID, StatusPending, ev.Amount)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			out = Applied
-			return nil
-		}
-		st, amount, err := status(ctx, tx, ev.OrderID)
-		if err != nil {
-			return err
-		}
-		switch st {
-		case StatusPreparing:
-			out = Duplicate
-			return nil
-		case StatusFailed:
-			return fmt.Errorf("payment %s for order %d: %w", ev.PaymentKey, ev.OrderID, ErrAlreadyFailed)
-		}
-		return fmt.Errorf("order %d: paid %d, payable %d: %w", ev.OrderID, ev.Amount, amount, ErrAmountMismatch)
+		var err error
+		out, err = s.markPaid(ctx, tx, ev.OrderID, ev.PaymentKey, ev.Amount, s.now())
+		return err
 	})
 	return out, err
+}
+
+func (s *Store) markPaid(ctx context.Context, tx *sql.Tx, orderID int64, paymentKey string, amount int64, now time.Time) (Outcome, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE orders SET status = $1, payment_key = $2, updated_at = $3
+		WHERE id = $4 AND status = $5 AND amount = $6`,
+		StatusPreparing, paymentKey, store.Micros(now), orderID, StatusPending, amount)
+	if err != nil {
+		return "", err
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return Applied, nil
+	}
+	var st, paidBy string
+	var payable int64
+	var pk sql.NullString
+	err = tx.QueryRowContext(ctx, `SELECT status, amount, payment_key FROM orders WHERE id = $1`, orderID).Scan(&st, &payable, &pk)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("order %d: %w", orderID, ErrNotFound)
+	}
+	if err != nil {
+		return "", err
+	}
+	paidBy = pk.String
+	switch st {
+	case StatusPreparing:
+		if paidBy != paymentKey {
+			return "", fmt.Errorf("order %d is paid by %s, and payment %s arrived too: %w", orderID, secret.Mask(paidBy), secret.Mask(paymentKey), ErrPaidTwice)
+		}
+		return Duplicate, nil
+	case StatusFailed:
+		return "", fmt.Errorf("payment %s for order %d: %w", secret.Mask(paymentKey), orderID, ErrAlreadyFailed)
+	}
+	return "", fmt.Errorf("order %d: paid %d, payable %d: %w", orderID, amount, payable, ErrAmountMismatch)
 }
 
 // MarkFailed fails a PENDING order after its payment failed: FAILED, coupon given back, one
@@ -91,57 +110,103 @@ func (s *Store) MarkFailed(ctx context.Context, ev event.PaymentFailed) (Outcome
 	return out, comp, err
 }
 
-// Sweep fails every order PENDING since before cutoff, chunk orders per transaction, and returns
-// how many it failed. Each chunk claims its rows with FOR UPDATE SKIP LOCKED (PostgreSQL), so
-// replicas sweeping at once share the work instead of doubling it, and a failure costs one chunk.
-func (s *Store) Sweep(ctx context.Context, cutoff time.Time, chunk int, timeout time.Duration, onChunk func([]Compensation)) (int, error) {
-	total := 0
-	for {
-		var comps []Compensation
-		var claimed int
-		err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-			comps, claimed = comps[:0], 0
-			rows, err := tx.QueryContext(ctx, `SELECT id FROM orders WHERE status = $1 AND created_at <= $2
-				ORDER BY created_at, id LIMIT $3`+s.db.SkipLocked(), StatusPending, store.Micros(cutoff), chunk)
+// Stale lists up to limit orders PENDING since before cutoff, oldest first, after the order at
+// cursor (a zero cursor starts at the oldest).
+func (s *Store) Stale(ctx context.Context, cutoff time.Time, cursor StaleCursor, limit int) ([]int64, StaleCursor, error) {
+	rows, err := s.db.SQL.QueryContext(ctx, `SELECT id, created_at FROM orders
+		WHERE status = $1 AND created_at <= $2 AND (created_at > $3 OR (created_at = $3 AND id > $4))
+		ORDER BY created_at, id LIMIT $5`, StatusPending, store.Micros(cutoff), cursor.createdAt, cursor.id, limit)
+	if err != nil {
+		return nil, cursor, fmt.Errorf("list stale PENDING orders: %w", err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		if err := rows.Scan(&cursor.id, &cursor.createdAt); err != nil {
+			return nil, cursor, err
+		}
+		ids = append(ids, cursor.id)
+	}
+	return ids, cursor, rows.Err()
+}
+
+// StaleCursor is where a listing of stale orders stopped.
+type StaleCursor struct {
+	createdAt, id int64
+}
+
+// Settlement is what settling swept orders did.
+type Settlement struct {
+	// Compensations are the orders failed (no payment, or a declined one).
+	Compensations []Compensation
+	// Paid counts orders moved to PREPARING because their payment is approved.
+	Paid int
+	// Waiting counts orders left PENDING because their payment's outcome is not known yet.
+	Waiting int
+	// Skipped counts orders left alone because they left PENDING meanwhile or another
+	// transaction was changing them (their payment result being applied); the next sweep looks
+	// again at those still PENDING.
+	Skipped int
+	// Mismatched lists orders whose approved payment does not match them (amount, or another
+	// payment already applied): left as they are for an operator.
+	Mismatched []error
+}
+
+// Settle applies what payment-service said about swept orders, in one transaction: an approved
+// payment moves its order to PREPARING, a declined one or none fails it with compensation (coupon
+// back, orders-failed per line), an unknown one leaves it PENDING. Orders that left PENDING
+// meanwhile (their payment result arrived) are left alone, and so, on PostgreSQL, are orders
+// another transaction holds a lock on: the sweeper never waits behind a consumer.
+func (s *Store) Settle(ctx context.Context, answers []payment.OrderPayment, timeout time.Duration) (Settlement, error) {
+	var st Settlement
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		st = Settlement{}
+		now := s.now()
+		for _, a := range answers {
+			var id int64
+			err := tx.QueryRowContext(ctx, `SELECT id FROM orders WHERE id = $1 AND status = $2`+s.db.SkipLocked(), a.OrderID, StatusPending).Scan(&id)
+			if errors.Is(err, sql.ErrNoRows) {
+				st.Skipped++
+				continue
+			}
 			if err != nil {
 				return err
 			}
-			var ids []int64
-			for rows.Next() {
-				var id int64
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
+			var f Failure
+			switch a.Outcome {
+			case payment.OutcomePaid:
+				out, err := s.markPaid(ctx, tx, a.OrderID, a.PaymentKey, a.Amount, now)
+				switch {
+				case errors.Is(err, ErrAmountMismatch), errors.Is(err, ErrPaidTwice), errors.Is(err, ErrAlreadyFailed):
+					st.Mismatched = append(st.Mismatched, err)
+				case err != nil:
 					return err
+				case out == Applied:
+					st.Paid++
 				}
-				ids = append(ids, id)
+				continue
+			case payment.OutcomeUnknown:
+				st.Waiting++
+				continue
+			case payment.OutcomeDeclined:
+				f = Failure{Code: FailurePayment, Reason: "payment declined: " + a.Reason}
+			case payment.OutcomeNone:
+				f = Failure{Code: FailurePendingLimit, Reason: fmt.Sprintf("no payment within %s", timeout)}
+			default:
+				return fmt.Errorf("order %d: payment-service answered outcome %q", a.OrderID, a.Outcome)
 			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
+			c, err := s.fail(ctx, tx, a.OrderID, f, now)
+			if err != nil {
 				return err
 			}
-			claimed = len(ids)
-			now := s.now()
-			for _, id := range ids {
-				c, err := s.fail(ctx, tx, id, Failure{Code: FailurePendingLimit,
-					Reason: fmt.Sprintf("no payment result within %s", timeout)}, now)
-				if err != nil {
-					return err
-				}
-				if c.Failed {
-					comps = append(comps, c)
-				}
+			if c.Failed {
+				st.Compensations = append(st.Compensations, c)
 			}
-			return nil
-		})
-		if err != nil {
-			return total, fmt.Errorf("sweep PENDING orders: %w", err)
 		}
-		total += len(comps)
-		if onChunk != nil && len(comps) > 0 {
-			onChunk(comps)
-		}
-		if claimed < chunk || ctx.Err() != nil {
-			return total, nil
-		}
+		return nil
+	})
+	if err != nil {
+		return Settlement{}, fmt.Errorf("settle %d swept orders: %w", len(answers), err)
 	}
+	return st, nil
 }

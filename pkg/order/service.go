@@ -13,7 +13,9 @@ import (
 
 	"github.com/come2us/opsctl/pkg/consumer"
 	"github.com/come2us/opsctl/pkg/event"
+	"github.com/come2us/opsctl/pkg/metrics"
 	"github.com/come2us/opsctl/pkg/outbox"
+	"github.com/come2us/opsctl/pkg/payment"
 	"github.com/come2us/opsctl/pkg/product"
 	"github.com/come2us/opsctl/pkg/service"
 	"github.com/come2us/opsctl/pkg/store"
@@ -21,6 +23,13 @@ import (
 
 // Name is the service's name.
 const Name = "order-service"
+
+// Payments is what the PENDING sweeper asks payment-service before it cancels anything: where the
+// payments of stale orders stand, reconciled with the gateway, with orders nobody paid closed to
+// payments (void). *payment.Client implements it over payment-service's internal API.
+type Payments interface {
+	Resolve(ctx context.Context, orderIDs []int64, void bool) ([]payment.OrderPayment, error)
+}
 
 // Catalog is what order-service needs from product-service: option prices and stock, and the
 // reservation of an order's lines. *product.Client implements it over HTTP.
@@ -42,12 +51,20 @@ type Config struct {
 	ProductURL string
 	// Catalog overrides the product-service client.
 	Catalog Catalog
+	// PaymentURL is payment-service's base URL, asked by the sweeper; used when Payments is nil.
+	PaymentURL string
+	// Payments overrides the payment-service client.
+	Payments Payments
+	// ResolveTimeout bounds one sweeper call to payment-service (default 1m): it may reconcile
+	// payments with the gateway first.
+	ResolveTimeout time.Duration
 	// SweepInterval is how often the PENDING sweeper runs (default 1m).
 	SweepInterval time.Duration
-	// PendingTimeout is how long an order may stay PENDING before the sweeper fails it
-	// (default 5m).
+	// PendingTimeout is how long an order may stay PENDING before the sweeper asks
+	// payment-service about it (default 5m).
 	PendingTimeout time.Duration
-	// SweepChunk is how many orders one sweeper transaction fails at most (default 500).
+	// SweepChunk is how many orders the sweeper asks about and settles at once (default 500,
+	// at most payment.MaxResolve).
 	SweepChunk int
 	// Now is the clock (orders' timestamps and the sweeper's cutoff); time.Now when nil. Tests
 	// move it forward to age orders.
@@ -55,33 +72,29 @@ type Config struct {
 }
 
 // ConfigFromEnv reads the configuration: the shared settings (service.OptionsFromEnv), the
-// consumer policy and outbox timing, and
-//
-//	PRODUCT_SERVICE_URL  product-service's base URL (http://product-service:8080)
-//	SWEEP_INTERVAL       how often PENDING orders are swept (1m)
-//	PENDING_TIMEOUT      how long an order may stay PENDING (5m)
-//	SWEEP_CHUNK          orders per sweeper transaction (500)
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	e := service.NewEnv(getenv)
-	cfg := Config{
+// consumer policy and outbox timing, product- and payment-service and the sweeper. Problems are
+// collected in e.
+func ConfigFromEnv(e *service.Env) Config {
+	return Config{
 		Service:        service.OptionsFromEnv(Name, e),
 		Consumer:       service.ConsumerFromEnv(e),
 		Relay:          service.RelayFromEnv(e),
-		ProductURL:     e.String("PRODUCT_SERVICE_URL", "http://product-service:8080"),
-		SweepInterval:  e.Duration("SWEEP_INTERVAL", time.Minute),
-		PendingTimeout: e.Duration("PENDING_TIMEOUT", 5*time.Minute),
-		SweepChunk:     e.Int("SWEEP_CHUNK", 500),
+		ProductURL:     e.String("PRODUCT_SERVICE_URL", "http://product-service:8080", "product-service's base URL"),
+		PaymentURL:     e.String("PAYMENT_SERVICE_URL", "http://payment-service:8080", "payment-service's base URL (the sweeper asks it before cancelling an order)"),
+		SweepInterval:  e.Duration("SWEEP_INTERVAL", time.Minute, "how often PENDING orders are swept"),
+		PendingTimeout: e.Duration("PENDING_TIMEOUT", 5*time.Minute, "how long an order may stay PENDING before the sweeper asks payment-service about it"),
+		SweepChunk:     e.Int("SWEEP_CHUNK", 500, "orders settled per sweeper transaction (at most 500)"),
 	}
-	return cfg, e.Err()
 }
 
 // Service is a running order-service.
 type Service struct {
-	rt      *service.Runtime
-	store   *Store
-	relay   *outbox.Relay
-	catalog Catalog
-	cfg     Config
+	rt       *service.Runtime
+	store    *Store
+	relay    *outbox.Relay
+	catalog  Catalog
+	payments Payments
+	cfg      Config
 }
 
 // New starts the runtime, migrates the database and wires routes, consumer, sweeper and relay.
@@ -95,8 +108,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.PendingTimeout <= 0 {
 		cfg.PendingTimeout = 5 * time.Minute
 	}
-	if cfg.SweepChunk <= 0 {
-		cfg.SweepChunk = 500
+	if cfg.SweepChunk <= 0 || cfg.SweepChunk > payment.MaxResolve {
+		cfg.SweepChunk = payment.MaxResolve
+	}
+	if cfg.ResolveTimeout <= 0 {
+		cfg.ResolveTimeout = time.Minute
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -106,6 +122,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 			return nil, errors.New("order-service: ProductURL (PRODUCT_SERVICE_URL) or Catalog is required")
 		}
 		cfg.Catalog = product.NewClient(cfg.ProductURL, nil)
+	}
+	if cfg.Payments == nil {
+		if cfg.PaymentURL == "" {
+			return nil, errors.New("order-service: PaymentURL (PAYMENT_SERVICE_URL) or Payments is required")
+		}
+		cfg.Payments = payment.NewClient(cfg.PaymentURL, &http.Client{Timeout: cfg.ResolveTimeout})
 	}
 	rt, err := service.New(ctx, cfg.Service)
 	if err != nil {
@@ -123,7 +145,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		rt.Close()
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
-	s := &Service{rt: rt, store: st, relay: relay, catalog: cfg.Catalog, cfg: cfg}
+	s := &Service{rt: rt, store: st, relay: relay, catalog: cfg.Catalog, payments: cfg.Payments, cfg: cfg}
 
 	cc := cfg.Consumer
 	cc.Service, cc.Group, cc.Producer = rt.Name, event.GroupOrderService, rt.Producer
@@ -161,19 +183,57 @@ func (s *Service) Store() *Store { return s.store }
 // Runtime is the service's runtime (metrics, logger, database).
 func (s *Service) Runtime() *service.Runtime { return s.rt }
 
-// Sweep runs the PENDING sweeper once, now: every order PENDING for longer than the timeout is
-// failed with compensation. It returns how many orders it failed.
+// Sweep runs the PENDING sweeper once, now (section 6.9): orders PENDING for longer than the
+// timeout are not failed on age alone — their payment may be approved and its payments-paid held
+// up (a paused broker, a locked row, a consumer restart). For each chunk the sweeper asks
+// payment-service, which reconciles unknown outcomes with the gateway first and closes orders
+// without a payment to late ones, and acts on the answer: approved → PREPARING; declined or none →
+// FAILED with compensation (coupon back, stock through orders-failed); unknown → still PENDING,
+// asked again next time. It returns how many orders it failed.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
-	n, err := s.store.Sweep(ctx, s.cfg.Now().Add(-s.cfg.PendingTimeout), s.cfg.SweepChunk, s.cfg.PendingTimeout, func(cs []Compensation) {
-		for _, c := range cs {
+	cutoff := s.cfg.Now().Add(-s.cfg.PendingTimeout)
+	var cursor StaleCursor
+	failed, paid, waiting := 0, 0, 0
+	defer func() {
+		if failed+paid+waiting > 0 {
+			s.rt.Logger.Info("PENDING sweeper settled stale orders", "failed", failed, "paid", paid, "waiting_for_payment", waiting,
+				"timeout", s.cfg.PendingTimeout.String())
+		}
+	}()
+	for {
+		ids, next, err := s.store.Stale(ctx, cutoff, cursor, s.cfg.SweepChunk)
+		if err != nil {
+			return failed, fmt.Errorf("sweep PENDING orders: %w", err)
+		}
+		if len(ids) == 0 {
+			return failed, nil
+		}
+		cursor = next
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.ResolveTimeout)
+		answers, err := s.payments.Resolve(rctx, ids, true)
+		cancel()
+		if err != nil {
+			return failed, fmt.Errorf("sweep PENDING orders: ask payment-service about %d orders (nothing changed for them): %w", len(ids), err)
+		}
+		st, err := s.store.Settle(ctx, answers, s.cfg.PendingTimeout)
+		if err != nil {
+			return failed, fmt.Errorf("sweep PENDING orders: %w", err)
+		}
+		for _, c := range st.Compensations {
 			s.compensated(c)
 		}
-		s.relay.Kick()
-	})
-	if n > 0 {
-		s.rt.Logger.Info("PENDING sweeper failed stale orders", "orders", n, "timeout", s.cfg.PendingTimeout.String())
+		for _, err := range st.Mismatched {
+			s.rt.Metrics.BusinessErrors.WithLabelValues(codeOf(err)).Inc()
+			s.rt.Logger.Error("PENDING sweeper: the order's approved payment does not fit it; left for an operator", "err", err)
+		}
+		if len(st.Compensations) > 0 {
+			s.relay.Kick()
+		}
+		failed, paid, waiting = failed+len(st.Compensations), paid+st.Paid, waiting+st.Waiting
+		if len(ids) < s.cfg.SweepChunk || ctx.Err() != nil {
+			return failed, nil
+		}
 	}
-	return n, err
 }
 
 func (s *Service) runSweeper(ctx context.Context) error {
@@ -218,21 +278,39 @@ func (s *Service) compensated(c Compensation) {
 	}
 }
 
-// Error codes of the consumer (DLT errorCode).
+// Error codes of the consumer (DLT errorCode) and of the business-error metric.
 const (
 	CodeOrderAlreadyFailed = "ORDER_ALREADY_FAILED"
 	CodeOrderNotFound      = "ORDER_NOT_FOUND"
 	CodeAmountMismatch     = "PAYMENT_AMOUNT_MISMATCH"
+	CodeOrderPaidTwice     = "ORDER_PAID_TWICE"
 )
 
-func classify(err error) error {
+// codeOf names a business failure of applying a payment result, or "" for anything else.
+func codeOf(err error) string {
 	switch {
 	case errors.Is(err, ErrAlreadyFailed):
-		return consumer.Permanent(CodeOrderAlreadyFailed, err)
+		return CodeOrderAlreadyFailed
 	case errors.Is(err, ErrNotFound):
-		return consumer.Permanent(CodeOrderNotFound, err)
+		return CodeOrderNotFound
 	case errors.Is(err, ErrAmountMismatch):
-		return consumer.Permanent(CodeAmountMismatch, err)
+		return CodeAmountMismatch
+	case errors.Is(err, ErrPaidTwice):
+		return CodeOrderPaidTwice
+	}
+	return ""
+}
+
+// classify turns a handler's error into the consumer's: business failures go to the DLT at once
+// (and count as business errors: money moved that does not fit the order), database trouble that
+// passes by itself is retried for minutes, anything else a few times.
+func (s *Service) classify(err error) error {
+	if code := codeOf(err); code != "" {
+		s.rt.Metrics.BusinessErrors.WithLabelValues(code).Inc()
+		return consumer.Permanent(code, err)
+	}
+	if store.Transient(err) {
+		return consumer.Transient(store.Code(err), err)
 	}
 	return consumer.Retryable(store.Code(err), err)
 }
@@ -244,7 +322,7 @@ func (s *Service) handlePaymentPaid(ctx context.Context, rec *kgo.Record) error 
 	}
 	out, err := s.store.MarkPaid(ctx, ev)
 	if err != nil {
-		return classify(err)
+		return s.classify(err)
 	}
 	s.rt.Logger.InfoContext(ctx, "payment result applied", "orderId", ev.OrderID, "result", "paid", "outcome", string(out))
 	return nil
@@ -257,7 +335,7 @@ func (s *Service) handlePaymentFailed(ctx context.Context, rec *kgo.Record) erro
 	}
 	out, comp, err := s.store.MarkFailed(ctx, ev)
 	if err != nil {
-		return classify(err)
+		return s.classify(err)
 	}
 	s.compensated(comp)
 	if comp.Lines > 0 {
@@ -327,12 +405,12 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if len(missing) > 0 {
-		s.rt.Metrics.BusinessErrors.WithLabelValues(CodeOptionNotFound).Inc()
+		s.rt.Metrics.BusinessOutcomes.WithLabelValues(metrics.OutcomeOptionNotFound).Inc()
 		return service.Errorf(http.StatusUnprocessableEntity, CodeOptionNotFound, "option %s does not exist; %s", strings.Join(missing, ", "), service.Unchanged)
 	}
 	for _, id := range ids {
 		if o := byID[id]; o.Stock < want[id] {
-			s.rt.Metrics.BusinessErrors.WithLabelValues(CodeStockShort).Inc()
+			s.rt.Metrics.BusinessOutcomes.WithLabelValues(metrics.OutcomeStockShort).Inc()
 			return service.Errorf(http.StatusConflict, CodeStockShort, "option %d has %d in stock, %d requested; %s", id, o.Stock, want[id], service.Unchanged).
 				With("optionValueId", id).With("available", o.Stock).With("requested", want[id])
 		}
@@ -344,7 +422,7 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) error {
 	o, err := s.store.Create(ctx, no)
 	var ce *CouponError
 	if errors.As(err, &ce) {
-		s.rt.Metrics.BusinessErrors.WithLabelValues(CodeCouponInvalid).Inc()
+		s.rt.Metrics.BusinessOutcomes.WithLabelValues(metrics.OutcomeCouponInvalid).Inc()
 		return service.Errorf(http.StatusUnprocessableEntity, CodeCouponInvalid, "%v; %s", ce, service.Unchanged).With("couponId", ce.CouponID)
 	}
 	if err != nil {
@@ -382,7 +460,7 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) error {
 		code, status = ae.Code, ae.Status
 		if ae.Code == product.CodeStockShort {
 			code = FailureStockShort
-			s.rt.Metrics.BusinessErrors.WithLabelValues(CodeStockShort).Inc()
+			s.rt.Metrics.BusinessOutcomes.WithLabelValues(metrics.OutcomeStockShort).Inc()
 		}
 	}
 	// The reservation may or may not have happened (a timeout); orders-failed for every line

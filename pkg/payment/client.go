@@ -39,3 +39,18 @@ func (c *Client) Payments(ctx context.Context, orderID int64) ([]Record, error) 
 	err := service.Call(ctx, c.http, http.MethodGet, fmt.Sprintf("%s/payments?orderId=%d", c.base, orderID), nil, &out)
 	return out.Payments, err
 }
+
+// Resolve asks where the payments of orderIDs stand (at most MaxResolve), after payment-service
+// reconciled those whose outcome was unknown; with void, orders without a payment are closed to
+// payments. It is order-service's internal call before it cancels orders nobody paid.
+func (c *Client) Resolve(ctx context.Context, orderIDs []int64, void bool) ([]OrderPayment, error) {
+	var out ResolveResponse
+	err := service.Call(ctx, c.http, http.MethodPost, c.base+"/internal/payments/resolve", ResolveRequest{OrderIDs: orderIDs, Void: void}, &out)
+	if err != nil {
+		return nil, err
+	}
+	if len(out.Orders) != len(orderIDs) {
+		return nil, fmt.Errorf("payment-service answered for %d of %d orders", len(out.Orders), len(orderIDs))
+	}
+	return out.Orders, nil
+}

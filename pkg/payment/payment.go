@@ -2,13 +2,30 @@
 // announces the result — payments-paid on approval, payments-failed on a decline — through the
 // transactional outbox (section 6.2, 6.7, 6.8).
 //
+// Money rules, each enforced before the gateway is asked to charge anything:
+//
+//   - One payment per order. The database holds at most one payment of an order that was (or may
+//     have been) sent to the gateway — a unique index, so two confirms of one order with different
+//     Idempotency-Keys and payment keys cannot both charge, however they race. A second confirm of
+//     a paid order gets 409 naming the existing payment.
+//   - The amount is the order's. The order's payable amount and state are read from order-service,
+//     and a confirm for another amount, or for an order no longer PENDING, is refused; nothing is
+//     sent to the gateway.
+//   - Every gateway outcome is known. The gateway call runs detached from the client's request
+//     with its own timeout, so a client that hangs up does not abort a charge half way, and the
+//     result is written with a context of its own. When the gateway gives no usable answer the
+//     payment is kept as UNKNOWN — never forgotten — and reconciled: on the next confirm with the
+//     same key, by the periodic reconciler, and when order-service's sweeper asks about the order
+//     (Resolve). Reconciling looks the order's payment up at the gateway (Toss' lookup by
+//     orderId) and otherwise repeats the confirm under the same Idempotency-Key, which the gateway
+//     deduplicates. A payment left IN_PROGRESS by a crash is picked up the same way once it is
+//     older than StaleAfter.
+//
 // Idempotency works at two levels. The client sends a UUIDv4 Idempotency-Key; the service stores
-// the first answer under it and repeats that answer for every later request with the key, and
+// the final answer under it and repeats that answer for every later request with the key, and
 // passes the same key to the PG, which deduplicates too. ALREADY_PROCESSED_PAYMENT from the PG
 // means the payment went through earlier: it is answered and announced as a success and never
-// starts compensation. When the PG gives no usable answer (timeout, 5xx, a temporary provider
-// error) nothing is announced and the key is released, so the client's retry with the same key
-// asks the PG again; if nobody retries, order-service's PENDING sweeper fails the order.
+// starts compensation.
 package payment
 
 import (
@@ -20,6 +37,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/come2us/opsctl/pkg/event"
@@ -30,9 +48,20 @@ import (
 
 // Payment row states.
 const (
+	// StatusInProgress: a request or the reconciler is working on the payment now.
 	StatusInProgress = "IN_PROGRESS"
-	StatusDone       = "DONE"
-	StatusFailed     = "FAILED"
+	// StatusUnknown: the confirm was sent and no usable answer came back; the reconciler finds out.
+	StatusUnknown = "UNKNOWN"
+	// StatusDone: approved — the customer was charged.
+	StatusDone = "DONE"
+	// StatusFailed: declined by the gateway.
+	StatusFailed = "FAILED"
+	// StatusRejected: refused before the gateway was called (wrong amount, order not payable);
+	// nothing was charged and the order may be paid by another request.
+	StatusRejected = "REJECTED"
+	// StatusVoid: the order was cancelled without a payment (order-service's sweeper asked);
+	// no payment may be taken for it any more.
+	StatusVoid = "VOID"
 )
 
 // ConfirmRequest is the body of POST /payments/confirm.
@@ -53,7 +82,7 @@ type ConfirmResponse struct {
 	AlreadyProcessed bool `json:"alreadyProcessed,omitempty"`
 }
 
-// Record is a stored confirm request.
+// Record is a stored payment.
 type Record struct {
 	IdempotencyKey string `json:"idempotencyKey"`
 	PaymentKey     string `json:"paymentKey"`
@@ -73,7 +102,24 @@ type Answer struct {
 var (
 	ErrKeyReused  = errors.New("this Idempotency-Key was used before for a different payment")
 	ErrInProgress = errors.New("a request with this Idempotency-Key is still being processed")
+	// errLost: a claimed payment was taken over by another worker (this one was too slow); the
+	// other worker's record stands.
+	errLost = errors.New("the payment was taken over by another worker")
 )
+
+// OrderPaidError says the order already has a payment, so a new one must not start.
+type OrderPaidError struct {
+	// Existing is the order's payment.
+	Existing Record
+	// Unresolved is set when that payment's outcome is not known (UNKNOWN, or IN_PROGRESS left by
+	// a request that stopped).
+	Unresolved bool
+}
+
+// Error names the order and the state of its payment.
+func (e *OrderPaidError) Error() string {
+	return fmt.Sprintf("order %d already has payment %s (%s)", e.Existing.OrderID, e.Existing.IdempotencyKey, e.Existing.Status)
+}
 
 //go:embed migrations/*.sql
 var migrationFS embed.FS
@@ -102,74 +148,321 @@ func NewStore(ctx context.Context, db *store.DB, now func() time.Time) (*Store, 
 	return &Store{db: db, now: now}, nil
 }
 
-// Begin claims key for req. It returns (nil, nil) when this request owns the key and must call
-// the PG; the stored answer when the key was answered before; ErrKeyReused when the key belongs
-// to another payment; ErrInProgress when another request holds it. A request that has held the
-// key longer than staleAfter (it crashed) is taken over.
-func (s *Store) Begin(ctx context.Context, key string, req ConfirmRequest, staleAfter time.Duration) (*Answer, error) {
+// Claim is a payment a worker (a request or the reconciler) holds and must carry to an end.
+type Claim struct {
+	Key string
+	Req ConfirmRequest
+	// GatewayCalled is set when the confirm was sent to the gateway before, so its outcome must
+	// be found out before anything is sent again.
+	GatewayCalled bool
+	// at is the claim's updated_at: every later write checks it, so a worker that was taken over
+	// writes nothing.
+	at int64
+}
+
+// payment is a row as the store reads it.
+type payment struct {
+	Record
+	respStatus sql.NullInt64
+	respBody   sql.NullString
+	pgCalled   sql.NullInt64
+	updatedAt  int64
+}
+
+const paymentColumns = `idempotency_key, payment_key, order_id, amount, status, COALESCE(pg_code, ''), response_status, response_body, pg_called_at, updated_at`
+
+func scanPayment(sc interface{ Scan(...any) error }) (payment, error) {
+	var p payment
+	err := sc.Scan(&p.IdempotencyKey, &p.PaymentKey, &p.OrderID, &p.Amount, &p.Status, &p.PGCode, &p.respStatus, &p.respBody, &p.pgCalled, &p.updatedAt)
+	return p, err
+}
+
+// slotStates are the states in which a payment holds its order (the unique index's predicate).
+const slotStates = `('IN_PROGRESS', 'UNKNOWN', 'DONE', 'FAILED', 'VOID')`
+
+// stale reports whether p is being worked on by nobody: UNKNOWN, or IN_PROGRESS for longer than
+// staleAfter (its worker stopped).
+func (p payment) stale(now time.Time, staleAfter time.Duration) bool {
+	return p.Status == StatusUnknown || (p.Status == StatusInProgress && p.updatedAt < store.Micros(now.Add(-staleAfter)))
+}
+
+// Begin claims the payment of req under key. It returns the stored answer when the key was
+// answered before; a Claim when this request must carry the payment on (a new one, or one a
+// stopped request or an unknown outcome left behind); ErrKeyReused when the key belongs to another
+// payment; ErrInProgress when another request holds it; *OrderPaidError when the order already has
+// another payment.
+func (s *Store) Begin(ctx context.Context, key string, req ConfirmRequest, staleAfter time.Duration) (*Answer, *Claim, error) {
 	now := s.now()
 	var answer *Answer
+	var claim *Claim
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		answer = nil
+		answer, claim = nil, nil
+		p, err := scanPayment(tx.QueryRowContext(ctx, `SELECT `+paymentColumns+` FROM payments WHERE idempotency_key = $1`, key))
+		switch {
+		case err == nil:
+			if p.PaymentKey != req.PaymentKey || p.OrderID != req.OrderID || p.Amount != req.Amount {
+				return ErrKeyReused
+			}
+			switch {
+			case p.Status == StatusDone || p.Status == StatusFailed || p.Status == StatusRejected:
+				answer = &Answer{Status: int(p.respStatus.Int64), Body: []byte(p.respBody.String)}
+				return nil
+			case !p.stale(now, staleAfter):
+				return ErrInProgress
+			}
+			c, err := s.take(ctx, tx, p, now)
+			if err != nil {
+				return err
+			}
+			claim = c
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		other, err := scanPayment(tx.QueryRowContext(ctx, `SELECT `+paymentColumns+` FROM payments
+			WHERE order_id = $1 AND status IN `+slotStates, req.OrderID))
+		switch {
+		case err == nil:
+			return &OrderPaidError{Existing: other.Record, Unresolved: other.stale(now, staleAfter)}
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO payments (idempotency_key, payment_key, order_id, amount, status, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (idempotency_key) DO NOTHING`,
 			key, req.PaymentKey, req.OrderID, req.Amount, StatusInProgress, store.Micros(now))
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 1 {
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrInProgress // the same key, inserted a moment ago by a concurrent request
+		}
+		claim = &Claim{Key: key, Req: req, at: store.Micros(now)}
+		return nil
+	})
+	if err != nil && store.IsUniqueViolation(err) {
+		// Another confirm of the order claimed it between our check and our insert.
+		if other, rerr := s.slot(ctx, req.OrderID); rerr == nil && other != nil {
+			return nil, nil, &OrderPaidError{Existing: other.Record, Unresolved: other.stale(now, staleAfter)}
+		}
+		return nil, nil, ErrInProgress
+	}
+	return answer, claim, err
+}
+
+// take claims p for the caller: IN_PROGRESS with a fresh updated_at, provided nobody changed it
+// since it was read.
+func (s *Store) take(ctx context.Context, tx *sql.Tx, p payment, now time.Time) (*Claim, error) {
+	at := store.Micros(now)
+	if at <= p.updatedAt {
+		at = p.updatedAt + 1 // the claim must differ from what it replaces
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE payments SET status = $1, updated_at = $2
+		WHERE idempotency_key = $3 AND status = $4 AND updated_at = $5`, StatusInProgress, at, p.IdempotencyKey, p.Status, p.updatedAt)
+	if err != nil {
+		return nil, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, ErrInProgress
+	}
+	return &Claim{Key: p.IdempotencyKey, Req: ConfirmRequest{PaymentKey: p.PaymentKey, OrderID: p.OrderID, Amount: p.Amount},
+		GatewayCalled: p.pgCalled.Valid, at: at}, nil
+}
+
+// slot reads the payment holding orderID, or nil.
+func (s *Store) slot(ctx context.Context, orderID int64) (*payment, error) {
+	p, err := scanPayment(s.db.SQL.QueryRowContext(ctx, `SELECT `+paymentColumns+` FROM payments
+		WHERE order_id = $1 AND status IN `+slotStates, orderID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the payment of order %d: %w", orderID, err)
+	}
+	return &p, nil
+}
+
+// Retake claims a payment nobody works on (UNKNOWN, or IN_PROGRESS older than staleAfter) for the
+// reconciler. It returns nil when the payment is not such a payment any more.
+func (s *Store) retake(ctx context.Context, key string, staleAfter time.Duration) (*Claim, error) {
+	now := s.now()
+	var claim *Claim
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		claim = nil
+		p, err := scanPayment(tx.QueryRowContext(ctx, `SELECT `+paymentColumns+` FROM payments WHERE idempotency_key = $1`, key))
+		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
-		var r Record
-		var updated int64
-		var respStatus sql.NullInt64
-		var respBody sql.NullString
-		if err := tx.QueryRowContext(ctx, `SELECT payment_key, order_id, amount, status, response_status, response_body, updated_at
-			FROM payments WHERE idempotency_key = $1`, key).Scan(&r.PaymentKey, &r.OrderID, &r.Amount, &r.Status, &respStatus, &respBody, &updated); err != nil {
-			return err
-		}
-		if r.PaymentKey != req.PaymentKey || r.OrderID != req.OrderID || r.Amount != req.Amount {
-			return ErrKeyReused
-		}
-		if r.Status != StatusInProgress {
-			answer = &Answer{Status: int(respStatus.Int64), Body: []byte(respBody.String)}
-			return nil
-		}
-		res, err = tx.ExecContext(ctx, `UPDATE payments SET updated_at = $1 WHERE idempotency_key = $2 AND status = $3 AND updated_at = $4 AND updated_at < $5`,
-			store.Micros(now), key, StatusInProgress, updated, store.Micros(now.Add(-staleAfter)))
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			return nil // the previous holder is gone; this request takes over
+		if !p.stale(now, staleAfter) {
+			return nil
 		}
-		return ErrInProgress
-	})
-	return answer, err
-}
-
-// Release forgets an in-progress key whose PG call gave no usable answer, so a retry with the same
-// key calls the PG again.
-func (s *Store) Release(ctx context.Context, key string) error {
-	return s.db.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM payments WHERE idempotency_key = $1 AND status = $2`, key, StatusInProgress)
+		claim, err = s.take(ctx, tx, p, now)
+		if errors.Is(err, ErrInProgress) {
+			return nil
+		}
 		return err
 	})
+	if err != nil {
+		return nil, fmt.Errorf("claim payment %s: %w", key, err)
+	}
+	return claim, nil
 }
 
-// Finish stores the final answer for key and, in the same transaction, the event announcing it.
-func (s *Store) Finish(ctx context.Context, key, status, pgCode string, answer Answer, ev outbox.Message) error {
-	now := s.now()
+// held runs fn in a transaction after checking that c still holds its payment.
+func (s *Store) held(ctx context.Context, c *Claim, fn func(tx *sql.Tx) error) error {
 	return s.db.Tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE payments SET status = $1, pg_code = $2, response_status = $3, response_body = $4, updated_at = $5
-			WHERE idempotency_key = $6`, status, nullIfEmpty(pgCode), answer.Status, string(answer.Body), store.Micros(now), key); err != nil {
+		var n int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM payments WHERE idempotency_key = $1 AND status = $2 AND updated_at = $3`+s.db.ForUpdate(),
+			c.Key, StatusInProgress, c.at).Scan(&n)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errLost
+		}
+		if err != nil {
 			return err
 		}
-		return outbox.Add(ctx, tx, now, ev)
+		return fn(tx)
 	})
 }
 
-// Payments lists the stored confirm requests of an order, oldest first.
+// Calling records that the confirm of c is about to be sent to the gateway. From here on the
+// payment is never released: its outcome is found out.
+func (s *Store) Calling(ctx context.Context, c *Claim) error {
+	err := s.held(ctx, c, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE payments SET pg_called_at = COALESCE(pg_called_at, $1) WHERE idempotency_key = $2`,
+			store.Micros(s.now()), c.Key)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record that payment %s goes to the gateway: %w", c.Key, err)
+	}
+	c.GatewayCalled = true
+	return nil
+}
+
+// Release forgets a claimed payment that never reached the gateway (its request stopped before),
+// so the same key may start again and the order may be paid.
+func (s *Store) Release(ctx context.Context, c *Claim) error {
+	err := s.held(ctx, c, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM payments WHERE idempotency_key = $1 AND pg_called_at IS NULL`, c.Key)
+		return err
+	})
+	if err != nil && !errors.Is(err, errLost) {
+		return fmt.Errorf("release payment %s: %w", c.Key, err)
+	}
+	return nil
+}
+
+// Unknown records that the gateway gave no usable answer: the payment stays, as UNKNOWN, for the
+// reconciler.
+func (s *Store) Unknown(ctx context.Context, c *Claim, cause string) error {
+	err := s.held(ctx, c, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE payments SET status = $1, pg_code = $2, updated_at = $3 WHERE idempotency_key = $4`,
+			StatusUnknown, nullIfEmpty(truncate(cause, 200)), store.Micros(s.now()), c.Key)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record the unknown outcome of payment %s: %w", c.Key, err)
+	}
+	return nil
+}
+
+// Finish stores the final state and answer of c and, in the same transaction, the event announcing
+// it (none for a payment REJECTED before the gateway).
+func (s *Store) Finish(ctx context.Context, c *Claim, status, pgCode string, answer Answer, ev *outbox.Message) error {
+	now := s.now()
+	err := s.held(ctx, c, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE payments SET status = $1, pg_code = $2, response_status = $3, response_body = $4, updated_at = $5
+			WHERE idempotency_key = $6`, status, nullIfEmpty(pgCode), answer.Status, string(answer.Body), store.Micros(now), c.Key); err != nil {
+			return err
+		}
+		if ev == nil {
+			return nil
+		}
+		return outbox.Add(ctx, tx, now, *ev)
+	})
+	if err != nil {
+		return fmt.Errorf("record payment %s of order %d as %s: %w", c.Key, c.Req.OrderID, status, err)
+	}
+	return nil
+}
+
+// void records that orderID was cancelled without a payment, so none can start any more. When a
+// payment holds the order it does nothing and returns that payment; else it returns the VOID
+// record.
+func (s *Store) void(ctx context.Context, orderID int64) (*payment, error) {
+	now := store.Micros(s.now())
+	var holder *payment
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		holder = nil
+		p, err := scanPayment(tx.QueryRowContext(ctx, `SELECT `+paymentColumns+` FROM payments
+			WHERE order_id = $1 AND status IN `+slotStates, orderID))
+		switch {
+		case err == nil:
+			holder = &p
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO payments (idempotency_key, payment_key, order_id, amount, status, created_at, updated_at)
+			VALUES ($1, '', $2, 0, $3, $4, $4)`, voidKey(orderID), orderID, StatusVoid, now); err != nil {
+			return err
+		}
+		holder = &payment{Record: Record{IdempotencyKey: voidKey(orderID), OrderID: orderID, Status: StatusVoid}, updatedAt: now}
+		return nil
+	})
+	if err != nil && store.IsUniqueViolation(err) {
+		// A confirm claimed the order a moment ago: that payment holds it.
+		return s.slot(ctx, orderID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("void order %d: %w", orderID, err)
+	}
+	return holder, nil
+}
+
+// record reads the payment stored under key, or nil.
+func (s *Store) record(ctx context.Context, key string) (*Record, error) {
+	p, err := scanPayment(s.db.SQL.QueryRowContext(ctx, `SELECT `+paymentColumns+` FROM payments WHERE idempotency_key = $1`, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read payment %s: %w", key, err)
+	}
+	return &p.Record, nil
+}
+
+// voidKey is the idempotency key of an order's VOID record; it can never be a client's UUIDv4.
+func voidKey(orderID int64) string { return "void-" + strconv.FormatInt(orderID, 10) }
+
+// unresolved lists payments nobody works on whose outcome is not known: UNKNOWN, and IN_PROGRESS
+// older than staleAfter. It returns at most limit keys, oldest first, and how many there are.
+func (s *Store) unresolved(ctx context.Context, staleAfter time.Duration, limit int) ([]string, int, error) {
+	cutoff := store.Micros(s.now().Add(-staleAfter))
+	cond := `WHERE status = 'UNKNOWN' OR (status = 'IN_PROGRESS' AND updated_at < $1)`
+	var total int
+	if err := s.db.SQL.QueryRowContext(ctx, `SELECT COUNT(*) FROM payments `+cond, cutoff).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count unresolved payments: %w", err)
+	}
+	rows, err := s.db.SQL.QueryContext(ctx, `SELECT idempotency_key FROM payments `+cond+` ORDER BY updated_at LIMIT $2`, cutoff, limit)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list unresolved payments: %w", err)
+	}
+	defer rows.Close()
+	var keys []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, 0, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, total, rows.Err()
+}
+
+// Payments lists the stored payments of an order, oldest first.
 func (s *Store) Payments(ctx context.Context, orderID int64) ([]Record, error) {
 	rows, err := s.db.SQL.QueryContext(ctx, `SELECT idempotency_key, payment_key, order_id, amount, status, COALESCE(pg_code, '')
 		FROM payments WHERE order_id = $1 ORDER BY created_at, idempotency_key`, orderID)
@@ -195,18 +488,31 @@ func nullIfEmpty(s string) any {
 	return s
 }
 
-// paidEvent and failedEvent build the outbox messages, keyed by the order.
-func paidEvent(now time.Time, req ConfirmRequest) outbox.Message {
-	ev := event.PaymentPaid{Envelope: event.NewEnvelope(event.TypePaymentPaid, now), OrderID: req.OrderID, PaymentKey: req.PaymentKey, Amount: req.Amount}
-	b, _ := json.Marshal(ev)
-	return outbox.Message{Topic: event.TopicPaymentsPaid, Key: event.Key(req.OrderID), Value: b}
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
 }
 
-func failedEvent(now time.Time, req ConfirmRequest, pe *pg.Error) outbox.Message {
+// paidEvent and failedEvent build the outbox messages, keyed by the order.
+func paidEvent(now time.Time, req ConfirmRequest) (*outbox.Message, error) {
+	ev := event.PaymentPaid{Envelope: event.NewEnvelope(event.TypePaymentPaid, now), OrderID: req.OrderID, PaymentKey: req.PaymentKey, Amount: req.Amount}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode payments-paid of order %d: %w", req.OrderID, err)
+	}
+	return &outbox.Message{Topic: event.TopicPaymentsPaid, Key: event.Key(req.OrderID), Value: b}, nil
+}
+
+func failedEvent(now time.Time, req ConfirmRequest, pe *pg.Error) (*outbox.Message, error) {
 	ev := event.PaymentFailed{Envelope: event.NewEnvelope(event.TypePaymentFailed, now), OrderID: req.OrderID, PaymentKey: req.PaymentKey,
 		Amount: req.Amount, ReasonCode: pe.Code, Reason: pe.Message}
-	b, _ := json.Marshal(ev)
-	return outbox.Message{Topic: event.TopicPaymentsFailed, Key: event.Key(req.OrderID), Value: b}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode payments-failed of order %d: %w", req.OrderID, err)
+	}
+	return &outbox.Message{Topic: event.TopicPaymentsFailed, Key: event.Key(req.OrderID), Value: b}, nil
 }
 
 // declineStatus is the HTTP status of a declined payment's answer.

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/come2us/opsctl/pkg/metrics"
 	"github.com/come2us/opsctl/pkg/outbox"
 	"github.com/come2us/opsctl/pkg/pg"
 	"github.com/come2us/opsctl/pkg/secret"
@@ -32,33 +34,41 @@ type Config struct {
 	PGSecretKey string
 	// PGHTTPClient calls the PG; one with PGTimeout is used when nil.
 	PGHTTPClient *http.Client
-	// PGTimeout bounds one PG call (default 10s).
+	// PGTimeout bounds one PG call (default 10s). The call runs detached from the client's
+	// request, so this, not the client, decides how long a charge may take.
 	PGTimeout time.Duration
 	// PGAttempts is how often a confirm is sent to the PG (same key) when it gives no usable
-	// answer, before the client is told to retry (default 3).
+	// answer, before the payment is left UNKNOWN for the reconciler (default 3).
 	PGAttempts int
-	// StaleAfter is when an unfinished request's key may be taken over by a retry (default 1m).
+	// OrderURL is order-service's base URL, asked for an order's amount and state before a
+	// charge; used when Orders is nil.
+	OrderURL string
+	// Orders overrides the order-service client.
+	Orders Orders
+	// StaleAfter is when a payment left IN_PROGRESS (its request stopped) may be taken over by a
+	// retry or the reconciler (default 1m). It must exceed a request's longest run: PGAttempts
+	// calls of PGTimeout.
 	StaleAfter time.Duration
+	// ReconcileInterval is how often payments with an unknown outcome are reconciled with the
+	// gateway (default 30s).
+	ReconcileInterval time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
 
-// ConfigFromEnv reads the configuration: the shared settings (service.OptionsFromEnv), the
-// outbox timing (service.RelayFromEnv), and
-//
-//	PG_BASE_URL    the PG (https://api.tosspayments.com)
-//	PG_SECRET_KEY  the PG secret key (required)
-//	PG_TIMEOUT     bound of one PG call (10s)
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	e := service.NewEnv(getenv)
-	cfg := Config{
-		Service:     service.OptionsFromEnv(Name, e),
-		Relay:       service.RelayFromEnv(e),
-		PGBaseURL:   e.String("PG_BASE_URL", "https://api.tosspayments.com"),
-		PGSecretKey: e.Required("PG_SECRET_KEY", "the payment gateway's secret key (Toss: test_sk_… or live_sk_…)"),
-		PGTimeout:   e.Duration("PG_TIMEOUT", 10*time.Second),
+// ConfigFromEnv reads the configuration: the shared settings (service.OptionsFromEnv), the outbox
+// timing (service.RelayFromEnv), the gateway and order-service. Problems are collected in e.
+func ConfigFromEnv(e *service.Env) Config {
+	return Config{
+		Service:           service.OptionsFromEnv(Name, e),
+		Relay:             service.RelayFromEnv(e),
+		PGBaseURL:         e.String("PG_BASE_URL", "https://api.tosspayments.com", "the payment gateway's base URL"),
+		PGSecretKey:       e.Required("PG_SECRET_KEY", "the payment gateway's secret key (Toss: test_sk_… or live_sk_…)"),
+		PGTimeout:         e.Duration("PG_TIMEOUT", 10*time.Second, "bound of one gateway call"),
+		OrderURL:          e.String("ORDER_SERVICE_URL", "http://order-service:8080", "order-service's base URL (the order's amount and state are checked before a charge)"),
+		StaleAfter:        e.Duration("PAYMENT_STALE_AFTER", time.Minute, "when a payment whose request stopped is taken over"),
+		ReconcileInterval: e.Duration("RECONCILE_INTERVAL", 30*time.Second, "how often payments with an unknown gateway outcome are reconciled"),
 	}
-	return cfg, e.Err()
 }
 
 // Service is a running payment-service.
@@ -67,12 +77,14 @@ type Service struct {
 	store  *Store
 	relay  *outbox.Relay
 	pg     *pg.Client
+	orders Orders
 	cfg    Config
 	now    func() time.Time
 	awaits time.Duration
 }
 
-// New starts the runtime, migrates the database and wires the route and the outbox relay.
+// New starts the runtime, migrates the database and wires the routes, the reconciler and the
+// outbox relay.
 func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Service.Name == "" {
 		cfg.Service.Name = Name
@@ -86,8 +98,17 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.StaleAfter <= 0 {
 		cfg.StaleAfter = time.Minute
 	}
+	if cfg.ReconcileInterval <= 0 {
+		cfg.ReconcileInterval = 30 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Orders == nil {
+		if cfg.OrderURL == "" {
+			return nil, errors.New("payment-service: OrderURL (ORDER_SERVICE_URL) or Orders is required")
+		}
+		cfg.Orders = NewOrderClient(cfg.OrderURL, nil)
 	}
 	hc := cfg.PGHTTPClient
 	if hc == nil {
@@ -113,9 +134,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		rt.Close()
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
-	s := &Service{rt: rt, store: st, relay: relay, pg: pgc, cfg: cfg, now: cfg.Now, awaits: 200 * time.Millisecond}
+	s := &Service{rt: rt, store: st, relay: relay, pg: pgc, orders: cfg.Orders, cfg: cfg, now: cfg.Now, awaits: 200 * time.Millisecond}
 	rt.Handle("POST /payments/confirm", s.confirm)
 	rt.Handle("GET /payments", s.listPayments)
+	rt.Handle("POST /internal/payments/resolve", s.resolve)
+	rt.Go(service.StageIntake, "payment reconciler", s.runReconciler)
 	rt.Go(service.StagePublish, "outbox relay", relay.Run)
 	return s, nil
 }
@@ -134,10 +157,22 @@ func (s *Service) Runtime() *service.Runtime { return s.rt }
 
 // Error codes of the payment API (declines carry the PG's own code).
 const (
-	CodeKeyReused      = "IDEMPOTENCY_KEY_REUSED"
-	CodeInProgress     = "REQUEST_IN_PROGRESS"
-	CodePGUnavailable  = "PG_UNAVAILABLE"
-	CodePaymentDecline = "PAYMENT_DECLINED" // the business-error metric's code
+	CodeKeyReused  = "IDEMPOTENCY_KEY_REUSED"
+	CodeInProgress = "REQUEST_IN_PROGRESS"
+	// CodePGUnavailable: the gateway gave no usable answer; the outcome is being reconciled.
+	CodePGUnavailable = "PG_UNAVAILABLE"
+	// CodeOrderAlreadyPaid: the order has an approved payment; nothing was charged again.
+	CodeOrderAlreadyPaid = "ORDER_ALREADY_PAID"
+	// CodePaymentExists: the order has another payment (declined, or its outcome not known yet).
+	CodePaymentExists = "ORDER_PAYMENT_EXISTS"
+	// CodeAmountMismatch: the amount is not the order's payable amount; nothing was charged.
+	CodeAmountMismatch = "PAYMENT_AMOUNT_MISMATCH"
+	// CodeOrderNotPayable: the order is not PENDING (failed or paid); nothing was charged.
+	CodeOrderNotPayable = "ORDER_NOT_PAYABLE"
+	// CodeOrderNotFound: no such order; nothing was charged.
+	CodeOrderNotFound = "ORDER_NOT_FOUND"
+	// CodeOrderUnavailable: order-service could not be asked; nothing was charged.
+	CodeOrderUnavailable = "ORDER_SERVICE_UNAVAILABLE"
 )
 
 func (s *Service) confirm(w http.ResponseWriter, r *http.Request) error {
@@ -159,14 +194,16 @@ func (s *Service) confirm(w http.ResponseWriter, r *http.Request) error {
 	case req.Amount <= 0:
 		return service.Errorf(http.StatusBadRequest, service.CodeInvalidRequest, "amount must be positive, got %d; %s", req.Amount, service.Unchanged)
 	}
-	log := s.rt.Logger.With("orderId", req.OrderID, "paymentKey", req.PaymentKey)
 
-	prior, err := s.store.Begin(ctx, key, req, s.cfg.StaleAfter)
+	prior, claim, err := s.store.Begin(ctx, key, req, s.cfg.StaleAfter)
+	var paid *OrderPaidError
 	switch {
 	case errors.Is(err, ErrKeyReused):
 		return service.Errorf(http.StatusUnprocessableEntity, CodeKeyReused, "%v; generate a new key for a new payment; %s", err, service.Unchanged)
 	case errors.Is(err, ErrInProgress):
 		return service.Errorf(http.StatusConflict, CodeInProgress, "%v; retry with the same key shortly", err)
+	case errors.As(err, &paid):
+		return s.orderHasPayment(ctx, paid)
 	case err != nil:
 		return err
 	case prior != nil:
@@ -174,8 +211,135 @@ func (s *Service) confirm(w http.ResponseWriter, r *http.Request) error {
 		writeRaw(w, prior.Status, prior.Body)
 		return nil
 	}
+	a, err := s.carryOn(ctx, claim)
+	if err != nil {
+		return err
+	}
+	writeRaw(w, a.Status, a.Body)
+	return nil
+}
 
-	p, cerr := s.confirmWithPG(ctx, key, req)
+// orderHasPayment answers a confirm for an order that has another payment. A payment whose
+// outcome is unknown is reconciled first, so the answer says what really happened to it.
+func (s *Service) orderHasPayment(ctx context.Context, e *OrderPaidError) error {
+	existing := e.Existing
+	if e.Unresolved {
+		if rec, err := s.reconcileKey(ctx, existing.IdempotencyKey); err != nil {
+			s.rt.Logger.WarnContext(ctx, "reconciling the order's earlier payment failed", "orderId", existing.OrderID, "err", err)
+		} else if rec != nil {
+			existing = *rec
+		}
+	}
+	name := fmt.Sprintf("payment %s (paymentKey %s, amount %d)", existing.IdempotencyKey, secret.Mask(existing.PaymentKey), existing.Amount)
+	var ae *service.APIError
+	switch existing.Status {
+	case StatusDone:
+		ae = service.Errorf(http.StatusConflict, CodeOrderAlreadyPaid, "order %d is already paid by %s; nothing was charged", existing.OrderID, name)
+	case StatusFailed:
+		ae = service.Errorf(http.StatusConflict, CodePaymentExists, "order %d's %s was declined and the order is being cancelled; place a new order; nothing was charged", existing.OrderID, name)
+	case StatusVoid:
+		ae = service.Errorf(http.StatusConflict, CodeOrderNotPayable, "order %d was cancelled because no payment arrived in time; place a new order; nothing was charged", existing.OrderID)
+	default:
+		ae = service.Errorf(http.StatusConflict, CodePaymentExists, "order %d has %s whose outcome is not known yet (%s); nothing was charged — retry later and it will say what became of that payment",
+			existing.OrderID, name, existing.Status)
+	}
+	ae = ae.With("orderId", existing.OrderID).With("existingStatus", existing.Status)
+	if existing.Status != StatusVoid {
+		ae = ae.With("existingIdempotencyKey", existing.IdempotencyKey).With("existingPaymentKey", secret.Mask(existing.PaymentKey))
+	}
+	return ae
+}
+
+// carryOn takes a claimed payment to its end: the order check and the gateway call for a payment
+// that never reached the gateway, the reconciliation of one that did, and the final record. It
+// returns the answer the client gets (also stored under the key when final). Its gateway calls and
+// writes are detached from ctx — a client hanging up ends neither a charge nor its record — but
+// it stops before the gateway when ctx ends.
+func (s *Service) carryOn(ctx context.Context, c *Claim) (Answer, error) {
+	log := s.rt.Logger.With("orderId", c.Req.OrderID, "paymentKey", secret.Mask(c.Req.PaymentKey), "idempotencyKey", c.Key)
+	bg := context.WithoutCancel(ctx)
+	if !c.GatewayCalled {
+		if a, refused, err := s.checkOrder(ctx, c, log); refused || err != nil {
+			return a, err
+		}
+		wctx, cancel := detached(bg)
+		err := s.store.Calling(wctx, c)
+		cancel()
+		if err != nil {
+			return Answer{}, err
+		}
+		p, err := s.confirmWithPG(bg, c)
+		return s.record(bg, c, p, err, log)
+	}
+	// The confirm went out before and its answer was lost: ask the gateway what became of the
+	// order's payment; when it does not show a charge, repeat the confirm under the same key,
+	// which the gateway answers as it answered the first time.
+	lctx, cancel := context.WithTimeout(bg, s.cfg.PGTimeout)
+	found, lerr := s.pg.Lookup(lctx, strconv.FormatInt(c.Req.OrderID, 10))
+	cancel()
+	switch {
+	case lerr == nil && found.PaymentKey == c.Req.PaymentKey && found.Charged():
+		log.InfoContext(ctx, "the gateway shows the payment approved; recording it", "pg_status", found.Status)
+		return s.record(bg, c, found, nil, log)
+	case lerr == nil && found.PaymentKey != c.Req.PaymentKey && found.Charged():
+		log.ErrorContext(ctx, "the gateway shows another payment key charged for this order", "gateway_payment_key", secret.Mask(found.PaymentKey))
+	case lerr != nil && !errors.Is(lerr, pg.ErrNoPayment):
+		log.WarnContext(ctx, "looking the order's payment up at the gateway failed; asking with the confirm", "err", lerr)
+	}
+	p, err := s.confirmWithPG(bg, c)
+	return s.record(bg, c, p, err, log)
+}
+
+// checkOrder asks order-service for the order before anything is charged. A refusal is recorded
+// (REJECTED, the answer stored under the key) and returned with refused set.
+func (s *Service) checkOrder(ctx context.Context, c *Claim, log *slog.Logger) (Answer, bool, error) {
+	o, err := s.orders.Order(ctx, c.Req.OrderID)
+	var ae *service.APIError
+	switch {
+	case errors.Is(err, ErrOrderNotFound):
+		ae = service.Errorf(http.StatusNotFound, CodeOrderNotFound, "order %d does not exist; nothing was charged", c.Req.OrderID)
+	case err != nil:
+		// Nothing reached the gateway: forget the claim so a retry with the same key starts over.
+		wctx, cancel := detached(ctx)
+		rerr := s.store.Release(wctx, c)
+		cancel()
+		if rerr != nil {
+			return Answer{}, true, fmt.Errorf("order %d could not be checked (%v), and releasing its payment failed: %w", c.Req.OrderID, err, rerr)
+		}
+		log.WarnContext(ctx, "order-service could not be asked about the order; nothing charged", "err", err)
+		return Answer{}, true, service.Errorf(http.StatusServiceUnavailable, CodeOrderUnavailable,
+			"order-service could not confirm order %d's amount (%v); nothing was charged — retry with the same Idempotency-Key", c.Req.OrderID, err)
+	case o.Amount != c.Req.Amount:
+		s.rt.Metrics.BusinessErrors.WithLabelValues(CodeAmountMismatch).Inc()
+		ae = service.Errorf(http.StatusUnprocessableEntity, CodeAmountMismatch, "amount %d is not order %d's payable amount %d; nothing was charged",
+			c.Req.Amount, c.Req.OrderID, o.Amount).With("payableAmount", o.Amount)
+	case o.Status != orderPending:
+		ae = service.Errorf(http.StatusConflict, CodeOrderNotPayable, "order %d is %s, not awaiting payment; nothing was charged", c.Req.OrderID, o.Status).
+			With("orderStatus", o.Status)
+	default:
+		return Answer{}, false, nil
+	}
+	ae = ae.With("orderId", c.Req.OrderID)
+	body, err := json.Marshal(ae)
+	if err != nil {
+		return Answer{}, true, fmt.Errorf("encode the refusal of order %d's payment: %w", c.Req.OrderID, err)
+	}
+	a := Answer{Status: ae.Status, Body: body}
+	wctx, cancel := detached(ctx)
+	defer cancel()
+	if err := s.store.Finish(wctx, c, StatusRejected, ae.Code, a, nil); err != nil {
+		return Answer{}, true, err
+	}
+	log.InfoContext(ctx, "payment refused before the gateway", "code", ae.Code)
+	return a, true, nil
+}
+
+// record stores what the gateway said about c — approved, declined, or no usable answer — and
+// returns the client's answer.
+func (s *Service) record(ctx context.Context, c *Claim, p *pg.Payment, cerr error, log *slog.Logger) (Answer, error) {
+	req := c.Req
+	wctx, cancel := detached(ctx)
+	defer cancel()
 	var pe *pg.Error
 	switch {
 	case cerr == nil || (errors.As(cerr, &pe) && pe.AlreadyProcessed()):
@@ -187,54 +351,84 @@ func (s *Service) confirm(w http.ResponseWriter, r *http.Request) error {
 			resp.AlreadyProcessed, code = true, pg.CodeAlreadyProcessed
 			log.InfoContext(ctx, "PG says the payment was confirmed before; treating it as approved")
 		}
-		body, _ := json.Marshal(resp)
-		if err := s.store.Finish(ctx, key, StatusDone, code, Answer{http.StatusOK, body}, paidEvent(s.now(), req)); err != nil {
-			return fmt.Errorf("record approved payment of order %d: %w", req.OrderID, err)
+		body, err := json.Marshal(resp)
+		if err != nil {
+			return Answer{}, fmt.Errorf("encode the approval of order %d: %w", req.OrderID, err)
+		}
+		ev, err := paidEvent(s.now(), req)
+		if err != nil {
+			return Answer{}, err
+		}
+		a := Answer{Status: http.StatusOK, Body: body}
+		if err := s.store.Finish(wctx, c, StatusDone, code, a, ev); err != nil {
+			return Answer{}, fmt.Errorf("the gateway approved the payment of order %d but recording it failed; the reconciler will record it: %w", req.OrderID, err)
 		}
 		s.relay.Kick()
+		s.rt.Metrics.BusinessOutcomes.WithLabelValues(metrics.OutcomePaymentApproved).Inc()
 		log.InfoContext(ctx, "payment approved", "amount", req.Amount)
-		writeRaw(w, http.StatusOK, body)
-		return nil
+		return a, nil
 	case pe != nil && pe.Declined():
 		ae := service.Errorf(declineStatus, pe.Code, "the payment was declined: %s", pe.Message).With("orderId", req.OrderID)
-		body, _ := json.Marshal(ae)
-		if err := s.store.Finish(ctx, key, StatusFailed, pe.Code, Answer{declineStatus, body}, failedEvent(s.now(), req, pe)); err != nil {
-			return fmt.Errorf("record declined payment of order %d: %w", req.OrderID, err)
+		body, err := json.Marshal(ae)
+		if err != nil {
+			return Answer{}, fmt.Errorf("encode the decline of order %d: %w", req.OrderID, err)
+		}
+		ev, err := failedEvent(s.now(), req, pe)
+		if err != nil {
+			return Answer{}, err
+		}
+		a := Answer{Status: declineStatus, Body: body}
+		if err := s.store.Finish(wctx, c, StatusFailed, pe.Code, a, ev); err != nil {
+			return Answer{}, fmt.Errorf("the gateway declined the payment of order %d but recording it failed; the reconciler will record it: %w", req.OrderID, err)
 		}
 		s.relay.Kick()
-		s.rt.Metrics.BusinessErrors.WithLabelValues(CodePaymentDecline).Inc()
+		s.rt.Metrics.BusinessOutcomes.WithLabelValues(metrics.OutcomePaymentDeclined).Inc()
 		log.InfoContext(ctx, "payment declined", "pg_code", pe.Code)
-		writeRaw(w, declineStatus, body)
-		return nil
+		return a, nil
 	}
-	// No usable answer: nothing is announced; the key is released so a retry asks the PG again.
-	if err := s.store.Release(context.WithoutCancel(ctx), key); err != nil {
-		log.ErrorContext(ctx, "releasing the idempotency key failed; retries will wait for it to go stale", "err", err)
+	// No usable answer: the charge may or may not have happened. The payment is kept as UNKNOWN
+	// and reconciled; nothing is announced until the gateway says what happened.
+	if err := s.store.Unknown(wctx, c, cerr.Error()); err != nil {
+		return Answer{}, fmt.Errorf("the gateway gave no usable answer for order %d (%v) and recording that failed; the payment stays IN_PROGRESS and is reconciled once stale: %w",
+			req.OrderID, cerr, err)
 	}
-	log.WarnContext(ctx, "the PG gave no usable answer", "err", cerr)
-	return service.Errorf(http.StatusBadGateway, CodePGUnavailable,
-		"the payment gateway did not answer usably (%v); the payment may or may not have gone through — retry with the same Idempotency-Key", cerr)
+	log.WarnContext(ctx, "the PG gave no usable answer; the payment is kept as UNKNOWN and reconciled", "err", cerr)
+	ae := service.Errorf(http.StatusBadGateway, CodePGUnavailable,
+		"the payment gateway did not answer usably (%v); the payment may or may not have gone through and is being reconciled — retry with the same Idempotency-Key to learn its outcome", cerr).
+		With("orderId", req.OrderID)
+	body, err := json.Marshal(ae)
+	if err != nil {
+		return Answer{}, fmt.Errorf("encode the answer for order %d: %w", req.OrderID, err)
+	}
+	return Answer{Status: ae.Status, Body: body}, nil
+}
+
+// writeTimeout bounds a write that records a gateway outcome.
+const writeTimeout = 10 * time.Second
+
+// detached returns the context for a write that records a gateway outcome: it must happen even
+// when the request that caused it is gone, so it keeps ctx's values (the trace) but not its end.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 }
 
 // confirmWithPG calls the PG, repeating the call (same key, so at most one charge) while it gives
-// no usable answer.
-func (s *Service) confirmWithPG(ctx context.Context, key string, req ConfirmRequest) (*pg.Payment, error) {
+// no usable answer. Each call has PGTimeout of its own; ctx only carries the trace.
+func (s *Service) confirmWithPG(ctx context.Context, c *Claim) (*pg.Payment, error) {
 	var err error
 	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, s.cfg.PGTimeout)
 		var p *pg.Payment
-		p, err = s.pg.Confirm(ctx, key, pg.ConfirmRequest{PaymentKey: req.PaymentKey, OrderID: strconv.FormatInt(req.OrderID, 10), Amount: req.Amount})
+		p, err = s.pg.Confirm(actx, c.Key, pg.ConfirmRequest{PaymentKey: c.Req.PaymentKey, OrderID: strconv.FormatInt(c.Req.OrderID, 10), Amount: c.Req.Amount})
+		cancel()
 		var pe *pg.Error
 		if err == nil || (errors.As(err, &pe) && (pe.Declined() || pe.AlreadyProcessed() || pe.Status == http.StatusUnauthorized)) {
 			return p, err
 		}
-		if attempt >= s.cfg.PGAttempts || ctx.Err() != nil {
+		if attempt >= s.cfg.PGAttempts {
 			return nil, err
 		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(time.Duration(attempt) * s.awaits):
-		}
+		time.Sleep(time.Duration(attempt) * s.awaits)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/come2us/opsctl/pkg/consumer"
 	"github.com/come2us/opsctl/pkg/event"
+	"github.com/come2us/opsctl/pkg/metrics"
 	"github.com/come2us/opsctl/pkg/service"
 	"github.com/come2us/opsctl/pkg/store"
 )
@@ -32,10 +33,9 @@ type Config struct {
 }
 
 // ConfigFromEnv reads the configuration (see service.OptionsFromEnv and service.ConsumerFromEnv).
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	e := service.NewEnv(getenv)
-	cfg := Config{Service: service.OptionsFromEnv(Name, e), Consumer: service.ConsumerFromEnv(e)}
-	return cfg, e.Err()
+// Problems are collected in e.
+func ConfigFromEnv(e *service.Env) Config {
+	return Config{Service: service.OptionsFromEnv(Name, e), Consumer: service.ConsumerFromEnv(e)}
 }
 
 // Service is a running product-service.
@@ -100,9 +100,13 @@ func (s *Service) handleOrderFailed(ctx context.Context, rec *kgo.Record) error 
 	out, err := s.store.Restore(ctx, ev)
 	switch {
 	case errors.Is(err, ErrRestoreMismatch):
-		return consumer.Permanent("RESTORE_MISMATCH", err)
+		// The compensation cannot be applied as sent: stock is not restored — our failure.
+		s.rt.Metrics.BusinessErrors.WithLabelValues(CodeRestoreMismatch).Inc()
+		return consumer.Permanent(CodeRestoreMismatch, err)
 	case errors.Is(err, errReservationRacing):
 		return consumer.Retryable("RESERVATION_RACE", err)
+	case store.Transient(err):
+		return consumer.Transient(store.Code(err), err)
 	case err != nil:
 		return consumer.Retryable(store.Code(err), err)
 	}
@@ -227,6 +231,8 @@ const (
 	CodeStockShort       = "STOCK_SHORT"
 	CodeLineCompensated  = "LINE_COMPENSATED"
 	CodeReservationClash = "RESERVATION_CONFLICT"
+	// CodeRestoreMismatch: an orders-failed event does not match the line's reservation.
+	CodeRestoreMismatch = "RESTORE_MISMATCH"
 )
 
 func (s *Service) reserve(w http.ResponseWriter, r *http.Request) error {
@@ -241,11 +247,11 @@ func (s *Service) reserve(w http.ResponseWriter, r *http.Request) error {
 	var oe *OptionError
 	switch {
 	case errors.As(err, &oe) && errors.Is(err, ErrNotFound):
-		s.rt.Metrics.BusinessErrors.WithLabelValues(CodeOptionNotFound).Inc()
+		s.rt.Metrics.BusinessOutcomes.WithLabelValues(metrics.OutcomeOptionNotFound).Inc()
 		return service.Errorf(http.StatusUnprocessableEntity, CodeOptionNotFound,
 			"option %d does not exist; no stock was reserved for order %d", oe.OptionValueID, req.OrderID).With("optionValueId", oe.OptionValueID)
 	case errors.As(err, &oe) && errors.Is(err, ErrStockShort):
-		s.rt.Metrics.BusinessErrors.WithLabelValues(CodeStockShort).Inc()
+		s.rt.Metrics.BusinessOutcomes.WithLabelValues(metrics.OutcomeStockShort).Inc()
 		return service.Errorf(http.StatusConflict, CodeStockShort,
 			"option %d has %d in stock, %d requested; no stock was reserved for order %d", oe.OptionValueID, oe.Available, oe.Requested, req.OrderID).
 			With("optionValueId", oe.OptionValueID).With("available", oe.Available).With("requested", oe.Requested)

@@ -61,8 +61,9 @@ type System struct {
 	Product *product.Service
 	Payment *payment.Service
 	Order   *order.Service
-	// PG is the in-memory payment gateway payment-service calls.
-	PG *pg.Server
+	// PG is the in-memory payment gateway payment-service calls, at PGURL.
+	PG    *pg.Server
+	PGURL string
 
 	// Clients for the three HTTP APIs.
 	Products *product.Client
@@ -100,6 +101,7 @@ func Start(ctx context.Context, cfg Config) (*System, error) {
 	s.pgSrv = &http.Server{Handler: s.PG, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.pgSrv.Serve(ln) }()
 	pgURL := "http://" + ln.Addr().String()
+	s.PGURL = pgURL
 
 	opts := func(name, db string) service.Options {
 		return service.Options{
@@ -120,7 +122,11 @@ func Start(ctx context.Context, cfg Config) (*System, error) {
 	s.closers = append(s.closers, s.Product.Runtime().Close)
 	s.run(runCtx, product.Name, s.Product.Run)
 
-	yc := payment.Config{Service: opts(payment.Name, cfg.PaymentDB), Relay: cfg.Relay, PGBaseURL: pgURL, PGSecretKey: PGSecretKey, Now: cfg.Now}
+	// payment-service checks orders with order-service, which starts after it (it asks
+	// payment-service in turn): the check is bound to order-service once that is up.
+	orders := &laterOrders{}
+	yc := payment.Config{Service: opts(payment.Name, cfg.PaymentDB), Relay: cfg.Relay, PGBaseURL: pgURL, PGSecretKey: PGSecretKey,
+		Orders: orders, Now: cfg.Now}
 	if cfg.Payment != nil {
 		cfg.Payment(&yc)
 	}
@@ -131,7 +137,7 @@ func Start(ctx context.Context, cfg Config) (*System, error) {
 	s.run(runCtx, payment.Name, s.Payment.Run)
 
 	oc := order.Config{Service: opts(order.Name, cfg.OrderDB), Consumer: cfg.Consumer, Relay: cfg.Relay,
-		ProductURL: s.Product.URL(), Now: cfg.Now}
+		ProductURL: s.Product.URL(), PaymentURL: s.Payment.URL(), Now: cfg.Now}
 	if cfg.Order != nil {
 		cfg.Order(&oc)
 	}
@@ -140,6 +146,8 @@ func Start(ctx context.Context, cfg Config) (*System, error) {
 	}
 	s.closers = append(s.closers, s.Order.Runtime().Close)
 	s.run(runCtx, order.Name, s.Order.Run)
+
+	orders.bind(payment.NewOrderClient(s.Order.URL(), nil))
 
 	s.Products = product.NewClient(s.Product.URL(), nil)
 	s.Payments = payment.NewClient(s.Payment.URL(), nil)
@@ -183,4 +191,27 @@ func (s *System) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return errors.Join(s.errs...)
+}
+
+// laterOrders is payment-service's view of order-service, bound once order-service is up.
+type laterOrders struct {
+	mu sync.Mutex
+	c  payment.Orders
+}
+
+func (l *laterOrders) bind(c payment.Orders) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.c = c
+}
+
+// Order reads the order from order-service, or says that order-service is not up yet.
+func (l *laterOrders) Order(ctx context.Context, id int64) (payment.OrderInfo, error) {
+	l.mu.Lock()
+	c := l.c
+	l.mu.Unlock()
+	if c == nil {
+		return payment.OrderInfo{}, errors.New("order-service is not started yet")
+	}
+	return c.Order(ctx, id)
 }

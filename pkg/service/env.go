@@ -16,26 +16,63 @@ import (
 )
 
 // Env reads typed settings from environment variables, collecting every malformed one so a
-// misconfigured pod reports all its mistakes at once.
+// misconfigured pod reports all its mistakes at once. It also records every variable it was asked
+// for, with its default and meaning, so a binary's --help lists exactly what it reads.
 type Env struct {
 	get  func(string) string
 	errs []error
+	vars []Var
+	seen map[string]bool
+}
+
+// Var describes one environment variable a service reads.
+type Var struct {
+	Name string
+	// Default is the value used when the variable is unset ("" when there is none).
+	Default string
+	// Usage says what the variable sets.
+	Usage string
+	// Required variables have no default; the service refuses to start without them.
+	Required bool
 }
 
 // NewEnv reads from getenv (os.Getenv in main, a map in tests).
-func NewEnv(getenv func(string) string) *Env { return &Env{get: getenv} }
+func NewEnv(getenv func(string) string) *Env { return &Env{get: getenv, seen: map[string]bool{}} }
+
+func (e *Env) describe(key, def, usage string, required bool) {
+	if !e.seen[key] {
+		e.seen[key] = true
+		e.vars = append(e.vars, Var{Name: key, Default: def, Usage: usage, Required: required})
+	}
+}
+
+// Vars lists the variables read so far, in the order they were first read.
+func (e *Env) Vars() []Var { return append([]Var(nil), e.vars...) }
 
 // String returns key's value, or def when unset or empty.
-func (e *Env) String(key, def string) string {
+func (e *Env) String(key, def, usage string) string {
+	e.describe(key, def, usage, false)
+	return e.lookup(key, def)
+}
+
+func (e *Env) lookup(key, def string) string {
 	if v := strings.TrimSpace(e.get(key)); v != "" {
 		return v
 	}
 	return def
 }
 
+// Secret records a variable holding a secret that is read elsewhere (or returns it raw, untrimmed);
+// its value never appears in --help or errors.
+func (e *Env) Secret(key, usage string) string {
+	e.describe(key, "", usage, false)
+	return e.get(key)
+}
+
 // Duration returns key parsed as a Go duration ("90s", "5m").
-func (e *Env) Duration(key string, def time.Duration) time.Duration {
-	v := e.String(key, "")
+func (e *Env) Duration(key string, def time.Duration, usage string) time.Duration {
+	e.describe(key, def.String(), usage, false)
+	v := e.lookup(key, "")
 	if v == "" {
 		return def
 	}
@@ -48,8 +85,9 @@ func (e *Env) Duration(key string, def time.Duration) time.Duration {
 }
 
 // Int returns key parsed as a positive integer.
-func (e *Env) Int(key string, def int) int {
-	v := e.String(key, "")
+func (e *Env) Int(key string, def int, usage string) int {
+	e.describe(key, strconv.Itoa(def), usage, false)
+	v := e.lookup(key, "")
 	if v == "" {
 		return def
 	}
@@ -62,8 +100,9 @@ func (e *Env) Int(key string, def int) int {
 }
 
 // Bool returns key parsed as a boolean (true/false/1/0).
-func (e *Env) Bool(key string, def bool) bool {
-	v := e.String(key, "")
+func (e *Env) Bool(key string, def bool, usage string) bool {
+	e.describe(key, strconv.FormatBool(def), usage, false)
+	v := e.lookup(key, "")
 	if v == "" {
 		return def
 	}
@@ -75,11 +114,13 @@ func (e *Env) Bool(key string, def bool) bool {
 	return b
 }
 
-// Required returns key's value and records an error when it is missing.
-func (e *Env) Required(key, why string) string {
-	v := e.String(key, "")
+// Required returns key's value and records an error when it is missing. The value is treated as
+// a secret: it never appears in --help or errors.
+func (e *Env) Required(key, usage string) string {
+	e.describe(key, "", usage, true)
+	v := e.lookup(key, "")
 	if v == "" {
-		e.errs = append(e.errs, fmt.Errorf("%s is required: %s", key, why))
+		e.errs = append(e.errs, fmt.Errorf("%s is required: %s", key, usage))
 	}
 	return v
 }
@@ -92,49 +133,37 @@ func (e *Env) Err() error {
 	return fmt.Errorf("configuration: %w", errors.Join(e.errs...))
 }
 
-// OptionsFromEnv reads the settings every service shares:
-//
-//	HTTP_ADDR                     listen address (":8080")
-//	DATABASE_URL                  postgres://… or sqlite:<file> ("sqlite:<name>.db")
-//	DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_USER, DATABASE_PASSWORD, DATABASE_SSLMODE
-//	                              used instead of DATABASE_URL when it is unset and DATABASE_HOST is
-//	                              set (port 5432, name and user <name> with "_" for "-", sslmode
-//	                              require) — the chart's ConfigMap names the host and the Secret
-//	                              holds the password
-//	KAFKA_BROKERS                 comma-separated seed brokers ("localhost:9092")
-//	KAFKA_TLS, KAFKA_TLS_CA_FILE  TLS to the brokers
-//	KAFKA_SASL_MECHANISM          PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM
-//	KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD
-//	KAFKA_DELIVERY_TIMEOUT        how long a publish may take before the outbox retries it (30s)
-//	LOG_LEVEL                     debug, info, warn or error (info)
-//	OTEL_EXPORTER_OTLP_ENDPOINT   OTLP/gRPC collector, e.g. http://otel-collector:4317 (tracing off when unset)
-//	SERVICE_VERSION               version stamped on logs and traces (the build's version)
-//	SHUTDOWN_TIMEOUT              how long a graceful shutdown may take (25s)
+// OptionsFromEnv reads the settings every service shares (HTTP_ADDR, DATABASE_*, KAFKA_*,
+// LOG_LEVEL, OTEL_EXPORTER_OTLP_ENDPOINT, SERVICE_VERSION, SHUTDOWN_TIMEOUT; --help lists them
+// with their defaults). DATABASE_HOST and its companions are used instead of DATABASE_URL when it
+// is unset and DATABASE_HOST is set — the chart's ConfigMap names the host and the Secret holds
+// the password.
 func OptionsFromEnv(name string, e *Env) Options {
 	o := Options{
 		Name:            name,
-		Addr:            e.String("HTTP_ADDR", ":8080"),
+		Addr:            e.String("HTTP_ADDR", ":8080", "HTTP listen address"),
 		DatabaseURL:     databaseURL(name, e),
-		OTLPEndpoint:    e.String("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
-		Version:         e.String("SERVICE_VERSION", ""),
-		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 25*time.Second),
-		DeliveryTimeout: e.Duration("KAFKA_DELIVERY_TIMEOUT", 30*time.Second),
+		OTLPEndpoint:    e.String("OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP/gRPC collector for traces, e.g. http://otel-collector:4317 (tracing off when unset)"),
+		Version:         e.String("SERVICE_VERSION", "", "version stamped on logs and traces (the build's version when unset)"),
+		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 25*time.Second, "how long a graceful shutdown may take"),
+		DeliveryTimeout: e.Duration("KAFKA_DELIVERY_TIMEOUT", 30*time.Second, "how long a publish may take before the outbox retries it"),
 	}
-	for _, b := range strings.Split(e.String("KAFKA_BROKERS", "localhost:9092"), ",") {
+	for _, b := range strings.Split(e.String("KAFKA_BROKERS", "localhost:9092", "comma-separated seed brokers"), ",") {
 		if b = strings.TrimSpace(b); b != "" {
 			o.Kafka.Brokers = append(o.Kafka.Brokers, b)
 		}
 	}
 	o.Kafka.ClientID = name
-	o.Kafka.TLS.Enabled = e.Bool("KAFKA_TLS", false)
-	o.Kafka.TLS.CAFile = e.String("KAFKA_TLS_CA_FILE", "")
+	o.Kafka.TLS.Enabled = e.Bool("KAFKA_TLS", false, "TLS to the brokers")
+	o.Kafka.TLS.CAFile = e.String("KAFKA_TLS_CA_FILE", "", "CA bundle for the brokers' certificates (the system's when unset)")
 	o.Kafka.SASL = config.SASL{
-		Mechanism: e.String("KAFKA_SASL_MECHANISM", ""),
-		Username:  e.String("KAFKA_SASL_USERNAME", ""),
+		Mechanism: e.String("KAFKA_SASL_MECHANISM", "", "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM (no SASL when unset)"),
+		Username:  e.String("KAFKA_SASL_USERNAME", "", "SASL user name"),
 		// Read when connecting, so the password never sits in a config struct that gets logged.
 		PasswordEnv: "KAFKA_SASL_PASSWORD",
 	}
-	switch lv := strings.ToLower(e.String("LOG_LEVEL", "info")); lv {
+	e.Secret("KAFKA_SASL_PASSWORD", "SASL password (secret)")
+	switch lv := strings.ToLower(e.String("LOG_LEVEL", "info", "debug, info, warn or error")); lv {
 	case "debug":
 		o.LogLevel = slog.LevelDebug
 	case "info":
@@ -150,46 +179,58 @@ func OptionsFromEnv(name string, e *Env) Options {
 }
 
 func databaseURL(name string, e *Env) string {
-	if u := e.String("DATABASE_URL", ""); u != "" {
+	def := strings.ReplaceAll(name, "-", "_")
+	u := e.String("DATABASE_URL", "", "postgres://… or sqlite:<file>; sqlite:"+name+".db when neither it nor DATABASE_HOST is set")
+	host := e.String("DATABASE_HOST", "", "PostgreSQL host, used when DATABASE_URL is unset")
+	port := e.String("DATABASE_PORT", "5432", "PostgreSQL port (with DATABASE_HOST)")
+	dbName := e.String("DATABASE_NAME", def, "database name (with DATABASE_HOST)")
+	user := e.String("DATABASE_USER", def, "database user (with DATABASE_HOST)")
+	password := e.Secret("DATABASE_PASSWORD", "database password (secret; with DATABASE_HOST)")
+	sslMode := e.String("DATABASE_SSLMODE", "require", "PostgreSQL sslmode (with DATABASE_HOST)")
+	switch {
+	case u != "":
 		return u
-	}
-	host := e.String("DATABASE_HOST", "")
-	if host == "" {
+	case host == "":
 		return "sqlite:" + name + ".db"
 	}
-	def := strings.ReplaceAll(name, "-", "_")
-	u := url.URL{
+	pu := url.URL{
 		Scheme:   "postgres",
-		User:     url.UserPassword(e.String("DATABASE_USER", def), e.get("DATABASE_PASSWORD")),
-		Host:     net.JoinHostPort(host, e.String("DATABASE_PORT", "5432")),
-		Path:     "/" + e.String("DATABASE_NAME", def),
-		RawQuery: url.Values{"sslmode": {e.String("DATABASE_SSLMODE", "require")}}.Encode(),
+		User:     url.UserPassword(user, password),
+		Host:     net.JoinHostPort(host, port),
+		Path:     "/" + dbName,
+		RawQuery: url.Values{"sslmode": {sslMode}}.Encode(),
 	}
-	return u.String()
+	return pu.String()
 }
 
-// ConsumerFromEnv reads the consumer retry policy; the service fills in the rest of the config.
-//
-//	CONSUMER_MAX_ATTEMPTS     tries per record before it is dead-lettered (3)
-//	CONSUMER_BACKOFF          wait after the first failed try, doubling (100ms)
-//	CONSUMER_ATTEMPT_TIMEOUT  bound of one try (10s)
+// ConsumerFromEnv reads the consumer's retry policy and its static group membership; the service
+// fills in the rest of the config. The instance id is POD_NAME (the chart sets it from the pod's
+// name), else HOSTNAME, which a container's runtime sets to the pod's name too; with neither the
+// consumer is a dynamic member.
 func ConsumerFromEnv(e *Env) consumer.Config {
 	return consumer.Config{
-		Attempts:       e.Int("CONSUMER_MAX_ATTEMPTS", 3),
-		Backoff:        e.Duration("CONSUMER_BACKOFF", 100*time.Millisecond),
-		AttemptTimeout: e.Duration("CONSUMER_ATTEMPT_TIMEOUT", 10*time.Second),
+		InstanceID:     instanceID(e),
+		Attempts:       e.Int("CONSUMER_MAX_ATTEMPTS", 3, "tries of a record failing with an unclassified error before it is dead-lettered"),
+		RetryFor:       e.Duration("CONSUMER_RETRY_FOR", 5*time.Minute, "how long a record failing transiently (lock, timeout, lost connection) is retried in place before it is dead-lettered"),
+		Backoff:        e.Duration("CONSUMER_BACKOFF", 100*time.Millisecond, "wait after the first failed try, doubling"),
+		MaxBackoff:     e.Duration("CONSUMER_MAX_BACKOFF", 5*time.Second, "cap of that wait"),
+		AttemptTimeout: e.Duration("CONSUMER_ATTEMPT_TIMEOUT", 10*time.Second, "bound of one try"),
 	}
+}
+
+func instanceID(e *Env) string {
+	if id := e.String("POD_NAME", "", "the consumer's static group instance id: the pod's name, stable across restarts of its container"); id != "" {
+		return id
+	}
+	return e.String("HOSTNAME", "", "the instance id when POD_NAME is unset")
 }
 
 // RelayFromEnv reads the outbox relay's timing; the service fills in the rest of the config.
-//
-//	OUTBOX_POLL_INTERVAL       how often to look for rows nobody announced (1s)
-//	OUTBOX_RETRY_BACKOFF       wait before retrying a failed publish, doubling (1s)
-//	OUTBOX_MAX_RETRY_BACKOFF   cap of that wait (1m)
 func RelayFromEnv(e *Env) outbox.Config {
 	return outbox.Config{
-		PollInterval:    e.Duration("OUTBOX_POLL_INTERVAL", time.Second),
-		RetryBackoff:    e.Duration("OUTBOX_RETRY_BACKOFF", time.Second),
-		MaxRetryBackoff: e.Duration("OUTBOX_MAX_RETRY_BACKOFF", time.Minute),
+		PollInterval:    e.Duration("OUTBOX_POLL_INTERVAL", time.Second, "how often to look for rows nobody announced"),
+		RetryBackoff:    e.Duration("OUTBOX_RETRY_BACKOFF", time.Second, "wait before retrying a failed publish, doubling"),
+		MaxRetryBackoff: e.Duration("OUTBOX_MAX_RETRY_BACKOFF", time.Minute, "cap of that wait"),
+		MaxAttempts:     e.Int("OUTBOX_MAX_ATTEMPTS", 30, "failed publishes after which a row is marked FAILED for an operator"),
 	}
 }

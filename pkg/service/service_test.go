@@ -364,3 +364,92 @@ func TestDatabaseURLFromParts(t *testing.T) {
 		t.Fatalf("DATABASE_URL does not win: %q", o.DatabaseURL)
 	}
 }
+
+func TestConsumerFromEnvStaticMembership(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"POD_NAME": "order-service-v1-5d8f-x2k9q", "HOSTNAME": "ignored"}, "order-service-v1-5d8f-x2k9q"},
+		{map[string]string{"HOSTNAME": "order-service-v1-5d8f-abcde"}, "order-service-v1-5d8f-abcde"},
+		{map[string]string{}, ""},
+	} {
+		e := service.NewEnv(func(k string) string { return tc.env[k] })
+		if c := service.ConsumerFromEnv(e); c.InstanceID != tc.want || e.Err() != nil {
+			t.Errorf("env %v: instance id %q (%v), want %q", tc.env, c.InstanceID, e.Err(), tc.want)
+		}
+	}
+	e := service.NewEnv(func(k string) string { return map[string]string{"CONSUMER_RETRY_FOR": "10m"}[k] })
+	if c := service.ConsumerFromEnv(e); c.RetryFor != 10*time.Minute {
+		t.Fatalf("CONSUMER_RETRY_FOR: %v", c.RetryFor)
+	}
+}
+
+type demoConfig struct {
+	Addr, Secret string
+	Timeout      time.Duration
+}
+
+func demoBinary(ran *bool) service.Binary[demoConfig] {
+	return service.Binary[demoConfig]{
+		Name:    "demo-service",
+		Summary: "a service for the test.",
+		Config: func(e *service.Env) demoConfig {
+			return demoConfig{
+				Addr:    e.String("HTTP_ADDR", ":8080", "HTTP listen address"),
+				Secret:  e.Required("DEMO_SECRET", "the demo's secret key"),
+				Timeout: e.Duration("DEMO_TIMEOUT", 10*time.Second, "bound of one call"),
+			}
+		},
+		Run: func(context.Context, demoConfig) error { *ran = true; return nil },
+	}
+}
+
+// TestMainHelp: --help and -h print the flags and every environment variable with its default
+// and exit 0 without reading the environment or starting anything; --version prints the build.
+func TestMainHelp(t *testing.T) {
+	noEnv := func(k string) string { t.Errorf("read %s: the service was being configured", k); return "" }
+	for _, arg := range []string{"--help", "-h", "-help"} {
+		var ran bool
+		var out, errOut strings.Builder
+		if code := service.Main(context.Background(), demoBinary(&ran), []string{arg}, noEnv, &out, &errOut); code != 0 || ran {
+			t.Fatalf("%s: exit %d, ran %v, stderr %q", arg, code, ran, errOut.String())
+		}
+		for _, want := range []string{"demo-service — a service for the test.", "--help", "--version", "Environment:",
+			`HTTP_ADDR`, `HTTP listen address (default ":8080")`, "DEMO_SECRET", "the demo's secret key (required)", `DEMO_TIMEOUT`, `(default "10s")`} {
+			if !strings.Contains(out.String(), want) {
+				t.Fatalf("%s output lacks %q:\n%s", arg, want, out.String())
+			}
+		}
+	}
+	var ran bool
+	var out strings.Builder
+	if code := service.Main(context.Background(), demoBinary(&ran), []string{"--version"}, noEnv, &out, io.Discard); code != 0 || ran ||
+		!strings.HasPrefix(out.String(), "demo-service ") {
+		t.Fatalf("--version: exit %d, ran %v, %q", code, ran, out.String())
+	}
+}
+
+// TestMainRefusesArguments: anything but --help and --version exits 2 before anything starts, and
+// a bad configuration lists every problem and exits 2.
+func TestMainRefusesArguments(t *testing.T) {
+	env := func(k string) string { return map[string]string{"DEMO_SECRET": "s3cr3t"}[k] }
+	for _, args := range [][]string{{"--port=9090"}, {"serve"}, {"--version", "extra"}} {
+		var ran bool
+		var errOut strings.Builder
+		code := service.Main(context.Background(), demoBinary(&ran), args, env, io.Discard, &errOut)
+		if code != service.ExitUsage || ran || !strings.Contains(errOut.String(), "nothing was started") {
+			t.Fatalf("%v: exit %d, ran %v, stderr %q", args, code, ran, errOut.String())
+		}
+	}
+	var ran bool
+	var errOut strings.Builder
+	bad := func(k string) string { return map[string]string{"DEMO_TIMEOUT": "soon"}[k] }
+	code := service.Main(context.Background(), demoBinary(&ran), nil, bad, io.Discard, &errOut)
+	if code != service.ExitUsage || ran || !strings.Contains(errOut.String(), "DEMO_SECRET is required") || !strings.Contains(errOut.String(), `DEMO_TIMEOUT="soon"`) {
+		t.Fatalf("bad configuration: exit %d, ran %v, stderr %q", code, ran, errOut.String())
+	}
+	if code := service.Main(context.Background(), demoBinary(&ran), nil, env, io.Discard, io.Discard); code != 0 || !ran {
+		t.Fatalf("good configuration: exit %d, ran %v", code, ran)
+	}
+}

@@ -5,8 +5,8 @@
 //
 // On a schedule it also opens fault windows (see Faults) that make real dead letters of both
 // SAGA dead-letter schemas, and runs "late payment" journeys: an order that waits for its
-// payment past the PENDING timeout, is failed by the sweeper, and is paid afterwards, so
-// order-service dead-letters the payments-paid as ORDER_ALREADY_FAILED.
+// payment past the PENDING timeout, is cancelled by the sweeper, and is paid afterwards — which
+// payment-service refuses before the gateway (ORDER_NOT_PAYABLE), so no paid order is cancelled.
 //
 // Every request goes to the URL Config.URL returns, in the sandbox the simulated mesh's route
 // for the journey's environment, so the traffic shows in Istio's metrics per subset.
@@ -85,8 +85,9 @@ type Config struct {
 // Stats count what the generator did.
 type Stats struct {
 	Journeys, Paid, Declined, Failed, Skipped int64
-	// LatePaid counts late payments sent for orders the sweeper had failed.
-	LatePaid int64
+	// LateRefused counts late payments for orders the sweeper had cancelled that payment-service
+	// refused, as it must. A late payment that went through counts as Failed.
+	LateRefused int64
 }
 
 // Generator runs journeys.
@@ -98,7 +99,7 @@ type Generator struct {
 	rng *rand.Rand
 	env int
 
-	journeys, paid, declined, failed, skipped, latePaid atomic.Int64
+	journeys, paid, declined, failed, skipped, lateRefused atomic.Int64
 }
 
 // New checks cfg and returns a Generator.
@@ -150,7 +151,7 @@ func New(cfg Config) (*Generator, error) {
 // Stats returns the counts so far.
 func (g *Generator) Stats() Stats {
 	return Stats{Journeys: g.journeys.Load(), Paid: g.paid.Load(), Declined: g.declined.Load(),
-		Failed: g.failed.Load(), Skipped: g.skipped.Load(), LatePaid: g.latePaid.Load()}
+		Failed: g.failed.Load(), Skipped: g.skipped.Load(), LateRefused: g.lateRefused.Load()}
 }
 
 // Run generates traffic until ctx ends, then waits for the journeys in flight and closes every
@@ -314,9 +315,9 @@ func isDecline(err error) bool {
 	return errors.As(err, &ae) && ae.Status == http.StatusPaymentRequired
 }
 
-// latePayment places an order, waits until the PENDING sweeper has failed it, then pays it: the
-// payment succeeds at the gateway and order-service dead-letters the payments-paid as
-// ORDER_ALREADY_FAILED — a paid but failed order, the operator's case.
+// latePayment places an order, waits until the PENDING sweeper has cancelled it, then tries to pay
+// it: payment-service must refuse before the gateway (409 ORDER_NOT_PAYABLE) — a payment taken for
+// a cancelled order would be a paid order cancelled.
 func (g *Generator) latePayment(ctx context.Context) {
 	p := g.plan()
 	_, orders, payments := g.clients(p.env)
@@ -343,13 +344,17 @@ func (g *Generator) latePayment(ctx context.Context) {
 		}
 	}
 	key := fmt.Sprintf("tpk_late_%d_%s", o.ID, uuid.NewString()[:8])
-	if _, err := payments.Confirm(ctx, uuid.NewString(), payment.ConfirmRequest{PaymentKey: key, OrderID: o.ID, Amount: o.Amount}); err != nil {
-		if ctx.Err() == nil {
-			g.failed.Add(1)
-			g.log.Debug("late payment: confirm failed", "orderId", o.ID, "err", err)
-		}
-		return
+	_, err = payments.Confirm(ctx, uuid.NewString(), payment.ConfirmRequest{PaymentKey: key, OrderID: o.ID, Amount: o.Amount})
+	var ae *service.APIError
+	switch {
+	case errors.As(err, &ae) && ae.Code == payment.CodeOrderNotPayable:
+		g.lateRefused.Add(1)
+		g.log.Info("late payment for an order the sweeper cancelled was refused", "orderId", o.ID, "env", p.env)
+	case err == nil:
+		g.failed.Add(1)
+		g.log.Error("late payment for an order the sweeper cancelled went through: a paid order is cancelled", "orderId", o.ID, "env", p.env)
+	case ctx.Err() == nil:
+		g.failed.Add(1)
+		g.log.Debug("late payment: confirm failed", "orderId", o.ID, "err", err)
 	}
-	g.latePaid.Add(1)
-	g.log.Info("late payment sent for an order the sweeper failed", "orderId", o.ID, "env", p.env)
 }

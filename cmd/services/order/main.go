@@ -1,38 +1,39 @@
-// Command order-service runs the SAGA's order-service. It is configured from the environment:
+// Command order-service runs the SAGA's order-service. It is configured from the environment;
+// `order-service --help` lists every variable it reads with its default.
 //
-//	HTTP_ADDR, DATABASE_URL, KAFKA_BROKERS, KAFKA_TLS, KAFKA_SASL_*, LOG_LEVEL,
-//	OTEL_EXPORTER_OTLP_ENDPOINT, SHUTDOWN_TIMEOUT (see service.OptionsFromEnv)
-//	PRODUCT_SERVICE_URL, SWEEP_INTERVAL, PENDING_TIMEOUT, SWEEP_CHUNK (see order.ConfigFromEnv)
-//
-// It exits 0 after a graceful shutdown on SIGTERM or SIGINT, 2 on bad configuration and 1 when
-// it cannot start or a component fails.
+// It exits 0 after a graceful shutdown on SIGTERM or SIGINT (and after --help or --version), 2
+// on bad arguments or configuration, and 1 when it cannot start or a component fails.
 package main
 
 import (
 	"context"
-	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/come2us/opsctl/pkg/order"
+	"github.com/come2us/opsctl/pkg/service"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cfg, err := order.ConfigFromEnv(os.Getenv)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "order-service: %v\n", err)
-		os.Exit(2)
-	}
-	svc, err := order.New(ctx, cfg)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "order-service: %v\n", err)
-		os.Exit(1)
-	}
-	if err := svc.Run(ctx); err != nil {
-		fmt.Fprintf(os.Stderr, "order-service: %v\n", err)
-		os.Exit(1)
-	}
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return service.Main(ctx, service.Binary[order.Config]{
+		Name:    order.Name,
+		Summary: "the SAGA's order-service: takes orders, follows payment results from Kafka, compensates failed orders and settles stale PENDING ones with payment-service.",
+		Config:  order.ConfigFromEnv,
+		Run: func(ctx context.Context, cfg order.Config) error {
+			svc, err := order.New(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			return svc.Run(ctx)
+		},
+	}, args, getenv, stdout, stderr)
 }

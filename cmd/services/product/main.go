@@ -1,38 +1,39 @@
-// Command product-service runs the SAGA's product-service. It is configured from the environment:
+// Command product-service runs the SAGA's product-service. It is configured from the environment;
+// `product-service --help` lists every variable it reads with its default.
 //
-//	HTTP_ADDR, DATABASE_URL, KAFKA_BROKERS, KAFKA_TLS, KAFKA_SASL_*, LOG_LEVEL,
-//	OTEL_EXPORTER_OTLP_ENDPOINT, SHUTDOWN_TIMEOUT (see service.OptionsFromEnv)
-//	CONSUMER_* (see service.ConsumerFromEnv)
-//
-// It exits 0 after a graceful shutdown on SIGTERM or SIGINT, 2 on bad configuration and 1 when
-// it cannot start or a component fails.
+// It exits 0 after a graceful shutdown on SIGTERM or SIGINT (and after --help or --version), 2
+// on bad arguments or configuration, and 1 when it cannot start or a component fails.
 package main
 
 import (
 	"context"
-	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/come2us/opsctl/pkg/product"
+	"github.com/come2us/opsctl/pkg/service"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cfg, err := product.ConfigFromEnv(os.Getenv)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "product-service: %v\n", err)
-		os.Exit(2)
-	}
-	svc, err := product.New(ctx, cfg)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "product-service: %v\n", err)
-		os.Exit(1)
-	}
-	if err := svc.Run(ctx); err != nil {
-		fmt.Fprintf(os.Stderr, "product-service: %v\n", err)
-		os.Exit(1)
-	}
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return service.Main(ctx, service.Binary[product.Config]{
+		Name:    product.Name,
+		Summary: "the SAGA's product-service: sells options from stock, reserves it for orders and restores it when an order fails.",
+		Config:  product.ConfigFromEnv,
+		Run: func(ctx context.Context, cfg product.Config) error {
+			svc, err := product.New(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			return svc.Run(ctx)
+		},
+	}, args, getenv, stdout, stderr)
 }

@@ -70,7 +70,7 @@ func NewCmdSandbox(f *cmdutil.Factory, runTUI TUIFunc, runF func(*SandboxOptions
   traffic      a storefront placing orders (--rate), a share of payments declined, and fault
                windows that make real dead letters: product-service cannot restore stock, then
                order-service cannot apply payment failures; and late payments for orders the
-               PENDING sweeper already failed (ORDER_ALREADY_FAILED)
+               PENDING sweeper already cancelled, which payment-service refuses (ORDER_NOT_PAYABLE)
   GitOps       a bare repository and a working copy seeded from the repository's gitops/ tree
   Argo CD      simulated: argo-cd's own gRPC API, syncing the repository into a simulated
                Kubernetes API with simulated pods

@@ -1,0 +1,301 @@
+package order_test
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/come2us/opsctl/pkg/dbtest"
+	"github.com/come2us/opsctl/pkg/event"
+	"github.com/come2us/opsctl/pkg/kafkatest"
+	"github.com/come2us/opsctl/pkg/order"
+	"github.com/come2us/opsctl/pkg/outbox"
+	"github.com/come2us/opsctl/pkg/payment"
+	"github.com/come2us/opsctl/pkg/saga"
+	"github.com/come2us/opsctl/pkg/store"
+)
+
+func (e *env) place(t *testing.T) order.Order {
+	t.Helper()
+	o, err := e.sys.Orders.Place(context.Background(), order.PlaceRequest{UserID: "u", Lines: []order.PlaceLine{{OptionValueID: e.options[0].ID, Quantity: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func (e *env) status(t *testing.T, id int64) order.Order {
+	t.Helper()
+	o, err := e.sys.Orders.Order(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func (e *env) confirm(t *testing.T, o order.Order, paymentKey string) error {
+	t.Helper()
+	_, err := e.sys.Payments.Confirm(context.Background(), uuid.NewString(), payment.ConfirmRequest{PaymentKey: paymentKey, OrderID: o.ID, Amount: o.Amount})
+	return err
+}
+
+// settled waits until every event written so far went through the whole SAGA.
+func (e *env) settled(t *testing.T) {
+	t.Helper()
+	waitFor(t, "the SAGA to settle", func() bool {
+		p, err1 := outbox.ReadStats(context.Background(), e.sys.Payment.Runtime().DB.SQL)
+		o, err2 := outbox.ReadStats(context.Background(), e.sys.Order.Runtime().DB.SQL)
+		return err1 == nil && err2 == nil && p.Unsent == 0 && o.Unsent == 0 &&
+			kafkatest.Lag(t, e.cluster, event.GroupOrderService, event.TopicPaymentsPaid, event.TopicPaymentsFailed) == 0 &&
+			kafkatest.Lag(t, e.cluster, event.GroupProductService, event.TopicOrdersFailed) == 0
+	})
+}
+
+func noDeadLetters(t *testing.T, e *env) {
+	t.Helper()
+	for _, topic := range event.Topics() {
+		if recs := kafkatest.Records(t, e.cluster, event.DLT(topic)); len(recs) != 0 {
+			t.Fatalf("%d dead letters on %s; first: %s", len(recs), event.DLT(topic), recs[0].Value)
+		}
+	}
+}
+
+// TestPausedBrokerKeepsPaidOrders: the broker stops taking and serving records for longer than
+// the PENDING timeout, so payment results wait in payment-service's outbox. The sweeper does not
+// cancel on age: it asks payment-service, and the paid order — and the one whose gateway answer
+// came too late, reconciled on the way — become PREPARING; the declined one and the one nobody
+// paid are failed and compensated. When the broker is back the held-up results are no-ops.
+func TestPausedBrokerKeepsPaidOrders(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
+		clk := &clock{}
+		e := start(t, newURL, func(cfg *saga.Config) {
+			cfg.Now = clk.Now
+			cfg.Order = func(oc *order.Config) { oc.SweepInterval = time.Hour }
+			cfg.Payment = func(pc *payment.Config) { pc.PGTimeout, pc.PGAttempts = 300*time.Millisecond, 1 }
+		})
+		ctx := context.Background()
+		paid, declined, unpaid, late := e.place(t), e.place(t), e.place(t), e.place(t)
+
+		pause := e.cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce, kmsg.Fetch}, Count: -1, Err: kerr.NotLeaderForPartition})
+		if err := e.confirm(t, paid, "tpk_paid"); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.confirm(t, declined, "fail_declined"); err == nil {
+			t.Fatal("a fail_ payment key was approved")
+		}
+		release := e.sys.PG.HoldAnswers()
+		if err := e.confirm(t, late, "tpk_late"); err == nil {
+			t.Fatal("a held gateway answer came in time")
+		}
+		release()
+
+		clk.Advance(6 * time.Minute) // the results have been held up for longer than the timeout
+		n, err := e.sys.Order.Sweep(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			o      order.Order
+			status string
+			code   string
+		}{
+			{paid, order.StatusPreparing, ""},
+			{late, order.StatusPreparing, ""},
+			{declined, order.StatusFailed, order.FailurePayment},
+			{unpaid, order.StatusFailed, order.FailurePendingLimit},
+		} {
+			if got := e.status(t, c.o.ID); got.Status != c.status || got.FailureCode != c.code {
+				t.Fatalf("order %d after the sweep: %s %s, want %s %s", c.o.ID, got.Status, got.FailureCode, c.status, c.code)
+			}
+		}
+		if n != 2 {
+			t.Fatalf("the sweep failed %d orders, want 2", n)
+		}
+
+		pause.Remove()
+		e.settled(t)
+		noDeadLetters(t, e)
+		if e.status(t, paid.ID).Status != order.StatusPreparing || e.status(t, late.ID).Status != order.StatusPreparing {
+			t.Fatal("a held-up payment result changed a settled order")
+		}
+		if e.sys.PG.Approved() != 2 {
+			t.Fatalf("%d charges, want 2", e.sys.PG.Approved())
+		}
+		waitFor(t, "the failed orders' stock back", func() bool {
+			st, err := e.sys.Product.Store().Stock(ctx)
+			return err == nil && st[e.options[0].ID] == 10-2
+		})
+		// The order nobody paid is closed to payments now.
+		if err := e.confirm(t, unpaid, "tpk_too_late"); err == nil || e.sys.PG.Approved() != 2 {
+			t.Fatalf("a payment of the swept order went through (%v; charges %d)", err, e.sys.PG.Approved())
+		}
+	})
+}
+
+// TestPaymentWaitsOutRowLock: the paid order's row is locked (on SQLite: the database's one
+// writer is held) while its payments-paid arrives. The consumer retries in place, with backoff,
+// for far longer than the old three attempts, keeping the records behind it on the partition
+// waiting; a sweep past the timeout does not cancel the order; once the lock goes the payment is
+// applied — nothing dead-lettered.
+func TestPaymentWaitsOutRowLock(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
+		clk := &clock{}
+		var orderDB string
+		e := start(t, newURL, func(cfg *saga.Config) {
+			cfg.Now = clk.Now
+			cfg.Consumer.AttemptTimeout = 300 * time.Millisecond
+			orderDB = cfg.OrderDB
+			cfg.Order = func(oc *order.Config) { oc.SweepInterval = time.Hour }
+		})
+		ctx := context.Background()
+		locked := e.place(t)
+		var others []order.Order
+		for range 6 {
+			others = append(others, e.place(t))
+		}
+
+		var unlock func()
+		if strings.HasPrefix(orderDB, "postgres") {
+			db, err := store.Open(ctx, orderDB)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			tx, err := db.SQL.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.ExecContext(ctx, `SELECT id FROM orders WHERE id = $1 FOR UPDATE`, locked.ID); err != nil {
+				t.Fatal(err)
+			}
+			unlock = func() { _ = tx.Rollback() }
+		} else {
+			held, release := make(chan struct{}), make(chan struct{})
+			done := make(chan error, 1)
+			go func() {
+				done <- e.sys.Order.Runtime().DB.Tx(ctx, func(*sql.Tx) error { close(held); <-release; return nil })
+			}()
+			<-held
+			unlock = func() {
+				close(release)
+				if err := <-done; err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		var once bool
+		defer func() {
+			if !once {
+				unlock()
+			}
+		}()
+
+		if err := e.confirm(t, locked, "tpk_locked"); err != nil {
+			t.Fatal(err)
+		}
+		om := e.sys.Order.Runtime().Metrics
+		waitFor(t, "the locked order's payments-paid to fail more often than the old three attempts", func() bool {
+			return failedAttempts(t, om.Registry, event.TopicPaymentsPaid) >= 6
+		})
+		for i, o := range others {
+			if err := e.confirm(t, o, "tpk_other_"+itoa(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		kafkatest.Wait(t, e.cluster, event.TopicPaymentsPaid, 1+len(others))
+		// Key order: whatever follows the locked record on its partition waits behind it.
+		var at *struct {
+			p   int32
+			off int64
+		}
+		recs := kafkatest.Records(t, e.cluster, event.TopicPaymentsPaid)
+		for _, r := range recs {
+			if string(r.Key) == itoa(locked.ID) {
+				at = &struct {
+					p   int32
+					off int64
+				}{r.Partition, r.Offset}
+			}
+		}
+		if at == nil {
+			t.Fatal("the locked order's payments-paid is not on the topic")
+		}
+		behind := 0
+		for _, r := range recs {
+			if r.Partition == at.p && r.Offset > at.off {
+				behind++
+				if st := e.status(t, parseID(t, r.Key)).Status; st != order.StatusPending {
+					t.Fatalf("order %s, behind the locked one on partition %d, is %s: the partition was not kept in order", r.Key, r.Partition, st)
+				}
+			}
+		}
+		if behind == 0 {
+			t.Fatal("no payment result landed behind the locked one on its partition; the order check needs one")
+		}
+		if st := e.status(t, locked.ID).Status; st != order.StatusPending {
+			t.Fatalf("locked order is %s while locked", st)
+		}
+
+		clk.Advance(6 * time.Minute)
+		swept := make(chan error, 1)
+		go func() { _, err := e.sys.Order.Sweep(ctx); swept <- err }()
+		once = true
+		unlock()
+		if err := <-swept; err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the locked order PREPARING", func() bool { return e.status(t, locked.ID).Status == order.StatusPreparing })
+		for _, o := range others {
+			waitFor(t, "the other orders PREPARING", func() bool { return e.status(t, o.ID).Status == order.StatusPreparing })
+		}
+		e.settled(t)
+		noDeadLetters(t, e)
+		if n := testutil.CollectAndCount(om.DeadLettered); n != 0 {
+			t.Fatalf("%d dead-letter series, want none", n)
+		}
+	})
+}
+
+// failedAttempts sums saga_kafka_records_failed_total over every error code for topic.
+func failedAttempts(t *testing.T, reg *prometheus.Registry, topic string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range fams {
+		if f.GetName() != "saga_kafka_records_failed_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "topic" && l.GetValue() == topic {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
+}
+
+func itoa[N int | int64](n N) string { return strconv.FormatInt(int64(n), 10) }
+
+func parseID(t *testing.T, key []byte) int64 {
+	t.Helper()
+	id, err := strconv.ParseInt(string(key), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
