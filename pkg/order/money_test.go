@@ -154,6 +154,9 @@ func TestPaymentWaitsOutRowLock(t *testing.T) {
 		e := start(t, newURL, func(cfg *saga.Config) {
 			cfg.Now = clk.Now
 			cfg.Consumer.AttemptTimeout = 300 * time.Millisecond
+			// The test's clock jumps six minutes to age the order for the sweeper; the consumer's
+			// retry window runs on the same clock, so it is made long enough not to end with the jump.
+			cfg.Consumer.RetryFor = time.Hour
 			orderDB = cfg.OrderDB
 			cfg.Order = func(oc *order.Config) { oc.SweepInterval = time.Hour }
 		})

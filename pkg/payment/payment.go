@@ -356,10 +356,10 @@ func (s *Store) Release(ctx context.Context, c *Claim) error {
 
 // Unknown records that the gateway gave no usable answer: the payment stays, as UNKNOWN, for the
 // reconciler.
-func (s *Store) Unknown(ctx context.Context, c *Claim, cause string) error {
+func (s *Store) Unknown(ctx context.Context, c *Claim) error {
 	err := s.held(ctx, c, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE payments SET status = $1, pg_code = $2, updated_at = $3 WHERE idempotency_key = $4`,
-			StatusUnknown, nullIfEmpty(truncate(cause, 200)), store.Micros(s.now()), c.Key)
+		_, err := tx.ExecContext(ctx, `UPDATE payments SET status = $1, updated_at = $2 WHERE idempotency_key = $3`,
+			StatusUnknown, store.Micros(s.now()), c.Key)
 		return err
 	})
 	if err != nil {
@@ -486,13 +486,6 @@ func nullIfEmpty(s string) any {
 		return nil
 	}
 	return s
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 // paidEvent and failedEvent build the outbox messages, keyed by the order.

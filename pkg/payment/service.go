@@ -388,7 +388,7 @@ func (s *Service) record(ctx context.Context, c *Claim, p *pg.Payment, cerr erro
 	}
 	// No usable answer: the charge may or may not have happened. The payment is kept as UNKNOWN
 	// and reconciled; nothing is announced until the gateway says what happened.
-	if err := s.store.Unknown(wctx, c, cerr.Error()); err != nil {
+	if err := s.store.Unknown(wctx, c); err != nil {
 		return Answer{}, fmt.Errorf("the gateway gave no usable answer for order %d (%v) and recording that failed; the payment stays IN_PROGRESS and is reconciled once stale: %w",
 			req.OrderID, cerr, err)
 	}

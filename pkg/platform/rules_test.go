@@ -141,6 +141,8 @@ func TestRequiredAlertsAndRollbackCriteria(t *testing.T) {
 	}{
 		{alert: "SagaDeadLetterTopicGrowing", op: ">", value: 0, reads: []string{"saga_kafka_records_dead_lettered_total"}, mustMatch: []string{"topic"}},
 		{alert: "SagaOutboxBacklogStale", op: ">", value: 300, reads: []string{"saga_outbox_oldest_age_seconds"}},
+		{alert: "SagaOutboxRowsFailed", op: ">", value: 0, reads: []string{"saga_outbox_failed"}},
+		{alert: "SagaPaymentOutcomeUnknown", op: ">", value: 0, reads: []string{"saga_payments_unresolved"}},
 		{alert: "SagaOrdersPendingTooLong", op: ">", value: 0, reads: []string{"saga_orders", "saga_kafka_records_consumed_total"}, mustMatch: []string{`state="PENDING"`}},
 		{alert: "CanaryHigh5xxRate", op: ">=", value: 0.03, canary: true, reads: []string{"istio_requests_total"}, window: time.Minute, mustMatch: []string{`destination_version="v2"`, `response_code=~"5.."`, `reporter="destination"`}},
 		{alert: "CanaryLatencyRegression", op: ">=", value: 200, canary: true, reads: []string{"istio_request_duration_milliseconds_sum", "istio_request_duration_milliseconds_count"}, mustMatch: []string{`destination_version="v2"`, `destination_version="v1"`}},
