@@ -162,6 +162,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 
 	rt.Handle("POST /orders", s.placeOrder)
 	rt.Handle("GET /orders/{id}", s.getOrder)
+	rt.Handle("GET /internal/orders/{id}", s.payable)
 	rt.Handle("POST /coupons", s.issueCoupon)
 	rt.Handle("GET /coupons/{id}", s.getCoupon)
 	rt.Go(service.StageIntake, "payment-result consumer", c.Run)
@@ -517,6 +518,30 @@ func (s *Service) getOrder(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	service.WriteJSON(w, http.StatusOK, o)
+	return nil
+}
+
+// Payable is the answer of GET /internal/orders/{id}: what payment-service checks a payment
+// against before it charges anything.
+type Payable struct {
+	ID     int64  `json:"id"`
+	Status string `json:"status"`
+	Amount int64  `json:"amount"`
+}
+
+func (s *Service) payable(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	st, amount, err := status(r.Context(), s.store.db.SQL, id)
+	if errors.Is(err, ErrNotFound) {
+		return service.Errorf(http.StatusNotFound, service.CodeNotFound, "order %d does not exist", id)
+	}
+	if err != nil {
+		return err
+	}
+	service.WriteJSON(w, http.StatusOK, Payable{ID: id, Status: st, Amount: amount})
 	return nil
 }
 

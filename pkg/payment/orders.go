@@ -32,7 +32,8 @@ const orderPending = "PENDING"
 // ErrOrderNotFound is Orders' answer for an order that does not exist.
 var ErrOrderNotFound = errors.New("order not found")
 
-// OrderClient reads orders from order-service (GET /orders/{id}).
+// OrderClient reads orders from order-service's internal API (GET /internal/orders/{id}: the id,
+// state and payable amount, one indexed read).
 type OrderClient struct {
 	base string
 	http *http.Client
@@ -50,7 +51,7 @@ func NewOrderClient(baseURL string, httpClient *http.Client) *OrderClient {
 // Order reads order id, or ErrOrderNotFound.
 func (c *OrderClient) Order(ctx context.Context, id int64) (OrderInfo, error) {
 	var o OrderInfo
-	err := service.Call(ctx, c.http, http.MethodGet, fmt.Sprintf("%s/orders/%d", c.base, id), nil, &o)
+	err := service.Call(ctx, c.http, http.MethodGet, fmt.Sprintf("%s/internal/orders/%d", c.base, id), nil, &o)
 	var ae *service.APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusNotFound && ae.Code == service.CodeNotFound {
 		return o, fmt.Errorf("order %d: %w", id, ErrOrderNotFound)

@@ -19,7 +19,8 @@
 //     (Resolve). Reconciling looks the order's payment up at the gateway (Toss' lookup by
 //     orderId) and otherwise repeats the confirm under the same Idempotency-Key, which the gateway
 //     deduplicates. A payment left IN_PROGRESS by a crash is picked up the same way once it is
-//     older than StaleAfter.
+//     older than StaleAfter — by then no call of its request can still be under way — with the
+//     order checked again before anything is sent, as the crash may have come before the check.
 //
 // Idempotency works at two levels. The client sends a UUIDv4 Idempotency-Key; the service stores
 // the final answer under it and repeats that answer for every later request with the key, and
@@ -152,9 +153,10 @@ func NewStore(ctx context.Context, db *store.DB, now func() time.Time) (*Store, 
 type Claim struct {
 	Key string
 	Req ConfirmRequest
-	// GatewayCalled is set when the confirm was sent to the gateway before, so its outcome must
-	// be found out before anything is sent again.
-	GatewayCalled bool
+	// Resumed is the state the payment was taken over from: "" for a new payment, StatusUnknown
+	// when the gateway was asked and did not answer usably, StatusInProgress when a worker
+	// stopped at an unknown point — before the order check, or during the gateway call.
+	Resumed string
 	// at is the claim's updated_at: every later write checks it, so a worker that was taken over
 	// writes nothing.
 	at int64
@@ -165,15 +167,14 @@ type payment struct {
 	Record
 	respStatus sql.NullInt64
 	respBody   sql.NullString
-	pgCalled   sql.NullInt64
 	updatedAt  int64
 }
 
-const paymentColumns = `idempotency_key, payment_key, order_id, amount, status, COALESCE(pg_code, ''), response_status, response_body, pg_called_at, updated_at`
+const paymentColumns = `idempotency_key, payment_key, order_id, amount, status, COALESCE(pg_code, ''), response_status, response_body, updated_at`
 
 func scanPayment(sc interface{ Scan(...any) error }) (payment, error) {
 	var p payment
-	err := sc.Scan(&p.IdempotencyKey, &p.PaymentKey, &p.OrderID, &p.Amount, &p.Status, &p.PGCode, &p.respStatus, &p.respBody, &p.pgCalled, &p.updatedAt)
+	err := sc.Scan(&p.IdempotencyKey, &p.PaymentKey, &p.OrderID, &p.Amount, &p.Status, &p.PGCode, &p.respStatus, &p.respBody, &p.updatedAt)
 	return p, err
 }
 
@@ -190,63 +191,66 @@ func (p payment) stale(now time.Time, staleAfter time.Duration) bool {
 // answered before; a Claim when this request must carry the payment on (a new one, or one a
 // stopped request or an unknown outcome left behind); ErrKeyReused when the key belongs to another
 // payment; ErrInProgress when another request holds it; *OrderPaidError when the order already has
-// another payment.
+// another payment. A new payment costs one statement: the unique index on the order is the check.
 func (s *Store) Begin(ctx context.Context, key string, req ConfirmRequest, staleAfter time.Duration) (*Answer, *Claim, error) {
 	now := s.now()
 	var answer *Answer
 	var claim *Claim
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		answer, claim = nil, nil
-		p, err := scanPayment(tx.QueryRowContext(ctx, `SELECT `+paymentColumns+` FROM payments WHERE idempotency_key = $1`, key))
-		switch {
-		case err == nil:
-			if p.PaymentKey != req.PaymentKey || p.OrderID != req.OrderID || p.Amount != req.Amount {
-				return ErrKeyReused
-			}
-			switch {
-			case p.Status == StatusDone || p.Status == StatusFailed || p.Status == StatusRejected:
-				answer = &Answer{Status: int(p.respStatus.Int64), Body: []byte(p.respBody.String)}
-				return nil
-			case !p.stale(now, staleAfter):
-				return ErrInProgress
-			}
-			c, err := s.take(ctx, tx, p, now)
-			if err != nil {
-				return err
-			}
-			claim = c
-			return nil
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
-		other, err := scanPayment(tx.QueryRowContext(ctx, `SELECT `+paymentColumns+` FROM payments
-			WHERE order_id = $1 AND status IN `+slotStates, req.OrderID))
-		switch {
-		case err == nil:
-			return &OrderPaidError{Existing: other.Record, Unresolved: other.stale(now, staleAfter)}
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO payments (idempotency_key, payment_key, order_id, amount, status, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (idempotency_key) DO NOTHING`,
 			key, req.PaymentKey, req.OrderID, req.Amount, StatusInProgress, store.Micros(now))
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrInProgress // the same key, inserted a moment ago by a concurrent request
+		if n, _ := res.RowsAffected(); n == 1 {
+			claim = &Claim{Key: key, Req: req, at: store.Micros(now)}
+			return nil
 		}
-		claim = &Claim{Key: key, Req: req, at: store.Micros(now)}
-		return nil
+		answer, claim, err = s.existing(ctx, tx, key, req, now, staleAfter)
+		return err
 	})
-	if err != nil && store.IsUniqueViolation(err) {
-		// Another confirm of the order claimed it between our check and our insert.
-		if other, rerr := s.slot(ctx, req.OrderID); rerr == nil && other != nil {
-			return nil, nil, &OrderPaidError{Existing: other.Record, Unresolved: other.stale(now, staleAfter)}
-		}
+	if err == nil || !store.IsUniqueViolation(err) {
+		return answer, claim, err
+	}
+	// The order is held by a payment (on PostgreSQL the violation ended the transaction, so it
+	// is read afresh). When that payment is this key's, the request is a repeat.
+	other, rerr := s.slot(ctx, req.OrderID)
+	switch {
+	case rerr != nil:
+		return nil, nil, rerr
+	case other == nil:
+		return nil, nil, ErrInProgress // it went away a moment ago; the client retries
+	case other.IdempotencyKey == key:
+		err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+			var err error
+			answer, claim, err = s.existing(ctx, tx, key, req, now, staleAfter)
+			return err
+		})
+		return answer, claim, err
+	}
+	return nil, nil, &OrderPaidError{Existing: other.Record, Unresolved: other.stale(now, staleAfter)}
+}
+
+// existing handles a request whose key is stored already: the stored answer of a finished
+// payment, a claim on one nobody works on, or ErrInProgress / ErrKeyReused.
+func (s *Store) existing(ctx context.Context, tx *sql.Tx, key string, req ConfirmRequest, now time.Time, staleAfter time.Duration) (*Answer, *Claim, error) {
+	p, err := scanPayment(tx.QueryRowContext(ctx, `SELECT `+paymentColumns+` FROM payments WHERE idempotency_key = $1`, key))
+	if err != nil {
+		return nil, nil, err
+	}
+	if p.PaymentKey != req.PaymentKey || p.OrderID != req.OrderID || p.Amount != req.Amount {
+		return nil, nil, ErrKeyReused
+	}
+	switch {
+	case p.Status == StatusDone || p.Status == StatusFailed || p.Status == StatusRejected:
+		return &Answer{Status: int(p.respStatus.Int64), Body: []byte(p.respBody.String)}, nil, nil
+	case !p.stale(now, staleAfter):
 		return nil, nil, ErrInProgress
 	}
-	return answer, claim, err
+	c, err := s.take(ctx, tx, p, now)
+	return nil, c, err
 }
 
 // take claims p for the caller: IN_PROGRESS with a fresh updated_at, provided nobody changed it
@@ -265,7 +269,7 @@ func (s *Store) take(ctx context.Context, tx *sql.Tx, p payment, now time.Time) 
 		return nil, ErrInProgress
 	}
 	return &Claim{Key: p.IdempotencyKey, Req: ConfirmRequest{PaymentKey: p.PaymentKey, OrderID: p.OrderID, Amount: p.Amount},
-		GatewayCalled: p.pgCalled.Valid, at: at}, nil
+		Resumed: p.Status, at: at}, nil
 }
 
 // slot reads the payment holding orderID, or nil.
@@ -310,44 +314,32 @@ func (s *Store) retake(ctx context.Context, key string, staleAfter time.Duration
 	return claim, nil
 }
 
-// held runs fn in a transaction after checking that c still holds its payment.
-func (s *Store) held(ctx context.Context, c *Claim, fn func(tx *sql.Tx) error) error {
+// settle runs, in one transaction, the update of c's payment — query, whose WHERE ends with the
+// claim check "idempotency_key = $key AND status = 'IN_PROGRESS' AND updated_at = $at" taking
+// the last three arguments — and then more (may be nil). A worker that lost its claim changes
+// nothing and gets errLost.
+func (s *Store) settle(ctx context.Context, c *Claim, query string, args []any, more func(tx *sql.Tx) error) error {
 	return s.db.Tx(ctx, func(tx *sql.Tx) error {
-		var n int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM payments WHERE idempotency_key = $1 AND status = $2 AND updated_at = $3`+s.db.ForUpdate(),
-			c.Key, StatusInProgress, c.at).Scan(&n)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errLost
-		}
+		n := len(args)
+		q := fmt.Sprintf("%s WHERE idempotency_key = $%d AND status = $%d AND updated_at = $%d", query, n+1, n+2, n+3)
+		res, err := tx.ExecContext(ctx, q, append(args, c.Key, StatusInProgress, c.at)...)
 		if err != nil {
 			return err
 		}
-		return fn(tx)
+		if k, _ := res.RowsAffected(); k == 0 {
+			return errLost
+		}
+		if more == nil {
+			return nil
+		}
+		return more(tx)
 	})
 }
 
-// Calling records that the confirm of c is about to be sent to the gateway. From here on the
-// payment is never released: its outcome is found out.
-func (s *Store) Calling(ctx context.Context, c *Claim) error {
-	err := s.held(ctx, c, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE payments SET pg_called_at = COALESCE(pg_called_at, $1) WHERE idempotency_key = $2`,
-			store.Micros(s.now()), c.Key)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("record that payment %s goes to the gateway: %w", c.Key, err)
-	}
-	c.GatewayCalled = true
-	return nil
-}
-
-// Release forgets a claimed payment that never reached the gateway (its request stopped before),
-// so the same key may start again and the order may be paid.
+// Release forgets a claimed payment that never reached the gateway (its order could not be
+// checked), so the same key may start again and the order may be paid.
 func (s *Store) Release(ctx context.Context, c *Claim) error {
-	err := s.held(ctx, c, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM payments WHERE idempotency_key = $1 AND pg_called_at IS NULL`, c.Key)
-		return err
-	})
+	err := s.settle(ctx, c, `DELETE FROM payments`, nil, nil)
 	if err != nil && !errors.Is(err, errLost) {
 		return fmt.Errorf("release payment %s: %w", c.Key, err)
 	}
@@ -357,11 +349,7 @@ func (s *Store) Release(ctx context.Context, c *Claim) error {
 // Unknown records that the gateway gave no usable answer: the payment stays, as UNKNOWN, for the
 // reconciler.
 func (s *Store) Unknown(ctx context.Context, c *Claim) error {
-	err := s.held(ctx, c, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE payments SET status = $1, updated_at = $2 WHERE idempotency_key = $3`,
-			StatusUnknown, store.Micros(s.now()), c.Key)
-		return err
-	})
+	err := s.settle(ctx, c, `UPDATE payments SET status = $1, updated_at = $2`, []any{StatusUnknown, store.Micros(s.now())}, nil)
 	if err != nil {
 		return fmt.Errorf("record the unknown outcome of payment %s: %w", c.Key, err)
 	}
@@ -372,16 +360,14 @@ func (s *Store) Unknown(ctx context.Context, c *Claim) error {
 // it (none for a payment REJECTED before the gateway).
 func (s *Store) Finish(ctx context.Context, c *Claim, status, pgCode string, answer Answer, ev *outbox.Message) error {
 	now := s.now()
-	err := s.held(ctx, c, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE payments SET status = $1, pg_code = $2, response_status = $3, response_body = $4, updated_at = $5
-			WHERE idempotency_key = $6`, status, nullIfEmpty(pgCode), answer.Status, string(answer.Body), store.Micros(now), c.Key); err != nil {
-			return err
-		}
-		if ev == nil {
-			return nil
-		}
-		return outbox.Add(ctx, tx, now, *ev)
-	})
+	err := s.settle(ctx, c, `UPDATE payments SET status = $1, pg_code = $2, response_status = $3, response_body = $4, updated_at = $5`,
+		[]any{status, nullIfEmpty(pgCode), answer.Status, string(answer.Body), store.Micros(now)},
+		func(tx *sql.Tx) error {
+			if ev == nil {
+				return nil
+			}
+			return outbox.Add(ctx, tx, now, *ev)
+		})
 	if err != nil {
 		return fmt.Errorf("record payment %s of order %d as %s: %w", c.Key, c.Req.OrderID, status, err)
 	}

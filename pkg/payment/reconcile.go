@@ -110,7 +110,7 @@ func (s *Service) reconcileKey(ctx context.Context, key string) (*Record, error)
 		return nil, err
 	}
 	if c != nil {
-		if _, err := s.carryOn(ctx, c); err != nil {
+		if _, err := s.carryOn(ctx, c, nil); err != nil {
 			var ae *service.APIError
 			if !errors.As(err, &ae) { // an API error is an answer (the order could not be checked), not a failure
 				return nil, err

@@ -98,6 +98,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.StaleAfter <= 0 {
 		cfg.StaleAfter = time.Minute
 	}
+	if longest := time.Duration(cfg.PGAttempts)*cfg.PGTimeout + time.Duration(cfg.PGAttempts)*time.Second; cfg.StaleAfter <= longest {
+		// A payment is taken over only when its request cannot still be talking to the gateway.
+		return nil, fmt.Errorf("payment-service: StaleAfter (PAYMENT_STALE_AFTER) %s must exceed the longest gateway call, %d attempts of %s",
+			cfg.StaleAfter, cfg.PGAttempts, cfg.PGTimeout)
+	}
 	if cfg.ReconcileInterval <= 0 {
 		cfg.ReconcileInterval = 30 * time.Second
 	}
@@ -195,6 +200,13 @@ func (s *Service) confirm(w http.ResponseWriter, r *http.Request) error {
 		return service.Errorf(http.StatusBadRequest, service.CodeInvalidRequest, "amount must be positive, got %d; %s", req.Amount, service.Unchanged)
 	}
 
+	// The order is read from order-service while the payment is claimed: the check costs no
+	// extra wait, and nothing reaches the gateway before both are done.
+	order := make(chan orderAnswer, 1)
+	go func() {
+		o, err := s.orders.Order(ctx, req.OrderID)
+		order <- orderAnswer{o, err}
+	}()
 	prior, claim, err := s.store.Begin(ctx, key, req, s.cfg.StaleAfter)
 	var paid *OrderPaidError
 	switch {
@@ -211,12 +223,18 @@ func (s *Service) confirm(w http.ResponseWriter, r *http.Request) error {
 		writeRaw(w, prior.Status, prior.Body)
 		return nil
 	}
-	a, err := s.carryOn(ctx, claim)
+	a, err := s.carryOn(ctx, claim, order)
 	if err != nil {
 		return err
 	}
 	writeRaw(w, a.Status, a.Body)
 	return nil
+}
+
+// orderAnswer is order-service's answer about an order.
+type orderAnswer struct {
+	o   OrderInfo
+	err error
 }
 
 // orderHasPayment answers a confirm for an order that has another payment. A payment whose
@@ -250,52 +268,66 @@ func (s *Service) orderHasPayment(ctx context.Context, e *OrderPaidError) error 
 	return ae
 }
 
-// carryOn takes a claimed payment to its end: the order check and the gateway call for a payment
-// that never reached the gateway, the reconciliation of one that did, and the final record. It
-// returns the answer the client gets (also stored under the key when final). Its gateway calls and
-// writes are detached from ctx — a client hanging up ends neither a charge nor its record — but
-// it stops before the gateway when ctx ends.
-func (s *Service) carryOn(ctx context.Context, c *Claim) (Answer, error) {
+// carryOn takes a claimed payment to its end and returns the answer the client gets (stored under
+// the key too when final): for a new payment the order check and the gateway call; for one whose
+// outcome is unknown the gateway's lookup, and the confirm repeated under the same key when the
+// lookup shows no charge; for one a stopped worker left, the lookup, then the order check (the
+// worker may have stopped before it) and the confirm. Gateway calls and the writes that record
+// them are detached from ctx — a client hanging up ends neither a charge nor its record — but
+// nothing is sent to the gateway once ctx has ended before the order check. order, when not nil,
+// delivers the order read in advance.
+func (s *Service) carryOn(ctx context.Context, c *Claim, order <-chan orderAnswer) (Answer, error) {
 	log := s.rt.Logger.With("orderId", c.Req.OrderID, "paymentKey", secret.Mask(c.Req.PaymentKey), "idempotencyKey", c.Key)
 	bg := context.WithoutCancel(ctx)
-	if !c.GatewayCalled {
-		if a, refused, err := s.checkOrder(ctx, c, log); refused || err != nil {
+	if c.Resumed != "" {
+		// The confirm may have gone out before and its answer been lost: ask the gateway what
+		// became of the order's payment first.
+		lctx, cancel := context.WithTimeout(bg, s.cfg.PGTimeout)
+		found, lerr := s.pg.Lookup(lctx, strconv.FormatInt(c.Req.OrderID, 10))
+		cancel()
+		switch {
+		case lerr == nil && found.PaymentKey == c.Req.PaymentKey && found.Charged():
+			log.InfoContext(ctx, "the gateway shows the payment approved; recording it", "pg_status", found.Status)
+			return s.record(bg, c, found, nil, log)
+		case lerr == nil && found.PaymentKey != c.Req.PaymentKey && found.Charged():
+			log.ErrorContext(ctx, "the gateway shows another payment key charged for this order", "gateway_payment_key", secret.Mask(found.PaymentKey))
+		case lerr != nil && !errors.Is(lerr, pg.ErrNoPayment):
+			log.WarnContext(ctx, "looking the order's payment up at the gateway failed; asking with the confirm", "err", lerr)
+		}
+	}
+	if c.Resumed != StatusUnknown {
+		if order == nil {
+			ch := make(chan orderAnswer, 1)
+			o, err := s.orders.Order(ctx, c.Req.OrderID)
+			ch <- orderAnswer{o, err}
+			order = ch
+		}
+		if a, refused, err := s.checkOrder(ctx, c, <-order, log); refused || err != nil {
 			return a, err
 		}
-		wctx, cancel := detached(bg)
-		err := s.store.Calling(wctx, c)
-		cancel()
-		if err != nil {
-			return Answer{}, err
-		}
-		p, err := s.confirmWithPG(bg, c)
-		return s.record(bg, c, p, err, log)
 	}
-	// The confirm went out before and its answer was lost: ask the gateway what became of the
-	// order's payment; when it does not show a charge, repeat the confirm under the same key,
-	// which the gateway answers as it answered the first time.
-	lctx, cancel := context.WithTimeout(bg, s.cfg.PGTimeout)
-	found, lerr := s.pg.Lookup(lctx, strconv.FormatInt(c.Req.OrderID, 10))
-	cancel()
-	switch {
-	case lerr == nil && found.PaymentKey == c.Req.PaymentKey && found.Charged():
-		log.InfoContext(ctx, "the gateway shows the payment approved; recording it", "pg_status", found.Status)
-		return s.record(bg, c, found, nil, log)
-	case lerr == nil && found.PaymentKey != c.Req.PaymentKey && found.Charged():
-		log.ErrorContext(ctx, "the gateway shows another payment key charged for this order", "gateway_payment_key", secret.Mask(found.PaymentKey))
-	case lerr != nil && !errors.Is(lerr, pg.ErrNoPayment):
-		log.WarnContext(ctx, "looking the order's payment up at the gateway failed; asking with the confirm", "err", lerr)
-	}
+	// Repeated under the same key, the confirm is answered as it was the first time: a charge
+	// made then is not made again.
 	p, err := s.confirmWithPG(bg, c)
 	return s.record(bg, c, p, err, log)
 }
 
-// checkOrder asks order-service for the order before anything is charged. A refusal is recorded
-// (REJECTED, the answer stored under the key) and returned with refused set.
-func (s *Service) checkOrder(ctx context.Context, c *Claim, log *slog.Logger) (Answer, bool, error) {
-	o, err := s.orders.Order(ctx, c.Req.OrderID)
+// checkOrder checks the payment against order-service's answer about the order before anything
+// is charged. A refusal is recorded (REJECTED, the answer stored under the key) and returned with
+// refused set.
+func (s *Service) checkOrder(ctx context.Context, c *Claim, ans orderAnswer, log *slog.Logger) (Answer, bool, error) {
+	o, err := ans.o, ans.err
 	var ae *service.APIError
 	switch {
+	case ctx.Err() != nil:
+		// The client left before anything was sent: send nothing, and let the key start over.
+		wctx, cancel := detached(ctx)
+		rerr := s.store.Release(wctx, c)
+		cancel()
+		if rerr != nil {
+			return Answer{}, true, fmt.Errorf("the request for order %d ended before the payment was sent, and releasing it failed: %w", c.Req.OrderID, rerr)
+		}
+		return Answer{}, true, fmt.Errorf("the request for order %d ended before the payment was sent; nothing was charged: %w", c.Req.OrderID, ctx.Err())
 	case errors.Is(err, ErrOrderNotFound):
 		ae = service.Errorf(http.StatusNotFound, CodeOrderNotFound, "order %d does not exist; nothing was charged", c.Req.OrderID)
 	case err != nil:

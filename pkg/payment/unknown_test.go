@@ -98,10 +98,11 @@ func TestGatewayAnswersLate(t *testing.T) {
 
 // TestClientHangsUp: the customer's connection drops while the gateway is charging. The gateway
 // call is not the request's: it finishes, and its approval is recorded and announced with a
-// context of its own, without any retry from the client.
+// context of its own, without any retry from the client (and with no reconciler running, so the
+// record can only come from the call itself).
 func TestClientHangsUp(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
-		r := start(t, newURL)
+		r := start(t, newURL, tuned(10*time.Second, time.Hour, nil))
 		o := r.place(t, 1)
 		key := uuid.NewString()
 		release := r.pg.HoldAnswers()
@@ -153,11 +154,7 @@ func TestReconcilerFinishesPayments(t *testing.T) {
 		}
 		afterKey := uuid.NewString()
 		afterReq := payment.ConfirmRequest{PaymentKey: "tpk_c", OrderID: crashedAfter.ID, Amount: crashedAfter.Amount}
-		_, claim, err := svc.Store().Begin(ctx, afterKey, afterReq, time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := svc.Store().Calling(ctx, claim); err != nil {
+		if _, _, err := svc.Store().Begin(ctx, afterKey, afterReq, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		gw, err := pg.NewClient(r.sys.PGURL, saga.PGSecretKey, nil)
