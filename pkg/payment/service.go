@@ -291,6 +291,14 @@ func (s *Service) carryOn(ctx context.Context, c *Claim, order <-chan orderAnswe
 			return s.record(bg, c, found, nil, log)
 		case lerr == nil && found.PaymentKey != c.Req.PaymentKey && found.Charged():
 			log.ErrorContext(ctx, "the gateway shows another payment key charged for this order", "gateway_payment_key", secret.Mask(found.PaymentKey))
+		case lerr != nil && !errors.Is(lerr, pg.ErrNoPayment) && c.Resumed == StatusInProgress:
+			// The stopped worker may have been charging, or may have stopped before the order was
+			// checked: without the gateway's word neither a refusal nor a confirm is safe. The
+			// payment stays IN_PROGRESS and is taken up again once stale.
+			log.WarnContext(ctx, "looking the order's payment up at the gateway failed; the payment waits for the next round", "err", lerr)
+			return Answer{}, service.Errorf(http.StatusBadGateway, CodePGUnavailable,
+				"the payment gateway could not be asked about order %d's interrupted payment (%v); it is retried after %s — retry with the same Idempotency-Key later",
+				c.Req.OrderID, lerr, s.cfg.StaleAfter).With("orderId", c.Req.OrderID)
 		case lerr != nil && !errors.Is(lerr, pg.ErrNoPayment):
 			log.WarnContext(ctx, "looking the order's payment up at the gateway failed; asking with the confirm", "err", lerr)
 		}

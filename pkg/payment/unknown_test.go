@@ -216,3 +216,34 @@ func TestPeriodicReconciler(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestInterruptedPaymentWaitsForTheGateway: a payment a crashed worker left IN_PROGRESS may or may
+// not have been charged; while the gateway cannot be asked, the reconciler neither refuses nor
+// confirms it — it stays IN_PROGRESS — and once the gateway answers it is finished, charged once.
+func TestInterruptedPaymentWaitsForTheGateway(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
+		clk := &clock{}
+		r := start(t, newURL, tuned(300*time.Millisecond, time.Hour, clk.Now))
+		ctx := context.Background()
+		o := r.place(t, 1)
+		key := uuid.NewString()
+		if _, _, err := r.svc().Store().Begin(ctx, key, payment.ConfirmRequest{PaymentKey: "tpk_i", OrderID: o.ID, Amount: o.Amount}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(2 * time.Minute)
+		r.pg.FailLookups(1, &pg.Error{Status: 500, Code: pg.CodeInternal, Message: "내부 시스템 처리 작업이 실패했습니다."})
+		if n, err := r.svc().Reconcile(ctx); err != nil || n != 0 {
+			t.Fatalf("reconcile without the gateway finished %d payments (%v), want none", n, err)
+		}
+		if st := status(t, r, key); st != payment.StatusInProgress || r.pg.Calls() != 0 {
+			t.Fatalf("payment %s, gateway confirms %d; want it left IN_PROGRESS and nothing sent", st, r.pg.Calls())
+		}
+		clk.Advance(2 * time.Minute)
+		if n, err := r.svc().Reconcile(ctx); err != nil || n != 1 {
+			t.Fatalf("reconcile with the gateway back finished %d payments (%v), want 1", n, err)
+		}
+		if st := status(t, r, key); st != payment.StatusDone || r.pg.Approved() != 1 {
+			t.Fatalf("payment %s, charges %d; want DONE and 1", st, r.pg.Approved())
+		}
+	})
+}

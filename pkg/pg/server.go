@@ -36,6 +36,7 @@ type Server struct {
 	confirmed map[string]Payment // paymentKey → approved payment
 	byOrder   map[string]Payment // orderId → its latest payment (approved or aborted)
 	failNext  []*Error
+	failLook  []*Error
 	calls     int
 	hold      chan struct{} // while not nil, confirm answers wait for it to close
 	held      int           // confirms decided whose answer is waiting on hold
@@ -93,6 +94,16 @@ func (s *Server) FailNext(n int, e *Error) {
 	defer s.mu.Unlock()
 	for range n {
 		s.failNext = append(s.failNext, e)
+	}
+}
+
+// FailLookups makes the next n lookups by orderId answer with e — e.g. a 500 — the gateway that
+// cannot say what became of a payment.
+func (s *Server) FailLookups(n int, e *Error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.failLook = append(s.failLook, e)
 	}
 }
 
@@ -161,7 +172,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) lookup(w http.ResponseWriter, orderID string) {
 	s.mu.Lock()
 	p, ok := s.byOrder[orderID]
+	var fail *Error
+	if len(s.failLook) > 0 {
+		fail, s.failLook = s.failLook[0], s.failLook[1:]
+	}
 	s.mu.Unlock()
+	if fail != nil {
+		writeJSON(w, fail.Status, errBody(fail))
+		return
+	}
 	if !ok {
 		writeJSON(w, http.StatusNotFound, errBody(&Error{Code: CodeNotFoundPayment, Message: "존재하지 않는 결제 정보 입니다."}))
 		return
