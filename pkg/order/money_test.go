@@ -3,6 +3,7 @@ package order_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,15 +14,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/come2us/opsctl/pkg/dbtest"
+	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/kafkatest"
 	"github.com/come2us/opsctl/pkg/order"
 	"github.com/come2us/opsctl/pkg/outbox"
 	"github.com/come2us/opsctl/pkg/payment"
 	"github.com/come2us/opsctl/pkg/saga"
+	"github.com/come2us/opsctl/pkg/secret"
 	"github.com/come2us/opsctl/pkg/store"
 )
 
@@ -301,4 +305,41 @@ func parseID(t *testing.T, key []byte) int64 {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// TestSecondPaymentOfPaidOrderIsAnError: a payments-paid with another payment key for an order
+// already PREPARING is a second charge, not a redelivery: it goes to the DLT as ORDER_PAID_TWICE
+// and counts as a business error, and the order keeps its first payment.
+func TestSecondPaymentOfPaidOrderIsAnError(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
+		e := start(t, newURL, nil)
+		o := e.place(t)
+		if err := e.confirm(t, o, "tpk_first"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the order PREPARING", func() bool { return e.status(t, o.ID).Status == order.StatusPreparing })
+		cl, err := kgo.NewClient(kafkatest.ClientOpts(e.cluster)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ev := event.PaymentPaid{Envelope: event.NewEnvelope(event.TypePaymentPaid, time.Now()), OrderID: o.ID, PaymentKey: "tpk_second", Amount: o.Amount}
+		v, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: event.TopicPaymentsPaid, Key: event.Key(o.ID), Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		d := dlt.Decode(kafkatest.Wait(t, e.cluster, event.DLT(event.TopicPaymentsPaid), 1)[0])
+		if d.ErrorCode != order.CodeOrderPaidTwice || d.Field("paymentKey") != "tpk_second" {
+			t.Fatalf("dead letter %+v, want %s for tpk_second", d, order.CodeOrderPaidTwice)
+		}
+		if n := testutil.ToFloat64(e.sys.Order.Runtime().Metrics.BusinessErrors.WithLabelValues(order.CodeOrderPaidTwice)); n != 1 {
+			t.Fatalf("business errors{%s} = %v, want 1", order.CodeOrderPaidTwice, n)
+		}
+		if got := e.status(t, o.ID); got.Status != order.StatusPreparing || got.PaymentKey != secret.Mask("tpk_first") {
+			t.Fatalf("order after the second payment: %s paid by %s", got.Status, got.PaymentKey)
+		}
+	})
 }
