@@ -1,7 +1,6 @@
 package replay
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -53,12 +51,6 @@ func TestReplayChildProcess(t *testing.T) {
 	os.Exit(0)
 }
 
-type crashPoint struct {
-	name string
-	// install sets the kill up on the cluster; kill kills the child at most once.
-	install func(c *kfake.Cluster, ids topicIDs, kill func())
-}
-
 type topicIDs struct{ target, ledger [16]byte }
 
 func producesTo(req kmsg.Request, topic string, id [16]byte) bool {
@@ -74,79 +66,16 @@ func producesTo(req kmsg.Request, topic string, id [16]byte) bool {
 	return false
 }
 
-var errKilled = errors.New("client killed")
-
 func TestCrashAnywhereThenRerunReplaysExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
 	const ledgerTopic = "opsctl.replays"
-	points := []crashPoint{
-		{"between transactions: after the second batch committed", func(c *kfake.Cluster, ids topicIDs, kill func()) {
-			var ends atomic.Int32
-			c.ControlKey(int16(kmsg.EndTxn), func(kmsg.Request) (kmsg.Response, error, bool) {
-				ends.Add(1)
-				return nil, nil, false
-			})
-			c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-				if ends.Load() >= fences+2 && producesTo(req, event.TopicOrdersFailed, ids.target) { // run start + two batches
-					kill()
-					return nil, errKilled, true // the third batch never reaches the broker
-				}
-				return nil, nil, false
-			})
-		}},
-		{"inside a transaction: replayed records written, ledger entries not", func(c *kfake.Cluster, ids topicIDs, kill func()) {
-			var targets atomic.Int32
-			c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-				if producesTo(req, event.TopicOrdersFailed, ids.target) {
-					targets.Add(1)
-				}
-				if targets.Load() >= 3 && producesTo(req, ledgerTopic, ids.ledger) {
-					kill()
-					return nil, errKilled, true
-				}
-				return nil, nil, false
-			})
-		}},
-		{"inside a transaction: everything written, commit never sent", func(c *kfake.Cluster, ids topicIDs, kill func()) {
-			var ends atomic.Int32
-			c.ControlKey(int16(kmsg.EndTxn), func(kmsg.Request) (kmsg.Response, error, bool) {
-				if ends.Add(1) == fences+1 {
-					kill()
-					return nil, errKilled, true
-				}
-				return nil, nil, false
-			})
-		}},
-		{"during the commit: applied, the client never heard", func(c *kfake.Cluster, ids topicIDs, kill func()) {
-			var ends atomic.Int32
-			c.ControlKey(int16(kmsg.EndTxn), func(kmsg.Request) (kmsg.Response, error, bool) {
-				if ends.Add(1) == fences+2 {
-					kill()
-				}
-				return nil, nil, false // the broker commits
-			})
-		}},
-		{"while taking the fence", func(c *kfake.Cluster, ids topicIDs, kill func()) {
-			c.ControlKey(int16(kmsg.EndTxn), func(kmsg.Request) (kmsg.Response, error, bool) {
-				kill()
-				return nil, errKilled, true
-			})
-		}},
-		{"between taking one lane's fence and the next", func(c *kfake.Cluster, ids topicIDs, kill func()) {
-			var ends atomic.Int32
-			c.ControlKey(int16(kmsg.EndTxn), func(kmsg.Request) (kmsg.Response, error, bool) {
-				if ends.Add(1) == 2 {
-					kill()
-					return nil, errKilled, true
-				}
-				return nil, nil, false
-			})
-		}},
-	}
+	// The points are replaytest.CrashPoints, shared with the tests of every process that
+	// replays (the redrive agent, `opsctl dlt redrive`).
+	points := replaytest.CrashPoints(event.TopicOrdersFailed, ledgerTopic, fences)
 	for _, pt := range points {
-		t.Run(pt.name, func(t *testing.T) {
+		t.Run(pt.Name, func(t *testing.T) {
 			const n = 45
 			c := replaytest.NewCluster(t)
 			seedSaga(t, c, n)
@@ -154,32 +83,11 @@ func TestCrashAnywhereThenRerunReplaysExactlyOnce(t *testing.T) {
 			if err := e.ensureLedger(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			ids := lookupIDs(t, c, event.TopicOrdersFailed, ledgerTopic)
+			ids := replaytest.LookupTopicIDs(t, c, event.TopicOrdersFailed, ledgerTopic)
 
 			cmd := exec.Command(os.Args[0], "-test.run=^TestReplayChildProcess$")
 			cmd.Env = append(os.Environ(), childEnv+"="+strings.Join(c.ListenAddrs(), ","), "OPSCTL_REPLAY_CHILD_BATCH=10")
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			var once sync.Once
-			killed := make(chan struct{})
-			pt.install(c, ids, func() {
-				once.Do(func() {
-					close(killed) // first: Wait may return as soon as the signal lands
-					_ = cmd.Process.Signal(syscall.SIGKILL)
-				})
-			})
-			waitErr := cmd.Wait()
-			select {
-			case <-killed:
-			default:
-				t.Fatalf("the child was never killed (it finished: %v)\n%s", waitErr, out.String())
-			}
-			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-				t.Fatalf("child was not killed by a signal: %v\n%s", cmd.ProcessState, out.String())
-			}
+			replaytest.KillAt(t, c, ids, pt, cmd)
 
 			fenceLanes(t, c, ordersDLT) // the child's open transactions, as the rerun would
 			before := len(replaytest.ReadStable(t, c, event.TopicOrdersFailed))
@@ -221,27 +129,7 @@ const fences = replayLanes + 1
 // lanes, as the next run's fences would, so that what it committed can be counted.
 func fenceLanes(t *testing.T, c *kfake.Cluster, dltTopic string) {
 	t.Helper()
-	cl := replaytest.Client(t, c)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for k := range replayLanes {
-		id := laneTransactionalID(dltTopic, k)
-		for {
-			req := kmsg.NewPtrInitProducerIDRequest()
-			req.TransactionalID = &id
-			req.TransactionTimeoutMillis = 60_000
-			resp, err := req.RequestWith(ctx, cl)
-			if err != nil {
-				t.Fatalf("fence %s: %v", id, err)
-			}
-			if err := kerr.ErrorForCode(resp.ErrorCode); err == nil {
-				break
-			} else if !errors.Is(err, kerr.ConcurrentTransactions) {
-				t.Fatalf("fence %s: %v", id, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	replaytest.FenceTransactionalIDs(t, c, TransactionalIDs(dltTopic)...)
 }
 
 func lookupIDs(t *testing.T, c *kfake.Cluster, target, ledger string) topicIDs {
