@@ -52,6 +52,10 @@ type Context struct {
 	Services map[string]string `yaml:"services,omitempty" json:"services,omitempty"`
 	// Simulated marks a context served by `opsctl sandbox`; views say so wherever they show it.
 	Simulated bool `yaml:"simulated,omitempty" json:"simulated,omitempty"`
+	// Redrive is the context's redrive policy for `opsctl dlt redrive` and `opsctl agent`
+	// (rules of DLT patterns, error codes, ages and a backoff ladder; see package redrive). It
+	// is kept as YAML and read by the redrive package, so its problems name this file's lines.
+	Redrive yaml.Node `yaml:"redrive,omitempty" json:"-"`
 }
 
 // Kafka is how to reach one cluster.
@@ -286,6 +290,9 @@ func (ctx *Context) validate() error {
 	}
 	return nil
 }
+
+// HasRedrive reports whether the context has a redrive section.
+func (ctx *Context) HasRedrive() bool { return ctx.Redrive.Kind != 0 }
 
 // DLTTimeout returns dlt.timeout, 0 when unset (the replay engine's default then applies).
 func (ctx *Context) DLTTimeout() time.Duration {

@@ -116,3 +116,44 @@ func TestDLTTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestRedriveSectionKeepsItsLines checks a context's redrive policy is kept as YAML with this
+// file's line numbers, and written back as it was.
+func TestRedriveSectionKeepsItsLines(t *testing.T) {
+	p := write(t, `contexts:
+  prod:
+    kafka: {brokers: [b-1:9098]}
+    redrive:
+      rules:
+        - name: locks
+          topics: ["*.DLT"]
+          errorCodes: [DB_LOCK_TIMEOUT]
+  dev:
+    kafka: {brokers: [localhost:9092]}
+`)
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, prod, _ := c.Resolve("prod")
+	_, dev, _ := c.Resolve("dev")
+	if !prod.HasRedrive() || dev.HasRedrive() {
+		t.Fatalf("HasRedrive: prod %v, dev %v", prod.HasRedrive(), dev.HasRedrive())
+	}
+	rules := prod.Redrive.Content[1]
+	if prod.Redrive.Line != 5 || rules.Content[0].Line != 6 {
+		t.Errorf("redrive section at line %d, its first rule at %d; want 5 and 6", prod.Redrive.Line, rules.Content[0].Line)
+	}
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, prod2, _ := again.Resolve("prod")
+	_, dev2, _ := again.Resolve("dev")
+	if !prod2.HasRedrive() || dev2.HasRedrive() || prod2.Redrive.Content[1].Content[0].Content[1].Value != "locks" {
+		t.Errorf("after a save: prod %+v, dev has redrive %v", prod2.Redrive, dev2.HasRedrive())
+	}
+}

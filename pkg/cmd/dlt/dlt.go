@@ -50,7 +50,8 @@ saves about a quarter of a scan's CPU; set GOGC or GOMEMLIMIT to choose otherwis
   opsctl dlt replay orders-failed.DLT --since 2h --dry-run
   opsctl dlt replay orders-failed.DLT --since 2h --reason "INC-42: lock fixed" --group product-service-group
   opsctl dlt history orders-failed.DLT
-  opsctl dlt outcome 0190f1e2`,
+  opsctl dlt outcome 0190f1e2
+  opsctl dlt redrive --policy default --once --dry-run`,
 	}
 	cmd.AddCommand(
 		NewCmdTopics(f, nil),
@@ -60,6 +61,7 @@ saves about a quarter of a scan's CPU; set GOGC or GOMEMLIMIT to choose otherwis
 		NewCmdReplay(f, nil),
 		NewCmdHistory(f, nil),
 		NewCmdOutcome(f, nil),
+		NewCmdRedrive(f, nil),
 	)
 	cmd.PersistentFlags().Duration(timeoutFlag, 0,
 		"stop when a Kafka broker has not answered for this long (default: the context's dlt.timeout, else 30s)")
