@@ -5,6 +5,7 @@ package root
 import (
 	"github.com/spf13/cobra"
 
+	agentcmd "github.com/come2us/opsctl/pkg/cmd/agent"
 	appscmd "github.com/come2us/opsctl/pkg/cmd/apps"
 	canarycmd "github.com/come2us/opsctl/pkg/cmd/canary"
 	configcmd "github.com/come2us/opsctl/pkg/cmd/config"
@@ -26,6 +27,7 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
   dlt      browse, group and replay Kafka dead-letter topics, exactly once
   canary   shift Istio canary weights by committing to the GitOps repo, with gates and rollback
   apps     see and drive Argo CD applications
+  agent    the in-cluster agent: automatic redrive of transient dead letters, DLT metrics
   sandbox  run the whole platform, simulated, on this machine
   tui      the terminal console over all of it (also: opsctl with no command, on a terminal)
 
@@ -75,6 +77,7 @@ kube context and Prometheus.`,
 		dltcmd.NewCmdDLT(f),
 		canarycmd.NewCmdCanary(f),
 		appscmd.NewCmdApps(f),
+		agentcmd.NewCmdAgent(f, nil),
 	)
 	cmd.AddCommand(tuicmd.NewCmdTUI(f, nil))
 	// The sandbox opens the console on its simulated context once it is ready.
