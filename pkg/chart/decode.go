@@ -18,6 +18,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -65,6 +66,11 @@ func kinds() map[string]kind {
 		"policy/v1/PodDisruptionBudget":           plain(func() any { return &policyv1.PodDisruptionBudget{} }),
 		"monitoring.coreos.com/v1/ServiceMonitor": plain(func() any { return &monitoringv1.ServiceMonitor{} }),
 		"monitoring.coreos.com/v1/PodMonitor":     plain(func() any { return &monitoringv1.PodMonitor{} }),
+
+		// The opsctl agent's leader election.
+		"rbac.authorization.k8s.io/v1/Role":        plain(func() any { return &rbacv1.Role{} }),
+		"rbac.authorization.k8s.io/v1/RoleBinding": plain(func() any { return &rbacv1.RoleBinding{} }),
+
 		"networking.istio.io/v1/VirtualService": {
 			new:  func() any { return &istionetworking.VirtualService{} },
 			spec: func(o any) proto.Message { return &o.(*istionetworking.VirtualService).Spec },

@@ -6,11 +6,12 @@ import (
 	"github.com/come2us/opsctl/pkg/metrics"
 )
 
-// serviceMetrics is every series name the SAGA services export, from pkg/metrics itself, so
-// dashboards and rules are checked against the code that registers the collectors.
+// serviceMetrics is every series name the SAGA services and the opsctl agent export, from
+// pkg/metrics itself, so dashboards and rules are checked against the code that registers the
+// collectors.
 func serviceMetrics() map[string]bool {
 	out := map[string]bool{}
-	for _, n := range metrics.Names() {
+	for _, n := range append(metrics.Names(), metrics.AgentNames()...) {
 		out[n] = true
 	}
 	return out
