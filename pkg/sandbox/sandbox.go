@@ -34,6 +34,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/come2us/opsctl/pkg/agent"
 	"github.com/come2us/opsctl/pkg/argosim"
 	"github.com/come2us/opsctl/pkg/canary"
 	"github.com/come2us/opsctl/pkg/config"
@@ -100,6 +101,12 @@ type Config struct {
 	// ScrapeInterval is the simulated Prometheus' scrape interval (default 2s).
 	ScrapeInterval time.Duration
 
+	// Agent runs the opsctl agent with the built-in redrive policy (see agent.go); AgentClock
+	// is its clock (default time.Now), which tests move ahead rather than wait out the policy's
+	// minimum age.
+	Agent      bool
+	AgentClock func() time.Time
+
 	// Logger receives every component's log (default: discarded, or the log file).
 	Logger *slog.Logger
 	// LogFile writes every component's log as JSON to <state>/sandbox.log instead (secrets
@@ -138,6 +145,9 @@ type Sandbox struct {
 	PrometheusURL string
 	// GitOpsRepo is the bare repository (the remote); GitOpsDir the operator's working copy.
 	GitOpsRepo, GitOpsDir string
+	// Agent is the opsctl agent (nil without Config.Agent); AgentURL its endpoints.
+	Agent    *agent.Agent
+	AgentURL string
 	// Traffic is the storefront (nil when Rate is 0).
 	Traffic *traffic.Generator
 	// Seeded counts what the first start wrote: catalogue options and foreign-format dead letters.
@@ -305,6 +315,11 @@ func Start(ctx context.Context, cfg Config) (_ *Sandbox, err error) {
 		return nil, promErr
 	}
 	s.onClose(s.Prometheus.Close)
+	if cfg.Agent {
+		if err := s.startAgent(); err != nil {
+			return nil, err
+		}
+	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	// The generator stops before anything it calls.

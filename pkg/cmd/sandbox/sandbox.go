@@ -41,6 +41,7 @@ type SandboxOptions struct {
 	DeclineRatio float64
 	CouponRatio  float64
 	NoFaults     bool
+	NoAgent      bool
 	FaultEvery   time.Duration
 	CanaryFaults []string
 	// CanaryUnready names [ENV/]SERVICE whose canary pods fail readiness.
@@ -77,6 +78,9 @@ func NewCmdSandbox(f *cmdutil.Factory, runTUI TUIFunc, runF func(*SandboxOptions
   mesh         simulated Envoy: traffic split by the live VirtualService weights, Istio's
                metrics, fault injection on a subset (--canary-fault, or PUT /-/faults/...)
   Prometheus   simulated: the real PromQL engine over the services', mesh's and cluster's metrics
+  agent        opsctl agent, the real code, alone, with the built-in redrive policy: the fault
+               windows' lock timeouts and lost connections are redriven a minute later, as
+               runs of opsctl-agent@sandbox (dlt history, the TUI's DLT screens)
 
 It writes the context "sandbox" into the config file (and makes it current when none is), prints
 the addresses, and opens the TUI on it; with --headless it keeps running until Ctrl-C, so
@@ -129,6 +133,7 @@ service for that reason.`,
 	fl.Float64Var(&opts.DeclineRatio, "decline-ratio", 0.2, "share of payments the payment gateway declines, 0 to 1")
 	fl.Float64Var(&opts.CouponRatio, "coupon-ratio", 0.25, "share of orders using a coupon, 0 to 1")
 	fl.BoolVar(&opts.NoFaults, "no-faults", false, "no fault windows and no late payments: no new dead letters")
+	fl.BoolVar(&opts.NoAgent, "no-agent", false, "do not run the opsctl agent (no automatic redrive of dead letters)")
 	fl.DurationVar(&opts.FaultEvery, "fault-every", 10*time.Minute, "how often the fault windows and a late payment recur (the first at start)")
 	fl.StringArrayVar(&opts.CanaryFaults, "canary-fault", nil, "inject a fault into a service's v2 subset: [ENV/]SERVICE:delay=DURATION,errors=RATIO[,status=CODE] (repeatable)")
 	fl.StringArrayVar(&opts.CanaryUnready, "canary-unready", nil, "make a service's canary (v2) pods fail readiness: [ENV/]SERVICE (repeatable)")
@@ -243,7 +248,7 @@ func sandboxRun(o *SandboxOptions) error {
 	sb, err := sandbox.Start(o.Ctx, sandbox.Config{
 		StateDir: o.StateDir, Postgres: o.Postgres, GitOpsSource: o.GitOpsDir, PortBase: o.PortBase,
 		Rate: o.Rate, DeclineRatio: o.DeclineRatio, CouponRatio: o.CouponRatio,
-		FaultWindows: !o.NoFaults, FaultEvery: o.FaultEvery, LogFile: true,
+		FaultWindows: !o.NoFaults, FaultEvery: o.FaultEvery, LogFile: true, Agent: !o.NoAgent,
 	})
 	if err != nil {
 		return fmt.Errorf("start the sandbox: %w (nothing is left running)", err)
@@ -346,6 +351,14 @@ func writeContext(cfg *config.Config, c *config.Context, temporary bool) (func()
 	}, nil
 }
 
+// agentRow describes the sandbox's agent for the endpoint list.
+func agentRow(sb *sandbox.Sandbox) string {
+	if sb.Agent == nil {
+		return "not running (--no-agent)"
+	}
+	return sb.AgentURL + "  (/status, /metrics; redrives with the built-in policy)"
+}
+
 func printEndpoints(w io.Writer, o *SandboxOptions, sb *sandbox.Sandbox, cfgPath string) {
 	state := sb.StateDir
 	if o.StateDir == "" {
@@ -362,6 +375,7 @@ func printEndpoints(w io.Writer, o *SandboxOptions, sb *sandbox.Sandbox, cfgPath
 		{"payment-service", sb.System.Payment.URL()},
 		{"product-service", sb.System.Product.URL()},
 		{"GitOps repository", sb.GitOpsRepo + "  (working copy " + sb.GitOpsDir + ")"},
+		{"opsctl agent", agentRow(sb)},
 		{"State", state},
 		{"Log", sb.LogPath},
 	}
