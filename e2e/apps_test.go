@@ -15,8 +15,9 @@ import (
 	"github.com/come2us/opsctl/pkg/config"
 )
 
-// projectApps are the Applications the ApplicationSet in gitops/argocd/ generates.
+// projectApps are the Applications the ApplicationSets in gitops/argocd/ generate, sorted.
 var projectApps = []string{
+	"opsctl-agent-dev", "opsctl-agent-prod",
 	"order-service-dev", "order-service-prod",
 	"payment-service-dev", "payment-service-prod",
 	"product-service-dev", "product-service-prod",
