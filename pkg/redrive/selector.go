@@ -24,7 +24,21 @@ type Selector struct {
 	// Paused is the policy's pause switch.
 	Paused bool
 	Rules  []RuleSelector
+
+	// claims remembers which rule's Claimed expression holds for a record's error code,
+	// exception and replay count — the only fields those expressions read — so a survey of a
+	// large DLT evaluates them once per distinct combination rather than once per record.
+	claims map[claimKey]int
 }
+
+// claimKey is what a Claimed expression reads of a record.
+type claimKey struct {
+	code, exception string
+	count           int
+}
+
+// maxClaims bounds the remembered combinations (a DLT has few).
+const maxClaims = 4096
 
 // RuleSelector is one rule's part of a Selector.
 type RuleSelector struct {
@@ -158,29 +172,50 @@ func (c Class) String() string {
 }
 
 // Classify says what the policy makes of the dead letter d (decoded briefly or in full), and
-// which rule decided (nil when none claims it).
+// which rule decided (nil when none claims it). A Selector remembers claims as it classifies:
+// it is not safe for concurrent use.
 func (s *Selector) Classify(d *dlt.Record) (Class, *Rule, error) {
-	for i := range s.Rules {
-		rs := &s.Rules[i]
-		ok, err := rs.Claimed.Match(d)
-		if err != nil {
-			return ClassOperator, nil, err
-		}
-		if !ok {
-			continue
-		}
-		if rs.Due == nil {
-			return ClassOperator, rs.Rule, nil
-		}
-		due, err := rs.Due.Match(d)
-		if err != nil {
-			return ClassOperator, nil, err
-		}
-		if due && !s.Paused && !rs.Rule.Paused {
-			return ClassDue, rs.Rule, nil
-		}
-		return ClassWaiting, rs.Rule, nil
+	i, err := s.claimant(d)
+	if err != nil || i < 0 {
+		// Claimed by none: no rule names its code, or a redrive rule's poison guard let it go.
+		return ClassOperator, nil, err
 	}
-	// Claimed by none: no rule names its code, or a redrive rule's poison guard let it go.
-	return ClassOperator, nil, nil
+	rs := &s.Rules[i]
+	if rs.Due == nil {
+		return ClassOperator, rs.Rule, nil
+	}
+	due, err := rs.Due.Match(d)
+	if err != nil {
+		return ClassOperator, nil, err
+	}
+	if due && !s.Paused && !rs.Rule.Paused {
+		return ClassDue, rs.Rule, nil
+	}
+	return ClassWaiting, rs.Rule, nil
+}
+
+// claimant returns the index of the rule whose Claimed expression holds for d, -1 for none.
+func (s *Selector) claimant(d *dlt.Record) (int, error) {
+	k := claimKey{code: d.ErrorCode, exception: d.Exception, count: d.ReplayCount}
+	if i, ok := s.claims[k]; ok {
+		return i, nil
+	}
+	found := -1
+	for i := range s.Rules {
+		ok, err := s.Rules[i].Claimed.Match(d)
+		if err != nil {
+			return -1, err
+		}
+		if ok {
+			found = i
+			break
+		}
+	}
+	if s.claims == nil {
+		s.claims = map[claimKey]int{}
+	}
+	if len(s.claims) < maxClaims {
+		s.claims[k] = found
+	}
+	return found, nil
 }

@@ -112,3 +112,62 @@ rules:
 		}
 	}
 }
+
+// classifyUncached is Classify evaluating every expression for every record.
+func (s *Selector) classifyUncached(d *dlt.Record) (Class, *Rule, error) {
+	for i := range s.Rules {
+		rs := &s.Rules[i]
+		ok, err := rs.Claimed.Match(d)
+		if err != nil || !ok {
+			if err != nil {
+				return ClassOperator, nil, err
+			}
+			continue
+		}
+		if rs.Due == nil {
+			return ClassOperator, rs.Rule, nil
+		}
+		due, err := rs.Due.Match(d)
+		if err != nil {
+			return ClassOperator, nil, err
+		}
+		if due && !s.Paused && !rs.Rule.Paused {
+			return ClassDue, rs.Rule, nil
+		}
+		return ClassWaiting, rs.Rule, nil
+	}
+	return ClassOperator, nil, nil
+}
+
+// TestClassifyRemembersClaimsFaithfully classifies records of every code, count and age
+// twice — remembering claims, and evaluating every expression — and wants the same answers:
+// the claims depend only on what they remember.
+func TestClassifyRemembersClaimsFaithfully(t *testing.T) {
+	now := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+	sel, err := Default().Selector("orders-failed.DLT", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := []struct{ code, exception string }{
+		{"DB_LOCK_TIMEOUT", ""}, {"DB_UNAVAILABLE", ""}, {"STOCK_SHORT", ""}, {"NEW_CODE", ""},
+		{"CannotAcquireLockException", "org.springframework.dao.CannotAcquireLockException"},
+		{"DataException", "org.apache.kafka.connect.errors.DataException"},
+	}
+	for round := range 2 {
+		for _, c := range codes {
+			for count := range 5 {
+				for _, age := range []time.Duration{time.Second, 2 * time.Minute, 10 * time.Minute, time.Hour} {
+					d := &dlt.Record{Topic: "orders-failed.DLT", ErrorCode: c.code, Exception: c.exception, ReplayCount: count, Timestamp: now.Add(-age)}
+					gotClass, gotRule, err1 := sel.Classify(d)
+					wantClass, wantRule, err2 := sel.classifyUncached(d)
+					if err1 != nil || err2 != nil || gotClass != wantClass || gotRule != wantRule {
+						t.Fatalf("round %d, %s/%d/%s: remembered %s %v (%v), evaluated %s %v (%v)", round, c.code, count, age, gotClass, gotRule, err1, wantClass, wantRule, err2)
+					}
+				}
+			}
+		}
+	}
+	if len(sel.claims) != len(codes)*5 {
+		t.Errorf("%d claims remembered for %d combinations", len(sel.claims), len(codes)*5)
+	}
+}
