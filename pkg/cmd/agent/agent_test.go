@@ -250,6 +250,44 @@ func TestAgentRedrivesServesMetricsAndKeepsTheLastGoodPolicy(t *testing.T) {
 	}
 }
 
+// TestAgentFrozenBrokerReportsUnhealthyAndResumes freezes Kafka under a running agent: it
+// reports unhealthy (naming the silent broker), keeps running and retrying, and redrives again
+// once the broker answers.
+func TestAgentFrozenBrokerReportsUnhealthyAndResumes(t *testing.T) {
+	c := replaytest.NewCluster(t)
+	seed(t, c, 3)
+	p := startAgent(t, c.ListenAddrs(), "--policy", writePolicy(t, t.TempDir(), 1000), "--interval", "100ms",
+		"--survey-interval", "100ms", "--timeout", "1s")
+	eventually(t, "the first records are redriven", func() (bool, string) {
+		got := len(replayedFrom(t, c, event.TopicOrdersFailed))
+		return got == 3, fmt.Sprintf("%d redriven", got)
+	})
+
+	release := replaytest.Freeze(t, c)
+	eventually(t, "the agent reports the frozen broker", func() (bool, string) {
+		code, body := p.get(t, "/readyz")
+		return code == 503 && strings.Contains(body, "did not answer"), body
+	})
+	select {
+	case err := <-p.done:
+		t.Fatalf("the agent exited on a frozen broker: %v", err)
+	default:
+	}
+	if code, _ := p.get(t, "/healthz"); code != 200 {
+		t.Errorf("/healthz %d on a frozen broker: a restart would not help", code)
+	}
+
+	release()
+	replaytest.Produce(t, c, replaytest.Saga(2, 77, "DB_LOCK_TIMEOUT", 1, time.Now().Add(-time.Hour)))
+	eventually(t, "the agent resumes", func() (bool, string) {
+		code, body := p.get(t, "/readyz")
+		got := len(replayedFrom(t, c, event.TopicOrdersFailed))
+		return code == 200 && got == 4, fmt.Sprintf("%d redriven; %s", got, body)
+	})
+	p.stop(t)
+	assertExactlyOnce(t, c, 4)
+}
+
 // TestAgentRefusesBadInput checks what the agent refuses before it starts anything.
 func TestAgentRefusesBadInput(t *testing.T) {
 	dir := t.TempDir()
