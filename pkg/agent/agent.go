@@ -37,6 +37,10 @@ type Loop struct {
 	// the next step comes after a backoff instead of the interval. Step must return when ctx
 	// is cancelled (the agent stops, or loses the lease).
 	Step func(ctx context.Context) error
+	// OnIdle, when set, runs when the loop stops (the agent stops leading, or stops): it
+	// clears what only a running loop keeps true, such as the gauges a standby must not
+	// export.
+	OnIdle func()
 }
 
 // Config configures an Agent.
@@ -141,6 +145,9 @@ func (a *Agent) lead(ctx context.Context) {
 	wg.Wait()
 	for _, l := range a.cfg.Loops {
 		a.health.idle(loopComponent(l.Name))
+		if l.OnIdle != nil {
+			l.OnIdle()
+		}
 	}
 }
 

@@ -121,6 +121,7 @@ type electedAgent struct {
 	*Agent
 	proxy   *proxy
 	steps   atomic.Int64
+	idles   atomic.Int64
 	cancel  context.CancelFunc
 	stopped chan struct{}
 }
@@ -144,7 +145,7 @@ func startElected(t *testing.T, c *cluster, name string) *electedAgent {
 		Loops: []Loop{{Name: "work", Interval: 20 * time.Millisecond, Step: func(ctx context.Context) error {
 			ea.steps.Add(1)
 			return nil
-		}}},
+		}, OnIdle: func() { ea.idles.Add(1) }}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +245,7 @@ func TestDeadKubernetesAPI(t *testing.T) {
 		st := a.Status()
 		return !st.Healthy && strings.Contains(component(st, electionComponent).Error, "Kubernetes API")
 	})
-	eventually(t, "pod-a stops its loops", func() bool { return a.Status().Role != RoleLeader })
+	eventually(t, "pod-a stops its loops", func() bool { return a.Status().Role != RoleLeader && a.idles.Load() == 1 })
 	stoppedAt := a.steps.Load()
 	eventually(t, "pod-b takes over the expired lease", func() bool { return b.Status().Role == RoleLeader })
 	if !b.working(t) {

@@ -74,9 +74,17 @@ func Loops(cfg AgentConfig) []agent.Loop {
 		cfg.SurveyInterval = time.Minute
 	}
 	l := &loops{AgentConfig: cfg}
+	// Only the leader surveys and redrives: an agent that stops leading drops its per-DLT
+	// series, so that alerts never read a former leader's numbers beside the new one's.
+	idle := func() {
+		if m := cfg.Metrics; m != nil {
+			m.ResetDLTs()
+			m.RedriveRefused.Reset()
+		}
+	}
 	return []agent.Loop{
-		{Name: "redrive", Interval: cfg.PassInterval, Step: l.pass},
-		{Name: "survey", Interval: cfg.SurveyInterval, Step: l.survey},
+		{Name: "redrive", Interval: cfg.PassInterval, Step: l.pass, OnIdle: idle},
+		{Name: "survey", Interval: cfg.SurveyInterval, Step: l.survey, OnIdle: idle},
 	}
 }
 
