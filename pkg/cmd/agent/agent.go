@@ -148,6 +148,10 @@ func (o *Options) validate() error {
 
 func run(cmd *cobra.Command, o *Options) error {
 	f := o.Factory
+	// The agent replays: a read-only context (or --readonly) never runs one.
+	if err := f.CheckWritable(); err != nil {
+		return err
+	}
 	name, cctx, err := f.Context()
 	if err != nil {
 		return err

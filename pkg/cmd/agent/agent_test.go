@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -299,6 +300,7 @@ func TestAgentRefusesBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
+		{[]string{"--policy", "default", "--readonly"}, "read-only"},
 		{[]string{"--policy", bad}, `line 2: rule "locks" claims nothing`},
 		{[]string{}, "no redrive policy"},
 		{[]string{"--policy", "default", "--interval", "0s"}, "--interval 0s"},
@@ -311,7 +313,11 @@ func TestAgentRefusesBadInput(t *testing.T) {
 		f := &cmdutil.Factory{IOStreams: ios, ConfigPath: filepath.Join(dir, "none.yaml"), Brokers: []string{"127.0.0.1:1"}, Now: time.Now}
 		t.Setenv("KUBECONFIG", filepath.Join(dir, "no-kubeconfig"))
 		cmd := NewCmdAgent(f, nil)
-		cmd.SetArgs(append(tt.args, "--listen", "127.0.0.1:0"))
+		args := tt.args
+		if slices.Contains(args, "--readonly") { // a global flag: the root sets it on the factory
+			f.Readonly, args = true, slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--readonly" })
+		}
+		cmd.SetArgs(append(args, "--listen", "127.0.0.1:0"))
 		cmd.SetOut(io.Discard)
 		cmd.SetErr(io.Discard)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
