@@ -4,8 +4,11 @@ import (
 	"errors"
 	"io/fs"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -366,7 +369,7 @@ func TestTerraformComputeLogsAndRegistry(t *testing.T) {
 			cluster := "come2us-" + env
 
 			logs := child(t, root, "logs")
-			wantInt(t, "log group retention_in_days", attr(t, logs, "aws_cloudwatch_log_group.this", "retention_in_days"), 15)
+			wantInt(t, "log group retention_in_days", attr(t, logs, "aws_cloudwatch_log_group.this", "retention_in_days"), logRetentionDays)
 			groups, err := logs.Output("log_group_names")
 			if err != nil {
 				t.Fatal(err)
@@ -380,7 +383,7 @@ func TestTerraformComputeLogsAndRegistry(t *testing.T) {
 			}
 			wantString(t, "EKS control-plane log group", groupNames.GetAttr("eks_control_plane"), "/aws/eks/"+cluster+"/cluster")
 			for _, r := range logs.Module.ResourcesOfType("aws_cloudwatch_log_group") {
-				wantInt(t, r.Address()+" retention", attr(t, logs, r.Address(), "retention_in_days"), 15)
+				wantInt(t, r.Address()+" retention", attr(t, logs, r.Address(), "retention_in_days"), logRetentionDays)
 			}
 
 			eks := child(t, root, "eks")
@@ -604,4 +607,39 @@ func FuzzParseProperties(f *testing.F) {
 			}
 		}
 	})
+}
+
+// cloudWatchRetentionDays are the only values CloudWatch Logs' PutRetentionPolicy accepts for
+// retentionInDays (AWS API reference); any other value fails `terraform apply`, not `plan`.
+var cloudWatchRetentionDays = []int{1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
+
+// logRetentionDays is the infrastructure log groups' retention: the design (section 12) asks for
+// 15 days, which CloudWatch does not accept; 30 is the nearest accepted value that keeps them at
+// least that long.
+const logRetentionDays = 30
+
+// TestLogRetentionIsOneCloudWatchAccepts keeps the log groups' retention, and every value the
+// logs module's own validation admits, inside what CloudWatch accepts, so a wrong retention fails
+// here instead of halfway through an apply.
+func TestLogRetentionIsOneCloudWatchAccepts(t *testing.T) {
+	if !slices.Contains(cloudWatchRetentionDays, logRetentionDays) || logRetentionDays < 15 {
+		t.Fatalf("retention %d: must be a CloudWatch value of at least the design's 15 days", logRetentionDays)
+	}
+	src, err := os.ReadFile(filepath.Join(terraformRoot, "modules", "logs", "variables.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`contains\(\[([0-9, ]+)\],\s*var\.retention_in_days\)`).FindSubmatch(src)
+	if m == nil {
+		t.Fatal("modules/logs/variables.tf: no validation of retention_in_days against a list")
+	}
+	for _, f := range strings.Split(string(m[1]), ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			t.Fatalf("validation list entry %q: %v", f, err)
+		}
+		if !slices.Contains(cloudWatchRetentionDays, n) {
+			t.Errorf("modules/logs admits retention_in_days = %d, which CloudWatch Logs rejects", n)
+		}
+	}
 }

@@ -51,7 +51,7 @@ module "eks" {
 
   tags = local.tags
 
-  # EKS must find its control-plane log group (with the 15-day retention) already there.
+  # EKS must find its control-plane log group (with the 30-day retention) already there.
   depends_on = [module.logs]
 }
 

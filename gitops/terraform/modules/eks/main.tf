@@ -132,7 +132,7 @@ resource "aws_eks_addon" "this" {
 }
 
 # Fluent Bit (gitops/platform/fluent-bit) ships kubelet and containerd journal logs to the
-# /aws/containerinsights/<cluster>/host group that the logs module created with 15-day retention.
+# /aws/containerinsights/<cluster>/host group that the logs module created with 30-day retention.
 data "aws_iam_policy_document" "pod_assume" {
   statement {
     actions = ["sts:AssumeRole", "sts:TagSession"]

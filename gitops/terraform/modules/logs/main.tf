@@ -1,6 +1,6 @@
 # CloudWatch keeps only the infrastructure logs (control plane, nodes, MSK brokers); application
 # logs go to Loki. The groups are created here, before EKS and MSK, so that the services write into
-# groups that already carry the 15-day retention instead of creating never-expiring ones.
+# groups that already carry the 30-day retention instead of creating never-expiring ones.
 
 locals {
   log_groups = {

@@ -41,7 +41,7 @@ variable "broker_volume_size" {
 }
 
 variable "broker_log_group" {
-  description = "CloudWatch log group for broker logs (created by the logs module with 15-day retention)."
+  description = "CloudWatch log group for broker logs (created by the logs module with 30-day retention)."
   type        = string
 }
 
