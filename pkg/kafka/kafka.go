@@ -84,7 +84,7 @@ func saslMechanism(s config.SASL) (kgo.Opt, error) {
 	case config.SASLScram512:
 		return kgo.SASL(scram.Auth{User: s.Username, Pass: s.SASLPassword()}.AsSha512Mechanism()), nil
 	case config.SASLAWSMSKIAM:
-		creds := newAWSCredentials()
+		creds := newAWSCredentials(s.Region)
 		return kgo.SASL(aws.ManagedStreamingIAM(creds.get)), nil
 	}
 	return nil, fmt.Errorf("kafka sasl mechanism %q is not supported", s.Mechanism)
