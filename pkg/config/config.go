@@ -14,12 +14,15 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/come2us/opsctl/pkg/gitops"
 )
 
 // Defaults for fields a context leaves empty.
@@ -234,15 +237,22 @@ func (c *Config) Resolve(name string) (string, *Context, error) {
 	return name, &cp, nil
 }
 
-// Save writes the file atomically (temp file + rename), creating its directory, mode 0600
-// because a context may hold credentials.
+// Save writes the configuration back atomically (temp file + rename), creating its directory,
+// mode 0600 because a context may hold credentials. It edits the file rather than rewriting it:
+// a changed current-context is spliced in place, and only the contexts that were added, changed
+// or removed are re-encoded — every other context, comment, key order and blank line stays as
+// the user wrote it.
 func (c *Config) Save() error {
 	if c.path == "" {
 		return errors.New("config has no path")
 	}
-	b, err := yaml.Marshal(c)
+	old, err := os.ReadFile(c.path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("save config: %w", err)
+	}
+	b, err := c.edit(old)
 	if err != nil {
-		return fmt.Errorf("encode config: %w", err)
+		return fmt.Errorf("save config %s: %w; the file was not changed", c.path, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
 		return fmt.Errorf("save config: %w", err)
@@ -267,6 +277,164 @@ func (c *Config) Save() error {
 		return fmt.Errorf("save config: %w", err)
 	}
 	return nil
+}
+
+// edit returns old with c's state applied. An empty or missing file is written whole.
+func (c *Config) edit(old []byte) ([]byte, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(old, &doc); err != nil {
+		return nil, fmt.Errorf("it is not valid YAML: %w", err)
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return yaml.Marshal(c)
+	}
+	root := doc.Content[0]
+	if doc.Kind != yaml.DocumentNode || root.Kind != yaml.MappingNode {
+		return nil, errors.New("its top level is not a mapping")
+	}
+	var onDisk Config
+	if err := doc.Decode(&onDisk); err != nil {
+		return nil, err
+	}
+	contextsChanged := !sameContexts(onDisk.Contexts, c.Contexts)
+	if !contextsChanged && onDisk.CurrentContext == c.CurrentContext {
+		return old, nil
+	}
+	// The common edit — `config use-context` — touches one scalar: splice it into the original
+	// bytes, which keeps every other byte of the file.
+	if !contextsChanged && onDisk.CurrentContext != "" && c.CurrentContext != "" {
+		if b, err := gitops.EditScalars(old, gitops.ScalarEdit{Path: []string{"current-context"}, Kind: gitops.KindString, Value: c.CurrentContext}); err == nil {
+			return b, nil
+		}
+	}
+	if err := setKey(root, "current-context", c.CurrentContext); err != nil {
+		return nil, err
+	}
+	if contextsChanged {
+		if err := editContexts(root, onDisk.Contexts, c.Contexts); err != nil {
+			return nil, err
+		}
+	}
+	var out bytes.Buffer
+	enc := yaml.NewEncoder(&out)
+	enc.SetIndent(indentOf(old))
+	if err := enc.Encode(&doc); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// sameContexts reports whether two context maps hold the same settings, treating an empty entry
+// and a nil one alike (Load turns the latter into the former).
+func sameContexts(a, b map[string]*Context) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for name, x := range a {
+		y, ok := b[name]
+		if !ok || !reflect.DeepEqual(orEmpty(x), orEmpty(y)) {
+			return false
+		}
+	}
+	return true
+}
+
+func orEmpty(c *Context) *Context {
+	if c == nil {
+		return &Context{}
+	}
+	return c
+}
+
+// setKey sets a top-level string key, adding it when absent and removing it when value is empty.
+func setKey(root *yaml.Node, key, value string) error {
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value != key {
+			continue
+		}
+		if value == "" {
+			root.Content = append(root.Content[:i], root.Content[i+2:]...)
+			return nil
+		}
+		root.Content[i+1] = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value,
+			HeadComment: root.Content[i+1].HeadComment, LineComment: root.Content[i+1].LineComment}
+		return nil
+	}
+	if value != "" {
+		k := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}
+		v := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: value}
+		root.Content = append([]*yaml.Node{k, v}, root.Content...)
+	}
+	return nil
+}
+
+// editContexts replaces, adds and removes the entries of the contexts mapping that differ between
+// was and now, leaving every other entry's node (and its comments) as parsed.
+func editContexts(root *yaml.Node, was, now map[string]*Context) error {
+	var contexts *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "contexts" {
+			contexts = root.Content[i+1]
+		}
+	}
+	if contexts == nil {
+		contexts = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "contexts"}, contexts)
+	}
+	if contexts.Kind != yaml.MappingNode || contexts.Style&yaml.FlowStyle != 0 {
+		return errors.New("its contexts are not a block mapping")
+	}
+	kept := contexts.Content[:0]
+	for i := 0; i+1 < len(contexts.Content); i += 2 {
+		k, v := contexts.Content[i], contexts.Content[i+1]
+		cur, ok := now[k.Value]
+		if !ok {
+			continue
+		}
+		if !reflect.DeepEqual(orEmpty(was[k.Value]), orEmpty(cur)) {
+			var n yaml.Node
+			if err := n.Encode(cur); err != nil {
+				return fmt.Errorf("encode context %q: %w", k.Value, err)
+			}
+			n.HeadComment, n.LineComment, n.FootComment = v.HeadComment, v.LineComment, v.FootComment
+			v = &n
+		}
+		kept = append(kept, k, v)
+	}
+	contexts.Content = kept
+	names := make([]string, 0, len(now))
+	for name := range now {
+		if _, ok := was[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		var n yaml.Node
+		if err := n.Encode(orEmpty(now[name])); err != nil {
+			return fmt.Errorf("encode context %q: %w", name, err)
+		}
+		contexts.Content = append(contexts.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: name}, &n)
+	}
+	if len(contexts.Content) == 0 {
+		contexts.Style = yaml.FlowStyle
+	}
+	return nil
+}
+
+// indentOf guesses the file's indentation from its first indented line, so re-encoded parts match
+// the rest; 2 when nothing is indented.
+func indentOf(b []byte) int {
+	for _, line := range strings.Split(string(b), "\n") {
+		trimmed := strings.TrimLeft(line, " ")
+		if n := len(line) - len(trimmed); n > 0 && trimmed != "" && !strings.HasPrefix(trimmed, "#") && !strings.HasPrefix(trimmed, "- ") {
+			return n
+		}
+	}
+	return 2
 }
 
 func (ctx *Context) validate() error {

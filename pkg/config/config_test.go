@@ -157,3 +157,96 @@ func TestRedriveSectionKeepsItsLines(t *testing.T) {
 		t.Errorf("after a save: prod %+v, dev has redrive %v", prod2.Redrive, dev2.HasRedrive())
 	}
 }
+
+// userConfig is a hand-written config file: comments, flow style, a key order of its own.
+const userConfig = `# opsctl contexts — on-call rota, edit with care
+current-context: prod # the default at 3 a.m.
+
+contexts:
+  # production MSK; IAM auth
+  prod:
+    kafka: {brokers: [b-1:9098, b-2:9098]}   # two AZs
+    readonly: true
+  # developer laptop
+  dev:
+    kafka:
+      brokers: [localhost:9092]
+`
+
+// TestUseContextChangesOnlyThatValue pins that switching context rewrites nothing but the value:
+// re-marshalling the file used to drop every comment.
+func TestUseContextChangesOnlyThatValue(t *testing.T) {
+	p := write(t, userConfig)
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.CurrentContext = "dev"
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(p)
+	if want := strings.Replace(userConfig, "current-context: prod #", "current-context: dev #", 1); string(got) != want {
+		t.Fatalf("file after use-context:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestSaveLeavesOtherContextsAlone adds a context and removes another: the untouched one keeps
+// its comments, flow style and line comments; a second Save with no change is a no-op.
+func TestSaveLeavesOtherContextsAlone(t *testing.T) {
+	p := write(t, userConfig)
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Contexts["sandbox"] = &Context{Simulated: true, Kafka: Kafka{Brokers: []string{"127.0.0.1:39092"}}}
+	delete(c.Contexts, "dev")
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(p)
+	for _, keep := range []string{"# opsctl contexts — on-call rota, edit with care", "# the default at 3 a.m.",
+		"# production MSK; IAM auth", "kafka: {brokers: [", "# two AZs"} {
+		if !strings.Contains(string(got), keep) {
+			t.Errorf("lost %q:\n%s", keep, got)
+		}
+	}
+	if strings.Contains(string(got), "localhost:9092") || strings.Contains(string(got), "developer laptop") {
+		t.Errorf("removed context dev is still there:\n%s", got)
+	}
+	again, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.CurrentContext != "prod" || !again.Contexts["sandbox"].Simulated || !again.Contexts["prod"].Readonly || len(again.Contexts) != 2 {
+		t.Fatalf("reloaded: %+v", again)
+	}
+	before, _ := os.ReadFile(p)
+	if err := again.Save(); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(p)
+	if string(before) != string(after) {
+		t.Errorf("a save without changes rewrote the file:\n%s\n---\n%s", before, after)
+	}
+}
+
+// TestSaveRefusesABrokenFile leaves a file it cannot parse as it is and says so.
+func TestSaveRefusesABrokenFile(t *testing.T) {
+	p := write(t, "current-context: a\ncontexts: {a: {}}\n")
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("contexts: [unclosed\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.CurrentContext = ""
+	err = c.Save()
+	if err == nil || !strings.Contains(err.Error(), "not changed") {
+		t.Fatalf("save over a broken file: %v", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "contexts: [unclosed\n" {
+		t.Fatalf("broken file rewritten: %q", b)
+	}
+}
