@@ -23,17 +23,18 @@ import (
 // before comparing.
 
 // comparable returns obj as plain JSON values (numbers as float64), without status.
-func comparable(obj *unstructured.Unstructured) map[string]any {
+// An object that cannot be normalised yields ok false: a comparison that cannot be made must
+// read as out of sync, never as "nothing differs".
+func comparable(obj *unstructured.Unstructured) (m map[string]any, ok bool) {
 	b, err := json.Marshal(obj.Object)
 	if err != nil {
-		return map[string]any{}
+		return nil, false
 	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		return map[string]any{}
+	if err := json.Unmarshal(b, &m); err != nil || m == nil {
+		return nil, false
 	}
 	delete(m, "status")
-	return m
+	return m, true
 }
 
 // matches reports whether live carries everything want sets.
@@ -196,9 +197,16 @@ func inSync(d desired, live *unstructured.Unstructured, ignores []v1alpha1.Resou
 	if live == nil {
 		return false
 	}
-	want := comparable(d.obj)
+	want, ok := comparable(d.obj)
+	if !ok {
+		return false
+	}
+	got, ok := comparable(live)
+	if !ok {
+		return false
+	}
 	for _, p := range ignoredPointers(ignores, d.kind.Group, d.kind.Kind, d.obj.GetNamespace(), d.obj.GetName()) {
 		removePointer(want, p)
 	}
-	return matches(want, comparable(live))
+	return matches(want, got)
 }

@@ -3,6 +3,7 @@ package argosim
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -242,5 +243,18 @@ func TestTokenLocations(t *testing.T) {
 				t.Fatalf("tokenOf = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestUncomparableIsOutOfSync: an object that cannot be normalised to JSON (a NaN) used to
+// compare as an empty object on both sides, which reads as "in sync".
+func TestUncomparableIsOutOfSync(t *testing.T) {
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": "weights", "namespace": "come2us-prod"},
+		"data":     map[string]any{"ratio": math.NaN()},
+	}}
+	if inSync(desired{obj: obj, kind: kubesim.Kind{Kind: "ConfigMap"}}, obj.DeepCopy(), nil) {
+		t.Fatal("an object that cannot be compared reads as in sync")
 	}
 }
