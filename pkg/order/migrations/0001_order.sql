@@ -1,3 +1,4 @@
+-- +goose Up
 -- order-service owns orders, their lines and the coupons applied to them.
 -- Coupons are issued per user and used by at most one order at a time.
 -- status: AVAILABLE | USED. restored_count counts compensations that gave the coupon back.

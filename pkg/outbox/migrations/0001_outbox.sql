@@ -1,3 +1,4 @@
+-- +goose Up
 -- The transactional outbox: rows written in the same transaction as the state change they
 -- announce, published to Kafka by the relay.
 CREATE TABLE outbox (

@@ -1,3 +1,4 @@
+-- +goose Up
 -- A row that failed to publish and waits for its retry is now RETRY; FAILED means the relay gave
 -- up after its maximum attempts and the row waits for an operator (it no longer holds back later
 -- rows of its key).

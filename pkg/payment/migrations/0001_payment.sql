@@ -1,3 +1,4 @@
+-- +goose Up
 -- payment-service's record of every confirm request, keyed by the client's Idempotency-Key: a
 -- repeat of a key returns the stored answer instead of charging again.
 -- status: IN_PROGRESS (the PG call is running), DONE (approved), FAILED (declined).

@@ -1,3 +1,4 @@
+-- +goose Up
 -- One payment per order: at most one row of an order holds its "slot" — a payment being sent to
 -- the gateway (IN_PROGRESS), sent with its outcome not known yet (UNKNOWN), approved (DONE),
 -- declined (FAILED), or the record that the order was cancelled without a payment (VOID, written

@@ -1,3 +1,4 @@
+-- +goose Up
 -- product-service owns products, their options (the sellable unit, with price and stock) and the
 -- per-order-line stock reservations.
 CREATE TABLE products (

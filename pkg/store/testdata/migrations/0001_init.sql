@@ -1,3 +1,4 @@
+-- +goose Up
 -- A table using both placeholders.
 CREATE TABLE widgets (
     id {{ID}},

@@ -1,1 +1,2 @@
+-- +goose Up
 ALTER TABLE widgets ADD COLUMN note TEXT;
