@@ -112,6 +112,8 @@ type Runtime struct {
 	ready     atomic.Bool
 	workers   []worker
 	closeOnce sync.Once
+	// draining is closed when the HTTP server starts its graceful shutdown.
+	draining chan struct{}
 }
 
 // New opens the database, the producer and the listener, and creates the SAGA topics. On error
@@ -136,7 +138,7 @@ func New(ctx context.Context, o Options) (rt *Runtime, err error) {
 	if log == nil {
 		log = NewLogger(os.Stdout, o.LogLevel, o.Name, o.Version)
 	}
-	rt = &Runtime{Name: o.Name, Logger: log, Metrics: metrics.New(o.Name), opts: o, mux: http.NewServeMux()}
+	rt = &Runtime{Name: o.Name, Logger: log, Metrics: metrics.New(o.Name), opts: o, mux: http.NewServeMux(), draining: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			rt.close()
@@ -206,6 +208,11 @@ func New(ctx context.Context, o Options) (rt *Runtime, err error) {
 func (rt *Runtime) ClientOpts() []kgo.Opt {
 	return append([]kgo.Opt{kgo.ClientID(rt.Name)}, rt.kafkaOpts...)
 }
+
+// Draining is closed once the HTTP server has begun its graceful shutdown: it accepts no new
+// connections and waits for the requests in flight. A handler that waits for something (a long
+// poll) can select on it to answer early.
+func (rt *Runtime) Draining() <-chan struct{} { return rt.draining }
 
 // Addr is the address the HTTP server listens on.
 func (rt *Runtime) Addr() string { return rt.listener.Addr().String() }
@@ -314,6 +321,7 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(rt.Logger.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(func() { close(rt.draining) })
 	failed := make(chan error, len(rt.workers)+1)
 	go func() {
 		if err := srv.Serve(rt.listener); !errors.Is(err, http.ErrServerClosed) {

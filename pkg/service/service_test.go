@@ -233,7 +233,7 @@ func TestGracefulShutdown(t *testing.T) {
 	<-entered
 	stopped := make(chan error, 1)
 	go func() { stopped <- r.stop() }()
-	time.Sleep(50 * time.Millisecond) // the shutdown is now waiting for the request
+	<-r.rt.Draining() // the shutdown has begun and waits for the request
 	close(release)
 	got := <-res
 	if got.err != nil || got.status != http.StatusCreated {
