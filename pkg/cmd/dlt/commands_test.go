@@ -7,12 +7,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/come2us/opsctl/pkg/cmd/root"
 	"github.com/come2us/opsctl/pkg/cmdutil"
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
+	"github.com/come2us/opsctl/pkg/iostreams"
 	"github.com/come2us/opsctl/pkg/replay/replaytest"
 )
 
@@ -345,5 +348,34 @@ func TestReplayWithYesOnATerminal(t *testing.T) {
 	}
 	if n := len(replaytest.ReadCommitted(t, h.c, event.TopicOrdersFailed)); n != 12 {
 		t.Fatalf("replayed %d records, want 12", n)
+	}
+}
+
+// brokenPipe is a stdout whose reader has gone away.
+type brokenPipe struct{}
+
+func (brokenPipe) Write([]byte) (int, error) { return 0, errors.New("write |1: broken pipe") }
+
+// TestReplayResultsThatCannotBeWrittenFailTheCommand: results that cannot be written (a closed
+// pipe) fail the command in every machine-readable format, per-record lines included.
+func TestReplayResultsThatCannotBeWrittenFailTheCommand(t *testing.T) {
+	for _, output := range []string{"json", "yaml"} {
+		t.Run(output, func(t *testing.T) {
+			h := newHarness(t)
+			h.seed(t)
+			ios, _, _, errOut := iostreams.Test()
+			ios.Out = brokenPipe{}
+			f := &cmdutil.Factory{IOStreams: ios, ConfigPath: h.cfg, Now: func() time.Time { return replaytest.Base.Add(30 * time.Minute) }}
+			cmd := root.NewCmdRoot(f)
+			cmd.SetArgs([]string{"dlt", "replay", "orders-failed.DLT", "--reason", "INC-7", "--yes", "-o", output})
+			cmd.SetOut(ios.Out)
+			cmd.SetErr(errOut)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			err := cmd.ExecuteContext(ctx)
+			if err == nil || !strings.Contains(err.Error(), "broken pipe") {
+				t.Fatalf("-o %s to a closed stdout: %v", output, err)
+			}
+		})
 	}
 }

@@ -189,8 +189,12 @@ func replayRun(cmd *cobra.Command, opts *ReplayOptions) error {
 				werr = err
 			}
 		case cmdutil.OutputYAML:
-			if err := writeYAML(out, resultLine{Type: "result", Result: r}); err == nil {
-				fmt.Fprintln(out, "---")
+			err := writeYAML(out, resultLine{Type: "result", Result: r})
+			if err == nil {
+				_, err = fmt.Fprintln(out, "---")
+			}
+			if err != nil && werr == nil {
+				werr = err
 			}
 		default:
 			if (r.Action == replay.ActionRefused || r.Action == replay.ActionFailed) && len(notable) < 10 {
