@@ -3,8 +3,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,7 +10,6 @@ import (
 	"github.com/come2us/opsctl/pkg/cmd/root"
 	"github.com/come2us/opsctl/pkg/cmdutil"
 	"github.com/come2us/opsctl/pkg/startup"
-	"github.com/come2us/opsctl/pkg/termsafe"
 )
 
 func main() {
@@ -24,17 +21,5 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	f := cmdutil.New()
-	cmd := root.NewCmdRoot(f)
-	err := cmd.ExecuteContext(ctx)
-	if err != nil && !errors.Is(err, cmdutil.ErrSilent) {
-		var pe *cmdutil.PartialError
-		if !errors.As(err, &pe) {
-			fmt.Fprintln(f.IOStreams.ErrOut, "Error: "+termsafe.String(err.Error()))
-		}
-		var fe *cmdutil.FlagError
-		if errors.As(err, &fe) {
-			fmt.Fprintln(f.IOStreams.ErrOut, "Run 'opsctl --help' for usage.")
-		}
-	}
-	return cmdutil.ExitCode(err)
+	return cmdutil.Execute(ctx, root.NewCmdRoot(f), f)
 }

@@ -34,6 +34,13 @@ type PartialError struct{ Summary string }
 
 func (e *PartialError) Error() string { return "partial: " + e.Summary }
 
+// ExitStatusError carries the exit code of a program that ran in opsctl's place (an external
+// subcommand on a system without execve), which has already said what it had to: opsctl exits
+// with Code and prints nothing more.
+type ExitStatusError struct{ Code int }
+
+func (e *ExitStatusError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
 // ErrReadonly is returned by every mutating command under --readonly (or a read-only context).
 var ErrReadonly = errors.New("refused: opsctl runs read-only (--readonly or a read-only context); nothing was changed")
 
@@ -44,9 +51,12 @@ var ErrConfirmationNeeded = errors.New("confirmation needed: stdin is not a term
 func ExitCode(err error) int {
 	var fe *FlagError
 	var pe *PartialError
+	var xe *ExitStatusError
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &xe):
+		return xe.Code
 	case errors.As(err, &fe):
 		return ExitUsage
 	case errors.As(err, &pe):

@@ -162,6 +162,7 @@ func TestGoreleaserConfig(t *testing.T) {
 		goos     []string
 	}{
 		{"opsctl", "./cmd/opsctl", []string{"darwin", "linux", "windows"}},
+		{"opsctl-sandbox", "./cmd/opsctl-sandbox", []string{"darwin", "linux", "windows"}},
 		{"order-service", "./cmd/services/order", []string{"linux"}},
 		{"payment-service", "./cmd/services/payment", []string{"linux"}},
 		{"product-service", "./cmd/services/product", []string{"linux"}},
@@ -217,8 +218,24 @@ func TestGoreleaserConfig(t *testing.T) {
 	if len(nfpm) == 0 || !slices.Equal(strs(mustLookup(t, nfpm[0], "formats")), []string{"deb", "rpm"}) {
 		t.Error("no deb and rpm packages")
 	}
-	if len(asList(mustLookup(t, cfg, "homebrew_casks"))) == 0 {
+	casks := asList(mustLookup(t, cfg, "homebrew_casks"))
+	if len(casks) == 0 {
 		t.Error("no Homebrew cask")
+	}
+	// `opsctl sandbox` runs the opsctl-sandbox found beside opsctl: every way opsctl ships
+	// carries both.
+	for _, a := range asList(mustLookup(t, cfg, "archives")) {
+		if ids := strs(mustLookup(t, a, "ids")); slices.Contains(ids, "opsctl") && !slices.Contains(ids, "opsctl-sandbox") {
+			t.Errorf("an archive of opsctl lacks opsctl-sandbox: ids %v", ids)
+		}
+	}
+	if len(nfpm) > 0 && !slices.Contains(strs(mustLookup(t, nfpm[0], "ids")), "opsctl-sandbox") {
+		t.Error("the deb and rpm packages lack opsctl-sandbox")
+	}
+	for _, c := range casks {
+		if !slices.Contains(strs(mustLookup(t, c, "binaries")), "opsctl-sandbox") {
+			t.Error("the Homebrew cask does not install opsctl-sandbox")
+		}
 	}
 	if _, ok := Lookup(cfg, "checksum", "name_template"); !ok {
 		t.Error("no checksum file")

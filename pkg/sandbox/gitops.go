@@ -22,7 +22,7 @@ var gitopsMarkers = []string{
 var ErrNoGitOps = errors.New("the repository's gitops/ tree was not found")
 
 // FindGitOps returns the gitops/ directory of the opsctl repository that holds dir (searching
-// dir and its parents), the tree a fresh clone's `go run ./cmd/opsctl sandbox` seeds from.
+// dir and its parents), the tree a fresh clone's `go run ./cmd/opsctl-sandbox` seeds from.
 func FindGitOps(dir string) (string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {

@@ -10,8 +10,8 @@ import (
 	canarycmd "github.com/come2us/opsctl/pkg/cmd/canary"
 	configcmd "github.com/come2us/opsctl/pkg/cmd/config"
 	dltcmd "github.com/come2us/opsctl/pkg/cmd/dlt"
+	externalcmd "github.com/come2us/opsctl/pkg/cmd/external"
 	mancmd "github.com/come2us/opsctl/pkg/cmd/man"
-	sandboxcmd "github.com/come2us/opsctl/pkg/cmd/sandbox"
 	tuicmd "github.com/come2us/opsctl/pkg/cmd/tui"
 	versioncmd "github.com/come2us/opsctl/pkg/cmd/version"
 	"github.com/come2us/opsctl/pkg/cmdutil"
@@ -80,7 +80,9 @@ kube context and Prometheus.`,
 		agentcmd.NewCmdAgent(f, nil),
 	)
 	cmd.AddCommand(tuicmd.NewCmdTUI(f, nil))
-	// The sandbox opens the console on its simulated context once it is ready.
-	cmd.AddCommand(sandboxcmd.NewCmdSandbox(f, tuicmd.Run, nil))
+	// The sandbox is a binary of its own (cmd/opsctl-sandbox): it links the services and the
+	// simulators, which the console does not need.
+	cmd.AddCommand(externalcmd.NewCmd(f, "sandbox", "Run the whole platform on this machine, simulated, and work on it",
+		"install it beside opsctl (go install ./cmd/opsctl-sandbox, or from the release archive), or run it from a checkout: go run ./cmd/opsctl-sandbox", nil))
 	return cmd
 }

@@ -1,0 +1,28 @@
+// Command opsctl-sandbox runs the whole COME2US platform on this machine, simulated, and opens
+// the opsctl console on it. `opsctl sandbox` runs it.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	sandboxcmd "github.com/come2us/opsctl/pkg/cmd/sandbox"
+	tuicmd "github.com/come2us/opsctl/pkg/cmd/tui"
+	"github.com/come2us/opsctl/pkg/cmdutil"
+	"github.com/come2us/opsctl/pkg/startup"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	startup.Done() // the collector's own setting from here on (see package startup)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	f := cmdutil.New()
+	// The sandbox opens the console on its simulated context once it is ready.
+	return cmdutil.Execute(ctx, sandboxcmd.NewCmdStandalone(f, tuicmd.Run), f)
+}
