@@ -35,6 +35,8 @@ type harness struct {
 	cluster *kfake.Cluster
 	prod    *kgo.Client
 	met     *metrics.Saga
+	// shutdown cancels the context of the consumer started last without waiting for it to end.
+	shutdown context.CancelFunc
 }
 
 func newHarness(t *testing.T) *harness {
@@ -71,6 +73,7 @@ func (h *harness) startWith(opts []kgo.Opt, handler consumer.Handler, tweak ...f
 		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	h.shutdown = cancel
 	done := make(chan struct{})
 	go func() { defer close(done); _ = c.Run(ctx) }()
 	var once sync.Once
@@ -414,11 +417,9 @@ func TestShutdownDrains(t *testing.T) {
 	})
 	recs := h.produce(&kgo.Record{Key: []byte("1"), Value: []byte("slow")})
 	<-entered
-	stopped := make(chan struct{})
-	go func() { stop(); close(stopped) }()
-	time.Sleep(50 * time.Millisecond) // let the shutdown begin while the handler runs
+	h.shutdown() // the shutdown begins while the handler runs
 	close(release)
-	<-stopped
+	stop()
 	if !done.Load() {
 		t.Fatal("the handler's context ended before it could finish")
 	}

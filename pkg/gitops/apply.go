@@ -283,16 +283,19 @@ func (r *Repo) commit(ctx context.Context, p string, data []byte, msg string) (s
 	if err := os.WriteFile(file, data, mode); err != nil {
 		return "", fmt.Errorf("write %s: %w; nothing was committed", p, err)
 	}
-	restore := func() {
-		_, _ = r.git.run(context.WithoutCancel(ctx), nil, "checkout", "--quiet", "HEAD", "--", p)
+	// restore puts p back as HEAD has it and says so in the error; when that fails too, the
+	// error says the file still holds the uncommitted change.
+	restore := func(err error) error {
+		if _, rerr := r.git.run(context.WithoutCancel(ctx), nil, "checkout", "--quiet", "HEAD", "--", p); rerr != nil {
+			return fmt.Errorf("%w; nothing was committed, but %s could not be restored (%v): it still holds the change, run `git checkout HEAD -- %s` in %s", err, p, rerr, p, r.top)
+		}
+		return fmt.Errorf("%w; nothing was committed", err)
 	}
 	if _, err := r.git.run(ctx, nil, "add", "--", p); err != nil {
-		restore()
-		return "", fmt.Errorf("stage %s: %w; nothing was committed", p, err)
+		return "", restore(fmt.Errorf("stage %s: %w", p, err))
 	}
 	if _, err := r.git.run(ctx, []byte(msg), "commit", "--quiet", "--cleanup=verbatim", "--file=-", "--", p); err != nil {
-		restore()
-		return "", fmt.Errorf("commit %s: %w; nothing was committed", p, err)
+		return "", restore(fmt.Errorf("commit %s: %w", p, err))
 	}
 	commit, err := r.git.line(ctx, "rev-parse", "HEAD")
 	if err != nil {

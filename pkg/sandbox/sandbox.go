@@ -344,7 +344,9 @@ func Start(ctx context.Context, cfg Config) (_ *Sandbox, err error) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			_ = s.Traffic.Run(runCtx)
+			if err := s.Traffic.Run(runCtx); err != nil {
+				s.log.Error("the storefront stopped placing orders", "err", err)
+			}
 		}()
 	}
 	return s, nil

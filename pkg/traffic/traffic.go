@@ -191,6 +191,8 @@ func (g *Generator) Run(ctx context.Context) error {
 	}
 }
 
+// window opens and closes one fault window on its schedule. New has checked that w.Fault is a
+// fault Faults knows, so Set cannot fail here.
 func (g *Generator) window(ctx context.Context, w Window) {
 	defer func() { _ = g.cfg.Faults.Set(w.Fault, false) }()
 	if !sleep(ctx, w.Start) {
