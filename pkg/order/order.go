@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/come2us/opsctl/pkg/event"
+	"github.com/come2us/opsctl/pkg/order/orderapi"
 	"github.com/come2us/opsctl/pkg/outbox"
 	"github.com/come2us/opsctl/pkg/secret"
 	"github.com/come2us/opsctl/pkg/store"
@@ -55,41 +56,13 @@ const (
 	FailureReservation  = "RESERVATION_FAILED"
 )
 
-// Order is an order with its lines.
-type Order struct {
-	ID             int64     `json:"id"`
-	UserID         string    `json:"userId"`
-	Status         string    `json:"status"`
-	TotalAmount    int64     `json:"totalAmount"`
-	DiscountAmount int64     `json:"discountAmount"`
-	Amount         int64     `json:"amount"`
-	CouponID       *int64    `json:"couponId,omitempty"`
-	PaymentKey     string    `json:"paymentKey,omitempty"`
-	FailureCode    string    `json:"failureCode,omitempty"`
-	FailureReason  string    `json:"failureReason,omitempty"`
-	Lines          []Line    `json:"lines"`
-	CreatedAt      time.Time `json:"createdAt"`
-	UpdatedAt      time.Time `json:"updatedAt"`
-}
-
-// Line is one order line (its ID is the orderDetailId).
-type Line struct {
-	ID            int64 `json:"id"`
-	OptionValueID int64 `json:"optionValueId"`
-	Quantity      int64 `json:"quantity"`
-	UnitPrice     int64 `json:"unitPrice"`
-}
-
-// Coupon is a discount issued to a user.
-type Coupon struct {
-	ID             int64  `json:"id"`
-	UserID         string `json:"userId"`
-	DiscountAmount int64  `json:"discountAmount"`
-	MinOrderAmount int64  `json:"minOrderAmount"`
-	Status         string `json:"status"`
-	OrderID        *int64 `json:"orderId,omitempty"`
-	RestoredCount  int    `json:"restoredCount"`
-}
+// Order, Line and Coupon are the API's types (orderapi), which clients use without linking the
+// service.
+type (
+	Order  = orderapi.Order
+	Line   = orderapi.Line
+	Coupon = orderapi.Coupon
+)
 
 // Errors the store returns for callers to branch on.
 var (

@@ -14,9 +14,10 @@ import (
 	"github.com/come2us/opsctl/pkg/consumer"
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/metrics"
+	"github.com/come2us/opsctl/pkg/order/orderapi"
 	"github.com/come2us/opsctl/pkg/outbox"
 	"github.com/come2us/opsctl/pkg/payment"
-	"github.com/come2us/opsctl/pkg/product"
+	"github.com/come2us/opsctl/pkg/product/productapi"
 	"github.com/come2us/opsctl/pkg/service"
 	"github.com/come2us/opsctl/pkg/store"
 )
@@ -32,10 +33,10 @@ type Payments interface {
 }
 
 // Catalog is what order-service needs from product-service: option prices and stock, and the
-// reservation of an order's lines. *product.Client implements it over HTTP.
+// reservation of an order's lines. *productapi.Client implements it over HTTP.
 type Catalog interface {
-	Options(ctx context.Context, ids []int64) ([]product.Option, error)
-	Reserve(ctx context.Context, req product.ReserveRequest) (product.ReserveResponse, error)
+	Options(ctx context.Context, ids []int64) ([]productapi.Option, error)
+	Reserve(ctx context.Context, req productapi.ReserveRequest) (productapi.ReserveResponse, error)
 }
 
 // Config configures order-service.
@@ -121,7 +122,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		if cfg.ProductURL == "" {
 			return nil, errors.New("order-service: ProductURL (PRODUCT_SERVICE_URL) or Catalog is required")
 		}
-		cfg.Catalog = product.NewClient(cfg.ProductURL, nil)
+		cfg.Catalog = productapi.NewClient(cfg.ProductURL, nil)
 	}
 	if cfg.Payments == nil {
 		if cfg.PaymentURL == "" {
@@ -351,19 +352,6 @@ func (s *Service) handlePaymentFailed(ctx context.Context, rec *kgo.Record) erro
 	return nil
 }
 
-// PlaceRequest is the body of POST /orders.
-type PlaceRequest struct {
-	UserID   string      `json:"userId"`
-	Lines    []PlaceLine `json:"lines"`
-	CouponID *int64      `json:"couponId,omitempty"`
-}
-
-// PlaceLine is one requested line.
-type PlaceLine struct {
-	OptionValueID int64 `json:"optionValueId"`
-	Quantity      int64 `json:"quantity"`
-}
-
 // Error codes of the order API.
 const (
 	CodeOptionNotFound     = "OPTION_NOT_FOUND"
@@ -395,7 +383,7 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return service.Errorf(http.StatusServiceUnavailable, CodeProductUnavailable, "product-service could not price the order (%v); %s — retry later", err, service.Unchanged)
 	}
-	byID := map[int64]product.Option{}
+	byID := map[int64]productapi.Option{}
 	for _, o := range opts {
 		byID[o.ID] = o
 	}
@@ -432,9 +420,9 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) error {
 
 	// Reserve the stock, idempotently per line (the line ids are the keys), retrying transport
 	// failures. If the reservation fails the order is compensated at once.
-	rr := product.ReserveRequest{OrderID: o.ID}
+	rr := productapi.ReserveRequest{OrderID: o.ID}
 	for _, l := range o.Lines {
-		rr.Lines = append(rr.Lines, product.Line{OrderDetailID: l.ID, OptionValueID: l.OptionValueID, Quantity: l.Quantity})
+		rr.Lines = append(rr.Lines, productapi.Line{OrderDetailID: l.ID, OptionValueID: l.OptionValueID, Quantity: l.Quantity})
 	}
 	var rerr error
 	for attempt := 1; attempt <= 3; attempt++ {
@@ -459,7 +447,7 @@ func (s *Service) placeOrder(w http.ResponseWriter, r *http.Request) error {
 	var ae *service.APIError
 	if errors.As(rerr, &ae) && ae.Status < 500 {
 		code, status = ae.Code, ae.Status
-		if ae.Code == product.CodeStockShort {
+		if ae.Code == productapi.CodeStockShort {
 			code = FailureStockShort
 			s.rt.Metrics.BusinessOutcomes.WithLabelValues(metrics.OutcomeStockShort).Inc()
 		}
@@ -480,15 +468,15 @@ func validatePlace(req PlaceRequest) error {
 	if strings.TrimSpace(req.UserID) == "" || len(req.UserID) > 100 {
 		return errors.New("userId must be 1 to 100 characters")
 	}
-	if len(req.Lines) == 0 || len(req.Lines) > product.MaxLines {
-		return fmt.Errorf("lines must hold 1 to %d lines, got %d", product.MaxLines, len(req.Lines))
+	if len(req.Lines) == 0 || len(req.Lines) > productapi.MaxLines {
+		return fmt.Errorf("lines must hold 1 to %d lines, got %d", productapi.MaxLines, len(req.Lines))
 	}
 	for i, l := range req.Lines {
 		if l.OptionValueID <= 0 {
 			return fmt.Errorf("lines[%d].optionValueId must be a positive number, got %d", i, l.OptionValueID)
 		}
-		if l.Quantity <= 0 || l.Quantity > product.MaxQuantity {
-			return fmt.Errorf("lines[%d].quantity must be between 1 and %d, got %d", i, product.MaxQuantity, l.Quantity)
+		if l.Quantity <= 0 || l.Quantity > productapi.MaxQuantity {
+			return fmt.Errorf("lines[%d].quantity must be between 1 and %d, got %d", i, productapi.MaxQuantity, l.Quantity)
 		}
 	}
 	if req.CouponID != nil && *req.CouponID <= 0 {
@@ -545,12 +533,12 @@ func (s *Service) payable(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// IssueCouponRequest is the body of POST /coupons.
-type IssueCouponRequest struct {
-	UserID         string `json:"userId"`
-	DiscountAmount int64  `json:"discountAmount"`
-	MinOrderAmount int64  `json:"minOrderAmount"`
-}
+// PlaceRequest, PlaceLine and IssueCouponRequest are the API's request bodies (orderapi).
+type (
+	PlaceRequest       = orderapi.PlaceRequest
+	PlaceLine          = orderapi.PlaceLine
+	IssueCouponRequest = orderapi.IssueCouponRequest
+)
 
 func (s *Service) issueCoupon(w http.ResponseWriter, r *http.Request) error {
 	var req IssueCouponRequest

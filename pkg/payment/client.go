@@ -7,10 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/come2us/opsctl/pkg/service"
+	"github.com/come2us/opsctl/pkg/httpapi"
 )
 
-// Client calls payment-service's HTTP API. A declined payment comes back as *service.APIError
+// Client calls payment-service's HTTP API. A declined payment comes back as *httpapi.APIError
 // with status 402 and the PG's code.
 type Client struct {
 	base string
@@ -29,14 +29,14 @@ func NewClient(baseURL string, httpClient *http.Client) *Client {
 // Confirm confirms a payment under the client-generated idempotencyKey (a UUIDv4).
 func (c *Client) Confirm(ctx context.Context, idempotencyKey string, req ConfirmRequest) (ConfirmResponse, error) {
 	var out ConfirmResponse
-	err := service.Call(ctx, c.http, http.MethodPost, c.base+"/payments/confirm", req, &out, "Idempotency-Key", idempotencyKey)
+	err := httpapi.Call(ctx, c.http, http.MethodPost, c.base+"/payments/confirm", req, &out, "Idempotency-Key", idempotencyKey)
 	return out, err
 }
 
 // Payments lists the confirm requests of an order (payment keys masked).
 func (c *Client) Payments(ctx context.Context, orderID int64) ([]Record, error) {
 	var out PaymentsResponse
-	err := service.Call(ctx, c.http, http.MethodGet, fmt.Sprintf("%s/payments?orderId=%d", c.base, orderID), nil, &out)
+	err := httpapi.Call(ctx, c.http, http.MethodGet, fmt.Sprintf("%s/payments?orderId=%d", c.base, orderID), nil, &out)
 	return out.Payments, err
 }
 
@@ -45,7 +45,7 @@ func (c *Client) Payments(ctx context.Context, orderID int64) ([]Record, error) 
 // payments. It is order-service's internal call before it cancels orders nobody paid.
 func (c *Client) Resolve(ctx context.Context, orderIDs []int64, void bool) ([]OrderPayment, error) {
 	var out ResolveResponse
-	err := service.Call(ctx, c.http, http.MethodPost, c.base+"/internal/payments/resolve", ResolveRequest{OrderIDs: orderIDs, Void: void}, &out)
+	err := httpapi.Call(ctx, c.http, http.MethodPost, c.base+"/internal/payments/resolve", ResolveRequest{OrderIDs: orderIDs, Void: void}, &out)
 	if err != nil {
 		return nil, err
 	}

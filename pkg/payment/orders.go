@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/come2us/opsctl/pkg/httpapi"
 	"github.com/come2us/opsctl/pkg/service"
 )
 
@@ -51,7 +52,7 @@ func NewOrderClient(baseURL string, httpClient *http.Client) *OrderClient {
 // Order reads order id, or ErrOrderNotFound.
 func (c *OrderClient) Order(ctx context.Context, id int64) (OrderInfo, error) {
 	var o OrderInfo
-	err := service.Call(ctx, c.http, http.MethodGet, fmt.Sprintf("%s/internal/orders/%d", c.base, id), nil, &o)
+	err := httpapi.Call(ctx, c.http, http.MethodGet, fmt.Sprintf("%s/internal/orders/%d", c.base, id), nil, &o)
 	var ae *service.APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusNotFound && ae.Code == service.CodeNotFound {
 		return o, fmt.Errorf("order %d: %w", id, ErrOrderNotFound)

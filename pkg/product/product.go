@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/come2us/opsctl/pkg/event"
+	"github.com/come2us/opsctl/pkg/product/productapi"
 	"github.com/come2us/opsctl/pkg/store"
 )
 
@@ -31,49 +32,21 @@ const (
 	StateVoid     = "VOID"
 )
 
-// Product is a product with its options.
-type Product struct {
-	ID        int64     `json:"id"`
-	Name      string    `json:"name"`
-	Options   []Option  `json:"options"`
-	CreatedAt time.Time `json:"createdAt"`
-}
+// The API's types (productapi), which clients use without linking the service.
+type (
+	Product      = productapi.Product
+	Option       = productapi.Option
+	NewOption    = productapi.NewOption
+	Line         = productapi.Line
+	ReservedLine = productapi.ReservedLine
+	Reservation  = productapi.Reservation
+)
 
-// Option is a sellable option of a product (its id is the optionValueId of orders).
-type Option struct {
-	ID        int64  `json:"id"`
-	ProductID int64  `json:"productId"`
-	Name      string `json:"name"`
-	Price     int64  `json:"price"`
-	Stock     int64  `json:"stock"`
-}
-
-// NewOption describes an option to create.
-type NewOption struct {
-	Name  string `json:"name"`
-	Price int64  `json:"price"`
-	Stock int64  `json:"stock"`
-}
-
-// Line is one order line to reserve.
-type Line struct {
-	OrderDetailID int64 `json:"orderDetailId"`
-	OptionValueID int64 `json:"optionValueId"`
-	Quantity      int64 `json:"quantity"`
-}
-
-// ReservedLine is a reserved line with the option's unit price.
-type ReservedLine struct {
-	Line
-	UnitPrice int64 `json:"unitPrice"`
-}
-
-// Reservation is one line's row in the reservations table.
-type Reservation struct {
-	Line
-	OrderID int64  `json:"orderId"`
-	State   string `json:"state"`
-}
+// Request limits of the reservation API (productapi).
+const (
+	MaxLines    = productapi.MaxLines
+	MaxQuantity = productapi.MaxQuantity
+)
 
 // Errors the reservation API answers with; the HTTP layer maps them to status codes.
 var (
@@ -428,9 +401,3 @@ func validateLines(orderID int64, lines []Line) error {
 	}
 	return nil
 }
-
-// Request limits.
-const (
-	MaxLines    = 100
-	MaxQuantity = 1000
-)

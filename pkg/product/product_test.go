@@ -23,6 +23,7 @@ import (
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/kafkatest"
 	"github.com/come2us/opsctl/pkg/product"
+	"github.com/come2us/opsctl/pkg/product/productapi"
 	"github.com/come2us/opsctl/pkg/service"
 	"github.com/come2us/opsctl/pkg/store"
 )
@@ -129,7 +130,7 @@ func TestReserveAndRestore(t *testing.T) {
 
 type running struct {
 	svc     *product.Service
-	client  *product.Client
+	client  *productapi.Client
 	cluster *kfake.Cluster
 	prod    *kgo.Client
 }
@@ -155,7 +156,7 @@ func start(t *testing.T, url string) *running {
 		t.Fatal(err)
 	}
 	t.Cleanup(prod.Close)
-	return &running{svc: svc, client: product.NewClient(svc.URL(), nil), cluster: c, prod: prod}
+	return &running{svc: svc, client: productapi.NewClient(svc.URL(), nil), cluster: c, prod: prod}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

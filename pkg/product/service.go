@@ -14,6 +14,7 @@ import (
 	"github.com/come2us/opsctl/pkg/consumer"
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/metrics"
+	"github.com/come2us/opsctl/pkg/product/productapi"
 	"github.com/come2us/opsctl/pkg/service"
 	"github.com/come2us/opsctl/pkg/store"
 )
@@ -123,13 +124,26 @@ func (s *Service) handleOrderFailed(ctx context.Context, rec *kgo.Record) error 
 	return nil
 }
 
-type createProductRequest struct {
-	Name    string      `json:"name"`
-	Options []NewOption `json:"options"`
-}
+// The API's request and answer bodies (productapi).
+type (
+	CreateProductRequest = productapi.CreateProductRequest
+	OptionsResponse      = productapi.OptionsResponse
+	ReserveRequest       = productapi.ReserveRequest
+	ReserveResponse      = productapi.ReserveResponse
+	ReservationsResponse = productapi.ReservationsResponse
+)
+
+// Error codes of the reservation API (productapi).
+const (
+	CodeOptionNotFound   = productapi.CodeOptionNotFound
+	CodeStockShort       = productapi.CodeStockShort
+	CodeLineCompensated  = productapi.CodeLineCompensated
+	CodeReservationClash = productapi.CodeReservationClash
+	CodeRestoreMismatch  = productapi.CodeRestoreMismatch
+)
 
 func (s *Service) createProduct(w http.ResponseWriter, r *http.Request) error {
-	var req createProductRequest
+	var req CreateProductRequest
 	if err := service.DecodeJSON(w, r, &req, 0); err != nil {
 		return err
 	}
@@ -184,11 +198,6 @@ func (s *Service) getProduct(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// OptionsResponse is the answer of GET /options.
-type OptionsResponse struct {
-	Options []Option `json:"options"`
-}
-
 func (s *Service) listOptions(w http.ResponseWriter, r *http.Request) error {
 	raw := r.URL.Query().Get("ids")
 	var ids []int64
@@ -212,28 +221,6 @@ func (s *Service) listOptions(w http.ResponseWriter, r *http.Request) error {
 	service.WriteJSON(w, http.StatusOK, OptionsResponse{Options: opts})
 	return nil
 }
-
-// ReserveRequest is the body of POST /reservations.
-type ReserveRequest struct {
-	OrderID int64  `json:"orderId"`
-	Lines   []Line `json:"lines"`
-}
-
-// ReserveResponse is the answer of POST /reservations.
-type ReserveResponse struct {
-	OrderID int64          `json:"orderId"`
-	Lines   []ReservedLine `json:"lines"`
-}
-
-// Error codes of the reservation API.
-const (
-	CodeOptionNotFound   = "OPTION_NOT_FOUND"
-	CodeStockShort       = "STOCK_SHORT"
-	CodeLineCompensated  = "LINE_COMPENSATED"
-	CodeReservationClash = "RESERVATION_CONFLICT"
-	// CodeRestoreMismatch: an orders-failed event does not match the line's reservation.
-	CodeRestoreMismatch = "RESTORE_MISMATCH"
-)
 
 func (s *Service) reserve(w http.ResponseWriter, r *http.Request) error {
 	var req ReserveRequest
@@ -264,11 +251,6 @@ func (s *Service) reserve(w http.ResponseWriter, r *http.Request) error {
 	}
 	service.WriteJSON(w, http.StatusOK, ReserveResponse{OrderID: req.OrderID, Lines: lines})
 	return nil
-}
-
-// ReservationsResponse is the answer of GET /reservations?orderId=N.
-type ReservationsResponse struct {
-	Reservations []Reservation `json:"reservations"`
 }
 
 func (s *Service) listReservations(w http.ResponseWriter, r *http.Request) error {

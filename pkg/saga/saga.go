@@ -21,10 +21,12 @@ import (
 	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/consumer"
 	"github.com/come2us/opsctl/pkg/order"
+	"github.com/come2us/opsctl/pkg/order/orderapi"
 	"github.com/come2us/opsctl/pkg/outbox"
 	"github.com/come2us/opsctl/pkg/payment"
 	"github.com/come2us/opsctl/pkg/pg"
 	"github.com/come2us/opsctl/pkg/product"
+	"github.com/come2us/opsctl/pkg/product/productapi"
 	"github.com/come2us/opsctl/pkg/service"
 )
 
@@ -66,9 +68,9 @@ type System struct {
 	PGURL string
 
 	// Clients for the three HTTP APIs.
-	Products *product.Client
+	Products *productapi.Client
 	Payments *payment.Client
-	Orders   *order.Client
+	Orders   *orderapi.Client
 
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -149,9 +151,9 @@ func Start(ctx context.Context, cfg Config) (*System, error) {
 
 	orders.bind(payment.NewOrderClient(s.Order.URL(), nil))
 
-	s.Products = product.NewClient(s.Product.URL(), nil)
+	s.Products = productapi.NewClient(s.Product.URL(), nil)
 	s.Payments = payment.NewClient(s.Payment.URL(), nil)
-	s.Orders = order.NewClient(s.Order.URL(), nil)
+	s.Orders = orderapi.NewClient(s.Order.URL(), nil)
 	ok = true
 	return s, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/come2us/opsctl/pkg/httpapi"
 	"io"
 	"mime"
 	"net/http"
@@ -13,30 +14,12 @@ import (
 // MaxBody is the default request body limit: SAGA requests are small JSON documents.
 const MaxBody = 64 << 10
 
-// APIError is an error answer: an HTTP status and a JSON body {"code", "message"} plus optional
-// details. Messages say what was rejected and whether anything changed.
-type APIError struct {
-	Status  int            `json:"-"`
-	Code    string         `json:"code"`
-	Message string         `json:"message"`
-	Details map[string]any `json:"details,omitempty"`
-}
-
-// Error renders the status, code and message.
-func (e *APIError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+// APIError is an error answer of a service's HTTP API (see httpapi.APIError).
+type APIError = httpapi.APIError
 
 // Errorf builds an APIError.
 func Errorf(status int, code, format string, args ...any) *APIError {
 	return &APIError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
-// With returns e with a detail added.
-func (e *APIError) With(key string, v any) *APIError {
-	if e.Details == nil {
-		e.Details = map[string]any{}
-	}
-	e.Details[key] = v
-	return e
 }
 
 // Error codes shared by every service's HTTP API.

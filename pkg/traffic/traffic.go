@@ -26,8 +26,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/come2us/opsctl/pkg/order"
+	"github.com/come2us/opsctl/pkg/order/orderapi"
 	"github.com/come2us/opsctl/pkg/payment"
-	"github.com/come2us/opsctl/pkg/product"
+	"github.com/come2us/opsctl/pkg/product/productapi"
 	"github.com/come2us/opsctl/pkg/service"
 )
 
@@ -258,9 +259,9 @@ func (g *Generator) plan() plan {
 	return p
 }
 
-func (g *Generator) clients(env string) (*product.Client, *order.Client, *payment.Client) {
-	return product.NewClient(g.cfg.URL(env, appProduct), g.cfg.HTTPClient),
-		order.NewClient(g.cfg.URL(env, appOrder), g.cfg.HTTPClient),
+func (g *Generator) clients(env string) (*productapi.Client, *orderapi.Client, *payment.Client) {
+	return productapi.NewClient(g.cfg.URL(env, appProduct), g.cfg.HTTPClient),
+		orderapi.NewClient(g.cfg.URL(env, appOrder), g.cfg.HTTPClient),
 		payment.NewClient(g.cfg.URL(env, appPayment), g.cfg.HTTPClient)
 }
 

@@ -18,7 +18,7 @@ import (
 
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
-	"github.com/come2us/opsctl/pkg/order"
+	"github.com/come2us/opsctl/pkg/order/orderapi"
 	"github.com/come2us/opsctl/pkg/replay"
 	"github.com/come2us/opsctl/pkg/termsafe"
 	tuidlt "github.com/come2us/opsctl/tui/dlt"
@@ -39,7 +39,7 @@ type Options struct {
 	Backend Backend
 	// Order reads the order's current state (order-service's GET /orders/{id}); nil when the
 	// context configures no services.order URL.
-	Order func(ctx context.Context, id int64) (order.Order, error)
+	Order func(ctx context.Context, id int64) (orderapi.Order, error)
 	// DLT are the options of the dead-letter record view opened with enter.
 	DLT tuidlt.Options
 	// Topics are searched (default: the SAGA topics and their DLTs).
@@ -80,7 +80,7 @@ type Trace struct {
 	tbl    table.Model
 	found  *replay.Found
 	marks  *replay.Replays
-	order  *order.Order
+	order  *orderapi.Order
 	ordErr error
 	err    error
 	w, h   int
@@ -95,7 +95,7 @@ type foundMsg struct {
 
 type orderMsg struct {
 	owner *Trace
-	ord   order.Order
+	ord   orderapi.Order
 	err   error
 }
 
@@ -349,7 +349,7 @@ func (t *Trace) View() string {
 	return strings.Join(append(t.header(), t.tbl.View()), "\n")
 }
 
-// Title names the order.
+// Title names the orderapi.
 func (t *Trace) Title() string { return fmt.Sprintf("trace %d", t.id) }
 
 // SetSize sets the body size; the header takes two lines. Below 100 columns the offsets go

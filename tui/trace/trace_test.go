@@ -20,6 +20,7 @@ import (
 
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/order"
+	"github.com/come2us/opsctl/pkg/order/orderapi"
 	"github.com/come2us/opsctl/pkg/replay"
 	"github.com/come2us/opsctl/pkg/replay/replaytest"
 	"github.com/come2us/opsctl/pkg/secret"
@@ -91,7 +92,7 @@ func root(ctx context.Context, e *replay.Engine, orderURL string) app.Model {
 	opts := trace.Options{Ctx: ctx, Backend: e, Now: func() time.Time { return now },
 		DLT: tuidlt.Options{Ctx: ctx, Backend: e, Secrets: secret.NewFields(), Now: func() time.Time { return now }}}
 	if orderURL != "" {
-		opts.Order = order.NewClient(orderURL, nil).Order
+		opts.Order = orderapi.NewClient(orderURL, nil).Order
 	}
 	return app.New(app.Options{
 		Header: app.Header{Context: "prod", Kafka: "b-1.msk:9098"},

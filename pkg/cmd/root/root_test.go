@@ -3,6 +3,7 @@ package root
 import (
 	"encoding/json"
 	"errors"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,5 +92,36 @@ func TestNoArgsWithoutTerminal(t *testing.T) {
 	_, _, err = run(t, "frobnicate")
 	if err == nil || !strings.Contains(err.Error(), `unknown command "frobnicate"`) || cmdutil.ExitCode(err) != cmdutil.ExitUsage {
 		t.Fatalf("unknown command: %v (exit %d)", err, cmdutil.ExitCode(err))
+	}
+}
+
+// TestConsoleLinksNoServicesOrSimulators keeps the on-call binary small and quick to start: the
+// SAGA services, the sandbox's simulators, Helm, the PromQL engine and kfake ship in their own
+// binaries (cmd/services/*, cmd/opsctl-sandbox); opsctl reaches the services only through their
+// API packages.
+func TestConsoleLinksNoServicesOrSimulators(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH to list opsctl's packages")
+	}
+	out, err := exec.Command(gobin, "list", "-deps", "github.com/come2us/opsctl/cmd/opsctl").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	const mod = "github.com/come2us/opsctl/"
+	forbidden := []string{
+		mod + "pkg/order", mod + "pkg/payment", mod + "pkg/product", mod + "pkg/outbox",
+		mod + "pkg/consumer", mod + "pkg/saga", mod + "pkg/service", mod + "pkg/store", mod + "pkg/pg",
+		mod + "pkg/sandbox", mod + "pkg/argosim", mod + "pkg/kubesim", mod + "pkg/meshsim",
+		mod + "pkg/promsim", mod + "pkg/traffic", mod + "pkg/chart", mod + "pkg/cmd/sandbox",
+		"helm.sh/helm", "github.com/prometheus/prometheus/promql", "github.com/twmb/franz-go/pkg/kfake",
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, f := range forbidden {
+			// A service's API package (pkg/order/orderapi) is what the console may use.
+			if (dep == f || strings.HasPrefix(dep, f+"/")) && !strings.HasSuffix(dep, "api") {
+				t.Errorf("opsctl links %s", dep)
+			}
+		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
 	"github.com/come2us/opsctl/pkg/iostreams"
 	"github.com/come2us/opsctl/pkg/product"
+	"github.com/come2us/opsctl/pkg/product/productapi"
 	"github.com/come2us/opsctl/pkg/sandbox"
 	"github.com/come2us/opsctl/pkg/traffic"
 )
@@ -246,7 +247,7 @@ func deadLetters(t *testing.T, sb *sandbox.Sandbox, topic string) []*kgo.Record 
 
 func reservationState(t *testing.T, sb *sandbox.Sandbox, orderID, detail int64) string {
 	t.Helper()
-	rs, err := product.NewClient(sb.System.Product.URL(), nil).Reservations(context.Background(), orderID)
+	rs, err := productapi.NewClient(sb.System.Product.URL(), nil).Reservations(context.Background(), orderID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/come2us/opsctl/pkg/cmdutil"
 	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/gitops"
-	"github.com/come2us/opsctl/pkg/order"
+	"github.com/come2us/opsctl/pkg/order/orderapi"
 	"github.com/come2us/opsctl/pkg/replay"
 	"github.com/come2us/opsctl/pkg/secret"
 	"github.com/come2us/opsctl/tui/app"
@@ -204,7 +204,7 @@ func (s *session) routes() []app.Route {
 			Open: func([]string) (view.View, error) { return tuidlt.New(dltOpts), nil }})
 		traceOpts := tuitrace.Options{Ctx: ctx, Backend: eng, DLT: dltOpts, Now: now}
 		if u := c.Services["order"]; u != "" {
-			cl := order.NewClient(u, nil)
+			cl := orderapi.NewClient(u, nil)
 			traceOpts.Order = cl.Order
 		}
 		routes = append(routes, app.Route{Name: "trace", Args: "ORDER_ID", Help: "one order's records across the SAGA topics and DLTs",

@@ -1,4 +1,8 @@
-package service
+// Package httpapi is the JSON-over-HTTP contract the SAGA services speak: the error answer every
+// service returns (APIError) and the call a client makes (Call). It is small on purpose: the
+// services' API clients (orderapi, productapi) and opsctl's order trace build on it without
+// linking a service.
+package httpapi
 
 import (
 	"bytes"
@@ -11,6 +15,27 @@ import (
 
 	"go.opentelemetry.io/otel/propagation"
 )
+
+// APIError is an error answer: an HTTP status and a JSON body {"code", "message"} plus optional
+// details. Messages say what was rejected and whether anything changed.
+type APIError struct {
+	Status  int            `json:"-"`
+	Code    string         `json:"code"`
+	Message string         `json:"message"`
+	Details map[string]any `json:"details,omitempty"`
+}
+
+// Error renders the status, code and message.
+func (e *APIError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+
+// With returns e with a detail added.
+func (e *APIError) With(key string, v any) *APIError {
+	if e.Details == nil {
+		e.Details = map[string]any{}
+	}
+	e.Details[key] = v
+	return e
+}
 
 // Call sends a JSON request to another service and decodes the JSON answer into out (when not
 // nil). An error answer comes back as *APIError with the status and the callee's code and message;
@@ -36,7 +61,7 @@ func Call(ctx context.Context, hc *http.Client, method, url string, body, out an
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	propagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
+	propagator.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, url, err)
@@ -61,3 +86,6 @@ func Call(ctx context.Context, hc *http.Client, method, url string, body, out an
 	}
 	return nil
 }
+
+// propagator carries the W3C trace context and baggage, as the services' own tracing does.
+var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
