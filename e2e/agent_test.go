@@ -27,6 +27,7 @@ import (
 
 	"github.com/come2us/opsctl/pkg/agent"
 	"github.com/come2us/opsctl/pkg/config"
+	"github.com/come2us/opsctl/pkg/kafka"
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/replay"
@@ -170,7 +171,7 @@ func TestAgentsElectOneLeaderOnTheRealAPIServerAndTakeOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, err := yaml.Marshal(&config.Config{CurrentContext: "e2e", Contexts: map[string]*config.Context{"e2e": {
-		Kafka: config.Kafka{Brokers: c.ListenAddrs()},
+		Kafka: kafka.Config{Brokers: c.ListenAddrs()},
 		Kube:  config.Kube{Kubeconfig: env.Kubeconfig},
 	}}})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/come2us/opsctl/pkg/chart"
 	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/gitops"
+	"github.com/come2us/opsctl/pkg/kafka"
 	"github.com/come2us/opsctl/pkg/redrive"
 )
 
@@ -123,7 +124,7 @@ func TestAgentChartEveryEnvironment(t *testing.T) {
 				t.Fatalf("the agent's config.yaml: %v", err)
 			}
 			name, ctx, err := loaded.Resolve("")
-			if err != nil || name != "cluster" || len(ctx.Kafka.Brokers) != 2 || ctx.Kafka.SASL.Mechanism != config.SASLAWSMSKIAM || !ctx.Kafka.TLS.Enabled {
+			if err != nil || name != "cluster" || len(ctx.Kafka.Brokers) != 2 || ctx.Kafka.SASL.Mechanism != kafka.SASLAWSMSKIAM || !ctx.Kafka.TLS.Enabled {
 				t.Errorf("context %s: %+v, %v", name, ctx, err)
 			}
 			// The policy is the built-in default, byte for byte, and valid.

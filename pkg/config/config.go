@@ -22,14 +22,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/gitops"
-)
-
-// Defaults for fields a context leaves empty.
-const (
-	DefaultDLTPattern  = `(\.DLT|-dlt)$`
-	DefaultLedgerTopic = "opsctl.replays"
-	DefaultMaxReplays  = 3
+	"github.com/come2us/opsctl/pkg/kafka"
 )
 
 // Config is the whole configuration file.
@@ -43,13 +38,13 @@ type Config struct {
 // Context is one named environment.
 type Context struct {
 	// Readonly makes every mutating command refuse in this context, as --readonly does.
-	Readonly   bool       `yaml:"readonly,omitempty" json:"readonly,omitempty"`
-	Kafka      Kafka      `yaml:"kafka,omitempty" json:"kafka"`
-	DLT        DLT        `yaml:"dlt,omitempty" json:"dlt"`
-	GitOps     GitOps     `yaml:"gitops,omitempty" json:"gitops"`
-	ArgoCD     ArgoCD     `yaml:"argocd,omitempty" json:"argocd"`
-	Kube       Kube       `yaml:"kube,omitempty" json:"kube"`
-	Prometheus Prometheus `yaml:"prometheus,omitempty" json:"prometheus"`
+	Readonly   bool         `yaml:"readonly,omitempty" json:"readonly,omitempty"`
+	Kafka      kafka.Config `yaml:"kafka,omitempty" json:"kafka"`
+	DLT        DLT          `yaml:"dlt,omitempty" json:"dlt"`
+	GitOps     GitOps       `yaml:"gitops,omitempty" json:"gitops"`
+	ArgoCD     ArgoCD       `yaml:"argocd,omitempty" json:"argocd"`
+	Kube       Kube         `yaml:"kube,omitempty" json:"kube"`
+	Prometheus Prometheus   `yaml:"prometheus,omitempty" json:"prometheus"`
 	// Services maps a service key (order, payment, product) to its HTTP base URL, used to show an
 	// order's current state next to its trace.
 	Services map[string]string `yaml:"services,omitempty" json:"services,omitempty"`
@@ -59,44 +54,6 @@ type Context struct {
 	// (rules of DLT patterns, error codes, ages and a backoff ladder; see package redrive). It
 	// is kept as YAML and read by the redrive package, so its problems name this file's lines.
 	Redrive yaml.Node `yaml:"redrive,omitempty" json:"-"`
-}
-
-// Kafka is how to reach one cluster.
-type Kafka struct {
-	Brokers  []string `yaml:"brokers,omitempty" json:"brokers,omitempty"`
-	ClientID string   `yaml:"clientId,omitempty" json:"clientId,omitempty"`
-	TLS      TLS      `yaml:"tls,omitempty" json:"tls"`
-	SASL     SASL     `yaml:"sasl,omitempty" json:"sasl"`
-}
-
-// TLS configures the Kafka connection's TLS.
-type TLS struct {
-	Enabled            bool   `yaml:"enabled,omitempty" json:"enabled,omitempty"`
-	CAFile             string `yaml:"caFile,omitempty" json:"caFile,omitempty"`
-	CertFile           string `yaml:"certFile,omitempty" json:"certFile,omitempty"`
-	KeyFile            string `yaml:"keyFile,omitempty" json:"keyFile,omitempty"`
-	ServerName         string `yaml:"serverName,omitempty" json:"serverName,omitempty"`
-	InsecureSkipVerify bool   `yaml:"insecureSkipVerify,omitempty" json:"insecureSkipVerify,omitempty"`
-}
-
-// SASL mechanisms.
-const (
-	SASLPlain       = "PLAIN"
-	SASLScram256    = "SCRAM-SHA-256"
-	SASLScram512    = "SCRAM-SHA-512"
-	SASLAWSMSKIAM   = "AWS_MSK_IAM"
-	SASLMechanismNo = ""
-)
-
-// SASL configures Kafka authentication. Password may be given inline, or better through
-// PasswordEnv, the name of an environment variable holding it.
-type SASL struct {
-	Mechanism   string `yaml:"mechanism,omitempty" json:"mechanism,omitempty"`
-	Username    string `yaml:"username,omitempty" json:"username,omitempty"`
-	Password    string `yaml:"password,omitempty" json:"password,omitempty"`
-	PasswordEnv string `yaml:"passwordEnv,omitempty" json:"passwordEnv,omitempty"`
-	// Region is the AWS region for AWS_MSK_IAM; credentials come from the usual AWS chain.
-	Region string `yaml:"region,omitempty" json:"region,omitempty"`
 }
 
 // DLT configures dead-letter handling.
@@ -444,7 +401,7 @@ func (ctx *Context) validate() error {
 		}
 	}
 	switch strings.ToUpper(ctx.Kafka.SASL.Mechanism) {
-	case SASLMechanismNo, SASLPlain, SASLScram256, SASLScram512, SASLAWSMSKIAM:
+	case kafka.SASLMechanismNo, kafka.SASLPlain, kafka.SASLScram256, kafka.SASLScram512, kafka.SASLAWSMSKIAM:
 	default:
 		return fmt.Errorf("kafka.sasl.mechanism %q: want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM", ctx.Kafka.SASL.Mechanism)
 	}
@@ -475,7 +432,7 @@ func (ctx *Context) DLTTimeout() time.Duration {
 func (ctx *Context) DLTPattern() *regexp.Regexp {
 	p := ctx.DLT.Pattern
 	if p == "" {
-		p = DefaultDLTPattern
+		p = dlt.DefaultPattern
 	}
 	return regexp.MustCompile(p) // validated on load
 }
@@ -485,7 +442,7 @@ func (ctx *Context) LedgerTopic() string {
 	if ctx.DLT.LedgerTopic != "" {
 		return ctx.DLT.LedgerTopic
 	}
-	return DefaultLedgerTopic
+	return dlt.DefaultLedgerTopic
 }
 
 // MaxReplays returns the poison-guard limit.
@@ -493,15 +450,7 @@ func (ctx *Context) MaxReplays() int {
 	if ctx.DLT.MaxReplays > 0 {
 		return ctx.DLT.MaxReplays
 	}
-	return DefaultMaxReplays
-}
-
-// SASLPassword returns the SASL password, from PasswordEnv when set.
-func (s SASL) SASLPassword() string {
-	if s.PasswordEnv != "" {
-		return os.Getenv(s.PasswordEnv)
-	}
-	return s.Password
+	return dlt.DefaultMaxReplays
 }
 
 // AuthToken returns the Argo CD token: ARGOCD_AUTH_TOKEN, then TokenEnv, then Token.

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/come2us/opsctl/pkg/dlt"
+	"github.com/come2us/opsctl/pkg/kafka"
 )
 
 func write(t *testing.T, body string) string {
@@ -39,7 +42,7 @@ contexts:
 	if err != nil || name != "prod" || !ctx.Readonly || len(ctx.Kafka.Brokers) != 2 {
 		t.Fatalf("resolve current: %s %+v %v", name, ctx, err)
 	}
-	if ctx.LedgerTopic() != DefaultLedgerTopic || ctx.MaxReplays() != 3 || !ctx.DLTPattern().MatchString("orders-failed.DLT") {
+	if ctx.LedgerTopic() != dlt.DefaultLedgerTopic || ctx.MaxReplays() != 3 || !ctx.DLTPattern().MatchString("orders-failed.DLT") {
 		t.Fatal("defaults not applied")
 	}
 	if _, _, err := c.Resolve("staging"); err == nil || !strings.Contains(err.Error(), "dev, prod") {
@@ -78,7 +81,7 @@ func TestMissingAndEmptyFile(t *testing.T) {
 func TestSaveRoundTrip(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "sub", "config.yaml")
 	c, _ := Load(p)
-	c.Contexts["sandbox"] = &Context{Simulated: true, Kafka: Kafka{Brokers: []string{"127.0.0.1:9092"}}}
+	c.Contexts["sandbox"] = &Context{Simulated: true, Kafka: kafka.Config{Brokers: []string{"127.0.0.1:9092"}}}
 	c.CurrentContext = "sandbox"
 	if err := c.Save(); err != nil {
 		t.Fatal(err)
@@ -199,7 +202,7 @@ func TestSaveLeavesOtherContextsAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Contexts["sandbox"] = &Context{Simulated: true, Kafka: Kafka{Brokers: []string{"127.0.0.1:39092"}}}
+	c.Contexts["sandbox"] = &Context{Simulated: true, Kafka: kafka.Config{Brokers: []string{"127.0.0.1:39092"}}}
 	delete(c.Contexts, "dev")
 	if err := c.Save(); err != nil {
 		t.Fatal(err)

@@ -16,15 +16,13 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/aws"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
-
-	"github.com/come2us/opsctl/pkg/config"
 )
 
 // ErrNoBrokers means neither the context nor --brokers named a broker.
 var ErrNoBrokers = errors.New("no Kafka brokers configured: set kafka.brokers in the context or pass --brokers")
 
 // Options returns the client options for k: seed brokers, client id, TLS and SASL.
-func Options(k config.Kafka) ([]kgo.Opt, error) {
+func Options(k Config) ([]kgo.Opt, error) {
 	if len(k.Brokers) == 0 {
 		return nil, ErrNoBrokers
 	}
@@ -50,7 +48,7 @@ func Options(k config.Kafka) ([]kgo.Opt, error) {
 	return opts, nil
 }
 
-func tlsConfig(t config.TLS) (*tls.Config, error) {
+func tlsConfig(t TLS) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in per context
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)
@@ -73,17 +71,17 @@ func tlsConfig(t config.TLS) (*tls.Config, error) {
 	return cfg, nil
 }
 
-func saslMechanism(s config.SASL) (kgo.Opt, error) {
+func saslMechanism(s SASL) (kgo.Opt, error) {
 	switch strings.ToUpper(s.Mechanism) {
 	case "":
 		return nil, nil
-	case config.SASLPlain:
+	case SASLPlain:
 		return kgo.SASL(plain.Auth{User: s.Username, Pass: s.SASLPassword()}.AsMechanism()), nil
-	case config.SASLScram256:
+	case SASLScram256:
 		return kgo.SASL(scram.Auth{User: s.Username, Pass: s.SASLPassword()}.AsSha256Mechanism()), nil
-	case config.SASLScram512:
+	case SASLScram512:
 		return kgo.SASL(scram.Auth{User: s.Username, Pass: s.SASLPassword()}.AsSha512Mechanism()), nil
-	case config.SASLAWSMSKIAM:
+	case SASLAWSMSKIAM:
 		creds := newAWSCredentials(s.Region)
 		return kgo.SASL(aws.ManagedStreamingIAM(creds.get)), nil
 	}

@@ -7,18 +7,16 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/come2us/opsctl/pkg/config"
 )
 
 func TestOptionsRejects(t *testing.T) {
-	if _, err := Options(config.Kafka{}); !errors.Is(err, ErrNoBrokers) {
+	if _, err := Options(Config{}); !errors.Is(err, ErrNoBrokers) {
 		t.Fatalf("no brokers: %v", err)
 	}
-	if _, err := Options(config.Kafka{Brokers: []string{"x:1"}, SASL: config.SASL{Mechanism: "GSSAPI"}}); err == nil {
+	if _, err := Options(Config{Brokers: []string{"x:1"}, SASL: SASL{Mechanism: "GSSAPI"}}); err == nil {
 		t.Fatal("unsupported mechanism accepted")
 	}
-	if _, err := Options(config.Kafka{Brokers: []string{"x:1"}, TLS: config.TLS{CAFile: "/nonexistent"}}); err == nil {
+	if _, err := Options(Config{Brokers: []string{"x:1"}, TLS: TLS{CAFile: "/nonexistent"}}); err == nil {
 		t.Fatal("missing CA accepted")
 	}
 }
@@ -35,7 +33,7 @@ func TestSCRAMAgainstKfake(t *testing.T) {
 		ok   bool
 	}{{"s3cret", true}, {"wrong", false}} {
 		t.Setenv("KPASS", tc.pass)
-		opts, err := Options(config.Kafka{Brokers: cluster.ListenAddrs(), SASL: config.SASL{Mechanism: "SCRAM-SHA-256", Username: "ops", PasswordEnv: "KPASS"}})
+		opts, err := Options(Config{Brokers: cluster.ListenAddrs(), SASL: SASL{Mechanism: "SCRAM-SHA-256", Username: "ops", PasswordEnv: "KPASS"}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,11 +16,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/consumer"
 	"github.com/come2us/opsctl/pkg/dbtest"
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
+	"github.com/come2us/opsctl/pkg/kafka"
 	"github.com/come2us/opsctl/pkg/kafkatest"
 	"github.com/come2us/opsctl/pkg/product"
 	"github.com/come2us/opsctl/pkg/product/productapi"
@@ -140,7 +140,7 @@ func start(t *testing.T, url string) *running {
 	c := kafkatest.New(t)
 	svc, err := product.New(context.Background(), product.Config{
 		Service: service.Options{Name: product.Name, Addr: "127.0.0.1:0", DatabaseURL: url,
-			Kafka: config.Kafka{Brokers: c.ListenAddrs()}, KafkaOpts: kafkatest.ClientOpts(c),
+			Kafka: kafka.Config{Brokers: c.ListenAddrs()}, KafkaOpts: kafkatest.ClientOpts(c),
 			DeliveryTimeout: time.Second, Logger: slog.New(slog.DiscardHandler)},
 		Consumer: consumer.Config{Backoff: 5 * time.Millisecond},
 	})

@@ -18,25 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/dlt"
 )
-
-// ConfigFromContext returns the Engine configuration of an opsctl context: its ledger topic,
-// DLT pattern, allowlist, poison guard and timeout. newClient builds Kafka clients (the Factory's
-// KafkaClient has this shape); actor and now may be empty and nil for the defaults.
-func ConfigFromContext(c *config.Context, newClient func(extra ...kgo.Opt) (*kgo.Client, error), actor string, now func() time.Time) Config {
-	return Config{
-		NewClient:   newClient,
-		LedgerTopic: c.LedgerTopic(),
-		DLTPattern:  c.DLTPattern(),
-		Allowlist:   c.DLT.Allowlist,
-		MaxReplays:  c.MaxReplays(),
-		Actor:       actor,
-		Now:         now,
-		Timeout:     c.DLTTimeout(),
-	}
-}
 
 // Span is the retained offsets [Start, End) of one partition: a DLT's unfiltered index, in which
 // record i of the topic is found by arithmetic instead of a scan.

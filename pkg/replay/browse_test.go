@@ -9,7 +9,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/replay/replaytest"
@@ -238,14 +237,5 @@ func TestFieldIs(t *testing.T) {
 		if got := fieldIs([]byte(tt.value), "orderId", "7"); got != tt.want {
 			t.Errorf("fieldIs(%s) = %v, want %v", tt.value, got, tt.want)
 		}
-	}
-}
-
-func TestConfigFromContext(t *testing.T) {
-	c := &config.Context{DLT: config.DLT{LedgerTopic: "ops.ledger", Allowlist: []string{"orders-failed"}, MaxReplays: 5}}
-	cfg := ConfigFromContext(c, nil, "me@host", nil)
-	if cfg.LedgerTopic != "ops.ledger" || cfg.MaxReplays != 5 || cfg.Actor != "me@host" || len(cfg.Allowlist) != 1 ||
-		!cfg.DLTPattern.MatchString("x.DLT") {
-		t.Fatalf("config %+v", cfg)
 	}
 }

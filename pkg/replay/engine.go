@@ -47,7 +47,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/come2us/opsctl/pkg/config"
+	"github.com/come2us/opsctl/pkg/dlt"
 )
 
 // Config is what an Engine needs from the caller: a way to reach Kafka and the context's rules.
@@ -153,13 +153,13 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("replay: Config.NewClient is required")
 	}
 	if cfg.LedgerTopic == "" {
-		cfg.LedgerTopic = config.DefaultLedgerTopic
+		cfg.LedgerTopic = dlt.DefaultLedgerTopic
 	}
 	if cfg.DLTPattern == nil {
-		cfg.DLTPattern = regexp.MustCompile(config.DefaultDLTPattern)
+		cfg.DLTPattern = regexp.MustCompile(dlt.DefaultPattern)
 	}
 	if cfg.MaxReplays <= 0 {
-		cfg.MaxReplays = config.DefaultMaxReplays
+		cfg.MaxReplays = dlt.DefaultMaxReplays
 	}
 	if cfg.Actor == "" {
 		cfg.Actor = "unknown@unknown"

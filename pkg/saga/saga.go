@@ -18,8 +18,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/consumer"
+	"github.com/come2us/opsctl/pkg/kafka"
 	"github.com/come2us/opsctl/pkg/order"
 	"github.com/come2us/opsctl/pkg/order/orderapi"
 	"github.com/come2us/opsctl/pkg/outbox"
@@ -108,7 +108,7 @@ func Start(ctx context.Context, cfg Config) (*System, error) {
 	opts := func(name, db string) service.Options {
 		return service.Options{
 			Name: name, Addr: "127.0.0.1:0", DatabaseURL: db,
-			Kafka: config.Kafka{Brokers: cfg.Brokers}, KafkaOpts: cfg.KafkaOpts,
+			Kafka: kafka.Config{Brokers: cfg.Brokers}, KafkaOpts: cfg.KafkaOpts,
 			DeliveryTimeout: cfg.DeliveryTimeout, Logger: cfg.Logger.With("service", name),
 			ShutdownTimeout: 20 * time.Second,
 		}

@@ -9,7 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/come2us/opsctl/pkg/agent"
-	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/gitops"
 	"github.com/come2us/opsctl/pkg/metrics"
 	"github.com/come2us/opsctl/pkg/promsim"
@@ -41,7 +40,7 @@ func (s *Sandbox) startAgent() error {
 		clock = time.Now
 	}
 	id := agent.NewIdentity(ContextName)
-	engine, err := replay.New(replay.ConfigFromContext(&config.Context{}, newClient, id.Actor, clock))
+	engine, err := replay.New(replay.Config{NewClient: newClient, Actor: id.Actor, Now: clock})
 	if err != nil {
 		return fmt.Errorf("sandbox agent: %w", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
 	"github.com/come2us/opsctl/pkg/redrive"
 	"github.com/come2us/opsctl/pkg/replay"
@@ -39,7 +38,7 @@ func TestAgentRedrivesTheFaultWindows(t *testing.T) {
 	newClient := func(extra ...kgo.Opt) (*kgo.Client, error) {
 		return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(sb.Brokers...)}, extra...)...)
 	}
-	e, err := replay.New(replay.ConfigFromContext(&config.Context{}, newClient, "test@sandbox", time.Now))
+	e, err := replay.New(replay.Config{NewClient: newClient, Actor: "test@sandbox", Now: time.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

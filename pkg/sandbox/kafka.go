@@ -15,7 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/service"
@@ -69,7 +68,7 @@ func ensureTopics(ctx context.Context, cl *kgo.Client) error {
 		topics  []string
 		configs map[string]*string
 	}{
-		{[]string{config.DefaultLedgerTopic}, map[string]*string{"cleanup.policy": &compact}},
+		{[]string{dlt.DefaultLedgerTopic}, map[string]*string{"cleanup.policy": &compact}},
 		{[]string{SpringTopic, SpringDLT, ConnectDLT}, nil},
 	}
 	var errs []error

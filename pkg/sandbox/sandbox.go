@@ -40,6 +40,7 @@ import (
 	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/consumer"
 	"github.com/come2us/opsctl/pkg/gitops"
+	"github.com/come2us/opsctl/pkg/kafka"
 	"github.com/come2us/opsctl/pkg/kube"
 	"github.com/come2us/opsctl/pkg/kubesim"
 	"github.com/come2us/opsctl/pkg/mesh"
@@ -528,7 +529,7 @@ func (s *Sandbox) addTargets() error {
 // Context is the opsctl context for this sandbox.
 func (s *Sandbox) Context() *config.Context {
 	return &config.Context{
-		Kafka:  config.Kafka{Brokers: s.Brokers},
+		Kafka:  kafka.Config{Brokers: s.Brokers},
 		GitOps: config.GitOps{Repo: s.GitOpsRepo, Dir: s.GitOpsDir, Branch: "main"},
 		ArgoCD: config.ArgoCD{Server: s.ArgoAddr, Token: s.ArgoToken, PlainText: true, Namespace: s.Argo.AppNamespace()},
 		Kube:   config.Kube{Kubeconfig: s.Kubeconfig, Context: KubeContext},

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/consumer"
+	"github.com/come2us/opsctl/pkg/kafka"
 	"github.com/come2us/opsctl/pkg/outbox"
 )
 
@@ -156,7 +156,7 @@ func OptionsFromEnv(name string, e *Env) Options {
 	o.Kafka.ClientID = name
 	o.Kafka.TLS.Enabled = e.Bool("KAFKA_TLS", false, "TLS to the brokers")
 	o.Kafka.TLS.CAFile = e.String("KAFKA_TLS_CA_FILE", "", "CA bundle for the brokers' certificates (the system's when unset)")
-	o.Kafka.SASL = config.SASL{
+	o.Kafka.SASL = kafka.SASL{
 		Mechanism: e.String("KAFKA_SASL_MECHANISM", "", "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM (no SASL when unset)"),
 		Username:  e.String("KAFKA_SASL_USERNAME", "", "SASL user name"),
 		// Read when connecting, so the password never sits in a config struct that gets logged.

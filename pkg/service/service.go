@@ -36,7 +36,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/come2us/opsctl/pkg/buildinfo"
-	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/kafka"
 	"github.com/come2us/opsctl/pkg/metrics"
@@ -55,7 +54,7 @@ type Options struct {
 	// DatabaseURL names the service's own database (see store.Open).
 	DatabaseURL string
 	// Kafka is how to reach the cluster.
-	Kafka config.Kafka
+	Kafka kafka.Config
 	// KafkaOpts are extra client options appended to those built from Kafka (tests use them for
 	// fast retries against kfake).
 	KafkaOpts []kgo.Opt

@@ -17,7 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/come2us/opsctl/pkg/config"
+	"github.com/come2us/opsctl/pkg/kafka"
 	"github.com/come2us/opsctl/pkg/kafkatest"
 	"github.com/come2us/opsctl/pkg/service"
 )
@@ -49,7 +49,7 @@ func launch(t *testing.T, setup func(*service.Runtime)) (*running, *bytes.Buffer
 		Name:        "test-service",
 		Addr:        "127.0.0.1:0",
 		DatabaseURL: "sqlite:" + filepath.Join(t.TempDir(), "svc.db"),
-		Kafka:       config.Kafka{Brokers: c.ListenAddrs()},
+		Kafka:       kafka.Config{Brokers: c.ListenAddrs()},
 		KafkaOpts:   kafkatest.ClientOpts(c),
 		Logger:      service.NewLogger(&logs, slog.LevelDebug, "test-service", "v1"),
 	})
@@ -172,7 +172,7 @@ func TestReadyzReportsKafkaDown(t *testing.T) {
 	rt, err := service.New(context.Background(), service.Options{
 		Name: "test-service", Addr: "127.0.0.1:0",
 		DatabaseURL: "sqlite:" + filepath.Join(t.TempDir(), "svc.db"),
-		Kafka:       config.Kafka{Brokers: c.ListenAddrs()}, KafkaOpts: kafkatest.ClientOpts(c),
+		Kafka:       kafka.Config{Brokers: c.ListenAddrs()}, KafkaOpts: kafkatest.ClientOpts(c),
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

@@ -185,7 +185,7 @@ func run(cmd *cobra.Command, o *Options) error {
 	if now == nil {
 		now = time.Now
 	}
-	ecfg := replay.ConfigFromContext(cctx, f.KafkaClient, id.Actor, now)
+	ecfg := cmdutil.ReplayConfig(cctx, f.KafkaClient, id.Actor, now)
 	if o.Timeout > 0 {
 		ecfg.Timeout = o.Timeout
 	}

@@ -107,7 +107,7 @@ func openSession(cmd *cobra.Command, f *cmdutil.Factory) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := replay.ConfigFromContext(ctx, f.KafkaClient, f.Actor(), clock(f))
+	cfg := cmdutil.ReplayConfig(ctx, f.KafkaClient, f.Actor(), clock(f))
 	if cfg.Timeout, err = sessionTimeout(cmd, ctx); err != nil {
 		return nil, err
 	}

@@ -141,7 +141,7 @@ func (s *session) use(f *cmdutil.Factory) error {
 	if len(c.Kafka.Brokers) > 0 {
 		now := f.Now
 		s.engine = &lazyEngine{open: func() (*replay.Engine, error) {
-			return replay.New(replay.ConfigFromContext(c, f.KafkaClient, f.Actor(), now))
+			return replay.New(cmdutil.ReplayConfig(c, f.KafkaClient, f.Actor(), now))
 		}}
 		s.closer = append(s.closer, s.engine.close)
 	}
