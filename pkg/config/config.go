@@ -341,9 +341,12 @@ func editContexts(root *yaml.Node, was, now map[string]*Context) error {
 		contexts = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 		root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "contexts"}, contexts)
 	}
-	if contexts.Kind != yaml.MappingNode || contexts.Style&yaml.FlowStyle != 0 {
-		return errors.New("its contexts are not a block mapping")
+	if contexts.Kind != yaml.MappingNode {
+		return errors.New("its contexts are not a mapping")
 	}
+	// A flow mapping — `contexts: {}`, which this function writes when the last context goes,
+	// or one the user wrote on a line — becomes a block mapping as soon as it is edited.
+	contexts.Style &^= yaml.FlowStyle
 	kept := contexts.Content[:0]
 	for i := 0; i+1 < len(contexts.Content); i += 2 {
 		k, v := contexts.Content[i], contexts.Content[i+1]

@@ -253,3 +253,41 @@ func TestSaveRefusesABrokenFile(t *testing.T) {
 		t.Fatalf("broken file rewritten: %q", b)
 	}
 }
+
+// TestSaveAfterLastContextRemoved: removing the only context leaves `contexts: {}`, and the next
+// Save that adds one (the sandbox's next start) must work, as it must on a flow mapping the user
+// wrote.
+func TestSaveAfterLastContextRemoved(t *testing.T) {
+	for _, body := range []string{
+		"current-context: sandbox\ncontexts:\n  sandbox:\n    kafka:\n      brokers: [127.0.0.1:9092]\n",
+		"# mine\ncontexts: {prod: {kafka: {brokers: [b:9092]}}}\n",
+	} {
+		p := write(t, body)
+		c, err := Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := c.Contexts["sandbox"]; ok {
+			delete(c.Contexts, "sandbox")
+			c.CurrentContext = ""
+			if err := c.Save(); err != nil {
+				t.Fatal(err)
+			}
+			if c, err = Load(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.Contexts["sandbox"] = &Context{Simulated: true, Kafka: kafka.Config{Brokers: []string{"127.0.0.1:39092"}}}
+		c.CurrentContext = "sandbox"
+		if err := c.Save(); err != nil {
+			t.Fatalf("save after %q: %v", body, err)
+		}
+		again, err := Load(p)
+		if err != nil || again.CurrentContext != "sandbox" || !again.Contexts["sandbox"].Simulated {
+			t.Fatalf("reloaded %+v, %v", again, err)
+		}
+		if strings.Contains(body, "prod") && again.Contexts["prod"] == nil {
+			t.Fatal("the user's flow-mapped context was lost")
+		}
+	}
+}
