@@ -20,7 +20,9 @@ func main() {
 
 func run() int {
 	startup.Done() // the collector's own setting from here on (see package startup)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP too: a closed terminal or `tmux kill-session` must stop the sandbox as Ctrl-C does,
+	// so it takes its context out of the user's config file on the way out.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	f := cmdutil.New()
 	// The sandbox opens the console on its simulated context once it is ready.
