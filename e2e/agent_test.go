@@ -27,9 +27,9 @@ import (
 
 	"github.com/come2us/opsctl/pkg/agent"
 	"github.com/come2us/opsctl/pkg/config"
-	"github.com/come2us/opsctl/pkg/kafka"
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
+	"github.com/come2us/opsctl/pkg/kafka"
 	"github.com/come2us/opsctl/pkg/replay"
 	"github.com/come2us/opsctl/pkg/replay/replaytest"
 )

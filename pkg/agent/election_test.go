@@ -13,8 +13,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/come2us/opsctl/pkg/kubesim"
 	"github.com/come2us/opsctl/pkg/metrics"
+	"github.com/come2us/opsctl/pkg/sim/kubesim"
 )
 
 // The election tests run against kubesim, the simulated API server the sandbox uses, with the

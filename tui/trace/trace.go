@@ -18,8 +18,8 @@ import (
 
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
-	"github.com/come2us/opsctl/pkg/order/orderapi"
 	"github.com/come2us/opsctl/pkg/replay"
+	"github.com/come2us/opsctl/pkg/services/order/orderapi"
 	"github.com/come2us/opsctl/pkg/termsafe"
 	tuidlt "github.com/come2us/opsctl/tui/dlt"
 	"github.com/come2us/opsctl/tui/table"

@@ -19,11 +19,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/come2us/opsctl/pkg/event"
-	"github.com/come2us/opsctl/pkg/order"
-	"github.com/come2us/opsctl/pkg/order/orderapi"
 	"github.com/come2us/opsctl/pkg/replay"
 	"github.com/come2us/opsctl/pkg/replay/replaytest"
 	"github.com/come2us/opsctl/pkg/secret"
+	"github.com/come2us/opsctl/pkg/services/order"
+	"github.com/come2us/opsctl/pkg/services/order/orderapi"
 	"github.com/come2us/opsctl/tui/app"
 	tuidlt "github.com/come2us/opsctl/tui/dlt"
 	"github.com/come2us/opsctl/tui/trace"

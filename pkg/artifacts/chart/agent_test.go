@@ -19,7 +19,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 
-	"github.com/come2us/opsctl/pkg/chart"
+	"github.com/come2us/opsctl/pkg/artifacts/chart"
 	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/gitops"
 	"github.com/come2us/opsctl/pkg/kafka"

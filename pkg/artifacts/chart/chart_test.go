@@ -20,14 +20,14 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/come2us/opsctl/pkg/chart"
+	"github.com/come2us/opsctl/pkg/artifacts/chart"
 	"github.com/come2us/opsctl/pkg/gitops"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 // repoRoot is the repository root, two levels above this package.
-const repoRoot = "../.."
+const repoRoot = "../../.."
 
 // seed holds the numbers of the design's autoscaling section (HPA min/max and
 // requests/limits), the reference the rendered objects are checked against.

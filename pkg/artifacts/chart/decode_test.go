@@ -8,7 +8,7 @@ import (
 	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
 
-	"github.com/come2us/opsctl/pkg/chart"
+	"github.com/come2us/opsctl/pkg/artifacts/chart"
 )
 
 const validDeployment = `apiVersion: apps/v1

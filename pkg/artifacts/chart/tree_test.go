@@ -19,7 +19,7 @@ import (
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
-	"github.com/come2us/opsctl/pkg/chart"
+	"github.com/come2us/opsctl/pkg/artifacts/chart"
 	"github.com/come2us/opsctl/pkg/gitops"
 )
 

@@ -17,7 +17,7 @@ import (
 const appsRoot = platformRoot + "/argocd-apps"
 
 // repoRoot is the repository root, against which Argo CD resolves source paths.
-const repoRoot = "../.."
+const repoRoot = "../../.."
 
 func loadEnvApps(t *testing.T, env string) map[string]*v1alpha1.Application {
 	t.Helper()

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
-const platformRoot = "../../gitops/platform"
+const platformRoot = "../../../gitops/platform"
 
 // loadAllRules loads every PrometheusRule manifest under gitops/platform/prometheus-rules.
 func loadAllRules(t *testing.T) []RuleObject {

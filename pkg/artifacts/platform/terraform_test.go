@@ -15,7 +15,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
-const terraformRoot = "../../gitops/terraform"
+const terraformRoot = "../../../gitops/terraform"
 
 // loadEnv instantiates gitops/terraform/envs/<env> with the one variable that has no default.
 func loadEnv(t *testing.T, env string) *Instance {

@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/come2us/opsctl/pkg/cmdutil"
-	"github.com/come2us/opsctl/pkg/kubesim"
+	"github.com/come2us/opsctl/pkg/sim/kubesim"
 )
 
 // TestCoreMode runs the commands with --core against a Kubernetes API (kubesim) holding the

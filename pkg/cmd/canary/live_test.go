@@ -19,7 +19,7 @@ import (
 	"github.com/come2us/opsctl/pkg/cmdutil"
 	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
-	"github.com/come2us/opsctl/pkg/kubesim"
+	"github.com/come2us/opsctl/pkg/sim/kubesim"
 )
 
 const argoToken = "argo-token"

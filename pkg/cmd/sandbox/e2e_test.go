@@ -22,10 +22,10 @@ import (
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
 	"github.com/come2us/opsctl/pkg/iostreams"
-	"github.com/come2us/opsctl/pkg/product"
-	"github.com/come2us/opsctl/pkg/product/productapi"
-	"github.com/come2us/opsctl/pkg/sandbox"
-	"github.com/come2us/opsctl/pkg/traffic"
+	"github.com/come2us/opsctl/pkg/services/product"
+	"github.com/come2us/opsctl/pkg/services/product/productapi"
+	"github.com/come2us/opsctl/pkg/sim/sandbox"
+	"github.com/come2us/opsctl/pkg/sim/traffic"
 )
 
 // cli runs opsctl commands against the sandbox context of one config file, as a user in another

@@ -18,8 +18,8 @@ import (
 	"github.com/come2us/opsctl/pkg/cmdutil"
 	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/gitops"
-	"github.com/come2us/opsctl/pkg/meshsim"
-	"github.com/come2us/opsctl/pkg/sandbox"
+	"github.com/come2us/opsctl/pkg/sim/meshsim"
+	"github.com/come2us/opsctl/pkg/sim/sandbox"
 )
 
 // TUIFunc opens the TUI with f (whose context is the sandbox's) and returns when the user quits.

@@ -13,7 +13,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/come2us/opsctl/pkg/cmd/root"
 	sandboxcmd "github.com/come2us/opsctl/pkg/cmd/sandbox"
 	"github.com/come2us/opsctl/pkg/cmdutil"
 	"github.com/come2us/opsctl/pkg/config"
@@ -108,8 +107,8 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-// TestHeadlessRunWritesAndRemovesTheContext runs `opsctl sandbox --headless` through the command
-// tree: it must become ready, write the sandbox context (current, as none was), apply the canary
+// TestHeadlessRunWritesAndRemovesTheContext runs `opsctl-sandbox --headless` (what `opsctl
+// sandbox` runs) through its root command: it must become ready, write the sandbox context (current, as none was), apply the canary
 // fault, and on interrupt stop everything, free its ports and take the temporary context away.
 func TestHeadlessRunWritesAndRemovesTheContext(t *testing.T) {
 	gitopstest.Isolate(t)
@@ -118,8 +117,8 @@ func TestHeadlessRunWritesAndRemovesTheContext(t *testing.T) {
 	out, errOut := &syncBuffer{}, &syncBuffer{}
 	ios.Out, ios.ErrOut = out, errOut
 	f := &cmdutil.Factory{IOStreams: ios, Now: time.Now, Output: cmdutil.OutputTable}
-	cmd := root.NewCmdRoot(f)
-	cmd.SetArgs([]string{"--config", cfgPath, "sandbox", "--headless", "--rate", "6", "--decline-ratio", "0.5",
+	cmd := sandboxcmd.NewCmdStandalone(f, nil)
+	cmd.SetArgs([]string{"--config", cfgPath, "--headless", "--rate", "6", "--decline-ratio", "0.5",
 		"--canary-fault", "dev/order:errors=0.2", "--canary-unready", "dev/payment"})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -199,8 +198,8 @@ func TestStartFailureLeavesNothing(t *testing.T) {
 	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
 	ios, _, out, _ := iostreams.Test()
 	f := &cmdutil.Factory{IOStreams: ios, Now: time.Now, Output: cmdutil.OutputTable}
-	cmd := root.NewCmdRoot(f)
-	cmd.SetArgs([]string{"--config", cfgPath, "sandbox", "--headless", "--port-base", strconv.Itoa(port)})
+	cmd := sandboxcmd.NewCmdStandalone(f, nil)
+	cmd.SetArgs([]string{"--config", cfgPath, "--headless", "--port-base", strconv.Itoa(port)})
 	err = cmd.ExecuteContext(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "start the sandbox") || !strings.Contains(err.Error(), "nothing is left running") {
 		t.Fatalf("err = %v", err)

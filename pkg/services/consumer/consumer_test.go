@@ -18,11 +18,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/come2us/opsctl/pkg/consumer"
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/kafkatest"
 	"github.com/come2us/opsctl/pkg/metrics"
+	"github.com/come2us/opsctl/pkg/services/consumer"
 )
 
 const (
@@ -99,11 +99,14 @@ func (h *harness) produce(recs ...*kgo.Record) []*kgo.Record {
 func (h *harness) committed() map[int32]int64 {
 	h.t.Helper()
 	adm := kadm.NewClient(h.prod)
+	out := map[int32]int64{}
 	offs, err := adm.FetchOffsets(context.Background(), group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return out // the group has not committed (or even joined) yet
+	}
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	out := map[int32]int64{}
 	offs.Each(func(o kadm.OffsetResponse) {
 		if o.Topic == topic {
 			out[o.Partition] = o.At

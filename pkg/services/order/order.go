@@ -29,10 +29,10 @@ import (
 	"time"
 
 	"github.com/come2us/opsctl/pkg/event"
-	"github.com/come2us/opsctl/pkg/order/orderapi"
-	"github.com/come2us/opsctl/pkg/outbox"
 	"github.com/come2us/opsctl/pkg/secret"
-	"github.com/come2us/opsctl/pkg/store"
+	"github.com/come2us/opsctl/pkg/services/order/orderapi"
+	"github.com/come2us/opsctl/pkg/services/outbox"
+	"github.com/come2us/opsctl/pkg/services/store"
 )
 
 // Order states.

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/come2us/opsctl/pkg/event"
-	"github.com/come2us/opsctl/pkg/payment"
 	"github.com/come2us/opsctl/pkg/secret"
-	"github.com/come2us/opsctl/pkg/store"
+	"github.com/come2us/opsctl/pkg/services/payment"
+	"github.com/come2us/opsctl/pkg/services/store"
 )
 
 // Errors of the payment-result handlers; the consumer sends them straight to the DLT.

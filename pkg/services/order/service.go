@@ -11,15 +11,15 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/come2us/opsctl/pkg/consumer"
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/metrics"
-	"github.com/come2us/opsctl/pkg/order/orderapi"
-	"github.com/come2us/opsctl/pkg/outbox"
-	"github.com/come2us/opsctl/pkg/payment"
-	"github.com/come2us/opsctl/pkg/product/productapi"
-	"github.com/come2us/opsctl/pkg/service"
-	"github.com/come2us/opsctl/pkg/store"
+	"github.com/come2us/opsctl/pkg/services/consumer"
+	"github.com/come2us/opsctl/pkg/services/order/orderapi"
+	"github.com/come2us/opsctl/pkg/services/outbox"
+	"github.com/come2us/opsctl/pkg/services/payment"
+	"github.com/come2us/opsctl/pkg/services/product/productapi"
+	"github.com/come2us/opsctl/pkg/services/service"
+	"github.com/come2us/opsctl/pkg/services/store"
 )
 
 // Name is the service's name.

@@ -20,8 +20,8 @@ import (
 	"github.com/come2us/opsctl/pkg/dbtest"
 	"github.com/come2us/opsctl/pkg/kafkatest"
 	"github.com/come2us/opsctl/pkg/metrics"
-	"github.com/come2us/opsctl/pkg/outbox"
-	"github.com/come2us/opsctl/pkg/store"
+	"github.com/come2us/opsctl/pkg/services/outbox"
+	"github.com/come2us/opsctl/pkg/services/store"
 )
 
 const topic = "things"

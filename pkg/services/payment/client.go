@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/come2us/opsctl/pkg/httpapi"
+	"github.com/come2us/opsctl/pkg/services/httpapi"
 )
 
 // Client calls payment-service's HTTP API. A declined payment comes back as *httpapi.APIError

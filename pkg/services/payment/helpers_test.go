@@ -9,16 +9,16 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/come2us/opsctl/pkg/consumer"
 	"github.com/come2us/opsctl/pkg/dbtest"
 	"github.com/come2us/opsctl/pkg/kafkatest"
-	"github.com/come2us/opsctl/pkg/order"
-	"github.com/come2us/opsctl/pkg/outbox"
-	"github.com/come2us/opsctl/pkg/payment"
-	"github.com/come2us/opsctl/pkg/pg"
-	"github.com/come2us/opsctl/pkg/product"
-	"github.com/come2us/opsctl/pkg/saga"
-	"github.com/come2us/opsctl/pkg/service"
+	"github.com/come2us/opsctl/pkg/services/consumer"
+	"github.com/come2us/opsctl/pkg/services/order"
+	"github.com/come2us/opsctl/pkg/services/outbox"
+	"github.com/come2us/opsctl/pkg/services/payment"
+	"github.com/come2us/opsctl/pkg/services/paymentgateway"
+	"github.com/come2us/opsctl/pkg/services/product"
+	"github.com/come2us/opsctl/pkg/services/saga"
+	"github.com/come2us/opsctl/pkg/services/service"
 )
 
 // running is the whole SAGA in-process: payment-service checks orders with the real
@@ -26,7 +26,7 @@ import (
 type running struct {
 	sys     *saga.System
 	client  *payment.Client
-	pg      *pg.Server
+	pg      *paymentgateway.Server
 	cluster *kfake.Cluster
 	options []product.Option
 }

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/come2us/opsctl/pkg/httpapi"
-	"github.com/come2us/opsctl/pkg/service"
+	"github.com/come2us/opsctl/pkg/services/httpapi"
+	"github.com/come2us/opsctl/pkg/services/service"
 )
 
 // Orders is what payment-service asks order-service before it charges anything: the order's

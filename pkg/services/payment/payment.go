@@ -42,9 +42,9 @@ import (
 	"time"
 
 	"github.com/come2us/opsctl/pkg/event"
-	"github.com/come2us/opsctl/pkg/outbox"
-	"github.com/come2us/opsctl/pkg/pg"
-	"github.com/come2us/opsctl/pkg/store"
+	"github.com/come2us/opsctl/pkg/services/outbox"
+	"github.com/come2us/opsctl/pkg/services/paymentgateway"
+	"github.com/come2us/opsctl/pkg/services/store"
 )
 
 // Payment row states.
@@ -484,7 +484,7 @@ func paidEvent(now time.Time, req ConfirmRequest) (*outbox.Message, error) {
 	return &outbox.Message{Topic: event.TopicPaymentsPaid, Key: event.Key(req.OrderID), Value: b}, nil
 }
 
-func failedEvent(now time.Time, req ConfirmRequest, pe *pg.Error) (*outbox.Message, error) {
+func failedEvent(now time.Time, req ConfirmRequest, pe *paymentgateway.Error) (*outbox.Message, error) {
 	ev := event.PaymentFailed{Envelope: event.NewEnvelope(event.TypePaymentFailed, now), OrderID: req.OrderID, PaymentKey: req.PaymentKey,
 		Amount: req.Amount, ReasonCode: pe.Code, Reason: pe.Message}
 	b, err := json.Marshal(ev)

@@ -17,9 +17,9 @@ import (
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/kafkatest"
 	"github.com/come2us/opsctl/pkg/metrics"
-	"github.com/come2us/opsctl/pkg/order"
-	"github.com/come2us/opsctl/pkg/payment"
-	"github.com/come2us/opsctl/pkg/pg"
+	"github.com/come2us/opsctl/pkg/services/order"
+	"github.com/come2us/opsctl/pkg/services/payment"
+	"github.com/come2us/opsctl/pkg/services/paymentgateway"
 )
 
 func TestConfirm(t *testing.T) {
@@ -45,7 +45,7 @@ func TestConfirm(t *testing.T) {
 		req2 := payment.ConfirmRequest{PaymentKey: "fail_2", OrderID: o2.ID, Amount: o2.Amount}
 		_, err = r.client.Confirm(ctx, k3, req2)
 		d := apiErr(t, err)
-		if d.Status != http.StatusPaymentRequired || d.Code != pg.CodeRejectCard {
+		if d.Status != http.StatusPaymentRequired || d.Code != paymentgateway.CodeRejectCard {
 			t.Fatalf("decline: %+v", d)
 		}
 		_, err = r.client.Confirm(ctx, k3, req2)
@@ -67,7 +67,7 @@ func TestConfirm(t *testing.T) {
 			t.Fatalf("payments-paid %s: %+v, %v", paid[0].Value, ev, err)
 		}
 		fe, err := event.Decode[event.PaymentFailed](failed[0].Value)
-		if err != nil || fe.OrderID != o2.ID || fe.ReasonCode != pg.CodeRejectCard || string(failed[0].Key) != fmt.Sprint(o2.ID) {
+		if err != nil || fe.OrderID != o2.ID || fe.ReasonCode != paymentgateway.CodeRejectCard || string(failed[0].Key) != fmt.Sprint(o2.ID) {
 			t.Fatalf("payments-failed %s: %+v, %v", failed[0].Value, fe, err)
 		}
 		// A declined card is a business outcome, not a failure of the system: the canary gate's
@@ -98,7 +98,7 @@ func TestPGUnavailable(t *testing.T) {
 		r := start(t, newURL)
 		ctx := context.Background()
 		o := r.place(t, 1)
-		r.pg.FailNext(3, &pg.Error{Status: 500, Code: pg.CodeInternal, Message: "내부 시스템 처리 작업이 실패했습니다."})
+		r.pg.FailNext(3, &paymentgateway.Error{Status: 500, Code: paymentgateway.CodeInternal, Message: "내부 시스템 처리 작업이 실패했습니다."})
 		key := uuid.NewString()
 		req := payment.ConfirmRequest{PaymentKey: "pk_9", OrderID: o.ID, Amount: o.Amount}
 		_, err := r.client.Confirm(ctx, key, req)
@@ -231,7 +231,7 @@ func TestResolveAPI(t *testing.T) {
 		}
 		want := []payment.OrderPayment{
 			{OrderID: paid.ID, Outcome: payment.OutcomePaid, PaymentKey: "pk_p", Amount: paid.Amount},
-			{OrderID: declined.ID, Outcome: payment.OutcomeDeclined, Reason: pg.CodeRejectCard},
+			{OrderID: declined.ID, Outcome: payment.OutcomeDeclined, Reason: paymentgateway.CodeRejectCard},
 			{OrderID: none.ID, Outcome: payment.OutcomeNone},
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {

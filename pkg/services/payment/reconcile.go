@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/come2us/opsctl/pkg/service"
+	"github.com/come2us/opsctl/pkg/services/service"
 )
 
 // Outcomes of Resolve: where an order's payment stands.

@@ -13,10 +13,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/come2us/opsctl/pkg/metrics"
-	"github.com/come2us/opsctl/pkg/outbox"
-	"github.com/come2us/opsctl/pkg/pg"
 	"github.com/come2us/opsctl/pkg/secret"
-	"github.com/come2us/opsctl/pkg/service"
+	"github.com/come2us/opsctl/pkg/services/outbox"
+	"github.com/come2us/opsctl/pkg/services/paymentgateway"
+	"github.com/come2us/opsctl/pkg/services/service"
 )
 
 // Name is the service's name.
@@ -76,7 +76,7 @@ type Service struct {
 	rt     *service.Runtime
 	store  *Store
 	relay  *outbox.Relay
-	pg     *pg.Client
+	pg     *paymentgateway.Client
 	orders Orders
 	cfg    Config
 	now    func() time.Time
@@ -119,7 +119,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if hc == nil {
 		hc = &http.Client{Timeout: cfg.PGTimeout}
 	}
-	pgc, err := pg.NewClient(cfg.PGBaseURL, cfg.PGSecretKey, hc)
+	pgc, err := paymentgateway.NewClient(cfg.PGBaseURL, cfg.PGSecretKey, hc)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
@@ -291,7 +291,7 @@ func (s *Service) carryOn(ctx context.Context, c *Claim, order <-chan orderAnswe
 			return s.record(bg, c, found, nil, log)
 		case lerr == nil && found.PaymentKey != c.Req.PaymentKey && found.Charged():
 			log.ErrorContext(ctx, "the gateway shows another payment key charged for this order", "gateway_payment_key", secret.Mask(found.PaymentKey))
-		case lerr != nil && !errors.Is(lerr, pg.ErrNoPayment) && c.Resumed == StatusInProgress:
+		case lerr != nil && !errors.Is(lerr, paymentgateway.ErrNoPayment) && c.Resumed == StatusInProgress:
 			// The stopped worker may have been charging, or may have stopped before the order was
 			// checked: without the gateway's word neither a refusal nor a confirm is safe. The
 			// payment stays IN_PROGRESS and is taken up again once stale.
@@ -299,7 +299,7 @@ func (s *Service) carryOn(ctx context.Context, c *Claim, order <-chan orderAnswe
 			return Answer{}, service.Errorf(http.StatusBadGateway, CodePGUnavailable,
 				"the payment gateway could not be asked about order %d's interrupted payment (%v); it is retried after %s — retry with the same Idempotency-Key later",
 				c.Req.OrderID, lerr, s.cfg.StaleAfter).With("orderId", c.Req.OrderID)
-		case lerr != nil && !errors.Is(lerr, pg.ErrNoPayment):
+		case lerr != nil && !errors.Is(lerr, paymentgateway.ErrNoPayment):
 			log.WarnContext(ctx, "looking the order's payment up at the gateway failed; asking with the confirm", "err", lerr)
 		}
 	}
@@ -376,11 +376,11 @@ func (s *Service) checkOrder(ctx context.Context, c *Claim, ans orderAnswer, log
 
 // record stores what the gateway said about c — approved, declined, or no usable answer — and
 // returns the client's answer.
-func (s *Service) record(ctx context.Context, c *Claim, p *pg.Payment, cerr error, log *slog.Logger) (Answer, error) {
+func (s *Service) record(ctx context.Context, c *Claim, p *paymentgateway.Payment, cerr error, log *slog.Logger) (Answer, error) {
 	req := c.Req
 	wctx, cancel := detached(ctx)
 	defer cancel()
-	var pe *pg.Error
+	var pe *paymentgateway.Error
 	switch {
 	case cerr == nil || (errors.As(cerr, &pe) && pe.AlreadyProcessed()):
 		resp := ConfirmResponse{OrderID: req.OrderID, PaymentKey: req.PaymentKey, Status: StatusDone, Amount: req.Amount}
@@ -388,7 +388,7 @@ func (s *Service) record(ctx context.Context, c *Claim, p *pg.Payment, cerr erro
 		if p != nil {
 			resp.ApprovedAt = p.ApprovedAt
 		} else {
-			resp.AlreadyProcessed, code = true, pg.CodeAlreadyProcessed
+			resp.AlreadyProcessed, code = true, paymentgateway.CodeAlreadyProcessed
 			log.InfoContext(ctx, "PG says the payment was confirmed before; treating it as approved")
 		}
 		body, err := json.Marshal(resp)
@@ -454,14 +454,14 @@ func detached(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // confirmWithPG calls the PG, repeating the call (same key, so at most one charge) while it gives
 // no usable answer. Each call has PGTimeout of its own; ctx only carries the trace.
-func (s *Service) confirmWithPG(ctx context.Context, c *Claim) (*pg.Payment, error) {
+func (s *Service) confirmWithPG(ctx context.Context, c *Claim) (*paymentgateway.Payment, error) {
 	var err error
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, s.cfg.PGTimeout)
-		var p *pg.Payment
-		p, err = s.pg.Confirm(actx, c.Key, pg.ConfirmRequest{PaymentKey: c.Req.PaymentKey, OrderID: strconv.FormatInt(c.Req.OrderID, 10), Amount: c.Req.Amount})
+		var p *paymentgateway.Payment
+		p, err = s.pg.Confirm(actx, c.Key, paymentgateway.ConfirmRequest{PaymentKey: c.Req.PaymentKey, OrderID: strconv.FormatInt(c.Req.OrderID, 10), Amount: c.Req.Amount})
 		cancel()
-		var pe *pg.Error
+		var pe *paymentgateway.Error
 		if err == nil || (errors.As(err, &pe) && (pe.Declined() || pe.AlreadyProcessed() || pe.Status == http.StatusUnauthorized)) {
 			return p, err
 		}

@@ -14,10 +14,10 @@ import (
 	"github.com/come2us/opsctl/pkg/dbtest"
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/kafkatest"
-	"github.com/come2us/opsctl/pkg/order"
-	"github.com/come2us/opsctl/pkg/payment"
-	"github.com/come2us/opsctl/pkg/pg"
-	"github.com/come2us/opsctl/pkg/saga"
+	"github.com/come2us/opsctl/pkg/services/order"
+	"github.com/come2us/opsctl/pkg/services/payment"
+	"github.com/come2us/opsctl/pkg/services/paymentgateway"
+	"github.com/come2us/opsctl/pkg/services/saga"
 )
 
 // clock is real time plus an offset the test moves forward.
@@ -157,11 +157,11 @@ func TestReconcilerFinishesPayments(t *testing.T) {
 		if _, _, err := svc.Store().Begin(ctx, afterKey, afterReq, time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		gw, err := pg.NewClient(r.sys.PGURL, saga.PGSecretKey, nil)
+		gw, err := paymentgateway.NewClient(r.sys.PGURL, saga.PGSecretKey, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := gw.Confirm(ctx, afterKey, pg.ConfirmRequest{PaymentKey: "tpk_c", OrderID: itoa(crashedAfter.ID), Amount: crashedAfter.Amount}); err != nil {
+		if _, err := gw.Confirm(ctx, afterKey, paymentgateway.ConfirmRequest{PaymentKey: "tpk_c", OrderID: itoa(crashedAfter.ID), Amount: crashedAfter.Amount}); err != nil {
 			t.Fatal(err) // the charge the crashed process never recorded
 		}
 
@@ -231,7 +231,7 @@ func TestInterruptedPaymentWaitsForTheGateway(t *testing.T) {
 			t.Fatal(err)
 		}
 		clk.Advance(2 * time.Minute)
-		r.pg.FailLookups(1, &pg.Error{Status: 500, Code: pg.CodeInternal, Message: "내부 시스템 처리 작업이 실패했습니다."})
+		r.pg.FailLookups(1, &paymentgateway.Error{Status: 500, Code: paymentgateway.CodeInternal, Message: "내부 시스템 처리 작업이 실패했습니다."})
 		if n, err := r.svc().Reconcile(ctx); err != nil || n != 0 {
 			t.Fatalf("reconcile without the gateway finished %d payments (%v), want none", n, err)
 		}

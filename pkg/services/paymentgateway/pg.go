@@ -1,4 +1,4 @@
-// Package pg talks to the payment gateway (PG) with the shape of Toss Payments' API: confirm is
+// Package paymentgateway talks to the payment gateway (PG) with the shape of Toss Payments' API: confirm is
 // POST {base}/v1/payments/confirm with Basic authentication (the secret key as user name, empty
 // password), an Idempotency-Key header and {paymentKey, orderId, amount}; the lookup of an
 // order's payment is GET {base}/v1/payments/orders/{orderId}. The PG deduplicates confirms on the
@@ -9,7 +9,7 @@
 // ALREADY_PROCESSED_PAYMENT for a payment key confirmed before, declines chosen by a policy, the
 // lookup by order id, and faults a real gateway has — answers that fail, and answers that come
 // late after the charge was made.
-package pg
+package paymentgateway
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package pg
+package paymentgateway
 
 import (
 	"crypto/subtle"

@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/come2us/opsctl/pkg/event"
-	"github.com/come2us/opsctl/pkg/product/productapi"
-	"github.com/come2us/opsctl/pkg/store"
+	"github.com/come2us/opsctl/pkg/services/product/productapi"
+	"github.com/come2us/opsctl/pkg/services/store"
 )
 
 // Reservation states.

@@ -11,12 +11,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/come2us/opsctl/pkg/consumer"
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/metrics"
-	"github.com/come2us/opsctl/pkg/product/productapi"
-	"github.com/come2us/opsctl/pkg/service"
-	"github.com/come2us/opsctl/pkg/store"
+	"github.com/come2us/opsctl/pkg/services/consumer"
+	"github.com/come2us/opsctl/pkg/services/product/productapi"
+	"github.com/come2us/opsctl/pkg/services/service"
+	"github.com/come2us/opsctl/pkg/services/store"
 )
 
 // Name is the service's name (its errorSource, metrics label and Kubernetes app).

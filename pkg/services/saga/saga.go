@@ -18,16 +18,16 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/come2us/opsctl/pkg/consumer"
 	"github.com/come2us/opsctl/pkg/kafka"
-	"github.com/come2us/opsctl/pkg/order"
-	"github.com/come2us/opsctl/pkg/order/orderapi"
-	"github.com/come2us/opsctl/pkg/outbox"
-	"github.com/come2us/opsctl/pkg/payment"
-	"github.com/come2us/opsctl/pkg/pg"
-	"github.com/come2us/opsctl/pkg/product"
-	"github.com/come2us/opsctl/pkg/product/productapi"
-	"github.com/come2us/opsctl/pkg/service"
+	"github.com/come2us/opsctl/pkg/services/consumer"
+	"github.com/come2us/opsctl/pkg/services/order"
+	"github.com/come2us/opsctl/pkg/services/order/orderapi"
+	"github.com/come2us/opsctl/pkg/services/outbox"
+	"github.com/come2us/opsctl/pkg/services/payment"
+	"github.com/come2us/opsctl/pkg/services/paymentgateway"
+	"github.com/come2us/opsctl/pkg/services/product"
+	"github.com/come2us/opsctl/pkg/services/product/productapi"
+	"github.com/come2us/opsctl/pkg/services/service"
 )
 
 // PGSecretKey is the secret key the in-memory PG accepts.
@@ -43,8 +43,8 @@ type Config struct {
 	OrderDB, PaymentDB, ProductDB string
 	// Logger receives every service's logs (each line carries its service); discarded when nil.
 	Logger *slog.Logger
-	// Decide scripts the PG; pg.DeclineByPrefix("fail") when nil.
-	Decide pg.Decision
+	// Decide scripts the PG; paymentgateway.DeclineByPrefix("fail") when nil.
+	Decide paymentgateway.Decision
 	// Now is every service's clock; time.Now when nil.
 	Now func() time.Time
 	// DeliveryTimeout bounds one publish (default 30s).
@@ -64,7 +64,7 @@ type System struct {
 	Payment *payment.Service
 	Order   *order.Service
 	// PG is the in-memory payment gateway payment-service calls, at PGURL.
-	PG    *pg.Server
+	PG    *paymentgateway.Server
 	PGURL string
 
 	// Clients for the three HTTP APIs.
@@ -88,7 +88,7 @@ func Start(ctx context.Context, cfg Config) (*System, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &System{cancel: cancel, PG: pg.NewServer(PGSecretKey, cfg.Decide)}
+	s := &System{cancel: cancel, PG: paymentgateway.NewServer(PGSecretKey, cfg.Decide)}
 	ok := false
 	defer func() {
 		if !ok {

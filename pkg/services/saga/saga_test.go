@@ -26,13 +26,13 @@ import (
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/kafkatest"
-	"github.com/come2us/opsctl/pkg/order"
-	"github.com/come2us/opsctl/pkg/outbox"
-	"github.com/come2us/opsctl/pkg/payment"
-	"github.com/come2us/opsctl/pkg/product"
-	"github.com/come2us/opsctl/pkg/saga"
-	"github.com/come2us/opsctl/pkg/service"
-	"github.com/come2us/opsctl/pkg/store"
+	"github.com/come2us/opsctl/pkg/services/order"
+	"github.com/come2us/opsctl/pkg/services/outbox"
+	"github.com/come2us/opsctl/pkg/services/payment"
+	"github.com/come2us/opsctl/pkg/services/product"
+	"github.com/come2us/opsctl/pkg/services/saga"
+	"github.com/come2us/opsctl/pkg/services/service"
+	"github.com/come2us/opsctl/pkg/services/store"
 )
 
 // TestSaga runs a few hundred orders with a mix of approved and declined payments through all

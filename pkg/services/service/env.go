@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/come2us/opsctl/pkg/consumer"
 	"github.com/come2us/opsctl/pkg/kafka"
-	"github.com/come2us/opsctl/pkg/outbox"
+	"github.com/come2us/opsctl/pkg/services/consumer"
+	"github.com/come2us/opsctl/pkg/services/outbox"
 )
 
 // Env reads typed settings from environment variables, collecting every malformed one so a

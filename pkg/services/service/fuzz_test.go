@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/come2us/opsctl/pkg/service"
+	"github.com/come2us/opsctl/pkg/services/service"
 )
 
 // FuzzDecodeJSON: whatever a client sends, decoding either fills the struct or answers with a

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/come2us/opsctl/pkg/httpapi"
+	"github.com/come2us/opsctl/pkg/services/httpapi"
 	"io"
 	"mime"
 	"net/http"

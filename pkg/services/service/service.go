@@ -39,7 +39,7 @@ import (
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/kafka"
 	"github.com/come2us/opsctl/pkg/metrics"
-	"github.com/come2us/opsctl/pkg/store"
+	"github.com/come2us/opsctl/pkg/services/store"
 )
 
 // Options configures a Runtime. Name, Kafka.Brokers and DatabaseURL are required.
@@ -245,7 +245,7 @@ func (rt *Runtime) Handle(pattern string, h HandlerFunc) {
 }
 
 func (rt *Runtime) instrument(route, method string, h HandlerFunc) http.Handler {
-	tracer := rt.tracing.provider.Tracer("github.com/come2us/opsctl/pkg/service")
+	tracer := rt.tracing.provider.Tracer("github.com/come2us/opsctl/pkg/services/service")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx := propagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))

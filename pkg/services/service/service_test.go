@@ -19,7 +19,7 @@ import (
 
 	"github.com/come2us/opsctl/pkg/kafka"
 	"github.com/come2us/opsctl/pkg/kafkatest"
-	"github.com/come2us/opsctl/pkg/service"
+	"github.com/come2us/opsctl/pkg/services/service"
 )
 
 type running struct {

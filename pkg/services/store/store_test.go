@@ -12,7 +12,7 @@ import (
 
 	"github.com/come2us/opsctl/pkg/dbtest"
 	"github.com/come2us/opsctl/pkg/pgtest"
-	"github.com/come2us/opsctl/pkg/store"
+	"github.com/come2us/opsctl/pkg/services/store"
 )
 
 func open(t *testing.T, url string) *store.DB {

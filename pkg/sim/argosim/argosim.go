@@ -1,6 +1,6 @@
 // Package argosim is the sandbox's simulated Argo CD: it turns the GitOps repository's real
 // ApplicationSet into Application objects, keeps them synced from a local git repository into a
-// simulated cluster (pkg/kubesim), and serves argo-cd's own gRPC API for them, so `opsctl apps`,
+// simulated cluster (pkg/sim/kubesim), and serves argo-cd's own gRPC API for them, so `opsctl apps`,
 // `opsctl canary --wait` and the TUI run unchanged against it, through argo-cd's real API
 // client or, in core mode, through argo-cd's typed clientset on the simulated cluster.
 //
@@ -11,7 +11,7 @@
 //     and the destination server to the simulated cluster. The AppProject comes from
 //     appproject.yaml. Both are stored in the cluster (argoproj.io/v1alpha1).
 //   - The controller resolves each Application's targetRevision with the git CLI, renders its
-//     Helm chart at that commit with pkg/chart, compares the result with the live objects, and
+//     Helm chart at that commit with pkg/artifacts/chart, compares the result with the live objects, and
 //     reports sync status (Synced/OutOfSync/Unknown at a revision), health (Argo CD's own health
 //     checks, fed by a simulated HPA controller, Deployment controller and kubelet), conditions,
 //     the operation state and the sync history.
@@ -51,7 +51,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/come2us/opsctl/pkg/gitops"
-	"github.com/come2us/opsctl/pkg/kubesim"
+	"github.com/come2us/opsctl/pkg/sim/kubesim"
 	// Argo CD links kubectl's command packages; this keeps their message catalogues unloaded.
 	_ "github.com/come2us/opsctl/pkg/translations"
 )

@@ -26,10 +26,10 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/come2us/opsctl/pkg/argosim"
 	"github.com/come2us/opsctl/pkg/gitops"
 	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
-	"github.com/come2us/opsctl/pkg/kubesim"
+	"github.com/come2us/opsctl/pkg/sim/argosim"
+	"github.com/come2us/opsctl/pkg/sim/kubesim"
 )
 
 const token = "sandbox-token"

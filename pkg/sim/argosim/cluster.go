@@ -18,7 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/rand"
 
-	"github.com/come2us/opsctl/pkg/kubesim"
+	"github.com/come2us/opsctl/pkg/sim/kubesim"
 )
 
 // The simulated cluster's controllers: what kube-controller-manager and the kubelet would do

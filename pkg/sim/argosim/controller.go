@@ -15,7 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/come2us/opsctl/pkg/kubesim"
+	"github.com/come2us/opsctl/pkg/sim/kubesim"
 )
 
 // The application controller: a queue of Applications to reconcile, fed by the git poll, the

@@ -27,7 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"github.com/come2us/opsctl/pkg/kubesim"
+	"github.com/come2us/opsctl/pkg/sim/kubesim"
 )
 
 // argocd-server's gRPC API, as argo-cd v3's generated service interfaces.

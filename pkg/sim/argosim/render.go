@@ -14,8 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
-	"github.com/come2us/opsctl/pkg/chart"
-	"github.com/come2us/opsctl/pkg/kubesim"
+	"github.com/come2us/opsctl/pkg/artifacts/chart"
+	"github.com/come2us/opsctl/pkg/sim/kubesim"
 )
 
 // Annotations Argo CD reads and writes on managed objects.

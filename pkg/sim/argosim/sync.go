@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/come2us/opsctl/pkg/kubesim"
+	"github.com/come2us/opsctl/pkg/sim/kubesim"
 )
 
 // Sync options the simulation honours.

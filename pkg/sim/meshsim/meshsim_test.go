@@ -21,9 +21,9 @@ import (
 
 	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/kube"
-	"github.com/come2us/opsctl/pkg/kubesim"
 	"github.com/come2us/opsctl/pkg/mesh"
-	"github.com/come2us/opsctl/pkg/meshsim"
+	"github.com/come2us/opsctl/pkg/sim/kubesim"
+	"github.com/come2us/opsctl/pkg/sim/meshsim"
 )
 
 func TestMain(m *testing.M) {

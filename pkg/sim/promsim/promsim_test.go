@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.uber.org/goleak"
 
-	"github.com/come2us/opsctl/pkg/promsim"
+	"github.com/come2us/opsctl/pkg/sim/promsim"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -11,9 +11,9 @@ import (
 	"github.com/come2us/opsctl/pkg/agent"
 	"github.com/come2us/opsctl/pkg/gitops"
 	"github.com/come2us/opsctl/pkg/metrics"
-	"github.com/come2us/opsctl/pkg/promsim"
 	"github.com/come2us/opsctl/pkg/redrive"
 	"github.com/come2us/opsctl/pkg/replay"
+	"github.com/come2us/opsctl/pkg/sim/promsim"
 )
 
 // The sandbox's opsctl agent: the real agent with the built-in redrive policy, alone (there is

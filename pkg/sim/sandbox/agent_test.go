@@ -9,7 +9,7 @@ import (
 	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
 	"github.com/come2us/opsctl/pkg/redrive"
 	"github.com/come2us/opsctl/pkg/replay"
-	"github.com/come2us/opsctl/pkg/sandbox"
+	"github.com/come2us/opsctl/pkg/sim/sandbox"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 

@@ -17,7 +17,7 @@ import (
 
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
-	"github.com/come2us/opsctl/pkg/service"
+	"github.com/come2us/opsctl/pkg/services/service"
 )
 
 // Topics of the dead letters written by other frameworks, seeded so operators meet all three

@@ -2,8 +2,8 @@
 // a three-broker Kafka (kfake) with the SAGA topics, their dead-letter topics and opsctl's replay
 // ledger; the three SAGA services on SQLite (or PostgreSQL); a storefront generating traffic and
 // fault windows that produce real dead letters; a GitOps repository seeded from the
-// repository's gitops/ tree; a simulated Kubernetes API (pkg/kubesim) and Istio data plane
-// (pkg/meshsim); and a Prometheus API over all of their metrics (pkg/promsim). `opsctl sandbox`
+// repository's gitops/ tree; a simulated Kubernetes API (pkg/sim/kubesim) and Istio data plane
+// (pkg/sim/meshsim); and a Prometheus API over all of their metrics (pkg/sim/promsim). `opsctl sandbox`
 // starts it and writes a `sandbox` context so every opsctl command works against it.
 //
 // Everything simulated says so: the context is marked simulated, the Kubernetes objects and
@@ -35,26 +35,26 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/come2us/opsctl/pkg/agent"
-	"github.com/come2us/opsctl/pkg/argosim"
 	"github.com/come2us/opsctl/pkg/canary"
 	"github.com/come2us/opsctl/pkg/config"
-	"github.com/come2us/opsctl/pkg/consumer"
 	"github.com/come2us/opsctl/pkg/gitops"
 	"github.com/come2us/opsctl/pkg/kafka"
 	"github.com/come2us/opsctl/pkg/kube"
-	"github.com/come2us/opsctl/pkg/kubesim"
 	"github.com/come2us/opsctl/pkg/mesh"
-	"github.com/come2us/opsctl/pkg/meshsim"
-	"github.com/come2us/opsctl/pkg/order"
-	"github.com/come2us/opsctl/pkg/outbox"
-	"github.com/come2us/opsctl/pkg/pg"
-	"github.com/come2us/opsctl/pkg/product"
-	"github.com/come2us/opsctl/pkg/promsim"
-	"github.com/come2us/opsctl/pkg/saga"
 	"github.com/come2us/opsctl/pkg/secret"
-	"github.com/come2us/opsctl/pkg/service"
-	"github.com/come2us/opsctl/pkg/store"
-	"github.com/come2us/opsctl/pkg/traffic"
+	"github.com/come2us/opsctl/pkg/services/consumer"
+	"github.com/come2us/opsctl/pkg/services/order"
+	"github.com/come2us/opsctl/pkg/services/outbox"
+	"github.com/come2us/opsctl/pkg/services/paymentgateway"
+	"github.com/come2us/opsctl/pkg/services/product"
+	"github.com/come2us/opsctl/pkg/services/saga"
+	"github.com/come2us/opsctl/pkg/services/service"
+	"github.com/come2us/opsctl/pkg/services/store"
+	"github.com/come2us/opsctl/pkg/sim/argosim"
+	"github.com/come2us/opsctl/pkg/sim/kubesim"
+	"github.com/come2us/opsctl/pkg/sim/meshsim"
+	"github.com/come2us/opsctl/pkg/sim/promsim"
+	"github.com/come2us/opsctl/pkg/sim/traffic"
 )
 
 // ContextName is the opsctl context the sandbox writes.
@@ -416,7 +416,7 @@ func (s *Sandbox) startServices(ctx context.Context) (*saga.System, error) {
 		},
 		OrderDB: dbs["order"], PaymentDB: dbs["payment"], ProductDB: dbs["product"],
 		Logger:          s.log,
-		Decide:          pg.DeclineByPrefix(traffic.DeclinePrefix),
+		Decide:          paymentgateway.DeclineByPrefix(traffic.DeclinePrefix),
 		DeliveryTimeout: 10 * time.Second,
 		Consumer:        consumer.Config{Backoff: 100 * time.Millisecond, MaxBackoff: time.Second},
 		Relay:           outbox.Config{PollInterval: 500 * time.Millisecond},

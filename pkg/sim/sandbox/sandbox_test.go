@@ -19,7 +19,7 @@ import (
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
 	"github.com/come2us/opsctl/pkg/pgtest"
-	"github.com/come2us/opsctl/pkg/sandbox"
+	"github.com/come2us/opsctl/pkg/sim/sandbox"
 )
 
 func TestMain(m *testing.M) {

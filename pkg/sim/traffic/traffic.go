@@ -25,11 +25,11 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/come2us/opsctl/pkg/order"
-	"github.com/come2us/opsctl/pkg/order/orderapi"
-	"github.com/come2us/opsctl/pkg/payment"
-	"github.com/come2us/opsctl/pkg/product/productapi"
-	"github.com/come2us/opsctl/pkg/service"
+	"github.com/come2us/opsctl/pkg/services/order"
+	"github.com/come2us/opsctl/pkg/services/order/orderapi"
+	"github.com/come2us/opsctl/pkg/services/payment"
+	"github.com/come2us/opsctl/pkg/services/product/productapi"
+	"github.com/come2us/opsctl/pkg/services/service"
 )
 
 // Kubernetes app names of the services the journeys call.

@@ -5,18 +5,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/come2us/opsctl/pkg/consumer"
 	"github.com/come2us/opsctl/pkg/dbtest"
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/kafkatest"
-	"github.com/come2us/opsctl/pkg/order"
-	"github.com/come2us/opsctl/pkg/outbox"
-	"github.com/come2us/opsctl/pkg/pg"
-	"github.com/come2us/opsctl/pkg/product"
-	"github.com/come2us/opsctl/pkg/saga"
-	"github.com/come2us/opsctl/pkg/store"
-	"github.com/come2us/opsctl/pkg/traffic"
+	"github.com/come2us/opsctl/pkg/services/consumer"
+	"github.com/come2us/opsctl/pkg/services/order"
+	"github.com/come2us/opsctl/pkg/services/outbox"
+	"github.com/come2us/opsctl/pkg/services/paymentgateway"
+	"github.com/come2us/opsctl/pkg/services/product"
+	"github.com/come2us/opsctl/pkg/services/saga"
+	"github.com/come2us/opsctl/pkg/services/store"
+	"github.com/come2us/opsctl/pkg/sim/traffic"
 )
 
 // TestFaultWindowsMakeEveryDeadLetter runs the generator against the whole SAGA (SQLite, kfake),
@@ -31,7 +31,7 @@ func TestFaultWindowsMakeEveryDeadLetter(t *testing.T) {
 	sys, err := saga.Start(context.Background(), saga.Config{
 		Brokers: c.ListenAddrs(), KafkaOpts: kafkatest.ClientOpts(c),
 		OrderDB: newURL(), PaymentDB: newURL(), ProductDB: newURL(),
-		Decide:          pg.DeclineByPrefix(traffic.DeclinePrefix),
+		Decide:          paymentgateway.DeclineByPrefix(traffic.DeclinePrefix),
 		DeliveryTimeout: time.Second,
 		Consumer:        consumer.Config{Backoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond},
 		Relay:           outbox.Config{PollInterval: 50 * time.Millisecond},

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/come2us/opsctl/pkg/httpapi"
+	"github.com/come2us/opsctl/pkg/services/httpapi"
 )
 
 // Client calls order-service's HTTP API. Error answers come back as *httpapi.APIError.

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/come2us/opsctl/pkg/httpapi"
+	"github.com/come2us/opsctl/pkg/services/httpapi"
 )
 
 // Client calls product-service's HTTP API. Error answers come back as *httpapi.APIError.
