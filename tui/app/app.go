@@ -47,6 +47,7 @@ var (
 	KeyBack    = key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back"))
 	KeyQuit    = key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit"))
 	KeyForce   = key.NewBinding(key.WithKeys("ctrl+c"))
+	KeyRepaint = key.NewBinding(key.WithKeys("ctrl+l"), key.WithHelp("ctrl+l", "repaint the screen"))
 )
 
 // Model is the root model.
@@ -158,6 +159,11 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		if key.Matches(msg, KeyForce) {
 			return m.quit()
+		}
+		if key.Matches(msg, KeyRepaint) {
+			// Whatever reached the terminal behind Bubble Tea's back, the next frame redraws
+			// every cell.
+			return m, tea.ClearScreen
 		}
 		switch m.mode {
 		case modePalette, modeFilter:
@@ -511,7 +517,7 @@ func (m Model) helpScreen() string {
 		}
 	}
 	b.WriteString("\n" + theme.Title.Render("Keys") + "\n")
-	keys := []key.Binding{KeyPalette, KeyFilter, KeyHelp, KeyBack, KeyQuit}
+	keys := []key.Binding{KeyPalette, KeyFilter, KeyHelp, KeyBack, KeyQuit, KeyRepaint}
 	if top := m.top(); top != nil {
 		keys = append(top.Keys(), keys...)
 	}
