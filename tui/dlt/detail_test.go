@@ -47,7 +47,7 @@ func traceRecord() *kgo.Record {
 }
 
 // recordRoot is the TUI opened straight on the trace record's view.
-func recordRoot(t *testing.T) app.Model {
+func recordRoot(t *testing.T, after func(time.Duration, tea.Msg) tea.Cmd) app.Model {
 	t.Helper()
 	c := replaytest.NewCluster(t, kfake.SeedTopics(1, notificationsDLT))
 	replaytest.Produce(t, c, traceRecord())
@@ -59,20 +59,21 @@ func recordRoot(t *testing.T) app.Model {
 			return dlt.NewDetail(o, notificationsDLT, 0, 0), nil
 		}}},
 		Start: "record",
+		After: after,
 	})
 }
 
 // TestDLTRecordTrace is the record view of a record with tabs, CRLF, wide characters and a
 // 200-line stack trace at 80x24: every line fits, nothing raw reaches the terminal.
 func TestDLTRecordTrace(t *testing.T) {
-	p := tuitest.Start(t, recordRoot(t), 80, 24)
+	p := tuitest.Start(t, recordRoot(t, nil), 80, 24)
 	p.WaitFor("HEADERS (7)", "g/G top/end")
 	raw := p.Quit().View()
 	tuitest.CheckDrawn(t, raw, 80, 24)
 	tuitest.Golden(t, "record_trace_80x24", tuitest.Plain(raw))
 
 	// G shows the end of the trace, wrapped with w.
-	p = tuitest.Start(t, recordRoot(t), 80, 24)
+	p = tuitest.Start(t, recordRoot(t, nil), 80, 24)
 	p.WaitFor("HEADERS (7)")
 	p.Type("wG")
 	p.WaitFor("Consumer.step199(Consumer.java:199)", "100%")
@@ -86,7 +87,7 @@ func TestDLTRecordTrace(t *testing.T) {
 // breadcrumb, so the terminal can never scroll them away. The trace and the longest line can be
 // read in full.
 func TestDLTRecordKeys(t *testing.T) {
-	d := tuitest.Drive(t, recordRoot(t), 80, 24)
+	d := tuitest.Drive(t, recordRoot(t, func(time.Duration, tea.Msg) tea.Cmd { return nil }), 80, 24)
 	check := func(after string) string {
 		t.Helper()
 		raw := d.Model.View()
@@ -136,6 +137,41 @@ func TestDLTRecordKeys(t *testing.T) {
 		if !strings.Contains(all, want) {
 			t.Errorf("wrapped, the record never shows %q", want)
 		}
+	}
+}
+
+// TestDLTRevealNoteStaysWithRecord: "secrets revealed" belongs to the record view; back on the
+// records list the status line no longer claims it.
+func TestDLTRevealNoteStaysWithRecord(t *testing.T) {
+	w := newWorld(t)
+	p := tuitest.Start(t, w.root(t.Context(), false), 80, 24)
+	openRecords(t, p)
+	p.Key(tea.KeyEnter)
+	p.WaitFor("VALUE (json")
+	p.Type("v")
+	p.WaitFor("secrets revealed in this record view")
+	p.Key(tea.KeyEsc)
+	screen := tuitest.Plain(p.Quit().View())
+	if strings.Contains(screen, "secrets revealed") || strings.Contains(screen, "VALUE (") {
+		t.Errorf("back on the list the reveal note stayed:\n%s", screen)
+	}
+}
+
+// TestDLTWhereErrorOneLine: a --where expression that does not compile is reported on one line,
+// its caret lines folded, with no literal \n.
+func TestDLTWhereErrorOneLine(t *testing.T) {
+	w := newWorld(t)
+	p := tuitest.Start(t, w.root(t.Context(), false), 120, 24)
+	openRecords(t, p)
+	p.Type("/=orderId ==")
+	p.Key(tea.KeyEnter)
+	p.WaitFor("unexpected token EOF")
+	raw := p.Quit().View()
+	tuitest.CheckDrawn(t, raw, 120, 24)
+	lines := strings.Split(tuitest.Plain(raw), "\n")
+	status := lines[len(lines)-1]
+	if !strings.Contains(status, "unexpected token EOF (1:10) | orderId ==") || strings.Contains(status, `\n`) {
+		t.Errorf("status line %q:\n%s", status, tuitest.Plain(raw))
 	}
 }
 
