@@ -39,6 +39,10 @@ type Route struct {
 	Args string // usage of the arguments, for help ("ORDER_ID")
 	Help string
 	Open func(args []string) (view.View, error)
+	// Check, when set, runs before Open in a command, so it may do I/O (ask Kafka whether a
+	// topic exists). Its error is shown and the current screen stays; a route whose arguments
+	// are wrong never replaces the screen the operator was on.
+	Check func(args []string) error
 }
 
 // Keys of the root, declared once: they feed the help bar and the ? screen.
@@ -172,6 +176,13 @@ func (m Model) Init() tea.Cmd {
 
 type openMsg struct{ line string }
 
+// checkedMsg is a route's Check outcome.
+type checkedMsg struct {
+	name string
+	args []string
+	err  error
+}
+
 // say makes text the status line of owner (the view on top when the root itself speaks) and
 // returns the command that expires it.
 func (m *Model) say(text string, isErr bool, owner view.View) tea.Cmd {
@@ -224,6 +235,8 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case openMsg:
 		return m.run(msg.line)
+	case checkedMsg:
+		return m.checked(msg)
 	case switchedMsg:
 		return m.switched(msg)
 	case view.StatusMsg:
@@ -409,7 +422,26 @@ func (m Model) run(line string) (tea.Model, tea.Cmd) {
 	if !ok {
 		return m, m.say(fmt.Sprintf("unknown command :%s — try %s", termsafe.Truncate(name, 20), ":"+strings.Join(m.routeNames(), " :")), true, m.top())
 	}
+	if r.Check != nil {
+		check := r.Check
+		cmd := m.say(":"+termsafe.Truncate(line, 60)+"…", false, m.top())
+		return m, tea.Batch(cmd, func() tea.Msg { return checkedMsg{name: name, args: args, err: check(args)} })
+	}
 	return m.open(r, args)
+}
+
+// checked opens a route whose Check passed, or leaves the screen as it is with the error.
+func (m Model) checked(msg checkedMsg) (tea.Model, tea.Cmd) {
+	if msg.err != nil {
+		return m, m.say(msg.err.Error(), true, m.top())
+	}
+	r, ok := m.routes[msg.name]
+	if !ok {
+		return m, nil // the context changed meanwhile
+	}
+	cmd := m.say("", false, m.top())
+	mm, open := m.open(r, msg.args)
+	return mm, tea.Batch(cmd, open)
 }
 
 // open replaces the stack with the route's view: `:apps` from deep in the DLT view starts
@@ -448,7 +480,7 @@ type switchedMsg struct {
 
 func (m Model) switched(msg switchedMsg) (tea.Model, tea.Cmd) {
 	if msg.err != nil {
-		return m, m.say(msg.err.Error()+"; still on the current context", true, m.top())
+		return m, m.say("still on context "+m.header.Context+": "+msg.err.Error(), true, m.top())
 	}
 	// The old context's views close before the new one's open, so none of their work lands on
 	// the new context's screen.

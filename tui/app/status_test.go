@@ -127,3 +127,30 @@ func TestUnknownContextStays(t *testing.T) {
 		t.Fatalf("status %q", s)
 	}
 }
+
+// TestRouteCheck: a route whose Check fails leaves the screen as it was with the error; one that
+// passes opens.
+func TestRouteCheck(t *testing.T) {
+	rs := append(routes(), Route{Name: "topic",
+		Check: func(args []string) error {
+			if len(args) == 1 && args[0] == "orders-failed.DLT" {
+				return nil
+			}
+			return errors.New("no dead-letter topic " + strings.Join(args, " "))
+		},
+		Open: func(args []string) (view.View, error) { return &listView{name: "topic " + args[0]}, nil }})
+	dr, _ := drive(t, Options{Routes: rs})
+	d := paletteDriver{dr}
+	d.palette("trace 42")
+	d.palette("topic nope.DLT")
+	if top := d.Model.(Model).Top().(*listView); top.name != "trace 42" {
+		t.Fatalf("a failed check replaced the screen with %q", top.name)
+	}
+	if s := statusOf(d.Screen()); !strings.Contains(s, "no dead-letter topic nope.DLT") {
+		t.Fatalf("status %q", s)
+	}
+	d.palette("topic orders-failed.DLT")
+	if top := d.Model.(Model).Top().(*listView); top.name != "topic orders-failed.DLT" {
+		t.Fatalf("a passed check opened %q", top.name)
+	}
+}

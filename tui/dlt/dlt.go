@@ -26,6 +26,7 @@ import (
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/replay"
 	"github.com/come2us/opsctl/pkg/secret"
+	"github.com/come2us/opsctl/pkg/termsafe"
 	"github.com/come2us/opsctl/tui/table"
 	"github.com/come2us/opsctl/tui/theme"
 	"github.com/come2us/opsctl/tui/view"
@@ -103,6 +104,8 @@ type Topics struct {
 	shown  []int
 	filter string
 	loaded bool
+	// open is the topic whose error groups open once the list is read (`:dlt TOPIC`).
+	open string
 }
 
 type topicsMsg struct {
@@ -141,6 +144,15 @@ func New(o Options) *Topics {
 	return &Topics{o: o, ctx: ctx, cancel: cancel, tbl: t}
 }
 
+// NewAt returns the DLT topics view with topic's error groups opened on top of it once the
+// list is read, as `:dlt TOPIC` asks; esc goes back to the list. A topic that is not among the
+// dead-letter topics leaves the list with an error that says so.
+func NewAt(o Options, topic string) *Topics {
+	v := New(o)
+	v.open = topic
+	return v
+}
+
 // Init lists the topics.
 func (v *Topics) Init() tea.Cmd { return v.load() }
 
@@ -175,10 +187,15 @@ func (v *Topics) Update(msg tea.Msg) (view.View, tea.Cmd) {
 		}
 		v.topics, v.spark, v.loaded = msg.topics, msg.spark, true
 		v.fill()
+		var cmds []tea.Cmd
 		if v.o.Refresh > 0 {
-			return v, view.After(v.ctx, v.o.Refresh, topicsTickMsg{owner: v})
+			cmds = append(cmds, view.After(v.ctx, v.o.Refresh, topicsTickMsg{owner: v}))
 		}
-		return v, nil
+		if name := v.open; name != "" {
+			v.open = ""
+			cmds = append(cmds, v.openTopic(name))
+		}
+		return v, tea.Batch(cmds...)
 	case topicsTickMsg:
 		if msg.owner == v {
 			return v, v.load()
@@ -209,6 +226,21 @@ func (v *Topics) Update(msg tea.Msg) (view.View, tea.Cmd) {
 		return v, cmd
 	}
 	return v, nil
+}
+
+// openTopic opens name's error groups, or says it is not a dead-letter topic here.
+func (v *Topics) openTopic(name string) tea.Cmd {
+	for i, t := range v.topics {
+		if t.Topic == name {
+			for row, j := range v.shown {
+				if j == i {
+					v.tbl.SetCursor(row)
+				}
+			}
+			return view.Push(newGroups(v.o, t))
+		}
+	}
+	return view.Error(fmt.Errorf("%s is not a dead-letter topic of this context; pick one from the list", termsafe.Truncate(name, 60)))
 }
 
 func (v *Topics) current() (replay.TopicInfo, bool) {
