@@ -37,9 +37,9 @@ type statsMsg struct {
 func newGroups(o Options, t replay.TopicInfo) *Groups {
 	ctx, cancel := context.WithCancel(o.Ctx)
 	tbl := table.New(
-		table.Column{Title: "SOURCE", Width: 15},
-		table.Column{Title: "CODE", Grow: 3},
-		table.Column{Title: "COUNT", Width: 8},
+		table.Column{Title: "SOURCE", Fit: 28},
+		table.Column{Title: "CODE", Fit: 40},
+		table.Column{Title: "COUNT", Fit: 13},
 		table.Column{Title: "FIRST", Width: 5},
 		table.Column{Title: "LAST", Width: 5},
 		table.Column{Title: "SAMPLE MESSAGE", Grow: 2},

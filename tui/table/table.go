@@ -26,6 +26,10 @@ type Column struct {
 	// Hidden columns keep their cells but are not drawn (a narrow screen drops the least
 	// useful ones).
 	Hidden bool
+	// Fit, when above 0, sizes the column to its content: as wide as its title and its widest
+	// loaded cell, at most Fit cells. The room a short column does not take goes to the
+	// flexible ones, so a column of empty codes never starves a column of long names.
+	Fit int
 }
 
 // NeedFunc is called when rows [from, to) should be on screen but are not loaded. It returns the
@@ -321,9 +325,13 @@ func (m Model) widths() []int {
 	const mark = 2 // selection marker
 	w := make([]int, len(m.cols))
 	used, shares := mark, 0
+	fitted := m.contentWidths()
 	for i, c := range m.cols {
 		if c.Hidden {
 			continue
+		}
+		if c.Fit > 0 {
+			c.Width = fitted[i]
 		}
 		w[i] = c.Width
 		used += c.Width + 1
@@ -331,11 +339,27 @@ func (m Model) widths() []int {
 			shares += grow(c)
 		}
 	}
+	// Content-sized columns give back room, widest first, until the flexible columns keep
+	// minFlex cells each (or they are down to their titles).
+	const minFlex = 12
+	for used > m.width-shares*minFlex {
+		widest := -1
+		for i, c := range m.cols {
+			if c.Fit > 0 && !c.Hidden && w[i] > ansi.StringWidth(c.Title) && (widest < 0 || w[i] > w[widest]) {
+				widest = i
+			}
+		}
+		if widest < 0 {
+			break
+		}
+		w[widest]--
+		used--
+	}
 	if shares > 0 {
 		left := max(m.width-used, shares*4)
 		given, last := 0, -1
 		for i, c := range m.cols {
-			if c.Width == 0 && !c.Hidden {
+			if c.Width == 0 && c.Fit == 0 && !c.Hidden {
 				w[i] = left * grow(c) / shares
 				given += w[i]
 				last = i
@@ -344,6 +368,29 @@ func (m Model) widths() []int {
 		w[last] += left - given // rounding goes to the last flexible column
 	}
 	return w
+}
+
+// contentWidths measures the Fit columns over the loaded rows, in cells.
+func (m Model) contentWidths() []int {
+	out := make([]int, len(m.cols))
+	any := false
+	for i, c := range m.cols {
+		if c.Fit > 0 && !c.Hidden {
+			out[i] = min(ansi.StringWidth(c.Title), c.Fit)
+			any = true
+		}
+	}
+	if !any {
+		return out
+	}
+	for _, row := range m.rows {
+		for i, c := range m.cols {
+			if c.Fit > 0 && i < len(row) && out[i] < c.Fit {
+				out[i] = min(max(out[i], ansi.StringWidth(termsafe.String(row[i]))), c.Fit)
+			}
+		}
+	}
+	return out
 }
 
 func grow(c Column) int {
