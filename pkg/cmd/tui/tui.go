@@ -319,6 +319,7 @@ func (s *session) model(start string) (app.Model, error) {
 		names = cfg.Names()
 	}
 	return app.New(app.Options{
+		Ctx:      s.ctx,
 		Header:   s.header(),
 		Routes:   s.routes(),
 		Start:    s.start(start),
