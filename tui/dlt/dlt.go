@@ -12,9 +12,11 @@
 package dlt
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -106,7 +108,11 @@ type Topics struct {
 	loaded bool
 	// open is the topic whose error groups open once the list is read (`:dlt TOPIC`).
 	open string
+	sort table.Sort
 }
+
+// topicTitles are the topics' column titles; shift+T, R, H and N sort by them.
+var topicTitles = []string{"TOPIC", "RECORDS", "LAST HOUR", "5-MIN BUCKETS", "NEWEST", "REPLAYED"}
 
 type topicsMsg struct {
 	owner  *Topics
@@ -141,7 +147,8 @@ func New(o Options) *Topics {
 		}
 		return lipgloss.Style{}, false
 	})
-	return &Topics{o: o, ctx: ctx, cancel: cancel, tbl: t}
+	return &Topics{o: o, ctx: ctx, cancel: cancel, tbl: t,
+		sort: table.Sort{Col: -1, Keys: map[string]int{"T": 0, "R": 1, "H": 2, "N": 4}, Desc: func(col int) bool { return col > 0 }}}
 }
 
 // NewAt returns the DLT topics view with topic's error groups opened on top of it once the
@@ -201,6 +208,12 @@ func (v *Topics) Update(msg tea.Msg) (view.View, tea.Cmd) {
 			return v, v.load()
 		}
 	case tea.KeyMsg:
+		if msg.Type == tea.KeyRunes && v.sort.Press(msg.String()) {
+			at := v.tbl.Key(v.tbl.Cursor())
+			v.fill()
+			v.tbl.CursorTo(at)
+			return v, nil
+		}
 		switch {
 		case key.Matches(msg, KeyReload):
 			return v, v.load()
@@ -262,6 +275,30 @@ func (v *Topics) fill() {
 			continue
 		}
 		v.shown = append(v.shown, i)
+	}
+	if col := v.sort.Col; col >= 0 {
+		desc := v.sort.Descending()
+		slices.SortStableFunc(v.shown, func(i, j int) int {
+			a, b := v.topics[i], v.topics[j]
+			var c int
+			switch col {
+			case 0:
+				c = strings.Compare(a.Topic, b.Topic)
+			case 1:
+				c = cmp.Compare(a.Records, b.Records)
+			case 2:
+				c = cmp.Compare(a.LastHour, b.LastHour)
+			case 4:
+				c = timeOf(a.Newest).Compare(timeOf(b.Newest))
+			}
+			if desc {
+				return -c
+			}
+			return c
+		})
+	}
+	for _, i := range v.shown {
+		t := v.topics[i]
 		rows = append(rows, []string{t.Topic, count(t.Records), count(t.LastHour), Sparkline(v.spark[t.Topic]),
 			table.Ago(now, t.Newest), count(int64(t.Replayed))})
 		keys = append(keys, t.Topic)
@@ -272,7 +309,18 @@ func (v *Topics) fill() {
 			v.tbl.Empty = "no topic matches the filter"
 		}
 	}
+	for i, t := range v.sort.Mark(topicTitles) {
+		v.tbl.SetTitle(i, t)
+	}
 	v.tbl.SetAll(rows, keys)
+}
+
+// timeOf is t, or the zero time for none (an empty topic sorts as the oldest).
+func timeOf(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
 }
 
 // View draws the table.
@@ -288,7 +336,7 @@ func (v *Topics) SetSize(w, h int) { v.tbl.SetSize(w, h) }
 func (v *Topics) Keys() []key.Binding {
 	return []key.Binding{
 		key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "error groups")),
-		KeyAll, KeyReload,
+		KeyAll, KeyReload, v.sort.Help(),
 	}
 }
 

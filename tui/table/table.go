@@ -5,6 +5,7 @@ package table
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -495,4 +496,80 @@ func Ago(now time.Time, t *time.Time) string {
 		return fmt.Sprintf("%dh", int(d.Hours()))
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// SetTitle renames column i (a sort arrow on the sorted column).
+func (m *Model) SetTitle(i int, title string) {
+	if i >= 0 && i < len(m.cols) {
+		m.cols[i].Title = title
+	}
+}
+
+// Sort is a list's order as k9s users choose it: shift+letter sorts by a column, the same key
+// again reverses it. Views sort their own data (numbers as numbers, times as times) and draw
+// the arrow with Mark.
+type Sort struct {
+	// Keys maps a key ("N") to the column it sorts.
+	Keys map[string]int
+	// Desc reports whether column i starts descending (counts and times: the most and the
+	// newest first).
+	Desc func(col int) bool
+	// Col is the sorted column, -1 for the view's natural order.
+	Col int
+	// Reverse is true when the order is the opposite of Desc(Col).
+	Reverse bool
+}
+
+// Press applies a key; it reports whether the key was a sort key.
+func (s *Sort) Press(k string) bool {
+	col, ok := s.Keys[k]
+	if !ok {
+		return false
+	}
+	if s.Col == col {
+		s.Reverse = !s.Reverse
+	} else {
+		s.Col, s.Reverse = col, false
+	}
+	return true
+}
+
+// Descending reports whether the sorted column runs from the largest down.
+func (s Sort) Descending() bool {
+	d := s.Desc != nil && s.Desc(s.Col)
+	return d != s.Reverse
+}
+
+// Mark returns titles with an arrow on the sorted column.
+func (s Sort) Mark(titles []string) []string {
+	out := append([]string(nil), titles...)
+	if s.Col >= 0 && s.Col < len(out) {
+		if s.Descending() {
+			out[s.Col] += "↓"
+		} else {
+			out[s.Col] += "↑"
+		}
+	}
+	return out
+}
+
+// Help lists the sort keys for the help bar ("T/R/N sort").
+func (s Sort) Help() key.Binding {
+	var ks []string
+	for k := range s.Keys {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return key.NewBinding(key.WithKeys(ks...), key.WithHelp(strings.Join(ks, "/"), "sort"))
+}
+
+// CursorTo moves the highlight to the row with key k, if one is loaded (the same item after a
+// re-sort).
+func (m *Model) CursorTo(k string) {
+	for i, key := range m.keys {
+		if key == k {
+			m.SetCursor(i)
+			return
+		}
+	}
 }
