@@ -73,3 +73,27 @@ func FuzzString(f *testing.F) {
 		}
 	})
 }
+
+func TestLines(t *testing.T) {
+	got := Lines("a\tb\r\n主\tc\rd\n\x1b[2J")
+	want := []string{"a       b", "主      c\\rd", "\\x1b[2J"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("Lines = %q, want %q", got, want)
+	}
+}
+
+func TestLineAndFit(t *testing.T) {
+	if got := Line("bad selection: EOF (1:10)\n | orderId ==\r\n |\t.........^"); got != "bad selection: EOF (1:10) | orderId == | .........^" {
+		t.Fatalf("Line = %q", got)
+	}
+	if got := Line("a\x1b[31m\u202e"); got != `a\x1b[31m\u202e` {
+		t.Fatalf("Line kept a control character: %q", got)
+	}
+	// Wide characters count two cells: 10 cells hold four of them and the marker.
+	if got := Fit("주문주문주문주문", 10); got != "주문주문…" {
+		t.Fatalf("Fit = %q", got)
+	}
+	if got := Fit("short", 10); got != "short" {
+		t.Fatalf("Fit = %q", got)
+	}
+}

@@ -4,9 +4,11 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/charmbracelet/bubbles/cursor"
 	"github.com/charmbracelet/bubbles/help"
@@ -37,6 +39,10 @@ type Route struct {
 	Args string // usage of the arguments, for help ("ORDER_ID")
 	Help string
 	Open func(args []string) (view.View, error)
+	// Check, when set, runs before Open in a command, so it may do I/O (ask Kafka whether a
+	// topic exists). Its error is shown and the current screen stays; a route whose arguments
+	// are wrong never replaces the screen the operator was on.
+	Check func(args []string) error
 }
 
 // Keys of the root, declared once: they feed the help bar and the ? screen.
@@ -47,19 +53,33 @@ var (
 	KeyBack    = key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back"))
 	KeyQuit    = key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit"))
 	KeyForce   = key.NewBinding(key.WithKeys("ctrl+c"))
+	KeyRepaint = key.NewBinding(key.WithKeys("ctrl+l"), key.WithHelp("ctrl+l", "repaint the screen"))
+)
+
+// How long a status line stays: long enough to read, short enough that it never describes a
+// state that has since changed. Errors stay longer than news.
+const (
+	InfoTTL  = 10 * time.Second
+	ErrorTTL = 30 * time.Second
 )
 
 // Model is the root model.
 type Model struct {
-	header  Header
-	routes  map[string]Route
-	stack   []view.View
-	input   textinput.Model
-	mode    int // modeNormal, modePalette, modeFilter
-	help    help.Model
-	full    bool // ? screen
-	status  string
-	statErr bool
+	header Header
+	routes map[string]Route
+	stack  []view.View
+	input  textinput.Model
+	mode   int // modeNormal, modePalette, modeFilter
+	help   help.Model
+	full   bool // ? screen
+	// notes are the status lines, one per view that made one (the nil key: made with no view
+	// open). Only the top view's is drawn, until it expires; a view's note goes with the view.
+	notes   map[view.View]note
+	seq     int
+	now     func() time.Time
+	after   func(time.Duration, tea.Msg) tea.Cmd
+	ctx     context.Context
+	cancel  context.CancelFunc
 	width   int
 	height  int
 	initial string
@@ -91,6 +111,28 @@ type Options struct {
 	// Contexts are offered by `:ctx`; SwitchContext performs the switch.
 	Contexts      []string
 	SwitchContext func(name string) (Switched, error)
+	// Ctx ends the root's timers (default: they end when the program quits).
+	Ctx context.Context
+	// Now is the clock status lines expire by (default time.Now).
+	Now func() time.Time
+	// After returns the command that wakes the root when a status line is due to expire
+	// (default: a timer that ends with Ctx or the program). Tests pass one that never fires and
+	// move Now instead.
+	After func(d time.Duration, msg tea.Msg) tea.Cmd
+}
+
+// note is one status line and who made it.
+type note struct {
+	text  string
+	err   bool
+	until time.Time
+	seq   int
+}
+
+// expireMsg wakes the root when a note may have expired.
+type expireMsg struct {
+	owner view.View
+	seq   int
 }
 
 // New builds the root model.
@@ -100,9 +142,21 @@ func New(o Options) Model {
 	in.Prompt = ":"
 	in.CharLimit = 256
 	m := Model{header: o.Header, input: in, help: help.New(), initial: o.Start, switchCtx: o.SwitchContext,
-		contexts: o.Contexts, width: 80, height: 24}
+		contexts: o.Contexts, width: 80, height: 24, notes: map[view.View]note{}, now: o.Now, after: o.After}
 	if m.initial == "" {
 		m.initial = "dlt"
+	}
+	parent := o.Ctx
+	if parent == nil {
+		parent = context.Background()
+	}
+	m.ctx, m.cancel = context.WithCancel(parent)
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.after == nil {
+		ctx := m.ctx
+		m.after = func(d time.Duration, msg tea.Msg) tea.Cmd { return view.After(ctx, d, msg) }
 	}
 	m.setRoutes(o.Routes)
 	return m
@@ -122,6 +176,53 @@ func (m Model) Init() tea.Cmd {
 
 type openMsg struct{ line string }
 
+// checkedMsg is a route's Check outcome.
+type checkedMsg struct {
+	name string
+	args []string
+	err  error
+}
+
+// say makes text the status line of owner (the view on top when the root itself speaks) and
+// returns the command that expires it.
+func (m *Model) say(text string, isErr bool, owner view.View) tea.Cmd {
+	if text == "" {
+		delete(m.notes, owner)
+		return nil
+	}
+	ttl := InfoTTL
+	if isErr {
+		ttl = ErrorTTL
+	}
+	m.seq++
+	m.notes[owner] = note{text: text, err: isErr, until: m.now().Add(ttl), seq: m.seq}
+	return m.after(ttl, expireMsg{owner: owner, seq: m.seq})
+}
+
+// own marks the status lines cmd produces as owner's, through batches.
+func own(owner view.View, cmd tea.Cmd) tea.Cmd {
+	if cmd == nil {
+		return nil
+	}
+	return func() tea.Msg {
+		switch msg := cmd().(type) {
+		case view.StatusMsg:
+			if msg.From == nil {
+				msg.From = owner
+			}
+			return msg
+		case tea.BatchMsg:
+			out := make(tea.BatchMsg, len(msg))
+			for i, c := range msg {
+				out[i] = own(owner, c)
+			}
+			return out
+		default:
+			return msg
+		}
+	}
+}
+
 // Update routes messages: root keys first (unless a view captures input), then the top view.
 func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
@@ -134,10 +235,20 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case openMsg:
 		return m.run(msg.line)
+	case checkedMsg:
+		return m.checked(msg)
 	case switchedMsg:
 		return m.switched(msg)
 	case view.StatusMsg:
-		m.status, m.statErr = msg.Text, msg.Err
+		owner := msg.From
+		if owner == nil {
+			owner = m.top()
+		}
+		return m, m.say(msg.Text, msg.Err, owner)
+	case expireMsg:
+		if n, ok := m.notes[msg.owner]; ok && n.seq == msg.seq && !m.now().Before(n.until) {
+			delete(m.notes, msg.owner)
+		}
 		return m, nil
 	case view.PushMsg:
 		return m.push(msg.View)
@@ -158,6 +269,11 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		if key.Matches(msg, KeyForce) {
 			return m.quit()
+		}
+		if key.Matches(msg, KeyRepaint) {
+			// Whatever reached the terminal behind Bubble Tea's back, the next frame redraws
+			// every cell.
+			return m, tea.ClearScreen
 		}
 		switch m.mode {
 		case modePalette, modeFilter:
@@ -211,13 +327,13 @@ func (m Model) forward(msg tea.Msg) (tea.Model, tea.Cmd) {
 		i := len(m.stack) - 1
 		v, cmd := m.stack[i].Update(msg)
 		m.stack[i] = v
-		return m, cmd
+		return m, own(v, cmd)
 	}
 	var cmds []tea.Cmd
 	for i, v := range m.stack {
 		nv, cmd := v.Update(msg)
 		m.stack[i] = nv
-		cmds = append(cmds, cmd)
+		cmds = append(cmds, own(nv, cmd))
 	}
 	return m, tea.Batch(cmds...)
 }
@@ -304,37 +420,56 @@ func (m Model) run(line string) (tea.Model, tea.Cmd) {
 	}
 	r, ok := m.routes[name]
 	if !ok {
-		m.status, m.statErr = fmt.Sprintf("unknown command :%s — try %s", termsafe.Truncate(name, 20), ":"+strings.Join(m.routeNames(), " :")), true
-		return m, nil
+		return m, m.say(fmt.Sprintf("unknown command :%s — try %s", termsafe.Truncate(name, 20), ":"+strings.Join(m.routeNames(), " :")), true, m.top())
 	}
+	if r.Check != nil {
+		check := r.Check
+		cmd := m.say(":"+termsafe.Truncate(line, 60)+"…", false, m.top())
+		return m, tea.Batch(cmd, func() tea.Msg { return checkedMsg{name: name, args: args, err: check(args)} })
+	}
+	return m.open(r, args)
+}
+
+// checked opens a route whose Check passed, or leaves the screen as it is with the error.
+func (m Model) checked(msg checkedMsg) (tea.Model, tea.Cmd) {
+	if msg.err != nil {
+		return m, m.say(msg.err.Error(), true, m.top())
+	}
+	r, ok := m.routes[msg.name]
+	if !ok {
+		return m, nil // the context changed meanwhile
+	}
+	cmd := m.say("", false, m.top())
+	mm, open := m.open(r, msg.args)
+	return mm, tea.Batch(cmd, open)
+}
+
+// open replaces the stack with the route's view: `:apps` from deep in the DLT view starts
+// fresh. A route that cannot open leaves the screen as it was.
+func (m Model) open(r Route, args []string) (tea.Model, tea.Cmd) {
 	v, err := r.Open(args)
 	if err != nil {
-		m.status, m.statErr = termsafe.String(err.Error()), true
-		return m, nil
+		return m, m.say(err.Error(), true, m.top())
 	}
-	// A palette jump replaces the stack: `:apps` from deep in the DLT view starts fresh.
 	m.closeAll()
 	return m.push(v)
 }
 
 func (m Model) switchContext(args []string) (tea.Model, tea.Cmd) {
 	if len(args) == 0 {
-		m.status, m.statErr = "contexts: "+strings.Join(m.contexts, ", ")+" — :ctx NAME switches", false
-		return m, nil
+		return m, m.say("contexts: "+strings.Join(m.contexts, ", ")+" — :ctx NAME switches", false, m.top())
 	}
 	if m.switchCtx == nil {
-		m.status, m.statErr = "switching contexts is not available here", true
-		return m, nil
+		return m, m.say("switching contexts is not available here", true, m.top())
 	}
-	// The switch reads the configuration file: it runs in a command, and the old context's
-	// views close first so none of their work lands on the new context's screen.
-	m.closeAll()
-	m.status, m.statErr = "switching to context "+termsafe.String(args[0])+"…", false
+	// The switch reads the configuration file: it runs in a command. The current screen stays
+	// until the switch succeeds, so a context that does not exist changes nothing.
+	cmd := m.say("switching to context "+termsafe.String(args[0])+"…", false, m.top())
 	fn, name := m.switchCtx, args[0]
-	return m, func() tea.Msg {
+	return m, tea.Batch(cmd, func() tea.Msg {
 		sw, err := fn(name)
 		return switchedMsg{name: name, sw: sw, err: err}
-	}
+	})
 }
 
 type switchedMsg struct {
@@ -345,29 +480,35 @@ type switchedMsg struct {
 
 func (m Model) switched(msg switchedMsg) (tea.Model, tea.Cmd) {
 	if msg.err != nil {
-		m.status, m.statErr = termsafe.String(msg.err.Error()), true
-		return m.run(m.initial)
+		return m, m.say("still on context "+m.header.Context+": "+msg.err.Error(), true, m.top())
 	}
+	// The old context's views close before the new one's open, so none of their work lands on
+	// the new context's screen.
+	m.closeAll()
 	m.header = msg.sw.Header
 	m.setRoutes(msg.sw.Routes)
 	if msg.sw.Start != "" {
 		m.initial = msg.sw.Start
 	}
-	m.status, m.statErr = "switched to context "+termsafe.String(msg.name), false
-	return m.run(m.initial)
+	mm, cmd := m.run(m.initial)
+	m = mm.(Model)
+	if n, ok := m.notes[m.top()]; ok && n.err {
+		return m, cmd // the new context's first view could not open: that is the news
+	}
+	return m, tea.Batch(cmd, m.say("switched to context "+termsafe.String(msg.name), false, m.top()))
 }
 
 func (m Model) push(v view.View) (tea.Model, tea.Cmd) {
 	v.SetSize(m.bodySize())
 	m.stack = append(m.stack, v)
-	return m, v.Init()
+	return m, own(v, v.Init())
 }
 
 func (m Model) pop() (tea.Model, tea.Cmd) {
 	if len(m.stack) <= 1 {
 		return m, nil
 	}
-	closeView(m.stack[len(m.stack)-1])
+	m.closeView(m.stack[len(m.stack)-1])
 	m.stack = m.stack[:len(m.stack)-1]
 	return m, nil
 }
@@ -376,19 +517,27 @@ func (m Model) pop() (tea.Model, tea.Cmd) {
 // stay on the stack so the last frame still shows them.
 func (m Model) quit() (tea.Model, tea.Cmd) {
 	for i := len(m.stack) - 1; i >= 0; i-- {
-		closeView(m.stack[i])
+		closeWork(m.stack[i])
 	}
+	m.cancel()
 	return m, tea.Quit
 }
 
 func (m *Model) closeAll() {
 	for i := len(m.stack) - 1; i >= 0; i-- {
-		closeView(m.stack[i])
+		m.closeView(m.stack[i])
 	}
 	m.stack = nil
+	delete(m.notes, nil)
 }
 
-func closeView(v view.View) {
+// closeView ends v's work; its status line goes with it.
+func (m *Model) closeView(v view.View) {
+	delete(m.notes, v)
+	closeWork(v)
+}
+
+func closeWork(v view.View) {
 	if c, ok := v.(view.Closer); ok {
 		c.Close()
 	}
@@ -484,16 +633,18 @@ func (m Model) helpLine() string {
 	return m.help.ShortHelpView(keys)
 }
 
+// statusLine draws the top view's note while it lasts, as one line: status text often carries
+// a server's or a broker's words, multi-line errors included, and is sanitised, its line breaks
+// folded into spaces and cut to the width in cells.
 func (m Model) statusLine() string {
-	if m.status == "" {
+	n, ok := m.notes[m.top()]
+	if !ok || n.text == "" || !m.now().Before(n.until) {
 		return ""
 	}
-	// Status text often carries a server's or a broker's words: sanitised like everything else.
-	text := termsafe.Truncate(m.status, max(m.width-2, 10))
-	if m.statErr {
-		return theme.Error.Render("✗ " + text)
+	if n.err {
+		return theme.Error.Render("✗ " + termsafe.Fit(n.text, max(m.width-2, 10)))
 	}
-	return theme.StatusLine.Render(text)
+	return theme.StatusLine.Render(termsafe.Fit(n.text, max(m.width, 10)))
 }
 
 func (m Model) helpScreen() string {
@@ -511,7 +662,7 @@ func (m Model) helpScreen() string {
 		}
 	}
 	b.WriteString("\n" + theme.Title.Render("Keys") + "\n")
-	keys := []key.Binding{KeyPalette, KeyFilter, KeyHelp, KeyBack, KeyQuit}
+	keys := []key.Binding{KeyPalette, KeyFilter, KeyHelp, KeyBack, KeyQuit, KeyRepaint}
 	if top := m.top(); top != nil {
 		keys = append(top.Keys(), keys...)
 	}

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -170,4 +171,19 @@ func TestFastTyping(t *testing.T) {
 	p.Key(tea.KeyEnter)
 	p.WaitFor("trace 42 body line")
 	p.Quit()
+}
+
+// TestRepaint: ctrl+l asks Bubble Tea to clear the screen and draw every cell again, whatever
+// the view and even while the palette is open.
+func TestRepaint(t *testing.T) {
+	clear := fmt.Sprintf("%T", tea.ClearScreen())
+	var mm tea.Model = New(Options{Routes: routes()})
+	mm, _ = mm.Update(openMsg{line: "dlt"})
+	for _, mode := range []string{"normal", "palette"} {
+		_, cmd := mm.Update(tea.KeyMsg{Type: tea.KeyCtrlL})
+		if cmd == nil || fmt.Sprintf("%T", cmd()) != clear {
+			t.Fatalf("ctrl+l (%s) does not clear the screen", mode)
+		}
+		mm, _ = mm.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(":")})
+	}
 }

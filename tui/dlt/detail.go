@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/viewport"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
 
@@ -20,8 +21,11 @@ import (
 )
 
 // Detail is one dead letter in full: error, original coordinates, headers decoded, the value
-// pretty-printed with secret fields masked (`v` reveals them), and the stack trace. Everything
-// from the record is sanitised for the terminal and long values are cut with a marker.
+// pretty-printed with secret fields masked (`v` reveals them), and the whole stack trace. It
+// scrolls in a viewport (↑↓, pgup/pgdn, g/G) and `w` wraps long lines instead of cutting them,
+// so every byte the view shows can be read. Every line drawn from the record is sanitised, its
+// tabs expanded and its width measured in terminal cells (wide CJK and emoji count two), so
+// nothing the record holds can make the terminal wrap or scroll under the screen.
 type Detail struct {
 	o      Options
 	ctx    context.Context
@@ -29,13 +33,17 @@ type Detail struct {
 	topic  string
 	part   int32
 	off    int64
+	event  bool // an ordinary event (a trace's row), not a dead letter
 	rec    *dlt.Record
 	mark   *replay.ReplayMark
 	reveal bool
+	wrap   bool
 	err    error
-	lines  []string
-	top    int
-	w, h   int
+	// content is the record drawn as logical lines, sanitised and styled, before they are cut
+	// or wrapped to the width.
+	content []string
+	vp      viewport.Model
+	w, h    int
 }
 
 type recordMsg struct {
@@ -45,23 +53,41 @@ type recordMsg struct {
 	err   error
 }
 
-// NewDetail returns the view of the record at topic/partition/offset.
+// NewDetail returns the view of the dead letter at topic/partition/offset.
 func NewDetail(o Options, topic string, partition int32, offset int64) *Detail {
 	o.defaults()
 	ctx, cancel := context.WithCancel(o.Ctx)
-	return &Detail{o: o, ctx: ctx, cancel: cancel, topic: topic, part: partition, off: offset}
+	vp := viewport.New(0, 0)
+	vp.KeyMap = viewport.KeyMap{
+		PageDown:     key.NewBinding(key.WithKeys("pgdown", "ctrl+f", "f", " ")),
+		PageUp:       key.NewBinding(key.WithKeys("pgup", "ctrl+b", "b")),
+		HalfPageDown: key.NewBinding(key.WithKeys("ctrl+d", "d")),
+		HalfPageUp:   key.NewBinding(key.WithKeys("ctrl+u", "u")),
+		Down:         key.NewBinding(key.WithKeys("down", "j")),
+		Up:           key.NewBinding(key.WithKeys("up", "k")),
+	}
+	return &Detail{o: o, ctx: ctx, cancel: cancel, topic: topic, part: partition, off: offset, vp: vp}
+}
+
+// NewEventDetail returns the view of an ordinary event (a PaymentFailed on payments-failed, as
+// a trace lists it): the same record view, which says what the event is instead of reading
+// dead-letter metadata the event never carried.
+func NewEventDetail(o Options, topic string, partition int32, offset int64) *Detail {
+	d := NewDetail(o, topic, partition, offset)
+	d.event = true
+	return d
 }
 
 // Init reads the record and what the ledger says about it.
 func (d *Detail) Init() tea.Cmd {
-	ctx, be, topic, p, o := d.ctx, d.o.Backend, d.topic, d.part, d.off
+	ctx, be, topic, p, o, event := d.ctx, d.o.Backend, d.topic, d.part, d.off, d.event
 	return func() tea.Msg {
 		rec, err := be.Get(ctx, topic, p, o)
 		if ignoreCancel(err) == nil && err != nil {
 			return nil
 		}
 		var mark *replay.ReplayMark
-		if err == nil {
+		if err == nil && !event {
 			if rs, lerr := be.Replayed(ctx, topic); lerr == nil {
 				if m, ok := rs.Lookup(replay.Coord{Topic: topic, Partition: p, Offset: o}); ok {
 					mark = &m
@@ -75,12 +101,9 @@ func (d *Detail) Init() tea.Cmd {
 // Close abandons the read.
 func (d *Detail) Close() { d.cancel() }
 
-// Keys of the record view.
+// Keys of the record view; the viewport scrolls with ↑↓/jk, pgup/pgdn (b/f, space), ctrl+u/d.
 var (
-	keyUp   = key.NewBinding(key.WithKeys("up", "k"))
-	keyDown = key.NewBinding(key.WithKeys("down", "j"))
-	keyPgUp = key.NewBinding(key.WithKeys("pgup", "ctrl+b", "b"))
-	keyPgDn = key.NewBinding(key.WithKeys("pgdown", "ctrl+f", "f", " "))
+	KeyWrap = key.NewBinding(key.WithKeys("w"), key.WithHelp("w", "wrap long lines"))
 	keyHome = key.NewBinding(key.WithKeys("home", "g"))
 	keyEnd  = key.NewBinding(key.WithKeys("end", "G"))
 )
@@ -98,7 +121,6 @@ func (d *Detail) Update(msg tea.Msg) (view.View, tea.Cmd) {
 			return d, view.Error(msg.err)
 		}
 	case tea.KeyMsg:
-		page := max(d.h-1, 1)
 		switch {
 		case key.Matches(msg, KeyReveal):
 			d.reveal = !d.reveal
@@ -107,104 +129,124 @@ func (d *Detail) Update(msg tea.Msg) (view.View, tea.Cmd) {
 				return d, view.Status("secrets revealed in this record view; v masks them again")
 			}
 			return d, view.Status("secrets masked")
-		case key.Matches(msg, keyUp):
-			d.top--
-		case key.Matches(msg, keyDown):
-			d.top++
-		case key.Matches(msg, keyPgUp):
-			d.top -= page
-		case key.Matches(msg, keyPgDn):
-			d.top += page
+		case key.Matches(msg, KeyWrap):
+			d.wrap = !d.wrap
+			d.layout()
+			return d, nil
 		case key.Matches(msg, keyHome):
-			d.top = 0
+			d.vp.GotoTop()
+			return d, nil
 		case key.Matches(msg, keyEnd):
-			d.top = len(d.lines)
+			d.vp.GotoBottom()
+			return d, nil
 		}
-		d.clamp()
+		var cmd tea.Cmd
+		d.vp, cmd = d.vp.Update(msg)
+		return d, cmd
 	case tea.MouseMsg:
-		switch msg.Button {
-		case tea.MouseButtonWheelUp:
-			d.top -= 3
-		case tea.MouseButtonWheelDown:
-			d.top += 3
-		}
-		d.clamp()
+		var cmd tea.Cmd
+		d.vp, cmd = d.vp.Update(msg)
+		return d, cmd
 	}
 	return d, nil
 }
 
-func (d *Detail) clamp() {
-	d.top = min(d.top, max(len(d.lines)-d.h, 0))
-	d.top = max(d.top, 0)
+// valueLimit caps the value bytes rendered, as `opsctl dlt show` does by default: enough for
+// any real event, small enough that a 1 MiB payload costs nothing to draw.
+const valueLimit = dlt.DefaultViewLimit
+
+// fieldWidth is the width of a field's label ("Original   ").
+const fieldWidth = 11
+
+// render draws the record as logical lines, once per record and per reveal; layout then fits
+// them to the width.
+func (d *Detail) render() {
+	d.content = d.lines()
+	d.layout()
 }
 
-// valueLimit caps the value bytes rendered: enough for any real event, small enough that a
-// 1 MiB payload costs nothing to draw.
-const valueLimit = 16 << 10
-
-// render builds the lines once per record (and per reveal), sanitised and cut to the width.
-func (d *Detail) render() {
-	d.lines = nil
-	w := max(d.w, 20)
-	add := func(s string) {
-		for _, l := range strings.Split(s, "\n") {
-			if ansi.StringWidth(l) > w {
-				l = ansi.Truncate(l, w, "…")
-			}
-			d.lines = append(d.lines, l)
+func (d *Detail) lines() []string {
+	var out []string
+	// add appends text from the record: sanitised, line breaks kept, tabs expanded.
+	add := func(prefix string, s string) {
+		for _, l := range termsafe.Lines(s) {
+			out = append(out, prefix+l)
 		}
 	}
 	field := func(k, v string) {
-		add(theme.HeaderKey.Render(fmt.Sprintf("%-10s ", k)) + termsafe.Truncate(v, max(w-11, 10)))
+		label := theme.HeaderKey.Render(fmt.Sprintf("%-*s", fieldWidth, k))
+		for i, l := range termsafe.Lines(strings.TrimRight(v, "\r\n")) {
+			if i > 0 {
+				label = strings.Repeat(" ", fieldWidth)
+			}
+			out = append(out, label+l)
+		}
 	}
 	if d.err != nil {
-		add(theme.Error.Render(termsafe.String(d.err.Error())))
-		return
+		return []string{theme.Error.Render(termsafe.Line(d.err.Error()))}
 	}
 	r := d.rec
 	if r == nil {
-		add(theme.Dim.Render("reading the record…"))
-		return
+		return []string{theme.Dim.Render("reading the record…")}
 	}
 	now := d.o.Now()
 	ts := r.Timestamp
-	field("Record", fmt.Sprintf("%s [%d] @ %d", r.Topic, r.Partition, r.Offset))
+	event := d.event && r.Format == dlt.FormatUnknown
+	if event {
+		field("Event", fmt.Sprintf("%s [%d] @ %d", r.Topic, r.Partition, r.Offset))
+	} else {
+		field("Record", fmt.Sprintf("%s [%d] @ %d", r.Topic, r.Partition, r.Offset))
+	}
 	field("Time", ts.UTC().Format("2006-01-02 15:04:05Z")+" ("+table.Ago(now, &ts)+" ago)")
 	field("Key", keyText(r.Key))
-	field("Error", dash(r.ErrorSource)+" · "+dash(r.ErrorCode)+"  ("+string(r.Format)+")")
-	if r.ErrorMessage != "" {
-		field("Message", r.ErrorMessage)
+	if event {
+		// An ordinary event carries no failure: say what it is rather than "unknown · UNKNOWN".
+		what := r.Field("eventType")
+		if what == "" {
+			what = "an event"
+		}
+		field("Type", what+" on "+r.Topic+": an ordinary event, not a dead letter (nothing to replay)")
+		if rc := r.Field("reasonCode"); rc != "" {
+			field("Reason", rc)
+		}
+	} else {
+		field("Error", dash(r.ErrorSource)+" · "+dash(r.ErrorCode)+"  ("+string(r.Format)+")")
+		if r.ErrorMessage != "" {
+			field("Message", r.ErrorMessage)
+		}
+		orig := "unknown: no original-topic header (a replay is refused)"
+		if r.Origin.Topic != "" {
+			orig = r.Origin.Topic
+			if r.Origin.Partition >= 0 {
+				orig += fmt.Sprintf(" [%d]", r.Origin.Partition)
+			}
+			if r.Origin.Offset >= 0 {
+				orig += fmt.Sprintf(" @ %d", r.Origin.Offset)
+			}
+			if !r.Origin.Timestamp.IsZero() {
+				orig += " at " + r.Origin.Timestamp.UTC().Format("2006-01-02 15:04:05Z")
+			}
+		}
+		field("Original", orig)
 	}
-	orig := "unknown: no original-topic header (a replay is refused)"
-	if r.Origin.Topic != "" {
-		orig = r.Origin.Topic
-		if r.Origin.Partition >= 0 {
-			orig += fmt.Sprintf(" [%d]", r.Origin.Partition)
-		}
-		if r.Origin.Offset >= 0 {
-			orig += fmt.Sprintf(" @ %d", r.Origin.Offset)
-		}
-		if !r.Origin.Timestamp.IsZero() {
-			orig += " at " + r.Origin.Timestamp.UTC().Format("2006-01-02 15:04:05Z")
-		}
-	}
-	field("Original", orig)
 	if r.Group != "" {
 		field("Group", r.Group)
 	}
 	if r.Exception != "" {
 		field("Exception", r.Exception)
 	}
-	reps := strconv.Itoa(r.ReplayCount) + " (x-opsctl-replay-count)"
-	if d.mark != nil {
-		reps += fmt.Sprintf("; the ledger has it replayed by run %s (count %d)", d.mark.RunID, d.mark.Count)
+	if !event {
+		reps := strconv.Itoa(r.ReplayCount) + " (x-opsctl-replay-count)"
+		if d.mark != nil {
+			reps += fmt.Sprintf("; the ledger has it replayed by run %s (count %d)", d.mark.RunID, d.mark.Count)
+		}
+		field("Replays", reps)
 	}
-	field("Replays", reps)
 	if r.TargetGroup != "" {
 		field("For group", r.TargetGroup)
 	}
 	for _, p := range r.Problems {
-		add(theme.Warning.Render(termsafe.Truncate("! "+p, w)))
+		out = append(out, theme.Warning.Render("! "+termsafe.Line(p)))
 	}
 
 	mask := d.o.Secrets
@@ -221,20 +263,18 @@ func (d *Detail) render() {
 	if vv.Truncated {
 		note += ", cut: " + strings.Trim(vv.Marker, "[]")
 	}
-	add("")
-	add(theme.Column.Render(fmt.Sprintf("VALUE (%s, %d bytes%s)", vv.Kind, vv.Size, note)))
+	out = append(out, "", theme.Column.Render(fmt.Sprintf("VALUE (%s, %d bytes%s)", vv.Kind, vv.Size, note)))
 	if vv.Text != "" {
-		add(termsafe.Block(strings.TrimRight(vv.Text, "\n")))
+		add("", strings.TrimRight(vv.Text, "\r\n"))
 	}
 	if vv.Truncated {
-		add(theme.Warning.Render(vv.Marker))
+		out = append(out, theme.Warning.Render(termsafe.Line(vv.Marker+" (opsctl dlt show -o json prints all of it)")))
 	}
 	headers := dlt.MaskHeaders(r.Headers, mask)
-	add("")
-	add(theme.Column.Render(fmt.Sprintf("HEADERS (%d)", len(headers))))
+	out = append(out, "", theme.Column.Render(fmt.Sprintf("HEADERS (%d)", len(headers))))
 	kw := 0
 	for _, h := range headers {
-		kw = max(kw, min(utf8.RuneCountInString(termsafe.String(h.Key)), 32))
+		kw = max(kw, min(ansi.StringWidth(termsafe.String(h.Key)), 32))
 	}
 	for _, h := range headers {
 		text := h.Text
@@ -245,21 +285,39 @@ func (d *Detail) render() {
 		if h.Kind != "" && h.Kind != "string" {
 			kind = theme.Dim.Render("  " + h.Kind)
 		}
-		k := termsafe.Truncate(h.Key, 32)
-		add("  " + k + strings.Repeat(" ", max(kw-utf8.RuneCountInString(k), 0)) + "  " + termsafe.Truncate(text, max(w-kw-4, 10)) + kind)
+		k := termsafe.Fit(h.Key, 32)
+		out = append(out, "  "+k+strings.Repeat(" ", max(kw-ansi.StringWidth(k), 0))+"  "+termsafe.Line(text)+kind)
 	}
 
 	if r.Stacktrace != "" {
-		lines := strings.Split(termsafe.Block(r.Stacktrace), "\n")
-		add("")
-		add(theme.Column.Render("STACK TRACE"))
-		if len(lines) > 40 {
-			more := len(lines) - 40
-			lines = append(lines[:40], fmt.Sprintf("… %d more lines", more))
+		trace := termsafe.Lines(strings.TrimRight(r.Stacktrace, "\r\n"))
+		out = append(out, "", theme.Column.Render(fmt.Sprintf("STACK TRACE (%d lines)", len(trace))))
+		for _, l := range trace {
+			out = append(out, "  "+l)
 		}
-		add("  " + strings.Join(lines, "\n  "))
 	}
-	d.clamp()
+	return out
+}
+
+// layout fits the logical lines to the width, cut with "…" or wrapped (`w`), into the viewport;
+// one line below it says where the viewport is when the record does not fit.
+func (d *Detail) layout() {
+	w := max(d.w, 20)
+	var lines []string
+	for _, l := range d.content {
+		if !d.wrap || ansi.StringWidth(l) <= w {
+			lines = append(lines, termsafe.Cut(l, w))
+			continue
+		}
+		lines = append(lines, strings.Split(ansi.Hardwrap(l, w, true), "\n")...)
+	}
+	d.vp.Width = w
+	d.vp.Height = max(d.h, 1)
+	d.vp.SetContent(strings.Join(lines, "\n"))
+	if d.vp.TotalLineCount() > d.vp.Height && d.h > 1 {
+		d.vp.Height = d.h - 1
+		d.vp.SetContent(strings.Join(lines, "\n"))
+	}
 }
 
 func firstLine(s string) string {
@@ -286,33 +344,42 @@ func dash(s string) string {
 	return s
 }
 
-// View draws the visible lines, exactly the body's height.
+// View draws the viewport and, when the record is longer than the screen, where it is.
 func (d *Detail) View() string {
-	if d.lines == nil {
+	if d.content == nil {
 		d.render()
 	}
-	end := min(d.top+d.h, len(d.lines))
-	out := append([]string(nil), d.lines[d.top:end]...)
-	for len(out) < d.h {
-		out = append(out, "")
+	body := d.vp.View()
+	if d.vp.Height >= d.h {
+		return body
 	}
-	return strings.Join(out, "\n")
+	first := d.vp.YOffset + 1
+	last := min(d.vp.YOffset+d.vp.Height, d.vp.TotalLineCount())
+	wrap := "w wraps long lines"
+	if d.wrap {
+		wrap = "w cuts long lines"
+	}
+	pos := fmt.Sprintf("lines %d–%d of %d · %d%% · g/G top/end · %s", first, last, d.vp.TotalLineCount(), int(d.vp.ScrollPercent()*100), wrap)
+	return body + "\n" + theme.Dim.Render(termsafe.Cut(pos, max(d.w, 1)))
 }
 
 // Title names the record.
 func (d *Detail) Title() string {
+	if d.event {
+		return fmt.Sprintf("event %d/%d", d.part, d.off)
+	}
 	return fmt.Sprintf("record %d/%d", d.part, d.off)
 }
 
-// SetSize sets the body size and re-renders for the width.
+// SetSize sets the body size and lays the record out again for the width.
 func (d *Detail) SetSize(w, h int) {
 	d.w, d.h = w, h
-	d.render()
+	d.layout()
 }
 
 // Keys lists the bindings.
 func (d *Detail) Keys() []key.Binding {
-	return []key.Binding{KeyReveal, key.NewBinding(key.WithKeys("j"), key.WithHelp("↑↓/pgup/pgdn", "scroll"))}
+	return []key.Binding{KeyReveal, KeyWrap, key.NewBinding(key.WithKeys("j"), key.WithHelp("↑↓/pgup/pgdn/g/G", "scroll"))}
 }
 
 // Capturing is never true.

@@ -12,9 +12,11 @@
 package dlt
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +28,7 @@ import (
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/replay"
 	"github.com/come2us/opsctl/pkg/secret"
+	"github.com/come2us/opsctl/pkg/termsafe"
 	"github.com/come2us/opsctl/tui/table"
 	"github.com/come2us/opsctl/tui/theme"
 	"github.com/come2us/opsctl/tui/view"
@@ -103,7 +106,13 @@ type Topics struct {
 	shown  []int
 	filter string
 	loaded bool
+	// open is the topic whose error groups open once the list is read (`:dlt TOPIC`).
+	open string
+	sort table.Sort
 }
+
+// topicTitles are the topics' column titles; shift+T, R, H and N sort by them.
+var topicTitles = []string{"TOPIC", "RECORDS", "LAST HOUR", "5-MIN BUCKETS", "NEWEST", "REPLAYED"}
 
 type topicsMsg struct {
 	owner  *Topics
@@ -138,7 +147,17 @@ func New(o Options) *Topics {
 		}
 		return lipgloss.Style{}, false
 	})
-	return &Topics{o: o, ctx: ctx, cancel: cancel, tbl: t}
+	return &Topics{o: o, ctx: ctx, cancel: cancel, tbl: t,
+		sort: table.Sort{Col: -1, Keys: map[string]int{"T": 0, "R": 1, "H": 2, "N": 4}, Desc: func(col int) bool { return col > 0 }}}
+}
+
+// NewAt returns the DLT topics view with topic's error groups opened on top of it once the
+// list is read, as `:dlt TOPIC` asks; esc goes back to the list. A topic that is not among the
+// dead-letter topics leaves the list with an error that says so.
+func NewAt(o Options, topic string) *Topics {
+	v := New(o)
+	v.open = topic
+	return v
 }
 
 // Init lists the topics.
@@ -175,15 +194,26 @@ func (v *Topics) Update(msg tea.Msg) (view.View, tea.Cmd) {
 		}
 		v.topics, v.spark, v.loaded = msg.topics, msg.spark, true
 		v.fill()
+		var cmds []tea.Cmd
 		if v.o.Refresh > 0 {
-			return v, view.After(v.ctx, v.o.Refresh, topicsTickMsg{owner: v})
+			cmds = append(cmds, view.After(v.ctx, v.o.Refresh, topicsTickMsg{owner: v}))
 		}
-		return v, nil
+		if name := v.open; name != "" {
+			v.open = ""
+			cmds = append(cmds, v.openTopic(name))
+		}
+		return v, tea.Batch(cmds...)
 	case topicsTickMsg:
 		if msg.owner == v {
 			return v, v.load()
 		}
 	case tea.KeyMsg:
+		if msg.Type == tea.KeyRunes && v.sort.Press(msg.String()) {
+			at := v.tbl.Key(v.tbl.Cursor())
+			v.fill()
+			v.tbl.CursorTo(at)
+			return v, nil
+		}
 		switch {
 		case key.Matches(msg, KeyReload):
 			return v, v.load()
@@ -211,6 +241,21 @@ func (v *Topics) Update(msg tea.Msg) (view.View, tea.Cmd) {
 	return v, nil
 }
 
+// openTopic opens name's error groups, or says it is not a dead-letter topic here.
+func (v *Topics) openTopic(name string) tea.Cmd {
+	for i, t := range v.topics {
+		if t.Topic == name {
+			for row, j := range v.shown {
+				if j == i {
+					v.tbl.SetCursor(row)
+				}
+			}
+			return view.Push(newGroups(v.o, t))
+		}
+	}
+	return view.Error(fmt.Errorf("%s is not a dead-letter topic of this context; pick one from the list", termsafe.Truncate(name, 60)))
+}
+
 func (v *Topics) current() (replay.TopicInfo, bool) {
 	i := v.tbl.Cursor()
 	if i < 0 || i >= len(v.shown) {
@@ -230,6 +275,30 @@ func (v *Topics) fill() {
 			continue
 		}
 		v.shown = append(v.shown, i)
+	}
+	if col := v.sort.Col; col >= 0 {
+		desc := v.sort.Descending()
+		slices.SortStableFunc(v.shown, func(i, j int) int {
+			a, b := v.topics[i], v.topics[j]
+			var c int
+			switch col {
+			case 0:
+				c = strings.Compare(a.Topic, b.Topic)
+			case 1:
+				c = cmp.Compare(a.Records, b.Records)
+			case 2:
+				c = cmp.Compare(a.LastHour, b.LastHour)
+			case 4:
+				c = timeOf(a.Newest).Compare(timeOf(b.Newest))
+			}
+			if desc {
+				return -c
+			}
+			return c
+		})
+	}
+	for _, i := range v.shown {
+		t := v.topics[i]
 		rows = append(rows, []string{t.Topic, count(t.Records), count(t.LastHour), Sparkline(v.spark[t.Topic]),
 			table.Ago(now, t.Newest), count(int64(t.Replayed))})
 		keys = append(keys, t.Topic)
@@ -240,7 +309,18 @@ func (v *Topics) fill() {
 			v.tbl.Empty = "no topic matches the filter"
 		}
 	}
+	for i, t := range v.sort.Mark(topicTitles) {
+		v.tbl.SetTitle(i, t)
+	}
 	v.tbl.SetAll(rows, keys)
+}
+
+// timeOf is t, or the zero time for none (an empty topic sorts as the oldest).
+func timeOf(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
 }
 
 // View draws the table.
@@ -256,7 +336,7 @@ func (v *Topics) SetSize(w, h int) { v.tbl.SetSize(w, h) }
 func (v *Topics) Keys() []key.Binding {
 	return []key.Binding{
 		key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "error groups")),
-		KeyAll, KeyReload,
+		KeyAll, KeyReload, v.sort.Help(),
 	}
 }
 

@@ -360,3 +360,33 @@ func scrubRunID(s string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestDLTSort: shift+letter sorts the topics and the error groups by a column, as in k9s; the
+// same key again reverses the order, and the sorted column carries an arrow.
+func TestDLTSort(t *testing.T) {
+	w := newWorld(t)
+	p := tuitest.Start(t, w.root(t.Context(), false), 120, 40)
+	p.WaitFor(ordersDLT, "30")
+	p.Type("R") // records, most first
+	p.WaitFor("RECORDS↓")
+	p.Type("R") // records, fewest first
+	p.WaitFor("RECORDS↑")
+	screen := p.Screen()
+	if strings.Index(screen, ordersDLT) < strings.Index(screen, "payments-failed-dlt") {
+		t.Errorf("fewest first, orders-failed.DLT (30 records) comes before payments-failed-dlt (1):\n%s", screen)
+	}
+
+	p = tuitest.Start(t, w.root(t.Context(), false), 120, 40)
+	p.WaitFor(ordersDLT, "30")
+	p.Type("R") // orders-failed.DLT on top
+	p.WaitFor("RECORDS↓")
+	p.Key(tea.KeyHome) // the cursor stayed on its topic; the top row is now the largest
+	p.Key(tea.KeyEnter)
+	p.WaitFor("STOCK_ROW_MISSING", "DB_LOCK_TIMEOUT")
+	p.Type("CC") // code, Z to A
+	p.WaitFor("CODE↓")
+	screen = p.Screen()
+	if !strings.Contains(screen, "orders-failed.DLT") || strings.Index(screen, "STOCK_ROW_MISSING") > strings.Index(screen, "DB_LOCK_TIMEOUT") {
+		t.Errorf("codes Z to A:\n%s", screen)
+	}
+}

@@ -1,8 +1,10 @@
 package dlt
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,7 +29,11 @@ type Groups struct {
 	started time.Time
 	filter  string
 	shown   []*replay.Group // nil entry: the "all records" row
+	sort    table.Sort
 }
+
+// groupTitles are the groups' column titles; shift+S, C, N (count), F and L sort by them.
+var groupTitles = []string{"SOURCE", "CODE", "COUNT", "FIRST", "LAST", "SAMPLE MESSAGE"}
 
 type statsMsg struct {
 	owner *Groups
@@ -37,14 +43,16 @@ type statsMsg struct {
 func newGroups(o Options, t replay.TopicInfo) *Groups {
 	ctx, cancel := context.WithCancel(o.Ctx)
 	tbl := table.New(
-		table.Column{Title: "SOURCE", Width: 15},
-		table.Column{Title: "CODE", Grow: 3},
-		table.Column{Title: "COUNT", Width: 8},
+		table.Column{Title: "SOURCE", Fit: 28},
+		table.Column{Title: "CODE", Fit: 40},
+		table.Column{Title: "COUNT", Fit: 13},
 		table.Column{Title: "FIRST", Width: 5},
 		table.Column{Title: "LAST", Width: 5},
 		table.Column{Title: "SAMPLE MESSAGE", Grow: 2},
 	)
-	g := &Groups{o: o, ctx: ctx, cancel: cancel, topic: t, tbl: tbl, started: o.Now()}
+	g := &Groups{o: o, ctx: ctx, cancel: cancel, topic: t, tbl: tbl, started: o.Now(),
+		sort: table.Sort{Col: -1, Keys: map[string]int{"S": 0, "C": 1, "N": 2, "F": 3, "L": 4},
+			Desc: func(col int) bool { return col >= 2 }}}
 	g.fill()
 	return g
 }
@@ -73,6 +81,12 @@ func (g *Groups) Update(msg tea.Msg) (view.View, tea.Cmd) {
 			g.fill()
 		}
 	case tea.KeyMsg:
+		if msg.Type == tea.KeyRunes && g.sort.Press(msg.String()) {
+			at := g.tbl.Key(g.tbl.Cursor())
+			g.fill()
+			g.tbl.CursorTo(at)
+			return g, nil
+		}
 		if key.Matches(msg, KeyOpen) {
 			i := g.tbl.Cursor()
 			if i < 0 || i >= len(g.shown) {
@@ -110,8 +124,33 @@ func (g *Groups) fill() {
 			groups = append(groups[:len(groups):len(groups)], *g.stats.Other)
 		}
 		f := strings.ToLower(g.filter)
+		order := make([]*replay.Group, len(groups))
 		for i := range groups {
-			gr := &groups[i]
+			order[i] = &groups[i]
+		}
+		if col := g.sort.Col; col >= 0 {
+			desc := g.sort.Descending()
+			slices.SortStableFunc(order, func(a, b *replay.Group) int {
+				var c int
+				switch col {
+				case 0:
+					c = strings.Compare(a.ErrorSource, b.ErrorSource)
+				case 1:
+					c = strings.Compare(a.ErrorCode, b.ErrorCode)
+				case 2:
+					c = cmp.Compare(a.Count, b.Count)
+				case 3:
+					c = a.FirstSeen.Compare(b.FirstSeen)
+				case 4:
+					c = a.LastSeen.Compare(b.LastSeen)
+				}
+				if desc {
+					return -c
+				}
+				return c
+			})
+		}
+		for _, gr := range order {
 			first, last := gr.FirstSeen, gr.LastSeen
 			row := []string{gr.ErrorSource, gr.ErrorCode, count(gr.Count), table.Ago(now, &first), table.Ago(now, &last), gr.SampleMessage}
 			if f != "" && !strings.Contains(strings.ToLower(strings.Join(row, " ")), f) {
@@ -121,6 +160,9 @@ func (g *Groups) fill() {
 			keys = append(keys, gr.ErrorSource+"\x00"+gr.ErrorCode)
 			g.shown = append(g.shown, gr)
 		}
+	}
+	for i, t := range g.sort.Mark(groupTitles) {
+		g.tbl.SetTitle(i, t)
 	}
 	g.tbl.SetAll(rows, keys)
 }
@@ -136,7 +178,7 @@ func (g *Groups) SetSize(w, h int) { g.tbl.SetSize(w, h) }
 
 // Keys lists the bindings.
 func (g *Groups) Keys() []key.Binding {
-	return []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "records"))}
+	return []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "records")), g.sort.Help()}
 }
 
 // Capturing is never true.

@@ -149,9 +149,9 @@ func newRecords(o Options, topic string, f Filter) *Records {
 	t := table.New(
 		table.Column{Title: "P/OFFSET", Width: 11},
 		table.Column{Title: "TIME (UTC)", Width: 14},
-		table.Column{Title: "KEY", Width: 10},
-		table.Column{Title: "SOURCE", Width: 15},
-		table.Column{Title: "CODE", Grow: 1},
+		table.Column{Title: "KEY", Fit: 24},
+		table.Column{Title: "SOURCE", Fit: 28},
+		table.Column{Title: "CODE", Fit: 32},
 		table.Column{Title: "MESSAGE", Grow: 2},
 		table.Column{Title: "REPL", Width: 4},
 	)

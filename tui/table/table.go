@@ -5,6 +5,7 @@ package table
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -26,6 +27,10 @@ type Column struct {
 	// Hidden columns keep their cells but are not drawn (a narrow screen drops the least
 	// useful ones).
 	Hidden bool
+	// Fit, when above 0, sizes the column to its content: as wide as its title and its widest
+	// loaded cell, at most Fit cells. The room a short column does not take goes to the
+	// flexible ones, so a column of empty codes never starves a column of long names.
+	Fit int
 }
 
 // NeedFunc is called when rows [from, to) should be on screen but are not loaded. It returns the
@@ -321,9 +326,13 @@ func (m Model) widths() []int {
 	const mark = 2 // selection marker
 	w := make([]int, len(m.cols))
 	used, shares := mark, 0
+	fitted := m.contentWidths()
 	for i, c := range m.cols {
 		if c.Hidden {
 			continue
+		}
+		if c.Fit > 0 {
+			c.Width = fitted[i]
 		}
 		w[i] = c.Width
 		used += c.Width + 1
@@ -331,11 +340,27 @@ func (m Model) widths() []int {
 			shares += grow(c)
 		}
 	}
+	// Content-sized columns give back room, widest first, until the flexible columns keep
+	// minFlex cells each (or they are down to their titles).
+	const minFlex = 12
+	for used > m.width-shares*minFlex {
+		widest := -1
+		for i, c := range m.cols {
+			if c.Fit > 0 && !c.Hidden && w[i] > ansi.StringWidth(c.Title) && (widest < 0 || w[i] > w[widest]) {
+				widest = i
+			}
+		}
+		if widest < 0 {
+			break
+		}
+		w[widest]--
+		used--
+	}
 	if shares > 0 {
 		left := max(m.width-used, shares*4)
 		given, last := 0, -1
 		for i, c := range m.cols {
-			if c.Width == 0 && !c.Hidden {
+			if c.Width == 0 && c.Fit == 0 && !c.Hidden {
 				w[i] = left * grow(c) / shares
 				given += w[i]
 				last = i
@@ -344,6 +369,29 @@ func (m Model) widths() []int {
 		w[last] += left - given // rounding goes to the last flexible column
 	}
 	return w
+}
+
+// contentWidths measures the Fit columns over the loaded rows, in cells.
+func (m Model) contentWidths() []int {
+	out := make([]int, len(m.cols))
+	any := false
+	for i, c := range m.cols {
+		if c.Fit > 0 && !c.Hidden {
+			out[i] = min(ansi.StringWidth(c.Title), c.Fit)
+			any = true
+		}
+	}
+	if !any {
+		return out
+	}
+	for _, row := range m.rows {
+		for i, c := range m.cols {
+			if c.Fit > 0 && i < len(row) && out[i] < c.Fit {
+				out[i] = min(max(out[i], ansi.StringWidth(termsafe.String(row[i]))), c.Fit)
+			}
+		}
+	}
+	return out
 }
 
 func grow(c Column) int {
@@ -448,4 +496,80 @@ func Ago(now time.Time, t *time.Time) string {
 		return fmt.Sprintf("%dh", int(d.Hours()))
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// SetTitle renames column i (a sort arrow on the sorted column).
+func (m *Model) SetTitle(i int, title string) {
+	if i >= 0 && i < len(m.cols) {
+		m.cols[i].Title = title
+	}
+}
+
+// Sort is a list's order as k9s users choose it: shift+letter sorts by a column, the same key
+// again reverses it. Views sort their own data (numbers as numbers, times as times) and draw
+// the arrow with Mark.
+type Sort struct {
+	// Keys maps a key ("N") to the column it sorts.
+	Keys map[string]int
+	// Desc reports whether column i starts descending (counts and times: the most and the
+	// newest first).
+	Desc func(col int) bool
+	// Col is the sorted column, -1 for the view's natural order.
+	Col int
+	// Reverse is true when the order is the opposite of Desc(Col).
+	Reverse bool
+}
+
+// Press applies a key; it reports whether the key was a sort key.
+func (s *Sort) Press(k string) bool {
+	col, ok := s.Keys[k]
+	if !ok {
+		return false
+	}
+	if s.Col == col {
+		s.Reverse = !s.Reverse
+	} else {
+		s.Col, s.Reverse = col, false
+	}
+	return true
+}
+
+// Descending reports whether the sorted column runs from the largest down.
+func (s Sort) Descending() bool {
+	d := s.Desc != nil && s.Desc(s.Col)
+	return d != s.Reverse
+}
+
+// Mark returns titles with an arrow on the sorted column.
+func (s Sort) Mark(titles []string) []string {
+	out := append([]string(nil), titles...)
+	if s.Col >= 0 && s.Col < len(out) {
+		if s.Descending() {
+			out[s.Col] += "↓"
+		} else {
+			out[s.Col] += "↑"
+		}
+	}
+	return out
+}
+
+// Help lists the sort keys for the help bar ("T/R/N sort").
+func (s Sort) Help() key.Binding {
+	var ks []string
+	for k := range s.Keys {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return key.NewBinding(key.WithKeys(ks...), key.WithHelp(strings.Join(ks, "/"), "sort"))
+}
+
+// CursorTo moves the highlight to the row with key k, if one is loaded (the same item after a
+// re-sort).
+func (m *Model) CursorTo(k string) {
+	for i, key := range m.keys {
+		if key == k {
+			m.SetCursor(i)
+			return
+		}
+	}
 }

@@ -95,3 +95,24 @@ func TestMouseWheelAndGrowth(t *testing.T) {
 		t.Fatalf("wheel up: cursor %d, want 3", m.Cursor())
 	}
 }
+
+// TestFitColumns: content-sized columns take what their cells need (a long source is not cut
+// while an empty code column sits wide), the message takes the rest, and on a narrow screen
+// they give room back so the flexible column keeps some.
+func TestFitColumns(t *testing.T) {
+	m := New(Column{Title: "SOURCE", Fit: 28}, Column{Title: "CODE", Fit: 32}, Column{Title: "MESSAGE"})
+	m.SetSize(80, 4)
+	m.SetAll([][]string{{"notification-service-group", "", "mail server down"}, {"order-service", "", "lock"}}, nil)
+	w := m.widths()
+	if w[0] != len("notification-service-group") || w[1] != len("CODE") || w[2] != 80-2-3-w[0]-w[1] {
+		t.Fatalf("widths %v", w)
+	}
+	if out := m.View(); !strings.Contains(out, "notification-service-group") {
+		t.Fatalf("the source is cut:\n%s", out)
+	}
+	m.SetSize(40, 4)
+	w = m.widths()
+	if w[2] < 12 || w[0]+w[1]+w[2]+2+3 > 40 {
+		t.Fatalf("narrow widths %v", w)
+	}
+}

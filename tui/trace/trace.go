@@ -188,7 +188,10 @@ func (t *Trace) Update(msg tea.Msg) (view.View, tea.Cmd) {
 	case tea.KeyMsg:
 		if key.Matches(msg, tuidlt.KeyOpen) {
 			if r := t.current(); r != nil {
-				return t, view.Push(tuidlt.NewDetail(t.o.DLT, r.Topic, r.Partition, r.Offset))
+				if strings.HasSuffix(r.Topic, event.DLTSuffix) {
+					return t, view.Push(tuidlt.NewDetail(t.o.DLT, r.Topic, r.Partition, r.Offset))
+				}
+				return t, view.Push(tuidlt.NewEventDetail(t.o.DLT, r.Topic, r.Partition, r.Offset))
 			}
 			return t, nil
 		}

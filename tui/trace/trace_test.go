@@ -160,3 +160,22 @@ func scrubRun(s string) string {
 		return "<replay time> "
 	})
 }
+
+// TestTraceEvent: enter on an ordinary event (order 7's PaymentFailed) says what it is; it is no
+// dead letter with an unknown error and a missing original-topic header.
+func TestTraceEvent(t *testing.T) {
+	_, e := seed(t)
+	p := tuitest.Start(t, root(t.Context(), e, ""), 120, 40)
+	p.WaitFor("no services.order URL", "not replayed")
+	p.Key(tea.KeyEnter) // payments-failed, the first row
+	p.WaitFor("PaymentFailed on payments-failed: an ordinary event, not a dead letter")
+	screen := tuitest.Plain(p.Quit().View())
+	for _, no := range []string{"UNKNOWN", "no original-topic header", "Replays"} {
+		if strings.Contains(screen, no) {
+			t.Errorf("the event's view says %q:\n%s", no, screen)
+		}
+	}
+	if !strings.Contains(screen, "event 1/0") || !strings.Contains(screen, "CARD_DECLINED") {
+		t.Errorf("the event's view:\n%s", screen)
+	}
+}

@@ -146,3 +146,77 @@ func GoldenScreen(t *testing.T, screen string, w, h int) {
 	CheckSize(t, screen, w, h)
 	Golden(t, strings.ReplaceAll(t.Name(), "/", "_"), screen)
 }
+
+// Driver runs a model synchronously, without a terminal: each message goes to Update and the
+// commands Update returns run one after another (each must finish within Timeout), their
+// messages fed back until none is left. A test can then look at View() after every key, which
+// a running program does not let it do. Commands that wait for something that never comes (a
+// refresh timer, a watch) would stall it: drive views configured without them.
+type Driver struct {
+	t testing.TB
+	// Model is the model after the last message.
+	Model tea.Model
+}
+
+// Drive starts m at w×h cells and runs its Init.
+func Drive(t testing.TB, m tea.Model, w, h int) *Driver {
+	t.Helper()
+	d := &Driver{t: t, Model: m}
+	d.Send(tea.WindowSizeMsg{Width: w, Height: h})
+	d.run(m.Init())
+	return d
+}
+
+// Send delivers msg and everything the commands it starts send back.
+func (d *Driver) Send(msg tea.Msg) {
+	d.t.Helper()
+	var cmd tea.Cmd
+	d.Model, cmd = d.Model.Update(msg)
+	d.run(cmd)
+}
+
+// Screen is the model's view as plain text.
+func (d *Driver) Screen() string { return Plain(d.Model.View()) }
+
+func (d *Driver) run(cmd tea.Cmd) {
+	d.t.Helper()
+	if cmd == nil {
+		return
+	}
+	ch := make(chan tea.Msg, 1)
+	go func() { ch <- cmd() }()
+	timer := time.NewTimer(Timeout)
+	defer timer.Stop()
+	var msg tea.Msg
+	select {
+	case msg = <-ch:
+	case <-timer.C:
+		d.t.Fatalf("a command did not finish within %s", Timeout)
+	}
+	switch msg := msg.(type) {
+	case nil, tea.QuitMsg:
+	case tea.BatchMsg:
+		for _, c := range msg {
+			d.run(c)
+		}
+	default:
+		d.Send(msg)
+	}
+}
+
+// CheckDrawn fails the test when screen (as View returns it, styled) is not exactly h lines of
+// at most w cells, or holds a control character other than the line breaks and the SGR escapes
+// of its styles: a raw tab or carriage return moves the terminal's cursor where the renderer does
+// not expect, and the screen scrolls or keeps old text.
+func CheckDrawn(t testing.TB, screen string, w, h int) {
+	t.Helper()
+	CheckSize(t, screen, w, h)
+	for i, l := range strings.Split(ansi.Strip(screen), "\n") {
+		for _, r := range l {
+			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+				t.Errorf("line %d holds control character %U: %q", i, r, l)
+				break
+			}
+		}
+	}
+}

@@ -37,10 +37,13 @@ type Filterable interface {
 	Filter() string
 }
 
-// StatusMsg puts a line on the status bar; Err lines are drawn red.
+// StatusMsg puts a line on the status bar; Err lines are drawn red. A message belongs to the
+// view that sent it: the root shows it only while that view is on top, and only for a while.
 type StatusMsg struct {
 	Text string
 	Err  bool
+	// From is the view whose command sent the message; the root fills it in.
+	From View
 }
 
 // PushMsg opens a view on top of the current one (esc returns).

@@ -23,6 +23,7 @@ import (
 	"github.com/come2us/opsctl/pkg/replay"
 	"github.com/come2us/opsctl/pkg/secret"
 	"github.com/come2us/opsctl/pkg/services/order/orderapi"
+	"github.com/come2us/opsctl/pkg/termsafe"
 	"github.com/come2us/opsctl/tui/app"
 	tuiapps "github.com/come2us/opsctl/tui/apps"
 	tuicanary "github.com/come2us/opsctl/tui/canary"
@@ -200,8 +201,14 @@ func (s *session) routes() []app.Route {
 	var routes []app.Route
 	if eng := s.engine; eng != nil {
 		dltOpts := tuidlt.Options{Ctx: ctx, Backend: eng, Readonly: readonly, Secrets: secret.NewFields(c.DLT.SecretFields...), Now: now}
-		routes = append(routes, app.Route{Name: "dlt", Help: "dead-letter topics, groups, records; r replay",
-			Open: func([]string) (view.View, error) { return tuidlt.New(dltOpts), nil }})
+		routes = append(routes, app.Route{Name: "dlt", Args: "[TOPIC]", Help: "dead-letter topics, groups, records; r replay",
+			Check: func(args []string) error { return checkDLT(ctx, eng, args) },
+			Open: func(args []string) (view.View, error) {
+				if len(args) == 1 {
+					return tuidlt.NewAt(dltOpts, args[0]), nil
+				}
+				return tuidlt.New(dltOpts), nil
+			}})
 		traceOpts := tuitrace.Options{Ctx: ctx, Backend: eng, DLT: dltOpts, Now: now}
 		if u := c.Services["order"]; u != "" {
 			cl := orderapi.NewClient(u, nil)
@@ -252,6 +259,40 @@ func (s *session) routes() []app.Route {
 	return routes
 }
 
+// checkTimeout bounds the broker round trip of `:dlt TOPIC`: a context whose brokers do not
+// answer is reported while the operator is still looking at the screen they were on.
+const checkTimeout = 5 * time.Second
+
+// checkDLT refuses `:dlt TOPIC` for a topic that is not one of the context's dead-letter topics,
+// before the current screen is replaced.
+func checkDLT(ctx context.Context, eng *lazyEngine, args []string) error {
+	switch len(args) {
+	case 0:
+		return nil
+	case 1:
+	default:
+		return errors.New("usage: :dlt [TOPIC]")
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	ts, err := eng.Topics(ctx)
+	if err != nil {
+		return fmt.Errorf("list dead-letter topics: %w; nothing was opened", err)
+	}
+	var names []string
+	for _, t := range ts {
+		if t.Topic == args[0] {
+			return nil
+		}
+		names = append(names, t.Topic)
+	}
+	known := "there are none"
+	if len(names) > 0 {
+		known = "known: " + strings.Join(names, ", ")
+	}
+	return fmt.Errorf("no dead-letter topic %s in this context; nothing was opened (%s)", termsafe.Truncate(args[0], 60), known)
+}
+
 func (s *session) now() func() time.Time {
 	if s.f.Now != nil {
 		return s.f.Now
@@ -278,6 +319,7 @@ func (s *session) model(start string) (app.Model, error) {
 		names = cfg.Names()
 	}
 	return app.New(app.Options{
+		Ctx:      s.ctx,
 		Header:   s.header(),
 		Routes:   s.routes(),
 		Start:    s.start(start),

@@ -164,3 +164,33 @@ func TestRunEndsWithContext(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 }
+
+// TestPaletteArguments: `:dlt TOPIC` opens that topic's error groups; an unknown topic, or an
+// unknown context, is an error that leaves the screen as it was.
+func TestPaletteArguments(t *testing.T) {
+	f, _ := env(t)
+	s, err := newSession(t.Context(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	m, err := s.model("trace 7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := tuitest.Start(t, m, 100, 30)
+	p.WaitFor("1 records · 1 dead letters, 0 replayed")
+	p.Type(":ctx prodd")
+	p.Key(tea.KeyEnter)
+	p.WaitFor(`still on context prod: context "prodd" is not in`)
+	p.Type(":dlt nope.DLT")
+	p.Key(tea.KeyEnter)
+	p.WaitFor("no dead-letter topic nope.DLT in this context", "nothing was opened")
+	p.Type(":dlt orders-failed.DLT")
+	p.Key(tea.KeyEnter)
+	p.WaitFor("dlt › orders-failed.DLT", "STOCK_ROW_MISSING")
+	screen := tuitest.Plain(p.Quit().View())
+	if !strings.Contains(screen, "dlt › orders-failed.DLT") {
+		t.Errorf("`:dlt orders-failed.DLT` did not open the topic:\n%s", screen)
+	}
+}
