@@ -82,6 +82,10 @@ type Config struct {
 	// connected to) before it stops with a *SilenceError (default DefaultTimeout, 30s). See
 	// the package's silence watch.
 	Timeout time.Duration
+	// ConnectTimeout is the Timeout of a client that no broker has answered yet (default
+	// DefaultConnectTimeout, 5s; never more than Timeout): brokers that are gone are reported
+	// in seconds.
+	ConnectTimeout time.Duration
 }
 
 // Defaults applied to a zero Config.
@@ -182,7 +186,10 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	e := &Engine{cfg: cfg, watch: newWatchdog(cfg.Timeout), growAfter: defaultGrowAfter}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	e := &Engine{cfg: cfg, watch: newWatchdog(cfg.Timeout, cfg.ConnectTimeout), growAfter: defaultGrowAfter}
 	// Every client the engine opens is watched for silence.
 	newClient := cfg.NewClient
 	watched := func(extra ...kgo.Opt) (*kgo.Client, error) {

@@ -30,6 +30,12 @@ import (
 // DefaultTimeout is how long an operation waits for a broker that does not answer.
 const DefaultTimeout = 30 * time.Second
 
+// DefaultConnectTimeout is how long a client that has not yet heard from any broker waits for a
+// first answer (or a first connection) before the operation stops: a context whose brokers are
+// gone — a sandbox that was killed, a wrong address — is reported in seconds, not after the
+// full Timeout that a cluster which has answered gets for a slow request.
+const DefaultConnectTimeout = 5 * time.Second
+
 // ErrBrokerSilent is matched (errors.Is) by every *SilenceError.
 var ErrBrokerSilent = errors.New("kafka broker did not answer")
 
@@ -41,14 +47,21 @@ type SilenceError struct {
 	Timeout time.Duration
 	// Unreachable says no connection could be made, rather than a request left unanswered.
 	Unreachable bool
+	// NeverAnswered says no broker of the cluster had answered yet: the brokers the context
+	// names are likely gone or wrong, rather than slow.
+	NeverAnswered bool
 }
 
 // Error says which broker and for how long.
 func (e *SilenceError) Error() string {
+	msg := fmt.Sprintf("Kafka broker %s did not answer for %s", e.Broker, e.Timeout)
 	if e.Unreachable {
-		return fmt.Sprintf("could not connect to Kafka broker %s for %s", e.Broker, e.Timeout)
+		msg = fmt.Sprintf("could not connect to Kafka broker %s for %s", e.Broker, e.Timeout)
 	}
-	return fmt.Sprintf("Kafka broker %s did not answer for %s", e.Broker, e.Timeout)
+	if e.NeverAnswered {
+		msg += " (no broker of the cluster has answered: check the context's kafka brokers, or that the cluster is up)"
+	}
+	return msg
 }
 
 // Is makes every SilenceError match ErrBrokerSilent.
@@ -80,6 +93,8 @@ func explain(ctx context.Context, err error) error {
 // guard when a broker is silent for the timeout.
 type watchdog struct {
 	timeout time.Duration
+	// connect is the timeout of a client that no broker has answered yet.
+	connect time.Duration
 	tick    time.Duration
 
 	mu      sync.Mutex
@@ -89,8 +104,8 @@ type watchdog struct {
 	done    chan struct{} // closed when it has stopped
 }
 
-func newWatchdog(timeout time.Duration) *watchdog {
-	return &watchdog{timeout: timeout, tick: min(max(timeout/20, 10*time.Millisecond), 500*time.Millisecond),
+func newWatchdog(timeout, connect time.Duration) *watchdog {
+	return &watchdog{timeout: timeout, connect: min(connect, timeout), tick: min(max(timeout/20, 10*time.Millisecond), 500*time.Millisecond),
 		clients: map[*clientWatch]struct{}{}, guards: map[*guard]struct{}{}}
 }
 
@@ -168,7 +183,7 @@ func (w *watchdog) check(now time.Time) {
 	defer w.mu.Unlock()
 	for g := range w.guards {
 		for cw := range w.clients {
-			if se := cw.silent(now, g.start, w.timeout); se != nil {
+			if se := cw.silent(now, g.start, w.timeout, w.connect); se != nil {
 				g.cancel(se)
 				break
 			}
@@ -190,6 +205,9 @@ type clientWatch struct {
 	w       *watchdog
 	mu      sync.Mutex
 	brokers map[int32]*brokerWait
+	// answered says some broker has answered this client: from then on a broker gets the full
+	// timeout, before it the connect timeout.
+	answered bool
 }
 
 // brokerWait is what one client waits for from one broker.
@@ -231,6 +249,7 @@ func (cw *clientWatch) OnBrokerRead(meta kgo.BrokerMetadata, _ int16, _ int, _, 
 		return
 	}
 	cw.mu.Lock()
+	cw.answered = true
 	cw.wait(meta).asked = time.Time{}
 	// A broker answered: one that could not be connected to is no longer all the client has.
 	for _, b := range cw.brokers {
@@ -259,17 +278,21 @@ func (cw *clientWatch) OnClientClosed(*kgo.Client) {
 	cw.w.mu.Unlock()
 }
 
-// silent returns the silence of a broker this client has waited on for timeout, counted from
-// start at the earliest; nil when none has.
-func (cw *clientWatch) silent(now, start time.Time, timeout time.Duration) *SilenceError {
+// silent returns the silence of a broker this client has waited on for timeout (connect, while
+// no broker has answered it yet), counted from start at the earliest; nil when none has.
+func (cw *clientWatch) silent(now, start time.Time, timeout, connect time.Duration) *SilenceError {
 	cw.mu.Lock()
 	defer cw.mu.Unlock()
+	limit := timeout
+	if !cw.answered && connect > 0 {
+		limit = connect
+	}
 	for _, b := range cw.brokers {
-		if !b.asked.IsZero() && now.Sub(later(b.asked, start)) >= timeout {
-			return &SilenceError{Broker: b.addr, Timeout: timeout}
+		if !b.asked.IsZero() && now.Sub(later(b.asked, start)) >= limit {
+			return &SilenceError{Broker: b.addr, Timeout: limit, NeverAnswered: !cw.answered}
 		}
-		if !b.unreachable.IsZero() && now.Sub(later(b.unreachable, start)) >= timeout {
-			return &SilenceError{Broker: b.addr, Timeout: timeout, Unreachable: true}
+		if !b.unreachable.IsZero() && now.Sub(later(b.unreachable, start)) >= limit {
+			return &SilenceError{Broker: b.addr, Timeout: limit, Unreachable: true, NeverAnswered: !cw.answered}
 		}
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -321,5 +322,47 @@ func TestStoppedBrokerProcessMidReplay(t *testing.T) {
 	}
 	if len(seen) != n || len(got) != n {
 		t.Fatalf("%s holds %d records from %d dead letters, want each of %d exactly once", event.TopicOrdersFailed, len(got), len(seen), n)
+	}
+}
+
+// TestGoneBrokersReportedAtConnectTimeout: a context whose brokers are gone (a sandbox killed
+// under it: nothing listens) or never answer is reported after the connect timeout, not after
+// the full timeout a cluster that has answered gets. The timeout here is an hour: an operation
+// that waited for it would not end before the test's deadline.
+func TestGoneBrokersReportedAtConnectTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := ln.Addr().String()
+	ln.Close()
+	for name, addr := range map[string]string{"nothing listens": gone, "accepts, never answers": silentListener(t)} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			newClient := func(extra ...kgo.Opt) (*kgo.Client, error) {
+				return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, extra...)...)
+			}
+			e, err := New(Config{NewClient: newClient, Timeout: time.Hour, ConnectTimeout: 300 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			for _, op := range []string{"topics", "list", "replay"} {
+				err := operations(ordersDLT)[op](context.Background(), e)
+				// franz-go may give up on a refused dial by itself first; either way the
+				// operation ends, and a silence says what happened.
+				var se *SilenceError
+				switch {
+				case err == nil:
+					t.Fatalf("%s on brokers that are gone succeeded", op)
+				case errors.As(err, &se):
+					if !se.NeverAnswered || se.Timeout != 300*time.Millisecond || !strings.Contains(err.Error(), "no broker of the cluster has answered") {
+						t.Fatalf("%s: %#v (%v), want the 300ms connect timeout, saying no broker answered", op, se, err)
+					}
+				case name == "accepts, never answers":
+					t.Fatalf("%s: %v, want a SilenceError", op, err)
+				}
+			}
+		})
 	}
 }
