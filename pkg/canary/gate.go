@@ -134,7 +134,8 @@ func GatePhaseCriteria(phase int) []Criterion {
 }
 
 // GateCriteria returns the rollback criteria followed by the pass criteria of phase (none for
-// a phase outside 0–3): what `canary check` and `step --gate` judge.
+// a phase outside 0–3): what `canary check` and the gate of every
+// step, set and promote judge.
 func GateCriteria(phase int) []Criterion {
 	return append(GateRollbackCriteria(), GatePhaseCriteria(phase)...)
 }

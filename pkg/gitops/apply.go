@@ -43,7 +43,18 @@ type Change struct {
 	// BaseCommit is the commit From was read at (Snapshot.Commit). A conflict lists the
 	// commits after it. Empty means the remote head at the time of Apply.
 	BaseCommit string
+	// Trailers are written after the Opsctl-* trailers, in order (for example the canary's
+	// Canary-Gates-Skipped). Keys are trailer tokens; values are one line.
+	Trailers []Trailer
 }
+
+// Trailer is one "Key: value" line at the end of a commit message.
+type Trailer struct {
+	Key   string
+	Value string
+}
+
+var trailerKey = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,63}$`)
 
 var actionName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 
@@ -60,6 +71,14 @@ func (c Change) Validate() error {
 	}
 	if strings.ContainsAny(c.Subject, "\r\n") {
 		return fmt.Errorf("%w: the subject must be one line", ErrInvalidChange)
+	}
+	for _, t := range c.Trailers {
+		if !trailerKey.MatchString(t.Key) {
+			return fmt.Errorf("%w: trailer key %q must be letters, digits and dashes", ErrInvalidChange, t.Key)
+		}
+		if strings.TrimSpace(t.Value) == "" || strings.IndexFunc(t.Value, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+			return fmt.Errorf("%w: trailer %s must be one line of printable text", ErrInvalidChange, t.Key)
+		}
 	}
 	if c.From == c.To {
 		return fmt.Errorf("%w: %s/%s already has %s", ErrNoChange, c.Env, c.Service, c.To)
@@ -95,6 +114,9 @@ func CommitMessage(c Change) string {
 	fmt.Fprintf(&b, "%s: %s\n", TrailerFrom, c.From)
 	fmt.Fprintf(&b, "%s: %s\n", TrailerTo, c.To)
 	fmt.Fprintf(&b, "%s: %s\n", TrailerReason, strings.TrimSpace(c.Reason))
+	for _, t := range c.Trailers {
+		fmt.Fprintf(&b, "%s: %s\n", t.Key, strings.TrimSpace(t.Value))
+	}
 	return b.String()
 }
 

@@ -31,8 +31,9 @@ Rollback sends all traffic back to v1 in one commit.
 
 The live side: status shows the live VirtualService weight and whether git, Argo CD and the
 mesh agree; --wait follows a pushed change into Argo CD and Envoy; check judges the design's
-rollback and phase criteria on Prometheus; step --gate refuses to advance while one does not
-pass; watch --auto-rollback rolls back on a breach.
+rollback and phase criteria on Prometheus; start, step, set and promote refuse to move traffic
+while one fails or has no data (--skip-gates --reason overrides, recorded in the commit);
+rollback is never gated; watch --auto-rollback rolls back on a breach.
 
 The repository is --gitops-dir (a working copy), else the context's gitops.dir, else the
 context's gitops.repo (cloned into the user cache directory).`,

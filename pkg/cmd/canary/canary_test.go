@@ -125,6 +125,8 @@ func TestFlagValidation(t *testing.T) {
 		{[]string{"canary", "set", "order", "--env", "prod", "--reason", "r", "--weight", "ten"}, "invalid argument"},
 		{[]string{"canary", "step", "--env", "prod", "--reason", "r"}, "expected one SERVICE"},
 		{[]string{"canary", "step", "order", "--env", "prod", "--reason", "r", "--force"}, "unknown flag: --force"},
+		{[]string{"canary", "step", "order", "--env", "prod", "--skip-gates"}, "--skip-gates needs --reason"},
+		{[]string{"canary", "rollback", "order", "--env", "prod", "--reason", "r", "--skip-gates"}, "unknown flag: --skip-gates"},
 		{[]string{"canary", "history", "--limit", "0"}, "--limit must be at least 1"},
 		{[]string{"canary", "status", "cart"}, `unknown service "cart"`},
 	}
@@ -176,7 +178,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 
 func TestConfirmation(t *testing.T) {
 	e := newEnv(t)
-	args := []string{"canary", "start", "payment", "--env", "prod", "--image-tag", "2.0.0", "--reason", "release", "--gitops-dir", e.dir}
+	args := []string{"canary", "start", "payment", "--env", "prod", "--image-tag", "2.0.0", "--reason", "release", "--skip-gates", "--gitops-dir", e.dir}
 	head := e.remote.Head()
 
 	// No terminal and no --yes: refused.
@@ -214,10 +216,10 @@ func TestConfirmation(t *testing.T) {
 func TestLifecycleOutputs(t *testing.T) {
 	e := newEnv(t)
 	steps := [][]string{
-		{"canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release 1.1.0", "--yes"},
-		{"canary", "step", "order", "--env", "prod", "--reason", "phase 0 ok: pods ready", "--yes"},
-		{"canary", "start", "payment", "--env", "dev", "--image-tag", "2.0.0-rc.1", "--reason", "try rc1", "--yes"},
-		{"canary", "set", "payment", "--env", "dev", "--weight", "20", "--force", "--reason", "gentle", "--yes"},
+		{"canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release 1.1.0", "--skip-gates", "--yes"},
+		{"canary", "step", "order", "--env", "prod", "--reason", "phase 0 ok: pods ready", "--skip-gates", "--yes"},
+		{"canary", "start", "payment", "--env", "dev", "--image-tag", "2.0.0-rc.1", "--reason", "try rc1", "--skip-gates", "--yes"},
+		{"canary", "set", "payment", "--env", "dev", "--weight", "20", "--force", "--reason", "gentle", "--skip-gates", "--yes"},
 		{"canary", "rollback", "payment", "--env", "dev", "--reason", "5xx at 4%", "--yes"},
 	}
 	var applied strings.Builder
@@ -261,7 +263,7 @@ func TestContextRepo(t *testing.T) {
 	t.Setenv("GIT_AUTHOR_EMAIL", "dana@example.com")
 	t.Setenv("GIT_COMMITTER_NAME", "Dana")
 	t.Setenv("GIT_COMMITTER_EMAIL", "dana@example.com")
-	r := e.run(nil, "canary", "start", "product", "--env", "prod", "--image-tag", "3.1.0", "--reason", "release", "--yes")
+	r := e.run(nil, "canary", "start", "product", "--env", "prod", "--image-tag", "3.1.0", "--reason", "release", "--skip-gates", "--yes")
 	if r.err != nil {
 		t.Fatalf("%v\n%s", r.err, r.errOut)
 	}
@@ -299,7 +301,7 @@ func TestNoRepositoryConfigured(t *testing.T) {
 func TestTerminalEscapesFromGitAreNeutralised(t *testing.T) {
 	e := newEnv(t)
 	gitopstest.Git(t, e.dir, "config", "user.name", "Mallory\x1b]0;pwned\x07\x1b[31m")
-	e.ok("canary", "start", "order", "--env", "dev", "--image-tag", "1.1.0", "--reason", "release", "--yes")
+	e.ok("canary", "start", "order", "--env", "dev", "--image-tag", "1.1.0", "--reason", "release", "--skip-gates", "--yes")
 	// A hand-made commit with a hostile trailer value.
 	p := filepath.Join(e.dir, "gitops/envs/dev/order/values.yaml")
 	data, err := os.ReadFile(p)
@@ -318,6 +320,21 @@ func TestTerminalEscapesFromGitAreNeutralised(t *testing.T) {
 		}
 		if !strings.Contains(out, "Mallory") {
 			t.Errorf("%v lost the author:\n%s", args, out)
+		}
+	}
+}
+
+// TestHelpShowsNoGateFlag: the gates are always on; --help offers --skip-gates and no longer
+// shows the old opt-in --gate as if it took a value.
+func TestHelpShowsNoGateFlag(t *testing.T) {
+	e := &env{t: t, config: filepath.Join(t.TempDir(), "c.yaml")}
+	for _, action := range []string{"start", "step", "set", "promote"} {
+		r := e.run(nil, "canary", action, "--help")
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if strings.Contains(r.out, "--gate ") || strings.Contains(r.out, "--gate opsctl") || !strings.Contains(r.out, "--skip-gates") {
+			t.Errorf("canary %s --help:\n%s", action, r.out)
 		}
 	}
 }
