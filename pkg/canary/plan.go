@@ -101,7 +101,16 @@ func (p *Plan) Change() gitops.Change {
 	if p.Op.SkipGates {
 		trailers = append(trailers, gitops.Trailer{Key: TrailerGatesSkipped, Value: p.Reason})
 	}
+	var reapply func(gitops.Release) (gitops.Release, error)
+	if p.Op.Action == ActionRollback {
+		// A rollback always wins: whatever was pushed since the plan (a step, a set), it is
+		// rolled back on top; only a canary that is already off makes it a no-op.
+		reapply = func(found gitops.Release) (gitops.Release, error) {
+			return Op{Action: ActionRollback}.Next(found)
+		}
+	}
 	return gitops.Change{
+		Reapply:    reapply,
 		Trailers:   trailers,
 		Env:        p.Env,
 		Service:    p.Service,

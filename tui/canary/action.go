@@ -217,6 +217,9 @@ func (b *Board) finish(a *action, msg doneMsg) {
 			"but: "+msg.err.Error())
 	default:
 		lines := []string{fmt.Sprintf("pushed %s (%s)", short(msg.out.Result.Commit), msg.out.Plan.Subject())}
+		if msg.out.Result.AlreadyApplied {
+			lines[0] = fmt.Sprintf("the canary is already off at %s; nothing was pushed", short(msg.out.Result.Commit))
+		}
 		if a.last != "" && !strings.HasPrefix(a.last, "pushed") {
 			lines = append(lines, a.last)
 		}

@@ -298,8 +298,22 @@ func mutateRun(ctx context.Context, opts *MutateOptions) error {
 	res := toPlanJSON(plan, false)
 	res.Commit, res.Remote, res.Branch, res.Attempts = out.Result.Commit, out.Result.Remote, out.Result.Branch, out.Result.Attempts
 	werr := f.Write(res, func(w io.Writer) error {
-		_, e := fmt.Fprintf(w, "%s\npushed %s to %s/%s\n", termsafe.String(plan.Summary()), shortCommit(out.Result.Commit), termsafe.String(out.Result.Remote), termsafe.String(out.Result.Branch))
+		_, e := fmt.Fprintf(w, "%s\n%s\n", termsafe.String(plan.Summary()), pushedLine(plan, out.Result))
 		return e
 	})
 	return errors.Join(err, werr)
+}
+
+// pushedLine says where a change landed: "pushed abc1234 to origin/main", noting a rollback
+// re-applied on top of a change pushed meanwhile, or one that found the canary already off.
+func pushedLine(p *canary.Plan, res gitops.Result) string {
+	if res.AlreadyApplied {
+		return fmt.Sprintf("the canary is already off at %s/%s %s (%s); nothing was pushed",
+			termsafe.String(res.Remote), termsafe.String(res.Branch), shortCommit(res.Commit), termsafe.String(res.To.String()))
+	}
+	line := fmt.Sprintf("pushed %s to %s/%s", shortCommit(res.Commit), termsafe.String(res.Remote), termsafe.String(res.Branch))
+	if res.From != p.From {
+		line += fmt.Sprintf(" (re-applied on top of a change pushed meanwhile: from %s)", termsafe.String(res.From.String()))
+	}
+	return line
 }

@@ -120,8 +120,7 @@ func watchRun(ctx context.Context, opts *WatchOptions) error {
 			}
 			out, err := ctrl.Execute(ctx, p)
 			if out != nil {
-				fmt.Fprintf(ios.ErrOut, "%s\npushed %s to %s/%s\n", termsafe.String(p.Summary()), shortCommit(out.Result.Commit),
-					termsafe.String(out.Result.Remote), termsafe.String(out.Result.Branch))
+				fmt.Fprintf(ios.ErrOut, "%s\n%s\n", termsafe.String(p.Summary()), pushedLine(p, out.Result))
 			}
 			return err
 		}
