@@ -320,3 +320,43 @@ func (r *Repo) readAt(ctx context.Context, commit, env, service, p string) (Snap
 	}
 	return Snapshot{Env: env, Service: service, Path: p, Commit: commit, Data: data, Release: rel}, nil
 }
+
+// WriteClone returns a Repo for writes opsctl makes on its own (watch --auto-rollback's
+// rollback): a clone of r's remote in opsctl's cache directory, fetched fresh and reset to the
+// remote branch, so that nothing in the operator's working copy (uncommitted edits, unpushed
+// commits, a rebase in progress) can block it. Commits carry the identity git gives r's working
+// copy (user.name and user.email) unless GIT_AUTHOR_NAME is set in the environment. When r is
+// already a cache clone it is returned itself. Call the returned close function when done.
+func (r *Repo) WriteClone(ctx context.Context, opts ...Option) (*Repo, func() error, error) {
+	if r.owned {
+		return r, func() error { return nil }, nil
+	}
+	url, err := r.git.line(ctx, "remote", "get-url", r.remote)
+	if err != nil {
+		return nil, nil, fmt.Errorf("find the URL of remote %s in %s: %w", r.remote, r.top, err)
+	}
+	env := append([]string(nil), r.git.env...)
+	env = append(env, r.identityEnv(ctx)...)
+	all := []Option{WithBranch(r.branch), WithRoot(r.root), WithMaxAttempts(r.maxAttempts), WithLogger(r.logger),
+		WithGit(r.git.bin), WithGitEnv(env...), withBeforePush(r.beforePush)}
+	w, err := Clone(ctx, url, append(all, opts...)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return w, w.Close, nil
+}
+
+// identityEnv returns the GIT_AUTHOR_* and GIT_COMMITTER_* variables that make a commit in
+// another clone carry the identity git configures for r's working copy; none when the
+// environment already sets one or git configures none.
+func (r *Repo) identityEnv(ctx context.Context) []string {
+	if os.Getenv("GIT_AUTHOR_NAME") != "" || os.Getenv("GIT_COMMITTER_NAME") != "" {
+		return nil
+	}
+	name, _ := r.git.line(ctx, "config", "user.name")
+	email, _ := r.git.line(ctx, "config", "user.email")
+	if name == "" || email == "" {
+		return nil
+	}
+	return []string{"GIT_AUTHOR_NAME=" + name, "GIT_AUTHOR_EMAIL=" + email, "GIT_COMMITTER_NAME=" + name, "GIT_COMMITTER_EMAIL=" + email}
+}

@@ -468,3 +468,38 @@ func TestWatchAutoRollback(t *testing.T) {
 }
 
 func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
+
+// TestWatchAutoRollbackWithADirtyWorkingCopy: the operator has uncommitted edits in the very
+// values file the rollback changes. The auto-rollback is opsctl's own write and goes through a
+// clone of its own, so it lands anyway, under the operator's git identity, and the edits stay.
+func TestWatchAutoRollbackWithADirtyWorkingCopy(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	le := newLiveEnv(t, argoApp{rev: oldRevision, sync: "Synced", health: "Healthy"})
+	le.ok("canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release 1.1.0", "--yes")
+	le.canaryPods(1)
+	le.metrics(with(healthy, canary.GateQueryCanary5xx, "0.052"))
+	values := filepath.Join(le.dir, "gitops/envs/prod/order/values.yaml")
+	data, err := os.ReadFile(values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := append(data, []byte("# half-done edit, not committed\n")...)
+	if err := os.WriteFile(values, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	r := le.run(nil, "canary", "watch", "order", "--env", "prod", "--auto-rollback", "--yes", "--interval", "1s", "--gitops-dir", le.dir)
+	if !errors.Is(r.err, cmdutil.ErrSilent) || !strings.Contains(r.errOut, "rolled back order/prod") {
+		t.Fatalf("watch with a dirty working copy = %v\n%s", r.err, r.errOut)
+	}
+	remote := string(le.remote.File("gitops/envs/prod/order/values.yaml"))
+	if !strings.Contains(remote, "enabled: false") || !strings.Contains(remote, "weight: 0") {
+		t.Fatalf("the rollback did not land:\n%s", remote)
+	}
+	if author := gitopstest.Git(t, le.remote.URL, "log", "-1", "--format=%an", "main"); author != "Alice" {
+		t.Errorf("rollback committed by %q, want the operator Alice", author)
+	}
+	if got, _ := os.ReadFile(values); string(got) != string(edited) {
+		t.Error("the operator's uncommitted edit was lost")
+	}
+}
