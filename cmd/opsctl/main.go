@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/come2us/opsctl/pkg/cmd/root"
@@ -27,14 +29,21 @@ func run() int {
 	cmd := root.NewCmdRoot(f)
 	err := cmd.ExecuteContext(ctx)
 	if err != nil && !errors.Is(err, cmdutil.ErrSilent) {
-		var pe *cmdutil.PartialError
-		if !errors.As(err, &pe) {
-			fmt.Fprintln(f.IOStreams.ErrOut, "Error: "+termsafe.String(err.Error()))
-		}
-		var fe *cmdutil.FlagError
-		if errors.As(err, &fe) {
-			fmt.Fprintln(f.IOStreams.ErrOut, "Run 'opsctl --help' for usage.")
-		}
+		writeError(f.IOStreams.ErrOut, err)
 	}
 	return cmdutil.ExitCode(err)
+}
+
+// writeError prints a failed command's error for a person. Messages may span lines (the dirty
+// files of a working copy, one per line), so line breaks are kept while every other control
+// character is neutralised: a literal "\n" in the middle of an error helps nobody.
+func writeError(w io.Writer, err error) {
+	var pe *cmdutil.PartialError
+	if !errors.As(err, &pe) {
+		fmt.Fprintln(w, "Error: "+strings.TrimRight(termsafe.Block(err.Error()), "\n"))
+	}
+	var fe *cmdutil.FlagError
+	if errors.As(err, &fe) {
+		fmt.Fprintln(w, "Run 'opsctl --help' for usage.")
+	}
 }
