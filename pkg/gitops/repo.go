@@ -46,6 +46,8 @@ type options struct {
 	cacheDir    string
 	beforePush  func(ctx context.Context, attempt int) error
 	fetchTTL    time.Duration
+	// identity is the fallback author and committer (name, email).
+	identity [2]string
 }
 
 // WithRoot sets the directory inside the repository that holds charts/ and envs/ (default
@@ -79,6 +81,13 @@ func WithGit(bin string) Option { return func(o *options) { o.gitBin = bin } }
 // example GIT_AUTHOR_NAME in tests, or GIT_TERMINAL_PROMPT=0 when no terminal is attached).
 func WithGitEnv(kv ...string) Option { return func(o *options) { o.gitEnv = append(o.gitEnv, kv...) } }
 
+// WithFallbackIdentity makes commits carry name and email when git configures no identity for
+// the working copy (user.name, user.email) and the environment sets none (GIT_AUTHOR_NAME):
+// opsctl passes the operator, so history never credits a machine account or a placeholder.
+func WithFallbackIdentity(name, email string) Option {
+	return func(o *options) { o.identity = [2]string{name, email} }
+}
+
 // WithCacheDir sets where Clone keeps its clones (default os.UserCacheDir()/opsctl/gitops).
 func WithCacheDir(dir string) Option { return func(o *options) { o.cacheDir = dir } }
 
@@ -111,6 +120,7 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Repo, error) {
 		return nil, fmt.Errorf("open GitOps working copy %s: %w", dir, err)
 	}
 	g.dir = top
+	g.env = append(g.env, fallbackIdentityEnv(ctx, g, o.identity)...)
 	current, err := g.line(ctx, "symbolic-ref", "--quiet", "--short", "HEAD")
 	if err != nil {
 		return nil, fmt.Errorf("open GitOps working copy %s: HEAD is detached; check out the branch Argo CD watches: %w", top, err)
@@ -204,6 +214,7 @@ func cloneLocked(ctx context.Context, url, dir string, o options) (*Repo, error)
 		return nil, fmt.Errorf("clone GitOps repository %s: %w", url, err)
 	}
 	g.dir = dir
+	g.env = append(g.env, fallbackIdentityEnv(ctx, g, o.identity)...)
 	if got, err := g.line(ctx, "remote", "get-url", "origin"); err != nil || got != url {
 		return nil, fmt.Errorf("clone GitOps repository %s: cache %s belongs to %q; remove it and retry", url, dir, got)
 	}
@@ -359,4 +370,20 @@ func (r *Repo) identityEnv(ctx context.Context) []string {
 		return nil
 	}
 	return []string{"GIT_AUTHOR_NAME=" + name, "GIT_AUTHOR_EMAIL=" + email, "GIT_COMMITTER_NAME=" + name, "GIT_COMMITTER_EMAIL=" + email}
+}
+
+// fallbackIdentityEnv returns the GIT_AUTHOR_* and GIT_COMMITTER_* variables for identity when
+// git configures no user.name or user.email in g's working copy and the environment sets no
+// author; none otherwise.
+func fallbackIdentityEnv(ctx context.Context, g *git, identity [2]string) []string {
+	if identity[0] == "" || identity[1] == "" || os.Getenv("GIT_AUTHOR_NAME") != "" || os.Getenv("GIT_COMMITTER_NAME") != "" {
+		return nil
+	}
+	name, _ := g.line(ctx, "config", "user.name")
+	email, _ := g.line(ctx, "config", "user.email")
+	if name != "" && email != "" {
+		return nil
+	}
+	return []string{"GIT_AUTHOR_NAME=" + identity[0], "GIT_AUTHOR_EMAIL=" + identity[1],
+		"GIT_COMMITTER_NAME=" + identity[0], "GIT_COMMITTER_EMAIL=" + identity[1]}
 }

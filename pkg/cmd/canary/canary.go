@@ -69,7 +69,7 @@ func addRepoFlags(cmd *cobra.Command, o *RepoOptions) {
 func openFromFactory(f *cmdutil.Factory, o *RepoOptions, extra ...gitops.Option) func(ctx context.Context) (*gitops.Repo, error) {
 	return func(ctx context.Context) (*gitops.Repo, error) {
 		// One command run reads several files; one fetch serves them all.
-		opts := append([]gitops.Option{gitops.WithFetchTTL(time.Minute)}, extra...)
+		opts := append([]gitops.Option{gitops.WithFetchTTL(time.Minute), operatorIdentity(f)}, extra...)
 		if !f.IOStreams.CanPrompt() {
 			// No terminal to answer a credential prompt on.
 			opts = append(opts, gitops.WithGitEnv("GIT_TERMINAL_PROMPT=0"))
@@ -92,6 +92,17 @@ func openFromFactory(f *cmdutil.Factory, o *RepoOptions, extra ...gitops.Option)
 		}
 		return nil, cmdutil.FlagErrorf("no GitOps repository: pass --gitops-dir, or set gitops.dir or gitops.repo in the context")
 	}
+}
+
+// operatorIdentity is who commits when git configures nobody for the working copy: the
+// operator, as the DLT ledger records them (cmdutil.Factory.Actor, OPSCTL_ACTOR or user@host).
+func operatorIdentity(f *cmdutil.Factory) gitops.Option {
+	actor := f.Actor()
+	email := actor
+	if !strings.Contains(email, "@") {
+		email += "@opsctl.invalid"
+	}
+	return gitops.WithFallbackIdentity(actor, email)
 }
 
 // OpenRepo returns the GitOps repository opener every canary command uses, for callers outside

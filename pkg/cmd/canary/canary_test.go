@@ -338,3 +338,26 @@ func TestHelpShowsNoGateFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitsCarryTheOperator: a working copy where git configures no identity (the sandbox's
+// case) commits as the operator, the same name the DLT ledger records, and history shows it.
+func TestCommitsCarryTheOperator(t *testing.T) {
+	e := newEnv(t)
+	gitopstest.Git(t, e.dir, "config", "--unset", "user.name")
+	gitopstest.Git(t, e.dir, "config", "--unset", "user.email")
+	t.Setenv("OPSCTL_ACTOR", "dana@ops.example")
+	e.ok("canary", "start", "order", "--env", "dev", "--image-tag", "1.1.0", "--reason", "release", "--skip-gates", "--yes")
+	if who := gitopstest.Git(t, e.remote.URL, "log", "-1", "--format=%an <%ae> / %cn", "main"); who != "dana@ops.example <dana@ops.example> / dana@ops.example" {
+		t.Errorf("commit by %q, want the operator", who)
+	}
+	if out := e.ok("canary", "history"); !strings.Contains(out, "dana@ops.example") {
+		t.Errorf("history does not credit the operator:\n%s", out)
+	}
+	// A configured identity wins over the fallback.
+	gitopstest.Git(t, e.dir, "config", "user.name", "Alice")
+	gitopstest.Git(t, e.dir, "config", "user.email", "alice@example.com")
+	e.ok("canary", "step", "order", "--env", "dev", "--reason", "ok", "--skip-gates", "--yes")
+	if who := gitopstest.Git(t, e.remote.URL, "log", "-1", "--format=%an", "main"); who != "Alice" {
+		t.Errorf("commit by %q, want git's configured Alice", who)
+	}
+}
