@@ -28,6 +28,8 @@ var (
 	ErrTooManyAttempts = errors.New("push kept losing races")
 	// ErrInvalidChange means a Change is incomplete (missing reason, unknown target...).
 	ErrInvalidChange = errors.New("invalid change")
+	// ErrCacheBusy means another opsctl process holds the cached clone.
+	ErrCacheBusy = errors.New("cached clone in use")
 )
 
 // ConflictError reports that the values file no longer says what the change was planned

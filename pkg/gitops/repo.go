@@ -30,6 +30,8 @@ type Repo struct {
 	beforePush func(ctx context.Context, attempt int) error
 	fetchTTL   time.Duration
 	fetchedAt  time.Time
+	// onCacheBusy runs when WriteClone finds the cache locked (a test seam).
+	onCacheBusy func()
 }
 
 // Option configures Open and Clone.
@@ -47,7 +49,8 @@ type options struct {
 	beforePush  func(ctx context.Context, attempt int) error
 	fetchTTL    time.Duration
 	// identity is the fallback author and committer (name, email).
-	identity [2]string
+	identity    [2]string
+	onCacheBusy func()
 }
 
 // WithRoot sets the directory inside the repository that holds charts/ and envs/ (default
@@ -146,7 +149,7 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Repo, error) {
 	if _, err := g.line(ctx, "remote", "get-url", remote); err != nil {
 		return nil, fmt.Errorf("open GitOps working copy %s: remote %q: %w", top, remote, err)
 	}
-	return &Repo{git: g, top: top, remote: remote, branch: branch, root: o.root, maxAttempts: o.maxAttempts, logger: o.logger, unlock: func() {}, beforePush: o.beforePush, fetchTTL: o.fetchTTL}, nil
+	return &Repo{git: g, top: top, remote: remote, branch: branch, root: o.root, maxAttempts: o.maxAttempts, logger: o.logger, unlock: func() {}, beforePush: o.beforePush, fetchTTL: o.fetchTTL, onCacheBusy: o.onCacheBusy}, nil
 }
 
 // CacheDir returns where Clone keeps the clone of url under cacheDir (empty: the default
@@ -350,12 +353,30 @@ func (r *Repo) WriteClone(ctx context.Context, opts ...Option) (*Repo, func() er
 	env = append(env, r.identityEnv(ctx)...)
 	all := []Option{WithBranch(r.branch), WithRoot(r.root), WithMaxAttempts(r.maxAttempts), WithLogger(r.logger),
 		WithGit(r.git.bin), WithGitEnv(env...), withBeforePush(r.beforePush)}
-	w, err := Clone(ctx, url, append(all, opts...)...)
-	if err != nil {
-		return nil, nil, err
+	// A rollback must not lose to an interactive command that holds the cache for a moment:
+	// wait for it rather than give up.
+	for {
+		w, err := Clone(ctx, url, append(all, opts...)...)
+		if err == nil {
+			return w, w.Close, nil
+		}
+		if !errors.Is(err, ErrCacheBusy) {
+			return nil, nil, err
+		}
+		if r.onCacheBusy != nil {
+			r.onCacheBusy()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("%w (gave up waiting: %w)", err, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
-	return w, w.Close, nil
 }
+
+// withOnCacheBusy runs fn each time WriteClone finds the cache locked; tests use it to release
+// the lock they hold.
+func withOnCacheBusy(fn func()) Option { return func(o *options) { o.onCacheBusy = fn } }
 
 // identityEnv returns the GIT_AUTHOR_* and GIT_COMMITTER_* variables that make a commit in
 // another clone carry the identity git configures for r's working copy; none when the

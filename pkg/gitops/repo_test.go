@@ -850,3 +850,48 @@ func TestStepDoesNotOverwriteARollback(t *testing.T) {
 		t.Fatalf("remote %v (%v), want still rolled back", rel, err)
 	}
 }
+
+// TestWriteCloneLeavesTheWorkingCopyAndWaitsForTheCache: opsctl's own writes go through a cache
+// clone, so a dirty working copy does not block them; when another opsctl holds that cache, the
+// write waits for it instead of giving up.
+func TestWriteCloneLeavesTheWorkingCopyAndWaitsForTheCache(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	cache := t.TempDir()
+	held, err := Clone(ctx, f.remote, WithCacheDir(cache))
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	a, adir := f.clone("Alice", WithCacheDir(cache), withOnCacheBusy(func() {
+		if !released {
+			released = true
+			held.Close() // the other opsctl finishes
+		}
+	}))
+	if _, err := a.Apply(ctx, change(t, a, "prod", "order", "canary-start", startCanary("1.1.0", 10))); err != nil {
+		t.Fatal(err)
+	}
+	values := filepath.Join(adir, "gitops/envs/prod/order/values.yaml")
+	if err := os.WriteFile(values, []byte("half-done edit\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, closeW, err := a.WriteClone(ctx, WithCacheDir(cache))
+	if err != nil {
+		t.Fatalf("write clone while another opsctl held the cache: %v", err)
+	}
+	defer closeW()
+	if !released {
+		t.Error("the cache was never found busy")
+	}
+	res, err := w.Apply(ctx, rollbackChange(t, w, "prod", "order"))
+	if err != nil {
+		t.Fatalf("rollback through the write clone: %v", err)
+	}
+	if f.remoteHead() != res.Commit || gitT(t, f.remote, "log", "-1", "--format=%an", "main") != "Alice" {
+		t.Errorf("remote head %s by %s, want Alice's rollback %s", f.remoteHead(), gitT(t, f.remote, "log", "-1", "--format=%an", "main"), res.Commit)
+	}
+	if got, _ := os.ReadFile(values); string(got) != "half-done edit\n" {
+		t.Error("the working copy's edit was touched")
+	}
+}
