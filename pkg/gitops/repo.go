@@ -408,3 +408,25 @@ func fallbackIdentityEnv(ctx context.Context, g *git, identity [2]string) []stri
 	return []string{"GIT_AUTHOR_NAME=" + identity[0], "GIT_AUTHOR_EMAIL=" + identity[1],
 		"GIT_COMMITTER_NAME=" + identity[0], "GIT_COMMITTER_EMAIL=" + identity[1]}
 }
+
+// CatchUp fast-forwards the working copy to the remote branch after opsctl pushed from a clone
+// of its own (WriteClone), so the operator's checkout shows the change. ok is false, and
+// nothing is touched, when the working copy has changes or commits of its own.
+func (r *Repo) CatchUp(ctx context.Context) (ok bool, err error) {
+	if r.owned {
+		return true, nil
+	}
+	head, err := r.remoteHead(ctx)
+	if err != nil {
+		return false, err
+	}
+	if err := r.ensureClean(ctx); errors.Is(err, ErrDirty) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if ok, err := r.isAncestor(ctx, "HEAD", head); err != nil || !ok {
+		return false, err
+	}
+	return true, r.fastForward(ctx, head)
+}

@@ -211,11 +211,20 @@ func (b *backend) Execute(ctx context.Context, p *canary.Plan, reason string, pr
 	}
 	plan := *p
 	plan.Reason = reason
+	// The first follower reports the push and brings the operator's working copy (repo, set
+	// below) up to the pushed commit.
+	var repo *gitops.Repo
 	opts := []canary.Option{
 		canary.WithGates(canary.EvaluatorGates(b.d.Gates, b.d.Namespace, nil)),
-		canary.WithFollower(canary.FollowerFunc(func(_ context.Context, _ *canary.Plan, res gitops.Result) error {
+		canary.WithFollower(canary.FollowerFunc(func(ctx context.Context, _ *canary.Plan, res gitops.Result) error {
 			progress(Progress{Frac: fracPushed, Commit: res.Commit,
 				Line: fmt.Sprintf("pushed %s to %s/%s", gitops.ShortHash(res.Commit), res.Remote, res.Branch)})
+			if res.AlreadyApplied {
+				return nil
+			}
+			if ok, cerr := repo.CatchUp(ctx); cerr != nil || !ok {
+				progress(Progress{Frac: fracPushed, Line: "your working copy was left as it was (it has changes of its own)"})
+			}
 			return nil
 		})),
 	}
@@ -235,9 +244,16 @@ func (b *backend) Execute(ctx context.Context, p *canary.Plan, reason string, pr
 	}
 	progress(Progress{Frac: 0.1, Line: "committing and pushing " + plan.Subject()})
 	var out *canary.Outcome
-	err := b.withRepo(ctx, func(repo *gitops.Repo) error {
-		var err error
-		out, err = canary.New(repo, opts...).Execute(ctx, &plan)
+	err := b.withRepo(ctx, func(r *gitops.Repo) error {
+		repo = r
+		// opsctl commits from a clone of its own, as `opsctl canary` does: nothing in the
+		// operator's working copy can block the change.
+		w, closeW, err := r.WriteClone(ctx)
+		if err != nil {
+			return fmt.Errorf("prepare opsctl's own clone of the GitOps remote: %w; nothing was changed", err)
+		}
+		defer closeW()
+		out, err = canary.New(w, opts...).Execute(ctx, &plan)
 		return err
 	})
 	if out == nil {

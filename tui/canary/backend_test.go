@@ -16,6 +16,7 @@ import (
 // does (ErrNoGates, nothing pushed), while a rollback still lands.
 func TestBackendAppliesTheCanaryPolicy(t *testing.T) {
 	ctx := context.Background()
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	remote := gitopstest.NewRemote(t)
 	dir := remote.Clone("Bob")
 	repo, err := gitops.Open(ctx, dir)

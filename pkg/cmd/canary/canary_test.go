@@ -38,6 +38,8 @@ func newEnv(t *testing.T) *env {
 	// Fixed commit dates make hashes and ages reproducible.
 	t.Setenv("GIT_AUTHOR_DATE", "2026-11-25T10:00:00Z")
 	t.Setenv("GIT_COMMITTER_DATE", "2026-11-25T10:00:00Z")
+	// opsctl's own clones of the remote go here, not into the user's cache.
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	remote := gitopstest.NewRemote(t)
 	return &env{t: t, remote: remote, dir: remote.Clone("Alice"), config: filepath.Join(t.TempDir(), "config.yaml")}
 }
@@ -359,5 +361,34 @@ func TestCommitsCarryTheOperator(t *testing.T) {
 	e.ok("canary", "step", "order", "--env", "dev", "--reason", "ok", "--skip-gates", "--yes")
 	if who := gitopstest.Git(t, e.remote.URL, "log", "-1", "--format=%an", "main"); who != "Alice" {
 		t.Errorf("commit by %q, want git's configured Alice", who)
+	}
+}
+
+// TestRollbackWithADirtyWorkingCopy: opsctl commits from a clone of its own, so uncommitted
+// edits in the operator's working copy neither block a rollback nor get touched by it.
+func TestRollbackWithADirtyWorkingCopy(t *testing.T) {
+	e := newEnv(t)
+	e.ok("canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release", "--skip-gates", "--yes")
+	values := filepath.Join(e.dir, "gitops/envs/prod/order/values.yaml")
+	data, err := os.ReadFile(values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := append(data, []byte("# not committed yet\n")...)
+	if err := os.WriteFile(values, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run(nil, "canary", "rollback", "order", "--env", "prod", "--reason", "5xx", "--yes", "--gitops-dir", e.dir)
+	if r.err != nil {
+		t.Fatalf("rollback with a dirty working copy: %v\n%s", r.err, r.errOut)
+	}
+	if !bytes.Contains(e.remote.File("gitops/envs/prod/order/values.yaml"), []byte("weight: 0")) {
+		t.Fatal("the rollback did not land")
+	}
+	if !strings.Contains(r.errOut, "was left as it was") {
+		t.Errorf("stderr does not say the working copy was left alone:\n%s", r.errOut)
+	}
+	if got, _ := os.ReadFile(values); !bytes.Equal(got, edited) {
+		t.Error("the uncommitted edit was touched")
 	}
 }

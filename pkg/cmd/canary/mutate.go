@@ -257,7 +257,18 @@ func mutateRun(ctx context.Context, opts *MutateOptions) error {
 		return err
 	}
 	defer repo.Close()
-	ctrl := opts.Controller(repo)
+	// opsctl commits from a clone of its own: nothing in the operator's working copy
+	// (uncommitted edits, a rebase in progress) can block a change, least of all a rollback.
+	var store canary.Store = repo
+	if !opts.DryRun {
+		w, closeW, err := repo.WriteClone(ctx)
+		if err != nil {
+			return fmt.Errorf("prepare opsctl's own clone of the GitOps remote: %w; nothing was changed", err)
+		}
+		defer closeW()
+		store = w
+	}
+	ctrl := opts.Controller(store)
 
 	op := canary.Op{Action: opts.Action, Tag: opts.ImageTag, Weight: opts.Weight, Force: opts.Force, SkipGates: opts.SkipGates}
 	plan, err := ctrl.Plan(ctx, opts.Env, opts.Service, op, opts.Reason)
@@ -294,6 +305,11 @@ func mutateRun(ctx context.Context, opts *MutateOptions) error {
 	out, err := ctrl.Execute(ctx, plan)
 	if out == nil {
 		return err
+	}
+	if !out.Result.AlreadyApplied {
+		if ok, cerr := repo.CatchUp(ctx); cerr != nil || !ok {
+			fmt.Fprintf(ios.ErrOut, "your working copy %s was left as it was (it has changes of its own); git pull shows the change\n", termsafe.String(repo.Dir()))
+		}
 	}
 	res := toPlanJSON(plan, false)
 	res.Commit, res.Remote, res.Branch, res.Attempts = out.Result.Commit, out.Result.Remote, out.Result.Branch, out.Result.Attempts
