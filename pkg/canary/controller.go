@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/come2us/opsctl/pkg/gitops"
@@ -18,7 +19,8 @@ type Store interface {
 
 // Gate checks a plan before it is applied, typically the current phase's pass criteria against
 // live metrics. A non-nil error stops the plan; wrap it in a *GateError to name the gate.
-// Gates are not consulted for rollbacks: going back to v1 must always be possible.
+// Gates are not consulted for rollbacks: going back to v1 must always be possible. A gate that
+// cannot decide (no data, Prometheus unreachable) must return an error: unknown is not a pass.
 type Gate interface {
 	Check(ctx context.Context, p *Plan) error
 }
@@ -35,10 +37,20 @@ type GateError struct {
 	Err  error
 }
 
-// Error names the gate.
+// Error names the gate, says nothing was changed and how to move traffic anyway.
 func (e *GateError) Error() string {
-	return fmt.Sprintf("gate %s: %v; nothing was changed", e.Gate, e.Err)
+	return fmt.Sprintf("gate %s: %v; nothing was changed (fix the cause, or skip the gates with --skip-gates and a --reason, which the commit records)", e.Gate, e.Err)
 }
+
+// ErrNoGates means a gated action found no gate to consult, typically because the context has
+// no Prometheus. The canary policy refuses to move traffic nobody can judge, unless the plan
+// skips the gates with a reason.
+var ErrNoGates = errors.New("no gate can judge this canary")
+
+// GateSource opens the gate for a plan's environment when a gated plan is executed (the
+// context's Prometheus, say). Its error refuses the plan: a gate that cannot be consulted is not
+// a pass.
+type GateSource func(env string) (Gate, error)
 
 // Unwrap returns the gate's reason.
 func (e *GateError) Unwrap() error { return e.Err }
@@ -58,18 +70,34 @@ func (f FollowerFunc) Follow(ctx context.Context, p *Plan, res gitops.Result) er
 	return f(ctx, p, res)
 }
 
-// Controller plans and applies canary operations against a Store.
+// Controller is the canary service: it plans and applies canary operations against a Store
+// under the one canary policy that every front end (opsctl canary, the TUI board, watch) gets
+// by calling it rather than re-deciding:
+//
+//   - start, step, set and promote are gated (Action.Gated); rollback never is;
+//   - a gate that fails or cannot decide refuses the plan, and nothing is changed;
+//   - with no gate at all (no Prometheus in the context) a gated plan is refused with
+//     ErrNoGates, unless the operator skips the gates (Op.SkipGates) with a reason, which the
+//     commit records in the Canary-Gates-Skipped trailer;
+//   - followers (wait for Argo CD and the mesh) run after the push, in order.
 type Controller struct {
 	store     Store
 	gates     []Gate
+	sources   []GateSource
 	followers []Follower
 }
 
 // Option configures a Controller.
 type Option func(*Controller)
 
-// WithGate adds a gate checked, in order, before every non-rollback plan.
+// WithGate adds a gate checked, in order, before every gated plan.
 func WithGate(g Gate) Option { return func(c *Controller) { c.gates = append(c.gates, g) } }
+
+// WithGates adds a gate opened per plan from src, checked after the WithGate gates. src's error
+// (no Prometheus configured) refuses gated plans that do not skip the gates.
+func WithGates(src GateSource) Option {
+	return func(c *Controller) { c.sources = append(c.sources, src) }
+}
 
 // WithFollower adds a step run after every applied plan.
 func WithFollower(f Follower) Option {
@@ -100,20 +128,13 @@ type Outcome struct {
 	Result gitops.Result
 }
 
-// Execute checks the gates and applies the plan: one commit pushed to the GitOps remote. If
-// the file changed since the plan was made, the Store returns a *gitops.ConflictError and
-// nothing is changed. Follower errors come back together with the Outcome.
+// Execute applies the policy's gates and then the plan: one commit pushed to the GitOps
+// remote. A refusal is a *GateError and nothing is changed. If the file changed since the plan
+// was made, the Store returns a *gitops.ConflictError and nothing is changed. Follower errors
+// come back together with the Outcome.
 func (c *Controller) Execute(ctx context.Context, p *Plan) (*Outcome, error) {
-	if p.Op.Action != ActionRollback {
-		for _, g := range c.gates {
-			if err := g.Check(ctx, p); err != nil {
-				var ge *GateError
-				if errors.As(err, &ge) {
-					return nil, err
-				}
-				return nil, &GateError{Gate: fmt.Sprintf("%T", g), Err: err}
-			}
-		}
+	if err := c.checkGates(ctx, p); err != nil {
+		return nil, err
 	}
 	res, err := c.store.Apply(ctx, p.Change())
 	if err != nil {
@@ -130,6 +151,34 @@ func (c *Controller) Execute(ctx context.Context, p *Plan) (*Outcome, error) {
 		return out, fmt.Errorf("%s is pushed as %s, but: %w", p.Summary(), gitops.ShortHash(res.Commit), errors.Join(errs...))
 	}
 	return out, nil
+}
+
+// checkGates is the gate half of the policy.
+func (c *Controller) checkGates(ctx context.Context, p *Plan) error {
+	if !p.Op.Action.Gated() || p.Op.SkipGates {
+		return nil
+	}
+	gates := slices.Clone(c.gates)
+	for _, src := range c.sources {
+		g, err := src(p.Env)
+		if err != nil {
+			return &GateError{Gate: "metrics", Err: fmt.Errorf("%w: %w", ErrNoGates, err)}
+		}
+		gates = append(gates, g)
+	}
+	if len(gates) == 0 {
+		return &GateError{Gate: "metrics", Err: fmt.Errorf("%w: no gate is configured for %s", ErrNoGates, p.Env)}
+	}
+	for _, g := range gates {
+		if err := g.Check(ctx, p); err != nil {
+			var ge *GateError
+			if errors.As(err, &ge) {
+				return err
+			}
+			return &GateError{Gate: fmt.Sprintf("%T", g), Err: err}
+		}
+	}
+	return nil
 }
 
 // Status is the canary state of one service in one environment.

@@ -11,6 +11,10 @@ import (
 	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
 )
 
+// pass is a gate that lets every plan through: the tests that are not about gates still run
+// under the canary policy, which refuses gated plans when no gate is configured.
+var pass = canary.WithGate(canary.GateFunc(func(context.Context, *canary.Plan) error { return nil }))
+
 func openRepo(t *testing.T, dir string) *gitops.Repo {
 	t.Helper()
 	r, err := gitops.Open(context.Background(), dir)
@@ -25,7 +29,7 @@ func openRepo(t *testing.T, dir string) *gitops.Repo {
 func TestCanaryLifecycle(t *testing.T) {
 	ctx := context.Background()
 	remote := gitopstest.NewRemote(t)
-	c := canary.New(openRepo(t, remote.Clone("Alice")))
+	c := canary.New(openRepo(t, remote.Clone("Alice")), pass)
 
 	steps := []struct {
 		op         canary.Op
@@ -92,8 +96,8 @@ func TestGatesAndFollowers(t *testing.T) {
 	remote := gitopstest.NewRemote(t)
 	repo := openRepo(t, remote.Clone("Alice"))
 
-	// Start a canary without gates.
-	plain := canary.New(repo)
+	// Start a canary past a gate that passes.
+	plain := canary.New(repo, pass)
 	p, err := plain.Plan(ctx, "dev", "order", canary.Op{Action: canary.ActionStart, Tag: "1.1.0"}, "new build")
 	if err != nil {
 		t.Fatal(err)
@@ -154,8 +158,8 @@ func TestGatesAndFollowers(t *testing.T) {
 func TestStalePlanConflicts(t *testing.T) {
 	ctx := context.Background()
 	remote := gitopstest.NewRemote(t)
-	alice := canary.New(openRepo(t, remote.Clone("Alice")))
-	bob := canary.New(openRepo(t, remote.Clone("Bob")))
+	alice := canary.New(openRepo(t, remote.Clone("Alice")), pass)
+	bob := canary.New(openRepo(t, remote.Clone("Bob")), pass)
 
 	p, err := alice.Plan(ctx, "prod", "product", canary.Op{Action: canary.ActionStart, Tag: "3.0.0"}, "release 3.0.0")
 	if err != nil {
@@ -184,5 +188,69 @@ func TestStalePlanConflicts(t *testing.T) {
 	st, err := bob.Status(ctx, "prod", "product")
 	if err != nil || st.Running() || st.Release.Canary.Weight != 0 {
 		t.Errorf("after the conflict: %+v, %v", st.Release, err)
+	}
+}
+
+// TestPolicy is the canary policy every front end gets from the Controller: gated actions are
+// refused when no gate can judge them (none configured, or the gate source fails), skipping the
+// gates needs nothing but the plan's reason and is recorded in a trailer, and rollback is never
+// gated.
+func TestPolicy(t *testing.T) {
+	ctx := context.Background()
+	remote := gitopstest.NewRemote(t)
+	repo := openRepo(t, remote.Clone("Alice"))
+	head := remote.Head()
+
+	start := canary.Op{Action: canary.ActionStart, Tag: "1.1.0"}
+	noProm := canary.WithGates(func(string) (canary.Gate, error) { return nil, errors.New("prometheus.url is not set") })
+	for name, c := range map[string]*canary.Controller{
+		"no gate configured": canary.New(repo),
+		"gate source fails":  canary.New(repo, noProm),
+	} {
+		p, err := c.Plan(ctx, "dev", "order", start, "new build")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Execute(ctx, p)
+		var ge *canary.GateError
+		if !errors.As(err, &ge) || !errors.Is(err, canary.ErrNoGates) || !strings.Contains(err.Error(), "nothing was changed") ||
+			!strings.Contains(err.Error(), "--skip-gates") {
+			t.Fatalf("%s: err = %v, want a GateError wrapping ErrNoGates", name, err)
+		}
+		if remote.Head() != head {
+			t.Fatalf("%s: a refused start was pushed", name)
+		}
+	}
+
+	// Skipped with a reason: pushed, and the skip is in the commit.
+	c := canary.New(repo, noProm)
+	p, err := c.Plan(ctx, "dev", "order", canary.Op{Action: canary.ActionStart, Tag: "1.1.0", SkipGates: true}, "Prometheus is down, release is urgent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Execute(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	msg := gitopstest.Git(t, remote.URL, "log", "-1", "--format=%B", "main")
+	if !strings.Contains(msg, "\nCanary-Gates-Skipped: Prometheus is down, release is urgent") {
+		t.Fatalf("commit lacks the skip trailer:\n%s", msg)
+	}
+	if !strings.Contains(p.Summary(), "[gates skipped]") {
+		t.Errorf("summary %q does not say the gates are skipped", p.Summary())
+	}
+
+	// Rollback is never gated, so it has no gates to skip.
+	if _, err := c.Plan(ctx, "dev", "order", canary.Op{Action: canary.ActionRollback, SkipGates: true}, "r"); !errors.Is(err, canary.ErrInvalid) {
+		t.Errorf("rollback --skip-gates: %v", err)
+	}
+	p, err = c.Plan(ctx, "dev", "order", canary.Op{Action: canary.ActionRollback}, "errors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Execute(ctx, p); err != nil {
+		t.Fatalf("rollback without any gate: %v", err)
+	}
+	if msg := gitopstest.Git(t, remote.URL, "log", "-1", "--format=%B", "main"); strings.Contains(msg, canary.TrailerGatesSkipped) {
+		t.Errorf("rollback commit claims skipped gates:\n%s", msg)
 	}
 }

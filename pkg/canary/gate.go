@@ -134,7 +134,8 @@ func GatePhaseCriteria(phase int) []Criterion {
 }
 
 // GateCriteria returns the rollback criteria followed by the pass criteria of phase (none for
-// a phase outside 0–3): what `canary check` and `step --gate` judge.
+// a phase outside 0–3): what `canary check` and the gate of every
+// step, set and promote judge.
 func GateCriteria(phase int) []Criterion {
 	return append(GateRollbackCriteria(), GatePhaseCriteria(phase)...)
 }
@@ -189,15 +190,30 @@ func (c Criterion) formatThreshold() string {
 	return strconv.FormatFloat(c.Threshold, 'f', -1, 64)
 }
 
-// FormatValue shows a figure in the criterion's unit.
+// FormatValue shows a figure in the criterion's unit. A figure that rounds to zero shows as
+// zero without a sign: a canary 0.3 ms faster than stable is "0 ms", not "-0 ms".
 func (c Criterion) FormatValue(v float64) string {
 	switch c.Unit {
 	case CriterionRatio:
-		return strconv.FormatFloat(v*100, 'f', 2, 64) + "%"
+		return strconv.FormatFloat(roundTo(v*100, 2), 'f', 2, 64) + "%"
 	case CriterionReady:
-		return strconv.FormatFloat(v*100, 'f', 0, 64) + "% ready"
+		return strconv.FormatFloat(roundTo(v*100, 0), 'f', 0, 64) + "% ready"
 	case CriterionMillis:
-		return fmt.Sprintf("%+.0f ms", v)
+		ms := roundTo(v, 0)
+		if ms == 0 {
+			return "0 ms"
+		}
+		return fmt.Sprintf("%+.0f ms", ms)
 	}
 	return strconv.FormatFloat(v, 'g', 6, 64)
+}
+
+// roundTo rounds v to digits decimals, turning a negative zero into zero.
+func roundTo(v float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	r := math.Round(v*p) / p
+	if r == 0 {
+		return 0 // also -0
+	}
+	return r
 }

@@ -462,3 +462,25 @@ func TestGateThresholdText(t *testing.T) {
 		}
 	}
 }
+
+// TestGateFormatValueHasNoNegativeZero: figures that round to zero print without a sign.
+func TestGateFormatValueHasNoNegativeZero(t *testing.T) {
+	lat := GateRollbackCriteria()[1]
+	five := GateRollbackCriteria()[0]
+	for _, tt := range []struct {
+		c    Criterion
+		v    float64
+		want string
+	}{
+		{lat, -0.3, "0 ms"},
+		{lat, 0.4, "0 ms"},
+		{lat, 215.2, "+215 ms"},
+		{lat, -12.6, "-13 ms"},
+		{five, -0.000001, "0.00%"},
+		{five, 0.042, "4.20%"},
+	} {
+		if got := tt.c.FormatValue(tt.v); got != tt.want {
+			t.Errorf("%s FormatValue(%v) = %q, want %q", tt.c.ID, tt.v, got, tt.want)
+		}
+	}
+}

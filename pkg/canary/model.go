@@ -84,6 +84,11 @@ func Actions() []Action {
 // Trailer returns the Opsctl-Action value ("canary-step").
 func (a Action) Trailer() string { return "canary-" + string(a) }
 
+// Gated reports whether the canary policy checks the gates before a's commit: every action
+// that may send traffic to v2 (start, step, set, promote). Rollback never is: going back to v1
+// must always be possible.
+func (a Action) Gated() bool { return a != ActionRollback }
+
 // Op is a requested operation with its arguments.
 type Op struct {
 	Action Action
@@ -93,6 +98,9 @@ type Op struct {
 	Weight int
 	// Force allows weights off the ladder, jumps over phases and promoting before 100%.
 	Force bool
+	// SkipGates executes a gated action without consulting the gates. The plan's reason is
+	// then recorded in the Canary-Gates-Skipped trailer, so the skip is visible in git.
+	SkipGates bool
 }
 
 // Next returns the state op produces from cur, or an error wrapping ErrInvalid (or
@@ -100,6 +108,9 @@ type Op struct {
 func (op Op) Next(cur gitops.Release) (gitops.Release, error) {
 	next := cur
 	c := cur.Canary
+	if op.SkipGates && !op.Action.Gated() {
+		return cur, fmt.Errorf("%w: %s is never gated; there are no gates to skip", ErrInvalid, op.Action)
+	}
 	switch op.Action {
 	case ActionStart:
 		if c.Enabled {

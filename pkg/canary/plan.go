@@ -66,6 +66,9 @@ func (p *Plan) Summary() string {
 	if p.Op.Force {
 		what += " [forced]"
 	}
+	if p.Op.SkipGates {
+		what += " [gates skipped]"
+	}
 	return fmt.Sprintf("%s/%s: %s", p.Service, p.Env, what)
 }
 
@@ -88,9 +91,27 @@ func (p *Plan) Subject() string {
 	return fmt.Sprintf("canary %s/%s: %s", p.Service, p.Env, what)
 }
 
+// TrailerGatesSkipped is the commit trailer of a gated action executed with Op.SkipGates; its
+// value is the plan's reason.
+const TrailerGatesSkipped = "Canary-Gates-Skipped"
+
 // Change returns the gitops change that applies the plan.
 func (p *Plan) Change() gitops.Change {
+	var trailers []gitops.Trailer
+	if p.Op.SkipGates {
+		trailers = append(trailers, gitops.Trailer{Key: TrailerGatesSkipped, Value: p.Reason})
+	}
+	var reapply func(gitops.Release) (gitops.Release, error)
+	if p.Op.Action == ActionRollback {
+		// A rollback always wins: whatever was pushed since the plan (a step, a set), it is
+		// rolled back on top; only a canary that is already off makes it a no-op.
+		reapply = func(found gitops.Release) (gitops.Release, error) {
+			return Op{Action: ActionRollback}.Next(found)
+		}
+	}
 	return gitops.Change{
+		Reapply:    reapply,
+		Trailers:   trailers,
 		Env:        p.Env,
 		Service:    p.Service,
 		Action:     p.Op.Action.Trailer(),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -19,7 +20,9 @@ func Execute(ctx context.Context, cmd *cobra.Command, f *Factory) int {
 	var pe *PartialError
 	var xe *ExitStatusError
 	if err != nil && !errors.Is(err, ErrSilent) && !errors.As(err, &pe) && !errors.As(err, &xe) {
-		fmt.Fprintln(f.IOStreams.ErrOut, "Error: "+termsafe.String(err.Error()))
+		// Messages may span lines (the dirty files of a working copy, one per line): line breaks
+		// are kept, every other control character is neutralised.
+		fmt.Fprintln(f.IOStreams.ErrOut, "Error: "+strings.TrimRight(termsafe.Block(err.Error()), "\n"))
 		var fe *FlagError
 		if errors.As(err, &fe) {
 			fmt.Fprintf(f.IOStreams.ErrOut, "Run '%s --help' for usage.\n", cmd.CommandPath())

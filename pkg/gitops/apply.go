@@ -43,7 +43,29 @@ type Change struct {
 	// BaseCommit is the commit From was read at (Snapshot.Commit). A conflict lists the
 	// commits after it. Empty means the remote head at the time of Apply.
 	BaseCommit string
+	// Trailers are written after the Opsctl-* trailers, in order (for example the canary's
+	// Canary-Gates-Skipped). Keys are trailer tokens; values are one line.
+	Trailers []Trailer
+	// Reapply, when set, makes the change win races instead of conflicting: whenever the file
+	// no longer holds From (at the first attempt or after a push lost to someone else's), Apply
+	// derives the state to write from what the file holds now and commits that on top, retrying
+	// until it lands or ctx ends. Returning an error wrapping ErrNoChange means the file already
+	// says what the change wants (another rollback got there first): Apply then pushes nothing
+	// and returns a Result with AlreadyApplied. A canary rollback sets it; nothing else should.
+	Reapply func(found Release) (Release, error)
 }
+
+// reapplyAttempts bounds the pushes of a Reapply change that keeps losing races; ctx normally
+// ends it first.
+const reapplyAttempts = 100
+
+// Trailer is one "Key: value" line at the end of a commit message.
+type Trailer struct {
+	Key   string
+	Value string
+}
+
+var trailerKey = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,63}$`)
 
 var actionName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,39}$`)
 
@@ -60,6 +82,14 @@ func (c Change) Validate() error {
 	}
 	if strings.ContainsAny(c.Subject, "\r\n") {
 		return fmt.Errorf("%w: the subject must be one line", ErrInvalidChange)
+	}
+	for _, t := range c.Trailers {
+		if !trailerKey.MatchString(t.Key) {
+			return fmt.Errorf("%w: trailer key %q must be letters, digits and dashes", ErrInvalidChange, t.Key)
+		}
+		if strings.TrimSpace(t.Value) == "" || strings.IndexFunc(t.Value, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+			return fmt.Errorf("%w: trailer %s must be one line of printable text", ErrInvalidChange, t.Key)
+		}
 	}
 	if c.From == c.To {
 		return fmt.Errorf("%w: %s/%s already has %s", ErrNoChange, c.Env, c.Service, c.To)
@@ -95,6 +125,9 @@ func CommitMessage(c Change) string {
 	fmt.Fprintf(&b, "%s: %s\n", TrailerFrom, c.From)
 	fmt.Fprintf(&b, "%s: %s\n", TrailerTo, c.To)
 	fmt.Fprintf(&b, "%s: %s\n", TrailerReason, strings.TrimSpace(c.Reason))
+	for _, t := range c.Trailers {
+		fmt.Fprintf(&b, "%s: %s\n", t.Key, strings.TrimSpace(t.Value))
+	}
 	return b.String()
 }
 
@@ -109,6 +142,12 @@ type Result struct {
 	Branch string
 	// Attempts counts pushes (more than one when the re-apply path was taken).
 	Attempts int
+	// AlreadyApplied is set when a Reapply change found its state already at the remote head
+	// (Commit): nothing was pushed. From and To are then equal.
+	AlreadyApplied bool
+	// From and To are the states the pushed commit moved between; they differ from the
+	// Change's when Reapply re-derived them on top of someone else's commit.
+	From, To Release
 }
 
 // Apply commits the change on top of the remote branch and pushes it.
@@ -144,22 +183,42 @@ func (r *Repo) Apply(ctx context.Context, c Change) (Result, error) {
 		baseline = base
 	}
 
-	for attempt := 1; attempt <= r.maxAttempts; attempt++ {
+	maxAttempts := r.maxAttempts
+	if c.Reapply != nil {
+		maxAttempts = max(maxAttempts, reapplyAttempts)
+	}
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return Result{}, fmt.Errorf("%s/%s: %w after %d attempt(s); nothing was pushed", c.Env, c.Service, err, attempt-1)
+		}
 		snap, err := r.readAt(ctx, base, c.Env, c.Service, p)
 		if err != nil {
 			return Result{}, fmt.Errorf("%w; nothing was changed", err)
 		}
+		cur := c
 		if snap.Release != c.From {
-			return Result{}, r.conflict(ctx, c, p, baseline, base, snap.Release)
+			if c.Reapply == nil {
+				return Result{}, r.conflict(ctx, c, p, baseline, base, snap.Release)
+			}
+			to, err := c.Reapply(snap.Release)
+			if errors.Is(err, ErrNoChange) {
+				r.logger.Info("already applied at the remote head", "commit", base, "path", p)
+				return Result{Commit: base, Path: p, Remote: r.remote, Branch: r.branch, Attempts: attempt - 1,
+					AlreadyApplied: true, From: snap.Release, To: snap.Release}, nil
+			}
+			if err != nil {
+				return Result{}, fmt.Errorf("%s/%s: re-apply on top of %s: %w; nothing was pushed", c.Env, c.Service, ShortHash(base), err)
+			}
+			cur.From, cur.To = snap.Release, to
 		}
-		data, err := EditRelease(snap.Data, c.To)
+		data, err := EditRelease(snap.Data, cur.To)
 		if err != nil {
 			return Result{}, fmt.Errorf("edit %s: %w; nothing was changed", p, err)
 		}
 		if err := r.fastForward(ctx, base); err != nil {
 			return Result{}, err
 		}
-		commit, err := r.commit(ctx, p, data, CommitMessage(c))
+		commit, err := r.commit(ctx, p, data, CommitMessage(cur))
 		if err != nil {
 			return Result{}, err
 		}
@@ -171,7 +230,7 @@ func (r *Repo) Apply(ctx context.Context, c Change) (Result, error) {
 		rejected, err := r.push(ctx)
 		if err == nil && !rejected {
 			r.logger.Info("pushed", "commit", commit, "path", p, "attempt", attempt)
-			return Result{Commit: commit, Path: p, Remote: r.remote, Branch: r.branch, Attempts: attempt}, nil
+			return Result{Commit: commit, Path: p, Remote: r.remote, Branch: r.branch, Attempts: attempt, From: cur.From, To: cur.To}, nil
 		}
 		// Undo our commit before anything else, whatever happened to the push.
 		if uerr := r.undoCommit(ctx, commit, base); uerr != nil {
@@ -199,7 +258,7 @@ func (r *Repo) Apply(ctx context.Context, c Change) (Result, error) {
 		base = next
 	}
 	return Result{}, fmt.Errorf("%w: %d attempts to push %s to %s/%s were overtaken by other commits; nothing was pushed, try again",
-		ErrTooManyAttempts, r.maxAttempts, p, r.remote, r.branch)
+		ErrTooManyAttempts, maxAttempts, p, r.remote, r.branch)
 }
 
 // ensureClean refuses tracked changes and in-progress merges or rebases. Untracked files are

@@ -28,6 +28,8 @@ var (
 	ErrTooManyAttempts = errors.New("push kept losing races")
 	// ErrInvalidChange means a Change is incomplete (missing reason, unknown target...).
 	ErrInvalidChange = errors.New("invalid change")
+	// ErrCacheBusy means another opsctl process holds the cached clone.
+	ErrCacheBusy = errors.New("cached clone in use")
 )
 
 // ConflictError reports that the values file no longer says what the change was planned
@@ -47,10 +49,21 @@ type ConflictError struct {
 	Changes []Entry
 }
 
+// RolledBack reports whether the change lost to a canary rollback: the file now has the canary
+// off at weight 0 and the newest change is a rollback. A rollback always wins; the change must
+// not be re-applied over it.
+func (e *ConflictError) RolledBack() bool {
+	return !e.Found.Canary.Enabled && e.Found.Canary.Weight == 0 && len(e.Changes) > 0 && e.Changes[0].Action == "canary-rollback"
+}
+
 // Error describes who changed what, and that nothing was changed by this attempt.
 func (e *ConflictError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s/%s: %s changed since it was read (%s)", e.Env, e.Service, e.Path, DescribeDiff(e.Expected, e.Found))
+	if e.RolledBack() {
+		fmt.Fprintf(&b, "%s/%s: the canary was rolled back meanwhile, and a rollback always wins (%s)", e.Env, e.Service, DescribeDiff(e.Expected, e.Found))
+	} else {
+		fmt.Fprintf(&b, "%s/%s: %s changed since it was read (%s)", e.Env, e.Service, e.Path, DescribeDiff(e.Expected, e.Found))
+	}
 	if len(e.Changes) > 0 {
 		c := e.Changes[0]
 		fmt.Fprintf(&b, "; last changed by %s <%s> in %s at %s", c.Author, c.AuthorEmail, ShortHash(c.Commit), c.Time.UTC().Format(time.RFC3339))

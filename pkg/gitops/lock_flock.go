@@ -19,7 +19,7 @@ func lockFile(path string) (func(), error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("another opsctl is using the cached clone (%s); try again when it finishes", path)
+			return nil, fmt.Errorf("%w: another opsctl is using the cached clone (%s); try again when it finishes", ErrCacheBusy, path)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}

@@ -30,6 +30,8 @@ type Repo struct {
 	beforePush func(ctx context.Context, attempt int) error
 	fetchTTL   time.Duration
 	fetchedAt  time.Time
+	// onCacheBusy runs when WriteClone finds the cache locked (a test seam).
+	onCacheBusy func()
 }
 
 // Option configures Open and Clone.
@@ -46,6 +48,9 @@ type options struct {
 	cacheDir    string
 	beforePush  func(ctx context.Context, attempt int) error
 	fetchTTL    time.Duration
+	// identity is the fallback author and committer (name, email).
+	identity    [2]string
+	onCacheBusy func()
 }
 
 // WithRoot sets the directory inside the repository that holds charts/ and envs/ (default
@@ -79,6 +84,13 @@ func WithGit(bin string) Option { return func(o *options) { o.gitBin = bin } }
 // example GIT_AUTHOR_NAME in tests, or GIT_TERMINAL_PROMPT=0 when no terminal is attached).
 func WithGitEnv(kv ...string) Option { return func(o *options) { o.gitEnv = append(o.gitEnv, kv...) } }
 
+// WithFallbackIdentity makes commits carry name and email when git configures no identity for
+// the working copy (user.name, user.email) and the environment sets none (GIT_AUTHOR_NAME):
+// opsctl passes the operator, so history never credits a machine account or a placeholder.
+func WithFallbackIdentity(name, email string) Option {
+	return func(o *options) { o.identity = [2]string{name, email} }
+}
+
 // WithCacheDir sets where Clone keeps its clones (default os.UserCacheDir()/opsctl/gitops).
 func WithCacheDir(dir string) Option { return func(o *options) { o.cacheDir = dir } }
 
@@ -111,6 +123,7 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Repo, error) {
 		return nil, fmt.Errorf("open GitOps working copy %s: %w", dir, err)
 	}
 	g.dir = top
+	g.env = append(g.env, fallbackIdentityEnv(ctx, g, o.identity)...)
 	current, err := g.line(ctx, "symbolic-ref", "--quiet", "--short", "HEAD")
 	if err != nil {
 		return nil, fmt.Errorf("open GitOps working copy %s: HEAD is detached; check out the branch Argo CD watches: %w", top, err)
@@ -136,7 +149,7 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Repo, error) {
 	if _, err := g.line(ctx, "remote", "get-url", remote); err != nil {
 		return nil, fmt.Errorf("open GitOps working copy %s: remote %q: %w", top, remote, err)
 	}
-	return &Repo{git: g, top: top, remote: remote, branch: branch, root: o.root, maxAttempts: o.maxAttempts, logger: o.logger, unlock: func() {}, beforePush: o.beforePush, fetchTTL: o.fetchTTL}, nil
+	return &Repo{git: g, top: top, remote: remote, branch: branch, root: o.root, maxAttempts: o.maxAttempts, logger: o.logger, unlock: func() {}, beforePush: o.beforePush, fetchTTL: o.fetchTTL, onCacheBusy: o.onCacheBusy}, nil
 }
 
 // CacheDir returns where Clone keeps the clone of url under cacheDir (empty: the default
@@ -204,6 +217,7 @@ func cloneLocked(ctx context.Context, url, dir string, o options) (*Repo, error)
 		return nil, fmt.Errorf("clone GitOps repository %s: %w", url, err)
 	}
 	g.dir = dir
+	g.env = append(g.env, fallbackIdentityEnv(ctx, g, o.identity)...)
 	if got, err := g.line(ctx, "remote", "get-url", "origin"); err != nil || got != url {
 		return nil, fmt.Errorf("clone GitOps repository %s: cache %s belongs to %q; remove it and retry", url, dir, got)
 	}
@@ -319,4 +333,100 @@ func (r *Repo) readAt(ctx context.Context, commit, env, service, p string) (Snap
 		return Snapshot{}, fmt.Errorf("read %s at %s: %w", p, ShortHash(commit), err)
 	}
 	return Snapshot{Env: env, Service: service, Path: p, Commit: commit, Data: data, Release: rel}, nil
+}
+
+// WriteClone returns a Repo for writes opsctl makes on its own (watch --auto-rollback's
+// rollback): a clone of r's remote in opsctl's cache directory, fetched fresh and reset to the
+// remote branch, so that nothing in the operator's working copy (uncommitted edits, unpushed
+// commits, a rebase in progress) can block it. Commits carry the identity git gives r's working
+// copy (user.name and user.email) unless GIT_AUTHOR_NAME is set in the environment. When r is
+// already a cache clone it is returned itself. Call the returned close function when done.
+func (r *Repo) WriteClone(ctx context.Context, opts ...Option) (*Repo, func() error, error) {
+	if r.owned {
+		return r, func() error { return nil }, nil
+	}
+	url, err := r.git.line(ctx, "remote", "get-url", r.remote)
+	if err != nil {
+		return nil, nil, fmt.Errorf("find the URL of remote %s in %s: %w", r.remote, r.top, err)
+	}
+	env := append([]string(nil), r.git.env...)
+	env = append(env, r.identityEnv(ctx)...)
+	all := []Option{WithBranch(r.branch), WithRoot(r.root), WithMaxAttempts(r.maxAttempts), WithLogger(r.logger),
+		WithGit(r.git.bin), WithGitEnv(env...), withBeforePush(r.beforePush)}
+	// A rollback must not lose to an interactive command that holds the cache for a moment:
+	// wait for it rather than give up.
+	for {
+		w, err := Clone(ctx, url, append(all, opts...)...)
+		if err == nil {
+			return w, w.Close, nil
+		}
+		if !errors.Is(err, ErrCacheBusy) {
+			return nil, nil, err
+		}
+		if r.onCacheBusy != nil {
+			r.onCacheBusy()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("%w (gave up waiting: %w)", err, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// withOnCacheBusy runs fn each time WriteClone finds the cache locked; tests use it to release
+// the lock they hold.
+func withOnCacheBusy(fn func()) Option { return func(o *options) { o.onCacheBusy = fn } }
+
+// identityEnv returns the GIT_AUTHOR_* and GIT_COMMITTER_* variables that make a commit in
+// another clone carry the identity git configures for r's working copy; none when the
+// environment already sets one or git configures none.
+func (r *Repo) identityEnv(ctx context.Context) []string {
+	if os.Getenv("GIT_AUTHOR_NAME") != "" || os.Getenv("GIT_COMMITTER_NAME") != "" {
+		return nil
+	}
+	name, _ := r.git.line(ctx, "config", "user.name")
+	email, _ := r.git.line(ctx, "config", "user.email")
+	if name == "" || email == "" {
+		return nil
+	}
+	return []string{"GIT_AUTHOR_NAME=" + name, "GIT_AUTHOR_EMAIL=" + email, "GIT_COMMITTER_NAME=" + name, "GIT_COMMITTER_EMAIL=" + email}
+}
+
+// fallbackIdentityEnv returns the GIT_AUTHOR_* and GIT_COMMITTER_* variables for identity when
+// git configures no user.name or user.email in g's working copy and the environment sets no
+// author; none otherwise.
+func fallbackIdentityEnv(ctx context.Context, g *git, identity [2]string) []string {
+	if identity[0] == "" || identity[1] == "" || os.Getenv("GIT_AUTHOR_NAME") != "" || os.Getenv("GIT_COMMITTER_NAME") != "" {
+		return nil
+	}
+	name, _ := g.line(ctx, "config", "user.name")
+	email, _ := g.line(ctx, "config", "user.email")
+	if name != "" && email != "" {
+		return nil
+	}
+	return []string{"GIT_AUTHOR_NAME=" + identity[0], "GIT_AUTHOR_EMAIL=" + identity[1],
+		"GIT_COMMITTER_NAME=" + identity[0], "GIT_COMMITTER_EMAIL=" + identity[1]}
+}
+
+// CatchUp fast-forwards the working copy to the remote branch after opsctl pushed from a clone
+// of its own (WriteClone), so the operator's checkout shows the change. ok is false, and
+// nothing is touched, when the working copy has changes or commits of its own.
+func (r *Repo) CatchUp(ctx context.Context) (ok bool, err error) {
+	if r.owned {
+		return true, nil
+	}
+	head, err := r.remoteHead(ctx)
+	if err != nil {
+		return false, err
+	}
+	if err := r.ensureClean(ctx); errors.Is(err, ErrDirty) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if ok, err := r.isAncestor(ctx, "HEAD", head); err != nil || !ok {
+		return false, err
+	}
+	return true, r.fastForward(ctx, head)
 }

@@ -748,3 +748,150 @@ func TestFetchTTLReadsMayBeStaleButApplyIsNot(t *testing.T) {
 		t.Fatalf("err = %v, want ConflictError", err)
 	}
 }
+
+// rollbackChange is a canary rollback as pkg/canary builds it: weight 0 and off, re-applied on
+// top of whatever was pushed meanwhile, a no-op when the canary is already off.
+func rollbackChange(t *testing.T, r *Repo, env, svc string) Change {
+	t.Helper()
+	c := change(t, r, env, svc, "canary-rollback", func(rel *Release) { rel.Canary.Enabled, rel.Canary.Weight = false, 0 })
+	c.Reapply = func(found Release) (Release, error) {
+		if !found.Canary.Enabled && found.Canary.Weight == 0 {
+			return found, ErrNoChange
+		}
+		found.Canary.Enabled, found.Canary.Weight = false, 0
+		return found, nil
+	}
+	return c
+}
+
+// TestRollbackWinsARace: Bob's rollback reads 10%, then Alice's step to 30% lands between that
+// read and Bob's push. Bob's push is rejected; the rollback re-reads the new head and re-applies
+// itself on top, so the remote ends rolled back (weight 0, off) with Alice's step below it.
+func TestRollbackWinsARace(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	a, _ := f.clone("Alice")
+	if _, err := a.Apply(ctx, change(t, a, "prod", "order", "canary-start", startCanary("1.1.0", 10))); err != nil {
+		t.Fatal(err)
+	}
+	var stepCommit string
+	b, _ := f.clone("Bob", withBeforePush(func(ctx context.Context, attempt int) error {
+		if attempt != 1 {
+			return nil
+		}
+		res, err := a.Apply(ctx, change(t, a, "prod", "order", "canary-step", setWeight(30)))
+		stepCommit = res.Commit
+		return err
+	}))
+	res, err := b.Apply(ctx, rollbackChange(t, b, "prod", "order"))
+	if err != nil {
+		t.Fatalf("rollback lost the race: %v", err)
+	}
+	if res.Attempts != 2 || res.AlreadyApplied || res.From.Canary.Weight != 30 || res.To.Canary.Weight != 0 {
+		t.Errorf("result %+v", res)
+	}
+	rel, err := ReadRelease(f.remoteFile("gitops/envs/prod/order/values.yaml"))
+	if err != nil || rel.Canary.Enabled || rel.Canary.Weight != 0 || rel.Canary.Tag != "1.1.0" {
+		t.Fatalf("remote after the race: %v (%v), want rolled back", rel, err)
+	}
+	if f.remoteHead() != res.Commit || gitT(t, f.remote, "rev-parse", "main^") != stepCommit {
+		t.Errorf("history: head %s (want the rollback %s) on top of %s (want the step %s)",
+			f.remoteHead(), res.Commit, gitT(t, f.remote, "rev-parse", "main^"), stepCommit)
+	}
+	if msg := gitT(t, f.remote, "log", "-1", "--format=%B", "main"); !strings.Contains(msg, "Opsctl-From: weight=30 enabled=true") {
+		t.Errorf("the rollback commit does not record what it rolled back:\n%s", msg)
+	}
+}
+
+// TestRollbackYieldsToARollback: another rollback landed first; the second is a no-op success
+// that says so and pushes nothing.
+func TestRollbackYieldsToARollback(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	a, _ := f.clone("Alice")
+	if _, err := a.Apply(ctx, change(t, a, "prod", "order", "canary-start", startCanary("1.1.0", 50))); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := f.clone("Bob")
+	bobs := rollbackChange(t, b, "prod", "order")
+	first, err := a.Apply(ctx, rollbackChange(t, a, "prod", "order"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.Apply(ctx, bobs)
+	if err != nil || !res.AlreadyApplied || res.Commit != first.Commit || f.remoteHead() != first.Commit {
+		t.Fatalf("second rollback: %+v, %v; want a no-op at %s", res, err, first.Commit)
+	}
+}
+
+// TestStepDoesNotOverwriteARollback: a step whose push loses to a rollback re-reads, sees the
+// rollback and stops with an error saying so; the remote stays rolled back.
+func TestStepDoesNotOverwriteARollback(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	a, _ := f.clone("Alice")
+	if _, err := a.Apply(ctx, change(t, a, "prod", "order", "canary-start", startCanary("1.1.0", 10))); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := f.clone("Bob", withBeforePush(func(ctx context.Context, attempt int) error {
+		if attempt != 1 {
+			return nil
+		}
+		_, err := a.Apply(ctx, rollbackChange(t, a, "prod", "order"))
+		return err
+	}))
+	_, err := b.Apply(ctx, change(t, b, "prod", "order", "canary-step", setWeight(30)))
+	var conflict *ConflictError
+	if !errors.As(err, &conflict) || !conflict.RolledBack() || !strings.Contains(err.Error(), "rolled back meanwhile") {
+		t.Fatalf("step after a rollback: %v", err)
+	}
+	rel, err := ReadRelease(f.remoteFile("gitops/envs/prod/order/values.yaml"))
+	if err != nil || rel.Canary.Enabled || rel.Canary.Weight != 0 {
+		t.Fatalf("remote %v (%v), want still rolled back", rel, err)
+	}
+}
+
+// TestWriteCloneLeavesTheWorkingCopyAndWaitsForTheCache: opsctl's own writes go through a cache
+// clone, so a dirty working copy does not block them; when another opsctl holds that cache, the
+// write waits for it instead of giving up.
+func TestWriteCloneLeavesTheWorkingCopyAndWaitsForTheCache(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	cache := t.TempDir()
+	held, err := Clone(ctx, f.remote, WithCacheDir(cache))
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	a, adir := f.clone("Alice", WithCacheDir(cache), withOnCacheBusy(func() {
+		if !released {
+			released = true
+			held.Close() // the other opsctl finishes
+		}
+	}))
+	if _, err := a.Apply(ctx, change(t, a, "prod", "order", "canary-start", startCanary("1.1.0", 10))); err != nil {
+		t.Fatal(err)
+	}
+	values := filepath.Join(adir, "gitops/envs/prod/order/values.yaml")
+	if err := os.WriteFile(values, []byte("half-done edit\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, closeW, err := a.WriteClone(ctx, WithCacheDir(cache))
+	if err != nil {
+		t.Fatalf("write clone while another opsctl held the cache: %v", err)
+	}
+	defer closeW()
+	if !released {
+		t.Error("the cache was never found busy")
+	}
+	res, err := w.Apply(ctx, rollbackChange(t, w, "prod", "order"))
+	if err != nil {
+		t.Fatalf("rollback through the write clone: %v", err)
+	}
+	if f.remoteHead() != res.Commit || gitT(t, f.remote, "log", "-1", "--format=%an", "main") != "Alice" {
+		t.Errorf("remote head %s by %s, want Alice's rollback %s", f.remoteHead(), gitT(t, f.remote, "log", "-1", "--format=%an", "main"), res.Commit)
+	}
+	if got, _ := os.ReadFile(values); string(got) != "half-done edit\n" {
+		t.Error("the working copy's edit was touched")
+	}
+}

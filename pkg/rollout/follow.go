@@ -39,7 +39,25 @@ type Follower struct {
 	Interval time.Duration
 	// Progress, when set, receives one line per stage ("refresh requested", ...).
 	Progress func(string)
+	// Stage, when set, receives each stage reached with the same line, so that a front end
+	// can place it (a progress bar) without reading the text.
+	Stage func(FollowStage, string)
 }
+
+// FollowStage is a point Follow has reached, in order.
+type FollowStage int
+
+// Follow stages.
+const (
+	// StageRefreshed: Argo CD was asked to refresh the application.
+	StageRefreshed FollowStage = iota + 1
+	// StageSyncRequested: a sync was requested (auto-sync is off).
+	StageSyncRequested
+	// StageSynced: the application is Synced and Healthy at the pushed commit.
+	StageSynced
+	// StageLive: the live VirtualService carries the new weights.
+	StageLive
+)
 
 // Follow conditions, as named in a FollowError.
 const (
@@ -109,12 +127,12 @@ func (f *Follower) Follow(ctx context.Context, p *canary.Plan, res gitops.Result
 	if err != nil {
 		return fmt.Errorf("ask Argo CD to refresh %s: %w", app, err)
 	}
-	f.say(fmt.Sprintf("Argo CD refreshed %s (%s %s at %s)", app, a.Sync, a.Health, argocd.ShortRevision(a.Revision)))
+	f.say(StageRefreshed, fmt.Sprintf("Argo CD refreshed %s (%s %s at %s)", app, a.Sync, a.Health, argocd.ShortRevision(a.Revision)))
 	if !a.AutoSync {
 		if _, err := f.Apps.Sync(ctx, app, argocd.SyncOptions{Revision: res.Commit}); err != nil && !errors.Is(err, argocd.ErrOperationInProgress) {
 			return fmt.Errorf("ask Argo CD to sync %s (auto-sync is off): %w", app, err)
 		}
-		f.say(fmt.Sprintf("sync of %s at %s requested (auto-sync is off)", app, argocd.ShortRevision(res.Commit)))
+		f.say(StageSyncRequested, fmt.Sprintf("sync of %s at %s requested (auto-sync is off)", app, argocd.ShortRevision(res.Commit)))
 	}
 
 	want := argocd.WaitFor{Synced: true, Healthy: true, Revision: res.Commit, OperationDone: true, FailOnDegraded: true,
@@ -138,13 +156,13 @@ func (f *Follower) Follow(ctx context.Context, p *canary.Plan, res gitops.Result
 	case err != nil:
 		return err
 	default:
-		f.say(fmt.Sprintf("%s is Synced and Healthy at %s", app, argocd.ShortRevision(last.Revision)))
+		f.say(StageSynced, fmt.Sprintf("%s is Synced and Healthy at %s", app, argocd.ShortRevision(last.Revision)))
 	}
 
 	// Argo CD is done (or out of time); now the VirtualService, until the same deadline.
 	liveOK, liveDetail := f.live(ctx, p.Service, wantV1, wantV2, deadline)
 	if err == nil && liveOK {
-		f.say(fmt.Sprintf("live VirtualService carries v1 %d%% / v2 %d%%", wantV1, wantV2))
+		f.say(StageLive, fmt.Sprintf("live VirtualService carries v1 %d%% / v2 %d%%", wantV1, wantV2))
 		return nil
 	}
 	if ctx.Err() != nil {
@@ -208,9 +226,12 @@ func (f *Follower) live(ctx context.Context, service string, wantV1, wantV2 int3
 	}
 }
 
-func (f *Follower) say(s string) {
+func (f *Follower) say(stage FollowStage, s string) {
 	if f.Progress != nil {
 		f.Progress(s)
+	}
+	if f.Stage != nil {
+		f.Stage(stage, s)
 	}
 }
 

@@ -140,7 +140,7 @@ func (w *world) start(f *Follower) (*canary.Outcome, error) {
 	w.t.Helper()
 	ctrl := canary.New(w.repo, canary.WithFollower(f))
 	ctx := context.Background()
-	plan, err := ctrl.Plan(ctx, "prod", "order", canary.Op{Action: canary.ActionStart, Tag: "1.1.0"}, "release 1.1.0")
+	plan, err := ctrl.Plan(ctx, "prod", "order", canary.Op{Action: canary.ActionStart, Tag: "1.1.0", SkipGates: true}, "release 1.1.0")
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -338,7 +338,7 @@ func TestGuardRollsBackOnBreachOnly(t *testing.T) {
 	w := newWorld(t, appDoc{rev: oldRev, sync: "Synced", health: "Healthy", auto: true})
 	ctrl := canary.New(w.repo)
 	ctx := context.Background()
-	plan, err := ctrl.Plan(ctx, "prod", "order", canary.Op{Action: canary.ActionStart, Tag: "1.1.0"}, "release 1.1.0")
+	plan, err := ctrl.Plan(ctx, "prod", "order", canary.Op{Action: canary.ActionStart, Tag: "1.1.0", SkipGates: true}, "release 1.1.0")
 	if err != nil {
 		t.Fatal(err)
 	}

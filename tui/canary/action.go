@@ -157,8 +157,12 @@ func confirmModal(p *canary.Plan, where string, be Backend) *modal.Model {
 		fmt.Sprintf("         %s: %s", gitops.TrailerTo, p.To),
 		fmt.Sprintf("push to  %s (base %s), Argo CD app %s", where, short(p.Base.Commit), gitops.ApplicationName(p.Service, p.Env)),
 	}
-	if bb, ok := be.(*backend); ok && bb.d.Gates != nil && p.Op.Action != canary.ActionRollback {
-		lines = append(lines, "gate     the rollback and phase criteria are checked before the push")
+	if p.Op.Action.Gated() {
+		if bb, ok := be.(*backend); ok && bb.d.Gates == nil {
+			lines = append(lines, "gate     no Prometheus in this context: the change will be refused")
+		} else {
+			lines = append(lines, "gate     the rollback and phase criteria are checked before the push")
+		}
 	}
 	lines = append(lines, diffBody(p.Diff()))
 	m := modal.New(fmt.Sprintf("%s %s/%s?", title, p.Service, p.Env), lines...).
@@ -213,6 +217,9 @@ func (b *Board) finish(a *action, msg doneMsg) {
 			"but: "+msg.err.Error())
 	default:
 		lines := []string{fmt.Sprintf("pushed %s (%s)", short(msg.out.Result.Commit), msg.out.Plan.Subject())}
+		if msg.out.Result.AlreadyApplied {
+			lines[0] = fmt.Sprintf("the canary is already off at %s; nothing was pushed", short(msg.out.Result.Commit))
+		}
 		if a.last != "" && !strings.HasPrefix(a.last, "pushed") {
 			lines = append(lines, a.last)
 		}

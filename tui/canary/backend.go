@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -63,7 +62,7 @@ type Deps struct {
 	// Mesh opens the live VirtualService reader of an environment; nil skips the mesh.
 	Mesh func(env string) (*mesh.Reader, error)
 	// Gates opens the gate evaluator of an environment; nil when Prometheus is not configured
-	// (no gate table, and steps are not gated).
+	// (no gate table, and the canary service refuses every gated change).
 	Gates func(env string) (*canary.GateEvaluator, error)
 	// Namespace is the workloads' namespace of env ("" means come2us-<env>).
 	Namespace func(env string) string
@@ -184,7 +183,7 @@ func (b *backend) Gates(ctx context.Context, st canary.Status) (canary.GateRepor
 }
 
 // errNoGates means the context has no Prometheus: the board shows no gate table.
-var errNoGates = errors.New("prometheus is not configured in this context: no gates")
+var errNoGates = fmt.Errorf("%w: no gates", canary.ErrNoPrometheus)
 
 // placeholderReason lets a plan be computed before the operator typed the reason; Execute
 // replaces it.
@@ -202,61 +201,77 @@ func (b *backend) Plan(ctx context.Context, env, service string, op canary.Op) (
 	return p, where, err
 }
 
+// Execute runs the plan through the canary service (pkg/canary's Controller), the same path
+// `opsctl canary` takes: the service applies the policy's gates, pushes, then runs the
+// followers — the first reports the push, the second (when Argo CD is configured) follows the
+// change into Argo CD and the mesh, its stages reported as typed rollout stages.
 func (b *backend) Execute(ctx context.Context, p *canary.Plan, reason string, progress func(Progress)) (*canary.Outcome, error) {
 	if err := gitops.ValidateReason(reason); err != nil {
 		return nil, fmt.Errorf("%w; nothing was changed", err)
 	}
 	plan := *p
 	plan.Reason = reason
-	var opts []canary.Option
-	if b.d.Gates != nil && plan.Op.Action != canary.ActionRollback {
-		ev, err := b.d.Gates(plan.Env)
-		if err != nil {
-			return nil, fmt.Errorf("gates: %w; nothing was changed", err)
+	// The first follower reports the push and brings the operator's working copy (repo, set
+	// below) up to the pushed commit.
+	var repo *gitops.Repo
+	opts := []canary.Option{
+		canary.WithGates(canary.EvaluatorGates(b.d.Gates, b.d.Namespace, nil)),
+		canary.WithFollower(canary.FollowerFunc(func(ctx context.Context, _ *canary.Plan, res gitops.Result) error {
+			progress(Progress{Frac: fracPushed, Commit: res.Commit,
+				Line: fmt.Sprintf("pushed %s to %s/%s", gitops.ShortHash(res.Commit), res.Remote, res.Branch)})
+			if res.AlreadyApplied {
+				return nil
+			}
+			if ok, cerr := repo.CatchUp(ctx); cerr != nil || !ok {
+				progress(Progress{Frac: fracPushed, Line: "your working copy was left as it was (it has changes of its own)"})
+			}
+			return nil
+		})),
+	}
+	if b.d.Apps != nil {
+		routes, rerr := b.mesh(plan.Env)
+		if rerr != nil {
+			routes = nil
 		}
-		opts = append(opts, canary.WithGate(ev.PlanGate(b.d.Namespace(plan.Env), nil)))
+		opts = append(opts, canary.WithFollower(canary.FollowerFunc(func(ctx context.Context, p *canary.Plan, res gitops.Result) error {
+			if rerr != nil {
+				progress(Progress{Frac: fracPushed, Line: "live weights will not be checked: " + rerr.Error()})
+			}
+			f := &rollout.Follower{Apps: b.d.Apps, Routes: routes, Timeout: b.d.FollowTimeout,
+				Stage: func(st rollout.FollowStage, line string) { progress(Progress{Frac: stageFrac[st], Line: line}) }}
+			return f.Follow(ctx, p, res)
+		})))
 	}
 	progress(Progress{Frac: 0.1, Line: "committing and pushing " + plan.Subject()})
 	var out *canary.Outcome
-	err := b.withRepo(ctx, func(repo *gitops.Repo) error {
-		var err error
-		out, err = canary.New(repo, opts...).Execute(ctx, &plan)
+	err := b.withRepo(ctx, func(r *gitops.Repo) error {
+		repo = r
+		// opsctl commits from a clone of its own, as `opsctl canary` does: nothing in the
+		// operator's working copy can block the change.
+		w, closeW, err := r.WriteClone(ctx)
+		if err != nil {
+			return fmt.Errorf("prepare opsctl's own clone of the GitOps remote: %w; nothing was changed", err)
+		}
+		defer closeW()
+		out, err = canary.New(w, opts...).Execute(ctx, &plan)
 		return err
 	})
-	if err != nil {
+	if out == nil {
 		return nil, err
 	}
-	progress(Progress{Frac: 0.3, Commit: out.Result.Commit,
-		Line: fmt.Sprintf("pushed %s to %s/%s", gitops.ShortHash(out.Result.Commit), out.Result.Remote, out.Result.Branch)})
-	if b.d.Apps == nil {
+	if err == nil && b.d.Apps == nil {
 		progress(Progress{Frac: 1, Line: "Argo CD is not configured here: not following the sync"})
-		return out, nil
 	}
-	routes, rerr := b.mesh(plan.Env)
-	if rerr != nil {
-		routes = nil
-		progress(Progress{Frac: 0.3, Line: "live weights will not be checked: " + rerr.Error()})
-	}
-	f := &rollout.Follower{Apps: b.d.Apps, Routes: routes, Timeout: b.d.FollowTimeout, Progress: func(s string) {
-		progress(Progress{Frac: stageOf(s), Line: s})
-	}}
-	if err := f.Follow(ctx, &plan, out.Result); err != nil {
-		return out, err
-	}
-	return out, nil
+	return out, err
 }
 
-// stageOf places a follower progress line on the bar.
-func stageOf(line string) float64 {
-	switch {
-	case strings.Contains(line, "refreshed"):
-		return 0.45
-	case strings.Contains(line, "sync of"):
-		return 0.55
-	case strings.Contains(line, "Synced and Healthy"):
-		return 0.8
-	case strings.Contains(line, "live VirtualService carries"):
-		return 1
-	}
-	return 0.5
+// fracPushed places "pushed" on the progress bar.
+const fracPushed = 0.3
+
+// stageFrac places each stage of following a change on the progress bar.
+var stageFrac = map[rollout.FollowStage]float64{
+	rollout.StageRefreshed:     0.45,
+	rollout.StageSyncRequested: 0.55,
+	rollout.StageSynced:        0.8,
+	rollout.StageLive:          1,
 }

@@ -60,6 +60,7 @@ func newWorld(t *testing.T) *world {
 	t.Helper()
 	t.Setenv("GIT_AUTHOR_DATE", "2026-11-25T10:00:00Z")
 	t.Setenv("GIT_COMMITTER_DATE", "2026-11-25T10:00:00Z")
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // opsctl's own clones of the remote
 	w := &world{t: t, remote: gitopstest.NewRemote(t)}
 	// Alice started the canary from her own working copy, with the CLI's controller.
 	ctx := context.Background()
@@ -68,7 +69,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	ctrl := pcanary.New(alice)
-	p, err := ctrl.Plan(ctx, "prod", "order", pcanary.Op{Action: pcanary.ActionStart, Tag: "1.1.0"}, "release 1.1.0")
+	p, err := ctrl.Plan(ctx, "prod", "order", pcanary.Op{Action: pcanary.ActionStart, Tag: "1.1.0", SkipGates: true}, "release 1.1.0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +391,7 @@ func TestCanaryStep(t *testing.T) {
 		}
 		p.Type("phase 0 criteria met")
 		p.Key(tea.KeyEnter)
-		p.WaitFor("live VirtualService carries v1 70% / v2 30%")
+		p.WaitFor("live VirtualService carries v1 70% / v2 30%", "enter/esc close")
 		screen := p.Screen()
 		tuitest.GoldenScreen(t, w.normalise(screen), wd, ht)
 

@@ -31,8 +31,9 @@ Rollback sends all traffic back to v1 in one commit.
 
 The live side: status shows the live VirtualService weight and whether git, Argo CD and the
 mesh agree; --wait follows a pushed change into Argo CD and Envoy; check judges the design's
-rollback and phase criteria on Prometheus; step --gate refuses to advance while one does not
-pass; watch --auto-rollback rolls back on a breach.
+rollback and phase criteria on Prometheus; start, step, set and promote refuse to move traffic
+while one fails or has no data (--skip-gates --reason overrides, recorded in the commit);
+rollback is never gated; watch --auto-rollback rolls back on a breach.
 
 The repository is --gitops-dir (a working copy), else the context's gitops.dir, else the
 context's gitops.repo (cloned into the user cache directory).`,
@@ -68,7 +69,7 @@ func addRepoFlags(cmd *cobra.Command, o *RepoOptions) {
 func openFromFactory(f *cmdutil.Factory, o *RepoOptions, extra ...gitops.Option) func(ctx context.Context) (*gitops.Repo, error) {
 	return func(ctx context.Context) (*gitops.Repo, error) {
 		// One command run reads several files; one fetch serves them all.
-		opts := append([]gitops.Option{gitops.WithFetchTTL(time.Minute)}, extra...)
+		opts := append([]gitops.Option{gitops.WithFetchTTL(time.Minute), operatorIdentity(f)}, extra...)
 		if !f.IOStreams.CanPrompt() {
 			// No terminal to answer a credential prompt on.
 			opts = append(opts, gitops.WithGitEnv("GIT_TERMINAL_PROMPT=0"))
@@ -91,6 +92,17 @@ func openFromFactory(f *cmdutil.Factory, o *RepoOptions, extra ...gitops.Option)
 		}
 		return nil, cmdutil.FlagErrorf("no GitOps repository: pass --gitops-dir, or set gitops.dir or gitops.repo in the context")
 	}
+}
+
+// operatorIdentity is who commits when git configures nobody for the working copy: the
+// operator, as the DLT ledger records them (cmdutil.Factory.Actor, OPSCTL_ACTOR or user@host).
+func operatorIdentity(f *cmdutil.Factory) gitops.Option {
+	actor := f.Actor()
+	email := actor
+	if !strings.Contains(email, "@") {
+		email += "@opsctl.invalid"
+	}
+	return gitops.WithFallbackIdentity(actor, email)
 }
 
 // OpenRepo returns the GitOps repository opener every canary command uses, for callers outside

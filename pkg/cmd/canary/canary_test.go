@@ -38,6 +38,8 @@ func newEnv(t *testing.T) *env {
 	// Fixed commit dates make hashes and ages reproducible.
 	t.Setenv("GIT_AUTHOR_DATE", "2026-11-25T10:00:00Z")
 	t.Setenv("GIT_COMMITTER_DATE", "2026-11-25T10:00:00Z")
+	// opsctl's own clones of the remote go here, not into the user's cache.
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	remote := gitopstest.NewRemote(t)
 	return &env{t: t, remote: remote, dir: remote.Clone("Alice"), config: filepath.Join(t.TempDir(), "config.yaml")}
 }
@@ -125,6 +127,8 @@ func TestFlagValidation(t *testing.T) {
 		{[]string{"canary", "set", "order", "--env", "prod", "--reason", "r", "--weight", "ten"}, "invalid argument"},
 		{[]string{"canary", "step", "--env", "prod", "--reason", "r"}, "expected one SERVICE"},
 		{[]string{"canary", "step", "order", "--env", "prod", "--reason", "r", "--force"}, "unknown flag: --force"},
+		{[]string{"canary", "step", "order", "--env", "prod", "--skip-gates"}, "--skip-gates needs --reason"},
+		{[]string{"canary", "rollback", "order", "--env", "prod", "--reason", "r", "--skip-gates"}, "unknown flag: --skip-gates"},
 		{[]string{"canary", "history", "--limit", "0"}, "--limit must be at least 1"},
 		{[]string{"canary", "status", "cart"}, `unknown service "cart"`},
 	}
@@ -176,7 +180,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 
 func TestConfirmation(t *testing.T) {
 	e := newEnv(t)
-	args := []string{"canary", "start", "payment", "--env", "prod", "--image-tag", "2.0.0", "--reason", "release", "--gitops-dir", e.dir}
+	args := []string{"canary", "start", "payment", "--env", "prod", "--image-tag", "2.0.0", "--reason", "release", "--skip-gates", "--gitops-dir", e.dir}
 	head := e.remote.Head()
 
 	// No terminal and no --yes: refused.
@@ -214,10 +218,10 @@ func TestConfirmation(t *testing.T) {
 func TestLifecycleOutputs(t *testing.T) {
 	e := newEnv(t)
 	steps := [][]string{
-		{"canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release 1.1.0", "--yes"},
-		{"canary", "step", "order", "--env", "prod", "--reason", "phase 0 ok: pods ready", "--yes"},
-		{"canary", "start", "payment", "--env", "dev", "--image-tag", "2.0.0-rc.1", "--reason", "try rc1", "--yes"},
-		{"canary", "set", "payment", "--env", "dev", "--weight", "20", "--force", "--reason", "gentle", "--yes"},
+		{"canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release 1.1.0", "--skip-gates", "--yes"},
+		{"canary", "step", "order", "--env", "prod", "--reason", "phase 0 ok: pods ready", "--skip-gates", "--yes"},
+		{"canary", "start", "payment", "--env", "dev", "--image-tag", "2.0.0-rc.1", "--reason", "try rc1", "--skip-gates", "--yes"},
+		{"canary", "set", "payment", "--env", "dev", "--weight", "20", "--force", "--reason", "gentle", "--skip-gates", "--yes"},
 		{"canary", "rollback", "payment", "--env", "dev", "--reason", "5xx at 4%", "--yes"},
 	}
 	var applied strings.Builder
@@ -261,7 +265,7 @@ func TestContextRepo(t *testing.T) {
 	t.Setenv("GIT_AUTHOR_EMAIL", "dana@example.com")
 	t.Setenv("GIT_COMMITTER_NAME", "Dana")
 	t.Setenv("GIT_COMMITTER_EMAIL", "dana@example.com")
-	r := e.run(nil, "canary", "start", "product", "--env", "prod", "--image-tag", "3.1.0", "--reason", "release", "--yes")
+	r := e.run(nil, "canary", "start", "product", "--env", "prod", "--image-tag", "3.1.0", "--reason", "release", "--skip-gates", "--yes")
 	if r.err != nil {
 		t.Fatalf("%v\n%s", r.err, r.errOut)
 	}
@@ -299,7 +303,7 @@ func TestNoRepositoryConfigured(t *testing.T) {
 func TestTerminalEscapesFromGitAreNeutralised(t *testing.T) {
 	e := newEnv(t)
 	gitopstest.Git(t, e.dir, "config", "user.name", "Mallory\x1b]0;pwned\x07\x1b[31m")
-	e.ok("canary", "start", "order", "--env", "dev", "--image-tag", "1.1.0", "--reason", "release", "--yes")
+	e.ok("canary", "start", "order", "--env", "dev", "--image-tag", "1.1.0", "--reason", "release", "--skip-gates", "--yes")
 	// A hand-made commit with a hostile trailer value.
 	p := filepath.Join(e.dir, "gitops/envs/dev/order/values.yaml")
 	data, err := os.ReadFile(p)
@@ -319,5 +323,72 @@ func TestTerminalEscapesFromGitAreNeutralised(t *testing.T) {
 		if !strings.Contains(out, "Mallory") {
 			t.Errorf("%v lost the author:\n%s", args, out)
 		}
+	}
+}
+
+// TestHelpShowsNoGateFlag: the gates are always on; --help offers --skip-gates and no longer
+// shows the old opt-in --gate as if it took a value.
+func TestHelpShowsNoGateFlag(t *testing.T) {
+	e := &env{t: t, config: filepath.Join(t.TempDir(), "c.yaml")}
+	for _, action := range []string{"start", "step", "set", "promote"} {
+		r := e.run(nil, "canary", action, "--help")
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if strings.Contains(r.out, "--gate ") || strings.Contains(r.out, "--gate opsctl") || !strings.Contains(r.out, "--skip-gates") {
+			t.Errorf("canary %s --help:\n%s", action, r.out)
+		}
+	}
+}
+
+// TestCommitsCarryTheOperator: a working copy where git configures no identity (the sandbox's
+// case) commits as the operator, the same name the DLT ledger records, and history shows it.
+func TestCommitsCarryTheOperator(t *testing.T) {
+	e := newEnv(t)
+	gitopstest.Git(t, e.dir, "config", "--unset", "user.name")
+	gitopstest.Git(t, e.dir, "config", "--unset", "user.email")
+	t.Setenv("OPSCTL_ACTOR", "dana@ops.example")
+	e.ok("canary", "start", "order", "--env", "dev", "--image-tag", "1.1.0", "--reason", "release", "--skip-gates", "--yes")
+	if who := gitopstest.Git(t, e.remote.URL, "log", "-1", "--format=%an <%ae> / %cn", "main"); who != "dana@ops.example <dana@ops.example> / dana@ops.example" {
+		t.Errorf("commit by %q, want the operator", who)
+	}
+	if out := e.ok("canary", "history"); !strings.Contains(out, "dana@ops.example") {
+		t.Errorf("history does not credit the operator:\n%s", out)
+	}
+	// A configured identity wins over the fallback.
+	gitopstest.Git(t, e.dir, "config", "user.name", "Alice")
+	gitopstest.Git(t, e.dir, "config", "user.email", "alice@example.com")
+	e.ok("canary", "step", "order", "--env", "dev", "--reason", "ok", "--skip-gates", "--yes")
+	if who := gitopstest.Git(t, e.remote.URL, "log", "-1", "--format=%an", "main"); who != "Alice" {
+		t.Errorf("commit by %q, want git's configured Alice", who)
+	}
+}
+
+// TestRollbackWithADirtyWorkingCopy: opsctl commits from a clone of its own, so uncommitted
+// edits in the operator's working copy neither block a rollback nor get touched by it.
+func TestRollbackWithADirtyWorkingCopy(t *testing.T) {
+	e := newEnv(t)
+	e.ok("canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release", "--skip-gates", "--yes")
+	values := filepath.Join(e.dir, "gitops/envs/prod/order/values.yaml")
+	data, err := os.ReadFile(values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := append(data, []byte("# not committed yet\n")...)
+	if err := os.WriteFile(values, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run(nil, "canary", "rollback", "order", "--env", "prod", "--reason", "5xx", "--yes", "--gitops-dir", e.dir)
+	if r.err != nil {
+		t.Fatalf("rollback with a dirty working copy: %v\n%s", r.err, r.errOut)
+	}
+	if !bytes.Contains(e.remote.File("gitops/envs/prod/order/values.yaml"), []byte("weight: 0")) {
+		t.Fatal("the rollback did not land")
+	}
+	if !strings.Contains(r.errOut, "was left as it was") {
+		t.Errorf("stderr does not say the working copy was left alone:\n%s", r.errOut)
+	}
+	if got, _ := os.ReadFile(values); !bytes.Equal(got, edited) {
+		t.Error("the uncommitted edit was touched")
 	}
 }

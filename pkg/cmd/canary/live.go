@@ -68,6 +68,9 @@ func liveFromFactory(f *cmdutil.Factory, o *LiveOptions) {
 			if err != nil {
 				return nil, err
 			}
+			if c.Prometheus.URL == "" {
+				return nil, canary.ErrNoPrometheus
+			}
 			var opts []canary.GateOption
 			// Pod readiness straight from Kubernetes when the kube context works; else the
 			// gates fall back to kube-state-metrics in Prometheus.
@@ -77,6 +80,13 @@ func liveFromFactory(f *cmdutil.Factory, o *LiveOptions) {
 			return canary.NewGateEvaluator(c.Prometheus, opts...)
 		}
 	}
+}
+
+// gateSource is the canary policy's gate for the context: the design's criteria on the
+// context's Prometheus. Without a Prometheus it fails, and the canary service refuses every
+// gated change unless the gates are skipped with a reason.
+func (o *LiveOptions) gateSource(report func(canary.GateReport)) canary.GateSource {
+	return canary.EvaluatorGates(o.Gates, o.Namespace, report)
 }
 
 // argoConfigured reports whether the context names an Argo CD (server or core mode), which

@@ -355,6 +355,9 @@ func TestCheckExitCodes(t *testing.T) {
 	}
 }
 
+// TestStepGate: gates are on by default. A step while a gate fails is refused, shows the gate
+// table and changes nothing in git; --skip-gates with a reason moves traffic and the commit
+// records the skip; once every figure passes, a plain step goes through.
 func TestStepGate(t *testing.T) {
 	le := newLiveEnv(t, argoApp{rev: oldRevision, sync: "Synced", health: "Healthy"})
 	le.ok("canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release 1.1.0", "--yes")
@@ -363,9 +366,10 @@ func TestStepGate(t *testing.T) {
 
 	// Phase 0 demands no errors; 0.2% 5xx is below every rollback threshold but blocks the step.
 	le.metrics(with(healthy, canary.GateQueryCanary5xx, "0.002"))
-	r := le.run(nil, "canary", "step", "order", "--env", "prod", "--reason", "phase 0 ok", "--yes", "--gate", "--gitops-dir", le.dir)
+	r := le.run(nil, "canary", "step", "order", "--env", "prod", "--reason", "phase 0 ok", "--yes", "--gitops-dir", le.dir)
 	want := "gate metrics: phase 0 (0% -> 10%) may not be left yet: canary 5xx rate (no errors) fail: 0.20% (pass if ≤ 0%); nothing was changed"
-	if r.err == nil || r.err.Error() != want || cmdutil.ExitCode(r.err) != cmdutil.ExitError {
+	var ge *canary.GateError
+	if !errors.As(r.err, &ge) || !strings.HasPrefix(r.err.Error(), want) || cmdutil.ExitCode(r.err) != cmdutil.ExitError {
 		t.Fatalf("gated step\n got: %v\nwant: %s", r.err, want)
 	}
 	if !strings.Contains(r.errOut, "CRITERION") {
@@ -374,14 +378,51 @@ func TestStepGate(t *testing.T) {
 	if le.remote.Head() != head {
 		t.Fatal("a gated step pushed")
 	}
-	// Without --gate the operator decides.
-	le.ok("canary", "set", "order", "--env", "prod", "--weight", "30", "--reason", "manual", "--yes")
-	le.ok("canary", "set", "order", "--env", "prod", "--weight", "10", "--reason", "back", "--yes", "--gate")
+	// A set upwards and a promote are gated alike; the old --gate flag is accepted and changes nothing.
+	for _, args := range [][]string{
+		{"canary", "set", "order", "--env", "prod", "--weight", "30", "--reason", "manual", "--yes"},
+		{"canary", "promote", "order", "--env", "prod", "--force", "--reason", "ship it", "--yes", "--gate"},
+	} {
+		if r := le.run(nil, append(args, "--gitops-dir", le.dir)...); !errors.As(r.err, &ge) {
+			t.Fatalf("%v: err = %v, want a gate refusal", args, r.err)
+		}
+	}
+	if le.remote.Head() != head {
+		t.Fatal("a gated set or promote pushed")
+	}
+	// The operator overrides, with a reason the commit records.
+	le.ok("canary", "set", "order", "--env", "prod", "--weight", "30", "--reason", "known 5xx on a retired endpoint", "--skip-gates", "--yes")
+	msg := gitopstest.Git(t, le.remote.URL, "log", "-1", "--format=%B", "main")
+	if !strings.Contains(msg, "\nCanary-Gates-Skipped: known 5xx on a retired endpoint") {
+		t.Fatalf("the skip is not recorded:\n%s", msg)
+	}
+	// Lowering the weight is never refused.
+	le.ok("canary", "set", "order", "--env", "prod", "--weight", "10", "--reason", "back", "--yes")
 	// All figures pass: the gated step goes through.
 	le.metrics(healthy)
-	le.ok("canary", "step", "order", "--env", "prod", "--reason", "phase 0 ok", "--yes", "--gate")
+	le.ok("canary", "step", "order", "--env", "prod", "--reason", "phase 0 ok", "--yes")
 	if !strings.Contains(string(le.remote.File("gitops/envs/prod/order/values.yaml")), "weight: 30") {
 		t.Fatal("the gated step did not push 30%")
+	}
+}
+
+// TestStepWithoutPrometheusIsRefused: a context with no Prometheus cannot judge a canary, so
+// the step is refused, saying so, and changes nothing; with --skip-gates it moves.
+func TestStepWithoutPrometheusIsRefused(t *testing.T) {
+	e := newEnv(t)
+	e.ok("canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release", "--skip-gates", "--yes")
+	head := e.remote.Head()
+	r := e.run(nil, "canary", "step", "order", "--env", "prod", "--reason", "phase 0 ok", "--yes", "--gitops-dir", e.dir)
+	if !errors.Is(r.err, canary.ErrNoPrometheus) || !errors.Is(r.err, canary.ErrNoGates) || !strings.Contains(r.err.Error(), "no Prometheus") ||
+		cmdutil.ExitCode(r.err) != cmdutil.ExitError {
+		t.Fatalf("step without Prometheus: %v", r.err)
+	}
+	if e.remote.Head() != head {
+		t.Fatal("a step without gates pushed")
+	}
+	e.ok("canary", "step", "order", "--env", "prod", "--reason", "Prometheus migration, watched by hand", "--skip-gates", "--yes")
+	if e.remote.Head() == head {
+		t.Fatal("--skip-gates did not push")
 	}
 }
 
@@ -427,3 +468,38 @@ func TestWatchAutoRollback(t *testing.T) {
 }
 
 func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
+
+// TestWatchAutoRollbackWithADirtyWorkingCopy: the operator has uncommitted edits in the very
+// values file the rollback changes. The auto-rollback is opsctl's own write and goes through a
+// clone of its own, so it lands anyway, under the operator's git identity, and the edits stay.
+func TestWatchAutoRollbackWithADirtyWorkingCopy(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	le := newLiveEnv(t, argoApp{rev: oldRevision, sync: "Synced", health: "Healthy"})
+	le.ok("canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release 1.1.0", "--yes")
+	le.canaryPods(1)
+	le.metrics(with(healthy, canary.GateQueryCanary5xx, "0.052"))
+	values := filepath.Join(le.dir, "gitops/envs/prod/order/values.yaml")
+	data, err := os.ReadFile(values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := append(data, []byte("# half-done edit, not committed\n")...)
+	if err := os.WriteFile(values, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	r := le.run(nil, "canary", "watch", "order", "--env", "prod", "--auto-rollback", "--yes", "--interval", "1s", "--gitops-dir", le.dir)
+	if !errors.Is(r.err, cmdutil.ErrSilent) || !strings.Contains(r.errOut, "rolled back order/prod") {
+		t.Fatalf("watch with a dirty working copy = %v\n%s", r.err, r.errOut)
+	}
+	remote := string(le.remote.File("gitops/envs/prod/order/values.yaml"))
+	if !strings.Contains(remote, "enabled: false") || !strings.Contains(remote, "weight: 0") {
+		t.Fatalf("the rollback did not land:\n%s", remote)
+	}
+	if author := gitopstest.Git(t, le.remote.URL, "log", "-1", "--format=%an", "main"); author != "Alice" {
+		t.Errorf("rollback committed by %q, want the operator Alice", author)
+	}
+	if got, _ := os.ReadFile(values); string(got) != string(edited) {
+		t.Error("the operator's uncommitted edit was lost")
+	}
+}

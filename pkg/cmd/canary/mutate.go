@@ -37,9 +37,10 @@ type MutateOptions struct {
 	// carries it, for at most Timeout.
 	Wait    bool
 	Timeout time.Duration
-	// Gate refuses to raise the weight while a gate criterion does not pass (step, set).
-	Gate bool
-	// Live opens Argo CD, the mesh and Prometheus for --wait and --gate.
+	// SkipGates moves traffic without consulting the gates (start, step, set, promote); the
+	// reason is recorded in the commit's Canary-Gates-Skipped trailer.
+	SkipGates bool
+	// Live opens Argo CD, the mesh and Prometheus for --wait and the gates.
 	Live LiveOptions
 
 	// Controller builds the canary controller over the opened repository; tests and later
@@ -102,6 +103,12 @@ applies it. --dry-run prints the diff and changes nothing. On a terminal you are
 confirm; elsewhere pass --yes. If someone changed the same canary meanwhile, nothing is pushed
 and the error names their commit.
 
+Gates: start, step, set and promote are refused, with nothing changed, while a rollback
+criterion or a pass criterion of the current phase fails or has no data on Prometheus (see
+` + "`opsctl canary check`" + `), and when the context has no Prometheus at all. --skip-gates moves
+traffic anyway; it needs --reason, and the commit records the skip in a Canary-Gates-Skipped
+trailer. Rollback is never gated.
+
 --wait then asks Argo CD to refresh (and to sync, when auto-sync is off) and waits until the
 application is Synced and Healthy at the pushed commit and the live VirtualService carries the
 new weights. If the sync fails, the application turns Degraded or --timeout passes, it exits 1
@@ -131,6 +138,9 @@ saying which of the three did not arrive; the change stays pushed.`,
 				if opts.Weight < 0 || opts.Weight > 100 {
 					return cmdutil.FlagErrorf("--weight %d is outside 0-100", opts.Weight)
 				}
+			}
+			if opts.SkipGates && opts.Reason == "" {
+				return cmdutil.FlagErrorf("--skip-gates needs --reason: why the gates are skipped is recorded in the commit")
 			}
 			if err := gitops.ValidateReason(opts.Reason); err != nil {
 				return cmdutil.FlagErrorf("--reason: %v", err)
@@ -164,9 +174,11 @@ saying which of the three did not arrive; the change stays pushed.`,
 	fl.BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
 	fl.BoolVar(&opts.Wait, "wait", false, "after the push, wait until Argo CD synced it (Synced, Healthy) and the live VirtualService carries the new weights")
 	fl.DurationVar(&opts.Timeout, "timeout", argocd.DefaultWaitTimeout, "how long --wait waits")
-	switch action {
-	case canary.ActionStep, canary.ActionSet:
-		fl.BoolVar(&opts.Gate, "gate", false, "refuse to raise the weight while a rollback criterion or a pass criterion of the current phase does not pass (see `opsctl canary check`)")
+	if action.Gated() {
+		fl.BoolVar(&opts.SkipGates, "skip-gates", false, "move traffic without consulting the gates; needs --reason, recorded in the commit")
+		// --gate was the opt-in before gates were on by default; scripts may still pass it.
+		fl.Bool("gate", false, "no effect: the gates are always on")
+		_ = fl.MarkDeprecated("gate", "the gates are always on; use --skip-gates --reason to skip them")
 	}
 	switch action {
 	case canary.ActionStart:
@@ -181,22 +193,16 @@ saying which of the three did not arrive; the change stays pushed.`,
 	return cmd
 }
 
-// liveControllerOptions adds the --gate gate and the --wait follower.
+// liveControllerOptions adds the context's gates and the --wait follower. The canary service
+// decides when the gates apply.
 func (o *MutateOptions) liveControllerOptions() ([]canary.Option, error) {
 	f := o.Factory
 	liveFromFactory(f, &o.Live)
-	var extra []canary.Option
-	if o.Gate && !o.DryRun {
-		gates, err := o.Live.Gates(o.Env)
-		if err != nil {
-			return nil, err
+	extra := []canary.Option{canary.WithGates(o.Live.gateSource(func(rep canary.GateReport) {
+		if rep.Verdict() != canary.VerdictPass {
+			_ = writeGateTable(f, f.IOStreams.ErrOut, rep)
 		}
-		extra = append(extra, canary.WithGate(gates.PlanGate(o.Live.Namespace(o.Env), func(rep canary.GateReport) {
-			if rep.Verdict() != canary.VerdictPass {
-				_ = writeGateTable(f, f.IOStreams.ErrOut, rep)
-			}
-		})))
-	}
+	}))}
 	if o.Wait {
 		extra = append(extra, canary.WithFollower(o.Live.follower(f, o.Env, o.Timeout)))
 	}
@@ -251,9 +257,20 @@ func mutateRun(ctx context.Context, opts *MutateOptions) error {
 		return err
 	}
 	defer repo.Close()
-	ctrl := opts.Controller(repo)
+	// opsctl commits from a clone of its own: nothing in the operator's working copy
+	// (uncommitted edits, a rebase in progress) can block a change, least of all a rollback.
+	var store canary.Store = repo
+	if !opts.DryRun {
+		w, closeW, err := repo.WriteClone(ctx)
+		if err != nil {
+			return fmt.Errorf("prepare opsctl's own clone of the GitOps remote: %w; nothing was changed", err)
+		}
+		defer closeW()
+		store = w
+	}
+	ctrl := opts.Controller(store)
 
-	op := canary.Op{Action: opts.Action, Tag: opts.ImageTag, Weight: opts.Weight, Force: opts.Force}
+	op := canary.Op{Action: opts.Action, Tag: opts.ImageTag, Weight: opts.Weight, Force: opts.Force, SkipGates: opts.SkipGates}
 	plan, err := ctrl.Plan(ctx, opts.Env, opts.Service, op, opts.Reason)
 	if err != nil {
 		if errors.Is(err, gitops.ErrNoChange) {
@@ -289,11 +306,30 @@ func mutateRun(ctx context.Context, opts *MutateOptions) error {
 	if out == nil {
 		return err
 	}
+	if !out.Result.AlreadyApplied {
+		if ok, cerr := repo.CatchUp(ctx); cerr != nil || !ok {
+			fmt.Fprintf(ios.ErrOut, "your working copy %s was left as it was (it has changes of its own); git pull shows the change\n", termsafe.String(repo.Dir()))
+		}
+	}
 	res := toPlanJSON(plan, false)
 	res.Commit, res.Remote, res.Branch, res.Attempts = out.Result.Commit, out.Result.Remote, out.Result.Branch, out.Result.Attempts
 	werr := f.Write(res, func(w io.Writer) error {
-		_, e := fmt.Fprintf(w, "%s\npushed %s to %s/%s\n", termsafe.String(plan.Summary()), shortCommit(out.Result.Commit), termsafe.String(out.Result.Remote), termsafe.String(out.Result.Branch))
+		_, e := fmt.Fprintf(w, "%s\n%s\n", termsafe.String(plan.Summary()), pushedLine(plan, out.Result))
 		return e
 	})
 	return errors.Join(err, werr)
+}
+
+// pushedLine says where a change landed: "pushed abc1234 to origin/main", noting a rollback
+// re-applied on top of a change pushed meanwhile, or one that found the canary already off.
+func pushedLine(p *canary.Plan, res gitops.Result) string {
+	if res.AlreadyApplied {
+		return fmt.Sprintf("the canary is already off at %s/%s %s (%s); nothing was pushed",
+			termsafe.String(res.Remote), termsafe.String(res.Branch), shortCommit(res.Commit), termsafe.String(res.To.String()))
+	}
+	line := fmt.Sprintf("pushed %s to %s/%s", shortCommit(res.Commit), termsafe.String(res.Remote), termsafe.String(res.Branch))
+	if res.From != p.From {
+		line += fmt.Sprintf(" (re-applied on top of a change pushed meanwhile: from %s)", termsafe.String(res.From.String()))
+	}
+	return line
 }

@@ -167,7 +167,7 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 			st, err := ctrl.Status(ctx, env, svc)
 			if err != nil {
 				// One broken file must not hide the others.
-				fmt.Fprintf(f.IOStreams.ErrOut, "%s/%s: %s\n", svc, env, termsafe.String(err.Error()))
+				fmt.Fprintf(f.IOStreams.ErrOut, "%s/%s: %s\n", svc, env, strings.TrimRight(termsafe.Block(err.Error()), "\n"))
 				failed = append(failed, svc+"/"+env)
 				continue
 			}

@@ -114,14 +114,21 @@ func watchRun(ctx context.Context, opts *WatchOptions) error {
 	}
 	if opts.AutoRollback {
 		g.Rollback = func(ctx context.Context, reason string) error {
-			p, err := ctrl.Plan(ctx, opts.Env, opts.Service, canary.Op{Action: canary.ActionRollback}, reason)
+			// The rollback is opsctl's own write: it goes through a clone of its own, so that
+			// whatever the operator left in the working copy cannot block it.
+			w, closeW, err := repo.WriteClone(ctx)
+			if err != nil {
+				return fmt.Errorf("prepare opsctl's own clone for the rollback: %w; nothing was pushed", err)
+			}
+			defer closeW()
+			wctrl := canary.New(w)
+			p, err := wctrl.Plan(ctx, opts.Env, opts.Service, canary.Op{Action: canary.ActionRollback}, reason)
 			if err != nil {
 				return err
 			}
-			out, err := ctrl.Execute(ctx, p)
+			out, err := wctrl.Execute(ctx, p)
 			if out != nil {
-				fmt.Fprintf(ios.ErrOut, "%s\npushed %s to %s/%s\n", termsafe.String(p.Summary()), shortCommit(out.Result.Commit),
-					termsafe.String(out.Result.Remote), termsafe.String(out.Result.Branch))
+				fmt.Fprintf(ios.ErrOut, "%s\n%s\n", termsafe.String(p.Summary()), pushedLine(p, out.Result))
 			}
 			return err
 		}

@@ -113,9 +113,9 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("canary start and step reach the live VirtualService", func(t *testing.T) {
-		c.must("canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "e2e: try 1.1.0", "--yes", "--wait", "--timeout", "90s")
+		c.must("canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "e2e: try 1.1.0", "--skip-gates", "--yes", "--wait", "--timeout", "90s")
 		liveWeights(t, sb, 90, 10)
-		c.must("canary", "step", "order", "--env", "prod", "--reason", "e2e: phase 1", "--yes", "--wait", "--timeout", "90s")
+		c.must("canary", "step", "order", "--env", "prod", "--reason", "e2e: phase 1", "--skip-gates", "--yes", "--wait", "--timeout", "90s")
 		liveWeights(t, sb, 70, 30)
 		var st []struct {
 			Canary struct {

@@ -99,7 +99,8 @@ func seedRepo(ctx context.Context, src, bare, work string) (created bool, err er
 	}
 	steps := [][]string{
 		{"add", "--all"},
-		{"-c", "commit.gpgsign=false", "commit", "--quiet", "-m", "GitOps tree for the opsctl sandbox", "-m", "Seeded from " + src + "."},
+		{"-c", "commit.gpgsign=false", "-c", "user.name=" + seedName, "-c", "user.email=" + seedEmail,
+			"commit", "--quiet", "-m", "GitOps tree for the opsctl sandbox", "-m", "Seeded from " + src + "."},
 		{"remote", "add", "origin", bare},
 		{"push", "--quiet", "--set-upstream", "origin", "main"},
 	}
@@ -111,15 +112,23 @@ func seedRepo(ctx context.Context, src, bare, work string) (created bool, err er
 	return true, nil
 }
 
-// ensureIdentity gives the working copy a committer identity when git has none configured, so
-// `opsctl canary` can commit on a machine where git was never set up. A configured identity (and
-// its signing settings) is left alone.
+// seedName and seedEmail sign the seed commit only. Every later commit carries whoever makes
+// it: the operator's git identity, or opsctl's fallback to the operator (the same name the DLT
+// ledger records), never a shared placeholder.
+const (
+	seedName  = "opsctl sandbox"
+	seedEmail = "sandbox@opsctl.invalid"
+)
+
+// ensureIdentity removes the placeholder identity earlier sandboxes wrote into the working
+// copy's own configuration, which credited every canary commit to "opsctl sandbox". An identity
+// the operator configured is left alone.
 func ensureIdentity(ctx context.Context, g gitRunner, work string) error {
-	for _, kv := range [][2]string{{"user.name", "opsctl sandbox"}, {"user.email", "sandbox@opsctl.invalid"}} {
-		if v, err := g.run(ctx, work, "config", kv[0]); err == nil && v != "" {
+	for _, kv := range [][2]string{{"user.name", seedName}, {"user.email", seedEmail}} {
+		if v, err := g.run(ctx, work, "config", "--local", kv[0]); err != nil || v != kv[1] {
 			continue
 		}
-		if _, err := g.run(ctx, work, "config", "--local", kv[0], kv[1]); err != nil {
+		if _, err := g.run(ctx, work, "config", "--local", "--unset", kv[0]); err != nil {
 			return err
 		}
 	}

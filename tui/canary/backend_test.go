@@ -1,0 +1,68 @@
+package canary_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	pcanary "github.com/come2us/opsctl/pkg/canary"
+	"github.com/come2us/opsctl/pkg/gitops"
+	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
+	"github.com/come2us/opsctl/tui/canary"
+)
+
+// TestBackendAppliesTheCanaryPolicy: the board's backend goes through pkg/canary's service, so
+// a context without Prometheus refuses a step from the TUI exactly as `opsctl canary step`
+// does (ErrNoGates, nothing pushed), while a rollback still lands.
+func TestBackendAppliesTheCanaryPolicy(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	remote := gitopstest.NewRemote(t)
+	dir := remote.Clone("Bob")
+	repo, err := gitops.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl := pcanary.New(repo)
+	p, err := ctrl.Plan(ctx, "prod", "order", pcanary.Op{Action: pcanary.ActionStart, Tag: "1.1.0", SkipGates: true}, "release 1.1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctrl.Execute(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	repo.Close()
+
+	be := canary.NewBackend(canary.Deps{OpenRepo: func(ctx context.Context) (*gitops.Repo, error) { return gitops.Open(ctx, dir) }})
+	head := remote.Head()
+	step, _, err := be.Plan(ctx, "prod", "order", pcanary.Op{Action: pcanary.ActionStep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := be.Execute(ctx, step, "looks fine", func(canary.Progress) {})
+	var ge *pcanary.GateError
+	if out != nil || !errors.As(err, &ge) || !errors.Is(err, pcanary.ErrNoGates) || !errors.Is(err, pcanary.ErrNoPrometheus) {
+		t.Fatalf("step without Prometheus: %+v, %v; want the policy's refusal", out, err)
+	}
+	if remote.Head() != head {
+		t.Fatal("the TUI stepped a canary no gate could judge")
+	}
+
+	back, _, err := be.Plan(ctx, "prod", "order", pcanary.Op{Action: pcanary.ActionRollback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stages []canary.Progress
+	out, err = be.Execute(ctx, back, "errors", func(p canary.Progress) { stages = append(stages, p) })
+	if err != nil || out == nil || out.Result.Commit != remote.Head() {
+		t.Fatalf("rollback: %+v, %v", out, err)
+	}
+	// The push is reported by the service's first follower, with the commit, before the end.
+	var pushed bool
+	for _, s := range stages {
+		pushed = pushed || s.Commit == out.Result.Commit
+	}
+	if !pushed || stages[len(stages)-1].Frac != 1 {
+		t.Errorf("progress %+v", stages)
+	}
+}
