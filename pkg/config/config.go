@@ -124,6 +124,9 @@ type GitOps struct {
 	// Dir is an existing working copy, used instead of Repo when set.
 	Dir    string `yaml:"dir,omitempty" json:"dir,omitempty"`
 	Branch string `yaml:"branch,omitempty" json:"branch,omitempty"`
+	// Timeout bounds every git command (fetch, push, clone...) as a Go duration ("30s", "2m");
+	// empty means 30s. The canary commands' --git-timeout overrides it.
+	Timeout string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
 
 // ArgoCD is how to reach Argo CD.
@@ -451,25 +454,37 @@ func (ctx *Context) validate() error {
 	if ctx.DLT.MaxReplays < 0 {
 		return fmt.Errorf("dlt.maxReplays must not be negative")
 	}
-	if t := ctx.DLT.Timeout; t != "" {
-		if d, err := time.ParseDuration(t); err != nil || d <= 0 {
-			return fmt.Errorf("dlt.timeout %q: want a positive duration such as 30s or 2m", t)
+	for _, t := range []struct{ key, value string }{
+		{"dlt.timeout", ctx.DLT.Timeout},
+		{"gitops.timeout", ctx.GitOps.Timeout},
+	} {
+		if t.value == "" {
+			continue
+		}
+		if d, err := time.ParseDuration(t.value); err != nil || d <= 0 {
+			return fmt.Errorf("%s %q: want a positive duration such as 30s or 2m", t.key, t.value)
 		}
 	}
 	return nil
 }
 
-// HasRedrive reports whether the context has a redrive section.
-func (ctx *Context) HasRedrive() bool { return ctx.Redrive.Kind != 0 }
-
-// DLTTimeout returns dlt.timeout, 0 when unset (the replay engine's default then applies).
-func (ctx *Context) DLTTimeout() time.Duration {
-	d, err := time.ParseDuration(ctx.DLT.Timeout)
+// duration parses a timeout validated on load; 0 means unset.
+func duration(s string) time.Duration {
+	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
 		return 0 // unset; a bad value was refused on load
 	}
 	return d
 }
+
+// GitTimeout returns gitops.timeout, 0 when unset (the gitops package's default then applies).
+func (ctx *Context) GitTimeout() time.Duration { return duration(ctx.GitOps.Timeout) }
+
+// HasRedrive reports whether the context has a redrive section.
+func (ctx *Context) HasRedrive() bool { return ctx.Redrive.Kind != 0 }
+
+// DLTTimeout returns dlt.timeout, 0 when unset (the replay engine's default then applies).
+func (ctx *Context) DLTTimeout() time.Duration { return duration(ctx.DLT.Timeout) }
 
 // DLTPattern returns the compiled dead-letter topic pattern.
 func (ctx *Context) DLTPattern() *regexp.Regexp {

@@ -46,6 +46,7 @@ type options struct {
 	cacheDir    string
 	beforePush  func(ctx context.Context, attempt int) error
 	fetchTTL    time.Duration
+	timeout     time.Duration
 }
 
 // WithRoot sets the directory inside the repository that holds charts/ and envs/ (default
@@ -69,6 +70,11 @@ func WithMaxAttempts(n int) Option { return func(o *options) { o.maxAttempts = n
 // fetches, so a stale read can never cause a lost update, only a conflict.
 func WithFetchTTL(d time.Duration) Option { return func(o *options) { o.fetchTTL = d } }
 
+// WithTimeout bounds every git command (fetch, push, clone, and the local ones) to d (default
+// DefaultTimeout, 30s). A command that runs longer is killed with the processes it started, and
+// the error says what had already been done.
+func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
 // WithLogger sets the logger for git invocations (debug level).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
@@ -76,7 +82,7 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 func WithGit(bin string) Option { return func(o *options) { o.gitBin = bin } }
 
 // WithGitEnv adds KEY=VALUE pairs to git's environment, after the process environment (for
-// example GIT_AUTHOR_NAME in tests, or GIT_TERMINAL_PROMPT=0 when no terminal is attached).
+// example GIT_AUTHOR_NAME in tests). GIT_TERMINAL_PROMPT=0 is always set, whatever env says.
 func WithGitEnv(kv ...string) Option { return func(o *options) { o.gitEnv = append(o.gitEnv, kv...) } }
 
 // WithCacheDir sets where Clone keeps its clones (default os.UserCacheDir()/opsctl/gitops).
@@ -88,12 +94,15 @@ func withBeforePush(fn func(ctx context.Context, attempt int) error) Option {
 }
 
 func buildOptions(opts []Option) options {
-	o := options{root: DefaultRoot, maxAttempts: 5, gitBin: "git"}
+	o := options{root: DefaultRoot, maxAttempts: 5, gitBin: "git", timeout: DefaultTimeout}
 	for _, f := range opts {
 		f(&o)
 	}
 	if o.logger == nil {
 		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.timeout <= 0 {
+		o.timeout = DefaultTimeout
 	}
 	if o.maxAttempts < 1 {
 		o.maxAttempts = 1
@@ -105,7 +114,7 @@ func buildOptions(opts []Option) options {
 // on a branch; Apply refuses to run while it has uncommitted changes to tracked files.
 func Open(ctx context.Context, dir string, opts ...Option) (*Repo, error) {
 	o := buildOptions(opts)
-	g := &git{bin: o.gitBin, dir: dir, env: o.gitEnv, logger: o.logger}
+	g := &git{bin: o.gitBin, dir: dir, env: o.gitEnv, timeout: o.timeout, logger: o.logger}
 	top, err := g.line(ctx, "rev-parse", "--show-toplevel")
 	if err != nil {
 		return nil, fmt.Errorf("open GitOps working copy %s: %w", dir, err)
@@ -182,7 +191,7 @@ func Clone(ctx context.Context, url string, opts ...Option) (*Repo, error) {
 }
 
 func cloneLocked(ctx context.Context, url, dir string, o options) (*Repo, error) {
-	g := &git{bin: o.gitBin, dir: filepath.Dir(dir), env: o.gitEnv, logger: o.logger}
+	g := &git{bin: o.gitBin, dir: filepath.Dir(dir), env: o.gitEnv, timeout: o.timeout, logger: o.logger}
 	if _, err := os.Stat(filepath.Join(dir, ".git")); errors.Is(err, os.ErrNotExist) {
 		tmp, err := os.MkdirTemp(filepath.Dir(dir), filepath.Base(dir)+".tmp-")
 		if err != nil {
