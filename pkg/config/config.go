@@ -155,6 +155,10 @@ type Prometheus struct {
 	URL      string            `yaml:"url,omitempty" json:"url,omitempty"`
 	TokenEnv string            `yaml:"tokenEnv,omitempty" json:"tokenEnv,omitempty"`
 	Queries  map[string]string `yaml:"queries,omitempty" json:"queries,omitempty"`
+	// Timeout bounds one evaluation of the canary gates, all of its queries together, as a Go
+	// duration; empty means 15s. What Prometheus has not answered by then is unknown, which
+	// refuses to move traffic.
+	Timeout string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
 
 // ErrNoContext means no context was named and the file has no current-context.
@@ -457,6 +461,7 @@ func (ctx *Context) validate() error {
 	for _, t := range []struct{ key, value string }{
 		{"dlt.timeout", ctx.DLT.Timeout},
 		{"gitops.timeout", ctx.GitOps.Timeout},
+		{"prometheus.timeout", ctx.Prometheus.Timeout},
 	} {
 		if t.value == "" {
 			continue
@@ -476,6 +481,9 @@ func duration(s string) time.Duration {
 	}
 	return d
 }
+
+// PrometheusTimeout returns prometheus.timeout, 0 when unset (the gates' default then applies).
+func (ctx *Context) PrometheusTimeout() time.Duration { return duration(ctx.Prometheus.Timeout) }
 
 // GitTimeout returns gitops.timeout, 0 when unset (the gitops package's default then applies).
 func (ctx *Context) GitTimeout() time.Duration { return duration(ctx.GitOps.Timeout) }

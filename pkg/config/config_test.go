@@ -127,6 +127,7 @@ func TestTimeouts(t *testing.T) {
 		get func(*Context) time.Duration
 	}{
 		{"gitops", (*Context).GitTimeout},
+		{"prometheus", (*Context).PrometheusTimeout},
 	} {
 		for value, bad := range map[string]bool{"45s": false, "soon": true, "-1s": true, "0s": true} {
 			body := fmt.Sprintf("contexts:\n  a:\n    %s: {timeout: %s}\n", tc.key, value)

@@ -69,6 +69,9 @@ func liveFromFactory(f *cmdutil.Factory, o *LiveOptions) {
 				return nil, err
 			}
 			var opts []canary.GateOption
+			if d := c.PrometheusTimeout(); d > 0 {
+				opts = append(opts, canary.GateWithDeadline(d))
+			}
 			// Pod readiness straight from Kubernetes when the kube context works; else the
 			// gates fall back to kube-state-metrics in Prometheus.
 			if r, err := o.Mesh(env); err == nil {
