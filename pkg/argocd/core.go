@@ -55,7 +55,7 @@ func newCore(cs versioned.Interface, host string, o Options) *coreApps {
 	}
 	return &coreApps{
 		cs: cs, ns: ns, project: o.Project, actor: o.Actor, backoff: time.Second,
-		ep: endpoint{what: what, login: "check the kube context's credentials (kubectl auth whoami)", project: o.Project},
+		ep: endpoint{what: what, login: "check the kube context's credentials (kubectl auth whoami)", project: o.Project, timeout: o.timeout()},
 	}
 }
 

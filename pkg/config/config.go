@@ -140,6 +140,9 @@ type ArgoCD struct {
 	// Core reads Application objects straight from Kubernetes, like `argocd --core`.
 	Core      bool   `yaml:"core,omitempty" json:"core,omitempty"`
 	Namespace string `yaml:"namespace,omitempty" json:"namespace,omitempty"`
+	// Timeout bounds connecting to Argo CD and each request, as a Go duration; empty means
+	// 15s. The apps commands' --argocd-timeout overrides it.
+	Timeout string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
 
 // Kube selects a kubeconfig context.
@@ -462,6 +465,7 @@ func (ctx *Context) validate() error {
 		{"dlt.timeout", ctx.DLT.Timeout},
 		{"gitops.timeout", ctx.GitOps.Timeout},
 		{"prometheus.timeout", ctx.Prometheus.Timeout},
+		{"argocd.timeout", ctx.ArgoCD.Timeout},
 	} {
 		if t.value == "" {
 			continue
@@ -484,6 +488,9 @@ func duration(s string) time.Duration {
 
 // PrometheusTimeout returns prometheus.timeout, 0 when unset (the gates' default then applies).
 func (ctx *Context) PrometheusTimeout() time.Duration { return duration(ctx.Prometheus.Timeout) }
+
+// ArgoCDTimeout returns argocd.timeout, 0 when unset (the argocd package's default applies).
+func (ctx *Context) ArgoCDTimeout() time.Duration { return duration(ctx.ArgoCD.Timeout) }
 
 // GitTimeout returns gitops.timeout, 0 when unset (the gitops package's default then applies).
 func (ctx *Context) GitTimeout() time.Duration { return duration(ctx.GitOps.Timeout) }

@@ -1,6 +1,7 @@
 package canary_test
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/come2us/opsctl/pkg/cmdutil"
 	"github.com/come2us/opsctl/pkg/gitops"
 	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
 )
@@ -96,5 +98,71 @@ func TestPushToHungRemoteEndsAtGitTimeout(t *testing.T) {
 	}
 	if s := gitopstest.Git(t, e.dir, "status", "--porcelain"); s != "" {
 		t.Errorf("working copy left dirty:\n%s", s)
+	}
+}
+
+// hangArgoCD points the context's Argo CD at a server that accepts connections and never
+// answers, with argocd.timeout 1s.
+func (le *liveEnv) hangArgoCD() {
+	le.t.Helper()
+	b, err := os.ReadFile(le.config)
+	if err != nil {
+		le.t.Fatal(err)
+	}
+	cfg := strings.Replace(string(b), fmt.Sprintf("server: %q", le.argo.Addr()), fmt.Sprintf("server: %q\n      timeout: 1s", silentListener(le.t)), 1)
+	if err := os.WriteFile(le.config, []byte(cfg), 0o600); err != nil {
+		le.t.Fatal(err)
+	}
+}
+
+// canary status against a hung Argo CD ends at argocd.timeout: the git columns are shown, the
+// live ones are unknown, and it exits 3 with one line saying Argo CD did not answer — not a
+// library's fatal log line.
+func TestStatusAgainstHungArgoCD(t *testing.T) {
+	le := newLiveEnv(t, argoApp{rev: "0000000000000000000000000000000000000000", sync: "Synced", health: "Healthy"})
+	le.hangArgoCD()
+	r := le.run(nil, "canary", "status", "order", "--env", "prod", "--gitops-dir", le.dir)
+	if cmdutil.ExitCode(r.err) != cmdutil.ExitPartial {
+		t.Fatalf("err %v (exit %d), want exit 3: the live columns are unknown", r.err, cmdutil.ExitCode(r.err))
+	}
+	want := "live columns unknown: cannot reach Argo CD at "
+	if msg := r.err.Error(); !strings.Contains(msg, want) || !strings.Contains(msg, "did not answer within 1s") || strings.Contains(msg, "\n") {
+		t.Errorf("error %q, want one line with %q", msg, want)
+	}
+	if !strings.Contains(r.out, "order") || !strings.Contains(r.out, "1.0.0") {
+		t.Errorf("the git columns are missing:\n%s", r.out)
+	}
+	if strings.Contains(r.errOut, "level=fatal") {
+		t.Errorf("fatal log line:\n%s", r.errOut)
+	}
+}
+
+// A change followed with --wait when Argo CD does not answer: the change stays pushed, and the
+// error names the commit and says traffic moves when Argo CD syncs it. Rollback takes the same
+// path as set and is never gated.
+func TestWaitAgainstHungArgoCDSaysWhatWasPushed(t *testing.T) {
+	le := newLiveEnv(t, argoApp{rev: "0000000000000000000000000000000000000000", sync: "Synced", health: "Healthy"})
+	le.seedCanary("prod", "order", gitops.Canary{Enabled: true, Tag: "1.1.0", Weight: 30})
+	le.hangArgoCD()
+	r := le.run(nil, "canary", "rollback", "order", "--env", "prod", "--reason", "5xx", "--yes", "--wait", "--gitops-dir", le.dir)
+	head := le.remote.Head()
+	if r.err == nil || cmdutil.ExitCode(r.err) != cmdutil.ExitError {
+		t.Fatalf("err %v (exit %d), want exit 1", r.err, cmdutil.ExitCode(r.err))
+	}
+	msg := r.err.Error()
+	for _, want := range []string{
+		"is pushed as " + head[:12],
+		"did not answer within 1s",
+		"traffic moves when Argo CD syncs that commit",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "\n") {
+		t.Errorf("error is not one line:\n%s", msg)
+	}
+	if !strings.Contains(r.out, "pushed "+head[:7]) {
+		t.Errorf("stdout does not report the push:\n%s", r.out)
 	}
 }
