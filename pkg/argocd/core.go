@@ -36,6 +36,9 @@ func newCoreFromKubeconfig(o Options) (Apps, error) {
 	if err != nil {
 		return nil, fmt.Errorf("Argo CD core mode: %w", err)
 	}
+	// A client-wide timeout would cut Watch streams; New bounds every other request with a
+	// context deadline instead.
+	rc.Timeout = 0
 	cs, err := versioned.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("Argo CD core mode: %w", err)

@@ -151,7 +151,12 @@ type Kube struct {
 	Context    string `yaml:"context,omitempty" json:"context,omitempty"`
 	// Namespace overrides the per-env namespace come2us-<env>.
 	Namespace string `yaml:"namespace,omitempty" json:"namespace,omitempty"`
+	// Timeout bounds each request to the Kubernetes API, as a Go duration; empty means 15s.
+	Timeout string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
+
+// RequestTimeout returns kube.timeout, 0 when unset (the kube package's default applies).
+func (k Kube) RequestTimeout() time.Duration { return duration(k.Timeout) }
 
 // Prometheus is where canary gates read metrics.
 type Prometheus struct {
@@ -466,6 +471,7 @@ func (ctx *Context) validate() error {
 		{"gitops.timeout", ctx.GitOps.Timeout},
 		{"prometheus.timeout", ctx.Prometheus.Timeout},
 		{"argocd.timeout", ctx.ArgoCD.Timeout},
+		{"kube.timeout", ctx.Kube.Timeout},
 	} {
 		if t.value == "" {
 			continue

@@ -129,6 +129,7 @@ func TestTimeouts(t *testing.T) {
 		{"gitops", (*Context).GitTimeout},
 		{"prometheus", (*Context).PrometheusTimeout},
 		{"argocd", (*Context).ArgoCDTimeout},
+		{"kube", func(c *Context) time.Duration { return c.Kube.RequestTimeout() }},
 	} {
 		for value, bad := range map[string]bool{"45s": false, "soon": true, "-1s": true, "0s": true} {
 			body := fmt.Sprintf("contexts:\n  a:\n    %s: {timeout: %s}\n", tc.key, value)

@@ -1,10 +1,17 @@
 package kube
 
 import (
+	"context"
+	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/come2us/opsctl/pkg/config"
 )
@@ -59,5 +66,59 @@ func TestNamespace(t *testing.T) {
 	}
 	if got := Namespace(config.Kube{Namespace: "sandbox"}, "prod"); got != "sandbox" {
 		t.Errorf("configured namespace %q", got)
+	}
+}
+
+// An API server that accepts connections and never answers fails a request at the context's
+// kube.timeout, even a call that takes no context (discovery). Before, client-go waited forever.
+func TestRequestsToHungAPIServerEndAtTheTimeout(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		lis.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	cfg := strings.Replace(kubeconfig, "https://a.example:6443", "http://"+lis.Addr().String(), 1)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	rc, err := RESTConfig(config.Kube{Kubeconfig: path})
+	if err != nil || rc.Timeout != DefaultTimeout {
+		t.Fatalf("default timeout %v, %v; want %v", rc.Timeout, err, DefaultTimeout)
+	}
+	rc, err = RESTConfig(config.Kube{Kubeconfig: path, Timeout: "1s"})
+	if err != nil || rc.Timeout != time.Second {
+		t.Fatalf("kube.timeout 1s gave %v, %v", rc.Timeout, err)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The request carries the configured timeout (client-go sends it as ?timeout=) and ends
+	// at it.
+	_, err = cs.Discovery().ServerVersion()
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "timeout=1s") {
+		t.Fatalf("ServerVersion against a hung API server = %v, want the 1s deadline exceeded", err)
 	}
 }
