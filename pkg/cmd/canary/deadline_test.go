@@ -166,3 +166,26 @@ func TestWaitAgainstHungArgoCDSaysWhatWasPushed(t *testing.T) {
 		t.Errorf("stdout does not report the push:\n%s", r.out)
 	}
 }
+
+// canary check against a Prometheus that accepts connections and never answers ends at the
+// context's prometheus.timeout with an unknown verdict (exit 1: traffic must not move), each
+// metric saying Prometheus did not answer. Before, every query waited 15s in turn.
+func TestCheckAgainstHungPrometheusIsUnknown(t *testing.T) {
+	le := newLiveEnv(t, argoApp{rev: "0000000000000000000000000000000000000000", sync: "Synced", health: "Healthy"})
+	le.seedCanary("prod", "order", gitops.Canary{Enabled: true, Tag: "1.1.0", Weight: 10})
+	b, err := os.ReadFile(le.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(b), fmt.Sprintf("url: %q", le.promURL), fmt.Sprintf("url: %q\n      timeout: 1s", "http://"+silentListener(t)), 1)
+	if err := os.WriteFile(le.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := le.run(nil, "canary", "check", "order", "--env", "prod", "--gitops-dir", le.dir)
+	if cmdutil.ExitCode(r.err) != cmdutil.ExitError {
+		t.Fatalf("err %v (exit %d), want exit 1\n%s", r.err, cmdutil.ExitCode(r.err), r.out)
+	}
+	if !strings.Contains(r.out, "verdict: unknown") || !strings.Contains(r.out, "did not answer within the gate's deadline of 1s") {
+		t.Errorf("output:\n%s", r.out)
+	}
+}
