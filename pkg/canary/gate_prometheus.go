@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -352,21 +353,20 @@ func (e *GateEvaluator) Evaluate(ctx context.Context, target GateTarget, criteri
 // read runs every distinct query in names, and the readiness read when asked, concurrently
 // under ctx (the evaluation's deadline).
 func (e *GateEvaluator) read(ctx context.Context, target GateTarget, at time.Time, names []string, needReady bool) (map[string]gateSample, *gateReadySample) {
-	samples := map[string]gateSample{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
+	var distinct []string
 	for _, name := range names {
-		if _, dup := samples[name]; dup {
-			continue
+		if !slices.Contains(distinct, name) {
+			distinct = append(distinct, name)
 		}
-		samples[name] = gateSample{}
+	}
+	// Each goroutine writes only its own element; the map is built once they are done.
+	got := make([]gateSample, len(distinct))
+	var wg sync.WaitGroup
+	for i, name := range distinct {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s := e.sample(ctx, name, target, at)
-			mu.Lock()
-			samples[name] = s
-			mu.Unlock()
+			got[i] = e.sample(ctx, name, target, at)
 		}()
 	}
 	var ready *gateReadySample
@@ -374,6 +374,10 @@ func (e *GateEvaluator) read(ctx context.Context, target GateTarget, at time.Tim
 		ready = e.readySample(ctx, target)
 	}
 	wg.Wait()
+	samples := make(map[string]gateSample, len(distinct))
+	for i, name := range distinct {
+		samples[name] = got[i]
+	}
 	return samples, ready
 }
 
