@@ -4,47 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/come2us/opsctl/pkg/argocd/argocdtest"
+	"github.com/come2us/opsctl/pkg/hangtest"
 )
-
-// silentListener accepts TCP connections and never answers, as a hung server does.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		lis.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return lis.Addr().String()
-}
 
 // captureLogrus collects what logrus' standard logger writes during the test.
 func captureLogrus(t *testing.T) *bytes.Buffer {
@@ -62,7 +30,7 @@ func captureLogrus(t *testing.T) *bytes.Buffer {
 // .../argocd-*.sock: i/o timeout"). New now returns one clear line at the deadline, and the
 // library writes no fatal line.
 func TestNewAgainstSilentServerEndsAtTheDeadline(t *testing.T) {
-	addr := silentListener(t)
+	addr := hangtest.Listen(t)
 	for _, plain := range []bool{true, false} {
 		logs := captureLogrus(t)
 		o := Options{Server: addr, PlainText: plain, Token: testToken, LocalConfigPath: "-", Timeout: time.Second}

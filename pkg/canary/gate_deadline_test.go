@@ -2,7 +2,6 @@ package canary
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -10,38 +9,8 @@ import (
 	"time"
 
 	"github.com/come2us/opsctl/pkg/config"
+	"github.com/come2us/opsctl/pkg/hangtest"
 )
-
-// gateSilentProm is a Prometheus address that accepts connections and never answers.
-func gateSilentProm(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		lis.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + lis.Addr().String()
-}
 
 // deadlineRecorder passes requests on and records how much time each one's context had left
 // when it was sent.
@@ -66,7 +35,7 @@ func (d *deadlineRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
 // evaluation's deadline when it is the shorter, the per-query timeout when that is. Before the
 // evaluation had a deadline of its own, each of the queries waited its full 15 s in turn.
 func TestGateHungPrometheusIsUnknownWithinTheDeadline(t *testing.T) {
-	url := gateSilentProm(t)
+	url := "http://" + hangtest.Listen(t)
 	for _, tc := range []struct {
 		name   string
 		opts   []GateOption

@@ -3,44 +3,12 @@ package gitops
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-)
 
-// silentRemote is a git:// URL served by a listener that accepts connections and never
-// answers, as a remote behind a hung proxy or a wedged server does.
-func silentRemote(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		lis.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "git://" + lis.Addr().String() + "/gitops.git"
-}
+	"github.com/come2us/opsctl/pkg/hangtest"
+)
 
 // A push to a remote that never answers is killed at the deadline; the error says a commit was
 // made, that the remote may or may not have it, that the local commit was undone and how to
@@ -49,7 +17,7 @@ func TestApplyPushToHungRemoteEndsAtTheDeadline(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	r, dir := f.clone("Alice", WithTimeout(2*time.Second))
-	gitT(t, dir, "remote", "set-url", "--push", "origin", silentRemote(t))
+	gitT(t, dir, "remote", "set-url", "--push", "origin", "git://"+hangtest.Listen(t)+"/gitops.git")
 	before := f.remoteHead()
 	c := change(t, r, "prod", "order", "canary-start", startCanary("1.1.0", 10))
 
@@ -89,7 +57,7 @@ func TestApplyPushToHungRemoteEndsAtTheDeadline(t *testing.T) {
 // the cache.
 func TestCloneFromHungRemoteEndsAtTheDeadline(t *testing.T) {
 	cache := t.TempDir()
-	url := silentRemote(t)
+	url := "git://" + hangtest.Listen(t) + "/gitops.git"
 	_, err := Clone(context.Background(), url, WithCacheDir(cache), WithTimeout(time.Second))
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("Clone = %v, want ErrTimeout", err)

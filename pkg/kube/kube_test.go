@@ -3,17 +3,16 @@ package kube
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/come2us/opsctl/pkg/config"
+	"github.com/come2us/opsctl/pkg/hangtest"
 )
 
 const kubeconfig = `apiVersion: v1
@@ -72,33 +71,8 @@ func TestNamespace(t *testing.T) {
 // An API server that accepts connections and never answers fails a request at the context's
 // kube.timeout, even a call that takes no context (discovery). Before, client-go waited forever.
 func TestRequestsToHungAPIServerEndAtTheTimeout(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		lis.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
 	path := filepath.Join(t.TempDir(), "kubeconfig")
-	cfg := strings.Replace(kubeconfig, "https://a.example:6443", "http://"+lis.Addr().String(), 1)
+	cfg := strings.Replace(kubeconfig, "https://a.example:6443", "http://"+hangtest.Listen(t), 1)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

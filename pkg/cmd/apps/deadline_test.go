@@ -2,53 +2,21 @@ package apps_test
 
 import (
 	"bytes"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/come2us/opsctl/pkg/cmdutil"
+	"github.com/come2us/opsctl/pkg/hangtest"
 )
-
-// silentListener accepts TCP connections and never answers, as a hung argocd-server does.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		lis.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return lis.Addr().String()
-}
 
 // Every apps command against an argocd-server that accepts connections and never answers ends
 // at --argocd-timeout with one line and exit 1. Before, Argo CD's client fell back to gRPC-Web
 // and ended the process with "level=fatal ... dial unix .../argocd-*.sock: i/o timeout".
 func TestAppsAgainstHungServerEndAtTheTimeout(t *testing.T) {
 	env(t)
-	addr := silentListener(t)
+	addr := hangtest.Listen(t)
 	cfg := configFor(t, addr, token)
 	var logs bytes.Buffer
 	l := logrus.StandardLogger()

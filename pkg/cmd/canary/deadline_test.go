@@ -2,49 +2,16 @@ package canary_test
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/come2us/opsctl/pkg/cmdutil"
 	"github.com/come2us/opsctl/pkg/gitops"
 	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
+	"github.com/come2us/opsctl/pkg/hangtest"
 )
-
-// silentListener accepts TCP connections and never answers, as a hung server does; it returns
-// host:port.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		lis.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return lis.Addr().String()
-}
 
 // seedCanary commits and pushes a running canary of svc in env straight with git.
 func (e *env) seedCanary(envName, svc string, c gitops.Canary) {
@@ -80,7 +47,7 @@ func TestPushToHungRemoteEndsAtGitTimeout(t *testing.T) {
 	e := newEnv(t)
 	e.seedCanary("prod", "order", gitops.Canary{Enabled: true, Tag: "1.1.0", Weight: 30})
 	before := e.remote.Head()
-	gitopstest.Git(t, e.dir, "remote", "set-url", "--push", "origin", "git://"+silentListener(t)+"/gitops.git")
+	gitopstest.Git(t, e.dir, "remote", "set-url", "--push", "origin", "git://"+hangtest.Listen(t)+"/gitops.git")
 
 	r := e.run(nil, "canary", "rollback", "order", "--env", "prod", "--reason", "5xx", "--yes",
 		"--gitops-dir", e.dir, "--git-timeout", "2s")
@@ -109,7 +76,7 @@ func (le *liveEnv) hangArgoCD() {
 	if err != nil {
 		le.t.Fatal(err)
 	}
-	cfg := strings.Replace(string(b), fmt.Sprintf("server: %q", le.argo.Addr()), fmt.Sprintf("server: %q\n      timeout: 1s", silentListener(le.t)), 1)
+	cfg := strings.Replace(string(b), fmt.Sprintf("server: %q", le.argo.Addr()), fmt.Sprintf("server: %q\n      timeout: 1s", hangtest.Listen(le.t)), 1)
 	if err := os.WriteFile(le.config, []byte(cfg), 0o600); err != nil {
 		le.t.Fatal(err)
 	}
@@ -177,7 +144,7 @@ func TestCheckAgainstHungPrometheusIsUnknown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := strings.Replace(string(b), fmt.Sprintf("url: %q", le.promURL), fmt.Sprintf("url: %q\n      timeout: 1s", "http://"+silentListener(t)), 1)
+	cfg := strings.Replace(string(b), fmt.Sprintf("url: %q", le.promURL), fmt.Sprintf("url: %q\n      timeout: 1s", "http://"+hangtest.Listen(t)), 1)
 	if err := os.WriteFile(le.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
