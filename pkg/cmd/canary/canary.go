@@ -75,6 +75,9 @@ func openFromFactory(f *cmdutil.Factory, o *RepoOptions, extra ...gitops.Option)
 		opts := append([]gitops.Option{gitops.WithFetchTTL(time.Minute)}, extra...)
 		// git never prompts (the gitops package sets GIT_TERMINAL_PROMPT=0): a prompt would
 		// only wait for the deadline.
+		if o.GitTimeout < 0 {
+			return nil, cmdutil.FlagErrorf("--git-timeout must be positive, got %s", o.GitTimeout)
+		}
 		_, c, cerr := f.Context()
 		timeout := o.GitTimeout
 		if timeout <= 0 && cerr == nil {

@@ -156,3 +156,12 @@ func TestCheckAgainstHungPrometheusIsUnknown(t *testing.T) {
 		t.Errorf("output:\n%s", r.out)
 	}
 }
+
+// A negative --git-timeout is a usage error, not a silent fall back to the default.
+func TestGitTimeoutMustBePositive(t *testing.T) {
+	e := newEnv(t)
+	r := e.run(nil, "canary", "status", "--gitops-dir", e.dir, "--git-timeout", "-1s")
+	if cmdutil.ExitCode(r.err) != cmdutil.ExitUsage || !strings.Contains(r.err.Error(), "--git-timeout must be positive") {
+		t.Fatalf("err %v (exit %d), want a usage error", r.err, cmdutil.ExitCode(r.err))
+	}
+}
