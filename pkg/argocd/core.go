@@ -36,6 +36,9 @@ func newCoreFromKubeconfig(o Options) (Apps, error) {
 	if err != nil {
 		return nil, fmt.Errorf("Argo CD core mode: %w", err)
 	}
+	// A client-wide timeout would cut Watch streams; New bounds every other request with a
+	// context deadline instead.
+	rc.Timeout = 0
 	cs, err := versioned.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("Argo CD core mode: %w", err)
@@ -55,7 +58,7 @@ func newCore(cs versioned.Interface, host string, o Options) *coreApps {
 	}
 	return &coreApps{
 		cs: cs, ns: ns, project: o.Project, actor: o.Actor, backoff: time.Second,
-		ep: endpoint{what: what, login: "check the kube context's credentials (kubectl auth whoami)", project: o.Project},
+		ep: endpoint{what: what, login: "check the kube context's credentials (kubectl auth whoami)", project: o.Project, timeout: o.timeout()},
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"syscall"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -57,6 +58,16 @@ type endpoint struct {
 	login string
 	// project scopes applications, for the not-found message.
 	project string
+	// timeout is how long one request may take, for the "did not answer" message (0: unknown).
+	timeout time.Duration
+}
+
+// inTime says how long the server had: "within 15s", or "in time" when unknown.
+func (ep endpoint) inTime() string {
+	if ep.timeout > 0 {
+		return fmt.Sprintf("within %s", ep.timeout)
+	}
+	return "in time"
 }
 
 // wrap turns err from operation op on application app (may be empty) into an *Error. Context
@@ -83,7 +94,7 @@ func (ep endpoint) wrap(op, app string, err error) error {
 		return ep.fromKube(subject, app, err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &Error{Kind: ErrUnreachable, Msg: fmt.Sprintf("%s: %s did not answer in time", subject, ep.what), Cause: err}
+		return &Error{Kind: ErrUnreachable, Msg: fmt.Sprintf("%s: %s did not answer %s", subject, ep.what, ep.inTime()), Cause: err}
 	}
 	if cause := dialCause(err); cause != "" {
 		return &Error{Kind: ErrUnreachable, Msg: fmt.Sprintf("cannot reach %s: %s", ep.what, cause), Cause: err}
@@ -106,7 +117,7 @@ func (ep endpoint) fromStatus(subject, app string, st *status.Status, err error)
 		}
 		return &Error{Kind: ErrUnreachable, Msg: fmt.Sprintf("cannot reach %s: %s", ep.what, cause), Cause: err}
 	case codes.DeadlineExceeded:
-		return &Error{Kind: ErrUnreachable, Msg: fmt.Sprintf("%s: %s did not answer in time", subject, ep.what), Cause: err}
+		return &Error{Kind: ErrUnreachable, Msg: fmt.Sprintf("%s: %s did not answer %s", subject, ep.what, ep.inTime()), Cause: err}
 	case codes.Unauthenticated:
 		if strings.Contains(strings.ToLower(msg), "expired") {
 			return &Error{Kind: ErrTokenExpired, Msg: fmt.Sprintf("%s rejected the token: it has expired; %s", ep.what, ep.login), Cause: err}

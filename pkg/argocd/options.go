@@ -19,6 +19,9 @@ const (
 	DefaultProject = "come2us"
 	// DefaultNamespace is where Argo CD and its Application objects live (core mode).
 	DefaultNamespace = "argocd"
+	// DefaultTimeout bounds connecting and each request (not a watch), so a server that
+	// accepts connections and never answers fails a command in seconds rather than hanging it.
+	DefaultTimeout = 15 * time.Second
 )
 
 // Options say how to reach Argo CD. Build them with FromContext and adjust with flags.
@@ -53,6 +56,16 @@ type Options struct {
 	UserAgent string
 	// Now is the clock for the token expiry check (default time.Now).
 	Now func() time.Time
+	// Timeout bounds connecting and each List, Get, Refresh and Sync (default DefaultTimeout);
+	// a Watch must deliver its first event within it.
+	Timeout time.Duration
+}
+
+func (o Options) timeout() time.Duration {
+	if o.Timeout > 0 {
+		return o.Timeout
+	}
+	return DefaultTimeout
 }
 
 // FromContext returns the Options of an opsctl context's argocd and kube sections. The token
@@ -70,6 +83,7 @@ func FromContext(c *config.Context) Options {
 		Namespace: a.Namespace,
 		Kube:      c.Kube,
 		Project:   DefaultProject,
+		Timeout:   c.ArgoCDTimeout(),
 	}
 }
 
@@ -81,10 +95,17 @@ func New(ctx context.Context, o Options) (Apps, error) {
 	if err := o.fromArgoCDConfig(); err != nil {
 		return nil, err
 	}
+	var apps Apps
+	var err error
 	if o.Core {
-		return newCoreFromKubeconfig(o)
+		apps, err = newCoreFromKubeconfig(o)
+	} else {
+		apps, err = dialServer(ctx, o)
 	}
-	return dialServer(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return &bounded{Apps: apps, timeout: o.timeout()}, nil
 }
 
 // fromArgoCDConfig fills what the opsctl context left open from the argocd CLI's config file:

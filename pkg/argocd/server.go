@@ -16,10 +16,6 @@ import (
 	"github.com/come2us/opsctl/pkg/buildinfo"
 )
 
-// dialTimeout bounds connecting to argocd-server, so a black-holed address fails in seconds
-// rather than hanging a command.
-const dialTimeout = 15 * time.Second
-
 // watchRetries is how many times in a row a broken watch stream is re-opened before Watch
 // gives up.
 const watchRetries = 5
@@ -37,7 +33,8 @@ func dialServer(ctx context.Context, o Options) (Apps, error) {
 	if o.Server == "" {
 		return nil, errNoServer()
 	}
-	ep := endpoint{what: "Argo CD at " + o.Server, login: loginAdvice(o.Server), project: o.Project}
+	timeout := o.timeout()
+	ep := endpoint{what: "Argo CD at " + o.Server, login: loginAdvice(o.Server), project: o.Project, timeout: timeout}
 	if err := o.checkToken(ep.what); err != nil {
 		return nil, err
 	}
@@ -45,26 +42,47 @@ func dialServer(ctx context.Context, o Options) (Apps, error) {
 	if ua == "" {
 		ua = "opsctl/" + buildinfo.Get().Version
 	}
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	// Connecting, the client's version probe and its gRPC-Web retry included, gets one
+	// deadline: a server that accepts the connection and never answers fails in that time.
+	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	// ConfigPath stays empty: opsctl already took what it needs from the argocd CLI's config,
-	// and the API client must not rewrite that file (it would, to refresh an SSO token).
-	c, err := apiclient.NewClientWithContext(dctx, &apiclient.ClientOptions{
-		ServerAddr: o.Server,
-		PlainText:  o.PlainText,
-		Insecure:   o.Insecure,
-		GRPCWeb:    o.GRPCWeb,
-		AuthToken:  o.Token,
-		UserAgent:  ua,
+	var (
+		closer io.Closer
+		cl     applicationpkg.ApplicationServiceClient
+	)
+	err := guard(func() error {
+		// ConfigPath stays empty: opsctl already took what it needs from the argocd CLI's
+		// config, and the API client must not rewrite that file (it would, to refresh an SSO
+		// token). PortForward stays off: opsctl never port-forwards behind the user's back.
+		c, err := apiclient.NewClientWithContext(dctx, &apiclient.ClientOptions{
+			ServerAddr: o.Server,
+			PlainText:  o.PlainText,
+			Insecure:   o.Insecure,
+			GRPCWeb:    o.GRPCWeb,
+			AuthToken:  o.Token,
+			UserAgent:  ua,
+		})
+		if err != nil {
+			return err
+		}
+		closer, cl, err = c.NewApplicationClientWithContext(dctx)
+		return err
 	})
-	if err != nil {
-		return nil, ep.wrap("connect", "", err)
+	var fatal *fatalLogError
+	switch {
+	case err == nil:
+		return &serverApps{closer: closer, cl: cl, ep: ep, project: o.Project, backoff: time.Second}, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case dctx.Err() != nil:
+		// Whatever the client reported last (often its gRPC-Web retry on a socket of its own),
+		// the cause is the server's silence.
+		return nil, &Error{Kind: ErrUnreachable, Cause: err,
+			Msg: fmt.Sprintf("cannot reach %s: it accepted the connection but did not answer within %s; nothing was changed (check the server, or raise argocd.timeout)", ep.what, timeout)}
+	case errors.As(err, &fatal):
+		return nil, &Error{Kind: ErrUnreachable, Cause: err, Msg: fmt.Sprintf("cannot reach %s: %s", ep.what, oneLine(fatal.msg))}
 	}
-	closer, cl, err := c.NewApplicationClientWithContext(dctx)
-	if err != nil {
-		return nil, ep.wrap("connect", "", err)
-	}
-	return &serverApps{closer: closer, cl: cl, ep: ep, project: o.Project, backoff: time.Second}, nil
+	return nil, ep.wrap("connect", "", err)
 }
 
 func (s *serverApps) projects() []string {

@@ -8,8 +8,10 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 
@@ -151,12 +153,23 @@ func GateBreachReason(breaches []GateResult) string {
 	return strings.Join(parts, "; ")
 }
 
+// Default bounds of one evaluation against a Prometheus (or a kube-apiserver) that does not
+// answer: the whole evaluation ends by DefaultGateDeadline with the criteria it could not read
+// unknown, which refuses to move traffic as a failure does.
+const (
+	// DefaultGateDeadline bounds one Evaluate, every query and the readiness read included.
+	DefaultGateDeadline = 15 * time.Second
+	// DefaultGateQueryTimeout bounds one query; Prometheus is also asked to stop by then.
+	DefaultGateQueryTimeout = 10 * time.Second
+)
+
 // GateEvaluator judges criteria against one Prometheus.
 type GateEvaluator struct {
 	api       promv1.API
 	queries   map[string]*template.Template
 	readiness GateReadiness
 	timeout   time.Duration
+	deadline  time.Duration
 	now       func() time.Time
 }
 
@@ -167,6 +180,7 @@ type gateSettings struct {
 	readiness GateReadiness
 	rt        http.RoundTripper
 	timeout   time.Duration
+	deadline  time.Duration
 	now       func() time.Time
 }
 
@@ -180,9 +194,16 @@ func GateWithRoundTripper(rt http.RoundTripper) GateOption {
 	return func(s *gateSettings) { s.rt = rt }
 }
 
-// GateWithTimeout bounds each Prometheus query (default 15s).
+// GateWithTimeout bounds each Prometheus query (default DefaultGateQueryTimeout, 10s; never
+// more than the evaluation's deadline).
 func GateWithTimeout(d time.Duration) GateOption {
 	return func(s *gateSettings) { s.timeout = d }
+}
+
+// GateWithDeadline bounds a whole evaluation, every query and the readiness read included
+// (default DefaultGateDeadline, 15s). What is not read by then is unknown.
+func GateWithDeadline(d time.Duration) GateOption {
+	return func(s *gateSettings) { s.deadline = d }
 }
 
 // GateWithClock sets the evaluation time source (default time.Now); queries are instant
@@ -199,9 +220,15 @@ var ErrGateConfig = errors.New("invalid prometheus configuration")
 // overrides) and returns an evaluator. An unknown key in queries is refused, so a typo cannot
 // silently leave a default in place.
 func NewGateEvaluator(p config.Prometheus, opts ...GateOption) (*GateEvaluator, error) {
-	s := gateSettings{timeout: 15 * time.Second, now: time.Now}
+	s := gateSettings{timeout: DefaultGateQueryTimeout, deadline: DefaultGateDeadline, now: time.Now}
 	for _, o := range opts {
 		o(&s)
+	}
+	if s.deadline <= 0 {
+		s.deadline = DefaultGateDeadline
+	}
+	if s.timeout <= 0 || s.timeout > s.deadline {
+		s.timeout = min(DefaultGateQueryTimeout, s.deadline)
 	}
 	if p.URL == "" {
 		return nil, fmt.Errorf("%w: prometheus.url is not set in the opsctl context", ErrGateConfig)
@@ -222,7 +249,7 @@ func NewGateEvaluator(p config.Prometheus, opts ...GateOption) (*GateEvaluator, 
 		return nil, fmt.Errorf("%w: prometheus.url %q: %v", ErrGateConfig, p.URL, err)
 	}
 	e := &GateEvaluator{api: promv1.NewAPI(client), queries: map[string]*template.Template{},
-		readiness: s.readiness, timeout: s.timeout, now: s.now}
+		readiness: s.readiness, timeout: s.timeout, deadline: s.deadline, now: s.now}
 	for name, q := range GateDefaultQueries {
 		if e.queries[name], err = template.New(name).Option("missingkey=error").Parse(q); err != nil {
 			return nil, fmt.Errorf("default query %s: %w", name, err) // a bug, caught by tests
@@ -281,42 +308,77 @@ type gateSample struct {
 	detail string
 }
 
-// Evaluate judges criteria for target. Each query runs once however many criteria use it.
-// Prometheus failures do not fail the evaluation: the criteria they feed are unknown, with the
-// reason in Detail.
+// Evaluate judges criteria for target. Each query runs once however many criteria use it, and
+// all of them run at once, so a Prometheus that does not answer costs one deadline, not one per
+// query. Prometheus failures do not fail the evaluation: the criteria they feed are unknown,
+// with the reason in Detail. Only the caller's ctx ending is an error.
 func (e *GateEvaluator) Evaluate(ctx context.Context, target GateTarget, criteria []Criterion) (GateReport, error) {
 	target = target.withDefaults()
 	at := e.now()
 	report := GateReport{Target: target, At: at}
-	samples := map[string]gateSample{}
-	sample := func(name string) gateSample {
-		if s, ok := samples[name]; ok {
-			return s
+	ectx, cancel := context.WithTimeout(ctx, e.deadline)
+	defer cancel()
+
+	var names []string
+	needReady := false
+	for _, c := range criteria {
+		switch {
+		case c.Unit == CriterionReady && e.readiness != nil:
+			needReady = true
+		case c.Baseline != "":
+			names = append(names, c.Query, c.Baseline)
+		default:
+			names = append(names, c.Query)
 		}
-		s := e.sample(ctx, name, target, at)
-		samples[name] = s
-		return s
 	}
-	var ready *gateReadySample
+	samples, ready := e.read(ectx, target, at, names, needReady)
+	if ctx.Err() != nil {
+		return report, ctx.Err()
+	}
 	for _, c := range criteria {
 		var res GateResult
 		switch {
 		case c.Unit == CriterionReady && e.readiness != nil:
-			if ready == nil {
-				ready = e.readySample(ctx, target)
-			}
 			res = ready.result(c)
 		case c.Baseline != "":
-			res = gateDelta(c, sample(c.Query), sample(c.Baseline))
+			res = gateDelta(c, samples[c.Query], samples[c.Baseline])
 		default:
-			res = gateSingle(c, sample(c.Query))
-		}
-		if ctx.Err() != nil {
-			return report, ctx.Err()
+			res = gateSingle(c, samples[c.Query])
 		}
 		report.Results = append(report.Results, res)
 	}
 	return report, nil
+}
+
+// read runs every distinct query in names, and the readiness read when asked, concurrently
+// under ctx (the evaluation's deadline).
+func (e *GateEvaluator) read(ctx context.Context, target GateTarget, at time.Time, names []string, needReady bool) (map[string]gateSample, *gateReadySample) {
+	var distinct []string
+	for _, name := range names {
+		if !slices.Contains(distinct, name) {
+			distinct = append(distinct, name)
+		}
+	}
+	// Each goroutine writes only its own element; the map is built once they are done.
+	got := make([]gateSample, len(distinct))
+	var wg sync.WaitGroup
+	for i, name := range distinct {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i] = e.sample(ctx, name, target, at)
+		}()
+	}
+	var ready *gateReadySample
+	if needReady {
+		ready = e.readySample(ctx, target)
+	}
+	wg.Wait()
+	samples := make(map[string]gateSample, len(distinct))
+	for i, name := range distinct {
+		samples[name] = got[i]
+	}
+	return samples, ready
 }
 
 func (e *GateEvaluator) sample(ctx context.Context, name string, target GateTarget, at time.Time) gateSample {
@@ -328,6 +390,12 @@ func (e *GateEvaluator) sample(ctx context.Context, name string, target GateTarg
 	defer cancel()
 	v, warnings, _, err := e.api.Query(qctx, q, at, promv1.WithTimeout(e.timeout))
 	if err != nil {
+		if qctx.Err() != nil && ctx.Err() == nil {
+			return gateSample{detail: fmt.Sprintf("query %s: Prometheus did not answer within %s", name, e.timeout)}
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return gateSample{detail: fmt.Sprintf("query %s: Prometheus did not answer within the gate's deadline of %s", name, e.deadline)}
+		}
 		return gateSample{detail: "query " + name + " failed: " + gateOneLine(err)}
 	}
 	s := gateValue(v)
@@ -400,6 +468,9 @@ type gateReadySample struct {
 
 func (e *GateEvaluator) readySample(ctx context.Context, target GateTarget) *gateReadySample {
 	r, d, err := e.readiness.CanaryReady(ctx, target.Service)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("Kubernetes did not answer within the gate's deadline of %s", e.deadline)
+	}
 	return &gateReadySample{ready: r, desired: d, err: err}
 }
 

@@ -81,6 +81,9 @@ type GitOps struct {
 	// Dir is an existing working copy, used instead of Repo when set.
 	Dir    string `yaml:"dir,omitempty" json:"dir,omitempty"`
 	Branch string `yaml:"branch,omitempty" json:"branch,omitempty"`
+	// Timeout bounds every git command (fetch, push, clone...) as a Go duration ("30s", "2m");
+	// empty means 30s. The canary commands' --git-timeout overrides it.
+	Timeout string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
 
 // ArgoCD is how to reach Argo CD.
@@ -94,6 +97,9 @@ type ArgoCD struct {
 	// Core reads Application objects straight from Kubernetes, like `argocd --core`.
 	Core      bool   `yaml:"core,omitempty" json:"core,omitempty"`
 	Namespace string `yaml:"namespace,omitempty" json:"namespace,omitempty"`
+	// Timeout bounds connecting to Argo CD and each request, as a Go duration; empty means
+	// 15s. The apps commands' --argocd-timeout overrides it.
+	Timeout string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
 
 // Kube selects a kubeconfig context.
@@ -102,13 +108,22 @@ type Kube struct {
 	Context    string `yaml:"context,omitempty" json:"context,omitempty"`
 	// Namespace overrides the per-env namespace come2us-<env>.
 	Namespace string `yaml:"namespace,omitempty" json:"namespace,omitempty"`
+	// Timeout bounds each request to the Kubernetes API, as a Go duration; empty means 15s.
+	Timeout string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
+
+// RequestTimeout returns kube.timeout, 0 when unset (the kube package's default applies).
+func (k Kube) RequestTimeout() time.Duration { return duration(k.Timeout) }
 
 // Prometheus is where canary gates read metrics.
 type Prometheus struct {
 	URL      string            `yaml:"url,omitempty" json:"url,omitempty"`
 	TokenEnv string            `yaml:"tokenEnv,omitempty" json:"tokenEnv,omitempty"`
 	Queries  map[string]string `yaml:"queries,omitempty" json:"queries,omitempty"`
+	// Timeout bounds one evaluation of the canary gates, all of its queries together, as a Go
+	// duration; empty means 15s. What Prometheus has not answered by then is unknown, which
+	// refuses to move traffic.
+	Timeout string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 }
 
 // ErrNoContext means no context was named and the file has no current-context.
@@ -411,25 +426,46 @@ func (ctx *Context) validate() error {
 	if ctx.DLT.MaxReplays < 0 {
 		return fmt.Errorf("dlt.maxReplays must not be negative")
 	}
-	if t := ctx.DLT.Timeout; t != "" {
-		if d, err := time.ParseDuration(t); err != nil || d <= 0 {
-			return fmt.Errorf("dlt.timeout %q: want a positive duration such as 30s or 2m", t)
+	for _, t := range []struct{ key, value string }{
+		{"dlt.timeout", ctx.DLT.Timeout},
+		{"gitops.timeout", ctx.GitOps.Timeout},
+		{"prometheus.timeout", ctx.Prometheus.Timeout},
+		{"argocd.timeout", ctx.ArgoCD.Timeout},
+		{"kube.timeout", ctx.Kube.Timeout},
+	} {
+		if t.value == "" {
+			continue
+		}
+		if d, err := time.ParseDuration(t.value); err != nil || d <= 0 {
+			return fmt.Errorf("%s %q: want a positive duration such as 30s or 2m", t.key, t.value)
 		}
 	}
 	return nil
 }
 
-// HasRedrive reports whether the context has a redrive section.
-func (ctx *Context) HasRedrive() bool { return ctx.Redrive.Kind != 0 }
-
-// DLTTimeout returns dlt.timeout, 0 when unset (the replay engine's default then applies).
-func (ctx *Context) DLTTimeout() time.Duration {
-	d, err := time.ParseDuration(ctx.DLT.Timeout)
+// duration parses a timeout validated on load; 0 means unset.
+func duration(s string) time.Duration {
+	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
 		return 0 // unset; a bad value was refused on load
 	}
 	return d
 }
+
+// PrometheusTimeout returns prometheus.timeout, 0 when unset (the gates' default then applies).
+func (ctx *Context) PrometheusTimeout() time.Duration { return duration(ctx.Prometheus.Timeout) }
+
+// ArgoCDTimeout returns argocd.timeout, 0 when unset (the argocd package's default applies).
+func (ctx *Context) ArgoCDTimeout() time.Duration { return duration(ctx.ArgoCD.Timeout) }
+
+// GitTimeout returns gitops.timeout, 0 when unset (the gitops package's default then applies).
+func (ctx *Context) GitTimeout() time.Duration { return duration(ctx.GitOps.Timeout) }
+
+// HasRedrive reports whether the context has a redrive section.
+func (ctx *Context) HasRedrive() bool { return ctx.Redrive.Kind != 0 }
+
+// DLTTimeout returns dlt.timeout, 0 when unset (the replay engine's default then applies).
+func (ctx *Context) DLTTimeout() time.Duration { return duration(ctx.DLT.Timeout) }
 
 // DLTPattern returns the compiled dead-letter topic pattern.
 func (ctx *Context) DLTPattern() *regexp.Regexp {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,6 +117,39 @@ func TestDLTTimeout(t *testing.T) {
 		}
 		if err != nil || c.Contexts["a"].DLTTimeout() != 45*time.Second || (&Context{}).DLTTimeout() != 0 {
 			t.Errorf("%q: %v", body, err)
+		}
+	}
+}
+
+// TestTimeouts checks each section's timeout: parsed when set, refused on load when it is not a
+// positive duration, and 0 (the package default applies) when unset.
+func TestTimeouts(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		key string
+		get func(*Context) time.Duration
+	}{
+		{"gitops", (*Context).GitTimeout},
+		{"prometheus", (*Context).PrometheusTimeout},
+		{"argocd", (*Context).ArgoCDTimeout},
+		{"kube", func(c *Context) time.Duration { return c.Kube.RequestTimeout() }},
+	} {
+		for value, bad := range map[string]bool{"45s": false, "soon": true, "-1s": true, "0s": true} {
+			body := fmt.Sprintf("contexts:\n  a:\n    %s: {timeout: %s}\n", tc.key, value)
+			path := filepath.Join(dir, "c.yaml")
+			if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(path)
+			if bad {
+				if err == nil || !strings.Contains(err.Error(), tc.key+".timeout") {
+					t.Errorf("%q: %v, want an error about %s.timeout", body, err, tc.key)
+				}
+				continue
+			}
+			if err != nil || tc.get(c.Contexts["a"]) != 45*time.Second || tc.get(&Context{}) != 0 {
+				t.Errorf("%q: %v", body, err)
+			}
 		}
 	}
 }

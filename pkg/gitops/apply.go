@@ -228,6 +228,10 @@ func (r *Repo) Apply(ctx context.Context, c Change) (Result, error) {
 			}
 		}
 		rejected, err := r.push(ctx)
+		var unknown *PushUnknownError
+		if errors.As(err, &unknown) {
+			unknown.Commit = commit
+		}
 		if err == nil && !rejected {
 			r.logger.Info("pushed", "commit", commit, "path", p, "attempt", attempt)
 			return Result{Commit: commit, Path: p, Remote: r.remote, Branch: r.branch, Attempts: attempt, From: cur.From, To: cur.To}, nil
@@ -235,6 +239,9 @@ func (r *Repo) Apply(ctx context.Context, c Change) (Result, error) {
 		// Undo our commit before anything else, whatever happened to the push.
 		if uerr := r.undoCommit(ctx, commit, base); uerr != nil {
 			return Result{}, errors.Join(err, uerr)
+		}
+		if unknown != nil {
+			unknown.Undone = true
 		}
 		if err != nil {
 			return Result{}, err
@@ -402,6 +409,14 @@ func (r *Repo) push(ctx context.Context) (rejected bool, err error) {
 			Reason:  status.reason(),
 			Message: remoteLines(string(stderr)),
 		}
+	case runErr != nil && (errors.Is(runErr, ErrTimeout) || ctx.Err() != nil):
+		// Killed before the remote answered: it may have taken the commit all the same.
+		pe := &PushUnknownError{Remote: r.remote, Branch: r.branch, Err: runErr}
+		var ge *GitError
+		if errors.As(runErr, &ge) {
+			pe.Timeout = ge.Timeout
+		}
+		return false, pe
 	case runErr != nil:
 		return false, fmt.Errorf("push to %s %s: %w; nothing was pushed", r.remote, r.branch, runErr)
 	default:

@@ -30,6 +30,8 @@ var (
 	ErrInvalidChange = errors.New("invalid change")
 	// ErrCacheBusy means another opsctl process holds the cached clone.
 	ErrCacheBusy = errors.New("cached clone in use")
+	// ErrTimeout means a git command did not finish within its deadline and was killed.
+	ErrTimeout = errors.New("git did not finish in time")
 )
 
 // ConflictError reports that the values file no longer says what the change was planned
@@ -106,16 +108,56 @@ func (e *PushRejectedError) Error() string {
 	return msg + "; nothing was pushed and the local commit was undone"
 }
 
+// PushUnknownError reports a push that was interrupted before the remote answered (its
+// deadline passed or the command was cancelled): the remote may or may not have the commit.
+// Apply has already removed the local commit again, so the working copy is as it was, and a
+// rerun is safe: it reads the remote first and refuses a change that is already there.
+type PushUnknownError struct {
+	Remote string
+	Branch string
+	// Commit is the commit that was being pushed.
+	Commit string
+	// Timeout is how long the push had (0 when it was cancelled instead).
+	Timeout time.Duration
+	// Undone is true once the local commit was removed again.
+	Undone bool
+	Err    error
+}
+
+// Error says what was done locally, that the push's outcome is unknown and what to check.
+func (e *PushUnknownError) Error() string {
+	how := "was interrupted"
+	if e.Timeout > 0 {
+		how = fmt.Sprintf("did not finish in %s", e.Timeout)
+	}
+	local := "the local commit was undone, so a rerun is safe (it re-reads the remote first)"
+	if !e.Undone {
+		local = "the local commit is still there"
+	}
+	return fmt.Sprintf("committed %s locally, but the push to %s %s %s: the remote may or may not have it; %s; check with `git fetch %s && git log %s/%s`",
+		ShortHash(e.Commit), e.Remote, e.Branch, how, local, e.Remote, e.Remote, e.Branch)
+}
+
+// Unwrap returns the interrupted git invocation's error.
+func (e *PushUnknownError) Unwrap() error { return e.Err }
+
 // GitError is a failed git invocation, with what git printed on stderr.
 type GitError struct {
 	Args     []string
 	ExitCode int
 	Stderr   string
 	Err      error
+	// Timeout is set when git was killed because it ran longer than this; the error then
+	// matches ErrTimeout and context.DeadlineExceeded.
+	Timeout time.Duration
 }
 
-// Error shows the command and git's own message.
+// Error shows the command and git's own message, or how long it ran before it was killed.
 func (e *GitError) Error() string {
+	if e.Timeout > 0 {
+		return fmt.Sprintf("git %s did not finish in %s and was stopped (the remote accepted the connection but did not answer, or a credential prompt was waiting)",
+			strings.Join(e.Args, " "), e.Timeout)
+	}
 	msg := strings.TrimSpace(e.Stderr)
 	if msg == "" && e.Err != nil {
 		msg = e.Err.Error()

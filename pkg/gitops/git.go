@@ -8,15 +8,28 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 )
 
+// DefaultTimeout bounds every git command opsctl runs when WithTimeout does not say otherwise.
+// It is long enough for a push to a slow hosted remote, and short enough that a remote which
+// accepts the connection and never answers cannot hold a canary command (or a rollback) forever.
+const DefaultTimeout = 30 * time.Second
+
+// waitDelay is how long a killed git may keep its output pipes open (a child such as
+// git-remote-https or ssh still holding them) before Wait stops waiting for it.
+const waitDelay = 2 * time.Second
+
 // git runs the user's git binary in one working copy. It inherits the user's environment, so
-// credential helpers, the SSH agent, signing keys and hooks work as they do in a shell.
+// credential helpers, the SSH agent, signing keys and hooks work as they do in a shell, except
+// that git never prompts on the terminal (GIT_TERMINAL_PROMPT=0): a prompt nobody answers would
+// only turn into a timeout.
 type git struct {
-	bin    string
-	dir    string
-	env    []string
-	logger *slog.Logger
+	bin     string
+	dir     string
+	env     []string
+	timeout time.Duration
+	logger  *slog.Logger
 }
 
 // run executes git with args and returns stdout. A non-zero exit becomes a *GitError carrying
@@ -26,12 +39,23 @@ func (g *git) run(ctx context.Context, stdin []byte, args ...string) ([]byte, er
 	return out, err
 }
 
-// runBoth is run that also returns stderr on success (git push reports there).
+// runBoth is run that also returns stderr on success (git push reports there). git gets at most
+// the configured timeout; when it runs out, git and every process it started (transport
+// helpers, ssh, hooks) are killed and the *GitError says so.
 func (g *git) runBoth(ctx context.Context, stdin []byte, args ...string) ([]byte, []byte, error) {
-	cmd := exec.CommandContext(ctx, g.bin, args...)
+	timeout := g.timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, g.bin, args...)
 	cmd.Dir = g.dir
-	// LC_ALL=C keeps the messages this package parses in one language.
-	cmd.Env = append(append(os.Environ(), "LC_ALL=C"), g.env...)
+	// LC_ALL=C keeps the messages this package parses in one language. The caller's env comes
+	// last but cannot turn prompting back on: GIT_TERMINAL_PROMPT=0 is appended after it.
+	cmd.Env = append(append(append(os.Environ(), "LC_ALL=C"), g.env...), "GIT_TERMINAL_PROMPT=0")
+	killTree(cmd)
+	cmd.WaitDelay = waitDelay
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
@@ -48,6 +72,10 @@ func (g *git) runBoth(ctx context.Context, stdin []byte, args ...string) ([]byte
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			ge.Err = errors.Join(ctxErr, err)
+		} else if cctx.Err() != nil {
+			// Our own deadline, not the caller's: say how long git had.
+			ge.Timeout = timeout
+			ge.Err = errors.Join(ErrTimeout, context.DeadlineExceeded, err)
 		}
 		return stdout.Bytes(), stderr.Bytes(), ge
 	}

@@ -51,6 +51,7 @@ type options struct {
 	// identity is the fallback author and committer (name, email).
 	identity    [2]string
 	onCacheBusy func()
+	timeout     time.Duration
 }
 
 // WithRoot sets the directory inside the repository that holds charts/ and envs/ (default
@@ -74,6 +75,11 @@ func WithMaxAttempts(n int) Option { return func(o *options) { o.maxAttempts = n
 // fetches, so a stale read can never cause a lost update, only a conflict.
 func WithFetchTTL(d time.Duration) Option { return func(o *options) { o.fetchTTL = d } }
 
+// WithTimeout bounds every git command (fetch, push, clone, and the local ones) to d (default
+// DefaultTimeout, 30s). A command that runs longer is killed with the processes it started, and
+// the error says what had already been done.
+func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
 // WithLogger sets the logger for git invocations (debug level).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
@@ -81,7 +87,7 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 func WithGit(bin string) Option { return func(o *options) { o.gitBin = bin } }
 
 // WithGitEnv adds KEY=VALUE pairs to git's environment, after the process environment (for
-// example GIT_AUTHOR_NAME in tests, or GIT_TERMINAL_PROMPT=0 when no terminal is attached).
+// example GIT_AUTHOR_NAME in tests). GIT_TERMINAL_PROMPT=0 is always set, whatever env says.
 func WithGitEnv(kv ...string) Option { return func(o *options) { o.gitEnv = append(o.gitEnv, kv...) } }
 
 // WithFallbackIdentity makes commits carry name and email when git configures no identity for
@@ -100,12 +106,15 @@ func withBeforePush(fn func(ctx context.Context, attempt int) error) Option {
 }
 
 func buildOptions(opts []Option) options {
-	o := options{root: DefaultRoot, maxAttempts: 5, gitBin: "git"}
+	o := options{root: DefaultRoot, maxAttempts: 5, gitBin: "git", timeout: DefaultTimeout}
 	for _, f := range opts {
 		f(&o)
 	}
 	if o.logger == nil {
 		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.timeout <= 0 {
+		o.timeout = DefaultTimeout
 	}
 	if o.maxAttempts < 1 {
 		o.maxAttempts = 1
@@ -117,7 +126,7 @@ func buildOptions(opts []Option) options {
 // on a branch; Apply refuses to run while it has uncommitted changes to tracked files.
 func Open(ctx context.Context, dir string, opts ...Option) (*Repo, error) {
 	o := buildOptions(opts)
-	g := &git{bin: o.gitBin, dir: dir, env: o.gitEnv, logger: o.logger}
+	g := &git{bin: o.gitBin, dir: dir, env: o.gitEnv, timeout: o.timeout, logger: o.logger}
 	top, err := g.line(ctx, "rev-parse", "--show-toplevel")
 	if err != nil {
 		return nil, fmt.Errorf("open GitOps working copy %s: %w", dir, err)
@@ -195,7 +204,7 @@ func Clone(ctx context.Context, url string, opts ...Option) (*Repo, error) {
 }
 
 func cloneLocked(ctx context.Context, url, dir string, o options) (*Repo, error) {
-	g := &git{bin: o.gitBin, dir: filepath.Dir(dir), env: o.gitEnv, logger: o.logger}
+	g := &git{bin: o.gitBin, dir: filepath.Dir(dir), env: o.gitEnv, timeout: o.timeout, logger: o.logger}
 	if _, err := os.Stat(filepath.Join(dir, ".git")); errors.Is(err, os.ErrNotExist) {
 		tmp, err := os.MkdirTemp(filepath.Dir(dir), filepath.Base(dir)+".tmp-")
 		if err != nil {
@@ -351,13 +360,23 @@ func (r *Repo) WriteClone(ctx context.Context, opts ...Option) (*Repo, func() er
 	}
 	env := append([]string(nil), r.git.env...)
 	env = append(env, r.identityEnv(ctx)...)
+	// The operator's push URL, when it differs (remote.<name>.pushurl), is where the clone
+	// pushes too.
+	pushURL, err := r.git.line(ctx, "remote", "get-url", "--push", r.remote)
+	if err != nil {
+		return nil, nil, fmt.Errorf("find the push URL of remote %s in %s: %w", r.remote, r.top, err)
+	}
 	all := []Option{WithBranch(r.branch), WithRoot(r.root), WithMaxAttempts(r.maxAttempts), WithLogger(r.logger),
-		WithGit(r.git.bin), WithGitEnv(env...), withBeforePush(r.beforePush)}
+		WithGit(r.git.bin), WithGitEnv(env...), withBeforePush(r.beforePush), WithTimeout(r.git.timeout)}
 	// A rollback must not lose to an interactive command that holds the cache for a moment:
 	// wait for it rather than give up.
 	for {
 		w, err := Clone(ctx, url, append(all, opts...)...)
 		if err == nil {
+			if err := w.setPushURL(ctx, url, pushURL); err != nil {
+				_ = w.Close()
+				return nil, nil, err
+			}
 			return w, w.Close, nil
 		}
 		if !errors.Is(err, ErrCacheBusy) {
@@ -372,6 +391,20 @@ func (r *Repo) WriteClone(ctx context.Context, opts ...Option) (*Repo, func() er
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// setPushURL makes the cache clone push where the operator's working copy pushes: pushURL when
+// it differs from the fetch URL, else the fetch URL (the cache is shared between runs, so an
+// earlier run's push URL is cleared).
+func (r *Repo) setPushURL(ctx context.Context, url, pushURL string) error {
+	if pushURL == url {
+		_, _ = r.git.run(ctx, nil, "config", "--unset-all", "remote.origin.pushurl")
+		return nil
+	}
+	if _, err := r.git.run(ctx, nil, "remote", "set-url", "--push", "origin", pushURL); err != nil {
+		return fmt.Errorf("set the push URL of cached clone %s: %w", r.top, err)
+	}
+	return nil
 }
 
 // withOnCacheBusy runs fn each time WriteClone finds the cache locked; tests use it to release

@@ -5,6 +5,7 @@ package kube
 
 import (
 	"fmt"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -15,8 +16,15 @@ import (
 // NamespacePrefix is prepended to the environment name to form the platform's namespace.
 const NamespacePrefix = "come2us-"
 
+// DefaultTimeout bounds each request to the Kubernetes API when neither the opsctl context
+// (kube.timeout) nor the caller sets one: client-go waits forever by default, and some of its
+// calls (discovery) take no context to cancel.
+const DefaultTimeout = 15 * time.Second
+
 // RESTConfig loads the user's kubeconfig the way kubectl does ($KUBECONFIG, else ~/.kube/config)
 // unless k names a file, and selects k.Context when set (else the kubeconfig's current context).
+// Every request gets k's timeout (default DefaultTimeout); a caller that streams (a watch)
+// sets Timeout to 0 and bounds its requests with contexts instead.
 func RESTConfig(k config.Kube) (*rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if k.Kubeconfig != "" {
@@ -31,6 +39,10 @@ func RESTConfig(k config.Kube) (*rest.Config, error) {
 			what = fmt.Sprintf("context %q", k.Context)
 		}
 		return nil, fmt.Errorf("kubeconfig %s: %w", what, err)
+	}
+	rc.Timeout = k.RequestTimeout()
+	if rc.Timeout <= 0 {
+		rc.Timeout = DefaultTimeout
 	}
 	return rc, nil
 }

@@ -1,12 +1,18 @@
 package kube
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/come2us/opsctl/pkg/config"
+	"github.com/come2us/opsctl/pkg/hangtest"
 )
 
 const kubeconfig = `apiVersion: v1
@@ -59,5 +65,34 @@ func TestNamespace(t *testing.T) {
 	}
 	if got := Namespace(config.Kube{Namespace: "sandbox"}, "prod"); got != "sandbox" {
 		t.Errorf("configured namespace %q", got)
+	}
+}
+
+// An API server that accepts connections and never answers fails a request at the context's
+// kube.timeout, even a call that takes no context (discovery). Before, client-go waited forever.
+func TestRequestsToHungAPIServerEndAtTheTimeout(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	cfg := strings.Replace(kubeconfig, "https://a.example:6443", "http://"+hangtest.Listen(t), 1)
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	rc, err := RESTConfig(config.Kube{Kubeconfig: path})
+	if err != nil || rc.Timeout != DefaultTimeout {
+		t.Fatalf("default timeout %v, %v; want %v", rc.Timeout, err, DefaultTimeout)
+	}
+	rc, err = RESTConfig(config.Kube{Kubeconfig: path, Timeout: "1s"})
+	if err != nil || rc.Timeout != time.Second {
+		t.Fatalf("kube.timeout 1s gave %v, %v", rc.Timeout, err)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The request carries the configured timeout (client-go sends it as ?timeout=) and ends
+	// at it.
+	_, err = cs.Discovery().ServerVersion()
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "timeout=1s") {
+		t.Fatalf("ServerVersion against a hung API server = %v, want the 1s deadline exceeded", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -66,6 +67,7 @@ type Server struct {
 	subs      map[chan *v1alpha1.ApplicationWatchEvent]struct{}
 	syncs     []SyncRequest
 	refreshes []string
+	hang      bool
 }
 
 // Start serves on a free port of 127.0.0.1 with token as the only accepted token, loaded with
@@ -182,6 +184,10 @@ func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerI
 	if err := s.authorize(ctx, info.FullMethod); err != nil {
 		return nil, err
 	}
+	if s.hung(info.FullMethod) {
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
 	return handler(ctx, req)
 }
 
@@ -189,7 +195,26 @@ func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 	if err := s.authorize(ss.Context(), info.FullMethod); err != nil {
 		return err
 	}
+	if s.hung(info.FullMethod) {
+		<-ss.Context().Done()
+		return status.FromContextError(ss.Context().Err()).Err()
+	}
 	return handler(srv, ss)
+}
+
+// HangApplications makes every application call (unary and watch) wait, unanswered, until the
+// client gives up, while the connection and the version probe keep working: a server wedged
+// behind a healthy front.
+func (s *Server) HangApplications() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hang = true
+}
+
+func (s *Server) hung(method string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hang && strings.HasPrefix(method, "/application.ApplicationService/")
 }
 
 // Version answers the API client's connection probe.

@@ -23,6 +23,7 @@ type connFlags struct {
 	server, namespace, project string
 	core, plaintext, insecure  bool
 	grpcWeb                    bool
+	timeout                    time.Duration
 	cmd                        *cobra.Command
 }
 
@@ -39,6 +40,9 @@ grpcWeb; token from ARGOCD_AUTH_TOKEN, argocd.tokenEnv or argocd.token), falling
 argocd CLI's own login (~/.config/argocd/config). With --core it reads and patches Application
 objects on the Kubernetes API of the context's kube section instead, like argocd --core.
 
+Connecting and each request get --argocd-timeout (argocd.timeout, 15s by default): a server
+that accepts the connection and never answers fails the command then, with one line.
+
 Applications are those of the project come2us unless --project says otherwise (--project ""
 for all).`,
 	}
@@ -51,6 +55,7 @@ for all).`,
 	pf.BoolVar(&cf.grpcWeb, "grpc-web", false, "use gRPC-Web (for servers behind proxies without HTTP/2)")
 	pf.StringVar(&cf.project, "project", argocd.DefaultProject, "Argo CD project whose applications to show (\"\" for all)")
 	pf.StringVar(&cf.namespace, "argocd-namespace", "", "namespace of the Application objects in core mode (default: the context's, else argocd)")
+	pf.DurationVar(&cf.timeout, "argocd-timeout", 0, "how long connecting and each request to Argo CD may take (default: the context's argocd.timeout, else 15s)")
 
 	client := cf.clientFunc(f)
 	cmd.AddCommand(
@@ -91,6 +96,12 @@ func (cf *connFlags) clientFunc(f *cmdutil.Factory) ClientFunc {
 		}
 		if fl.Changed("argocd-namespace") {
 			o.Namespace = cf.namespace
+		}
+		if fl.Changed("argocd-timeout") {
+			if cf.timeout <= 0 {
+				return nil, cmdutil.FlagErrorf("--argocd-timeout must be positive, got %s", cf.timeout)
+			}
+			o.Timeout = cf.timeout
 		}
 		o.Project = cf.project
 		if f.Now != nil {

@@ -56,12 +56,16 @@ context's gitops.repo (cloned into the user cache directory).`,
 type RepoOptions struct {
 	// Dir is --gitops-dir: an existing working copy.
 	Dir string
+	// GitTimeout is --git-timeout: how long each git command (fetch, push, clone...) may run;
+	// 0 means the context's gitops.timeout, else gitops.DefaultTimeout.
+	GitTimeout time.Duration
 	// Open opens the repository; NewCmd* sets it from the factory, tests may replace it.
 	Open func(ctx context.Context) (*gitops.Repo, error)
 }
 
 func addRepoFlags(cmd *cobra.Command, o *RepoOptions) {
 	cmd.Flags().StringVar(&o.Dir, "gitops-dir", "", "GitOps working copy to use (default: the context's gitops.dir or gitops.repo)")
+	cmd.Flags().DurationVar(&o.GitTimeout, "git-timeout", 0, "how long each git fetch, push or clone may take before it is stopped (default: the context's gitops.timeout, else 30s)")
 }
 
 // openFromFactory resolves the repository: --gitops-dir, then the context's gitops.dir, then
@@ -70,16 +74,24 @@ func openFromFactory(f *cmdutil.Factory, o *RepoOptions, extra ...gitops.Option)
 	return func(ctx context.Context) (*gitops.Repo, error) {
 		// One command run reads several files; one fetch serves them all.
 		opts := append([]gitops.Option{gitops.WithFetchTTL(time.Minute), operatorIdentity(f)}, extra...)
-		if !f.IOStreams.CanPrompt() {
-			// No terminal to answer a credential prompt on.
-			opts = append(opts, gitops.WithGitEnv("GIT_TERMINAL_PROMPT=0"))
+		// git never prompts (the gitops package sets GIT_TERMINAL_PROMPT=0): a prompt would
+		// only wait for the deadline.
+		if o.GitTimeout < 0 {
+			return nil, cmdutil.FlagErrorf("--git-timeout must be positive, got %s", o.GitTimeout)
+		}
+		_, c, cerr := f.Context()
+		timeout := o.GitTimeout
+		if timeout <= 0 && cerr == nil {
+			timeout = c.GitTimeout()
+		}
+		if timeout > 0 {
+			opts = append(opts, gitops.WithTimeout(timeout))
 		}
 		if o.Dir != "" {
 			return gitops.Open(ctx, expandHome(o.Dir), opts...)
 		}
-		_, c, err := f.Context()
-		if err != nil {
-			return nil, err
+		if cerr != nil {
+			return nil, cerr
 		}
 		if c.GitOps.Branch != "" {
 			opts = append(opts, gitops.WithBranch(c.GitOps.Branch))

@@ -2,6 +2,7 @@ package canary
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -72,6 +73,9 @@ func liveFromFactory(f *cmdutil.Factory, o *LiveOptions) {
 				return nil, canary.ErrNoPrometheus
 			}
 			var opts []canary.GateOption
+			if d := c.PrometheusTimeout(); d > 0 {
+				opts = append(opts, canary.GateWithDeadline(d))
+			}
 			// Pod readiness straight from Kubernetes when the kube context works; else the
 			// gates fall back to kube-state-metrics in Prometheus.
 			if r, err := o.Mesh(env); err == nil {
@@ -97,25 +101,36 @@ func argoConfigured(f *cmdutil.Factory) bool {
 }
 
 // follower builds the --wait follower: it opens Argo CD and the mesh when a change has been
-// pushed and reports progress on stderr.
+// pushed and reports progress on stderr. The controller prefixes its errors with the pushed
+// commit; when Argo CD cannot be reached the error also says that traffic still moves once
+// Argo CD syncs, since the commit is on the branch it watches.
 func (o *LiveOptions) follower(f *cmdutil.Factory, env string, timeout time.Duration) canary.Follower {
 	return canary.FollowerFunc(func(ctx context.Context, p *canary.Plan, res gitops.Result) error {
-		apps, err := o.Apps(ctx)
-		if err != nil {
-			return err
+		err := o.follow(ctx, f, env, timeout, p, res)
+		if errors.Is(err, argocd.ErrUnreachable) {
+			return fmt.Errorf("%w; traffic moves when Argo CD syncs that commit (check with `opsctl canary status %s --env %s`)", err, p.Service, env)
 		}
-		defer apps.Close()
-		fw := &rollout.Follower{Apps: apps, Timeout: timeout, Progress: func(s string) {
-			fmt.Fprintln(f.IOStreams.ErrOut, termsafe.String(s))
-		}}
-		r, err := o.Mesh(env)
-		if err != nil {
-			return fmt.Errorf("read the live VirtualService: %w", err)
-		}
-		fw.Routes = r
-		fmt.Fprintf(f.IOStreams.ErrOut, "waiting up to %s for Argo CD and the mesh\n", timeout)
-		return fw.Follow(ctx, p, res)
+		return err
 	})
+}
+
+// follow opens Argo CD and the mesh and waits for the pushed change to arrive in both.
+func (o *LiveOptions) follow(ctx context.Context, f *cmdutil.Factory, env string, timeout time.Duration, p *canary.Plan, res gitops.Result) error {
+	apps, err := o.Apps(ctx)
+	if err != nil {
+		return fmt.Errorf("could not follow it in Argo CD: %w", err)
+	}
+	defer apps.Close()
+	fw := &rollout.Follower{Apps: apps, Timeout: timeout, Progress: func(s string) {
+		fmt.Fprintln(f.IOStreams.ErrOut, termsafe.String(s))
+	}}
+	r, err := o.Mesh(env)
+	if err != nil {
+		return fmt.Errorf("read the live VirtualService: %w", err)
+	}
+	fw.Routes = r
+	fmt.Fprintf(f.IOStreams.ErrOut, "waiting up to %s for Argo CD and the mesh\n", timeout)
+	return fw.Follow(ctx, p, res)
 }
 
 // writeGateTable prints a gate report: criterion, value, threshold, verdict (and why a verdict

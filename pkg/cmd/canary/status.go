@@ -2,6 +2,7 @@ package canary
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -191,6 +192,10 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 			return cmdutil.ErrSilent
 		}
 		return &cmdutil.PartialError{Summary: fmt.Sprintf("could not read %s", strings.Join(failed, ", "))}
+	}
+	if lv != nil && errors.Is(lv.appsErr, argocd.ErrUnreachable) {
+		// The git columns are right; the live ones are unknown, and the exit code says so.
+		return &cmdutil.PartialError{Summary: "live columns unknown: " + termsafe.String(lv.appsErr.Error())}
 	}
 	return nil
 }
