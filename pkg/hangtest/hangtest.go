@@ -1,10 +1,12 @@
-// Package hangtest gives tests a hung server: a TCP listener that accepts every connection and
-// never reads an answer back or closes it, as a wedged server, a black-holing proxy or a
+// Package hangtest gives tests a hung server: a TCP listener that accepts every connection,
+// reads and discards what it is sent (so a client's writes never block and it goes on to wait
+// for the answer), and never answers or closes it, as a wedged server, a black-holing proxy or a
 // stopped process behind a live load balancer does. A client with no deadline waits on it
 // forever; a test uses it to prove that a call ends at its deadline.
 package hangtest
 
 import (
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -29,6 +31,7 @@ func Listen(t testing.TB) string {
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
+			go func() { _, _ = io.Copy(io.Discard, c) }()
 		}
 	}()
 	t.Cleanup(func() {

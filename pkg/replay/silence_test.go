@@ -3,7 +3,6 @@ package replay
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
+	"github.com/come2us/opsctl/pkg/hangtest"
 	"github.com/come2us/opsctl/pkg/replay/replaytest"
 )
 
@@ -32,39 +32,6 @@ const (
 	silenceTimeout = 2 * time.Second
 	silenceMargin  = 10 * time.Second
 )
-
-// silentListener accepts connections and never answers; it reads what it is sent, so writes
-// never block. It stops when the test ends.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() { _, _ = io.Copy(io.Discard, c) }()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
 
 // freeze holds every request the cluster gets from the moment it is called until the test
 // ends (or release is called), as a frozen broker would.
@@ -150,7 +117,7 @@ func silentEngine(t *testing.T, newClient func(...kgo.Opt) (*kgo.Client, error))
 // TestSilentListenerEndsEveryOperation: a listener that accepts connections and never answers
 // made topics, list and replay take 41 s; every operation now ends within its timeout.
 func TestSilentListenerEndsEveryOperation(t *testing.T) {
-	addr := silentListener(t)
+	addr := hangtest.Listen(t)
 	newClient := func(extra ...kgo.Opt) (*kgo.Client, error) {
 		return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, extra...)...)
 	}
@@ -336,7 +303,7 @@ func TestGoneBrokersReportedAtConnectTimeout(t *testing.T) {
 	}
 	gone := ln.Addr().String()
 	ln.Close()
-	for name, addr := range map[string]string{"nothing listens": gone, "accepts, never answers": silentListener(t)} {
+	for name, addr := range map[string]string{"nothing listens": gone, "accepts, never answers": hangtest.Listen(t)} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			newClient := func(extra ...kgo.Opt) (*kgo.Client, error) {

@@ -2,8 +2,6 @@ package dlt_test
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,49 +14,18 @@ import (
 
 	"github.com/come2us/opsctl/pkg/cmdutil"
 	"github.com/come2us/opsctl/pkg/event"
+	"github.com/come2us/opsctl/pkg/hangtest"
 	"github.com/come2us/opsctl/pkg/replay/replaytest"
 )
 
 // A loaded machine may add this much to a command's timeout.
 const silenceMargin = 10 * time.Second
 
-// silentListener accepts connections and never answers.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() { _, _ = io.Copy(io.Discard, c) }()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 // TestEveryCommandEndsOnASilentBroker: against a listener that accepts and never answers,
 // every dlt command ends within its timeout — set by the context's dlt.timeout or by
 // --timeout — with one line saying what happened and that nothing was changed.
 func TestEveryCommandEndsOnASilentBroker(t *testing.T) {
-	addr := silentListener(t)
+	addr := hangtest.Listen(t)
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
 	body := fmt.Sprintf("current-context: silent\ncontexts:\n  silent:\n    kafka: {brokers: [%q]}\n    dlt: {timeout: 2s}\n  plain:\n    kafka: {brokers: [%q]}\n", addr, addr)
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
