@@ -3,7 +3,6 @@ package argocd
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -27,51 +26,18 @@ type appState struct {
 }
 
 func (s appState) yaml() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: order-service-prod
-  namespace: argocd
-spec:
-  project: come2us
-  source:
-    repoURL: https://github.com/come2us/opsctl.git
-    path: gitops/charts/saga-service
-    targetRevision: main
-  destination:
-    server: https://kubernetes.default.svc
-    namespace: come2us-prod
-status:
-  sync:
-    status: %s
-    revision: %s
-  health:
-    status: %s
-    message: %q
-`, s.sync, s.rev, s.health, s.healthMsg)
+	a := argocdtest.App{Revision: s.rev, Sync: s.sync, Health: s.health, HealthMessage: s.healthMsg}
 	if s.opPhase != "" {
 		started := s.started
 		if started == "" {
 			started = "2026-11-24T11:00:00Z"
 		}
-		fmt.Fprintf(&b, `  operationState:
-    phase: %s
-    message: %q
-    startedAt: %q
-    operation:
-      sync:
-        revision: %s
-      initiatedBy:
-        username: admin
-    syncResult:
-      revision: %s
-`, s.opPhase, s.opMsg, started, s.opRev, s.opRev)
+		a.Operation = &argocdtest.Operation{Phase: s.opPhase, Message: s.opMsg, Revision: s.opRev, Started: started, InitiatedBy: "admin"}
 		if s.opPhase != PhaseRunning {
-			b.WriteString("    finishedAt: \"2026-11-24T11:00:40Z\"\n")
+			a.Operation.Finished = "2026-11-24T11:00:40Z"
 		}
 	}
-	return b.String()
+	return a.YAML()
 }
 
 var (

@@ -40,42 +40,12 @@ type appDoc struct {
 }
 
 func (d appDoc) yaml() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: order-service-prod
-  namespace: argocd
-spec:
-  project: come2us
-  source:
-    repoURL: https://github.com/come2us/opsctl.git
-    path: gitops/charts/saga-service
-    targetRevision: main
-  destination:
-    server: https://kubernetes.default.svc
-    namespace: come2us-prod
-`)
-	if d.auto {
-		b.WriteString("  syncPolicy:\n    automated:\n      prune: true\n      selfHeal: true\n")
-	}
-	fmt.Fprintf(&b, "status:\n  sync:\n    status: %s\n    revision: %s\n  health:\n    status: %s\n    message: %q\n", d.sync, d.rev, d.health, d.healthMsg)
+	a := argocdtest.App{Automated: d.auto, Revision: d.rev, Sync: d.sync, Health: d.health, HealthMessage: d.healthMsg}
 	if d.opPhase != "" {
-		fmt.Fprintf(&b, `  operationState:
-    phase: %s
-    message: %q
-    startedAt: "2026-11-25T11:00:00Z"
-    finishedAt: "2026-11-25T11:00:30Z"
-    operation:
-      sync:
-        revision: %s
-      initiatedBy:
-        username: opsctl
-    syncResult:
-      revision: %s
-`, d.opPhase, d.opMsg, d.rev, d.rev)
+		a.Operation = &argocdtest.Operation{Phase: d.opPhase, Message: d.opMsg,
+			Started: "2026-11-25T11:00:00Z", Finished: "2026-11-25T11:00:30Z", InitiatedBy: "opsctl"}
 	}
-	return b.String()
+	return a.YAML()
 }
 
 // world is a GitOps remote and working copy, an Argo CD API server, and a mesh.

@@ -144,42 +144,8 @@ func newWorld(t *testing.T) *world {
 }
 
 func argoApp(svc, env, rev string) string {
-	return fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: %[1]s-service-%[2]s
-  namespace: argocd
-spec:
-  project: come2us
-  source:
-    repoURL: https://github.com/come2us/opsctl.git
-    path: gitops/charts/saga-service
-    targetRevision: main
-  destination:
-    server: https://kubernetes.default.svc
-    namespace: come2us-%[2]s
-  syncPolicy:
-    automated:
-      prune: true
-      selfHeal: true
-status:
-  sync:
-    status: Synced
-    revision: %[3]s
-  health:
-    status: Healthy
-  operationState:
-    phase: Succeeded
-    startedAt: "2026-11-25T10:00:00Z"
-    finishedAt: "2026-11-25T10:00:30Z"
-    operation:
-      sync:
-        revision: %[3]s
-      initiatedBy:
-        automated: true
-    syncResult:
-      revision: %[3]s
-`, svc, env, rev)
+	return argocdtest.App{Service: svc, Env: env, Automated: true, Revision: rev,
+		Operation: &argocdtest.Operation{Phase: "Succeeded", Started: "2026-11-25T10:00:00Z", Finished: "2026-11-25T10:00:30Z"}}.YAML()
 }
 
 func (w *world) apply(obj map[string]any) {

@@ -32,31 +32,12 @@ type argoApp struct {
 }
 
 func (a argoApp) yaml() string {
-	var b strings.Builder
-	b.WriteString(`apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: order-service-prod
-  namespace: argocd
-spec:
-  project: come2us
-  source:
-    repoURL: https://github.com/come2us/opsctl.git
-    path: gitops/charts/saga-service
-    targetRevision: main
-  destination:
-    server: https://kubernetes.default.svc
-    namespace: come2us-prod
-`)
-	if !a.manual {
-		b.WriteString("  syncPolicy:\n    automated:\n      prune: true\n      selfHeal: true\n")
-	}
-	fmt.Fprintf(&b, "status:\n  sync:\n    status: %s\n    revision: %s\n  health:\n    status: %s\n    message: %q\n", a.sync, a.rev, a.health, a.healthMsg)
+	app := argocdtest.App{Automated: !a.manual, Revision: a.rev, Sync: a.sync, Health: a.health, HealthMessage: a.healthMsg}
 	if a.opPhase != "" {
-		fmt.Fprintf(&b, "  operationState:\n    phase: %s\n    message: %q\n    startedAt: \"2026-11-25T11:00:00Z\"\n    finishedAt: \"2026-11-25T11:00:30Z\"\n"+
-			"    operation:\n      sync:\n        revision: %s\n      initiatedBy:\n        automated: true\n    syncResult:\n      revision: %s\n", a.opPhase, a.opMsg, a.rev, a.rev)
+		app.Operation = &argocdtest.Operation{Phase: a.opPhase, Message: a.opMsg,
+			Started: "2026-11-25T11:00:00Z", Finished: "2026-11-25T11:00:30Z"}
 	}
-	return b.String()
+	return app.YAML()
 }
 
 // promAPI answers Prometheus instant queries with the API's JSON; values are keyed by PromQL

@@ -31,27 +31,7 @@ var fixedNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 const argoToken = "argo-token"
 
-const orderApp = `apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: order-service-prod
-  namespace: argocd
-spec:
-  project: come2us
-  source:
-    repoURL: https://github.com/come2us/opsctl.git
-    path: gitops/charts/saga-service
-    targetRevision: main
-  destination:
-    server: https://kubernetes.default.svc
-    namespace: come2us-prod
-status:
-  sync:
-    status: Synced
-    revision: 3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39
-  health:
-    status: Healthy
-`
+var orderApp = argocdtest.App{Revision: "3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39"}.YAML()
 
 // env writes a config with two contexts: prod (Argo CD, a GitOps working copy) and sandbox
 // (simulated, read-only, nothing configured).
