@@ -18,7 +18,6 @@ import (
 type GetOptions struct {
 	Factory *cmdutil.Factory
 	Client  ClientFunc
-	Ctx     context.Context
 
 	Name    string
 	Refresh bool
@@ -32,26 +31,26 @@ func NewCmdGet(f *cmdutil.Factory, client ClientFunc, runF func(*GetOptions) err
 		Short: "Show one application: source, sync, health, operation, conditions and resources",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx, opts.Name = cmd.Context(), args[0]
+			opts.Name = args[0]
 			if runF != nil {
 				return runF(opts)
 			}
-			return getRun(opts)
+			return getRun(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.Refresh, "refresh", false, "ask Argo CD to compare with git again before answering")
 	return cmd
 }
 
-func getRun(opts *GetOptions) error {
+func getRun(ctx context.Context, opts *GetOptions) error {
 	f := opts.Factory
 	var app argocd.App
-	err := withClient(opts.Ctx, opts.Client, func(c argocd.Apps) error {
+	err := withClient(ctx, opts.Client, func(c argocd.Apps) error {
 		var err error
 		if opts.Refresh {
-			app, err = c.Refresh(opts.Ctx, opts.Name, false)
+			app, err = c.Refresh(ctx, opts.Name, false)
 		} else {
-			app, err = c.Get(opts.Ctx, opts.Name)
+			app, err = c.Get(ctx, opts.Name)
 		}
 		return err
 	})

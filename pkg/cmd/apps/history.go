@@ -15,7 +15,6 @@ import (
 type HistoryOptions struct {
 	Factory *cmdutil.Factory
 	Client  ClientFunc
-	Ctx     context.Context
 
 	Name string
 }
@@ -28,21 +27,21 @@ func NewCmdHistory(f *cmdutil.Factory, client ClientFunc, runF func(*HistoryOpti
 		Short: "Show an application's sync history: which revision was deployed when, by whom",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx, opts.Name = cmd.Context(), args[0]
+			opts.Name = args[0]
 			if runF != nil {
 				return runF(opts)
 			}
-			return historyRun(opts)
+			return historyRun(cmd.Context(), opts)
 		},
 	}
 }
 
-func historyRun(opts *HistoryOptions) error {
+func historyRun(ctx context.Context, opts *HistoryOptions) error {
 	f := opts.Factory
 	var app argocd.App
-	err := withClient(opts.Ctx, opts.Client, func(c argocd.Apps) error {
+	err := withClient(ctx, opts.Client, func(c argocd.Apps) error {
 		var err error
-		app, err = c.Get(opts.Ctx, opts.Name)
+		app, err = c.Get(ctx, opts.Name)
 		return err
 	})
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 type ListOptions struct {
 	Factory *cmdutil.Factory
 	Client  ClientFunc
-	Ctx     context.Context
 
 	// Watch keeps streaming changes after the list.
 	Watch bool
@@ -31,26 +30,25 @@ func NewCmdList(f *cmdutil.Factory, client ClientFunc, runF func(*ListOptions) e
 		Short:   "List applications with their sync, health, revision, last sync and running operation",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts.Ctx = cmd.Context()
 			if runF != nil {
 				return runF(opts)
 			}
 			if opts.Watch {
-				return watchRun(&WatchOptions{Factory: f, Client: client, Ctx: opts.Ctx})
+				return watchRun(cmd.Context(), &WatchOptions{Factory: f, Client: client})
 			}
-			return listRun(opts)
+			return listRun(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.Watch, "watch", "w", false, "after the list, print every change as it happens (until interrupted)")
 	return cmd
 }
 
-func listRun(opts *ListOptions) error {
+func listRun(ctx context.Context, opts *ListOptions) error {
 	f := opts.Factory
 	var list []argocd.App
-	err := withClient(opts.Ctx, opts.Client, func(c argocd.Apps) error {
+	err := withClient(ctx, opts.Client, func(c argocd.Apps) error {
 		var err error
-		list, err = c.List(opts.Ctx)
+		list, err = c.List(ctx)
 		return err
 	})
 	if err != nil {

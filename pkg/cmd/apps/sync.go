@@ -18,7 +18,6 @@ import (
 type SyncOptions struct {
 	Factory *cmdutil.Factory
 	Client  ClientFunc
-	Ctx     context.Context
 
 	Name     string
 	Revision string
@@ -44,14 +43,14 @@ follows it until the application is Synced and Healthy (or the operation fails).
 Refused under --readonly; asks for confirmation on a terminal unless --yes.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx, opts.Name = cmd.Context(), args[0]
+			opts.Name = args[0]
 			if opts.Timeout <= 0 {
 				return cmdutil.FlagErrorf("--timeout must be positive, got %s", opts.Timeout)
 			}
 			if runF != nil {
 				return runF(opts)
 			}
-			return syncRun(opts)
+			return syncRun(cmd.Context(), opts)
 		},
 	}
 	fl := cmd.Flags()
@@ -81,7 +80,7 @@ func (o *SyncOptions) describe() string {
 	return " (" + strings.Join(flags, ", ") + ")"
 }
 
-func syncRun(opts *SyncOptions) error {
+func syncRun(ctx context.Context, opts *SyncOptions) error {
 	f := opts.Factory
 	// An Argo CD dry run still records an operation on the application, so it is a write too.
 	if err := f.CheckWritable(); err != nil {
@@ -91,8 +90,8 @@ func syncRun(opts *SyncOptions) error {
 	if err := f.Confirm(fmt.Sprintf("Sync %s in Argo CD now?", what), opts.Yes); err != nil {
 		return err
 	}
-	return withClient(opts.Ctx, opts.Client, func(c argocd.Apps) error {
-		app, err := c.Sync(opts.Ctx, opts.Name, argocd.SyncOptions{Revision: opts.Revision, Prune: opts.Prune, DryRun: opts.DryRun})
+	return withClient(ctx, opts.Client, func(c argocd.Apps) error {
+		app, err := c.Sync(ctx, opts.Name, argocd.SyncOptions{Revision: opts.Revision, Prune: opts.Prune, DryRun: opts.DryRun})
 		if err != nil {
 			return err
 		}
@@ -103,7 +102,7 @@ func syncRun(opts *SyncOptions) error {
 			})
 		}
 		fmt.Fprintf(f.IOStreams.ErrOut, "Sync of %s requested; waiting up to %s.\n", what, opts.Timeout)
-		app, err = argocd.Wait(opts.Ctx, c, opts.Name, argocd.WaitFor{Synced: true, Healthy: true, OperationDone: true, Revision: opts.Revision, Timeout: opts.Timeout})
+		app, err = argocd.Wait(ctx, c, opts.Name, argocd.WaitFor{Synced: true, Healthy: true, OperationDone: true, Revision: opts.Revision, Timeout: opts.Timeout})
 		if err != nil {
 			return err
 		}

@@ -15,7 +15,6 @@ import (
 type WaitOptions struct {
 	Factory *cmdutil.Factory
 	Client  ClientFunc
-	Ctx     context.Context
 
 	Name         string
 	Sync         bool
@@ -39,14 +38,14 @@ Exits 1 with one line when the timeout passes (naming the conditions that did no
 sync operation fails, or with --fail-degraded when the application turns Degraded.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx, opts.Name = cmd.Context(), args[0]
+			opts.Name = args[0]
 			if opts.Timeout <= 0 {
 				return cmdutil.FlagErrorf("--timeout must be positive, got %s", opts.Timeout)
 			}
 			if runF != nil {
 				return runF(opts)
 			}
-			return waitRun(opts)
+			return waitRun(cmd.Context(), opts)
 		},
 	}
 	fl := cmd.Flags()
@@ -59,14 +58,14 @@ sync operation fails, or with --fail-degraded when the application turns Degrade
 	return cmd
 }
 
-func waitRun(opts *WaitOptions) error {
+func waitRun(ctx context.Context, opts *WaitOptions) error {
 	f := opts.Factory
 	want := argocd.WaitFor{Synced: opts.Sync, Healthy: opts.Health, OperationDone: opts.Operation,
 		Revision: opts.Revision, FailOnDegraded: opts.FailDegraded, Timeout: opts.Timeout}
 	var app argocd.App
-	err := withClient(opts.Ctx, opts.Client, func(c argocd.Apps) error {
+	err := withClient(ctx, opts.Client, func(c argocd.Apps) error {
 		var err error
-		app, err = argocd.Wait(opts.Ctx, c, opts.Name, want)
+		app, err = argocd.Wait(ctx, c, opts.Name, want)
 		return err
 	})
 	if err != nil {

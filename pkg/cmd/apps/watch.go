@@ -18,7 +18,6 @@ import (
 type WatchOptions struct {
 	Factory *cmdutil.Factory
 	Client  ClientFunc
-	Ctx     context.Context
 
 	// Name limits the watch to one application; empty watches all.
 	Name string
@@ -35,14 +34,13 @@ sync status, health, revision or running operation of one changes, until interru
 With -o json, prints one JSON event per line.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx = cmd.Context()
 			if len(args) == 1 {
 				opts.Name = args[0]
 			}
 			if runF != nil {
 				return runF(opts)
 			}
-			return watchRun(opts)
+			return watchRun(cmd.Context(), opts)
 		},
 	}
 }
@@ -51,7 +49,7 @@ With -o json, prints one JSON event per line.`,
 // printed one at a time).
 const watchFormat = "%-20s  %-28s  %-9s  %-11s  %-8s  %s\n"
 
-func watchRun(opts *WatchOptions) error {
+func watchRun(ctx context.Context, opts *WatchOptions) error {
 	f := opts.Factory
 	out := f.IOStreams.Out
 	json := f.Output == cmdutil.OutputJSON
@@ -62,8 +60,8 @@ func watchRun(opts *WatchOptions) error {
 		fmt.Fprint(out, strings.TrimRight(fmt.Sprintf(watchFormat, "TIME", "NAME", "SYNC", "HEALTH", "REVISION", "OPERATION"), " \n")+"\n")
 	}
 	last := map[string]string{}
-	return withClient(opts.Ctx, opts.Client, func(c argocd.Apps) error {
-		return c.Watch(opts.Ctx, opts.Name, func(ev argocd.Event) error {
+	return withClient(ctx, opts.Client, func(c argocd.Apps) error {
+		return c.Watch(ctx, opts.Name, func(ev argocd.Event) error {
 			a := ev.App
 			row := []string{a.Sync, a.Health, argocd.ShortRevision(a.Revision), operationCell(a.Operation)}
 			key := ev.Type + "\x00" + strings.Join(row, "\x00")
