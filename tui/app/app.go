@@ -625,12 +625,82 @@ func (m Model) helpLine() string {
 	case modePalette, modeFilter:
 		return m.input.View()
 	}
-	keys := []key.Binding{}
+	var keys []key.Binding
 	if top := m.top(); top != nil {
 		keys = append(keys, top.Keys()...)
 	}
-	keys = append(keys, KeyPalette, KeyFilter, KeyHelp, KeyBack, KeyQuit)
-	return m.help.ShortHelpView(keys)
+	return footer(m.help, keys, m.width)
+}
+
+// footer draws the help bar in width cells: the view's keys (most important first), then the
+// root's. When they do not all fit, the lowest-priority hints go first and a "…" says that ?
+// lists them all; `? help` itself is always drawn, so no screen hides the way to its keys.
+// Priority: ? help, then the view's keys in their order, then :, esc, /, q.
+func footer(h help.Model, viewKeys []key.Binding, width int) string {
+	type item struct {
+		b    key.Binding
+		prio int
+	}
+	var items []item
+	for i, b := range viewKeys {
+		items = append(items, item{b, 10 + i})
+	}
+	n := 10 + len(viewKeys)
+	items = append(items, item{KeyPalette, n}, item{KeyFilter, n + 2}, item{KeyHelp, 0},
+		item{KeyBack, n + 1}, item{KeyQuit, n + 3})
+	sep := h.Styles.ShortSeparator.Inline(true).Render(h.ShortSeparator)
+	render := func(b key.Binding) string {
+		return h.Styles.ShortKey.Inline(true).Render(b.Help().Key) + " " +
+			h.Styles.ShortDesc.Inline(true).Render(b.Help().Desc)
+	}
+	tail := " " + h.Styles.Ellipsis.Inline(true).Render(h.Ellipsis)
+	// Choose by priority, then draw in display order.
+	order := make([]int, 0, len(items))
+	for i, it := range items {
+		if it.b.Enabled() && it.b.Help().Key != "" {
+			order = append(order, i)
+		}
+	}
+	sort.SliceStable(order, func(a, b int) bool { return items[order[a]].prio < items[order[b]].prio })
+	all := 0
+	for k, i := range order {
+		all += lipgloss.Width(render(items[i].b))
+		if k > 0 {
+			all += lipgloss.Width(sep)
+		}
+	}
+	budget := width
+	if all > width {
+		budget -= lipgloss.Width(tail) // room for the "…" that says some are left out
+	}
+	keep := map[int]bool{}
+	used, dropped := 0, false
+	for _, i := range order {
+		w := lipgloss.Width(render(items[i].b))
+		if used > 0 {
+			w += lipgloss.Width(sep)
+		}
+		if used+w > budget && len(keep) > 0 {
+			dropped = true
+			continue
+		}
+		keep[i] = true
+		used += w
+	}
+	var b strings.Builder
+	for i, it := range items {
+		if !keep[i] {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString(sep)
+		}
+		b.WriteString(render(it.b))
+	}
+	if dropped {
+		b.WriteString(tail)
+	}
+	return b.String()
 }
 
 // statusLine draws the top view's note while it lasts, as one line: status text often carries

@@ -1,0 +1,52 @@
+package app
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/come2us/opsctl/tui/view"
+)
+
+// busyView has more keys than an 80-column footer holds (the DLT records screen has ten).
+type busyView struct{ listView }
+
+func (v *busyView) Keys() []key.Binding {
+	var ks []key.Binding
+	for _, k := range []string{"enter record", "space select", "a select all matching", "c clear selection",
+		"r replay", "d dry run", "ctrl+r reload", "x mark", "T/O/P sort"} {
+		name, desc, _ := strings.Cut(k, " ")
+		ks = append(ks, key.NewBinding(key.WithKeys(name), key.WithHelp(name, desc)))
+	}
+	return ks
+}
+
+// TestFooterKeepsHelp: at 80 columns a screen with many keys drops its lowest-priority hints
+// (the root's q, /, and its own last keys), never `? help`, and says with "…" that some are
+// left out; at 200 columns every hint shows, in the usual order.
+func TestFooterKeepsHelp(t *testing.T) {
+	rs := []Route{{Name: "dlt", Open: func([]string) (view.View, error) { return &busyView{listView{name: "dlt"}}, nil }}}
+	for _, w := range []int{40, 80, 200} {
+		d, _ := drive(t, Options{Routes: rs})
+		d.Send(sizeMsg(w, 24))
+		lines := strings.Split(d.Screen(), "\n")
+		foot := lines[len(lines)-2]
+		if !strings.Contains(foot, "? help") {
+			t.Errorf("at %d columns the footer hides ? help: %q", w, foot)
+		}
+		if lipgloss.Width(foot) > w {
+			t.Errorf("at %d columns the footer is %d wide: %q", w, lipgloss.Width(foot), foot)
+		}
+		if w == 80 && (!strings.HasPrefix(foot, "enter record • space select") || !strings.HasSuffix(foot, " …")) {
+			t.Errorf("at 80 columns the footer does not keep the view's first keys and end in …: %q", foot)
+		}
+		if w == 200 && foot != "enter record • space select • a select all matching • c clear selection • r replay • d dry run • ctrl+r reload • x mark • T/O/P sort • : command • / filter • ? help • esc back • q quit" {
+			t.Errorf("at 200 columns the footer is %q", foot)
+		}
+	}
+}
+
+func sizeMsg(w, h int) tea.WindowSizeMsg { return tea.WindowSizeMsg{Width: w, Height: h} }
