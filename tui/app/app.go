@@ -1,6 +1,7 @@
-// Package app is the TUI's root model: the header, the `:` command palette, the `/` filter, the
-// `?` help screen, the status line and a stack of views (esc goes back). It knows views only
-// through tui/view, so each view lives in its own package and the root never blocks on I/O.
+// Package app is the TUI's root model: the header, the `:` command palette, the `/` filter (live
+// as it is typed), the `?` help screen, the status line and a stack of views (esc goes back). It
+// knows views only through tui/view, so each view lives in its own package and the root never
+// blocks on I/O.
 package app
 
 import (
@@ -70,8 +71,11 @@ type Model struct {
 	stack  []view.View
 	input  textinput.Model
 	mode   int // modeNormal, modePalette, modeFilter
-	help   help.Model
-	full   bool // ? screen
+	// filterWas is the top view's filter when `/` was pressed, kept while a --where expression
+	// is being typed.
+	filterWas string
+	help      help.Model
+	full      bool // ? screen
 	// notes are the status lines, one per view that made one (the nil key: made with no view
 	// open). Only the top view's is drawn, until it expires; a view's note goes with the view.
 	notes   map[view.View]note
@@ -298,6 +302,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				if f, ok := top.(view.Filterable); ok {
 					m.mode = modeFilter
 					m.input.Prompt = "/"
+					m.filterWas = f.Filter()
 					m.input.SetValue(f.Filter())
 					return m, m.input.Focus()
 				}
@@ -341,8 +346,12 @@ func (m Model) forward(msg tea.Msg) (tea.Model, tea.Cmd) {
 func (m Model) updateInput(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	switch msg.Type {
 	case tea.KeyEsc:
+		mode := m.mode
 		m.mode = modeNormal
 		m.input.Blur()
+		if f, ok := m.top().(view.Filterable); ok && mode == modeFilter && f.Filter() != "" {
+			return m, f.SetFilter("") // esc in the filter clears it
+		}
 		return m, nil
 	case tea.KeyEnter:
 		line := strings.TrimSpace(m.input.Value())
@@ -365,7 +374,28 @@ func (m Model) updateInput(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	}
 	var cmd tea.Cmd
 	m.input, cmd = m.input.Update(msg)
+	if m.mode == modeFilter {
+		return m, tea.Batch(cmd, m.liveFilter())
+	}
 	return m, cmd
+}
+
+// liveFilter applies the text being typed after `/` to the view on every keystroke. A --where
+// expression (`/=quantity > 1`) is only applied on enter, since its prefixes are seldom valid:
+// while one is typed the view keeps the filter it had when `/` was pressed.
+func (m Model) liveFilter() tea.Cmd {
+	f, ok := m.top().(view.Filterable)
+	if !ok {
+		return nil
+	}
+	want := strings.TrimSpace(m.input.Value())
+	if strings.HasPrefix(want, "=") {
+		want = m.filterWas
+	}
+	if want == f.Filter() {
+		return nil
+	}
+	return f.SetFilter(want)
 }
 
 func (m Model) complete(prefix string) string {

@@ -50,3 +50,63 @@ func TestFooterKeepsHelp(t *testing.T) {
 }
 
 func sizeMsg(w, h int) tea.WindowSizeMsg { return tea.WindowSizeMsg{Width: w, Height: h} }
+
+// TestFilterAsYouType: `/` narrows the view on every keystroke, backspace widens it again,
+// enter keeps the filter and esc (in the filter or after it) clears it; a `/=expr` --where
+// expression is applied only on enter, the view keeping its filter while it is typed.
+func TestFilterAsYouType(t *testing.T) {
+	d, _ := drive(t, Options{Routes: routes()})
+	top := func() *listView { return d.Model.(Model).Top().(*listView) }
+	typ := func(s string) {
+		for _, r := range s {
+			d.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+		}
+	}
+	typ("/")
+	for i, want := range []string{"P", "PA", "PAI"} {
+		typ(want[i : i+1])
+		if got := top().filter; got != want {
+			t.Fatalf("after typing %q the filter is %q", want, got)
+		}
+	}
+	d.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	if got := top().filter; got != "PA" {
+		t.Fatalf("after backspace the filter is %q, want PA", got)
+	}
+	d.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	if got := top().filter; got != "PA" || !strings.Contains(d.Screen(), "/PA") {
+		t.Fatalf("enter did not keep the filter: %q\n%s", got, d.Screen())
+	}
+	if len(top().keys) != 0 {
+		t.Fatalf("keys typed into the filter reached the view: %v", top().keys)
+	}
+	// Reopened, the filter is edited from where it was; esc inside it clears it.
+	typ("/X")
+	if got := top().filter; got != "PAX" {
+		t.Fatalf("reopened filter is %q, want PAX", got)
+	}
+	d.Send(tea.KeyMsg{Type: tea.KeyEsc})
+	if got := top().filter; got != "" {
+		t.Fatalf("esc in the filter left %q", got)
+	}
+	// A --where expression waits for enter.
+	typ("/PA")
+	d.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	typ("/")
+	for range 2 {
+		d.Send(tea.KeyMsg{Type: tea.KeyBackspace})
+	}
+	typ("=qty > 1")
+	if got := top().filter; got != "PA" {
+		t.Fatalf("while a --where expression is typed the filter is %q, want the one before (PA)", got)
+	}
+	d.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	if got := top().filter; got != "=qty > 1" {
+		t.Fatalf("enter applied %q, want =qty > 1", got)
+	}
+	// esc after the filter clears it before going back.
+	d.Send(tea.KeyMsg{Type: tea.KeyEsc})
+	if got := top().filter; got != "" {
+		t.Fatalf("esc left %q", got)
+	}
+}
