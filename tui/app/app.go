@@ -656,17 +656,20 @@ func (m Model) helpLine() string {
 		return m.input.View()
 	}
 	var keys []key.Binding
-	if top := m.top(); top != nil {
+	top := m.top()
+	if top != nil {
 		keys = append(keys, top.Keys()...)
 	}
-	return footer(m.help, keys, m.width)
+	_, filterable := top.(view.Filterable)
+	return footer(m.help, keys, filterable, m.width)
 }
 
 // footer draws the help bar in width cells: the view's keys (most important first), then the
 // root's. When they do not all fit, the lowest-priority hints go first and a "…" says that ?
 // lists them all; `? help` itself is always drawn, so no screen hides the way to its keys.
-// Priority: ? help, then the view's keys in their order, then :, esc, /, q.
-func footer(h help.Model, viewKeys []key.Binding, width int) string {
+// Priority: ? help, then the view's keys in their order, then :, esc, /, q. `/ filter` is only
+// offered on a screen that has something to filter.
+func footer(h help.Model, viewKeys []key.Binding, filterable bool, width int) string {
 	type item struct {
 		b    key.Binding
 		prio int
@@ -676,8 +679,11 @@ func footer(h help.Model, viewKeys []key.Binding, width int) string {
 		items = append(items, item{b, 10 + i})
 	}
 	n := 10 + len(viewKeys)
-	items = append(items, item{KeyPalette, n}, item{KeyFilter, n + 2}, item{KeyHelp, 0},
-		item{KeyBack, n + 1}, item{KeyQuit, n + 3})
+	items = append(items, item{KeyPalette, n})
+	if filterable {
+		items = append(items, item{KeyFilter, n + 2})
+	}
+	items = append(items, item{KeyHelp, 0}, item{KeyBack, n + 1}, item{KeyQuit, n + 3})
 	sep := h.Styles.ShortSeparator.Inline(true).Render(h.ShortSeparator)
 	render := func(b key.Binding) string {
 		return h.Styles.ShortKey.Inline(true).Render(b.Help().Key) + " " +

@@ -110,3 +110,27 @@ func TestFilterAsYouType(t *testing.T) {
 		t.Fatalf("esc left %q", got)
 	}
 }
+
+// plainView has nothing to filter.
+type plainView struct{ listView }
+
+func (v *plainView) Filter() {} // not view.Filterable
+
+// TestFooterFilterOnlyWhereFilterable: `/ filter` is offered on a list, not on a screen with
+// nothing to filter (a record, a dialog), where `/` does nothing.
+func TestFooterFilterOnlyWhereFilterable(t *testing.T) {
+	rs := []Route{
+		{Name: "dlt", Open: func([]string) (view.View, error) { return &listView{name: "dlt"}, nil }},
+		{Name: "rec", Open: func([]string) (view.View, error) { return &plainView{listView{name: "rec"}}, nil }},
+	}
+	d, _ := drive(t, Options{Routes: rs})
+	foot := func() string { l := strings.Split(d.Screen(), "\n"); return l[len(l)-2] }
+	if f := foot(); !strings.Contains(f, "/ filter") {
+		t.Fatalf("a filterable list's footer lacks / filter: %q", f)
+	}
+	pd := paletteDriver{d}
+	pd.palette("rec")
+	if f := foot(); strings.Contains(f, "/ filter") || !strings.Contains(f, "? help") {
+		t.Fatalf("a screen with nothing to filter offers / filter: %q", f)
+	}
+}
