@@ -660,16 +660,22 @@ func (m Model) helpLine() string {
 	if top != nil {
 		keys = append(keys, top.Keys()...)
 	}
+	if top != nil && top.Capturing() {
+		// A dialog or a text field takes :, /, ?, q and esc itself: offering the root's keys
+		// there would promise what those keys do not do.
+		return footer(m.help, keys, false, false, m.width)
+	}
 	_, filterable := top.(view.Filterable)
-	return footer(m.help, keys, filterable, m.width)
+	return footer(m.help, keys, true, filterable, m.width)
 }
 
 // footer draws the help bar in width cells: the view's keys (most important first), then the
 // root's. When they do not all fit, the lowest-priority hints go first and a "…" says that ?
 // lists them all; `? help` itself is always drawn, so no screen hides the way to its keys.
 // Priority: ? help, then the view's keys in their order, then :, esc, /, q. `/ filter` is only
-// offered on a screen that has something to filter.
-func footer(h help.Model, viewKeys []key.Binding, filterable bool, width int) string {
+// offered on a screen that has something to filter; none of the root's keys are offered while
+// the view captures the keyboard (root false).
+func footer(h help.Model, viewKeys []key.Binding, root, filterable bool, width int) string {
 	type item struct {
 		b    key.Binding
 		prio int
@@ -679,11 +685,13 @@ func footer(h help.Model, viewKeys []key.Binding, filterable bool, width int) st
 		items = append(items, item{b, 10 + i})
 	}
 	n := 10 + len(viewKeys)
-	items = append(items, item{KeyPalette, n})
-	if filterable {
-		items = append(items, item{KeyFilter, n + 2})
+	if root {
+		items = append(items, item{KeyPalette, n})
+		if filterable {
+			items = append(items, item{KeyFilter, n + 2})
+		}
+		items = append(items, item{KeyHelp, 0}, item{KeyBack, n + 1}, item{KeyQuit, n + 3})
 	}
-	items = append(items, item{KeyHelp, 0}, item{KeyBack, n + 1}, item{KeyQuit, n + 3})
 	sep := h.Styles.ShortSeparator.Inline(true).Render(h.ShortSeparator)
 	render := func(b key.Binding) string {
 		return h.Styles.ShortKey.Inline(true).Render(b.Help().Key) + " " +

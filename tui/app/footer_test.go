@@ -134,3 +134,23 @@ func TestFooterFilterOnlyWhereFilterable(t *testing.T) {
 		t.Fatalf("a screen with nothing to filter offers / filter: %q", f)
 	}
 }
+
+// dialogView is a view with a dialog open: it takes every key itself.
+type dialogView struct{ listView }
+
+func (v *dialogView) Capturing() bool { return true }
+func (v *dialogView) Keys() []key.Binding {
+	return []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "confirm")),
+		key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel"))}
+}
+
+// TestFooterInDialog: while a dialog has the keyboard the footer lists the dialog's keys only;
+// `? help`, `q quit` and `esc back` would be typed into it, not obeyed.
+func TestFooterInDialog(t *testing.T) {
+	rs := []Route{{Name: "dlt", Open: func([]string) (view.View, error) { return &dialogView{listView{name: "dlt"}}, nil }}}
+	d, _ := drive(t, Options{Routes: rs})
+	l := strings.Split(d.Screen(), "\n")
+	if f := l[len(l)-2]; f != "enter confirm • esc cancel" {
+		t.Fatalf("the footer under a dialog is %q", f)
+	}
+}
