@@ -282,10 +282,35 @@ func (r *Records) resort() tea.Cmd {
 		return nil
 	}
 	c, had := r.cursorCoord()
+	// The rows already read keep their cells at their new places: a re-sort of what is on
+	// screen draws at once, without a round of "loading…".
+	loaded := map[replay.Coord][]string{}
+	r.tbl.Rewrite(func(_ int, k string, row []string) []string {
+		if c, ok := parseKey(k); ok {
+			loaded[c] = row
+		}
+		return row
+	})
 	r.order(r.idx)
 	r.idx.arrange()
 	r.layout++
 	r.tbl.SetTotal(r.idx.Len())
+	switch {
+	case len(loaded) == 0:
+	case !r.idx.filtered: // positions are computed, no walk over a million
+		for c, row := range loaded {
+			if i := r.idx.Pos(c); i >= 0 {
+				r.tbl.SetWindow(i, [][]string{row}, []string{coordKey(c)})
+			}
+		}
+	default:
+		for i := range r.idx.Len() {
+			c := r.idx.At(i)
+			if row, ok := loaded[c]; ok {
+				r.tbl.SetWindow(i, [][]string{row}, []string{coordKey(c)})
+			}
+		}
+	}
 	if had && r.tbl.Cursor() > 0 {
 		r.tbl.SetCursor(r.idx.Pos(c))
 	}
