@@ -1,6 +1,7 @@
-// Package app is the TUI's root model: the header, the `:` command palette, the `/` filter, the
-// `?` help screen, the status line and a stack of views (esc goes back). It knows views only
-// through tui/view, so each view lives in its own package and the root never blocks on I/O.
+// Package app is the TUI's root model: the header, the `:` command palette, the `/` filter (live
+// as it is typed), the `?` help screen, the status line and a stack of views (esc goes back). It
+// knows views only through tui/view, so each view lives in its own package and the root never
+// blocks on I/O.
 package app
 
 import (
@@ -70,8 +71,11 @@ type Model struct {
 	stack  []view.View
 	input  textinput.Model
 	mode   int // modeNormal, modePalette, modeFilter
-	help   help.Model
-	full   bool // ? screen
+	// filterWas is the top view's filter when `/` was pressed, kept while a --where expression
+	// is being typed.
+	filterWas string
+	help      help.Model
+	full      bool // ? screen
 	// notes are the status lines, one per view that made one (the nil key: made with no view
 	// open). Only the top view's is drawn, until it expires; a view's note goes with the view.
 	notes   map[view.View]note
@@ -298,6 +302,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 				if f, ok := top.(view.Filterable); ok {
 					m.mode = modeFilter
 					m.input.Prompt = "/"
+					m.filterWas = f.Filter()
 					m.input.SetValue(f.Filter())
 					return m, m.input.Focus()
 				}
@@ -341,8 +346,12 @@ func (m Model) forward(msg tea.Msg) (tea.Model, tea.Cmd) {
 func (m Model) updateInput(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	switch msg.Type {
 	case tea.KeyEsc:
+		mode := m.mode
 		m.mode = modeNormal
 		m.input.Blur()
+		if f, ok := m.top().(view.Filterable); ok && mode == modeFilter && f.Filter() != "" {
+			return m, f.SetFilter("") // esc in the filter clears it
+		}
 		return m, nil
 	case tea.KeyEnter:
 		line := strings.TrimSpace(m.input.Value())
@@ -365,7 +374,28 @@ func (m Model) updateInput(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	}
 	var cmd tea.Cmd
 	m.input, cmd = m.input.Update(msg)
+	if m.mode == modeFilter {
+		return m, tea.Batch(cmd, m.liveFilter())
+	}
 	return m, cmd
+}
+
+// liveFilter applies the text being typed after `/` to the view on every keystroke. A --where
+// expression (`/=quantity > 1`) is only applied on enter, since its prefixes are seldom valid:
+// while one is typed the view keeps the filter it had when `/` was pressed.
+func (m Model) liveFilter() tea.Cmd {
+	f, ok := m.top().(view.Filterable)
+	if !ok {
+		return nil
+	}
+	want := strings.TrimSpace(m.input.Value())
+	if strings.HasPrefix(want, "=") {
+		want = m.filterWas
+	}
+	if want == f.Filter() {
+		return nil
+	}
+	return f.SetFilter(want)
 }
 
 func (m Model) complete(prefix string) string {
@@ -625,12 +655,96 @@ func (m Model) helpLine() string {
 	case modePalette, modeFilter:
 		return m.input.View()
 	}
-	keys := []key.Binding{}
-	if top := m.top(); top != nil {
+	var keys []key.Binding
+	top := m.top()
+	if top != nil {
 		keys = append(keys, top.Keys()...)
 	}
-	keys = append(keys, KeyPalette, KeyFilter, KeyHelp, KeyBack, KeyQuit)
-	return m.help.ShortHelpView(keys)
+	if top != nil && top.Capturing() {
+		// A dialog or a text field takes :, /, ?, q and esc itself: offering the root's keys
+		// there would promise what those keys do not do.
+		return footer(m.help, keys, false, false, m.width)
+	}
+	_, filterable := top.(view.Filterable)
+	return footer(m.help, keys, true, filterable, m.width)
+}
+
+// footer draws the help bar in width cells: the view's keys (most important first), then the
+// root's. When they do not all fit, the lowest-priority hints go first and a "…" says that ?
+// lists them all; `? help` itself is always drawn, so no screen hides the way to its keys.
+// Priority: ? help, then the view's keys in their order, then :, esc, /, q. `/ filter` is only
+// offered on a screen that has something to filter; none of the root's keys are offered while
+// the view captures the keyboard (root false).
+func footer(h help.Model, viewKeys []key.Binding, root, filterable bool, width int) string {
+	type item struct {
+		b    key.Binding
+		prio int
+	}
+	var items []item
+	for i, b := range viewKeys {
+		items = append(items, item{b, 10 + i})
+	}
+	n := 10 + len(viewKeys)
+	if root {
+		items = append(items, item{KeyPalette, n})
+		if filterable {
+			items = append(items, item{KeyFilter, n + 2})
+		}
+		items = append(items, item{KeyHelp, 0}, item{KeyBack, n + 1}, item{KeyQuit, n + 3})
+	}
+	sep := h.Styles.ShortSeparator.Inline(true).Render(h.ShortSeparator)
+	render := func(b key.Binding) string {
+		return h.Styles.ShortKey.Inline(true).Render(b.Help().Key) + " " +
+			h.Styles.ShortDesc.Inline(true).Render(b.Help().Desc)
+	}
+	tail := " " + h.Styles.Ellipsis.Inline(true).Render(h.Ellipsis)
+	// Choose by priority, then draw in display order.
+	order := make([]int, 0, len(items))
+	for i, it := range items {
+		if it.b.Enabled() && it.b.Help().Key != "" {
+			order = append(order, i)
+		}
+	}
+	sort.SliceStable(order, func(a, b int) bool { return items[order[a]].prio < items[order[b]].prio })
+	all := 0
+	for k, i := range order {
+		all += lipgloss.Width(render(items[i].b))
+		if k > 0 {
+			all += lipgloss.Width(sep)
+		}
+	}
+	budget := width
+	if all > width {
+		budget -= lipgloss.Width(tail) // room for the "…" that says some are left out
+	}
+	keep := map[int]bool{}
+	used, dropped := 0, false
+	for _, i := range order {
+		w := lipgloss.Width(render(items[i].b))
+		if used > 0 {
+			w += lipgloss.Width(sep)
+		}
+		if used+w > budget && len(keep) > 0 {
+			dropped = true
+			continue
+		}
+		keep[i] = true
+		used += w
+	}
+	var b strings.Builder
+	for i, it := range items {
+		if !keep[i] {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString(sep)
+		}
+		b.WriteString(render(it.b))
+	}
+	if dropped {
+		b.WriteString(tail)
+	}
+	return b.String()
 }
 
 // statusLine draws the top view's note while it lasts, as one line: status text often carries

@@ -171,8 +171,8 @@ func TestDLTHostile(t *testing.T) {
 		p.WaitFor(ordersDLT)
 		p.Type("jA")
 		p.WaitFor("5 records")
-		if i == 1 {
-			p.Type("jjjj") // the 1 MiB record
+		if i == 0 {
+			p.Type("G") // newest first: the escape-laden record at offset 0 is last
 		}
 		p.Key(tea.KeyEnter)
 		p.WaitFor("VALUE (")
@@ -244,9 +244,9 @@ func TestDLTReplay(t *testing.T) {
 			t.Fatalf("ledger holds %d replays, want 3", n)
 		}
 		got := replayedFrom(t, w.c, event.TopicOrdersFailed)
-		// The first three STOCK_ROW_MISSING dead letters in list order: partition 0's order ids
-		// 6 and 12 and 18 are at offsets 1, 3, 5 (even ids), so the list starts 0/1, 0/3, 0/5.
-		want := map[string]int{ordersDLT + "/0/1": 1, ordersDLT + "/0/3": 1, ordersDLT + "/0/5": 1}
+		// The first three STOCK_ROW_MISSING dead letters in list order, newest first: order ids
+		// 30, 28 and 26, dead-lettered at 03:00:30, :28 and :26 on partitions 0, 1 and 2.
+		want := map[string]int{ordersDLT + "/0/9": 1, ordersDLT + "/1/9": 1, ordersDLT + "/2/8": 1}
 		if len(got) != len(want) {
 			t.Fatalf("orders-failed received %v, want %v", got, want)
 		}

@@ -1,9 +1,11 @@
 package dlt
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,6 +34,14 @@ type index struct {
 	filtered bool
 	part     []int32
 	off      []int64
+	ts       []int64 // each match's record timestamp (Unix ms), for the newest-first order
+
+	// order is the list's order, set by the view (arrange): by time (newest first unless
+	// reversed) or by partition/offset. perm holds a filtered index's sorted positions; matches
+	// that arrived after the last arrange follow in the order they were found.
+	byTime bool
+	desc   bool
+	perm   []int32
 
 	// ends are the end offsets the index covers: a replay of "everything matching" is bounded
 	// by them, so records that arrive later are not replayed unseen.
@@ -50,6 +60,37 @@ func spanIndex(spans []replay.Span) *index {
 	return x
 }
 
+// natural reports whether the index lists in the engine's order (partition, then offset).
+func (x *index) natural() bool { return !x.byTime && !x.desc || x.byTime && !x.desc && !x.filtered }
+
+// arrange sorts a filtered index's matches so far in its order: by timestamp (ties by
+// partition and offset) or by partition and offset. A span index needs no work: At computes
+// its order.
+func (x *index) arrange() {
+	x.perm = nil
+	if !x.filtered || x.natural() {
+		return
+	}
+	perm := make([]int32, len(x.off))
+	for i := range perm {
+		perm[i] = int32(i)
+	}
+	// Coordinates are unique, so the order is total and an unstable sort is enough.
+	slices.SortFunc(perm, func(i, j int32) int {
+		if x.desc {
+			i, j = j, i
+		}
+		if x.byTime && x.ts[i] != x.ts[j] {
+			return cmp.Compare(x.ts[i], x.ts[j])
+		}
+		if x.part[i] != x.part[j] {
+			return cmp.Compare(x.part[i], x.part[j])
+		}
+		return cmp.Compare(x.off[i], x.off[j])
+	})
+	x.perm = perm
+}
+
 // Len is the number of positions.
 func (x *index) Len() int {
 	if x.filtered {
@@ -59,13 +100,51 @@ func (x *index) Len() int {
 }
 
 // At returns the coordinates at position i.
+//
+// A span index has no timestamps: newest first there is each partition's offsets from the
+// newest down, partition after partition (within a partition offsets follow time). A filtered
+// index knows each match's timestamp and merges the partitions by it.
 func (x *index) At(i int) replay.Coord {
 	if x.filtered {
+		if i < len(x.perm) {
+			i = int(x.perm[i])
+		}
 		return replay.Coord{Partition: x.part[i], Offset: x.off[i]}
+	}
+	if x.desc && !x.byTime {
+		i = int(x.total) - 1 - i // partitions and offsets from the last down
 	}
 	j := sort.Search(len(x.cum), func(k int) bool { return x.cum[k] > int64(i) }) - 1
 	s := x.spans[j]
+	if x.desc && x.byTime {
+		return replay.Coord{Partition: s.Partition, Offset: s.End - 1 - (int64(i) - x.cum[j])}
+	}
 	return replay.Coord{Partition: s.Partition, Offset: s.Start + int64(i) - x.cum[j]}
+}
+
+// Pos returns the position of c in the list, or -1.
+func (x *index) Pos(c replay.Coord) int {
+	if !x.filtered {
+		for j, s := range x.spans {
+			if s.Partition != c.Partition || c.Offset < s.Start || c.Offset >= s.End {
+				continue
+			}
+			switch {
+			case x.desc && x.byTime:
+				return int(x.cum[j] + s.End - 1 - c.Offset)
+			case x.desc:
+				return int(x.total - 1 - (x.cum[j] + c.Offset - s.Start))
+			}
+			return int(x.cum[j] + c.Offset - s.Start)
+		}
+		return -1
+	}
+	for i := range x.Len() {
+		if x.At(i) == c {
+			return i
+		}
+	}
+	return -1
 }
 
 func coordKey(c replay.Coord) string {
@@ -100,7 +179,12 @@ type Records struct {
 	events    chan tea.Msg
 	idx       *index
 	tbl       table.Model
-	marks     *replay.Replays
+	// sort is the list's order: TIME newest first by default, shift+P for partition/offset
+	// (the order `opsctl dlt list` prints). layout counts re-sorts, so a window read for the
+	// old order is not drawn in the new one.
+	sort   table.Sort
+	layout int
+	marks  *replay.Replays
 
 	sel      map[replay.Coord]bool
 	all      bool
@@ -118,6 +202,7 @@ type indexMsg struct {
 	spans []replay.Span
 	part  []int32
 	off   []int64
+	ts    []int64
 	ends  map[int32]int64
 	prog  replay.IndexProgress
 	done  bool
@@ -125,12 +210,13 @@ type indexMsg struct {
 }
 
 type windowMsg struct {
-	owner *Records
-	gen   int
-	from  int
-	recs  []*dlt.Record
-	coord []replay.Coord
-	err   error
+	owner  *Records
+	gen    int
+	layout int
+	from   int
+	recs   []*dlt.Record
+	coord  []replay.Coord
+	err    error
 }
 
 type marksMsg struct {
@@ -147,13 +233,13 @@ func NewRecords(o Options, topic string, f Filter) *Records {
 func newRecords(o Options, topic string, f Filter) *Records {
 	ctx, cancel := context.WithCancel(o.Ctx)
 	t := table.New(
-		table.Column{Title: "P/OFFSET", Width: 11},
-		table.Column{Title: "TIME (UTC)", Width: 14},
-		table.Column{Title: "KEY", Fit: 24},
-		table.Column{Title: "SOURCE", Fit: 28},
-		table.Column{Title: "CODE", Fit: 32},
-		table.Column{Title: "MESSAGE", Grow: 2},
-		table.Column{Title: "REPL", Width: 4},
+		table.Column{Title: recordTitles[0], Width: 11},
+		table.Column{Title: recordTitles[1], Width: 14},
+		table.Column{Title: recordTitles[2], Fit: 24},
+		table.Column{Title: recordTitles[3], Fit: 28},
+		table.Column{Title: recordTitles[4], Fit: 32},
+		table.Column{Title: recordTitles[5], Grow: 2},
+		table.Column{Title: recordTitles[6], Width: 4},
 	)
 	t.Empty = "reading offsets…"
 	t.SetStyler(func(col int, v string) (lipgloss.Style, bool) {
@@ -166,12 +252,69 @@ func newRecords(o Options, topic string, f Filter) *Records {
 		return lipgloss.Style{}, false
 	})
 	r := &Records{o: o, ctx: ctx, cancel: cancel, topic: topic, base: f, tbl: t,
-		sel: map[replay.Coord]bool{}, excluded: map[replay.Coord]bool{}}
+		sel: map[replay.Coord]bool{}, excluded: map[replay.Coord]bool{},
+		sort: table.Sort{Col: 1, Keys: map[string]int{"P": 0, "T": 1}, Desc: func(col int) bool { return col == 1 }}}
+	r.markTitles()
 	r.tbl.SetMarked(func(_ int, k string) bool {
 		c, ok := parseKey(k)
 		return ok && r.selected(c)
 	})
 	return r
+}
+
+var recordTitles = []string{"P/OFFSET", "TIME (UTC)", "KEY", "SOURCE", "CODE", "MESSAGE", "REPL"}
+
+func (r *Records) markTitles() {
+	for i, t := range r.sort.Mark(recordTitles) {
+		r.tbl.SetTitle(i, t)
+	}
+}
+
+// order gives the index the view's sort.
+func (r *Records) order(x *index) {
+	x.byTime, x.desc = r.sort.Col == 1, r.sort.Descending()
+}
+
+// resort lays the list out again in its order (after a sort key, or as a scan finds more
+// matches), keeping the cursor on its record.
+func (r *Records) resort() tea.Cmd {
+	if r.idx == nil {
+		return nil
+	}
+	c, had := r.cursorCoord()
+	// The rows already read keep their cells at their new places: a re-sort of what is on
+	// screen draws at once, without a round of "loading…".
+	loaded := map[replay.Coord][]string{}
+	r.tbl.Rewrite(func(_ int, k string, row []string) []string {
+		if c, ok := parseKey(k); ok {
+			loaded[c] = row
+		}
+		return row
+	})
+	r.order(r.idx)
+	r.idx.arrange()
+	r.layout++
+	r.tbl.SetTotal(r.idx.Len())
+	switch {
+	case len(loaded) == 0:
+	case !r.idx.filtered: // positions are computed, no walk over a million
+		for c, row := range loaded {
+			if i := r.idx.Pos(c); i >= 0 {
+				r.tbl.SetWindow(i, [][]string{row}, []string{coordKey(c)})
+			}
+		}
+	default:
+		for i := range r.idx.Len() {
+			c := r.idx.At(i)
+			if row, ok := loaded[c]; ok {
+				r.tbl.SetWindow(i, [][]string{row}, []string{coordKey(c)})
+			}
+		}
+	}
+	if had && r.tbl.Cursor() > 0 {
+		r.tbl.SetCursor(r.idx.Pos(c))
+	}
+	return r.tbl.Load()
 }
 
 func (r *Records) filter() Filter {
@@ -255,6 +398,7 @@ func (r *Records) reindex() tea.Cmd {
 		const chunk = 2000
 		var part []int32
 		var off []int64
+		var ts []int64
 		var last replay.IndexProgress
 		send := func(m indexMsg) bool {
 			select {
@@ -265,13 +409,24 @@ func (r *Records) reindex() tea.Cmd {
 			}
 		}
 		flush := func() bool {
-			m := indexMsg{owner: r, gen: gen, part: part, off: off, prog: last}
-			part, off = nil, nil
+			m := indexMsg{owner: r, gen: gen, part: part, off: off, ts: ts, prog: last}
+			part, off, ts = nil, nil, nil
 			return send(m)
 		}
-		keep := f.Match
+		match := f.Match
 		if f.IsWhere() && !f.Group {
-			keep = nil
+			match = nil
+		}
+		// keep sees each selected record just before fn gets its coordinates: it notes the
+		// timestamp, which the coordinates do not carry.
+		var seen replay.Coord
+		var seenTS int64
+		keep := func(d *dlt.Record) bool {
+			if match != nil && !match(d) {
+				return false
+			}
+			seen, seenTS = replay.Coord{Partition: d.Partition, Offset: d.Offset}, d.Timestamp.UnixMilli()
+			return true
 		}
 		ends, _, err := be.Index(gctx, topic, sel, keep, func(p replay.IndexProgress) {
 			last = p
@@ -279,7 +434,11 @@ func (r *Records) reindex() tea.Cmd {
 				flush()
 			}
 		}, func(c replay.Coord) error {
-			part, off = append(part, c.Partition), append(off, c.Offset)
+			t := int64(0)
+			if c.Partition == seen.Partition && c.Offset == seen.Offset {
+				t = seenTS
+			}
+			part, off, ts = append(part, c.Partition), append(off, c.Offset), append(ts, t)
 			if len(off) >= chunk {
 				if !flush() {
 					return gctx.Err()
@@ -290,7 +449,7 @@ func (r *Records) reindex() tea.Cmd {
 		if errors.Is(err, context.Canceled) {
 			return
 		}
-		send(indexMsg{owner: r, gen: gen, part: part, off: off, ends: ends, prog: last, done: true, err: err})
+		send(indexMsg{owner: r, gen: gen, part: part, off: off, ts: ts, ends: ends, prog: last, done: true, err: err})
 	}()
 	r.idx = &index{filtered: true}
 	return view.Listen(gctx, ch)
@@ -306,13 +465,13 @@ func (r *Records) need(from, to int) tea.Cmd {
 	for i := from; i < to; i++ {
 		coords = append(coords, r.idx.At(i))
 	}
-	ctx, be, topic, gen := r.ctx, r.o.Backend, r.topic, r.gen
+	ctx, be, topic, gen, layout := r.ctx, r.o.Backend, r.topic, r.gen, r.layout
 	return func() tea.Msg {
 		recs, err := be.Window(ctx, topic, coords)
 		if errors.Is(err, context.Canceled) {
 			return nil
 		}
-		return windowMsg{owner: r, gen: gen, from: from, recs: recs, coord: coords, err: err}
+		return windowMsg{owner: r, gen: gen, layout: layout, from: from, recs: recs, coord: coords, err: err}
 	}
 }
 
@@ -330,7 +489,7 @@ func (r *Records) Update(msg tea.Msg) (view.View, tea.Cmd) {
 		}
 		return r, r.addIndex(msg)
 	case windowMsg:
-		if msg.owner != r || msg.gen != r.gen {
+		if msg.owner != r || msg.gen != r.gen || msg.layout != r.layout {
 			return r, nil
 		}
 		if msg.err != nil {
@@ -376,16 +535,25 @@ func (r *Records) addIndex(m indexMsg) tea.Cmd {
 	var cmds []tea.Cmd
 	if m.spans != nil || (!r.idx.filtered && m.done) {
 		r.idx = spanIndex(m.spans)
+		r.order(r.idx)
 		r.tbl.Empty = "no records"
 	} else {
 		r.idx.part = append(r.idx.part, m.part...)
 		r.idx.off = append(r.idx.off, m.off...)
+		r.idx.ts = append(r.idx.ts, m.ts...)
 		r.idx.scanned = max(r.idx.scanned, m.prog.Scanned)
 		if m.done {
 			r.idx.done, r.idx.ends = true, m.ends
 			r.tbl.Empty = "no record matches"
 		} else {
 			cmds = append(cmds, view.Listen(r.gctx, r.events))
+		}
+		// A sorted list is laid out again when the scan ends and whenever the matches have
+		// doubled since the last layout (a few times for a million, not once a chunk); in
+		// between, new matches follow at the end.
+		r.order(r.idx)
+		if !r.idx.natural() && (m.done || r.idx.Len() >= 2*max(len(r.idx.perm), 1000)) {
+			return tea.Batch(append(cmds, r.resort())...)
 		}
 	}
 	r.tbl.Extend(r.idx.Len())
@@ -471,6 +639,9 @@ func (r *Records) key(msg tea.KeyMsg) (view.View, tea.Cmd) {
 		return r, r.beginReplay(false)
 	case key.Matches(msg, KeyDryRun):
 		return r, r.beginReplay(true)
+	case msg.Type == tea.KeyRunes && r.sort.Press(msg.String()):
+		r.markTitles()
+		return r, r.resort()
 	}
 	var cmd tea.Cmd
 	r.tbl, cmd = r.tbl.Update(msg)
@@ -552,7 +723,7 @@ func (r *Records) Keys() []key.Binding {
 	if !r.o.Readonly {
 		ks = append(ks, KeyReplay)
 	}
-	return append(ks, KeyDryRun)
+	return append(ks, KeyDryRun, r.sort.Help())
 }
 
 // Capturing is true while the replay dialog is open.
