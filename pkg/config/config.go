@@ -124,6 +124,10 @@ type Prometheus struct {
 	// duration; empty means 15s. What Prometheus has not answered by then is unknown, which
 	// refuses to move traffic.
 	Timeout string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// MinRequests is the minimum number of canary requests in the window (1 minute) for the
+	// traffic criteria (5xx, latency, business errors) to give a verdict; below it they are
+	// unknown, which refuses to move traffic. 0 means 100.
+	MinRequests int `yaml:"minRequests,omitempty" json:"minRequests,omitempty"`
 }
 
 // ErrNoContext means no context was named and the file has no current-context.

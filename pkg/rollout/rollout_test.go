@@ -389,8 +389,9 @@ func TestGuardRollsBackOnBreachOnly(t *testing.T) {
 	// A 5xx breach: the guard commits the rollback with the figures as the reason.
 	q5xx, _ := gates.Query(canary.GateQueryCanary5xx, target)
 	qcpu, _ := gates.Query(canary.GateQueryCPU, target)
+	qcount, _ := gates.Query(canary.GateQueryCanaryRequests, target)
 	prom.mu.Lock()
-	prom.values = map[string]string{q5xx: "0.052", qcpu: "0.4"}
+	prom.values = map[string]string{q5xx: "0.052", qcpu: "0.4", qcount: "600"}
 	prom.mu.Unlock()
 	g.Report = nil
 	out, err = g.Run(ctx)
