@@ -31,15 +31,18 @@ import (
 // .Namespace, .Canary (order-service-v2), .Stable (order-service-v1). Every name can be
 // overridden by the context's prometheus.queries map.
 //
+// Latency criteria compare the canary's mean latency with stable's over the same 1 minute as
+// the 5xx rate (design section 8): a 5-minute mean dilutes a +300 ms fault for minutes.
+//
 // Error ratios add "or vector(0)" to the numerator so that zero errors read as 0, while no
 // traffic at all (an empty denominator) still reads as no data.
 var GateDefaultQueries = map[string]string{
 	GateQueryCanary5xx: `(sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Canary}}",response_code=~"5.."}[1m])) or vector(0))` +
 		` / sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Canary}}"}[1m]))`,
-	GateQueryCanaryLatency: `sum(rate(istio_request_duration_milliseconds_sum{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Canary}}"}[5m]))` +
-		` / sum(rate(istio_request_duration_milliseconds_count{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Canary}}"}[5m]))`,
-	GateQueryStableLatency: `sum(rate(istio_request_duration_milliseconds_sum{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Stable}}"}[5m]))` +
-		` / sum(rate(istio_request_duration_milliseconds_count{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Stable}}"}[5m]))`,
+	GateQueryCanaryLatency: `sum(rate(istio_request_duration_milliseconds_sum{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Canary}}"}[1m]))` +
+		` / sum(rate(istio_request_duration_milliseconds_count{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Canary}}"}[1m]))`,
+	GateQueryStableLatency: `sum(rate(istio_request_duration_milliseconds_sum{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Stable}}"}[1m]))` +
+		` / sum(rate(istio_request_duration_milliseconds_count{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Stable}}"}[1m]))`,
 	GateQueryBusinessErrors: `(sum(rate(saga_business_errors_total{namespace="{{.Namespace}}",service="{{.App}}",version="v2"}[5m])) or vector(0))` +
 		` / sum(rate(saga_http_requests_total{namespace="{{.Namespace}}",service="{{.App}}",version="v2"}[5m]))`,
 	GateQueryCanaryRequests: `sum(increase(istio_requests_total{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Canary}}"}[1m]))`,

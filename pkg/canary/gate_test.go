@@ -261,6 +261,14 @@ func TestGateDefaultQueriesReachPrometheus(t *testing.T) {
 	if !strings.Contains(q, `destination_workload="order-service-v1"`) || !strings.Contains(q, "istio_request_duration_milliseconds_sum") {
 		t.Errorf("stable latency query: %s", q)
 	}
+	// Design section 8: the canary's MEAN latency against stable's, both over 1 minute.
+	for _, name := range []string{GateQueryCanaryLatency, GateQueryStableLatency} {
+		q, _ = e.Query(name, gateTestTarget)
+		if strings.Count(q, "[1m]") != 2 || strings.Contains(q, "[5m]") ||
+			!strings.Contains(q, "istio_request_duration_milliseconds_sum") || !strings.Contains(q, "istio_request_duration_milliseconds_count") {
+			t.Errorf("%s is not a 1-minute mean: %s", name, q)
+		}
+	}
 	q, _ = e.Query(GateQueryBusinessErrors, gateTestTarget)
 	if !strings.Contains(q, `saga_business_errors_total{namespace="come2us-prod",service="order-service",version="v2"}`) || !strings.Contains(q, "saga_http_requests_total") {
 		t.Errorf("business error query: %s", q)
