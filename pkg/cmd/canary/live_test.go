@@ -433,7 +433,11 @@ func TestWatchAutoRollback(t *testing.T) {
 	le.canaryPods(1)
 	le.metrics(with(healthy, canary.GateQueryCanary5xx, "0.052"))
 
-	r := le.run(nil, "--readonly", "canary", "watch", "order", "--env", "prod", "--auto-rollback", "--yes", "--gitops-dir", le.dir)
+	r := le.run(nil, "canary", "watch", "order", "--env", "prod", "--failure-limit", "-1", "--gitops-dir", le.dir)
+	if r.err == nil || !strings.Contains(r.err.Error(), "--failure-limit must be at least 1") {
+		t.Fatalf("watch --failure-limit -1 = %v", r.err)
+	}
+	r = le.run(nil, "--readonly", "canary", "watch", "order", "--env", "prod", "--auto-rollback", "--yes", "--gitops-dir", le.dir)
 	if !errors.Is(r.err, cmdutil.ErrReadonly) {
 		t.Fatalf("watch --auto-rollback under --readonly = %v", r.err)
 	}
@@ -446,11 +450,14 @@ func TestWatchAutoRollback(t *testing.T) {
 	if !errors.Is(r.err, cmdutil.ErrSilent) || cmdutil.ExitCode(r.err) != cmdutil.ExitError {
 		t.Fatalf("watch after a breach = %v\n%s", r.err, r.errOut)
 	}
-	if r.out != "12:00:00 fail: canary 5xx rate (1m average) 5.20% (rollback if ≥ 3%)\n" {
+	// The breach must hold for 2 consecutive rounds (the default failure limit): the first is
+	// reported with its count, the second rolls back.
+	line := "12:00:00 fail: canary 5xx rate (1m average) 5.20% (rollback if ≥ 3%)\n"
+	if r.out != line+line {
 		t.Fatalf("watch output %q", r.out)
 	}
 	reason := "auto-rollback: canary 5xx rate (1m average) 5.20% (rollback if ≥ 3%)"
-	if !strings.Contains(r.errOut, "rolled back order/prod: "+reason) {
+	if !strings.Contains(r.errOut, "breach 1 of 2: rolling back if the next 1 round fails too\n") || !strings.Contains(r.errOut, "rolled back order/prod: "+reason) {
 		t.Fatalf("stderr:\n%s", r.errOut)
 	}
 	values := string(le.remote.File("gitops/envs/prod/order/values.yaml"))
