@@ -356,6 +356,33 @@ func TestCheckExitCodes(t *testing.T) {
 	}
 }
 
+// TestStepBakeTime: a step is refused while the current weight is younger than the
+// context's bake time, saying how long remains; a rollback goes through at once.
+func TestStepBakeTime(t *testing.T) {
+	le := newLiveEnv(t, argoApp{rev: oldRevision, sync: "Synced", health: "Healthy"})
+	cfg, err := os.ReadFile(le.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Commits are dated 10:00 and the clock says 12:00: a 3-hour bake has 1 hour to go.
+	if err := os.WriteFile(le.config, append(cfg, "    canary:\n      bakeTime: 3h\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	le.ok("canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release 1.1.0", "--yes")
+	le.canaryPods(1)
+	le.metrics(healthy)
+	head := le.remote.Head()
+	r := le.run(nil, "canary", "step", "order", "--env", "prod", "--reason", "phase 0 ok", "--yes", "--gitops-dir", le.dir)
+	if !errors.Is(r.err, canary.ErrBaking) || !strings.Contains(r.err.Error(), "10% was committed 2h0m0s ago") ||
+		!strings.Contains(r.err.Error(), "1h0m0s remain (try again after 13:00:00 UTC") || le.remote.Head() != head {
+		t.Fatalf("step during the bake = %v", r.err)
+	}
+	le.ok("canary", "rollback", "order", "--env", "prod", "--reason", "not worth the wait", "--yes")
+	if le.remote.Head() == head {
+		t.Fatal("the rollback did not push")
+	}
+}
+
 // TestStepGate: gates are on by default. A step while a gate fails is refused, shows the gate
 // table and changes nothing in git; --skip-gates with a reason moves traffic and the commit
 // records the skip; once every figure passes, a plain step goes through.
