@@ -168,12 +168,17 @@ func watchRun(ctx context.Context, opts *WatchOptions) error {
 // watchLine summarises one evaluation: "12:00:30 pass" or "12:00:30 fail: canary 5xx rate (1m
 // average) 4.20% (rollback if ≥ 3%); unknown: canary CPU of limit (no data ...)".
 func watchLine(now time.Time, rep canary.GateReport, auto bool) string {
-	var fails, unknown []string
+	var fails, unknown, few []string
+	fewWhy := ""
 	for _, r := range rep.Results {
-		switch r.Verdict {
-		case canary.VerdictFail:
+		switch {
+		case r.Verdict == canary.VerdictFail:
 			fails = append(fails, fmt.Sprintf("%s %s (%s)", r.Criterion.Name, r.Display, r.Criterion.ThresholdText()))
-		case canary.VerdictUnknown:
+		case r.Verdict == canary.VerdictUnknown && strings.HasPrefix(r.Detail, "only "):
+			// Too small a sample is not missing data: say how many requests there were.
+			few = append(few, r.Criterion.Name)
+			fewWhy = r.Detail
+		case r.Verdict == canary.VerdictUnknown:
 			unknown = append(unknown, r.Criterion.Name)
 		}
 	}
@@ -183,6 +188,9 @@ func watchLine(now time.Time, rep canary.GateReport, auto bool) string {
 		if !auto {
 			line += " — would roll back (run with --auto-rollback to do it)"
 		}
+	}
+	if len(few) > 0 {
+		line += " [" + fewWhy + ": " + strings.Join(few, ", ") + "]"
 	}
 	if len(unknown) > 0 {
 		line += " [no data: " + strings.Join(unknown, ", ") + "]"
