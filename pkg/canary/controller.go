@@ -79,12 +79,15 @@ func (f FollowerFunc) Follow(ctx context.Context, p *Plan, res gitops.Result) er
 //   - with no gate at all (no Prometheus in the context) a gated plan is refused with
 //     ErrNoGates, unless the operator skips the gates (Op.SkipGates) with a reason, which the
 //     commit records in the Canary-Gates-Skipped trailer;
+//   - with a bake time (WithBakeTime), a plan widening the canary waits until the current
+//     weight's commit is that old;
 //   - followers (wait for Argo CD and the mesh) run after the push, in order.
 type Controller struct {
 	store     Store
 	gates     []Gate
 	sources   []GateSource
 	followers []Follower
+	bake      *bake
 }
 
 // Option configures a Controller.
@@ -168,6 +171,11 @@ func (c *Controller) checkGates(ctx context.Context, p *Plan) error {
 	}
 	if len(gates) == 0 {
 		return &GateError{Gate: "metrics", Err: fmt.Errorf("%w: no gate is configured for %s", ErrNoGates, p.Env)}
+	}
+	if c.bake != nil {
+		if err := c.bake.check(ctx, c.store, p); err != nil {
+			return err
+		}
 	}
 	for _, g := range gates {
 		if err := g.Check(ctx, p); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/come2us/opsctl/pkg/canary"
 	"github.com/come2us/opsctl/pkg/gitops"
@@ -252,5 +253,68 @@ func TestPolicy(t *testing.T) {
 	}
 	if msg := gitopstest.Git(t, remote.URL, "log", "-1", "--format=%B", "main"); strings.Contains(msg, canary.TrailerGatesSkipped) {
 		t.Errorf("rollback commit claims skipped gates:\n%s", msg)
+	}
+}
+
+// TestBakeTime: after a step, the next one is refused until the weight's commit (its git
+// date) is the bake time old by the injected clock, saying how long remains; a rollback is
+// never held back.
+func TestBakeTime(t *testing.T) {
+	ctx := context.Background()
+	remote := gitopstest.NewRemote(t)
+	commitAt := func(hhmm string) {
+		t.Setenv("GIT_AUTHOR_DATE", "2026-11-25T"+hhmm+":00Z")
+		t.Setenv("GIT_COMMITTER_DATE", "2026-11-25T"+hhmm+":00Z")
+	}
+	var now time.Time
+	clock := func(hhmm string) {
+		var err error
+		if now, err = time.Parse(time.RFC3339, "2026-11-25T"+hhmm+":00Z"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := canary.New(openRepo(t, remote.Clone("Alice")), pass, canary.WithBakeTime(5*time.Minute, func() time.Time { return now }))
+	run := func(op canary.Op) error {
+		t.Helper()
+		p, err := c.Plan(ctx, "prod", "payment", op, "bake test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Execute(ctx, p)
+		return err
+	}
+
+	commitAt("10:00")
+	clock("10:00")
+	if err := run(canary.Op{Action: canary.ActionStart, Tag: "1.1.0"}); err != nil {
+		t.Fatalf("start is never held back: %v", err)
+	}
+	head := remote.Head()
+	clock("10:02")
+	err := run(canary.Op{Action: canary.ActionStep})
+	var ge *canary.GateError
+	if !errors.As(err, &ge) || ge.Gate != "bake" || !errors.Is(err, canary.ErrBaking) ||
+		!strings.Contains(err.Error(), "10% was committed 2m0s ago") || !strings.Contains(err.Error(), "3m0s remain (try again after 10:05:00 UTC") ||
+		!strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("step 2 minutes after the start = %v", err)
+	}
+	if remote.Head() != head {
+		t.Fatal("a refused step moved the remote")
+	}
+
+	clock("10:05")
+	commitAt("10:05")
+	if err := run(canary.Op{Action: canary.ActionStep}); err != nil {
+		t.Fatalf("step after 5 minutes: %v", err)
+	}
+	clock("10:09")
+	if err := run(canary.Op{Action: canary.ActionSet, Weight: 50}); !errors.Is(err, canary.ErrBaking) || !strings.Contains(err.Error(), "30% was committed 4m0s ago") || !strings.Contains(err.Error(), "1m0s remain") {
+		t.Fatalf("set 50 four minutes after 30%% = %v", err)
+	}
+	if err := run(canary.Op{Action: canary.ActionSet, Weight: 10}); err != nil {
+		t.Fatalf("lowering the weight is never held back: %v", err)
+	}
+	if err := run(canary.Op{Action: canary.ActionRollback}); err != nil {
+		t.Fatalf("a rollback is never held back: %v", err)
 	}
 }

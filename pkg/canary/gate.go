@@ -65,7 +65,25 @@ const (
 	GateQueryPodsReady      = "canary_pods_ready_ratio"
 	GateQueryCPU            = "canary_cpu_limit_ratio"
 	GateQueryMemory         = "canary_memory_limit_ratio"
+	// GateQueryCanaryRequests counts the requests the canary served in the window of the
+	// traffic criteria: below the minimum sample those criteria are unknown.
+	GateQueryCanaryRequests = "canary_requests"
 )
+
+// DefaultGateMinRequests is the minimum number of canary requests in the window for the
+// traffic criteria (5xx, latency, business errors) to be judged: 1 error in 14 requests is
+// 7.14 % and proves nothing.
+const DefaultGateMinRequests = 100
+
+// Sampled reports whether the criterion's figure is drawn from the canary's requests (error
+// ratios, mean latency), and so needs a minimum number of them to mean anything.
+func (c Criterion) Sampled() bool {
+	switch c.Query {
+	case GateQueryCanary5xx, GateQueryCanaryLatency, GateQueryBusinessErrors:
+		return true
+	}
+	return false
+}
 
 // Criterion is one check of the design with its figure and threshold.
 type Criterion struct {

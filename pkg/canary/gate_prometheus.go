@@ -31,17 +31,21 @@ import (
 // .Namespace, .Canary (order-service-v2), .Stable (order-service-v1). Every name can be
 // overridden by the context's prometheus.queries map.
 //
+// Latency criteria compare the canary's mean latency with stable's over the same 1 minute as
+// the 5xx rate (design section 8): a 5-minute mean dilutes a +300 ms fault for minutes.
+//
 // Error ratios add "or vector(0)" to the numerator so that zero errors read as 0, while no
 // traffic at all (an empty denominator) still reads as no data.
 var GateDefaultQueries = map[string]string{
 	GateQueryCanary5xx: `(sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Canary}}",response_code=~"5.."}[1m])) or vector(0))` +
 		` / sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Canary}}"}[1m]))`,
-	GateQueryCanaryLatency: `sum(rate(istio_request_duration_milliseconds_sum{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Canary}}"}[5m]))` +
-		` / sum(rate(istio_request_duration_milliseconds_count{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Canary}}"}[5m]))`,
-	GateQueryStableLatency: `sum(rate(istio_request_duration_milliseconds_sum{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Stable}}"}[5m]))` +
-		` / sum(rate(istio_request_duration_milliseconds_count{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Stable}}"}[5m]))`,
+	GateQueryCanaryLatency: `sum(rate(istio_request_duration_milliseconds_sum{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Canary}}"}[1m]))` +
+		` / sum(rate(istio_request_duration_milliseconds_count{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Canary}}"}[1m]))`,
+	GateQueryStableLatency: `sum(rate(istio_request_duration_milliseconds_sum{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Stable}}"}[1m]))` +
+		` / sum(rate(istio_request_duration_milliseconds_count{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Stable}}"}[1m]))`,
 	GateQueryBusinessErrors: `(sum(rate(saga_business_errors_total{namespace="{{.Namespace}}",service="{{.App}}",version="v2"}[5m])) or vector(0))` +
 		` / sum(rate(saga_http_requests_total{namespace="{{.Namespace}}",service="{{.App}}",version="v2"}[5m]))`,
+	GateQueryCanaryRequests: `sum(increase(istio_requests_total{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Canary}}"}[1m]))`,
 	GateQueryPodsReady: `sum(kube_deployment_status_replicas_ready{namespace="{{.Namespace}}",deployment="{{.Canary}}"})` +
 		` / sum(kube_deployment_spec_replicas{namespace="{{.Namespace}}",deployment="{{.Canary}}"})`,
 	GateQueryCPU: `max(sum by (pod) (rate(container_cpu_usage_seconds_total{namespace="{{.Namespace}}",pod=~"{{.Canary}}-.*",container!="",container!="POD"}[5m]))` +
@@ -171,6 +175,8 @@ type GateEvaluator struct {
 	timeout   time.Duration
 	deadline  time.Duration
 	now       func() time.Time
+	// minRequests is the minimum sample of the traffic criteria.
+	minRequests int
 }
 
 // GateOption configures a GateEvaluator.
@@ -182,6 +188,7 @@ type gateSettings struct {
 	timeout   time.Duration
 	deadline  time.Duration
 	now       func() time.Time
+	minReq    int
 }
 
 // GateWithReadiness makes the pods-ready criteria read Kubernetes through r.
@@ -212,6 +219,13 @@ func GateWithClock(now func() time.Time) GateOption {
 	return func(s *gateSettings) { s.now = now }
 }
 
+// GateWithMinRequests sets the minimum number of canary requests in the window below which
+// the traffic criteria are unknown (default: the context's prometheus.minRequests, else
+// DefaultGateMinRequests). 0 or less keeps the default.
+func GateWithMinRequests(n int) GateOption {
+	return func(s *gateSettings) { s.minReq = n }
+}
+
 // ErrGateConfig means the prometheus section of the context cannot be used; nothing was
 // queried.
 var ErrGateConfig = errors.New("invalid prometheus configuration")
@@ -229,6 +243,12 @@ func NewGateEvaluator(p config.Prometheus, opts ...GateOption) (*GateEvaluator, 
 	}
 	if s.timeout <= 0 || s.timeout > s.deadline {
 		s.timeout = min(DefaultGateQueryTimeout, s.deadline)
+	}
+	if s.minReq <= 0 {
+		s.minReq = p.MinRequests
+	}
+	if s.minReq <= 0 {
+		s.minReq = DefaultGateMinRequests
 	}
 	if p.URL == "" {
 		return nil, fmt.Errorf("%w: prometheus.url is not set in the opsctl context", ErrGateConfig)
@@ -249,7 +269,7 @@ func NewGateEvaluator(p config.Prometheus, opts ...GateOption) (*GateEvaluator, 
 		return nil, fmt.Errorf("%w: prometheus.url %q: %v", ErrGateConfig, p.URL, err)
 	}
 	e := &GateEvaluator{api: promv1.NewAPI(client), queries: map[string]*template.Template{},
-		readiness: s.readiness, timeout: s.timeout, deadline: s.deadline, now: s.now}
+		readiness: s.readiness, timeout: s.timeout, deadline: s.deadline, now: s.now, minRequests: s.minReq}
 	for name, q := range GateDefaultQueries {
 		if e.queries[name], err = template.New(name).Option("missingkey=error").Parse(q); err != nil {
 			return nil, fmt.Errorf("default query %s: %w", name, err) // a bug, caught by tests
@@ -322,6 +342,9 @@ func (e *GateEvaluator) Evaluate(ctx context.Context, target GateTarget, criteri
 	var names []string
 	needReady := false
 	for _, c := range criteria {
+		if c.Sampled() {
+			names = append(names, GateQueryCanaryRequests)
+		}
 		switch {
 		case c.Unit == CriterionReady && e.readiness != nil:
 			needReady = true
@@ -338,6 +361,8 @@ func (e *GateEvaluator) Evaluate(ctx context.Context, target GateTarget, criteri
 	for _, c := range criteria {
 		var res GateResult
 		switch {
+		case c.Sampled() && !e.enough(samples[GateQueryCanaryRequests]):
+			res = e.tooFew(c, samples[GateQueryCanaryRequests])
 		case c.Unit == CriterionReady && e.readiness != nil:
 			res = ready.result(c)
 		case c.Baseline != "":
@@ -348,6 +373,22 @@ func (e *GateEvaluator) Evaluate(ctx context.Context, target GateTarget, criteri
 		report.Results = append(report.Results, res)
 	}
 	return report, nil
+}
+
+// enough reports whether the canary served at least the minimum sample in the window.
+func (e *GateEvaluator) enough(requests gateSample) bool {
+	return requests.ok && requests.value >= float64(e.minRequests)
+}
+
+// tooFew is the unknown result of a traffic criterion judged on too small a sample.
+func (e *GateEvaluator) tooFew(c Criterion, requests gateSample) GateResult {
+	if !requests.ok {
+		return GateResult{Criterion: c, Display: "no data", Verdict: VerdictUnknown,
+			Detail: fmt.Sprintf("cannot count the canary's requests (%s); a verdict needs %d in the window", requests.detail, e.minRequests)}
+	}
+	n := int(math.Round(requests.value))
+	return GateResult{Criterion: c, Display: fmt.Sprintf("%d requests", n), Verdict: VerdictUnknown,
+		Detail: fmt.Sprintf("only %d requests in the window (need %d)", n, e.minRequests)}
 }
 
 // read runs every distinct query in names, and the readiness read when asked, concurrently

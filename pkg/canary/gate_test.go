@@ -198,6 +198,8 @@ func TestGateDecisionTable(t *testing.T) {
 			if r.value != absent {
 				values[q] = r.value
 			}
+			cq, _ := e.Query(GateQueryCanaryRequests, gateTestTarget)
+			values[cq] = "1000"
 			if c.Baseline != "" {
 				bq, err := e.Query(c.Baseline, gateTestTarget)
 				if err != nil {
@@ -259,6 +261,14 @@ func TestGateDefaultQueriesReachPrometheus(t *testing.T) {
 	if !strings.Contains(q, `destination_workload="order-service-v1"`) || !strings.Contains(q, "istio_request_duration_milliseconds_sum") {
 		t.Errorf("stable latency query: %s", q)
 	}
+	// Design section 8: the canary's MEAN latency against stable's, both over 1 minute.
+	for _, name := range []string{GateQueryCanaryLatency, GateQueryStableLatency} {
+		q, _ = e.Query(name, gateTestTarget)
+		if strings.Count(q, "[1m]") != 2 || strings.Contains(q, "[5m]") ||
+			!strings.Contains(q, "istio_request_duration_milliseconds_sum") || !strings.Contains(q, "istio_request_duration_milliseconds_count") {
+			t.Errorf("%s is not a 1-minute mean: %s", name, q)
+		}
+	}
 	q, _ = e.Query(GateQueryBusinessErrors, gateTestTarget)
 	if !strings.Contains(q, `saga_business_errors_total{namespace="come2us-prod",service="order-service",version="v2"}`) || !strings.Contains(q, "saga_http_requests_total") {
 		t.Errorf("business error query: %s", q)
@@ -270,7 +280,8 @@ func TestGateQueryOverrides(t *testing.T) {
 	e := gateEvaluator(t, p, config.Prometheus{Queries: map[string]string{
 		GateQueryCanary5xx: `my_5xx_ratio{ns="{{.Namespace}}",workload="{{.Canary}}"}`,
 	}})
-	p.set(map[string]string{`my_5xx_ratio{ns="come2us-prod",workload="order-service-v2"}`: "0.05"})
+	cq, _ := e.Query(GateQueryCanaryRequests, gateTestTarget)
+	p.set(map[string]string{`my_5xx_ratio{ns="come2us-prod",workload="order-service-v2"}`: "0.05", cq: "500"})
 	rep, err := e.Evaluate(context.Background(), gateTestTarget, []Criterion{gateCriterion(t, "rollback.5xx")})
 	if err != nil {
 		t.Fatal(err)
@@ -283,7 +294,7 @@ func TestGateQueryOverrides(t *testing.T) {
 		queries map[string]string
 		want    string
 	}{
-		{map[string]string{"canary_5xx": "x"}, `invalid prometheus configuration: prometheus.queries has unknown key "canary_5xx" (known: canary_5xx_ratio, canary_business_error_ratio, canary_cpu_limit_ratio, canary_latency_ms, canary_memory_limit_ratio, canary_pods_ready_ratio, stable_latency_ms)`},
+		{map[string]string{"canary_5xx": "x"}, `invalid prometheus configuration: prometheus.queries has unknown key "canary_5xx" (known: canary_5xx_ratio, canary_business_error_ratio, canary_cpu_limit_ratio, canary_latency_ms, canary_memory_limit_ratio, canary_pods_ready_ratio, canary_requests, stable_latency_ms)`},
 		{map[string]string{GateQueryCPU: "rate(x{pod=\"{{.Canary\"}[5m])"}, "invalid prometheus configuration: prometheus.queries.canary_cpu_limit_ratio: template: canary_cpu_limit_ratio:1: bad character U+0022 '\"'"},
 	} {
 		_, err := NewGateEvaluator(config.Prometheus{URL: p.srv.URL, Queries: tt.queries})
@@ -426,7 +437,8 @@ func TestGateReportAndReason(t *testing.T) {
 	q5, _ := e.Query(GateQueryCanary5xx, gateTestTarget)
 	qcpu, _ := e.Query(GateQueryCPU, gateTestTarget)
 	qmem, _ := e.Query(GateQueryMemory, gateTestTarget)
-	p.set(map[string]string{q5: "0.042", qcpu: "0.91", qmem: "0.5"})
+	qcount, _ := e.Query(GateQueryCanaryRequests, gateTestTarget)
+	p.set(map[string]string{q5: "0.042", qcpu: "0.91", qmem: "0.5", qcount: "300"})
 	rep, err := e.Evaluate(context.Background(), gateTestTarget, GateRollbackCriteria())
 	if err != nil {
 		t.Fatal(err)
@@ -482,5 +494,56 @@ func TestGateFormatValueHasNoNegativeZero(t *testing.T) {
 		if got := tt.c.FormatValue(tt.v); got != tt.want {
 			t.Errorf("%s FormatValue(%v) = %q, want %q", tt.c.ID, tt.v, got, tt.want)
 		}
+	}
+}
+
+// TestGateMinimumSample: 1 error in 14 requests is 7.14 %, far above the 3 % rollback
+// threshold, yet proves nothing. Below the minimum sample the traffic criteria are unknown
+// (which refuses to move traffic and never rolls back), naming the count and the minimum; the
+// pods and resource criteria are still judged.
+func TestGateMinimumSample(t *testing.T) {
+	p := gateStartProm(t)
+	for _, tt := range []struct {
+		name     string
+		prom     config.Prometheus
+		opts     []GateOption
+		requests string // "" = the count query returns no data
+		want     Verdict
+		detail   string
+	}{
+		{name: "14 requests", requests: "14.2", want: VerdictUnknown, detail: "only 14 requests in the window (need 100)"},
+		{name: "99 requests", requests: "99", want: VerdictUnknown, detail: "only 99 requests in the window (need 100)"},
+		{name: "100 requests", requests: "100", want: VerdictFail},
+		{name: "no count", requests: "", want: VerdictUnknown, detail: "a verdict needs 100 in the window"},
+		{name: "context minimum", prom: config.Prometheus{MinRequests: 500}, requests: "400", want: VerdictUnknown, detail: "only 400 requests in the window (need 500)"},
+		{name: "option over context", prom: config.Prometheus{MinRequests: 500}, opts: []GateOption{GateWithMinRequests(10)}, requests: "14", want: VerdictFail},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := gateEvaluator(t, p, tt.prom, tt.opts...)
+			q5xx, _ := e.Query(GateQueryCanary5xx, gateTestTarget)
+			qlat, _ := e.Query(GateQueryCanaryLatency, gateTestTarget)
+			qstable, _ := e.Query(GateQueryStableLatency, gateTestTarget)
+			qbiz, _ := e.Query(GateQueryBusinessErrors, gateTestTarget)
+			qcpu, _ := e.Query(GateQueryCPU, gateTestTarget)
+			qcount, _ := e.Query(GateQueryCanaryRequests, gateTestTarget)
+			values := map[string]string{q5xx: "0.0714", qlat: "900", qstable: "100", qbiz: "0.5", qcpu: "0.95"}
+			if tt.requests != "" {
+				values[qcount] = tt.requests
+			}
+			p.set(values)
+			crit := []Criterion{gateCriterion(t, "rollback.5xx"), gateCriterion(t, "rollback.latency"), gateCriterion(t, "rollback.business"), gateCriterion(t, "rollback.cpu")}
+			rep, err := e.Evaluate(context.Background(), gateTestTarget, crit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, res := range rep.Results[:3] {
+				if res.Verdict != tt.want || !strings.Contains(res.Detail, tt.detail) {
+					t.Errorf("%s: %s %q (%s), want %s with %q", res.Criterion.ID, res.Verdict, res.Display, res.Detail, tt.want, tt.detail)
+				}
+			}
+			if cpu := rep.Results[3]; cpu.Verdict != VerdictFail {
+				t.Errorf("the CPU criterion needs no sample, got %s (%s)", cpu.Verdict, cpu.Detail)
+			}
+		})
 	}
 }

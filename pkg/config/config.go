@@ -45,6 +45,7 @@ type Context struct {
 	ArgoCD     ArgoCD       `yaml:"argocd,omitempty" json:"argocd"`
 	Kube       Kube         `yaml:"kube,omitempty" json:"kube"`
 	Prometheus Prometheus   `yaml:"prometheus,omitempty" json:"prometheus"`
+	Canary     Canary       `yaml:"canary,omitempty" json:"canary"`
 	// Services maps a service key (order, payment, product) to its HTTP base URL, used to show an
 	// order's current state next to its trace.
 	Services map[string]string `yaml:"services,omitempty" json:"services,omitempty"`
@@ -124,6 +125,21 @@ type Prometheus struct {
 	// duration; empty means 15s. What Prometheus has not answered by then is unknown, which
 	// refuses to move traffic.
 	Timeout string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// MinRequests is the minimum number of canary requests in the window (1 minute) for the
+	// traffic criteria (5xx, latency, business errors) to give a verdict; below it they are
+	// unknown, which refuses to move traffic. 0 means 100.
+	MinRequests int `yaml:"minRequests,omitempty" json:"minRequests,omitempty"`
+}
+
+// Canary is the analysis policy of the context's canaries.
+type Canary struct {
+	// FailureLimit is how many consecutive checks must breach a rollback criterion before
+	// `canary watch --auto-rollback` rolls back; 0 means 2.
+	FailureLimit int `yaml:"failureLimit,omitempty" json:"failureLimit,omitempty"`
+	// BakeTime is how long a canary weight must have been committed before the next step
+	// (step, set upwards, promote), as a Go duration; empty means 5m, "0s" turns it off.
+	// Rollbacks are never held back.
+	BakeTime string `yaml:"bakeTime,omitempty" json:"bakeTime,omitempty"`
 }
 
 // ErrNoContext means no context was named and the file has no current-context.
@@ -426,6 +442,17 @@ func (ctx *Context) validate() error {
 	if ctx.DLT.MaxReplays < 0 {
 		return fmt.Errorf("dlt.maxReplays must not be negative")
 	}
+	if ctx.Prometheus.MinRequests < 0 {
+		return fmt.Errorf("prometheus.minRequests must not be negative, got %d", ctx.Prometheus.MinRequests)
+	}
+	if ctx.Canary.FailureLimit < 0 {
+		return fmt.Errorf("canary.failureLimit must not be negative, got %d", ctx.Canary.FailureLimit)
+	}
+	if b := ctx.Canary.BakeTime; b != "" {
+		if d, err := time.ParseDuration(b); err != nil || d < 0 {
+			return fmt.Errorf("canary.bakeTime %q: want a duration such as 5m, or 0s for none", b)
+		}
+	}
 	for _, t := range []struct{ key, value string }{
 		{"dlt.timeout", ctx.DLT.Timeout},
 		{"gitops.timeout", ctx.GitOps.Timeout},
@@ -450,6 +477,16 @@ func duration(s string) time.Duration {
 		return 0 // unset; a bad value was refused on load
 	}
 	return d
+}
+
+// CanaryBakeTime returns canary.bakeTime and whether it is set (unset: the canary package's
+// default applies; "0s" is set and means no bake time).
+func (ctx *Context) CanaryBakeTime() (time.Duration, bool) {
+	if ctx.Canary.BakeTime == "" {
+		return 0, false
+	}
+	d, _ := time.ParseDuration(ctx.Canary.BakeTime) // validated on load
+	return max(d, 0), true
 }
 
 // PrometheusTimeout returns prometheus.timeout, 0 when unset (the gates' default then applies).

@@ -53,10 +53,14 @@ contexts:
 
 func TestLoadRejects(t *testing.T) {
 	for name, body := range map[string]string{
-		"unknown field": "contexts:\n  a:\n    kafak: {}\n",
-		"bad pattern":   "contexts:\n  a:\n    dlt: {pattern: '('}\n",
-		"bad sasl":      "contexts:\n  a:\n    kafka: {sasl: {mechanism: GSSAPI}}\n",
-		"not yaml":      "contexts: [",
+		"unknown field":         "contexts:\n  a:\n    kafak: {}\n",
+		"bad pattern":           "contexts:\n  a:\n    dlt: {pattern: '('}\n",
+		"bad sasl":              "contexts:\n  a:\n    kafka: {sasl: {mechanism: GSSAPI}}\n",
+		"not yaml":              "contexts: [",
+		"negative minRequests":  "contexts:\n  a:\n    prometheus: {minRequests: -1}\n",
+		"negative failureLimit": "contexts:\n  a:\n    canary: {failureLimit: -2}\n",
+		"bad bakeTime":          "contexts:\n  a:\n    canary: {bakeTime: soon}\n",
+		"negative bakeTime":     "contexts:\n  a:\n    canary: {bakeTime: -5m}\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := Load(write(t, body)); err == nil {
@@ -323,5 +327,24 @@ func TestSaveAfterLastContextRemoved(t *testing.T) {
 		if strings.Contains(body, "prod") && again.Contexts["prod"] == nil {
 			t.Fatal("the user's flow-mapped context was lost")
 		}
+	}
+}
+
+// TestCanaryAnalysisSettings: the analysis settings load as written; an unset bake time is
+// "unset" (the default applies), "0s" is an explicit none.
+func TestCanaryAnalysisSettings(t *testing.T) {
+	c, err := Load(write(t, "contexts:\n  a:\n    prometheus: {minRequests: 250}\n    canary: {failureLimit: 3, bakeTime: 10m}\n  b:\n    canary: {bakeTime: 0s}\n  c: {}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Contexts["a"]
+	if d, ok := a.CanaryBakeTime(); a.Prometheus.MinRequests != 250 || a.Canary.FailureLimit != 3 || d != 10*time.Minute || !ok {
+		t.Errorf("context a: %+v %+v bake %s %v", a.Prometheus, a.Canary, d, ok)
+	}
+	if d, ok := c.Contexts["b"].CanaryBakeTime(); d != 0 || !ok {
+		t.Errorf("bakeTime 0s = %s %v, want 0 set", d, ok)
+	}
+	if d, ok := c.Contexts["c"].CanaryBakeTime(); d != 0 || ok {
+		t.Errorf("no bakeTime = %s %v, want unset", d, ok)
 	}
 }

@@ -10,9 +10,11 @@ import (
 	"github.com/come2us/opsctl/pkg/canary"
 )
 
-// Guard polls a canary's rollback criteria and, on a breach, rolls the canary back itself.
-// Unknown criteria (no data, Prometheus down) are reported but never trigger a rollback: an
-// outage of the monitoring must not move traffic.
+// Guard polls a canary's rollback criteria and, on a breach that holds for FailureLimit
+// consecutive checks, rolls the canary back itself (as Argo Rollouts' AnalysisTemplate
+// failureLimit): one noisy check is reported, not acted on. Unknown criteria (no data, too few
+// requests, Prometheus down) are reported but never trigger a rollback: an outage of the
+// monitoring must not move traffic. An unknown or passing check ends a run of breaches.
 type Guard struct {
 	Gates  *canary.GateEvaluator
 	Target canary.GateTarget
@@ -22,9 +24,20 @@ type Guard struct {
 	Running func(ctx context.Context) (bool, error)
 	// Rollback, when set, rolls the canary back with reason; nil only reports breaches.
 	Rollback func(ctx context.Context, reason string) error
+	// FailureLimit is how many consecutive checks must breach before the rollback
+	// (default DefaultFailureLimit).
+	FailureLimit int
 	// Report receives every evaluation.
 	Report func(canary.GateReport)
+	// Breach, when set, hears of each breaching check: its criteria, how many consecutive
+	// checks have breached, and the limit at which the guard rolls back.
+	Breach func(breaches []canary.GateResult, consecutive, limit int)
+	// After is the clock between evaluations (default time.After); tests inject their own.
+	After func(time.Duration) <-chan time.Time
 }
+
+// DefaultFailureLimit is how many consecutive breaching checks roll a canary back.
+const DefaultFailureLimit = 2
 
 // ErrCanaryGone ends a guard whose canary was promoted or rolled back by someone else.
 var ErrCanaryGone = errors.New("no canary is running")
@@ -55,13 +68,23 @@ func Reason(breaches []canary.GateResult) string {
 }
 
 // Run evaluates the rollback criteria every Interval until ctx is done (nil error, zero
-// Outcome), the canary is gone (ErrCanaryGone), or a breach: then, with Rollback set, it rolls
-// back and returns RolledBack; without, it keeps reporting.
+// Outcome), the canary is gone (ErrCanaryGone), or a breach held for FailureLimit consecutive
+// checks: then, with Rollback set, it rolls back and returns RolledBack; without, it keeps
+// reporting.
 func (g *Guard) Run(ctx context.Context) (Outcome, error) {
 	interval := g.Interval
 	if interval <= 0 {
 		interval = 30 * time.Second
 	}
+	limit := g.FailureLimit
+	if limit <= 0 {
+		limit = DefaultFailureLimit
+	}
+	after := g.After
+	if after == nil {
+		after = time.After
+	}
+	consecutive := 0
 	for {
 		if g.Running != nil {
 			ok, err := g.Running(ctx)
@@ -85,7 +108,16 @@ func (g *Guard) Run(ctx context.Context) (Outcome, error) {
 		if g.Report != nil {
 			g.Report(rep)
 		}
-		if b := rep.Breaches(); len(b) > 0 && g.Rollback != nil {
+		b := rep.Breaches()
+		if len(b) == 0 {
+			consecutive = 0
+		} else {
+			consecutive++
+			if g.Breach != nil {
+				g.Breach(b, consecutive, limit)
+			}
+		}
+		if len(b) > 0 && consecutive >= limit && g.Rollback != nil {
 			reason := Reason(b)
 			if err := g.Rollback(ctx, reason); err != nil {
 				return Outcome{Breaches: b, Reason: reason}, fmt.Errorf("rollback after a breach (%s): %w", canary.GateBreachReason(b), err)
@@ -95,7 +127,7 @@ func (g *Guard) Run(ctx context.Context) (Outcome, error) {
 		select {
 		case <-ctx.Done():
 			return Outcome{}, nil
-		case <-time.After(interval):
+		case <-after(interval):
 		}
 	}
 }

@@ -359,8 +359,9 @@ func TestGuardRollsBackOnBreachOnly(t *testing.T) {
 	// A 5xx breach: the guard commits the rollback with the figures as the reason.
 	q5xx, _ := gates.Query(canary.GateQueryCanary5xx, target)
 	qcpu, _ := gates.Query(canary.GateQueryCPU, target)
+	qcount, _ := gates.Query(canary.GateQueryCanaryRequests, target)
 	prom.mu.Lock()
-	prom.values = map[string]string{q5xx: "0.052", qcpu: "0.4"}
+	prom.values = map[string]string{q5xx: "0.052", qcpu: "0.4", qcount: "600"}
 	prom.mu.Unlock()
 	g.Report = nil
 	out, err = g.Run(ctx)
@@ -394,5 +395,86 @@ func TestReasonFitsACommit(t *testing.T) {
 	r := Reason([]canary.GateResult{{Criterion: c, Value: &v, Display: "50.00%"}})
 	if len(r) > 300 || !strings.HasSuffix(r, "…") || gitops.ValidateReason(r) != nil {
 		t.Fatalf("reason of %d bytes: %v", len(r), gitops.ValidateReason(r))
+	}
+}
+
+// TestGuardFailureLimit: a breach rolls back only once it has held for FailureLimit
+// consecutive checks; a passing or unknown check in between starts the count again, and every
+// breaching check is still reported. The test drives the guard's clock, so no check waits.
+func TestGuardFailureLimit(t *testing.T) {
+	w := newWorld(t, appDoc{rev: oldRev, sync: "Synced", health: "Healthy", auto: true})
+	ctrl := canary.New(w.repo)
+	ctx := context.Background()
+	plan, err := ctrl.Plan(ctx, "prod", "order", canary.Op{Action: canary.ActionStart, Tag: "1.1.0", SkipGates: true}, "release 1.1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctrl.Execute(ctx, plan); err != nil {
+		t.Fatal(err)
+	}
+	prom := &promStub{values: map[string]string{}}
+	srv := httptest.NewServer(prom)
+	defer srv.Close()
+	gates, err := canary.NewGateEvaluator(config.Prometheus{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := canary.GateTarget{Service: "order", Env: "prod"}
+	q5xx, _ := gates.Query(canary.GateQueryCanary5xx, target)
+	qcount, _ := gates.Query(canary.GateQueryCanaryRequests, target)
+	breach := map[string]string{q5xx: "0.052", qcount: "600"}
+	pass := map[string]string{q5xx: "0.001", qcount: "600"}
+	tooFew := map[string]string{q5xx: "0.5", qcount: "12"}
+	rounds := []map[string]string{breach, pass, breach, tooFew, breach, breach, breach}
+	set := func(i int) {
+		prom.mu.Lock()
+		prom.values = rounds[i]
+		prom.mu.Unlock()
+	}
+	set(0)
+	round := 0
+	var counts []int
+	var rolledAt int
+	g := &Guard{Gates: gates, Target: target, Interval: time.Hour, FailureLimit: 2,
+		Running: func(ctx context.Context) (bool, error) { return true, nil },
+		Rollback: func(ctx context.Context, reason string) error {
+			rolledAt = round
+			p, err := ctrl.Plan(ctx, "prod", "order", canary.Op{Action: canary.ActionRollback}, reason)
+			if err != nil {
+				return err
+			}
+			_, err = ctrl.Execute(ctx, p)
+			return err
+		},
+		Breach: func(b []canary.GateResult, consecutive, limit int) {
+			if limit != 2 || len(b) != 1 || b[0].Criterion.ID != "rollback.5xx" {
+				t.Errorf("breach report %v %d/%d", b, consecutive, limit)
+			}
+			counts = append(counts, consecutive)
+		},
+		After: func(d time.Duration) <-chan time.Time {
+			if d != time.Hour {
+				t.Errorf("interval %s", d)
+			}
+			round++
+			if round >= len(rounds) {
+				t.Fatalf("the guard never rolled back")
+			}
+			set(round)
+			c := make(chan time.Time, 1)
+			c <- time.Time{}
+			return c
+		},
+	}
+	out, err := g.Run(ctx)
+	if err != nil || !out.RolledBack {
+		t.Fatalf("guard: %+v, %v", out, err)
+	}
+	if rolledAt != 5 || fmt.Sprint(counts) != "[1 1 1 2]" {
+		t.Fatalf("rolled back at check %d (want 6, the second of two consecutive breaches); breach counts %v", rolledAt+1, counts)
+	}
+	values := string(w.remote.File("gitops/envs/prod/order/values.yaml"))
+	if !strings.Contains(values, "weight: 0") {
+		t.Fatalf("values after the rollback:\n%s", values)
 	}
 }

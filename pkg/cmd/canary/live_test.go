@@ -174,6 +174,7 @@ func (le *liveEnv) metrics(byName map[string]string) {
 var healthy = map[string]string{
 	canary.GateQueryCanary5xx: "0", canary.GateQueryCanaryLatency: "120", canary.GateQueryStableLatency: "110",
 	canary.GateQueryBusinessErrors: "0.002", canary.GateQueryCPU: "0.41", canary.GateQueryMemory: "0.52",
+	canary.GateQueryCanaryRequests: "1200",
 }
 
 func with(base map[string]string, k, v string) map[string]string {
@@ -336,6 +337,33 @@ func TestCheckExitCodes(t *testing.T) {
 	}
 }
 
+// TestStepBakeTime: a step is refused while the current weight is younger than the
+// context's bake time, saying how long remains; a rollback goes through at once.
+func TestStepBakeTime(t *testing.T) {
+	le := newLiveEnv(t, argoApp{rev: oldRevision, sync: "Synced", health: "Healthy"})
+	cfg, err := os.ReadFile(le.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Commits are dated 10:00 and the clock says 12:00: a 3-hour bake has 1 hour to go.
+	if err := os.WriteFile(le.config, append(cfg, "    canary:\n      bakeTime: 3h\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	le.ok("canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release 1.1.0", "--yes")
+	le.canaryPods(1)
+	le.metrics(healthy)
+	head := le.remote.Head()
+	r := le.run(nil, "canary", "step", "order", "--env", "prod", "--reason", "phase 0 ok", "--yes", "--gitops-dir", le.dir)
+	if !errors.Is(r.err, canary.ErrBaking) || !strings.Contains(r.err.Error(), "10% was committed 2h0m0s ago") ||
+		!strings.Contains(r.err.Error(), "1h0m0s remain (try again after 13:00:00 UTC") || le.remote.Head() != head {
+		t.Fatalf("step during the bake = %v", r.err)
+	}
+	le.ok("canary", "rollback", "order", "--env", "prod", "--reason", "not worth the wait", "--yes")
+	if le.remote.Head() == head {
+		t.Fatal("the rollback did not push")
+	}
+}
+
 // TestStepGate: gates are on by default. A step while a gate fails is refused, shows the gate
 // table and changes nothing in git; --skip-gates with a reason moves traffic and the commit
 // records the skip; once every figure passes, a plain step goes through.
@@ -413,7 +441,11 @@ func TestWatchAutoRollback(t *testing.T) {
 	le.canaryPods(1)
 	le.metrics(with(healthy, canary.GateQueryCanary5xx, "0.052"))
 
-	r := le.run(nil, "--readonly", "canary", "watch", "order", "--env", "prod", "--auto-rollback", "--yes", "--gitops-dir", le.dir)
+	r := le.run(nil, "canary", "watch", "order", "--env", "prod", "--failure-limit", "-1", "--gitops-dir", le.dir)
+	if r.err == nil || !strings.Contains(r.err.Error(), "--failure-limit must be at least 1") {
+		t.Fatalf("watch --failure-limit -1 = %v", r.err)
+	}
+	r = le.run(nil, "--readonly", "canary", "watch", "order", "--env", "prod", "--auto-rollback", "--yes", "--gitops-dir", le.dir)
 	if !errors.Is(r.err, cmdutil.ErrReadonly) {
 		t.Fatalf("watch --auto-rollback under --readonly = %v", r.err)
 	}
@@ -426,11 +458,14 @@ func TestWatchAutoRollback(t *testing.T) {
 	if !errors.Is(r.err, cmdutil.ErrSilent) || cmdutil.ExitCode(r.err) != cmdutil.ExitError {
 		t.Fatalf("watch after a breach = %v\n%s", r.err, r.errOut)
 	}
-	if r.out != "12:00:00 fail: canary 5xx rate (1m average) 5.20% (rollback if ≥ 3%)\n" {
+	// The breach must hold for 2 consecutive rounds (the default failure limit): the first is
+	// reported with its count, the second rolls back.
+	line := "12:00:00 fail: canary 5xx rate (1m average) 5.20% (rollback if ≥ 3%)\n"
+	if r.out != line+line {
 		t.Fatalf("watch output %q", r.out)
 	}
 	reason := "auto-rollback: canary 5xx rate (1m average) 5.20% (rollback if ≥ 3%)"
-	if !strings.Contains(r.errOut, "rolled back order/prod: "+reason) {
+	if !strings.Contains(r.errOut, "breach 1 of 2: rolling back if the next 1 round fails too\n") || !strings.Contains(r.errOut, "rolled back order/prod: "+reason) {
 		t.Fatalf("stderr:\n%s", r.errOut)
 	}
 	values := string(le.remote.File("gitops/envs/prod/order/values.yaml"))

@@ -193,7 +193,8 @@ saying which of the three did not arrive; the change stays pushed.`,
 	return cmd
 }
 
-// liveControllerOptions adds the context's gates and the --wait follower. The canary service
+// liveControllerOptions adds the context's gates, its bake time (canary.bakeTime, default
+// 5m) and the --wait follower. The canary service
 // decides when the gates apply.
 func (o *MutateOptions) liveControllerOptions() ([]canary.Option, error) {
 	f := o.Factory
@@ -203,6 +204,13 @@ func (o *MutateOptions) liveControllerOptions() ([]canary.Option, error) {
 			_ = writeGateTable(f, f.IOStreams.ErrOut, rep)
 		}
 	}))}
+	bake := canary.DefaultBakeTime
+	if _, c, err := f.Context(); err == nil && c != nil {
+		if d, ok := c.CanaryBakeTime(); ok {
+			bake = d
+		}
+	}
+	extra = append(extra, canary.WithBakeTime(bake, f.Now))
 	if o.Wait {
 		extra = append(extra, canary.WithFollower(o.Live.follower(f, o.Env, o.Timeout)))
 	}

@@ -24,6 +24,9 @@ type WatchOptions struct {
 	Env          string
 	AutoRollback bool
 	Interval     time.Duration
+	// FailureLimit is how many consecutive breaching checks roll back; 0 means the context's
+	// canary.failureLimit, else rollout.DefaultFailureLimit.
+	FailureLimit int
 	Yes          bool
 }
 
@@ -35,10 +38,12 @@ func NewCmdWatch(f *cmdutil.Factory, runF func(*WatchOptions) error) *cobra.Comm
 		Short: "Poll the canary's rollback criteria; with --auto-rollback, roll back on a breach",
 		Long: `Evaluate the design's rollback criteria every --interval and print one line per round.
 
-With --auto-rollback, the first round in which a criterion fails commits the rollback itself
-(canary weight 0 and off, all traffic to v1), with the failing criteria and their values as the
-reason, and exits 1. Criteria without data are reported but never roll back: a monitoring
-outage must not move traffic. Without --auto-rollback, breaches are only reported.
+With --auto-rollback, a rollback criterion that fails in --failure-limit consecutive rounds
+(default: the context's canary.failureLimit, else 2) commits the rollback itself (canary weight
+0 and off, all traffic to v1), with the failing criteria and their values as the reason, and
+exits 1; a single failing round is reported with its count. Criteria without data, or with too
+few requests in their window, are reported but never roll back: a monitoring outage must not
+move traffic. Without --auto-rollback, breaches are only reported.
 
 Ends when interrupted (exit 0) or when no canary runs any more. --auto-rollback is refused
 under --readonly and asks for confirmation on a terminal unless --yes.`,
@@ -51,6 +56,9 @@ under --readonly and asks for confirmation on a terminal unless --yes.`,
 			}
 			if err := validEnv(opts.Env, true); err != nil {
 				return err
+			}
+			if opts.FailureLimit < 0 {
+				return cmdutil.FlagErrorf("--failure-limit must be at least 1, got %d", opts.FailureLimit)
 			}
 			if opts.Interval < time.Second {
 				return cmdutil.FlagErrorf("--interval must be at least 1s, got %s", opts.Interval)
@@ -69,6 +77,7 @@ under --readonly and asks for confirmation on a terminal unless --yes.`,
 	fl.StringVar(&opts.Env, "env", "", "environment: dev or prod (required)")
 	fl.BoolVar(&opts.AutoRollback, "auto-rollback", false, "commit the rollback as soon as a rollback criterion fails")
 	fl.DurationVar(&opts.Interval, "interval", 30*time.Second, "time between evaluations")
+	fl.IntVar(&opts.FailureLimit, "failure-limit", 0, "consecutive failing rounds before the rollback (default: the context's canary.failureLimit, else 2)")
 	fl.BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation of --auto-rollback")
 	addRepoFlags(cmd, &opts.Repo)
 	return cmd
@@ -96,10 +105,21 @@ func watchRun(ctx context.Context, opts *WatchOptions) error {
 	if err != nil {
 		return err
 	}
+	limit := opts.FailureLimit
+	if _, c, err := f.Context(); limit == 0 && err == nil && c != nil {
+		limit = c.Canary.FailureLimit
+	}
 	g := &rollout.Guard{
-		Gates:    gates,
-		Target:   canary.GateTarget{Service: opts.Service, Env: opts.Env, Namespace: opts.Live.Namespace(opts.Env)},
-		Interval: opts.Interval,
+		Gates:        gates,
+		Target:       canary.GateTarget{Service: opts.Service, Env: opts.Env, Namespace: opts.Live.Namespace(opts.Env)},
+		Interval:     opts.Interval,
+		FailureLimit: limit,
+		Breach: func(_ []canary.GateResult, consecutive, limit int) {
+			if f.Output != cmdutil.OutputJSON && opts.AutoRollback && consecutive < limit {
+				fmt.Fprintf(ios.ErrOut, "breach %d of %d: rolling back if the next %s fail%s too\n",
+					consecutive, limit, plural(limit-consecutive, "round"), map[bool]string{true: "s", false: ""}[limit-consecutive == 1])
+			}
+		},
 		Running: func(ctx context.Context) (bool, error) {
 			st, err := ctrl.Status(ctx, opts.Env, opts.Service)
 			return st.Running(), err
@@ -148,12 +168,17 @@ func watchRun(ctx context.Context, opts *WatchOptions) error {
 // watchLine summarises one evaluation: "12:00:30 pass" or "12:00:30 fail: canary 5xx rate (1m
 // average) 4.20% (rollback if ≥ 3%); unknown: canary CPU of limit (no data ...)".
 func watchLine(now time.Time, rep canary.GateReport, auto bool) string {
-	var fails, unknown []string
+	var fails, unknown, few []string
+	fewWhy := ""
 	for _, r := range rep.Results {
-		switch r.Verdict {
-		case canary.VerdictFail:
+		switch {
+		case r.Verdict == canary.VerdictFail:
 			fails = append(fails, fmt.Sprintf("%s %s (%s)", r.Criterion.Name, r.Display, r.Criterion.ThresholdText()))
-		case canary.VerdictUnknown:
+		case r.Verdict == canary.VerdictUnknown && strings.HasPrefix(r.Detail, "only "):
+			// Too small a sample is not missing data: say how many requests there were.
+			few = append(few, r.Criterion.Name)
+			fewWhy = r.Detail
+		case r.Verdict == canary.VerdictUnknown:
 			unknown = append(unknown, r.Criterion.Name)
 		}
 	}
@@ -164,8 +189,19 @@ func watchLine(now time.Time, rep canary.GateReport, auto bool) string {
 			line += " — would roll back (run with --auto-rollback to do it)"
 		}
 	}
+	if len(few) > 0 {
+		line += " [" + fewWhy + ": " + strings.Join(few, ", ") + "]"
+	}
 	if len(unknown) > 0 {
 		line += " [no data: " + strings.Join(unknown, ", ") + "]"
 	}
 	return line
+}
+
+// plural says "1 round" or "2 rounds".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
