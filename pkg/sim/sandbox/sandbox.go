@@ -533,7 +533,11 @@ func (s *Sandbox) Context() *config.Context {
 		GitOps: config.GitOps{Repo: s.GitOpsRepo, Dir: s.GitOpsDir, Branch: "main"},
 		ArgoCD: config.ArgoCD{Server: s.ArgoAddr, Token: s.ArgoToken, PlainText: true, Namespace: s.Argo.AppNamespace()},
 		Kube:   config.Kube{Kubeconfig: s.Kubeconfig, Context: KubeContext},
-		Prometheus: config.Prometheus{URL: s.PrometheusURL, Queries: map[string]string{
+		// The storefront's few orders a second put about 11 requests a minute on a 10 % canary:
+		// a production minimum sample (100) would leave every sandbox verdict unknown. A short
+		// bake time keeps the ladder walkable in a session.
+		Canary: config.Canary{BakeTime: "1m"},
+		Prometheus: config.Prometheus{URL: s.PrometheusURL, MinRequests: 10, Queries: map[string]string{
 			// v1 and v2 are the same process in the sandbox, so the canary's business error
 			// rate is the service's.
 			canary.GateQueryBusinessErrors: `(sum(rate(saga_business_errors_total{namespace="{{.Namespace}}",service="{{.App}}"}[5m])) or vector(0))` +
