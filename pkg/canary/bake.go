@@ -6,11 +6,23 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/gitops"
 )
 
 // DefaultBakeTime is how long a canary weight must have been committed before the next step.
 const DefaultBakeTime = 5 * time.Minute
+
+// ContextBakeTime is the bake time a context asks for: canary.bakeTime, else DefaultBakeTime
+// (the CLI and the TUI board both hold steps back by it).
+func ContextBakeTime(c *config.Context) time.Duration {
+	if c != nil {
+		if d, ok := c.CanaryBakeTime(); ok {
+			return d
+		}
+	}
+	return DefaultBakeTime
+}
 
 // ErrBaking means the canary's current weight has not been committed for its bake time yet.
 var ErrBaking = errors.New("the canary is still baking")

@@ -70,6 +70,11 @@ type Deps struct {
 	FollowTimeout time.Duration
 	// ReadTimeout bounds one board read of Argo CD and the mesh (default 10 seconds).
 	ReadTimeout time.Duration
+	// BakeTime holds a step back until the current weight has been committed that long, as
+	// `opsctl canary step` does (canary.ContextBakeTime); 0 turns it off. Now is the clock it
+	// is measured with (nil: time.Now).
+	BakeTime time.Duration
+	Now      func() time.Time
 }
 
 // NewBackend returns the default Backend over d.
@@ -216,6 +221,7 @@ func (b *backend) Execute(ctx context.Context, p *canary.Plan, reason string, pr
 	var repo *gitops.Repo
 	opts := []canary.Option{
 		canary.WithGates(canary.EvaluatorGates(b.d.Gates, b.d.Namespace, nil)),
+		canary.WithBakeTime(b.d.BakeTime, b.d.Now),
 		canary.WithFollower(canary.FollowerFunc(func(ctx context.Context, _ *canary.Plan, res gitops.Result) error {
 			progress(Progress{Frac: fracPushed, Commit: res.Commit,
 				Line: fmt.Sprintf("pushed %s to %s/%s", gitops.ShortHash(res.Commit), res.Remote, res.Branch)})

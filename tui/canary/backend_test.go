@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	pcanary "github.com/come2us/opsctl/pkg/canary"
+	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/gitops"
 	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
 	"github.com/come2us/opsctl/tui/canary"
@@ -64,5 +66,52 @@ func TestBackendAppliesTheCanaryPolicy(t *testing.T) {
 	}
 	if !pushed || stages[len(stages)-1].Frac != 1 {
 		t.Errorf("progress %+v", stages)
+	}
+}
+
+// TestBackendHoldsAStepForTheBakeTime: the board's step waits out the bake time as `opsctl
+// canary step` does — one policy — while a rollback never waits.
+func TestBackendHoldsAStepForTheBakeTime(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	remote := gitopstest.NewRemote(t)
+	dir := remote.Clone("Bob")
+	repo, err := gitops.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl := pcanary.New(repo)
+	p, err := ctrl.Plan(ctx, "prod", "order", pcanary.Op{Action: pcanary.ActionStart, Tag: "1.1.0", SkipGates: true}, "release 1.1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctrl.Execute(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	repo.Close()
+
+	// Gates that open (their Prometheus is never reached: the bake time refuses first).
+	gates := func(string) (*pcanary.GateEvaluator, error) {
+		return pcanary.NewGateEvaluator(config.Prometheus{URL: "http://127.0.0.1:1"})
+	}
+	be := canary.NewBackend(canary.Deps{OpenRepo: func(ctx context.Context) (*gitops.Repo, error) { return gitops.Open(ctx, dir) },
+		Gates: gates, BakeTime: time.Hour, Now: time.Now})
+	head := remote.Head()
+	step, _, err := be.Plan(ctx, "prod", "order", pcanary.Op{Action: pcanary.ActionStep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := be.Execute(ctx, step, "looks fine", func(canary.Progress) {}); !errors.Is(err, pcanary.ErrBaking) {
+		t.Fatalf("step right after the start: %v; want it held back by the bake time", err)
+	}
+	if remote.Head() != head {
+		t.Fatal("the board stepped a canary that had not baked")
+	}
+	back, _, err := be.Plan(ctx, "prod", "order", pcanary.Op{Action: pcanary.ActionRollback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := be.Execute(ctx, back, "errors", func(canary.Progress) {}); err != nil || out == nil {
+		t.Fatalf("rollback during the bake time: %+v, %v", out, err)
 	}
 }

@@ -204,13 +204,8 @@ func (o *MutateOptions) liveControllerOptions() ([]canary.Option, error) {
 			_ = writeGateTable(f, f.IOStreams.ErrOut, rep)
 		}
 	}))}
-	bake := canary.DefaultBakeTime
-	if _, c, err := f.Context(); err == nil && c != nil {
-		if d, ok := c.CanaryBakeTime(); ok {
-			bake = d
-		}
-	}
-	extra = append(extra, canary.WithBakeTime(bake, f.Now))
+	_, c, _ := f.Context()
+	extra = append(extra, canary.WithBakeTime(canary.ContextBakeTime(c), f.Now))
 	if o.Wait {
 		extra = append(extra, canary.WithFollower(o.Live.follower(f, o.Env, o.Timeout)))
 	}

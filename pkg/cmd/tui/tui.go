@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/come2us/opsctl/pkg/argocd"
+	pcanary "github.com/come2us/opsctl/pkg/canary"
 	canarycmd "github.com/come2us/opsctl/pkg/cmd/canary"
 	"github.com/come2us/opsctl/pkg/cmdutil"
 	"github.com/come2us/opsctl/pkg/config"
@@ -233,7 +234,7 @@ func (s *session) routes() []app.Route {
 			app.Route{Name: "trace", Args: "ORDER_ID", Help: "one order's timeline (needs kafka.brokers)", Open: noKafka})
 	}
 	live := canarycmd.NewLiveOptions(f)
-	canaryDeps := tuicanary.Deps{Mesh: live.Mesh, Namespace: live.Namespace}
+	canaryDeps := tuicanary.Deps{Mesh: live.Mesh, Namespace: live.Namespace, BakeTime: pcanary.ContextBakeTime(c), Now: now}
 	if c.GitOps.Dir != "" || c.GitOps.Repo != "" {
 		canaryDeps.OpenRepo = canarycmd.OpenRepo(f, "", gitops.WithGitEnv("GIT_TERMINAL_PROMPT=0"))
 	}
