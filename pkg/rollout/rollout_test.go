@@ -304,7 +304,9 @@ func (p *promStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1795953600,%q]}]}}`, v)
 }
 
-func TestGuardRollsBackOnBreachOnly(t *testing.T) {
+// startedCanary is a world whose order/prod canary was started at 1.1.0 (gates skipped).
+func startedCanary(t *testing.T) (*world, *canary.Controller) {
+	t.Helper()
 	w := newWorld(t, appDoc{rev: oldRev, sync: "Synced", health: "Healthy", auto: true})
 	ctrl := canary.New(w.repo)
 	ctx := context.Background()
@@ -315,14 +317,26 @@ func TestGuardRollsBackOnBreachOnly(t *testing.T) {
 	if _, err := ctrl.Execute(ctx, plan); err != nil {
 		t.Fatal(err)
 	}
+	return w, ctrl
+}
 
+// guardGates is a gate evaluator over a Prometheus stub whose answers the test sets.
+func guardGates(t *testing.T) (*promStub, *canary.GateEvaluator) {
+	t.Helper()
 	prom := &promStub{values: map[string]string{}}
 	srv := httptest.NewServer(prom)
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	gates, err := canary.NewGateEvaluator(config.Prometheus{URL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return prom, gates
+}
+
+func TestGuardRollsBackOnBreachOnly(t *testing.T) {
+	w, ctrl := startedCanary(t)
+	ctx := context.Background()
+	prom, gates := guardGates(t)
 	target := canary.GateTarget{Service: "order", Env: "prod"}
 	rollback := func(ctx context.Context, reason string) error {
 		p, err := ctrl.Plan(ctx, "prod", "order", canary.Op{Action: canary.ActionRollback}, reason)
@@ -402,23 +416,9 @@ func TestReasonFitsACommit(t *testing.T) {
 // consecutive checks; a passing or unknown check in between starts the count again, and every
 // breaching check is still reported. The test drives the guard's clock, so no check waits.
 func TestGuardFailureLimit(t *testing.T) {
-	w := newWorld(t, appDoc{rev: oldRev, sync: "Synced", health: "Healthy", auto: true})
-	ctrl := canary.New(w.repo)
+	w, ctrl := startedCanary(t)
 	ctx := context.Background()
-	plan, err := ctrl.Plan(ctx, "prod", "order", canary.Op{Action: canary.ActionStart, Tag: "1.1.0", SkipGates: true}, "release 1.1.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ctrl.Execute(ctx, plan); err != nil {
-		t.Fatal(err)
-	}
-	prom := &promStub{values: map[string]string{}}
-	srv := httptest.NewServer(prom)
-	defer srv.Close()
-	gates, err := canary.NewGateEvaluator(config.Prometheus{URL: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	prom, gates := guardGates(t)
 	target := canary.GateTarget{Service: "order", Env: "prod"}
 	q5xx, _ := gates.Query(canary.GateQueryCanary5xx, target)
 	qcount, _ := gates.Query(canary.GateQueryCanaryRequests, target)

@@ -13,10 +13,10 @@ import (
 	"github.com/come2us/opsctl/tui/canary"
 )
 
-// TestBackendAppliesTheCanaryPolicy: the board's backend goes through pkg/canary's service, so
-// a context without Prometheus refuses a step from the TUI exactly as `opsctl canary step`
-// does (ErrNoGates, nothing pushed), while a rollback still lands.
-func TestBackendAppliesTheCanaryPolicy(t *testing.T) {
+// startedCanary is a GitOps remote whose order/prod canary was started at 1.1.0 (gates
+// skipped), and a working copy of it.
+func startedCanary(t *testing.T) (*gitopstest.Remote, string) {
+	t.Helper()
 	ctx := context.Background()
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	remote := gitopstest.NewRemote(t)
@@ -25,6 +25,7 @@ func TestBackendAppliesTheCanaryPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer repo.Close()
 	ctrl := pcanary.New(repo)
 	p, err := ctrl.Plan(ctx, "prod", "order", pcanary.Op{Action: pcanary.ActionStart, Tag: "1.1.0", SkipGates: true}, "release 1.1.0")
 	if err != nil {
@@ -33,7 +34,15 @@ func TestBackendAppliesTheCanaryPolicy(t *testing.T) {
 	if _, err := ctrl.Execute(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	repo.Close()
+	return remote, dir
+}
+
+// TestBackendAppliesTheCanaryPolicy: the board's backend goes through pkg/canary's service, so
+// a context without Prometheus refuses a step from the TUI exactly as `opsctl canary step`
+// does (ErrNoGates, nothing pushed), while a rollback still lands.
+func TestBackendAppliesTheCanaryPolicy(t *testing.T) {
+	ctx := context.Background()
+	remote, dir := startedCanary(t)
 
 	be := canary.NewBackend(canary.Deps{OpenRepo: func(ctx context.Context) (*gitops.Repo, error) { return gitops.Open(ctx, dir) }})
 	head := remote.Head()
@@ -73,22 +82,7 @@ func TestBackendAppliesTheCanaryPolicy(t *testing.T) {
 // canary step` does — one policy — while a rollback never waits.
 func TestBackendHoldsAStepForTheBakeTime(t *testing.T) {
 	ctx := context.Background()
-	t.Setenv("XDG_CACHE_HOME", t.TempDir())
-	remote := gitopstest.NewRemote(t)
-	dir := remote.Clone("Bob")
-	repo, err := gitops.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctrl := pcanary.New(repo)
-	p, err := ctrl.Plan(ctx, "prod", "order", pcanary.Op{Action: pcanary.ActionStart, Tag: "1.1.0", SkipGates: true}, "release 1.1.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ctrl.Execute(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	repo.Close()
+	remote, dir := startedCanary(t)
 
 	// Gates that open (their Prometheus is never reached: the bake time refuses first).
 	gates := func(string) (*pcanary.GateEvaluator, error) {
