@@ -17,6 +17,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -64,6 +65,7 @@ func kinds() map[string]kind {
 		"apps/v1/Deployment":                      plain(func() any { return &appsv1.Deployment{} }),
 		"autoscaling/v2/HorizontalPodAutoscaler":  plain(func() any { return &autoscalingv2.HorizontalPodAutoscaler{} }),
 		"policy/v1/PodDisruptionBudget":           plain(func() any { return &policyv1.PodDisruptionBudget{} }),
+		"networking.k8s.io/v1/Ingress":            plain(func() any { return &networkingv1.Ingress{} }),
 		"monitoring.coreos.com/v1/ServiceMonitor": plain(func() any { return &monitoringv1.ServiceMonitor{} }),
 		"monitoring.coreos.com/v1/PodMonitor":     plain(func() any { return &monitoringv1.PodMonitor{} }),
 

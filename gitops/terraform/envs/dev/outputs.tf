@@ -18,6 +18,11 @@ output "karpenter_interruption_queue" {
   value       = module.karpenter.interruption_queue_name
 }
 
+output "load_balancer_controller_role_arn" {
+  description = "IAM role of the AWS Load Balancer Controller (bound to its service account through Pod Identity)."
+  value       = module.load_balancer_controller.role_arn
+}
+
 output "rds_writer_endpoint" {
   description = "PostgreSQL writer endpoint."
   value       = module.rds.writer_endpoint

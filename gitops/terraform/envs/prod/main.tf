@@ -61,6 +61,14 @@ module "karpenter" {
   tags         = local.tags
 }
 
+module "load_balancer_controller" {
+  source = "../../modules/load-balancer-controller"
+
+  cluster_name = module.eks.cluster_name
+  region       = var.region
+  tags         = local.tags
+}
+
 module "rds" {
   source = "../../modules/rds"
 
