@@ -15,13 +15,14 @@ import (
 	"github.com/come2us/opsctl/tui/view"
 )
 
-// action is one s/w/p/b from key press to result: for w a weight prompt, then a plan computed
-// in the background, then the confirmation naming the commit, then the push and the follow.
+// action is one n/s/w/p/b from key press to result: for n an image tag prompt, for w a weight
+// prompt, then a plan computed in the background, then the confirmation naming the commit, then
+// the push and the follow.
 type action struct {
 	env, svc string
 	op       canary.Op
 	modal    *modal.Model
-	asking   bool // the weight prompt of w
+	asking   bool // the image tag prompt of n, the weight prompt of w
 	plan     *canary.Plan
 	where    string
 	events   chan tea.Msg
@@ -52,8 +53,27 @@ func (b *Board) begin(r Row, op canary.Op) tea.Cmd {
 	if r.Err != nil {
 		return view.Error(fmt.Errorf("%s/%s cannot be read: %w", r.Service, r.Env, r.Err))
 	}
+	if op.Action == canary.ActionStart {
+		if c := r.Status.Release.Canary; c.Enabled {
+			return view.Error(fmt.Errorf("a canary of %s/%s is already running (%s at %d%%): promote or roll it back first; nothing was changed",
+				r.Service, r.Env, termsafe.String(c.Tag), c.Weight))
+		}
+	}
 	a := &action{env: r.Env, svc: r.Service, op: op}
 	b.act = a
+	if op.Action == canary.ActionStart {
+		a.asking = true
+		a.modal = modal.New(fmt.Sprintf("Start a canary of %s/%s", r.Service, r.Env),
+			fmt.Sprintf("all traffic on %s now; v2 gets the first step of the ladder (10%%), then 30 → 50 → 100", dash(termsafe.String(r.Status.Release.StableTag)))).
+			Action("plan").
+			Field("Image tag", "the canary's image tag, e.g. 1.2.0", "", func(s string) error {
+				if !gitops.ValidTag(strings.TrimSpace(s)) {
+					return fmt.Errorf("%q is not a valid image tag", s)
+				}
+				return nil
+			})
+		return nil
+	}
 	if op.Action == canary.ActionSet {
 		cur := r.Status.Release.Canary.Weight
 		a.asking = true
@@ -128,8 +148,12 @@ func (b *Board) updateAction(msg tea.Msg) (tea.Cmd, bool) {
 			return nil, true
 		case modal.Confirmed:
 			if a.asking {
-				w, _ := atoi(a.modal.Value(0))
-				a.op.Weight = w
+				if a.op.Action == canary.ActionStart {
+					a.op.Tag = strings.TrimSpace(a.modal.Value(0))
+				} else {
+					w, _ := atoi(a.modal.Value(0))
+					a.op.Weight = w
+				}
 				a.asking = false
 				a.modal = nil
 				return b.plan(a), true

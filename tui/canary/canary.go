@@ -46,6 +46,7 @@ type Options struct {
 
 // Keys of the board.
 var (
+	KeyStart    = key.NewBinding(key.WithKeys("n"), key.WithHelp("n", "start canary"))
 	KeyStep     = key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "step"))
 	KeyWeight   = key.NewBinding(key.WithKeys("w"), key.WithHelp("w", "set weight"))
 	KeyPromote  = key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "promote"))
@@ -253,6 +254,8 @@ func (b *Board) key(msg tea.KeyMsg) (view.View, tea.Cmd) {
 	switch {
 	case key.Matches(msg, KeyReload):
 		return b, b.load()
+	case key.Matches(msg, KeyStart):
+		op = &canary.Op{Action: canary.ActionStart}
 	case key.Matches(msg, KeyStep):
 		op = &canary.Op{Action: canary.ActionStep}
 	case key.Matches(msg, KeyPromote):
@@ -468,7 +471,7 @@ func (b *Board) Keys() []key.Binding {
 	if b.o.Readonly {
 		return []key.Binding{KeyReload}
 	}
-	return []key.Binding{KeyStep, KeyWeight, KeyPromote, KeyRollback, KeyReload}
+	return []key.Binding{KeyStep, KeyWeight, KeyPromote, KeyRollback, KeyStart, KeyReload}
 }
 
 // Capturing is true while a dialog is open.

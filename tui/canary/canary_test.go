@@ -396,7 +396,7 @@ func TestCanaryReadonly(t *testing.T) {
 			key    string
 			action pcanary.Action
 		}{
-			{"s", pcanary.ActionStep}, {"w", pcanary.ActionSet}, {"p", pcanary.ActionPromote}, {"b", pcanary.ActionRollback},
+			{"s", pcanary.ActionStep}, {"w", pcanary.ActionSet}, {"p", pcanary.ActionPromote}, {"b", pcanary.ActionRollback}, {"n", pcanary.ActionStart},
 		} {
 			p.Type(k.key)
 			p.WaitFor("read-only: canary " + string(k.action) + " is disabled")
@@ -414,4 +414,51 @@ func TestCanaryReadonly(t *testing.T) {
 		}
 		tuitest.GoldenScreen(t, w.normalise(screen), wd, ht)
 	})
+}
+
+// TestCanaryStart: n on a row without a canary asks for the image tag (refusing a bad one), then
+// shows the plan and pushes one canary-start commit with the reason; on a row whose canary runs
+// it says so and opens nothing.
+func TestCanaryStart(t *testing.T) {
+	w := newWorld(t)
+	before := w.remote.Head()
+	p := w.open(t, 120, 40, false)
+	p.Type("n") // order/prod: its canary runs
+	p.WaitFor("a canary of order/prod is already running (1.1.0 at 10%)", "nothing was changed")
+	p.Key(tea.KeyDown) // payment/prod
+	p.Type("n")
+	p.WaitFor("Start a canary of payment/prod", "Image tag")
+	p.Type("bad tag")
+	p.Key(tea.KeyEnter)
+	p.WaitFor("is not a valid image tag")
+	for range len("bad tag") {
+		p.Key(tea.KeyBackspace)
+	}
+	p.Type("1.2.0")
+	p.Key(tea.KeyEnter)
+	p.WaitFor("Start a canary of payment/prod?", "Reason")
+	if w.remote.Head() != before {
+		t.Fatal("pushed before the confirmation")
+	}
+	p.Type("release 1.2.0")
+	p.Key(tea.KeyEnter)
+	p.WaitFor("pushed", "enter/esc close")
+
+	log := gitopstest.Git(t, w.remote.URL, "log", "--format=%H", before+"..main")
+	if n := len(strings.Fields(log)); n != 1 {
+		t.Fatalf("%d commits pushed, want 1", n)
+	}
+	msg := gitopstest.Git(t, w.remote.URL, "log", "-1", "--format=%B", "main")
+	for _, want := range []string{"Opsctl-Action: canary-start\n", "Opsctl-Service: payment\n", "Opsctl-Env: prod\n", "Opsctl-Reason: release 1.2.0"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("commit message lacks %q:\n%s", want, msg)
+		}
+	}
+	rel, err := gitops.ReadRelease(w.remote.File("gitops/envs/prod/payment/values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := rel.Canary; !c.Enabled || c.Tag != "1.2.0" || c.Weight != 10 {
+		t.Fatalf("payment/prod canary after start = %+v, want 1.2.0 at 10%%", c)
+	}
 }
