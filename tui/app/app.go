@@ -596,12 +596,17 @@ func (m Model) View() string {
 		body = top.View()
 	}
 	_, bh := m.bodySize()
+	// A message longer than the width takes rows from the bottom of the body rather than being
+	// cut: the part that says how long to wait or what to use is usually at its end.
+	status := m.statusLines()
+	bh = max(bh-(len(status)-1), 1)
 	bl := strings.Split(body, "\n")
 	for len(bl) < bh {
 		bl = append(bl, "")
 	}
 	lines = append(lines, bl[:bh]...)
-	lines = append(lines, m.helpLine(), m.statusLine())
+	lines = append(lines, m.helpLine())
+	lines = append(lines, status...)
 	for i, l := range lines {
 		lines[i] = ansi.Truncate(l, w, "")
 	}
@@ -747,18 +752,32 @@ func footer(h help.Model, viewKeys []key.Binding, root, filterable bool, width i
 	return b.String()
 }
 
-// statusLine draws the top view's note while it lasts, as one line: status text often carries
-// a server's or a broker's words, multi-line errors included, and is sanitised, its line breaks
-// folded into spaces and cut to the width in cells.
-func (m Model) statusLine() string {
+// MaxStatusLines is how many rows a long message may take at the bottom of the screen.
+const MaxStatusLines = 3
+
+// statusLines draws the top view's note while it lasts: status text often carries a server's or
+// a broker's words, multi-line errors included, and is sanitised, its line breaks folded into
+// spaces (one sentence), then wrapped at the width in cells over at most MaxStatusLines rows,
+// the last cut with "…" if even that is not enough. No note is one empty row.
+func (m Model) statusLines() []string {
 	n, ok := m.notes[m.top()]
 	if !ok || n.text == "" || !m.now().Before(n.until) {
-		return ""
+		return []string{""}
 	}
+	text, style := termsafe.Line(n.text), theme.StatusLine
 	if n.err {
-		return theme.Error.Render("✗ " + termsafe.Fit(n.text, max(m.width-2, 10)))
+		text, style = "✗ "+text, theme.Error
 	}
-	return theme.StatusLine.Render(termsafe.Fit(n.text, max(m.width, 10)))
+	w := max(m.width, 10)
+	lines := strings.Split(ansi.Wrap(text, w, ""), "\n")
+	if len(lines) > MaxStatusLines {
+		last := strings.Join(lines[MaxStatusLines-1:], " ")
+		lines = append(lines[:MaxStatusLines-1], termsafe.Cut(last, w))
+	}
+	for i, l := range lines {
+		lines[i] = style.Render(strings.TrimRight(l, " "))
+	}
+	return lines
 }
 
 func (m Model) helpScreen() string {

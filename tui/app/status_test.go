@@ -154,3 +154,43 @@ func TestRouteCheck(t *testing.T) {
 		t.Fatalf("a passed check opened %q", top.name)
 	}
 }
+
+// TestStatusLongMessageWraps: a message wider than the screen is wrapped over the bottom rows,
+// taking them from the body, so its end (how long to wait, which flag to use) is read, not cut;
+// the header stays on row 1, the key help stays, and the screen keeps its size.
+func TestStatusLongMessageWraps(t *testing.T) {
+	const msg = "canary gate bake refused the step: 30% was committed 41s ago (a1b2c3d, alice), " +
+		"and a weight bakes for 1m0s before the next step: 19s remain (try again after 03:01:19; " +
+		"a rollback is never held back)"
+	rs := append(routes(), Route{Name: "step", Open: func([]string) (view.View, error) { return nil, errors.New(msg) }})
+	dr, _ := drive(t, Options{Routes: rs})
+	d := paletteDriver{dr}
+	d.palette("step")
+	raw := d.Model.View()
+	tuitest.CheckDrawn(t, raw, 80, 24)
+	lines := strings.Split(tuitest.Plain(raw), "\n")
+	if len(lines) != 24 {
+		t.Fatalf("%d rows, want 24", len(lines))
+	}
+	var got []string
+	for _, l := range lines[len(lines)-3:] {
+		got = append(got, strings.TrimSpace(l))
+	}
+	if joined := strings.Join(got, " "); joined != "✗ "+msg {
+		t.Fatalf("the bottom rows read\n%q\nwant the whole message\n%q", joined, "✗ "+msg)
+	}
+	if help := lines[len(lines)-4]; !strings.Contains(help, "? help") {
+		t.Fatalf("the key help is gone: %q", help)
+	}
+	if !strings.Contains(lines[0], "ctx:") {
+		t.Fatalf("row 1 is not the header: %q", lines[0])
+	}
+
+	// Longer than three rows: the third ends in "…".
+	long := strings.Repeat("word ", 80)
+	d.Send(view.StatusMsg{Text: long, From: d.Model.(Model).Top()})
+	lines = strings.Split(d.Screen(), "\n")
+	if last := strings.TrimSpace(lines[len(lines)-1]); !strings.HasSuffix(last, "…") || len(lines) != 24 {
+		t.Fatalf("an overlong message is not cut on its third row: %q (%d rows)", last, len(lines))
+	}
+}
