@@ -11,6 +11,7 @@ import (
 
 	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
+	"github.com/come2us/opsctl/pkg/sim/sandbox"
 )
 
 // TestMain lets the test binary act as opsctl-sandbox in a child process (the helper-process
@@ -75,5 +76,63 @@ func TestHangupRemovesTheContext(t *testing.T) {
 	}
 	if c.Contexts["sandbox"] != nil || c.CurrentContext == "sandbox" {
 		t.Fatalf("after SIGHUP the config still holds the sandbox context (current %q)", c.CurrentContext)
+	}
+}
+
+// TestKillLeavesTheUserConfigAlone: a sandbox killed with SIGKILL runs no cleanup at all, so it
+// must never have written into the user's config file: it keeps its context in a config file of
+// its own, in its state directory, and the next sandbox removes that directory.
+func TestKillLeavesTheUserConfigAlone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the whole sandbox")
+	}
+	gitopstest.Isolate(t)
+	userCfg := filepath.Join(t.TempDir(), "config.yaml")
+	tmp := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "OPSCTL_SANDBOX_TEST_MAIN=1", "OPSCTL_CONFIG="+userCfg, "TMPDIR="+tmp,
+		"OPSCTL_SANDBOX_TEST_ARGS=--headless --rate 0")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	sc := bufio.NewScanner(out)
+	var ownCfg string
+	for sc.Scan() {
+		if p, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "export OPSCTL_CONFIG="); ok {
+			ownCfg = p
+			break
+		}
+	}
+	if ownCfg == "" {
+		t.Fatalf("the sandbox did not say which config file to use: %v", sc.Err())
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	c, err := config.Load(ownCfg)
+	if err != nil || c.Contexts["sandbox"] == nil || c.CurrentContext != "sandbox" {
+		t.Fatalf("the sandbox's own config %s holds %+v (%v); want the sandbox context, current", ownCfg, c, err)
+	}
+	if _, err := os.Stat(userCfg); !os.IsNotExist(err) {
+		t.Fatalf("while running, the sandbox wrote the user's config file %s (%v)", userCfg, err)
+	}
+
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if _, err := os.Stat(userCfg); !os.IsNotExist(err) {
+		t.Fatalf("after kill -9 the user's config file %s exists (%v)", userCfg, err)
+	}
+	state := filepath.Dir(ownCfg)
+	if stale := sandbox.StaleTempDirs(tmp); len(stale) != 1 || stale[0] != state {
+		t.Fatalf("stale temporary state = %v, want the killed sandbox's %s, for the next sandbox to remove", stale, state)
 	}
 }

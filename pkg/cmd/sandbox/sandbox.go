@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,10 @@ type SandboxOptions struct {
 	Ctx     context.Context
 	// RunTUI opens the TUI once the sandbox is ready (nil: the sandbox runs headless).
 	RunTUI TUIFunc
+	// ConfigFile, when set (--config), is a config file the sandbox writes its context into and
+	// takes it out of on exit; by default the sandbox writes a config file of its own, in its
+	// state directory, and never touches the user's.
+	ConfigFile string
 
 	Headless     bool
 	StateDir     string
@@ -82,12 +87,16 @@ func NewCmdSandbox(f *cmdutil.Factory, runTUI TUIFunc, runF func(*SandboxOptions
                windows' lock timeouts and lost connections are redriven a minute later, as
                runs of opsctl-agent@sandbox (dlt history, the TUI's DLT screens)
 
-It writes the context "sandbox" into the config file (and makes it current when none is), prints
-the addresses, and opens the TUI on it; with --headless it keeps running until Ctrl-C, so
-"opsctl --context sandbox ..." works from another shell. Everything simulated says so.
+It writes the context "sandbox" into a config file of its own, opsctl.yaml in its state
+directory, prints the addresses, and opens the TUI on it; with --headless it keeps running until
+Ctrl-C, and "export OPSCTL_CONFIG=STATE/opsctl.yaml" makes every opsctl command of another shell
+work on it. Your own config file is never changed, so nothing points at the sandbox once it is
+gone, however it ends (even kill -9). With --config FILE it writes the context into FILE too
+and takes it out again on exit. Everything simulated says so.
 
-The state (Kafka's log, the databases, the GitOps repository, the log file) lives in a temporary
-directory removed on exit, together with the context; --state DIR keeps it between runs.
+The state (Kafka's log, the databases, the GitOps repository, the log file, the config file)
+lives in a temporary directory removed on exit; --state DIR keeps it between runs. A temporary
+directory left by a sandbox that was killed is removed by the next one.
 
 v1 and v2 of a service are the same in-process code; the mesh tells them apart, and
 --canary-fault (or --canary-unready) makes v2 misbehave so canary gates and "canary watch
@@ -111,6 +120,9 @@ service for that reason.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Ctx = cmd.Context()
+			if fl := cmd.Flag("config"); fl != nil && fl.Changed {
+				opts.ConfigFile = f.ConfigPath
+			}
 			if opts.Started.IsZero() {
 				opts.Started = time.Now()
 			}
@@ -239,9 +251,14 @@ func parseCanaryFault(spec string) ([]meshsim.FaultKey, meshsim.Fault, error) {
 func sandboxRun(o *SandboxOptions) error {
 	f := o.Factory
 	out := f.IOStreams.Out
-	cfgFile, err := f.Config()
-	if err != nil {
-		return err
+	// A config file named with --config is read first: one that cannot be read stops the
+	// sandbox before anything starts.
+	var shared *config.Config
+	if o.ConfigFile != "" {
+		var err error
+		if shared, err = config.Load(o.ConfigFile); err != nil {
+			return fmt.Errorf("%w (nothing was started)", err)
+		}
 	}
 
 	fmt.Fprintln(f.IOStreams.ErrOut, "Starting the sandbox…")
@@ -274,16 +291,28 @@ func sandboxRun(o *SandboxOptions) error {
 		}
 	}
 
-	restore, err := writeContext(cfgFile, sb.Context(), o.StateDir == "")
+	// The sandbox's own config file: it lives and dies with the state directory.
+	own, err := config.Load(filepath.Join(sb.StateDir, OwnConfigFile))
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := restore(); err != nil {
-			fmt.Fprintf(f.IOStreams.ErrOut, "warning: %v\n", err)
+	own.Contexts = map[string]*config.Context{sandbox.ContextName: sb.Context()}
+	own.CurrentContext = sandbox.ContextName
+	if err := own.Save(); err != nil {
+		return fmt.Errorf("write the sandbox's config file: %w", err)
+	}
+	if shared != nil {
+		restore, err := writeContext(shared, sb.Context(), o.StateDir == "")
+		if err != nil {
+			return err
 		}
-	}()
-	printEndpoints(out, o, sb, cfgFile.File())
+		defer func() {
+			if err := restore(); err != nil {
+				fmt.Fprintf(f.IOStreams.ErrOut, "warning: %v\n", err)
+			}
+		}()
+	}
+	printEndpoints(out, o, sb, own.File())
 
 	rctx, cancel := context.WithTimeout(o.Ctx, o.ReadyTimeout)
 	err = sb.WaitReady(rctx)
@@ -301,7 +330,7 @@ func sandboxRun(o *SandboxOptions) error {
 	fmt.Fprintf(out, "\nReady in %.1fs: %s.\n", time.Since(o.Started).Seconds(), what)
 
 	if !o.Headless && o.RunTUI != nil && f.IOStreams.IsStdoutTTY() {
-		tf := &cmdutil.Factory{IOStreams: f.IOStreams, ConfigPath: cfgFile.File(), ContextName: sandbox.ContextName,
+		tf := &cmdutil.Factory{IOStreams: f.IOStreams, ConfigPath: own.File(), ContextName: sandbox.ContextName,
 			Readonly: f.Readonly, Output: f.Output, Now: f.Now}
 		tuiErr := o.RunTUI(o.Ctx, tf)
 		return errors.Join(tuiErr, stop())
@@ -311,14 +340,18 @@ func sandboxRun(o *SandboxOptions) error {
 	}
 	fmt.Fprintf(out, `
 Try, from another shell:
-  opsctl --context %[1]s dlt topics
-  opsctl --context %[1]s canary status order --env prod
-  opsctl --context %[1]s apps list
+  export OPSCTL_CONFIG=%[1]s
+  opsctl dlt topics
+  opsctl canary status order --env prod
+  opsctl apps list
 Ctrl-C stops everything.
-`, sandbox.ContextName)
+`, own.File())
 	<-o.Ctx.Done()
 	return stop()
 }
+
+// OwnConfigFile is the name of the sandbox's own config file in its state directory.
+const OwnConfigFile = "opsctl.yaml"
 
 // writeContext stores the sandbox context in the config file (making it current when no context
 // is) and returns how to undo that: a temporary sandbox takes its context with it, a kept one
@@ -399,5 +432,9 @@ func printEndpoints(w io.Writer, o *SandboxOptions, sb *sandbox.Sandbox, cfgPath
 	if sb.SeededDeadLetters > 0 {
 		fmt.Fprintf(w, "Seeded %d Spring Kafka and Kafka Connect dead letters (%s, %s).\n", sb.SeededDeadLetters, sandbox.SpringDLT, sandbox.ConnectDLT)
 	}
-	fmt.Fprintf(w, "Context %q written to %s.\n", sandbox.ContextName, cfgPath)
+	fmt.Fprintf(w, "Context %q written to %s (its own config file: yours is not changed", sandbox.ContextName, cfgPath)
+	if o.ConfigFile != "" {
+		fmt.Fprintf(w, "; also to %s until the sandbox stops", o.ConfigFile)
+	}
+	fmt.Fprintln(w, ").")
 }

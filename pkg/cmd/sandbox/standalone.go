@@ -10,8 +10,8 @@ import (
 )
 
 // NewCmdStandalone returns the sandbox command as the root of its own binary, opsctl-sandbox,
-// which `opsctl sandbox` runs: the same flags, plus opsctl's global --config (the file the
-// sandbox writes its context into), and help and examples that read "opsctl sandbox" as users
+// which `opsctl sandbox` runs: the same flags, plus opsctl's global --config (a config file the
+// sandbox also writes its context into), and help and examples that read "opsctl sandbox" as users
 // type it.
 func NewCmdStandalone(f *cmdutil.Factory, runTUI TUIFunc) *cobra.Command {
 	cmd := NewCmdSandbox(f, runTUI, nil)
@@ -22,6 +22,6 @@ func NewCmdStandalone(f *cmdutil.Factory, runTUI TUIFunc) *cobra.Command {
 
   # Without opsctl: this binary is what "opsctl sandbox" runs
   opsctl-sandbox --headless`
-	cmd.PersistentFlags().StringVar(&f.ConfigPath, "config", f.ConfigPath, "config file to write the sandbox context into (default $OPSCTL_CONFIG or ~/.config/opsctl/config.yaml)")
+	cmd.PersistentFlags().StringVar(&f.ConfigPath, "config", f.ConfigPath, "also write the sandbox context into this config file (taken out again on exit); by default only the sandbox's own STATE/opsctl.yaml holds it")
 	return cmd
 }

@@ -357,8 +357,16 @@ func Start(ctx context.Context, cfg Config) (_ *Sandbox, err error) {
 func (s *Sandbox) prepareState() error {
 	dir := s.cfg.StateDir
 	if dir == "" {
-		tmp, err := os.MkdirTemp("", "opsctl-sandbox-")
+		// Temporary state left by a sandbox that was killed (kill -9 runs no cleanup) goes now.
+		for _, stale := range StaleTempDirs(os.TempDir()) {
+			_ = os.RemoveAll(stale)
+		}
+		tmp, err := os.MkdirTemp("", tempDirPrefix)
 		if err != nil {
+			return fmt.Errorf("create the sandbox's state directory: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, pidFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+			_ = os.RemoveAll(tmp)
 			return fmt.Errorf("create the sandbox's state directory: %w", err)
 		}
 		s.tempDir, dir = tmp, tmp
