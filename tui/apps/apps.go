@@ -40,6 +40,9 @@ type Options struct {
 	Retry time.Duration
 	// WaitTimeout bounds how long a sync is followed (default argocd.DefaultWaitTimeout).
 	WaitTimeout time.Duration
+	// Tick is how often the ages are redrawn from Now (default 1s), so "SYNCED 2m" keeps
+	// counting between watch events.
+	Tick time.Duration
 }
 
 func (o *Options) defaults() {
@@ -54,6 +57,9 @@ func (o *Options) defaults() {
 	}
 	if o.WaitTimeout <= 0 {
 		o.WaitTimeout = argocd.DefaultWaitTimeout
+	}
+	if o.Tick <= 0 {
+		o.Tick = time.Second
 	}
 }
 
@@ -83,6 +89,9 @@ type listMsg struct {
 }
 
 type retryMsg struct{ owner *List }
+
+// tickMsg redraws the ages.
+type tickMsg struct{ owner *List }
 
 // List is the applications table.
 type List struct {
@@ -143,7 +152,7 @@ func verdictStyle(v string) lipgloss.Style {
 
 // Init lists the applications and starts the watch.
 func (l *List) Init() tea.Cmd {
-	return tea.Batch(l.load(), l.startWatch())
+	return tea.Batch(l.load(), l.startWatch(), view.After(l.ctx, l.o.Tick, tickMsg{owner: l}))
 }
 
 func (l *List) load() tea.Cmd {
@@ -235,6 +244,12 @@ func (l *List) Update(msg tea.Msg) (view.View, tea.Cmd) {
 			return l, nil
 		}
 		return l, tea.Batch(l.load(), l.startWatch())
+	case tickMsg:
+		if msg.owner != l {
+			return l, nil
+		}
+		l.refresh()
+		return l, view.After(l.ctx, l.o.Tick, tickMsg{owner: l})
 	case tea.KeyMsg:
 		return l.key(msg)
 	case tea.MouseMsg:
@@ -296,7 +311,9 @@ func (l *List) refresh() {
 	for _, n := range l.order {
 		a := l.apps[n]
 		row := []string{a.Name, dash(a.Sync), dash(a.Health), dash(argocd.ShortRevision(a.Revision)), operationCell(a.Operation), table.Ago(now, a.LastSync)}
-		if f != "" && !strings.Contains(strings.ToLower(strings.Join(row, " ")), f) {
+		// The filter matches the name: "prod" must not select a dev app whose operation
+		// message or revision happens to contain it.
+		if f != "" && !strings.Contains(strings.ToLower(a.Name), f) {
 			continue
 		}
 		l.shown = append(l.shown, n)

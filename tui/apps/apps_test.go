@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -224,4 +225,44 @@ func TestAppsNoLeak(t *testing.T) {
 	goleak.VerifyNone(t, opts,
 		// teatest waits for SIGINT for the life of the test binary.
 		goleak.IgnoreTopFunction("github.com/charmbracelet/x/exp/teatest.NewTestModel.func2"))
+}
+
+// TestAppsFilterMatchesTheName: the filter selects by application name, not by a word that
+// happens to be in another column (order-service-prod's operation is "sync Running").
+func TestAppsFilterMatchesTheName(t *testing.T) {
+	w := newWorld(t)
+	p := tuitest.Start(t, w.root(t.Context(), false), 120, 40)
+	p.WaitFor("order-service-prod", "sync Running")
+	p.Type("/running")
+	p.Key(tea.KeyEnter)
+	p.WaitFor("no application matches the filter")
+	p.Key(tea.KeyEsc)
+	p.Type("/payment")
+	p.Key(tea.KeyEnter)
+	p.WaitFor("payment-service-prod")
+	if s := p.Screen(); strings.Contains(s, "order-service-prod") {
+		t.Fatalf("the filter payment shows order-service-prod:\n%s", s)
+	}
+}
+
+// TestAppsAgesTick: the SYNCED age keeps counting on the view's clock between watch events.
+func TestAppsAgesTick(t *testing.T) {
+	w := newWorld(t)
+	var mu sync.Mutex
+	now := fixedNow
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	ctx := t.Context()
+	root := app.New(app.Options{
+		Header: app.Header{Context: "prod"},
+		Routes: []app.Route{{Name: "apps", Open: func([]string) (view.View, error) {
+			return apps.New(apps.Options{Ctx: ctx, Apps: w.apps, Now: clock, Tick: 5 * time.Millisecond}), nil
+		}}},
+		Start: "apps",
+	})
+	p := tuitest.Start(t, root, 120, 40)
+	p.WaitFor("payment-service-prod", "1h")
+	mu.Lock()
+	now = now.Add(3 * time.Hour)
+	mu.Unlock()
+	p.WaitFor("4h") // synced 1h ago, 3h later; no event arrives: only the tick redraws
 }
