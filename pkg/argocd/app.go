@@ -30,6 +30,14 @@ type Apps interface {
 	// Sync starts a sync operation. It returns once Argo CD accepted the operation, not when
 	// the operation finished; use Wait for that.
 	Sync(ctx context.Context, name string, opts SyncOptions) (App, error)
+	// ManagedResources returns every object the application manages with its state in git
+	// and in the cluster.
+	ManagedResources(ctx context.Context, name string) ([]ManagedResource, error)
+	// RevisionInfo returns the author, date and message of a git revision of the application.
+	RevisionInfo(ctx context.Context, name, revision string) (Revision, error)
+	// Rollback redeploys the revision of history entry id, as `argocd app rollback` does. It
+	// is refused (ErrAutoSync) while the application syncs automatically.
+	Rollback(ctx context.Context, name string, id int64, opts RollbackOptions) (App, error)
 	// Watch calls fn for every change of the named application, or of every application when
 	// name is empty, starting with the current state of each. It blocks until ctx is done
 	// (returning nil), fn returns an error (returned as is) or the stream cannot be resumed.

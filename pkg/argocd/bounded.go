@@ -50,6 +50,30 @@ func (b *bounded) Sync(ctx context.Context, name string, opts SyncOptions) (App,
 	return a, err
 }
 
+func (b *bounded) ManagedResources(ctx context.Context, name string) ([]ManagedResource, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	return b.Apps.ManagedResources(ctx, name)
+}
+
+func (b *bounded) RevisionInfo(ctx context.Context, name, revision string) (Revision, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	return b.Apps.RevisionInfo(ctx, name, revision)
+}
+
+// Rollback says, as Sync does, that a rollback Argo CD did not answer in time may have started.
+func (b *bounded) Rollback(ctx context.Context, name string, id int64, opts RollbackOptions) (App, error) {
+	cctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	a, err := b.Apps.Rollback(cctx, name, id, opts)
+	if err != nil && ctx.Err() == nil && (cctx.Err() != nil || timedOut(err)) {
+		return a, &Error{Kind: ErrUnreachable, Cause: err,
+			Msg: fmt.Sprintf("rollback %s: Argo CD did not answer within %s; the rollback may or may not have started (check with `opsctl apps get %s`)", name, b.timeout, name)}
+	}
+	return a, err
+}
+
 // timedOut reports whether err is a request's deadline passing. gRPC enforces a deadline with
 // its own timer and can report DeadlineExceeded a moment before the context says so.
 func timedOut(err error) bool {

@@ -3,6 +3,7 @@ package argocd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -147,6 +148,62 @@ func (c *coreApps) Sync(ctx context.Context, name string, opts SyncOptions) (App
 	out, err := c.cs.ArgoprojV1alpha1().Applications(c.ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
 	if err != nil {
 		return App{}, c.ep.wrap("sync", name, err)
+	}
+	return fromApplication(out), nil
+}
+
+// ManagedResources and RevisionInfo need argocd-server's repo-server: the Application objects
+// core mode reads do not hold rendered manifests or commit messages.
+func (c *coreApps) ManagedResources(_ context.Context, name string) ([]ManagedResource, error) {
+	return nil, errNeedsServer("resources of "+name, "the rendered and live state of its resources")
+}
+
+func (c *coreApps) RevisionInfo(_ context.Context, name, revision string) (Revision, error) {
+	return Revision{}, errNeedsServer("revision "+ShortRevision(revision)+" of "+name, "commit messages")
+}
+
+// ErrNeedsServer means the request needs argocd-server and the context uses core mode.
+var ErrNeedsServer = errors.New("needs argocd-server")
+
+func errNeedsServer(subject, what string) error {
+	return &Error{Kind: ErrNeedsServer, Msg: fmt.Sprintf("%s: core mode reads Application objects only, which do not carry %s; set argocd.server in the context to see them", subject, what)}
+}
+
+// Rollback sets the sync operation argocd-server would: the history entry's revision and
+// source, after the same checks.
+func (c *coreApps) Rollback(ctx context.Context, name string, id int64, opts RollbackOptions) (App, error) {
+	a, err := c.get(ctx, "rollback", name)
+	if err != nil {
+		return App{}, err
+	}
+	if err := checkRollback(fromApplication(a), id); err != nil {
+		return fromApplication(a), err
+	}
+	if a.Operation != nil || (a.Status.OperationState != nil && !a.Status.OperationState.Phase.Completed()) {
+		return App{}, &Error{Kind: ErrOperationInProgress, Msg: fmt.Sprintf("rollback %s: another operation is already in progress; nothing was started", name)}
+	}
+	var h v1alpha1.RevisionHistory
+	for _, e := range a.Status.History {
+		if e.ID == id {
+			h = e
+		}
+	}
+	src := h.Source
+	op := v1alpha1.Operation{
+		InitiatedBy: v1alpha1.OperationInitiator{Username: c.actor},
+		Sync:        &v1alpha1.SyncOperation{Revision: h.Revision, Source: &src, Prune: opts.Prune, DryRun: opts.DryRun},
+	}
+	body := map[string]any{"operation": op}
+	if rv := a.ResourceVersion; rv != "" {
+		body["metadata"] = map[string]any{"resourceVersion": rv}
+	}
+	patch, err := json.Marshal(body)
+	if err != nil {
+		return App{}, fmt.Errorf("rollback %s: %w", name, err)
+	}
+	out, err := c.cs.ArgoprojV1alpha1().Applications(c.ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if err != nil {
+		return App{}, c.ep.wrap("rollback", name, err)
 	}
 	return fromApplication(out), nil
 }

@@ -150,6 +150,88 @@ func (s *serverApps) Sync(ctx context.Context, name string, opts SyncOptions) (A
 	return fromApplication(a), nil
 }
 
+func (s *serverApps) ManagedResources(ctx context.Context, name string) ([]ManagedResource, error) {
+	q := &applicationpkg.ResourcesQuery{ApplicationName: &name}
+	if s.project != "" {
+		q.Project = &s.project
+	}
+	resp, err := s.cl.ManagedResources(ctx, q)
+	if err != nil {
+		return nil, s.ep.wrap("resources of", name, err)
+	}
+	out := make([]ManagedResource, 0, len(resp.Items))
+	for _, d := range resp.Items {
+		if d == nil || d.Hook {
+			continue
+		}
+		r := ManagedResource{Group: d.Group, Kind: d.Kind, Namespace: d.Namespace, Name: d.Name, Modified: d.Modified}
+		// The predicted live state is what a sync would leave (git's state over the live
+		// object); compared with the normalised live state it is `argocd app diff`.
+		target := d.PredictedLiveState
+		if target == "" {
+			target = d.TargetState
+		}
+		live := d.NormalizedLiveState
+		if live == "" {
+			live = d.LiveState
+		}
+		if r.Target, err = stateYAML(target); err != nil {
+			return nil, s.ep.wrap("resources of", name, err)
+		}
+		if r.Live, err = stateYAML(live); err != nil {
+			return nil, s.ep.wrap("resources of", name, err)
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
+	})
+	return out, nil
+}
+
+func (s *serverApps) RevisionInfo(ctx context.Context, name, revision string) (Revision, error) {
+	q := &applicationpkg.RevisionMetadataQuery{Name: &name, Revision: &revision}
+	if s.project != "" {
+		q.Project = &s.project
+	}
+	m, err := s.cl.RevisionMetadata(ctx, q)
+	if err != nil {
+		// No application name: NotFound here is the revision's, not the application's.
+		return Revision{}, s.ep.wrap("revision "+ShortRevision(revision)+" of "+name, "", err)
+	}
+	r := Revision{Revision: revision, Author: m.Author, Message: m.Message}
+	if m.Date != nil {
+		r.Date = m.Date.Time.UTC()
+	}
+	return r, nil
+}
+
+func (s *serverApps) Rollback(ctx context.Context, name string, id int64, opts RollbackOptions) (App, error) {
+	a, err := s.Get(ctx, name)
+	if err != nil {
+		return App{}, err
+	}
+	if err := checkRollback(a, id); err != nil {
+		return a, err
+	}
+	req := &applicationpkg.ApplicationRollbackRequest{Name: &name, Id: &id, Prune: &opts.Prune, DryRun: &opts.DryRun}
+	if s.project != "" {
+		req.Project = &s.project
+	}
+	out, err := s.cl.Rollback(ctx, req)
+	if err != nil {
+		return App{}, s.ep.wrap("rollback", name, err)
+	}
+	return fromApplication(out), nil
+}
+
 func (s *serverApps) Watch(ctx context.Context, name string, fn func(Event) error) error {
 	failures := 0
 	for {

@@ -309,3 +309,86 @@ users:
 		t.Fatalf("world-readable CLI config = %v", err)
 	}
 }
+
+// TestServerRollback: a rollback of an application that syncs itself is refused before any
+// request is sent, with what to do instead; an unknown history entry is refused naming the
+// entries; otherwise Argo CD is asked to sync the entry's revision.
+func TestServerRollback(t *testing.T) {
+	srv := argocdtest.Start(t, testToken, allFixtures(t)...)
+	apps := dial(t, serverOptions(srv))
+	ctx := context.Background()
+
+	_, err := apps.Rollback(ctx, "order-service-prod", 1, RollbackOptions{})
+	if !errors.Is(err, ErrAutoSync) || !strings.Contains(err.Error(), "auto-sync is on") || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("rollback with auto-sync = %v", err)
+	}
+	if got := srv.Syncs(); len(got) != 0 {
+		t.Fatalf("a refused rollback reached Argo CD: %+v", got)
+	}
+
+	manual := strings.Replace(fixture(t, "order-service-prod"), "    automated:\n      prune: true\n      selfHeal: true\n", "", 1)
+	if manual == fixture(t, "order-service-prod") {
+		t.Fatal("the fixture's automated policy was not removed")
+	}
+	if err := srv.Apply(manual); err != nil {
+		t.Fatal(err)
+	}
+	_, err = apps.Rollback(ctx, "order-service-prod", 9, RollbackOptions{})
+	if err == nil || !strings.Contains(err.Error(), "no history entry 9 (entries: 1, 2)") {
+		t.Fatalf("rollback to an unknown entry = %v", err)
+	}
+	a, err := apps.Rollback(ctx, "order-service-prod", 1, RollbackOptions{Prune: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Operation == nil || a.Operation.Revision != "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c" || !a.Operation.Prune {
+		t.Fatalf("operation after the rollback = %+v", a.Operation)
+	}
+	if got := srv.Syncs(); len(got) != 1 || got[0].RollbackID != 1 || got[0].Revision != "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c" {
+		t.Fatalf("requests = %+v", got)
+	}
+}
+
+// TestServerResourcesAndRevisions: the states of managed objects come back as YAML with a diff
+// from git to live; a revision's commit with its author and subject.
+func TestServerResourcesAndRevisions(t *testing.T) {
+	srv := argocdtest.Start(t, testToken, allFixtures(t)...)
+	srv.SetResources("order-service-prod",
+		argocdtest.Resource{Group: "apps", Kind: "Deployment", Namespace: "come2us-prod", Name: "order-service-v1",
+			Target: "spec:\n  replicas: 3\n", Live: "spec:\n  replicas: 2\n"},
+		argocdtest.Resource{Kind: "Service", Namespace: "come2us-prod", Name: "order-service",
+			Target: "spec:\n  port: 80\n", Live: "spec:\n  port: 80\n"},
+	)
+	date := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	srv.SetCommit("0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c", argocdtest.Commit{Author: "Alice <alice@example.com>", Date: date, Message: "canary order/prod: 1.1.0 10% -> 30%\n\nphase 0 met\n"})
+	apps := dial(t, serverOptions(srv))
+	ctx := context.Background()
+
+	rs, err := apps.ManagedResources(ctx, "order-service-prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 || rs[0].Kind != "Deployment" || !rs[0].Modified || rs[1].Modified {
+		t.Fatalf("resources = %+v", rs)
+	}
+	if d := rs[0].Diff(); !strings.Contains(d, "--- git/Deployment.apps/order-service-v1") || !strings.Contains(d, "-  replicas: 3\n+  replicas: 2\n") {
+		t.Fatalf("diff:\n%s", d)
+	}
+	if d := rs[1].Diff(); d != "" {
+		t.Fatalf("an object in sync has a diff:\n%s", d)
+	}
+	if rs[1].Live != "spec:\n  port: 80\n" {
+		t.Fatalf("live YAML %q", rs[1].Live)
+	}
+
+	r, err := apps.RevisionInfo(ctx, "order-service-prod", "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Subject() != "canary order/prod: 1.1.0 10% -> 30%" || r.Author != "Alice <alice@example.com>" || !r.Date.Equal(date) {
+		t.Fatalf("revision = %+v", r)
+	}
+	if _, err := apps.RevisionInfo(ctx, "order-service-prod", "ffffffffffffffffffffffffffffffffffffffff"); err == nil || !strings.Contains(err.Error(), "revision fffffff of order-service-prod") {
+		t.Fatalf("unknown revision = %v", err)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	applicationpkg "github.com/argoproj/argo-cd/v3/pkg/apiclient/application"
 	versionpkg "github.com/argoproj/argo-cd/v3/pkg/apiclient/version"
@@ -29,6 +30,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/yaml"
 )
@@ -43,6 +45,22 @@ type SyncRequest struct {
 	Prune    bool
 	DryRun   bool
 	Project  string
+	// RollbackID is the history entry of a rollback (0 for a sync).
+	RollbackID int64
+}
+
+// Resource is the state of one managed object for ManagedResources: Target is what git
+// renders, Live what the cluster has, both YAML ("" for none).
+type Resource struct {
+	Group, Kind, Namespace, Name string
+	Target, Live                 string
+}
+
+// Commit is what RevisionMetadata answers for a revision.
+type Commit struct {
+	Author  string
+	Date    time.Time
+	Message string
 }
 
 // Server is a running fake argocd-server.
@@ -68,6 +86,8 @@ type Server struct {
 	syncs     []SyncRequest
 	refreshes []string
 	hang      bool
+	managed   map[string][]Resource
+	commits   map[string]Commit
 }
 
 // Start serves on a free port of 127.0.0.1 with token as the only accepted token, loaded with
@@ -131,7 +151,27 @@ func (s *Server) Apply(doc string) error {
 	return nil
 }
 
-// Syncs returns the syncs accepted so far.
+// SetResources sets what ManagedResources answers for app.
+func (s *Server) SetResources(app string, rs ...Resource) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.managed == nil {
+		s.managed = map[string][]Resource{}
+	}
+	s.managed[app] = rs
+}
+
+// SetCommit sets what RevisionMetadata answers for revision.
+func (s *Server) SetCommit(revision string, c Commit) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.commits == nil {
+		s.commits = map[string]Commit{}
+	}
+	s.commits[revision] = c
+}
+
+// Syncs returns the syncs (and rollbacks) accepted so far.
 func (s *Server) Syncs() []SyncRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -323,6 +363,95 @@ func (s *Server) Sync(_ context.Context, req *applicationpkg.ApplicationSyncRequ
 	a.Operation = &v1alpha1.Operation{
 		InitiatedBy: v1alpha1.OperationInitiator{Username: "admin"},
 		Sync:        &v1alpha1.SyncOperation{Revision: sr.Revision, Prune: sr.Prune, DryRun: sr.DryRun},
+	}
+	s.syncs = append(s.syncs, sr)
+	s.broadcast(watch.Modified, a)
+	out := a.DeepCopy()
+	s.mu.Unlock()
+	if s.OnSync != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.OnSync(sr)
+		}()
+	}
+	return out, nil
+}
+
+// ManagedResources answers what SetResources set, as argocd-server does: JSON states and
+// whether they differ.
+func (s *Server) ManagedResources(_ context.Context, q *applicationpkg.ResourcesQuery) (*applicationpkg.ManagedResourcesResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.lookup(q.GetApplicationName(), q.GetProject()); err != nil {
+		return nil, err
+	}
+	out := &applicationpkg.ManagedResourcesResponse{}
+	for _, r := range s.managed[q.GetApplicationName()] {
+		target, err := yaml.YAMLToJSON([]byte(r.Target))
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "argocdtest: target of %s: %v", r.Name, err)
+		}
+		live, err := yaml.YAMLToJSON([]byte(r.Live))
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "argocdtest: live state of %s: %v", r.Name, err)
+		}
+		out.Items = append(out.Items, &v1alpha1.ResourceDiff{
+			Group: r.Group, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name,
+			TargetState: string(target), NormalizedLiveState: string(live), PredictedLiveState: string(target),
+			Modified: r.Target != r.Live,
+		})
+	}
+	return out, nil
+}
+
+// RevisionMetadata answers what SetCommit set, NotFound for an unknown revision.
+func (s *Server) RevisionMetadata(_ context.Context, q *applicationpkg.RevisionMetadataQuery) (*v1alpha1.RevisionMetadata, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.lookup(q.GetName(), q.GetProject()); err != nil {
+		return nil, err
+	}
+	c, ok := s.commits[q.GetRevision()]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "revision %s not found", q.GetRevision())
+	}
+	d := metav1.NewTime(c.Date)
+	return &v1alpha1.RevisionMetadata{Author: c.Author, Date: &d, Message: c.Message}, nil
+}
+
+// Rollback starts a sync to a history entry's revision, refused as argocd-server refuses it:
+// while auto-sync is on, for an unknown entry, and while an operation runs.
+func (s *Server) Rollback(_ context.Context, req *applicationpkg.ApplicationRollbackRequest) (*v1alpha1.Application, error) {
+	s.mu.Lock()
+	a, err := s.lookup(req.GetName(), req.GetProject())
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	if a.Spec.SyncPolicy != nil && a.Spec.SyncPolicy.Automated != nil {
+		s.mu.Unlock()
+		return nil, status.Errorf(codes.FailedPrecondition, "rollback cannot be initiated when auto-sync is enabled")
+	}
+	var h *v1alpha1.RevisionHistory
+	for i := range a.Status.History {
+		if a.Status.History[i].ID == req.GetId() {
+			h = &a.Status.History[i]
+		}
+	}
+	if h == nil {
+		s.mu.Unlock()
+		return nil, status.Errorf(codes.InvalidArgument, "application %s does not have deployment with id %v", a.Name, req.GetId())
+	}
+	if a.Operation != nil || (a.Status.OperationState != nil && !a.Status.OperationState.Phase.Completed()) {
+		s.mu.Unlock()
+		return nil, status.Error(codes.FailedPrecondition, "another operation is already in progress")
+	}
+	sr := SyncRequest{App: a.Name, Revision: h.Revision, Prune: req.GetPrune(), DryRun: req.GetDryRun(), Project: req.GetProject(), RollbackID: h.ID}
+	src := h.Source
+	a.Operation = &v1alpha1.Operation{
+		InitiatedBy: v1alpha1.OperationInitiator{Username: "admin"},
+		Sync:        &v1alpha1.SyncOperation{Revision: sr.Revision, Source: &src, Prune: sr.Prune, DryRun: sr.DryRun},
 	}
 	s.syncs = append(s.syncs, sr)
 	s.broadcast(watch.Modified, a)

@@ -409,6 +409,33 @@ func (l *lazyApps) Sync(ctx context.Context, name string, opts argocd.SyncOption
 	return a.Sync(ctx, name, opts)
 }
 
+// ManagedResources implements argocd.Apps.
+func (l *lazyApps) ManagedResources(ctx context.Context, name string) ([]argocd.ManagedResource, error) {
+	a, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return a.ManagedResources(ctx, name)
+}
+
+// RevisionInfo implements argocd.Apps.
+func (l *lazyApps) RevisionInfo(ctx context.Context, name, revision string) (argocd.Revision, error) {
+	a, err := l.get(ctx)
+	if err != nil {
+		return argocd.Revision{}, err
+	}
+	return a.RevisionInfo(ctx, name, revision)
+}
+
+// Rollback implements argocd.Apps.
+func (l *lazyApps) Rollback(ctx context.Context, name string, id int64, opts argocd.RollbackOptions) (argocd.App, error) {
+	a, err := l.get(ctx)
+	if err != nil {
+		return argocd.App{}, err
+	}
+	return a.Rollback(ctx, name, id, opts)
+}
+
 // Watch implements argocd.Apps.
 func (l *lazyApps) Watch(ctx context.Context, name string, fn func(argocd.Event) error) error {
 	a, err := l.get(ctx)

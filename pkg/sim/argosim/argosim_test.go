@@ -709,6 +709,17 @@ func TestApplicationAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("rollback while auto-sync is on", func(t *testing.T) {
+		before := sb.get(app)
+		_, err := sb.apps.Rollback(ctx, &applicationpkg.ApplicationRollbackRequest{Name: ptr(app), Id: ptr(int64(0)), Project: ptr("come2us")})
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "auto-sync is enabled") {
+			t.Fatalf("Rollback = %v", err)
+		}
+		if a := sb.get(app); a.Operation != nil || len(a.Status.History) != len(before.Status.History) {
+			t.Fatalf("a refused rollback started something: %s", describe(a))
+		}
+	})
+
 	t.Run("revision metadata", func(t *testing.T) {
 		md, err := sb.apps.RevisionMetadata(ctx, &applicationpkg.RevisionMetadataQuery{Name: ptr(app), Revision: ptr(head)})
 		if err != nil {

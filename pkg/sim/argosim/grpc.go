@@ -33,7 +33,7 @@ import (
 // argocd-server's gRPC API, as argo-cd v3's generated service interfaces.
 //
 // Application service: List, Get (with refresh), Sync (prune, dryRun, revision), Watch,
-// ResourceTree, ManagedResources and RevisionMetadata. Version (what the API client calls
+// ResourceTree, ManagedResources, RevisionMetadata and Rollback. Version (what the API client calls
 // when it connects), Settings.Get and Session.GetUserInfo answer too, and say "simulated".
 // Everything else answers Unimplemented.
 //
@@ -335,6 +335,48 @@ func (a *appAPI) Sync(ctx context.Context, req *applicationpkg.ApplicationSyncRe
 }
 
 var errInProgress = errors.New("another operation is already in progress")
+
+// Rollback syncs the revision of a history entry, as argocd-server does: refused while
+// auto-sync is on, for an unknown entry, and while another operation runs.
+func (a *appAPI) Rollback(ctx context.Context, req *applicationpkg.ApplicationRollbackRequest) (*v1alpha1.Application, error) {
+	name := req.GetName()
+	app, err := a.lookupIn(req.GetAppNamespace(), name, req.GetProject())
+	if err != nil {
+		return nil, err
+	}
+	if app.Spec.SyncPolicy != nil && app.Spec.SyncPolicy.IsAutomatedSyncEnabled() {
+		return nil, status.Error(codes.FailedPrecondition, "rollback cannot be initiated when auto-sync is enabled")
+	}
+	var h *v1alpha1.RevisionHistory
+	for i := range app.Status.History {
+		if app.Status.History[i].ID == req.GetId() {
+			h = &app.Status.History[i]
+		}
+	}
+	if h == nil {
+		return nil, status.Errorf(codes.InvalidArgument, "application %s does not have deployment with id %v", name, req.GetId())
+	}
+	src := h.Source
+	op := v1alpha1.Operation{
+		Sync:        &v1alpha1.SyncOperation{Revision: h.Revision, Source: &src, Prune: req.GetPrune(), DryRun: req.GetDryRun()},
+		InitiatedBy: v1alpha1.OperationInitiator{Username: sandboxUser},
+	}
+	out, err := a.s.updateApp(ctx, name, func(app *v1alpha1.Application) (bool, error) {
+		if app.Operation != nil || (app.Status.OperationState != nil && !app.Status.OperationState.Phase.Completed()) {
+			return false, errInProgress
+		}
+		app.Operation = &op
+		return true, nil
+	})
+	if errors.Is(err, errInProgress) {
+		return nil, status.Error(codes.FailedPrecondition, "another operation is already in progress")
+	}
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	a.s.enqueue(name, false, false)
+	return out, nil
+}
 
 // Watch streams an ADDED event per matching Application, then every change, until the client
 // goes away or the server stops.
