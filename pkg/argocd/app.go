@@ -166,6 +166,8 @@ type Deployment struct {
 	StartedAt   *time.Time `json:"startedAt,omitempty"`
 	InitiatedBy string     `json:"initiatedBy,omitempty"`
 	Source      string     `json:"source,omitempty"`
+	// Commit is the revision's commit, when read (Commits).
+	Commit *Revision `json:"commit,omitempty"`
 }
 
 // SyncOptions shape a sync operation.

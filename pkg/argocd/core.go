@@ -176,7 +176,7 @@ func (c *coreApps) Rollback(ctx context.Context, name string, id int64, opts Rol
 	if err != nil {
 		return App{}, err
 	}
-	if err := checkRollback(fromApplication(a), id); err != nil {
+	if err := CheckRollback(fromApplication(a), id); err != nil {
 		return fromApplication(a), err
 	}
 	if a.Operation != nil || (a.Status.OperationState != nil && !a.Status.OperationState.Phase.Completed()) {

@@ -1,6 +1,7 @@
 package argocd
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,9 +74,9 @@ type RollbackOptions struct {
 // CD would refuse it too, and would sync straight back to git if it did not.
 var ErrAutoSync = errors.New("auto-sync is enabled")
 
-// checkRollback refuses what Argo CD would: a rollback of an application that syncs itself,
+// CheckRollback refuses what Argo CD would: a rollback of an application that syncs itself,
 // or to a history entry that does not exist.
-func checkRollback(a App, id int64) error {
+func CheckRollback(a App, id int64) error {
 	if a.AutoSync {
 		return &Error{Kind: ErrAutoSync, Msg: fmt.Sprintf("rollback %s: auto-sync is on, so Argo CD refuses a rollback (it would sync back to git at once); "+
 			"roll back in git instead (a revert, or `opsctl canary rollback`), or turn auto-sync off first; nothing was changed", a.Name)}
@@ -106,4 +107,42 @@ func stateYAML(js string) (string, error) {
 		return "", err
 	}
 	return string(b), nil
+}
+
+// WithCommits sets the Commit of each entry of history (a copy) from Commits.
+func WithCommits(ctx context.Context, c Apps, name string, history []Deployment) ([]Deployment, error) {
+	commits, err := Commits(ctx, c, name, history)
+	out := append([]Deployment(nil), history...)
+	for i := range out {
+		if r, ok := commits[out[i].Revision]; ok {
+			out[i].Commit = &r
+		}
+	}
+	return out, err
+}
+
+// Commits reads the commit of every distinct revision of history, newest first, so a history
+// can show what each deployment was. A revision whose commit cannot be read is left out; the
+// first such error is returned beside what could be read (core mode answers none).
+func Commits(ctx context.Context, c Apps, name string, history []Deployment) (map[string]Revision, error) {
+	out := map[string]Revision{}
+	var first error
+	for i := len(history) - 1; i >= 0; i-- {
+		rev := history[i].Revision
+		if _, done := out[rev]; done || rev == "" {
+			continue
+		}
+		r, err := c.RevisionInfo(ctx, name, rev)
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			if errors.Is(err, ErrNeedsServer) || ctx.Err() != nil {
+				return out, first
+			}
+			continue
+		}
+		out[rev] = r
+	}
+	return out, first
 }

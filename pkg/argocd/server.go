@@ -218,7 +218,7 @@ func (s *serverApps) Rollback(ctx context.Context, name string, id int64, opts R
 	if err != nil {
 		return App{}, err
 	}
-	if err := checkRollback(a, id); err != nil {
+	if err := CheckRollback(a, id); err != nil {
 		return a, err
 	}
 	req := &applicationpkg.ApplicationRollbackRequest{Name: &name, Id: &id, Prune: &opts.Prune, DryRun: &opts.DryRun}

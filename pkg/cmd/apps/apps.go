@@ -64,6 +64,8 @@ for all).`,
 		NewCmdSync(f, client, nil),
 		NewCmdWait(f, client, nil),
 		NewCmdHistory(f, client, nil),
+		NewCmdRollback(f, client, nil),
+		NewCmdDiff(f, client, nil),
 		NewCmdWatch(f, client, nil),
 	)
 	return cmd

@@ -102,11 +102,22 @@ func golden(t *testing.T, name, got string) {
 func TestReadCommandsGolden(t *testing.T) {
 	env(t)
 	srv := argocdtest.Start(t, token, fixtures(t)...)
+	// Entry 2's commit is known; entry 1's revision is gone from git.
+	srv.SetCommit("3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39", argocdtest.Commit{Author: "Bob <bob@example.com>",
+		Date: time.Date(2026, 11, 24, 9, 58, 0, 0, time.UTC), Message: "canary order/prod: 1.1.0 10% -> 30%\n\nphase 0 met\n"})
+	srv.SetResources("order-service-prod",
+		argocdtest.Resource{Group: "apps", Kind: "Deployment", Namespace: "come2us-prod", Name: "order-service-v1",
+			Target: "spec:\n  replicas: 3\n", Live: "spec:\n  replicas: 2\n"},
+		argocdtest.Resource{Kind: "Service", Namespace: "come2us-prod", Name: "order-service",
+			Target: "metadata:\n  name: order-service\n", Live: "metadata:\n  name: order-service\n"},
+	)
 	cfg := configFor(t, srv.Addr(), token)
 	tests := []struct {
 		golden string
 		args   []string
 	}{
+		{"diff.golden", []string{"apps", "diff", "order-service-prod"}},
+		{"manifests_live.golden", []string{"apps", "diff", "order-service-prod", "--manifests", "--live"}},
 		{"list.golden", []string{"apps", "list"}},
 		{"list.json.golden", []string{"apps", "list", "-o", "json"}},
 		{"list_all_projects.golden", []string{"apps", "list", "--project", ""}},
@@ -342,4 +353,49 @@ func TestWatchStreamsChangesAndStops(t *testing.T) {
 		srv.Stop()
 	}
 	goleak.VerifyNone(t, leaks)
+}
+
+// TestRollbackGuards: a rollback of an application that syncs itself is refused before the
+// question, naming what to do instead, and nothing reaches Argo CD; an unknown entry is refused
+// naming the entries; under --readonly nothing is asked; a bad ID is a usage error (exit 2).
+// With auto-sync off and --yes, Argo CD is asked to sync the entry's revision.
+func TestRollbackGuards(t *testing.T) {
+	env(t)
+	srv := argocdtest.Start(t, token, fixtures(t)...)
+	cfg := configFor(t, srv.Addr(), token)
+
+	r := run(t, cfg, true, "y\n", "apps", "rollback", "order-service-prod", "1")
+	if r.err == nil || !strings.Contains(r.err.Error(), "auto-sync is on") || strings.Contains(r.errOut, "Roll back") {
+		t.Fatalf("rollback with auto-sync: err %v, stderr %q", r.err, r.errOut)
+	}
+	r = run(t, cfg, false, "", "apps", "rollback", "order-service-prod", "x1")
+	if r.err == nil || !strings.Contains(r.err.Error(), "history entry's number") {
+		t.Fatalf("bad ID: %v", r.err)
+	}
+	r = run(t, cfg, false, "", "--readonly", "apps", "rollback", "order-service-prod", "1", "--yes")
+	if r.err == nil || !strings.Contains(r.err.Error(), "read-only") {
+		t.Fatalf("readonly rollback: %v", r.err)
+	}
+	if got := srv.Syncs(); len(got) != 0 {
+		t.Fatalf("refused rollbacks reached Argo CD: %+v", got)
+	}
+
+	manual := strings.Replace(fixtures(t)[0], "    automated:\n      prune: true\n      selfHeal: true\n", "", 1)
+	if err := srv.Apply(manual); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, cfg, false, "", "apps", "rollback", "order-service-prod", "7", "--yes")
+	if r.err == nil || !strings.Contains(r.err.Error(), "no history entry 7") {
+		t.Fatalf("unknown entry: %v", r.err)
+	}
+	r = run(t, cfg, false, "", "apps", "rollback", "order-service-prod", "1", "--yes")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if !strings.Contains(r.out, "Rollback of order-service-prod to history entry 1 (revision 0b1c2d3") {
+		t.Fatalf("output %q", r.out)
+	}
+	if got := srv.Syncs(); len(got) != 1 || got[0].RollbackID != 1 {
+		t.Fatalf("requests %+v", got)
+	}
 }
