@@ -1,7 +1,9 @@
 // Package apps is the TUI's Argo CD view: the platform's applications with sync and health in
-// colour, kept live by a watch; enter opens an application's resources and conditions, `h` its
-// sync history, `S` asks Argo CD to sync it (behind a confirmation) and follows the operation
-// until the application is Synced and Healthy or the sync fails.
+// colour, kept live by a watch, ages ticking; enter opens an application's resources and
+// conditions (`y` a resource's YAML, `d` its diff from git), `h` its sync history with each
+// entry's commit (`R` rolls back to an entry, refused while auto-sync is on), `S` asks Argo CD
+// to sync it (behind a confirmation) and follows the operation until the application is Synced
+// and Healthy or the sync fails.
 //
 // It talks to Argo CD only through pkg/argocd, as `opsctl apps` does.
 package apps
@@ -65,9 +67,10 @@ func (o *Options) defaults() {
 
 // Keys of the applications views.
 var (
-	KeyOpen    = key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "resources"))
-	KeySync    = key.NewBinding(key.WithKeys("S"), key.WithHelp("S", "sync"))
-	KeyHistory = key.NewBinding(key.WithKeys("h"), key.WithHelp("h", "history"))
+	KeyOpen     = key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "resources"))
+	KeySync     = key.NewBinding(key.WithKeys("S"), key.WithHelp("S", "sync"))
+	KeyHistory  = key.NewBinding(key.WithKeys("h"), key.WithHelp("h", "history"))
+	KeyRollback = key.NewBinding(key.WithKeys("R"), key.WithHelp("R", "roll back to this entry"))
 )
 
 // EventMsg carries one change seen by the list's watch. Every applications view on the stack
@@ -394,12 +397,18 @@ func dash(s string) string {
 	return s
 }
 
-// syncFlow is the `S` dialog: confirm, request the sync, follow it to Synced and Healthy.
+// syncFlow is the `S` dialog — confirm, request the sync, follow it to Synced and Healthy —
+// and the history's `R`: confirm, request the rollback, follow it to Healthy at the entry's
+// revision.
 type syncFlow struct {
 	o     Options
 	ctx   context.Context
 	app   argocd.App
 	modal *modal.Model
+	// verb is "sync" or "rollback"; start asks Argo CD; until is what the follow waits for.
+	verb  string
+	start func(ctx context.Context) (argocd.App, error)
+	until argocd.WaitFor
 }
 
 type syncDoneMsg struct {
@@ -427,7 +436,31 @@ func newSyncFlow(o Options, ctx context.Context, a argocd.App) *syncFlow {
 		lines = append(lines, "auto-sync is on: Argo CD would sync this on its own")
 	}
 	m := modal.New("Sync "+termsafe.String(a.Name)+"?", lines...).Action("sync")
-	return &syncFlow{o: o, ctx: ctx, app: a, modal: m}
+	name := a.Name
+	return &syncFlow{o: o, ctx: ctx, app: a, modal: m, verb: "sync",
+		start: func(ctx context.Context) (argocd.App, error) { return o.Apps.Sync(ctx, name, argocd.SyncOptions{}) },
+		until: argocd.WaitFor{Synced: true, Healthy: true, OperationDone: true}}
+}
+
+// newRollbackFlow is the dialog of a rollback to history entry h, which the caller checked
+// with argocd.CheckRollback.
+func newRollbackFlow(o Options, ctx context.Context, a argocd.App, h argocd.Deployment) *syncFlow {
+	lines := []string{
+		fmt.Sprintf("Argo CD will redeploy %s at history entry %d:", termsafe.String(a.Name), h.ID),
+		fmt.Sprintf("  revision %s, deployed %s", dash(argocd.ShortRevision(h.Revision)), h.DeployedAt.UTC().Format("2006-01-02 15:04:05Z")),
+	}
+	if h.Commit != nil {
+		lines = append(lines, "  "+termsafe.Line(h.Commit.Subject()))
+	}
+	lines = append(lines, fmt.Sprintf("now: %s, %s at %s; git stays as it is, so the application is OutOfSync afterwards",
+		dash(a.Sync), dash(a.Health), dash(argocd.ShortRevision(a.Revision))))
+	m := modal.New(fmt.Sprintf("Roll back %s to entry %d?", termsafe.String(a.Name), h.ID), lines...).Action("roll back").Danger()
+	name, id := a.Name, h.ID
+	return &syncFlow{o: o, ctx: ctx, app: a, modal: m, verb: "rollback",
+		start: func(ctx context.Context) (argocd.App, error) {
+			return o.Apps.Rollback(ctx, name, id, argocd.RollbackOptions{})
+		},
+		until: argocd.WaitFor{Healthy: true, OperationDone: true, Revision: h.Revision}}
 }
 
 // update handles a message for the dialog; handled is false for messages it does not own
@@ -438,15 +471,19 @@ func (s *syncFlow) update(msg tea.Msg) (done bool, cmd tea.Cmd, handled bool) {
 		if msg.flow != s {
 			return false, nil, false
 		}
-		s.modal.Log(fmt.Sprintf("sync accepted (%s)", dash(phase(msg.app.Operation))))
-		s.modal.Progress(-1, "waiting for Synced and Healthy…")
+		s.modal.Log(fmt.Sprintf("%s accepted (%s)", s.verb, dash(phase(msg.app.Operation))))
+		if s.until.Synced {
+			s.modal.Progress(-1, "waiting for Synced and Healthy…")
+		} else {
+			s.modal.Progress(-1, "waiting for Healthy at "+dash(argocd.ShortRevision(s.until.Revision))+"…")
+		}
 		return false, s.wait(), true
 	case syncDoneMsg:
 		if msg.flow != s {
 			return false, nil, false
 		}
 		if msg.err != nil {
-			s.modal.Finish(true, "sync of "+termsafe.String(s.app.Name)+" did not finish: "+termsafe.String(msg.err.Error()))
+			s.modal.Finish(true, s.verb+" of "+termsafe.String(s.app.Name)+" did not finish: "+termsafe.String(msg.err.Error()))
 			return false, nil, true
 		}
 		a := msg.app
@@ -456,11 +493,11 @@ func (s *syncFlow) update(msg tea.Msg) (done bool, cmd tea.Cmd, handled bool) {
 		out, cmd := s.modal.Update(msg)
 		switch out {
 		case modal.Cancelled:
-			return true, view.Status("sync cancelled; nothing was changed"), true
+			return true, view.Status(s.verb + " cancelled; nothing was changed"), true
 		case modal.Closed:
 			return true, nil, true
 		case modal.Confirmed:
-			s.modal.Start("requesting a sync of " + termsafe.String(s.app.Name) + "…")
+			s.modal.Start("requesting a " + s.verb + " of " + termsafe.String(s.app.Name) + "…")
 			return false, s.request(), true
 		}
 		return false, cmd, true
@@ -481,9 +518,9 @@ func (s *syncFlow) observe(a argocd.App) {
 }
 
 func (s *syncFlow) request() tea.Cmd {
-	ctx, apps, name := s.ctx, s.o.Apps, s.app.Name
+	ctx, start := s.ctx, s.start
 	return func() tea.Msg {
-		a, err := apps.Sync(ctx, name, argocd.SyncOptions{})
+		a, err := start(ctx)
 		if err != nil {
 			return syncDoneMsg{flow: s, err: err}
 		}
@@ -492,9 +529,10 @@ func (s *syncFlow) request() tea.Cmd {
 }
 
 func (s *syncFlow) wait() tea.Cmd {
-	ctx, apps, name, timeout := s.ctx, s.o.Apps, s.app.Name, s.o.WaitTimeout
+	ctx, apps, name, until := s.ctx, s.o.Apps, s.app.Name, s.until
+	until.Timeout = s.o.WaitTimeout
 	return func() tea.Msg {
-		a, err := argocd.Wait(ctx, apps, name, argocd.WaitFor{Synced: true, Healthy: true, OperationDone: true, Timeout: timeout})
+		a, err := argocd.Wait(ctx, apps, name, until)
 		return syncDoneMsg{flow: s, app: a, err: err}
 	}
 }

@@ -266,3 +266,65 @@ func TestAppsAgesTick(t *testing.T) {
 	mu.Unlock()
 	p.WaitFor("4h") // synced 1h ago, 3h later; no event arrives: only the tick redraws
 }
+
+// TestAppsResourceYAMLAndDiff: y on a resource shows the cluster's YAML, d its diff from git,
+// both read through Argo CD's managed resources as `opsctl apps diff` does; a server's escape
+// sequence is drawn as text.
+func TestAppsResourceYAMLAndDiff(t *testing.T) {
+	w := newWorld(t)
+	w.srv.SetResources("order-service-prod",
+		argocdtest.Resource{Group: "apps", Kind: "Deployment", Namespace: "come2us-prod", Name: "order-service-v1",
+			Target: "metadata:\n  name: order-service-v1\nspec:\n  replicas: 3\n",
+			Live:   "metadata:\n  name: order-service-v1\n  annotations:\n    note: \"\\e]0;pwned\\a\"\nspec:\n  replicas: 2\n"})
+	p := tuitest.Start(t, w.root(t.Context(), false), 120, 40)
+	p.WaitFor("order-service-prod")
+	p.Key(tea.KeyEnter)
+	p.WaitFor("RESOURCES (3)", "y yaml")
+	p.Type("y")
+	p.WaitFor("yaml Deployment/order-service-v1", "replicas: 2", "pwned")
+	p.Key(tea.KeyEsc)
+	p.Type("d")
+	p.WaitFor("diff Deployment/order-service-v1", "--- git/Deployment.apps/order-service-v1", "-  replicas: 3", "+  replicas: 2")
+	raw := p.Quit().View()
+	if strings.ContainsAny(raw, "\x07") || strings.Contains(raw, "\x1b]0;") {
+		t.Fatalf("raw control bytes reached the screen: %q", raw)
+	}
+}
+
+// TestAppsHistoryCommitsAndRollback: the history shows each entry's commit; R on an application
+// that syncs itself says why Argo CD would refuse and asks nothing; with auto-sync off, R on an
+// entry asks (naming the entry) and then asks Argo CD to roll back to it.
+func TestAppsHistoryCommitsAndRollback(t *testing.T) {
+	w := newWorld(t)
+	w.srv.SetCommit("3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39", argocdtest.Commit{Author: "Bob", Date: fixedNow.Add(-2 * time.Hour),
+		Message: "canary order/prod: 1.1.0 10% -> 30%\n\nphase 0 met\n"})
+	w.srv.SetCommit("0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c", argocdtest.Commit{Author: "Alice", Date: fixedNow.Add(-28 * time.Hour),
+		Message: "order: 1.0.0\n"})
+	p := tuitest.Start(t, w.root(t.Context(), false), 120, 40)
+	p.WaitFor("order-service-prod")
+	p.Type("h")
+	p.WaitFor("canary order/prod: 1.1.0 10% -> 30%", "order: 1.0.0", "R roll back")
+	p.Type("R")
+	p.WaitFor("auto-sync is on", "nothing was changed")
+
+	manual := strings.Replace(fixture(t, "order-service-prod"), "    automated:\n      prune: true\n      selfHeal: true\n", "", 1)
+	if err := w.srv.Apply(manual); err != nil {
+		t.Fatal(err)
+	}
+	p.Key(tea.KeyEsc)
+	p.Key(tea.KeyEnter) // the detail reads the application afresh
+	p.WaitFor("auto-sync off")
+	p.Type("h")
+	p.WaitFor("order: 1.0.0")
+	p.Type("j") // entry 1
+	p.Type("R")
+	p.WaitFor("Roll back order-service-prod to entry 1?", "revision 0b1c2d3", "order: 1.0.0")
+	if got := w.srv.Syncs(); len(got) != 0 {
+		t.Fatalf("a request before the confirmation: %+v", got)
+	}
+	p.Key(tea.KeyEnter)
+	p.WaitFor("rollback accepted")
+	if got := w.srv.Syncs(); len(got) != 1 || got[0].RollbackID != 1 {
+		t.Fatalf("requests %+v", got)
+	}
+}

@@ -93,6 +93,12 @@ func (d *Detail) Update(msg tea.Msg) (view.View, tea.Cmd) {
 			return d, nil
 		case key.Matches(msg, KeyHistory):
 			return d, view.Push(newHistory(d.o, d.ctx, d.app.Name))
+		case key.Matches(msg, KeyYAML), key.Matches(msg, KeyDiff):
+			i := d.res.Cursor()
+			if i < 0 || i >= len(d.app.Resources) {
+				return d, nil
+			}
+			return d, view.Push(newResource(d.o, d.ctx, d.app.Name, d.app.Resources[i], key.Matches(msg, KeyDiff)))
 		}
 		var cmd tea.Cmd
 		d.res, cmd = d.res.Update(msg)
@@ -114,7 +120,7 @@ func (d *Detail) fill() {
 			msg = strings.TrimSpace("requires pruning " + msg)
 		}
 		rows = append(rows, []string{r.Kind, r.Name, dash(r.Sync), dash(r.Health), msg})
-		keys = append(keys, r.Group+"/"+r.Kind+"/"+r.Namespace+"/"+r.Name)
+		keys = append(keys, resourceKey(r.Group, r.Kind, r.Namespace, r.Name))
 	}
 	d.res.SetAll(rows, keys)
 	d.layout()
@@ -209,7 +215,7 @@ func (d *Detail) Keys() []key.Binding {
 	if d.sync != nil {
 		return d.sync.modal.Keys()
 	}
-	ks := []key.Binding{KeyHistory}
+	ks := []key.Binding{KeyYAML, KeyDiff, KeyHistory}
 	if !d.o.Readonly {
 		ks = append(ks, KeySync)
 	}
