@@ -225,7 +225,8 @@ func (c *coreApps) Watch(ctx context.Context, name string, fn func(Event) error)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if cb, ok := err.(callbackError); ok {
+		var cb callbackError
+		if errors.As(err, &cb) {
 			return cb.err
 		}
 		failures++

@@ -880,7 +880,11 @@ func TestWriteCloneLeavesTheWorkingCopyAndWaitsForTheCache(t *testing.T) {
 	if err != nil {
 		t.Fatalf("write clone while another opsctl held the cache: %v", err)
 	}
-	defer closeW()
+	defer func() {
+		if err := closeW(); err != nil {
+			t.Error(err)
+		}
+	}()
 	if !released {
 		t.Error("the cache was never found busy")
 	}

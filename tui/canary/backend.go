@@ -250,7 +250,7 @@ func (b *backend) Execute(ctx context.Context, p *canary.Plan, reason string, pr
 	}
 	progress(Progress{Frac: 0.1, Line: "committing and pushing " + plan.Subject()})
 	var out *canary.Outcome
-	err := b.withRepo(ctx, func(r *gitops.Repo) error {
+	err := b.withRepo(ctx, func(r *gitops.Repo) (err error) {
 		repo = r
 		// opsctl commits from a clone of its own, as `opsctl canary` does: nothing in the
 		// operator's working copy can block the change.
@@ -258,7 +258,11 @@ func (b *backend) Execute(ctx context.Context, p *canary.Plan, reason string, pr
 		if err != nil {
 			return fmt.Errorf("prepare opsctl's own clone of the GitOps remote: %w; nothing was changed", err)
 		}
-		defer closeW()
+		defer func() {
+			if cerr := closeW(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("release opsctl's clone of the GitOps remote: %w", cerr))
+			}
+		}()
 		out, err = canary.New(w, opts...).Execute(ctx, &plan)
 		return err
 	})

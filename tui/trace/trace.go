@@ -52,10 +52,7 @@ type Options struct {
 // Topics returns the topics a trace searches: payments-paid, payments-failed, orders-failed and
 // their DLTs.
 func Topics() []string {
-	var out []string
-	for _, t := range event.Topics() {
-		out = append(out, t)
-	}
+	out := append([]string(nil), event.Topics()...)
 	for _, t := range event.Topics() {
 		out = append(out, event.DLT(t))
 	}

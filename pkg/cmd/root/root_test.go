@@ -73,7 +73,9 @@ func TestReadonlyGuard(t *testing.T) {
 		t.Fatalf("confirm without a terminal = %v", err)
 	}
 	ios.SetTTY(true)
-	ios.In.(interface{ WriteString(string) (int, error) }).WriteString("n\n")
+	if _, err := ios.In.(interface{ WriteString(string) (int, error) }).WriteString("n\n"); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.Confirm("do it?", false); err == nil || !strings.Contains(err.Error(), "nothing was changed") {
 		t.Fatalf("declined confirm = %v", err)
 	}

@@ -73,9 +73,8 @@ contexts:
 // the palette and switches to a simulated, read-only context.
 func TestSessionRoutesAndContexts(t *testing.T) {
 	f, srv := env(t)
-	ignore := goleak.IgnoreCurrent()
 	time.Sleep(100 * time.Millisecond) // the fixture producer's connections wind down
-	ignore = goleak.IgnoreCurrent()
+	ignore := goleak.IgnoreCurrent()
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := newSession(ctx, f)
 	if err != nil {

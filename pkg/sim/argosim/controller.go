@@ -530,7 +530,6 @@ func (s *Server) recordComparison(ctx context.Context, name string, cmp *compari
 			return false, nil
 		}
 		st.ReconciledAt = &now
-		st.ObservedAt = &now
 		if annotated {
 			delete(a.Annotations, v1alpha1.AnnotationKeyRefresh)
 		}
@@ -544,7 +543,7 @@ func (s *Server) recordComparison(ctx context.Context, name string, cmp *compari
 
 // statusJSON is the status as JSON without the timestamps that move on every reconcile.
 func statusJSON(st v1alpha1.ApplicationStatus) string {
-	st.ReconciledAt, st.ObservedAt = nil, nil
+	st.ReconciledAt = nil
 	b, _ := json.Marshal(st)
 	return string(b)
 }

@@ -178,14 +178,10 @@ func inProjects(a *v1alpha1.Application, projects []string) bool {
 	return len(projects) == 0 || slices.Contains(projects, a.Spec.GetProject())
 }
 
-// lookup finds an Application as argocd-server does for a caller who may see every project:
-// unknown with a project named is NotFound; without one it is PermissionDenied, so the answer
-// does not reveal whether an application exists.
-func (a *appAPI) lookup(name, project string) (*v1alpha1.Application, error) {
-	return a.lookupIn("", name, project)
-}
-
-// lookupIn is lookup for a query that may name the Applications' namespace.
+// lookupIn finds an Application as argocd-server does for a caller who may see every project
+// (namespace, when the query names one, is the Applications' namespace): unknown with a
+// project named is NotFound; without one it is PermissionDenied, so the answer does not reveal
+// whether an application exists.
 func (a *appAPI) lookupIn(namespace, name, project string) (*v1alpha1.Application, error) {
 	app, err := a.s.getApp(name)
 	if err == nil && namespace != "" && namespace != app.Namespace {

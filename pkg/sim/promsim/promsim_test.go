@@ -359,7 +359,8 @@ func TestServeAndScrapeLoop(t *testing.T) {
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := http.Get(url + "/-/ready"); err == nil {
+	if resp, err := http.Get(url + "/-/ready"); err == nil {
+		resp.Body.Close()
 		t.Fatal("the API still answers after Close")
 	}
 }
