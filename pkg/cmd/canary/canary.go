@@ -5,7 +5,6 @@ package canary
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -68,78 +67,10 @@ func addRepoFlags(cmd *cobra.Command, o *RepoOptions) {
 	cmd.Flags().DurationVar(&o.GitTimeout, "git-timeout", 0, "how long each git fetch, push or clone may take before it is stopped (default: the context's gitops.timeout, else 30s)")
 }
 
-// openFromFactory resolves the repository: --gitops-dir, then the context's gitops.dir, then
-// its gitops.repo (cloned into the cache). The context's gitops.branch applies to the latter two.
+// openFromFactory resolves the repository as every opsctl command does
+// (cmdutil.Factory.GitOpsOpener), with the command's --gitops-dir and --git-timeout.
 func openFromFactory(f *cmdutil.Factory, o *RepoOptions, extra ...gitops.Option) func(ctx context.Context) (*gitops.Repo, error) {
-	return func(ctx context.Context) (*gitops.Repo, error) {
-		// One command run reads several files; one fetch serves them all.
-		opts := append([]gitops.Option{gitops.WithFetchTTL(time.Minute), operatorIdentity(f)}, extra...)
-		// git never prompts (the gitops package sets GIT_TERMINAL_PROMPT=0): a prompt would
-		// only wait for the deadline.
-		if o.GitTimeout < 0 {
-			return nil, cmdutil.FlagErrorf("--git-timeout must be positive, got %s", o.GitTimeout)
-		}
-		_, c, cerr := f.Context()
-		timeout := o.GitTimeout
-		if timeout <= 0 && cerr == nil {
-			timeout = c.GitTimeout()
-		}
-		if timeout > 0 {
-			opts = append(opts, gitops.WithTimeout(timeout))
-		}
-		if o.Dir != "" {
-			return gitops.Open(ctx, expandHome(o.Dir), opts...)
-		}
-		if cerr != nil {
-			return nil, cerr
-		}
-		if c.GitOps.Branch != "" {
-			opts = append(opts, gitops.WithBranch(c.GitOps.Branch))
-		}
-		switch {
-		case c.GitOps.Dir != "":
-			return gitops.Open(ctx, expandHome(c.GitOps.Dir), opts...)
-		case c.GitOps.Repo != "":
-			return gitops.Clone(ctx, c.GitOps.Repo, opts...)
-		}
-		return nil, cmdutil.FlagErrorf("no GitOps repository: pass --gitops-dir, or set gitops.dir or gitops.repo in the context")
-	}
-}
-
-// operatorIdentity is who commits when git configures nobody for the working copy: the
-// operator, as the DLT ledger records them (cmdutil.Factory.Actor, OPSCTL_ACTOR or user@host).
-func operatorIdentity(f *cmdutil.Factory) gitops.Option {
-	actor := f.Actor()
-	email := actor
-	if !strings.Contains(email, "@") {
-		email += "@opsctl.invalid"
-	}
-	return gitops.WithFallbackIdentity(actor, email)
-}
-
-// OpenRepo returns the GitOps repository opener every canary command uses, for callers outside
-// the command tree (the TUI): dir when set, else the context's gitops.dir, else a cached clone
-// of gitops.repo. extra options are added to the command's (a TUI passes
-// gitops.WithGitEnv("GIT_TERMINAL_PROMPT=0"): a credential prompt would tear its screen).
-func OpenRepo(f *cmdutil.Factory, dir string, extra ...gitops.Option) func(ctx context.Context) (*gitops.Repo, error) {
-	return openFromFactory(f, &RepoOptions{Dir: dir}, extra...)
-}
-
-// NewLiveOptions returns the live-side openers (Argo CD, the mesh, the gates' Prometheus,
-// namespaces) resolved from the factory's context, as the canary commands use them.
-func NewLiveOptions(f *cmdutil.Factory) LiveOptions {
-	var o LiveOptions
-	liveFromFactory(f, &o)
-	return o
-}
-
-func expandHome(p string) string {
-	if rest, ok := strings.CutPrefix(p, "~/"); ok {
-		if home, err := os.UserHomeDir(); err == nil {
-			return home + "/" + rest
-		}
-	}
-	return p
+	return f.GitOpsOpener(o.Dir, o.GitTimeout, extra...)
 }
 
 // exactArgs and maxArgs are cobra argument checks that fail as usage errors (exit 2).

@@ -125,3 +125,30 @@ func TestConsoleLinksNoServicesOrSimulators(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandPackagesStandAlone: a command package never imports another (the root assembles
+// them; shared openers live beside the Factory in pkg/cmdutil), so each can be read, tested
+// and changed on its own, as in cli/cli.
+func TestCommandPackagesStandAlone(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH to list opsctl's packages")
+	}
+	const cmdPkgs = "github.com/come2us/opsctl/pkg/cmd/"
+	out, err := exec.Command(gobin, "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "github.com/come2us/opsctl/pkg/cmd/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg := fields[0]
+		if pkg == cmdPkgs+"root" || pkg == cmdPkgs+"man" {
+			continue
+		}
+		for _, imp := range fields[1:] {
+			if strings.HasPrefix(imp, cmdPkgs) && !strings.HasPrefix(imp, pkg+"/") {
+				t.Errorf("%s imports %s", strings.TrimPrefix(pkg, cmdPkgs), strings.TrimPrefix(imp, cmdPkgs))
+			}
+		}
+	}
+}

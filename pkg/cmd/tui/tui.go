@@ -17,7 +17,6 @@ import (
 
 	"github.com/come2us/opsctl/pkg/argocd"
 	pcanary "github.com/come2us/opsctl/pkg/canary"
-	canarycmd "github.com/come2us/opsctl/pkg/cmd/canary"
 	"github.com/come2us/opsctl/pkg/cmdutil"
 	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/gitops"
@@ -148,7 +147,7 @@ func (s *session) use(f *cmdutil.Factory) error {
 		s.closer = append(s.closer, s.engine.close)
 	}
 	if c.ArgoCD.Server != "" || c.ArgoCD.Core {
-		live := canarycmd.NewLiveOptions(f)
+		live := f.Live()
 		s.apps = &lazyApps{open: live.Apps}
 		s.closer = append(s.closer, s.apps.close)
 	}
@@ -233,10 +232,10 @@ func (s *session) routes() []app.Route {
 		routes = append(routes, app.Route{Name: "dlt", Help: "dead-letter topics (needs kafka.brokers)", Open: noKafka},
 			app.Route{Name: "trace", Args: "ORDER_ID", Help: "one order's timeline (needs kafka.brokers)", Open: noKafka})
 	}
-	live := canarycmd.NewLiveOptions(f)
+	live := f.Live()
 	canaryDeps := tuicanary.Deps{Mesh: live.Mesh, Namespace: live.Namespace, BakeTime: pcanary.ContextBakeTime(c), Now: now}
 	if c.GitOps.Dir != "" || c.GitOps.Repo != "" {
-		canaryDeps.OpenRepo = canarycmd.OpenRepo(f, "", gitops.WithGitEnv("GIT_TERMINAL_PROMPT=0"))
+		canaryDeps.OpenRepo = f.GitOpsOpener("", 0, gitops.WithGitEnv("GIT_TERMINAL_PROMPT=0"))
 	}
 	if s.apps != nil {
 		canaryDeps.Apps = s.apps
