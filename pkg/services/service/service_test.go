@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/come2us/opsctl/pkg/kafka"
@@ -164,6 +165,15 @@ func TestTopicsCreated(t *testing.T) {
 	}
 	if len(service.Topics()) != 6 {
 		t.Fatalf("Topics() = %v", service.Topics())
+	}
+}
+
+// TestProducerDoesNotLinger: the producer publishes outbox passes and dead letters, each a whole
+// batch waited on before the next; a linger would only delay every hop of a saga.
+func TestProducerDoesNotLinger(t *testing.T) {
+	r, _ := launch(t, nil)
+	if got := r.rt.Producer.OptValue(kgo.ProducerLinger); got != time.Duration(0) {
+		t.Fatalf("producer linger = %v, want 0", got)
 	}
 }
 
