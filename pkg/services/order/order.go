@@ -101,10 +101,8 @@ func NewStore(ctx context.Context, db *store.DB, now func() time.Time) (*Store, 
 func (s *Store) IssueCoupon(ctx context.Context, userID string, discount, minOrder int64) (Coupon, error) {
 	c := Coupon{UserID: userID, DiscountAmount: discount, MinOrderAmount: minOrder, Status: CouponAvailable}
 	now := store.Micros(s.now())
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, `INSERT INTO coupons (user_id, discount_amount, min_order_amount, status, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`, userID, discount, minOrder, CouponAvailable, now).Scan(&c.ID)
-	})
+	err := s.db.ExecReturning(ctx, `INSERT INTO coupons (user_id, discount_amount, min_order_amount, status, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`, []any{userID, discount, minOrder, CouponAvailable, now}, &c.ID)
 	if err != nil {
 		return Coupon{}, fmt.Errorf("issue coupon: %w", err)
 	}

@@ -221,13 +221,17 @@ func (s *Store) Reserve(ctx context.Context, orderID int64, lines []Line) ([]Res
 		}
 		// Lock option rows in id order so concurrent reservations cannot deadlock.
 		sort.SliceStable(fresh, func(i, j int) bool { return fresh[i].OptionValueID < fresh[j].OptionValueID })
+		prices := map[int64]int64{}
 		for _, l := range fresh {
-			res, err := tx.ExecContext(ctx, `UPDATE option_values SET stock = stock - $1, updated_at = $2 WHERE id = $3 AND stock >= $1`,
-				l.Quantity, now, l.OptionValueID)
-			if err != nil {
+			var price int64
+			err := tx.QueryRowContext(ctx, `UPDATE option_values SET stock = stock - $1, updated_at = $2 WHERE id = $3 AND stock >= $1 RETURNING price`,
+				l.Quantity, now, l.OptionValueID).Scan(&price)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return err
 			}
-			if n, _ := res.RowsAffected(); n == 0 {
+			if err == nil {
+				prices[l.OptionValueID] = price
+			} else {
 				var stock int64
 				err := tx.QueryRowContext(ctx, `SELECT stock FROM option_values WHERE id = $1`, l.OptionValueID).Scan(&stock)
 				if errors.Is(err, sql.ErrNoRows) {
@@ -246,26 +250,31 @@ func (s *Store) Reserve(ctx context.Context, orderID int64, lines []Line) ([]Res
 				return err
 			}
 		}
-		prices := map[int64]int64{}
-		optIDs := make([]any, 0, len(lines))
+		// The prices of freshly reserved lines came back with their stock; lines reserved
+		// before (a repeated call) are priced now.
+		var optIDs []any
 		for _, l := range lines {
-			optIDs = append(optIDs, l.OptionValueID)
+			if _, ok := prices[l.OptionValueID]; !ok {
+				optIDs = append(optIDs, l.OptionValueID)
+			}
 		}
-		prows, err := tx.QueryContext(ctx, `SELECT id, price FROM option_values WHERE id IN (`+store.In(1, len(optIDs))+`)`, optIDs...)
-		if err != nil {
-			return err
-		}
-		for prows.Next() {
-			var id, price int64
-			if err := prows.Scan(&id, &price); err != nil {
-				prows.Close()
+		if len(optIDs) > 0 {
+			prows, err := tx.QueryContext(ctx, `SELECT id, price FROM option_values WHERE id IN (`+store.In(1, len(optIDs))+`)`, optIDs...)
+			if err != nil {
 				return err
 			}
-			prices[id] = price
-		}
-		prows.Close()
-		if err := prows.Err(); err != nil {
-			return err
+			for prows.Next() {
+				var id, price int64
+				if err := prows.Scan(&id, &price); err != nil {
+					prows.Close()
+					return err
+				}
+				prices[id] = price
+			}
+			prows.Close()
+			if err := prows.Err(); err != nil {
+				return err
+			}
 		}
 		for _, l := range lines {
 			out = append(out, ReservedLine{Line: l, UnitPrice: prices[l.OptionValueID]})
