@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/come2us/opsctl/pkg/event"
@@ -219,6 +220,29 @@ func (s *Store) Reserve(ctx context.Context, orderID int64, lines []Line) ([]Res
 				return fmt.Errorf("order line %d: %w", l.OrderDetailID, ErrReservationClash)
 			}
 		}
+		// The reservation rows go in first, in one statement, and the stock is taken last: an
+		// option's row stays locked from its UPDATE to the commit, and every order of that option
+		// waits for it meanwhile, so nothing else happens in between.
+		if len(fresh) > 0 {
+			var values strings.Builder
+			args := make([]any, 0, 3+3*len(fresh))
+			args = append(args, orderID, StateReserved, now)
+			for i, l := range fresh {
+				if i > 0 {
+					values.WriteString(", ")
+				}
+				n := 3 + 3*i
+				fmt.Fprintf(&values, "($%d, $1, $%d, $%d, $2, $3)", n+1, n+2, n+3)
+				args = append(args, l.OrderDetailID, l.OptionValueID, l.Quantity)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO reservations (order_detail_id, order_id, option_value_id, quantity, state, created_at)
+				VALUES `+values.String(), args...); err != nil {
+				if store.IsUniqueViolation(err) {
+					return fmt.Errorf("a line of order %d is being reserved by a concurrent request; retry: %w", orderID, err)
+				}
+				return err
+			}
+		}
 		// Lock option rows in id order so concurrent reservations cannot deadlock.
 		sort.SliceStable(fresh, func(i, j int) bool { return fresh[i].OptionValueID < fresh[j].OptionValueID })
 		prices := map[int64]int64{}
@@ -231,24 +255,17 @@ func (s *Store) Reserve(ctx context.Context, orderID int64, lines []Line) ([]Res
 			}
 			if err == nil {
 				prices[l.OptionValueID] = price
-			} else {
-				var stock int64
-				err := tx.QueryRowContext(ctx, `SELECT stock FROM option_values WHERE id = $1`, l.OptionValueID).Scan(&stock)
-				if errors.Is(err, sql.ErrNoRows) {
-					return &OptionError{OptionValueID: l.OptionValueID, Err: ErrNotFound}
-				}
-				if err != nil {
-					return err
-				}
-				return &OptionError{OptionValueID: l.OptionValueID, Available: stock, Requested: l.Quantity, Err: ErrStockShort}
+				continue
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO reservations (order_detail_id, order_id, option_value_id, quantity, state, created_at)
-				VALUES ($1, $2, $3, $4, $5, $6)`, l.OrderDetailID, orderID, l.OptionValueID, l.Quantity, StateReserved, now); err != nil {
-				if store.IsUniqueViolation(err) {
-					return fmt.Errorf("order line %d is being reserved by a concurrent request; retry: %w", l.OrderDetailID, err)
-				}
+			var stock int64
+			err = tx.QueryRowContext(ctx, `SELECT stock FROM option_values WHERE id = $1`, l.OptionValueID).Scan(&stock)
+			if errors.Is(err, sql.ErrNoRows) {
+				return &OptionError{OptionValueID: l.OptionValueID, Err: ErrNotFound}
+			}
+			if err != nil {
 				return err
 			}
+			return &OptionError{OptionValueID: l.OptionValueID, Available: stock, Requested: l.Quantity, Err: ErrStockShort}
 		}
 		// The prices of freshly reserved lines came back with their stock; lines reserved
 		// before (a repeated call) are priced now.

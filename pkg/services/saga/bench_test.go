@@ -29,6 +29,7 @@ import (
 // Run it with a fixed count so one system serves the whole run:
 //
 //	go test -run '^$' -bench Saga -benchtime 600x ./pkg/saga
+//
 // benchPool is each service's PostgreSQL pool size in BenchmarkSaga.
 var benchPool = flag.Int("saga.pool", pgtest.MaxConns, "BenchmarkSaga: each service's PostgreSQL pool size (pool_max_conns)")
 
