@@ -332,23 +332,26 @@ func (s *Store) fail(ctx context.Context, tx *sql.Tx, orderID int64, f Failure, 
 	if f.PaymentKey != "" {
 		pk = f.PaymentKey
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE orders SET status = $1, failure_code = $2, failure_reason = $3,
-		payment_key = COALESCE($4, payment_key), updated_at = $5 WHERE id = $6 AND status = $7`,
-		StatusFailed, f.Code, truncate(f.Reason, 500), pk, at, orderID, StatusPending)
+	var coupon sql.NullInt64
+	err := tx.QueryRowContext(ctx, `UPDATE orders SET status = $1, failure_code = $2, failure_reason = $3,
+		payment_key = COALESCE($4, payment_key), updated_at = $5 WHERE id = $6 AND status = $7 RETURNING coupon_id`,
+		StatusFailed, f.Code, truncate(f.Reason, 500), pk, at, orderID, StatusPending).Scan(&coupon)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Compensation{}, nil
+	}
 	if err != nil {
 		return Compensation{}, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return Compensation{}, nil
-	}
 	c := Compensation{Failed: true}
-	res, err = tx.ExecContext(ctx, `UPDATE coupons SET status = $1, order_id = NULL, restored_count = restored_count + 1, updated_at = $2
-		WHERE order_id = $3 AND status = $4`, CouponAvailable, at, orderID, CouponUsed)
-	if err != nil {
-		return c, err
-	}
-	if n, _ := res.RowsAffected(); n > 0 {
-		c.CouponRestored = true
+	if coupon.Valid { // an order without a coupon has none to give back
+		res, err := tx.ExecContext(ctx, `UPDATE coupons SET status = $1, order_id = NULL, restored_count = restored_count + 1, updated_at = $2
+			WHERE order_id = $3 AND status = $4`, CouponAvailable, at, orderID, CouponUsed)
+		if err != nil {
+			return c, err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			c.CouponRestored = true
+		}
 	}
 	ls, err := lines(ctx, tx, orderID)
 	if err != nil {
