@@ -60,7 +60,7 @@ type Options struct {
 	KafkaOpts []kgo.Opt
 	// DeliveryTimeout bounds one publish (default 30s); the outbox retries what times out.
 	DeliveryTimeout time.Duration
-	// OTLPEndpoint turns tracing on, exporting over OTLP/gRPC (e.g. http://otel-collector:4317).
+	// OTLPEndpoint turns tracing on, exporting over OTLP/HTTP (e.g. http://otel-collector:4318).
 	OTLPEndpoint string
 	// LogLevel is the minimum level logged by the default logger.
 	LogLevel slog.Level
