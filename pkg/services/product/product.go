@@ -183,64 +183,87 @@ func scanOptions(rows *sql.Rows) ([]Option, error) {
 // wrapping ErrNotFound or ErrStockShort, ErrLineCompensated, ErrReservationClash.
 func (s *Store) Reserve(ctx context.Context, orderID int64, lines []Line) ([]ReservedLine, error) {
 	now := store.Micros(s.now())
-	ids := make([]any, len(lines))
-	for i, l := range lines {
-		ids[i] = l.OrderDetailID
+	if err := validateLines(orderID, lines); err != nil {
+		return nil, fmt.Errorf("reserve stock for order %d: %w", orderID, err)
 	}
 	var out []ReservedLine
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
-		existing := map[int64]Reservation{}
-		rows, err := tx.QueryContext(ctx, `SELECT order_detail_id, order_id, option_value_id, quantity, state FROM reservations
-			WHERE order_detail_id IN (`+store.In(1, len(ids))+`)`, ids...)
+		// The reservation rows go in first, in one statement, and the stock is taken last: an
+		// option's row stays locked from its UPDATE to the commit, and every order of that option
+		// waits for it meanwhile, so nothing else happens in between. Lines reserved before (a
+		// repeated call, or a concurrent one that committed first) are not inserted again; they
+		// are checked against the request instead.
+		var values strings.Builder
+		args := make([]any, 0, 3+3*len(lines))
+		args = append(args, orderID, StateReserved, now)
+		for i, l := range lines {
+			if i > 0 {
+				values.WriteString(", ")
+			}
+			n := 3 + 3*i
+			fmt.Fprintf(&values, "($%d, $1, $%d, $%d, $2, $3)", n+1, n+2, n+3)
+			args = append(args, l.OrderDetailID, l.OptionValueID, l.Quantity)
+		}
+		rows, err := tx.QueryContext(ctx, `INSERT INTO reservations (order_detail_id, order_id, option_value_id, quantity, state, created_at)
+			VALUES `+values.String()+` ON CONFLICT (order_detail_id) DO NOTHING RETURNING order_detail_id`, args...)
 		if err != nil {
 			return err
 		}
+		inserted := map[int64]bool{}
 		for rows.Next() {
-			var r Reservation
-			if err := rows.Scan(&r.OrderDetailID, &r.OrderID, &r.OptionValueID, &r.Quantity, &r.State); err != nil {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
 				rows.Close()
 				return err
 			}
-			existing[r.OrderDetailID] = r
+			inserted[id] = true
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
 		var fresh []Line
+		var before []any
 		for _, l := range lines {
-			r, ok := existing[l.OrderDetailID]
-			switch {
-			case !ok:
+			if inserted[l.OrderDetailID] {
 				fresh = append(fresh, l)
-			case r.State != StateReserved:
-				return fmt.Errorf("order line %d (%s): %w", l.OrderDetailID, r.State, ErrLineCompensated)
-			case r.OrderID != orderID || r.OptionValueID != l.OptionValueID || r.Quantity != l.Quantity:
-				return fmt.Errorf("order line %d: %w", l.OrderDetailID, ErrReservationClash)
+			} else {
+				before = append(before, l.OrderDetailID)
 			}
 		}
-		// The reservation rows go in first, in one statement, and the stock is taken last: an
-		// option's row stays locked from its UPDATE to the commit, and every order of that option
-		// waits for it meanwhile, so nothing else happens in between.
-		if len(fresh) > 0 {
-			var values strings.Builder
-			args := make([]any, 0, 3+3*len(fresh))
-			args = append(args, orderID, StateReserved, now)
-			for i, l := range fresh {
-				if i > 0 {
-					values.WriteString(", ")
-				}
-				n := 3 + 3*i
-				fmt.Fprintf(&values, "($%d, $1, $%d, $%d, $2, $3)", n+1, n+2, n+3)
-				args = append(args, l.OrderDetailID, l.OptionValueID, l.Quantity)
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO reservations (order_detail_id, order_id, option_value_id, quantity, state, created_at)
-				VALUES `+values.String(), args...); err != nil {
-				if store.IsUniqueViolation(err) {
-					return fmt.Errorf("a line of order %d is being reserved by a concurrent request; retry: %w", orderID, err)
-				}
+		if len(before) > 0 {
+			existing := map[int64]Reservation{}
+			rows, err := tx.QueryContext(ctx, `SELECT order_detail_id, order_id, option_value_id, quantity, state FROM reservations
+				WHERE order_detail_id IN (`+store.In(1, len(before))+`)`, before...)
+			if err != nil {
 				return err
+			}
+			for rows.Next() {
+				var r Reservation
+				if err := rows.Scan(&r.OrderDetailID, &r.OrderID, &r.OptionValueID, &r.Quantity, &r.State); err != nil {
+					rows.Close()
+					return err
+				}
+				existing[r.OrderDetailID] = r
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			for _, l := range lines {
+				if inserted[l.OrderDetailID] {
+					continue
+				}
+				r, ok := existing[l.OrderDetailID]
+				switch {
+				case !ok:
+					return fmt.Errorf("order line %d is being reserved by a concurrent request; retry", l.OrderDetailID)
+				case r.State != StateReserved:
+					return fmt.Errorf("order line %d (%s): %w", l.OrderDetailID, r.State, ErrLineCompensated)
+				case r.OrderID != orderID || r.OptionValueID != l.OptionValueID || r.Quantity != l.Quantity:
+					return fmt.Errorf("order line %d: %w", l.OrderDetailID, ErrReservationClash)
+				}
 			}
 		}
 		// Lock option rows in id order so concurrent reservations cannot deadlock.
