@@ -3,11 +3,17 @@
 // transient failures retried in place with backoff, and records that still fail — or can never
 // succeed — written to <topic>.DLT with dlt.Build before their offset is committed.
 //
-// Partitions are processed concurrently, each strictly in order, and a failing record is retried
-// where it stands, so the records of one key (one order) are never reordered. A record's offset
-// is committed only once its handler succeeded or its dead letter was acknowledged by Kafka; if
-// the dead-letter write keeps failing the partition is rewound to that record and it is processed
-// again later. Delivery is therefore at least once, and handlers must be idempotent.
+// Partitions are processed concurrently, and so are the keys within a partition (KeyConcurrency
+// at a time), while the records of one key (one order) are processed strictly in order and a
+// failing record is retried where it stands, so they are never reordered. A record's offset is
+// committed only once it and every record before it in its partition are done: its handler
+// succeeded or its dead letter was acknowledged by Kafka. If a dead-letter write keeps failing
+// the partition is rewound to that record and it is processed again later, with the records of
+// other keys behind it. Delivery is therefore at least once, and handlers must be idempotent.
+//
+// Keys run side by side because one record's handler is mostly waiting — for a database commit —
+// and a partition holds the records of many orders: one after another, a partition would go no
+// faster than one commit at a time, and every record would wait for all before it.
 //
 // Failures come in three kinds. A permanent one (a business rule, an invalid event) goes to the
 // DLT at once. A transient one — a row lock, a timeout, a lost connection: trouble that passes by
@@ -105,6 +111,10 @@ type Config struct {
 	DrainTimeout time.Duration
 	// MaxPollRecords bounds one poll (default 500).
 	MaxPollRecords int
+	// KeyConcurrency is how many keys of one partition are processed at once (default 8); the
+	// records of one key are always processed one after another. 1 processes a partition strictly
+	// in offset order.
+	KeyConcurrency int
 
 	// Fault, when set, is called before the handler on every attempt; an error it returns is
 	// that attempt's failure, classified like a handler's. `opsctl sandbox` injects its fault
@@ -119,18 +129,19 @@ type Consumer struct {
 	clientOpts []kgo.Opt // connection options, for the dead-letter lookups
 
 	mu       sync.Mutex
-	retrying map[partitionKey]retryState // the failing record of each partition, across polls
+	retrying map[recordKey]retryState // the failing records, across polls
 }
 
-type partitionKey struct {
+// recordKey names a record by its coordinates.
+type recordKey struct {
 	topic     string
 	partition int32
+	offset    int64
 }
 
 // retryState remembers a failing record between rounds of retries, so RetryFor and Attempts
 // count from its first failure, not from the latest rewind.
 type retryState struct {
-	offset   int64
 	since    time.Time
 	attempts int
 }
@@ -160,6 +171,9 @@ func New(clientOpts []kgo.Opt, cfg Config) (*Consumer, error) {
 	}
 	if cfg.MaxPollRecords <= 0 {
 		cfg.MaxPollRecords = 500
+	}
+	if cfg.KeyConcurrency <= 0 {
+		cfg.KeyConcurrency = 8
 	}
 	def(&cfg.Backoff, 100*time.Millisecond)
 	def(&cfg.MaxBackoff, 5*time.Second)
@@ -196,7 +210,7 @@ func New(clientOpts []kgo.Opt, cfg Config) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", cfg.Group, err)
 	}
-	return &Consumer{cfg: cfg, client: cl, clientOpts: append([]kgo.Opt{}, clientOpts...), retrying: map[partitionKey]retryState{}}, nil
+	return &Consumer{cfg: cfg, client: cl, clientOpts: append([]kgo.Opt{}, clientOpts...), retrying: map[recordKey]retryState{}}, nil
 }
 
 // Client is the group client, e.g. for readiness checks.
@@ -295,19 +309,80 @@ func (c *Consumer) process(ctx, work context.Context, fetches kgo.Fetches) {
 	}
 }
 
+// partition processes one partition's polled records: the records of each key in offset order,
+// up to KeyConcurrency keys at once. It reports the last record of the longest done prefix (to
+// commit) and the first record not done (to rewind to); records of other keys after that one may
+// be done already and are then processed again from the rewind, which idempotent handlers allow.
 func (c *Consumer) partition(ctx, work context.Context, recs []*kgo.Record) partResult {
-	var res partResult
-	for _, rec := range recs {
-		if ctx.Err() != nil {
-			return res // shutting down: leave the rest for the next owner
+	done := make([]bool, len(recs))
+	lane := func(idx []int) {
+		for _, i := range idx {
+			if ctx.Err() != nil {
+				return // shutting down: leave the rest for the next owner
+			}
+			if !c.handle(ctx, work, recs[i]) {
+				return
+			}
+			done[i] = true
 		}
-		if !c.handle(ctx, work, rec) {
+	}
+	lanes := byKey(recs)
+	if len(lanes) == 1 || c.cfg.KeyConcurrency == 1 {
+		var all []int
+		if len(lanes) == 1 {
+			all = lanes[0]
+		} else {
+			all = make([]int, len(recs))
+			for i := range all {
+				all[i] = i
+			}
+		}
+		lane(all)
+	} else {
+		next := make(chan []int)
+		var wg sync.WaitGroup
+		for range min(c.cfg.KeyConcurrency, len(lanes)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for idx := range next {
+					lane(idx)
+				}
+			}()
+		}
+		for _, idx := range lanes {
+			next <- idx
+		}
+		close(next)
+		wg.Wait()
+	}
+	var res partResult
+	for i, rec := range recs {
+		if !done[i] {
 			res.rewind = rec
-			return res
+			break
 		}
 		res.last = rec
 	}
 	return res
+}
+
+// byKey splits recs into the indexes of each key's records, in offset order, the keys in the
+// order of their first record.
+func byKey(recs []*kgo.Record) [][]int {
+	at := map[string]int{}
+	var lanes [][]int
+	for i, r := range recs {
+		k := string(r.Key)
+		j, ok := at[k]
+		if !ok {
+			j = len(lanes)
+			at[k] = j
+			lanes = append(lanes, nil)
+		}
+		lanes[j] = append(lanes[j], i)
+	}
+	return lanes
 }
 
 // handle processes one record and reports whether it is done (processed, skipped or
@@ -380,22 +455,22 @@ func (c *Consumer) giveUp(err error, st retryState) string {
 func (c *Consumer) failing(rec *kgo.Record) retryState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st, ok := c.retrying[partitionKey{rec.Topic, rec.Partition}]; ok && st.offset == rec.Offset {
+	if st, ok := c.retrying[recordKey{rec.Topic, rec.Partition, rec.Offset}]; ok {
 		return st
 	}
-	return retryState{offset: rec.Offset, since: c.cfg.Now()}
+	return retryState{since: c.cfg.Now()}
 }
 
 func (c *Consumer) remember(rec *kgo.Record, st retryState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.retrying[partitionKey{rec.Topic, rec.Partition}] = st
+	c.retrying[recordKey{rec.Topic, rec.Partition, rec.Offset}] = st
 }
 
 func (c *Consumer) forget(rec *kgo.Record) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.retrying, partitionKey{rec.Topic, rec.Partition})
+	delete(c.retrying, recordKey{rec.Topic, rec.Partition, rec.Offset})
 }
 
 func (c *Consumer) call(ctx context.Context, h Handler, rec *kgo.Record) (err error) {

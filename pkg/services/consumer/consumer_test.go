@@ -256,6 +256,59 @@ func TestRetryInPlaceKeepsKeyOrder(t *testing.T) {
 	}
 }
 
+// TestKeysOfAPartitionRunSideBySide: a record waiting on its database does not hold up the other
+// keys of its partition, while the records of one key keep their order, and the offsets are
+// committed past all of them.
+func TestKeysOfAPartitionRunSideBySide(t *testing.T) {
+	h := newHarness(t)
+	manual, err := kgo.NewClient(append(kafkatest.ClientOpts(h.cluster), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer manual.Close()
+	recs := []*kgo.Record{
+		{Topic: topic, Partition: 1, Key: []byte("slow"), Value: []byte("slow-1")},
+		{Topic: topic, Partition: 1, Key: []byte("fast"), Value: []byte("fast-1")},
+		{Topic: topic, Partition: 1, Key: []byte("slow"), Value: []byte("slow-2")},
+	}
+	if err := manual.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	fastDone := make(chan struct{})
+	var mu sync.Mutex
+	var order []string
+	overtaken := false
+	h.start(func(_ context.Context, r *kgo.Record) error {
+		if string(r.Value) == "slow-1" {
+			// Held up until the other key's record is through; a partition processed strictly
+			// in offset order never gets there.
+			select {
+			case <-fastDone:
+				mu.Lock()
+				overtaken = true
+				mu.Unlock()
+			case <-time.After(10 * time.Second):
+			}
+		}
+		mu.Lock()
+		order = append(order, string(r.Value))
+		mu.Unlock()
+		if string(r.Value) == "fast-1" {
+			close(fastDone)
+		}
+		return nil
+	})
+	h.waitCommitted(recs...)
+	mu.Lock()
+	defer mu.Unlock()
+	if !overtaken {
+		t.Fatalf("the fast key waited behind the slow one: processing order %v", order)
+	}
+	if strings.Join(order, ",") != "fast-1,slow-1,slow-2" {
+		t.Fatalf("processing order = %v, want fast-1,slow-1,slow-2", order)
+	}
+}
+
 // TestFaultHook: while the injected fault fails every attempt, records are dead-lettered with the
 // fault's code without the handler running; once it is lifted they are processed.
 func TestFaultHook(t *testing.T) {

@@ -26,6 +26,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/come2us/opsctl/pkg/event"
@@ -101,10 +103,8 @@ func NewStore(ctx context.Context, db *store.DB, now func() time.Time) (*Store, 
 func (s *Store) IssueCoupon(ctx context.Context, userID string, discount, minOrder int64) (Coupon, error) {
 	c := Coupon{UserID: userID, DiscountAmount: discount, MinOrderAmount: minOrder, Status: CouponAvailable}
 	now := store.Micros(s.now())
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, `INSERT INTO coupons (user_id, discount_amount, min_order_amount, status, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`, userID, discount, minOrder, CouponAvailable, now).Scan(&c.ID)
-	})
+	err := s.db.ExecReturning(ctx, `INSERT INTO coupons (user_id, discount_amount, min_order_amount, status, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $5) RETURNING id`, []any{userID, discount, minOrder, CouponAvailable, now}, &c.ID)
 	if err != nil {
 		return Coupon{}, fmt.Errorf("issue coupon: %w", err)
 	}
@@ -204,19 +204,66 @@ func (s *Store) Create(ctx context.Context, no NewOrder) (Order, error) {
 				return &CouponError{CouponID: *no.CouponID, Reason: "it was just used by another order"}
 			}
 		}
-		for _, l := range no.Lines {
-			if err := tx.QueryRowContext(ctx, `INSERT INTO order_details (order_id, option_value_id, quantity, unit_price) VALUES ($1, $2, $3, $4) RETURNING id`,
-				o.ID, l.OptionValueID, l.Quantity, l.UnitPrice).Scan(&l.ID); err != nil {
-				return err
-			}
-			o.Lines = append(o.Lines, l)
-		}
-		return nil
+		var err error
+		o.Lines, err = insertLines(ctx, tx, o.ID, no.Lines)
+		return err
 	})
 	if err != nil {
 		return Order{}, fmt.Errorf("create order: %w", err)
 	}
 	return o, nil
+}
+
+// insertLines stores an order's lines in one statement and returns them with their ids, in the
+// order given. RETURNING does not promise the order of VALUES, so the ids are matched back by the
+// lines' contents; lines alike in every value are interchangeable.
+func insertLines(ctx context.Context, tx *sql.Tx, orderID int64, lines []Line) ([]Line, error) {
+	if len(lines) == 0 {
+		return nil, nil
+	}
+	var values strings.Builder
+	args := make([]any, 0, 1+3*len(lines))
+	args = append(args, orderID)
+	for i, l := range lines {
+		if i > 0 {
+			values.WriteString(", ")
+		}
+		n := 1 + 3*i
+		fmt.Fprintf(&values, "($1, $%d, $%d, $%d)", n+1, n+2, n+3)
+		args = append(args, l.OptionValueID, l.Quantity, l.UnitPrice)
+	}
+	rows, err := tx.QueryContext(ctx, `INSERT INTO order_details (order_id, option_value_id, quantity, unit_price) VALUES `+values.String()+`
+		RETURNING id, option_value_id, quantity, unit_price`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	type content struct{ option, quantity, price int64 }
+	ids := map[content][]int64{}
+	for rows.Next() {
+		var id int64
+		var c content
+		if err := rows.Scan(&id, &c.option, &c.quantity, &c.price); err != nil {
+			return nil, err
+		}
+		ids[c] = append(ids[c], id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, same := range ids {
+		slices.Sort(same) // alike lines get their ids in the order given
+	}
+	out := make([]Line, len(lines))
+	for i, l := range lines {
+		c := content{l.OptionValueID, l.Quantity, l.UnitPrice}
+		if len(ids[c]) == 0 {
+			return nil, fmt.Errorf("order %d: line %d (option %d) was not stored", orderID, i, l.OptionValueID)
+		}
+		l.ID, ids[c] = ids[c][0], ids[c][1:]
+		out[i] = l
+	}
+	return out, nil
 }
 
 // Get reads an order with its lines, or ErrNotFound. The payment key is masked.
@@ -285,23 +332,26 @@ func (s *Store) fail(ctx context.Context, tx *sql.Tx, orderID int64, f Failure, 
 	if f.PaymentKey != "" {
 		pk = f.PaymentKey
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE orders SET status = $1, failure_code = $2, failure_reason = $3,
-		payment_key = COALESCE($4, payment_key), updated_at = $5 WHERE id = $6 AND status = $7`,
-		StatusFailed, f.Code, truncate(f.Reason, 500), pk, at, orderID, StatusPending)
+	var coupon sql.NullInt64
+	err := tx.QueryRowContext(ctx, `UPDATE orders SET status = $1, failure_code = $2, failure_reason = $3,
+		payment_key = COALESCE($4, payment_key), updated_at = $5 WHERE id = $6 AND status = $7 RETURNING coupon_id`,
+		StatusFailed, f.Code, truncate(f.Reason, 500), pk, at, orderID, StatusPending).Scan(&coupon)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Compensation{}, nil
+	}
 	if err != nil {
 		return Compensation{}, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return Compensation{}, nil
-	}
 	c := Compensation{Failed: true}
-	res, err = tx.ExecContext(ctx, `UPDATE coupons SET status = $1, order_id = NULL, restored_count = restored_count + 1, updated_at = $2
-		WHERE order_id = $3 AND status = $4`, CouponAvailable, at, orderID, CouponUsed)
-	if err != nil {
-		return c, err
-	}
-	if n, _ := res.RowsAffected(); n > 0 {
-		c.CouponRestored = true
+	if coupon.Valid { // an order without a coupon has none to give back
+		res, err := tx.ExecContext(ctx, `UPDATE coupons SET status = $1, order_id = NULL, restored_count = restored_count + 1, updated_at = $2
+			WHERE order_id = $3 AND status = $4`, CouponAvailable, at, orderID, CouponUsed)
+		if err != nil {
+			return c, err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			c.CouponRestored = true
+		}
 	}
 	ls, err := lines(ctx, tx, orderID)
 	if err != nil {

@@ -38,29 +38,39 @@ const (
 // charged twice), a FAILED order ErrAlreadyFailed, an unknown one ErrNotFound, a wrong amount
 // ErrAmountMismatch — nothing changes in those cases.
 func (s *Store) MarkPaid(ctx context.Context, ev event.PaymentPaid) (Outcome, error) {
-	var out Outcome
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		out, err = s.markPaid(ctx, tx, ev.OrderID, ev.PaymentKey, ev.Amount, s.now())
-		return err
-	})
-	return out, err
-}
-
-func (s *Store) markPaid(ctx context.Context, tx *sql.Tx, orderID int64, paymentKey string, amount int64, now time.Time) (Outcome, error) {
-	res, err := tx.ExecContext(ctx, `UPDATE orders SET status = $1, payment_key = $2, updated_at = $3
-		WHERE id = $4 AND status = $5 AND amount = $6`,
-		StatusPreparing, paymentKey, store.Micros(now), orderID, StatusPending, amount)
+	// The common case, a PENDING order, is one statement: no transaction round trips around it.
+	res, err := s.db.Exec(ctx, markPaidQuery, StatusPreparing, ev.PaymentKey, store.Micros(s.now()), ev.OrderID, StatusPending, ev.Amount)
 	if err != nil {
 		return "", err
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
 		return Applied, nil
 	}
+	return paidOutcome(ctx, s.db.SQL, ev.OrderID, ev.PaymentKey, ev.Amount)
+}
+
+// markPaidQuery moves a PENDING order with the paid amount to PREPARING.
+const markPaidQuery = `UPDATE orders SET status = $1, payment_key = $2, updated_at = $3
+	WHERE id = $4 AND status = $5 AND amount = $6`
+
+func (s *Store) markPaid(ctx context.Context, tx *sql.Tx, orderID int64, paymentKey string, amount int64, now time.Time) (Outcome, error) {
+	res, err := tx.ExecContext(ctx, markPaidQuery, StatusPreparing, paymentKey, store.Micros(now), orderID, StatusPending, amount)
+	if err != nil {
+		return "", err
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return Applied, nil
+	}
+	return paidOutcome(ctx, tx, orderID, paymentKey, amount)
+}
+
+// paidOutcome says why a payment of orderID was not applied (markPaidQuery changed nothing): a
+// duplicate of the payment already applied, or the error naming what does not fit.
+func paidOutcome(ctx context.Context, q store.Execer, orderID int64, paymentKey string, amount int64) (Outcome, error) {
 	var st, paidBy string
 	var payable int64
 	var pk sql.NullString
-	err = tx.QueryRowContext(ctx, `SELECT status, amount, payment_key FROM orders WHERE id = $1`, orderID).Scan(&st, &payable, &pk)
+	err := q.QueryRowContext(ctx, `SELECT status, amount, payment_key FROM orders WHERE id = $1`, orderID).Scan(&st, &payable, &pk)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("order %d: %w", orderID, ErrNotFound)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/metrics"
 	"github.com/come2us/opsctl/pkg/services/consumer"
+	"github.com/come2us/opsctl/pkg/services/httpapi"
 	"github.com/come2us/opsctl/pkg/services/order/orderapi"
 	"github.com/come2us/opsctl/pkg/services/outbox"
 	"github.com/come2us/opsctl/pkg/services/payment"
@@ -128,7 +129,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		if cfg.PaymentURL == "" {
 			return nil, errors.New("order-service: PaymentURL (PAYMENT_SERVICE_URL) or Payments is required")
 		}
-		cfg.Payments = payment.NewClient(cfg.PaymentURL, &http.Client{Timeout: cfg.ResolveTimeout})
+		cfg.Payments = payment.NewClient(cfg.PaymentURL, httpapi.NewHTTPClient(cfg.ResolveTimeout))
 	}
 	rt, err := service.New(ctx, cfg.Service)
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -74,9 +75,17 @@ type header struct {
 // Add stores msgs in tx; they are published after tx commits (call Relay.Kick after the commit
 // to publish at once). The trace context of ctx travels with them as W3C traceparent headers.
 func Add(ctx context.Context, tx store.Execer, now time.Time, msgs ...Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
 	traceHeaders := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(ctx, traceHeaders)
-	for _, m := range msgs {
+	at := store.Micros(now)
+	// One statement for all of them: a compensation writes one row per order line.
+	const cols = 7
+	var values strings.Builder
+	args := make([]any, 0, cols*len(msgs))
+	for i, m := range msgs {
 		if m.Topic == "" || m.Value == nil {
 			return fmt.Errorf("outbox: message needs a topic and a value (topic %q)", m.Topic)
 		}
@@ -95,11 +104,16 @@ func Add(ctx context.Context, tx store.Execer, now time.Time, msgs ...Message) e
 		if err != nil {
 			return fmt.Errorf("outbox: encode headers: %w", err)
 		}
-		at := store.Micros(now)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (topic, record_key, record_value, headers, status, attempts, next_attempt_at, created_at)
-			VALUES ($1, $2, $3, $4, $5, 0, $6, $7)`, m.Topic, m.Key, m.Value, string(hj), StatusPending, at, at); err != nil {
-			return fmt.Errorf("outbox: insert %s record: %w", m.Topic, err)
+		if i > 0 {
+			values.WriteString(", ")
 		}
+		n := i * cols
+		fmt.Fprintf(&values, "($%d, $%d, $%d, $%d, $%d, 0, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
+		args = append(args, m.Topic, m.Key, m.Value, string(hj), StatusPending, at, at)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (topic, record_key, record_value, headers, status, attempts, next_attempt_at, created_at)
+		VALUES `+values.String(), args...); err != nil {
+		return fmt.Errorf("outbox: insert %d %s records: %w", len(msgs), msgs[0].Topic, err)
 	}
 	return nil
 }

@@ -196,6 +196,9 @@ type Result struct {
 	LeaseLost int
 }
 
+// sentChunk is how many rows one statement marks SENT.
+const sentChunk = 500
+
 // claimLock is the advisory lock key serialising outbox claims on PostgreSQL.
 const claimLock = 7064173266
 
@@ -248,42 +251,54 @@ func (r *Relay) PublishOnce(ctx context.Context) (Result, error) {
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	var gaveUp []failure
-	err = r.cfg.DB.Tx(mctx, func(tx *sql.Tx) error {
-		res.LeaseLost, res.GaveUp, gaveUp = 0, 0, gaveUp[:0]
-		for start := 0; start < len(sent); start += 500 {
-			ids := sent[start:min(start+500, len(sent))]
+	markSent := func(ex func(ctx context.Context, query string, args ...any) (sql.Result, error)) error {
+		for start := 0; start < len(sent); start += sentChunk {
+			ids := sent[start:min(start+sentChunk, len(sent))]
 			args := []any{StatusSent, store.Micros(now), token}
 			for _, id := range ids {
 				args = append(args, id)
 			}
-			n, err := affected(tx.ExecContext(mctx, `UPDATE outbox SET status = $1, sent_at = $2, attempts = attempts + 1, last_error = NULL
+			n, err := affected(ex(mctx, `UPDATE outbox SET status = $1, sent_at = $2, attempts = attempts + 1, last_error = NULL
 				WHERE lease_token = $3 AND id IN (`+store.In(4, len(ids))+`)`, args...))
 			if err != nil {
 				return err
 			}
 			res.LeaseLost += len(ids) - n
 		}
-		for _, f := range failed {
-			status, next := StatusRetry, now.Add(r.backoff(f.attempts))
-			if f.attempts >= r.cfg.MaxAttempts {
-				status = StatusFailed
-			}
-			n, err := affected(tx.ExecContext(mctx, `UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4
-				WHERE id = $5 AND lease_token = $6`,
-				status, f.attempts, store.Micros(next), truncate(f.err, 1000), f.id, token))
-			if err != nil {
+		return nil
+	}
+	if len(failed) == 0 && len(sent) <= sentChunk {
+		// The usual pass, everything published, records it in one statement, sent without a
+		// transaction around it.
+		err = markSent(r.cfg.DB.Exec)
+	} else {
+		err = r.cfg.DB.Tx(mctx, func(tx *sql.Tx) error {
+			res.LeaseLost, res.GaveUp, gaveUp = 0, 0, gaveUp[:0]
+			if err := markSent(tx.ExecContext); err != nil {
 				return err
 			}
-			switch {
-			case n == 0:
-				res.LeaseLost++
-			case status == StatusFailed:
-				res.GaveUp++
-				gaveUp = append(gaveUp, f)
+			for _, f := range failed {
+				status, next := StatusRetry, now.Add(r.backoff(f.attempts))
+				if f.attempts >= r.cfg.MaxAttempts {
+					status = StatusFailed
+				}
+				n, err := affected(tx.ExecContext(mctx, `UPDATE outbox SET status = $1, attempts = $2, next_attempt_at = $3, last_error = $4
+					WHERE id = $5 AND lease_token = $6`,
+					status, f.attempts, store.Micros(next), truncate(f.err, 1000), f.id, token))
+				if err != nil {
+					return err
+				}
+				switch {
+				case n == 0:
+					res.LeaseLost++
+				case status == StatusFailed:
+					res.GaveUp++
+					gaveUp = append(gaveUp, f)
+				}
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	if err != nil {
 		// The rows stay leased and are published again when the lease ends: a duplicate, which
 		// consumers tolerate, rather than a loss.

@@ -21,7 +21,7 @@ type Client struct {
 // 30-second timeout (a confirm waits for the PG).
 func NewClient(baseURL string, httpClient *http.Client) *Client {
 	if httpClient == nil {
-		httpClient = &http.Client{Timeout: 30 * time.Second}
+		httpClient = httpapi.NewHTTPClient(30 * time.Second)
 	}
 	return &Client{base: strings.TrimRight(baseURL, "/"), http: httpClient}
 }

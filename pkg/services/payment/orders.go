@@ -44,7 +44,7 @@ type OrderClient struct {
 // a 5-second timeout (the check holds up a customer's payment).
 func NewOrderClient(baseURL string, httpClient *http.Client) *OrderClient {
 	if httpClient == nil {
-		httpClient = &http.Client{Timeout: 5 * time.Second}
+		httpClient = httpapi.NewHTTPClient(5 * time.Second)
 	}
 	return &OrderClient{base: strings.TrimRight(baseURL, "/"), http: httpClient}
 }

@@ -196,23 +196,24 @@ func (s *Store) Begin(ctx context.Context, key string, req ConfirmRequest, stale
 	now := s.now()
 	var answer *Answer
 	var claim *Claim
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		answer, claim = nil, nil
-		res, err := tx.ExecContext(ctx, `INSERT INTO payments (idempotency_key, payment_key, order_id, amount, status, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (idempotency_key) DO NOTHING`,
-			key, req.PaymentKey, req.OrderID, req.Amount, StatusInProgress, store.Micros(now))
-		if err != nil {
-			return err
-		}
+	// A new payment is one statement, sent without a transaction around it.
+	res, err := s.db.Exec(ctx, `INSERT INTO payments (idempotency_key, payment_key, order_id, amount, status, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (idempotency_key) DO NOTHING`,
+		key, req.PaymentKey, req.OrderID, req.Amount, StatusInProgress, store.Micros(now))
+	if err == nil {
 		if n, _ := res.RowsAffected(); n == 1 {
-			claim = &Claim{Key: key, Req: req, at: store.Micros(now)}
-			return nil
+			return nil, &Claim{Key: key, Req: req, at: store.Micros(now)}, nil
 		}
-		answer, claim, err = s.existing(ctx, tx, key, req, now, staleAfter)
-		return err
-	})
-	if err == nil || !store.IsUniqueViolation(err) {
+		// The key is stored already.
+		err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+			var err error
+			answer, claim, err = s.existing(ctx, tx, key, req, now, staleAfter)
+			return err
+		})
 		return answer, claim, err
+	}
+	if !store.IsUniqueViolation(err) {
+		return nil, nil, err
 	}
 	// The order is held by a payment (on PostgreSQL the violation ended the transaction, so it
 	// is read afresh). When that payment is this key's, the request is a repeat.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/come2us/opsctl/pkg/metrics"
 	"github.com/come2us/opsctl/pkg/secret"
+	"github.com/come2us/opsctl/pkg/services/httpapi"
 	"github.com/come2us/opsctl/pkg/services/outbox"
 	"github.com/come2us/opsctl/pkg/services/paymentgateway"
 	"github.com/come2us/opsctl/pkg/services/service"
@@ -117,7 +118,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	hc := cfg.PGHTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: cfg.PGTimeout}
+		hc = httpapi.NewHTTPClient(cfg.PGTimeout)
 	}
 	pgc, err := paymentgateway.NewClient(cfg.PGBaseURL, cfg.PGSecretKey, hc)
 	if err != nil {

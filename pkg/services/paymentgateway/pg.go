@@ -23,6 +23,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/come2us/opsctl/pkg/services/httpapi"
 )
 
 // Error codes of the Toss Payments API the services act on.
@@ -127,7 +129,7 @@ func NewClient(baseURL, secretKey string, httpClient *http.Client) (*Client, err
 		return nil, errors.New("payment gateway: base URL and secret key are required")
 	}
 	if httpClient == nil {
-		httpClient = &http.Client{Timeout: 10 * time.Second}
+		httpClient = httpapi.NewHTTPClient(10 * time.Second)
 	}
 	return &Client{baseURL: strings.TrimRight(baseURL, "/"), secretKey: secretKey, http: httpClient}, nil
 }

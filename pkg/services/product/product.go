@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/come2us/opsctl/pkg/event"
@@ -182,90 +183,138 @@ func scanOptions(rows *sql.Rows) ([]Option, error) {
 // wrapping ErrNotFound or ErrStockShort, ErrLineCompensated, ErrReservationClash.
 func (s *Store) Reserve(ctx context.Context, orderID int64, lines []Line) ([]ReservedLine, error) {
 	now := store.Micros(s.now())
-	ids := make([]any, len(lines))
-	for i, l := range lines {
-		ids[i] = l.OrderDetailID
+	if err := validateLines(orderID, lines); err != nil {
+		return nil, fmt.Errorf("reserve stock for order %d: %w", orderID, err)
 	}
 	var out []ReservedLine
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
-		existing := map[int64]Reservation{}
-		rows, err := tx.QueryContext(ctx, `SELECT order_detail_id, order_id, option_value_id, quantity, state FROM reservations
-			WHERE order_detail_id IN (`+store.In(1, len(ids))+`)`, ids...)
+		// The reservation rows go in first, in one statement, and the stock is taken last: an
+		// option's row stays locked from its UPDATE to the commit, and every order of that option
+		// waits for it meanwhile, so nothing else happens in between. Lines reserved before (a
+		// repeated call, or a concurrent one that committed first) are not inserted again; they
+		// are checked against the request instead.
+		var values strings.Builder
+		args := make([]any, 0, 3+3*len(lines))
+		args = append(args, orderID, StateReserved, now)
+		for i, l := range lines {
+			if i > 0 {
+				values.WriteString(", ")
+			}
+			n := 3 + 3*i
+			fmt.Fprintf(&values, "($%d, $1, $%d, $%d, $2, $3)", n+1, n+2, n+3)
+			args = append(args, l.OrderDetailID, l.OptionValueID, l.Quantity)
+		}
+		rows, err := tx.QueryContext(ctx, `INSERT INTO reservations (order_detail_id, order_id, option_value_id, quantity, state, created_at)
+			VALUES `+values.String()+` ON CONFLICT (order_detail_id) DO NOTHING RETURNING order_detail_id`, args...)
 		if err != nil {
 			return err
 		}
+		inserted := map[int64]bool{}
 		for rows.Next() {
-			var r Reservation
-			if err := rows.Scan(&r.OrderDetailID, &r.OrderID, &r.OptionValueID, &r.Quantity, &r.State); err != nil {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
 				rows.Close()
 				return err
 			}
-			existing[r.OrderDetailID] = r
+			inserted[id] = true
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
 		var fresh []Line
+		var before []any
 		for _, l := range lines {
-			r, ok := existing[l.OrderDetailID]
-			switch {
-			case !ok:
+			if inserted[l.OrderDetailID] {
 				fresh = append(fresh, l)
-			case r.State != StateReserved:
-				return fmt.Errorf("order line %d (%s): %w", l.OrderDetailID, r.State, ErrLineCompensated)
-			case r.OrderID != orderID || r.OptionValueID != l.OptionValueID || r.Quantity != l.Quantity:
-				return fmt.Errorf("order line %d: %w", l.OrderDetailID, ErrReservationClash)
+			} else {
+				before = append(before, l.OrderDetailID)
+			}
+		}
+		if len(before) > 0 {
+			existing := map[int64]Reservation{}
+			rows, err := tx.QueryContext(ctx, `SELECT order_detail_id, order_id, option_value_id, quantity, state FROM reservations
+				WHERE order_detail_id IN (`+store.In(1, len(before))+`)`, before...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var r Reservation
+				if err := rows.Scan(&r.OrderDetailID, &r.OrderID, &r.OptionValueID, &r.Quantity, &r.State); err != nil {
+					rows.Close()
+					return err
+				}
+				existing[r.OrderDetailID] = r
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			for _, l := range lines {
+				if inserted[l.OrderDetailID] {
+					continue
+				}
+				r, ok := existing[l.OrderDetailID]
+				switch {
+				case !ok:
+					return fmt.Errorf("order line %d is being reserved by a concurrent request; retry", l.OrderDetailID)
+				case r.State != StateReserved:
+					return fmt.Errorf("order line %d (%s): %w", l.OrderDetailID, r.State, ErrLineCompensated)
+				case r.OrderID != orderID || r.OptionValueID != l.OptionValueID || r.Quantity != l.Quantity:
+					return fmt.Errorf("order line %d: %w", l.OrderDetailID, ErrReservationClash)
+				}
 			}
 		}
 		// Lock option rows in id order so concurrent reservations cannot deadlock.
 		sort.SliceStable(fresh, func(i, j int) bool { return fresh[i].OptionValueID < fresh[j].OptionValueID })
+		prices := map[int64]int64{}
 		for _, l := range fresh {
-			res, err := tx.ExecContext(ctx, `UPDATE option_values SET stock = stock - $1, updated_at = $2 WHERE id = $3 AND stock >= $1`,
-				l.Quantity, now, l.OptionValueID)
+			var price int64
+			err := tx.QueryRowContext(ctx, `UPDATE option_values SET stock = stock - $1, updated_at = $2 WHERE id = $3 AND stock >= $1 RETURNING price`,
+				l.Quantity, now, l.OptionValueID).Scan(&price)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if err == nil {
+				prices[l.OptionValueID] = price
+				continue
+			}
+			var stock int64
+			err = tx.QueryRowContext(ctx, `SELECT stock FROM option_values WHERE id = $1`, l.OptionValueID).Scan(&stock)
+			if errors.Is(err, sql.ErrNoRows) {
+				return &OptionError{OptionValueID: l.OptionValueID, Err: ErrNotFound}
+			}
 			if err != nil {
 				return err
 			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				var stock int64
-				err := tx.QueryRowContext(ctx, `SELECT stock FROM option_values WHERE id = $1`, l.OptionValueID).Scan(&stock)
-				if errors.Is(err, sql.ErrNoRows) {
-					return &OptionError{OptionValueID: l.OptionValueID, Err: ErrNotFound}
-				}
-				if err != nil {
+			return &OptionError{OptionValueID: l.OptionValueID, Available: stock, Requested: l.Quantity, Err: ErrStockShort}
+		}
+		// The prices of freshly reserved lines came back with their stock; lines reserved
+		// before (a repeated call) are priced now.
+		var optIDs []any
+		for _, l := range lines {
+			if _, ok := prices[l.OptionValueID]; !ok {
+				optIDs = append(optIDs, l.OptionValueID)
+			}
+		}
+		if len(optIDs) > 0 {
+			prows, err := tx.QueryContext(ctx, `SELECT id, price FROM option_values WHERE id IN (`+store.In(1, len(optIDs))+`)`, optIDs...)
+			if err != nil {
+				return err
+			}
+			for prows.Next() {
+				var id, price int64
+				if err := prows.Scan(&id, &price); err != nil {
+					prows.Close()
 					return err
 				}
-				return &OptionError{OptionValueID: l.OptionValueID, Available: stock, Requested: l.Quantity, Err: ErrStockShort}
+				prices[id] = price
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO reservations (order_detail_id, order_id, option_value_id, quantity, state, created_at)
-				VALUES ($1, $2, $3, $4, $5, $6)`, l.OrderDetailID, orderID, l.OptionValueID, l.Quantity, StateReserved, now); err != nil {
-				if store.IsUniqueViolation(err) {
-					return fmt.Errorf("order line %d is being reserved by a concurrent request; retry: %w", l.OrderDetailID, err)
-				}
+			prows.Close()
+			if err := prows.Err(); err != nil {
 				return err
 			}
-		}
-		prices := map[int64]int64{}
-		optIDs := make([]any, 0, len(lines))
-		for _, l := range lines {
-			optIDs = append(optIDs, l.OptionValueID)
-		}
-		prows, err := tx.QueryContext(ctx, `SELECT id, price FROM option_values WHERE id IN (`+store.In(1, len(optIDs))+`)`, optIDs...)
-		if err != nil {
-			return err
-		}
-		for prows.Next() {
-			var id, price int64
-			if err := prows.Scan(&id, &price); err != nil {
-				prows.Close()
-				return err
-			}
-			prices[id] = price
-		}
-		prows.Close()
-		if err := prows.Err(); err != nil {
-			return err
 		}
 		for _, l := range lines {
 			out = append(out, ReservedLine{Line: l, UnitPrice: prices[l.OptionValueID]})

@@ -2,6 +2,7 @@ package saga_test
 
 import (
 	"context"
+	"flag"
 	"sort"
 	"strconv"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/come2us/opsctl/pkg/dbtest"
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/kafkatest"
+	"github.com/come2us/opsctl/pkg/pgtest"
 	"github.com/come2us/opsctl/pkg/services/consumer"
 	"github.com/come2us/opsctl/pkg/services/outbox"
 	"github.com/come2us/opsctl/pkg/services/saga"
@@ -27,6 +29,10 @@ import (
 // Run it with a fixed count so one system serves the whole run:
 //
 //	go test -run '^$' -bench Saga -benchtime 600x ./pkg/saga
+//
+// benchPool is each service's PostgreSQL pool size in BenchmarkSaga.
+var benchPool = flag.Int("saga.pool", pgtest.MaxConns, "BenchmarkSaga: each service's PostgreSQL pool size (pool_max_conns)")
+
 func BenchmarkSaga(b *testing.B) {
 	for _, shoppers := range []int{2, 16} {
 		b.Run("shoppers="+strconv.Itoa(shoppers), func(b *testing.B) { benchSaga(b, shoppers) })
@@ -34,7 +40,9 @@ func BenchmarkSaga(b *testing.B) {
 }
 
 func benchSaga(b *testing.B, shoppers int) {
-	e := startSaga(b, dbtest.URLs(b, dbtest.Postgres), func(cfg *saga.Config) {
+	urls := dbtest.URLs(b, dbtest.Postgres)
+	pooled := func() string { return pgtest.WithPool(urls(), *benchPool) }
+	e := startSaga(b, pooled, func(cfg *saga.Config) {
 		cfg.Consumer, cfg.Relay, cfg.DeliveryTimeout = consumer.Config{}, outbox.Config{}, 0
 	})
 	ctx := context.Background()

@@ -143,7 +143,7 @@ func OptionsFromEnv(name string, e *Env) Options {
 		Name:            name,
 		Addr:            e.String("HTTP_ADDR", ":8080", "HTTP listen address"),
 		DatabaseURL:     databaseURL(name, e),
-		OTLPEndpoint:    e.String("OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP/gRPC collector for traces, e.g. http://otel-collector:4317 (tracing off when unset)"),
+		OTLPEndpoint:    e.String("OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP/HTTP collector for traces, e.g. http://otel-collector:4318 (tracing off when unset)"),
 		Version:         e.String("SERVICE_VERSION", "", "version stamped on logs and traces (the build's version when unset)"),
 		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 25*time.Second, "how long a graceful shutdown may take"),
 		DeliveryTimeout: e.Duration("KAFKA_DELIVERY_TIMEOUT", 30*time.Second, "how long a publish may take before the outbox retries it"),

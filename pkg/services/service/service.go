@@ -60,7 +60,7 @@ type Options struct {
 	KafkaOpts []kgo.Opt
 	// DeliveryTimeout bounds one publish (default 30s); the outbox retries what times out.
 	DeliveryTimeout time.Duration
-	// OTLPEndpoint turns tracing on, exporting over OTLP/gRPC (e.g. http://otel-collector:4317).
+	// OTLPEndpoint turns tracing on, exporting over OTLP/HTTP (e.g. http://otel-collector:4318).
 	OTLPEndpoint string
 	// LogLevel is the minimum level logged by the default logger.
 	LogLevel slog.Level
@@ -160,7 +160,11 @@ func New(ctx context.Context, o Options) (rt *Runtime, err error) {
 	}
 	rt.kafkaOpts = append(append(base, o.KafkaOpts...),
 		kgo.WithHooks(kotel.NewKotel(kotel.WithTracer(rt.Tracer)).Hooks()...))
-	rt.Producer, err = kgo.NewClient(append(rt.ClientOpts(), kgo.RecordDeliveryTimeout(o.DeliveryTimeout))...)
+	// No linger: the producer's records come in whole batches already (an outbox pass, a dead
+	// letter), and each waits for its acknowledgement before the next, so lingering would only
+	// add its delay — 10ms by default — to every hop of a saga. KafkaOpts may still set one.
+	rt.Producer, err = kgo.NewClient(append(append([]kgo.Opt{kgo.ProducerLinger(0)}, rt.ClientOpts()...),
+		kgo.RecordDeliveryTimeout(o.DeliveryTimeout))...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: kafka producer: %w", o.Name, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/come2us/opsctl/pkg/kafka"
@@ -164,6 +166,15 @@ func TestTopicsCreated(t *testing.T) {
 	}
 	if len(service.Topics()) != 6 {
 		t.Fatalf("Topics() = %v", service.Topics())
+	}
+}
+
+// TestProducerDoesNotLinger: the producer publishes outbox passes and dead letters, each a whole
+// batch waited on before the next; a linger would only delay every hop of a saga.
+func TestProducerDoesNotLinger(t *testing.T) {
+	r, _ := launch(t, nil)
+	if got := r.rt.Producer.OptValue(kgo.ProducerLinger); got != time.Duration(0) {
+		t.Fatalf("producer linger = %v, want 0", got)
 	}
 }
 
@@ -451,5 +462,26 @@ func TestMainRefusesArguments(t *testing.T) {
 	}
 	if code := service.Main(context.Background(), demoBinary(&ran), nil, env, io.Discard, io.Discard); code != 0 || !ran {
 		t.Fatalf("good configuration: exit %d, ran %v", code, ran)
+	}
+}
+
+// TestServiceBinariesLinkNoGRPC: traces go out over OTLP/HTTP with the runtime's own client, so no
+// service binary links gRPC and its HTTP/2 stack (about 7 MB of each binary).
+func TestServiceBinariesLinkNoGRPC(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH to list the binaries' packages")
+	}
+	for _, bin := range []string{"order", "payment", "product"} {
+		out, err := exec.Command(gobin, "list", "-deps", "github.com/come2us/opsctl/cmd/services/"+bin).Output()
+		if err != nil {
+			t.Fatalf("go list: %v", err)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if dep == "google.golang.org/grpc" || strings.HasPrefix(dep, "google.golang.org/grpc/") {
+				t.Errorf("%s-service links %s", bin, dep)
+				break
+			}
+		}
 	}
 }

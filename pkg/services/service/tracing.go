@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -27,7 +27,11 @@ func newTracing(ctx context.Context, service, version, endpoint string) (*tracin
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
 		return &tracing{provider: tp, shutdown: func(ctx context.Context) { _ = tp.Shutdown(ctx) }}, nil
 	}
-	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(endpoint))
+	client, err := newOTLPHTTP(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", service, err)
+	}
+	exp, err := otlptrace.New(ctx, client)
 	if err != nil {
 		return nil, fmt.Errorf("%s: OTLP exporter for %s: %w", service, endpoint, err)
 	}

@@ -171,6 +171,64 @@ func TestConcurrentWriters(t *testing.T) {
 	})
 }
 
+// TestExec: single-statement writes outside Tx, concurrent with each other and with Tx writers,
+// on both engines: none is lost and RETURNING comes back.
+func TestExec(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
+		ctx := context.Background()
+		db := open(t, newURL())
+		if err := db.Migrate(ctx, "widgets", migrations(t)); err != nil {
+			t.Fatal(err)
+		}
+		var id int64
+		if err := db.ExecReturning(ctx, `INSERT INTO widgets (name) VALUES ($1) RETURNING id`, []any{"e"}, &id); err != nil || id <= 0 {
+			t.Fatalf("ExecReturning: id %d, %v", id, err)
+		}
+		const workers, each = 8, 25
+		var wg sync.WaitGroup
+		errs := make(chan error, 2*workers*each)
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range each {
+					if w%2 == 0 {
+						res, err := db.Exec(ctx, `UPDATE widgets SET count = count + 1 WHERE id = $1`, id)
+						if err == nil {
+							if n, _ := res.RowsAffected(); n != 1 {
+								err = errors.New("Exec: the update touched no row")
+							}
+						}
+						errs <- err
+						continue
+					}
+					errs <- db.Tx(ctx, func(tx *sql.Tx) error {
+						_, err := tx.ExecContext(ctx, `UPDATE widgets SET count = count + 1 WHERE id = $1`, id)
+						return err
+					})
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		var c int64
+		if err := db.SQL.QueryRowContext(ctx, `SELECT count FROM widgets WHERE id = $1`, id).Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		if c != workers*each {
+			t.Fatalf("count = %d, want %d", c, workers*each)
+		}
+		if _, err := db.Exec(ctx, `INSERT INTO widgets (id, name) VALUES ($1, 'dup')`, id); !store.IsUniqueViolation(err) {
+			t.Fatalf("Exec of a duplicate: %v, want a unique violation", err)
+		}
+	})
+}
+
 func TestOpenRejects(t *testing.T) {
 	for _, tc := range []struct{ url, want string }{
 		{"mysql://x", "unsupported URL"},

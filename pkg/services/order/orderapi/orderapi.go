@@ -23,7 +23,7 @@ type Client struct {
 // 30-second timeout.
 func NewClient(baseURL string, httpClient *http.Client) *Client {
 	if httpClient == nil {
-		httpClient = &http.Client{Timeout: 30 * time.Second}
+		httpClient = httpapi.NewHTTPClient(30 * time.Second)
 	}
 	return &Client{base: strings.TrimRight(baseURL, "/"), http: httpClient}
 }

@@ -24,7 +24,7 @@ type Client struct {
 // 5-second timeout.
 func NewClient(baseURL string, httpClient *http.Client) *Client {
 	if httpClient == nil {
-		httpClient = &http.Client{Timeout: 5 * time.Second}
+		httpClient = httpapi.NewHTTPClient(5 * time.Second)
 	}
 	return &Client{base: strings.TrimRight(baseURL, "/"), http: httpClient}
 }
