@@ -174,7 +174,7 @@ func (le *liveEnv) metrics(byName map[string]string) {
 var healthy = map[string]string{
 	canary.GateQueryCanary5xx: "0", canary.GateQueryCanaryLatency: "120", canary.GateQueryStableLatency: "110",
 	canary.GateQueryBusinessErrors: "0.002", canary.GateQueryCPU: "0.41", canary.GateQueryMemory: "0.52",
-	canary.GateQueryCanaryRequests: "1200",
+	canary.GateQueryCanaryRequests: "1200", canary.GateQueryDeadLetters: "0",
 }
 
 func with(base map[string]string, k, v string) map[string]string {
