@@ -235,7 +235,7 @@ func run(cmd *cobra.Command, o *Options) error {
 		Logger: logger.With("component", "redrive"), PassInterval: o.PassInterval, SurveyInterval: o.SurveyInterval, Window: o.Window,
 	})
 	if guard {
-		loops = append(loops, o.guardLoop(f, cctx, id, logger.With("component", "canary-guard")))
+		loops = append(loops, o.guardLoop(cctx, id, logger.With("component", "canary-guard")))
 	} else {
 		logger.Info("canary guard off", "why", whyNot)
 	}

@@ -501,7 +501,6 @@ func TestAgentCanaryGuardRollsBackThroughGit(t *testing.T) {
 		Kafka:      kafka.Config{Brokers: c.ListenAddrs()},
 		GitOps:     config.GitOps{Repo: remote.URL, Branch: "main"},
 		Prometheus: config.Prometheus{URL: guardProm(t)},
-		Kube:       config.Kube{Kubeconfig: filepath.Join(t.TempDir(), "none")},
 	}}})
 	if err != nil {
 		t.Fatal(err)

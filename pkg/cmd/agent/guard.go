@@ -11,10 +11,10 @@ import (
 
 	"github.com/come2us/opsctl/pkg/agent"
 	"github.com/come2us/opsctl/pkg/canary"
-	canarycmd "github.com/come2us/opsctl/pkg/cmd/canary"
 	"github.com/come2us/opsctl/pkg/cmdutil"
 	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/gitops"
+	"github.com/come2us/opsctl/pkg/kube"
 	"github.com/come2us/opsctl/pkg/rollout"
 )
 
@@ -48,17 +48,32 @@ func (o *Options) guardWanted(c *config.Context) (bool, string, error) {
 
 // guardLoop is the agent's "canary-guard" loop: a rollout.FleetGuard round every
 // --canary-interval over the environments of --canary-envs.
-func (o *Options) guardLoop(f *cmdutil.Factory, c *config.Context, id agent.Identity, logger *slog.Logger) agent.Loop {
-	live := canarycmd.NewLiveOptions(f)
+func (o *Options) guardLoop(c *config.Context, id agent.Identity, logger *slog.Logger) agent.Loop {
 	fg := &rollout.FleetGuard{
 		Open:         guardStore(c, id.Actor),
-		Gates:        live.Gates,
-		Namespace:    live.Namespace,
+		Gates:        guardGates(c),
+		Namespace:    func(env string) string { return kube.Namespace(c.Kube, env) },
 		Envs:         o.CanaryEnvs,
 		FailureLimit: c.Canary.FailureLimit,
 		Logger:       logger,
 	}
 	return agent.Loop{Name: "canary-guard", Interval: o.CanaryInterval, Step: fg.Step}
+}
+
+// guardGates returns the evaluator of the context's Prometheus for every environment. The
+// agent reads pod readiness from kube-state-metrics there too, not from the Kubernetes API: it
+// needs no access to the workloads, only to its Lease.
+func guardGates(c *config.Context) func(env string) (*canary.GateEvaluator, error) {
+	return func(string) (*canary.GateEvaluator, error) {
+		if c.Prometheus.URL == "" {
+			return nil, canary.ErrNoPrometheus
+		}
+		var opts []canary.GateOption
+		if d := c.PrometheusTimeout(); d > 0 {
+			opts = append(opts, canary.GateWithDeadline(d))
+		}
+		return canary.NewGateEvaluator(c.Prometheus, opts...)
+	}
 }
 
 // guardStore opens opsctl's own clone of the context's GitOps repository for one round: a
