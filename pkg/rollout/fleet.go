@@ -163,6 +163,14 @@ func (g *FleetGuard) Step(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// Reset forgets every breach count. The agent calls it when it stops leading: counts from
+// before a gap in leadership are not consecutive with what a later round sees.
+func (g *FleetGuard) Reset() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.runs = nil
+}
+
 // rollback commits the rollback of env/service with reason: never gated, and it wins every
 // race but one against another rollback.
 func (g *FleetGuard) rollback(ctx context.Context, ctrl *canary.Controller, env, service, reason string) (gitops.Result, error) {

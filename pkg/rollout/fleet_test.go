@@ -194,3 +194,28 @@ func TestFleetGuardWithoutPrometheusFails(t *testing.T) {
 		t.Fatal("pushed without gates")
 	}
 }
+
+// TestFleetGuardResetForgetsBreaches: after Reset (the agent stopped leading) one breaching
+// round is a first breach again, not the second of a run.
+func TestFleetGuardResetForgetsBreaches(t *testing.T) {
+	ctx := context.Background()
+	orderProd := [2]string{"prod", "order"}
+	f := newFleet(t, orderProd)
+	f.set(t, map[[2]string]string{orderProd: "0.052"})
+	if err := f.guard.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.guard.Reset()
+	if err := f.guard.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !f.canaryOn(t, "prod", "order") || len(f.rolled) != 0 {
+		t.Fatalf("rolled back on the first breach after a reset: %q", f.rolled)
+	}
+	if err := f.guard.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f.canaryOn(t, "prod", "order") {
+		t.Fatal("two breaching rounds after the reset did not roll back")
+	}
+}

@@ -57,7 +57,8 @@ func (o *Options) guardLoop(c *config.Context, id agent.Identity, logger *slog.L
 		FailureLimit: c.Canary.FailureLimit,
 		Logger:       logger,
 	}
-	return agent.Loop{Name: "canary-guard", Interval: o.CanaryInterval, Step: fg.Step}
+	// A standby's counts would be stale when it leads again: it starts from zero.
+	return agent.Loop{Name: "canary-guard", Interval: o.CanaryInterval, Step: fg.Step, OnIdle: fg.Reset}
 }
 
 // guardGates returns the evaluator of the context's Prometheus for every environment. The
