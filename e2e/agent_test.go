@@ -82,13 +82,15 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startAgentProc starts `opsctl agent` as pod name, electing on the Lease opsctl-agent in ns.
-func startAgentProc(t *testing.T, name, cfgPath, policy, ns string) *agentProc {
+// startAgentProc starts `opsctl agent` as pod name, electing on the Lease opsctl-agent in ns,
+// with extra flags added.
+func startAgentProc(t *testing.T, name, cfgPath, policy, ns string, extra ...string) *agentProc {
 	t.Helper()
 	listen := freePort(t)
-	cmd := exec.Command(env.Opsctl, "agent", "--policy", policy, "--leader-elect", "always", "--lease-namespace", ns,
+	args := []string{"agent", "--policy", policy, "--leader-elect", "always", "--lease-namespace", ns,
 		"--lease-duration", e2eLease.String(), "--renew-deadline", e2eRenew.String(), "--retry-period", e2eRetry.String(),
-		"--listen", listen, "--interval", "200ms", "--survey-interval", "1h", "--log-format", "text")
+		"--listen", listen, "--interval", "200ms", "--survey-interval", "1h", "--log-format", "text"}
+	cmd := exec.Command(env.Opsctl, append(args, extra...)...)
 	dir := t.TempDir()
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "OPSCTL_CONFIG=" + cfgPath, "POD_NAME=" + name}
 	out := &lockedBuffer{}

@@ -43,6 +43,8 @@ const (
 	CriterionMillis CriterionUnit = "ms"
 	// CriterionReady is the fraction of canary pods that are ready.
 	CriterionReady CriterionUnit = "ready"
+	// CriterionCount is a number of records (dead letters).
+	CriterionCount CriterionUnit = "count"
 )
 
 // CriterionOp is the comparison a figure must satisfy against the threshold to pass.
@@ -65,6 +67,9 @@ const (
 	GateQueryPodsReady      = "canary_pods_ready_ratio"
 	GateQueryCPU            = "canary_cpu_limit_ratio"
 	GateQueryMemory         = "canary_memory_limit_ratio"
+	// GateQueryDeadLetters counts the records the canary's consumers sent to a dead-letter
+	// topic in the window: the growth of the service's DLTs that v2 caused.
+	GateQueryDeadLetters = "canary_dead_letters"
 	// GateQueryCanaryRequests counts the requests the canary served in the window of the
 	// traffic criteria: below the minimum sample those criteria are unknown.
 	GateQueryCanaryRequests = "canary_requests"
@@ -114,6 +119,9 @@ func GateRollbackCriteria() []Criterion {
 		{ID: "rollback.ready", Kind: CriterionRollback, Phase: -1, Name: "canary pods ready", Query: GateQueryPodsReady, Unit: CriterionReady, Threshold: 1, PassIf: CriterionAtLeast},
 		{ID: "rollback.cpu", Kind: CriterionRollback, Phase: -1, Name: "canary CPU of limit", Query: GateQueryCPU, Unit: CriterionRatio, Threshold: 0.80, PassIf: CriterionAtMost},
 		{ID: "rollback.memory", Kind: CriterionRollback, Phase: -1, Name: "canary memory of limit", Query: GateQueryMemory, Unit: CriterionRatio, Threshold: 0.85, PassIf: CriterionAtMost},
+		// A dead letter written by v2 is a record v1 would have processed (or a new bug in
+		// v2's consumers): any growth of the service's DLTs caused by the canary breaches.
+		{ID: "rollback.dlt", Kind: CriterionRollback, Phase: -1, Name: "canary dead letters (1m)", Query: GateQueryDeadLetters, Unit: CriterionCount, Threshold: 0, PassIf: CriterionAtMost},
 	}
 }
 
@@ -204,6 +212,8 @@ func (c Criterion) formatThreshold() string {
 		return strconv.FormatFloat(c.Threshold*100, 'f', -1, 64) + "% ready"
 	case CriterionMillis:
 		return "+" + strconv.FormatFloat(c.Threshold, 'f', -1, 64) + " ms"
+	case CriterionCount:
+		return strconv.FormatFloat(c.Threshold, 'f', -1, 64) + " records"
 	}
 	return strconv.FormatFloat(c.Threshold, 'f', -1, 64)
 }
@@ -222,6 +232,13 @@ func (c Criterion) FormatValue(v float64) string {
 			return "0 ms"
 		}
 		return fmt.Sprintf("%+.0f ms", ms)
+	case CriterionCount:
+		// increase() extrapolates: 0.7 dead letters is at least one record.
+		n := math.Ceil(roundTo(v, 6))
+		if n == 1 {
+			return "1 record"
+		}
+		return strconv.FormatFloat(n, 'f', 0, 64) + " records"
 	}
 	return strconv.FormatFloat(v, 'g', 6, 64)
 }

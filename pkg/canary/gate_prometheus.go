@@ -31,8 +31,9 @@ import (
 // .Namespace, .Canary (order-service-v2), .Stable (order-service-v1). Every name can be
 // overridden by the context's prometheus.queries map.
 //
-// Latency criteria compare the canary's mean latency with stable's over the same 1 minute as
-// the 5xx rate (design section 8): a 5-minute mean dilutes a +300 ms fault for minutes.
+// Every traffic criterion reads the same 1-minute window (design section 8): the 5xx rate, the
+// canary's mean latency against stable's, the business error rate and the dead letters. A
+// 5-minute mean dilutes a +300 ms fault, or a burst of errors, for minutes.
 //
 // Error ratios add "or vector(0)" to the numerator so that zero errors read as 0, while no
 // traffic at all (an empty denominator) still reads as no data.
@@ -43,8 +44,10 @@ var GateDefaultQueries = map[string]string{
 		` / sum(rate(istio_request_duration_milliseconds_count{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Canary}}"}[1m]))`,
 	GateQueryStableLatency: `sum(rate(istio_request_duration_milliseconds_sum{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Stable}}"}[1m]))` +
 		` / sum(rate(istio_request_duration_milliseconds_count{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Stable}}"}[1m]))`,
-	GateQueryBusinessErrors: `(sum(rate(saga_business_errors_total{namespace="{{.Namespace}}",service="{{.App}}",version="v2"}[5m])) or vector(0))` +
-		` / sum(rate(saga_http_requests_total{namespace="{{.Namespace}}",service="{{.App}}",version="v2"}[5m]))`,
+	GateQueryBusinessErrors: `(sum(rate(saga_business_errors_total{namespace="{{.Namespace}}",service="{{.App}}",version="v2"}[1m])) or vector(0))` +
+		` / sum(rate(saga_http_requests_total{namespace="{{.Namespace}}",service="{{.App}}",version="v2"}[1m]))`,
+	// The counter exists only once a record was dead-lettered: no series means none.
+	GateQueryDeadLetters:    `sum(increase(saga_kafka_records_dead_lettered_total{namespace="{{.Namespace}}",service="{{.App}}",version="v2"}[1m])) or vector(0)`,
 	GateQueryCanaryRequests: `sum(increase(istio_requests_total{reporter="destination",destination_workload_namespace="{{.Namespace}}",destination_workload="{{.Canary}}"}[1m]))`,
 	GateQueryPodsReady: `sum(kube_deployment_status_replicas_ready{namespace="{{.Namespace}}",deployment="{{.Canary}}"})` +
 		` / sum(kube_deployment_spec_replicas{namespace="{{.Namespace}}",deployment="{{.Canary}}"})`,

@@ -158,6 +158,11 @@ func TestGateDecisionTable(t *testing.T) {
 	rows = append(rows, row{id: "rollback.ready", value: "+Inf", want: VerdictUnknown, display: "no data"})
 	rows = append(rows, ratio("rollback.cpu", "0.8", "0.7999", "0.8001", VerdictPass, VerdictPass, VerdictFail)...)
 	rows = append(rows, ratio("rollback.memory", "0.85", "0.8499", "0.8501", VerdictPass, VerdictPass, VerdictFail)...)
+	// Any dead letter from v2 breaches; increase() extrapolates, so a fraction is one record.
+	rows = append(rows, row{id: "rollback.dlt", value: "0", want: VerdictPass, display: "0 records"},
+		row{id: "rollback.dlt", value: "0.7", want: VerdictFail, display: "1 record"},
+		row{id: "rollback.dlt", value: "3", want: VerdictFail, display: "3 records"},
+		row{id: "rollback.dlt", value: absent, want: VerdictUnknown, display: "no data"})
 	rows = append(rows, ratio("phase0.ready", "1", "0.999", "1.001", VerdictPass, VerdictFail, VerdictPass)...)
 	// "No errors": nothing lies below zero, so at and above only.
 	rows = append(rows, row{id: "phase0.errors", value: "0", want: VerdictPass, display: "0.00%"},
@@ -273,6 +278,16 @@ func TestGateDefaultQueriesReachPrometheus(t *testing.T) {
 	if !strings.Contains(q, `saga_business_errors_total{namespace="come2us-prod",service="order-service",version="v2"}`) || !strings.Contains(q, "saga_http_requests_total") {
 		t.Errorf("business error query: %s", q)
 	}
+	// The business error rate reads the same minute as the 5xx rate and the latency.
+	if strings.Count(q, "[1m]") != 2 || strings.Contains(q, "[5m]") {
+		t.Errorf("business error query is not over 1 minute: %s", q)
+	}
+	// Dead letters: what v2's consumers sent to a DLT in the last minute, none when the counter
+	// does not exist yet.
+	q, _ = e.Query(GateQueryDeadLetters, gateTestTarget)
+	if !strings.Contains(q, `increase(saga_kafka_records_dead_lettered_total{namespace="come2us-prod",service="order-service",version="v2"}[1m])`) || !strings.HasSuffix(q, "or vector(0)") {
+		t.Errorf("dead letter query: %s", q)
+	}
 }
 
 func TestGateQueryOverrides(t *testing.T) {
@@ -294,7 +309,7 @@ func TestGateQueryOverrides(t *testing.T) {
 		queries map[string]string
 		want    string
 	}{
-		{map[string]string{"canary_5xx": "x"}, `invalid prometheus configuration: prometheus.queries has unknown key "canary_5xx" (known: canary_5xx_ratio, canary_business_error_ratio, canary_cpu_limit_ratio, canary_latency_ms, canary_memory_limit_ratio, canary_pods_ready_ratio, canary_requests, stable_latency_ms)`},
+		{map[string]string{"canary_5xx": "x"}, `invalid prometheus configuration: prometheus.queries has unknown key "canary_5xx" (known: canary_5xx_ratio, canary_business_error_ratio, canary_cpu_limit_ratio, canary_dead_letters, canary_latency_ms, canary_memory_limit_ratio, canary_pods_ready_ratio, canary_requests, stable_latency_ms)`},
 		{map[string]string{GateQueryCPU: "rate(x{pod=\"{{.Canary\"}[5m])"}, "invalid prometheus configuration: prometheus.queries.canary_cpu_limit_ratio: template: canary_cpu_limit_ratio:1: bad character U+0022 '\"'"},
 	} {
 		_, err := NewGateEvaluator(config.Prometheus{URL: p.srv.URL, Queries: tt.queries})
@@ -438,7 +453,8 @@ func TestGateReportAndReason(t *testing.T) {
 	qcpu, _ := e.Query(GateQueryCPU, gateTestTarget)
 	qmem, _ := e.Query(GateQueryMemory, gateTestTarget)
 	qcount, _ := e.Query(GateQueryCanaryRequests, gateTestTarget)
-	p.set(map[string]string{q5: "0.042", qcpu: "0.91", qmem: "0.5", qcount: "300"})
+	qdlt, _ := e.Query(GateQueryDeadLetters, gateTestTarget)
+	p.set(map[string]string{q5: "0.042", qcpu: "0.91", qmem: "0.5", qcount: "300", qdlt: "0"})
 	rep, err := e.Evaluate(context.Background(), gateTestTarget, GateRollbackCriteria())
 	if err != nil {
 		t.Fatal(err)
@@ -465,6 +481,7 @@ func TestGateThresholdText(t *testing.T) {
 	want := map[string]string{
 		"rollback.5xx": "rollback if ≥ 3%", "rollback.latency": "rollback if ≥ +200 ms", "rollback.business": "rollback if ≥ 1%",
 		"rollback.ready": "rollback if < 100% ready", "rollback.cpu": "rollback if > 80%", "rollback.memory": "rollback if > 85%",
+		"rollback.dlt": "rollback if > 0 records",
 		"phase0.ready": "pass if ≥ 100% ready", "phase0.errors": "pass if ≤ 0%", "phase1.latency": "pass if < +200 ms",
 		"phase1.errors": "pass if < 1%", "phase2.5xx": "pass if < 0.3%", "phase2.business": "pass if < 1%", "phase3.ready": "pass if ≥ 100% ready",
 	}

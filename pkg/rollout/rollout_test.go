@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -475,6 +477,82 @@ func TestGuardFailureLimit(t *testing.T) {
 	}
 	values := string(w.remote.File("gitops/envs/prod/order/values.yaml"))
 	if !strings.Contains(values, "weight: 0") {
+		t.Fatalf("values after the rollback:\n%s", values)
+	}
+}
+
+// rejectPushes makes the remote refuse the next n pushes with message (a pre-receive hook that
+// counts), as a remote under maintenance or a protected branch briefly would.
+func rejectPushes(t *testing.T, remote *gitopstest.Remote, n int, message string) {
+	t.Helper()
+	count := filepath.Join(t.TempDir(), "rejected")
+	script := fmt.Sprintf("#!/bin/sh\nn=$(cat %[1]q 2>/dev/null || echo 0)\nif [ \"$n\" -lt %[2]d ]; then echo $((n+1)) > %[1]q; echo %[3]q >&2; exit 1; fi\nexit 0\n", count, n, message)
+	if err := os.WriteFile(filepath.Join(remote.URL, "hooks", "pre-receive"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGuardCarriesOnAfterErrors: a guard is protection only while it runs, so an error does not
+// end it. A status read that fails, and a rollback push the remote refuses, are reported with
+// the pause before the retry; the guard then rolls back as soon as the remote takes the push.
+func TestGuardCarriesOnAfterErrors(t *testing.T) {
+	w, ctrl := startedCanary(t)
+	ctx := context.Background()
+	prom, gates := guardGates(t)
+	target := canary.GateTarget{Service: "order", Env: "prod"}
+	q5xx, _ := gates.Query(canary.GateQueryCanary5xx, target)
+	qcount, _ := gates.Query(canary.GateQueryCanaryRequests, target)
+	prom.mu.Lock()
+	prom.values = map[string]string{q5xx: "0.052", qcount: "600"}
+	prom.mu.Unlock()
+	rejectPushes(t, w.remote, 1, "remote: the branch is locked for maintenance")
+
+	reads := 0
+	var errs []string
+	var waits []time.Duration
+	g := &Guard{Gates: gates, Target: target, Interval: time.Hour, RetryInterval: time.Minute, FailureLimit: 2,
+		Running: func(ctx context.Context) (bool, error) {
+			if reads++; reads == 1 {
+				return false, errors.New("fetch origin main: connection reset by peer")
+			}
+			st, err := ctrl.Status(ctx, "prod", "order")
+			return st.Running(), err
+		},
+		Rollback: func(ctx context.Context, reason string) error {
+			p, err := ctrl.Plan(ctx, "prod", "order", canary.Op{Action: canary.ActionRollback}, reason)
+			if err != nil {
+				return err
+			}
+			_, err = ctrl.Execute(ctx, p)
+			return err
+		},
+		Error: func(err error, retryIn time.Duration) { errs = append(errs, err.Error()) },
+		After: func(d time.Duration) <-chan time.Time {
+			waits = append(waits, d)
+			if len(waits) > 10 {
+				t.Fatalf("the guard never rolled back; errors %q", errs)
+			}
+			c := make(chan time.Time, 1)
+			c <- time.Time{}
+			return c
+		},
+	}
+	out, err := g.Run(ctx)
+	if err != nil || !out.RolledBack {
+		t.Fatalf("guard: %+v, %v; errors %q", out, err, errs)
+	}
+	// Round 1: the read fails. Round 2: first breach. Round 3: second breach, the push is
+	// refused. Round 4: the breach still holds, the rollback lands.
+	if len(errs) != 2 || !strings.Contains(errs[0], "read the canary of order/prod: fetch origin main: connection reset by peer") ||
+		!strings.Contains(errs[1], "rollback after a breach (canary 5xx rate (1m average) 5.20% (rollback if ≥ 3%))") ||
+		!strings.Contains(errs[1], "locked for maintenance") {
+		t.Fatalf("errors reported: %q", errs)
+	}
+	if fmt.Sprint(waits) != "[1m0s 1h0m0s 1m0s]" {
+		t.Fatalf("pauses %v, want the retry interval after each error and the interval after a check", waits)
+	}
+	values := string(w.remote.File("gitops/envs/prod/order/values.yaml"))
+	if !strings.Contains(values, "enabled: false") || !strings.Contains(values, "weight: 0") {
 		t.Fatalf("values after the rollback:\n%s", values)
 	}
 }

@@ -206,7 +206,7 @@ func (p *promAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 var healthy = map[string]string{
 	pcanary.GateQueryCanary5xx: "0", pcanary.GateQueryCanaryLatency: "120", pcanary.GateQueryStableLatency: "110",
 	pcanary.GateQueryBusinessErrors: "0.002", pcanary.GateQueryCPU: "0.41", pcanary.GateQueryMemory: "0.52",
-	pcanary.GateQueryCanaryRequests: "1200",
+	pcanary.GateQueryCanaryRequests: "1200", pcanary.GateQueryDeadLetters: "0",
 }
 
 func (w *world) metrics(byName map[string]string) {

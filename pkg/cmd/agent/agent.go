@@ -1,7 +1,8 @@
 // Package agent implements `opsctl agent`: the long-running in-cluster process that redrives
-// transient dead letters and exports the dead-letter topics' state as Prometheus metrics,
-// leader-elected among its replicas. The work is in pkg/agent (the runner) and pkg/redrive
-// (the loops); here are flags, configuration and wiring.
+// transient dead letters, exports the dead-letter topics' state as Prometheus metrics and
+// guards every running canary, leader-elected among its replicas. The work is in pkg/agent
+// (the runner), pkg/redrive (the redrive loops) and pkg/rollout (the canary guard); here are
+// flags, configuration and wiring.
 package agent
 
 import (
@@ -24,6 +25,7 @@ import (
 	"github.com/come2us/opsctl/pkg/metrics"
 	"github.com/come2us/opsctl/pkg/redrive"
 	"github.com/come2us/opsctl/pkg/replay"
+	"github.com/come2us/opsctl/pkg/rollout"
 	"github.com/come2us/opsctl/pkg/secret"
 )
 
@@ -54,6 +56,11 @@ type Options struct {
 	RetryPeriod    time.Duration
 	KubeTimeout    time.Duration
 
+	// CanaryGuard is --canary-guard: auto, always or never.
+	CanaryGuard    string
+	CanaryInterval time.Duration
+	CanaryEnvs     []string
+
 	// Getenv reads the environment (POD_NAME, POD_NAMESPACE, KUBERNETES_SERVICE_HOST); tests
 	// replace it.
 	Getenv func(string) string
@@ -66,11 +73,18 @@ func NewCmdAgent(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 	opts := &Options{Factory: f, Getenv: os.Getenv}
 	cmd := &cobra.Command{
 		Use:   "agent",
-		Short: "Run the in-cluster agent: automatic redrive of transient dead letters, DLT metrics",
+		Short: "Run the in-cluster agent: automatic redrive of transient dead letters, DLT metrics, the canary guard",
 		Long: `Run until stopped, applying the redrive policy every --interval (as opsctl dlt redrive
 does) and surveying every dead-letter topic every --survey-interval for the metrics: per DLT
 its records, growth per hour, oldest age, records waiting for an operator (and since when),
 records waiting for their backoff step, redriven records and those that came back.
+
+The canary guard (--canary-guard) judges every running canary of the environments of
+--canary-envs every --canary-interval on the design's rollback criteria, as canary watch
+--auto-rollback does, and commits the rollback itself, through a clone of the GitOps
+repository of its own and as the agent, when a breach holds for canary.failureLimit
+consecutive rounds (default 2). Unknown criteria never roll back. With auto (the default) it
+runs when the context names a GitOps repository (gitops.repo) and a Prometheus.
 
 With several replicas exactly one acts: they elect a leader on a coordination.k8s.io Lease
 (--lease-name in --lease-namespace). With --leader-elect auto (the default) the agent elects
@@ -115,13 +129,16 @@ good policy stays in force. SIGTERM stops the loops, then releases the lease.`,
 	fl.DurationVar(&opts.RenewDeadline, "renew-deadline", agent.DefaultRenewDeadline, "how long the leader tries to renew before it stops its loops")
 	fl.DurationVar(&opts.RetryPeriod, "retry-period", agent.DefaultRetryPeriod, "how often the lease is renewed or tried")
 	fl.DurationVar(&opts.KubeTimeout, "kube-timeout", 5*time.Second, "deadline of every Kubernetes API request")
+	fl.StringVar(&opts.CanaryGuard, "canary-guard", guardAuto, "guard running canaries and roll them back on a breach: auto (when the context has gitops.repo and prometheus.url), always or never")
+	fl.DurationVar(&opts.CanaryInterval, "canary-interval", rollout.FleetGuardInterval, "pause between two rounds of the canary guard")
+	fl.StringSliceVar(&opts.CanaryEnvs, "canary-envs", nil, "environments whose canaries the guard watches (default: all)")
 	return cmd
 }
 
 func (o *Options) validate() error {
 	for name, d := range map[string]time.Duration{"--interval": o.PassInterval, "--survey-interval": o.SurveyInterval,
 		"--window": o.Window, "--lease-duration": o.LeaseDuration, "--renew-deadline": o.RenewDeadline,
-		"--retry-period": o.RetryPeriod, "--kube-timeout": o.KubeTimeout} {
+		"--retry-period": o.RetryPeriod, "--kube-timeout": o.KubeTimeout, "--canary-interval": o.CanaryInterval} {
 		if d <= 0 {
 			return cmdutil.FlagErrorf("%s %s: want a positive duration", name, d)
 		}
@@ -133,6 +150,14 @@ func (o *Options) validate() error {
 	case electAuto, electAlways, electNever:
 	default:
 		return cmdutil.FlagErrorf("--leader-elect %q: want auto, always or never", o.LeaderElect)
+	}
+	switch o.CanaryGuard {
+	case guardAuto, guardAlways, guardNever:
+	default:
+		return cmdutil.FlagErrorf("--canary-guard %q: want auto, always or never", o.CanaryGuard)
+	}
+	if err := validEnvs(o.CanaryEnvs); err != nil {
+		return err
 	}
 	switch o.LogFormat {
 	case "json", "text":
@@ -164,6 +189,10 @@ func run(cmd *cobra.Command, o *Options) error {
 	if errors.Is(err, redrive.ErrInvalid) || errors.Is(err, redrive.ErrNoPolicy) {
 		return cmdutil.FlagErrorf("%v", err)
 	}
+	if err != nil {
+		return err
+	}
+	guard, whyNot, err := o.guardWanted(cctx)
 	if err != nil {
 		return err
 	}
@@ -205,6 +234,11 @@ func run(cmd *cobra.Command, o *Options) error {
 		Report: func(component string, err error) { a.Report(component, err) },
 		Logger: logger.With("component", "redrive"), PassInterval: o.PassInterval, SurveyInterval: o.SurveyInterval, Window: o.Window,
 	})
+	if guard {
+		loops = append(loops, o.guardLoop(cctx, id, logger.With("component", "canary-guard")))
+	} else {
+		logger.Info("canary guard off", "why", whyNot)
+	}
 	if a, err = agent.New(agent.Config{Identity: id, Election: election, Metrics: m, Logger: logger, Loops: loops}); err != nil {
 		return err
 	}
@@ -215,7 +249,7 @@ func run(cmd *cobra.Command, o *Options) error {
 	if election != nil {
 		role = fmt.Sprintf("leader-elected on lease %s/%s", election.Namespace, election.Name)
 	}
-	logger.Info("opsctl agent running", "identity", id.ID, "actor", id.Actor, "mode", role, "listen", ln.Addr().String(), "context", name)
+	logger.Info("opsctl agent running", "identity", id.ID, "actor", id.Actor, "mode", role, "listen", ln.Addr().String(), "context", name, "canary_guard", guard)
 	runErr := a.Run(ctx)
 	return errors.Join(runErr, <-serveErr)
 }

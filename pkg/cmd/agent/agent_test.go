@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -22,11 +23,17 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"gopkg.in/yaml.v3"
 
+	"github.com/come2us/opsctl/pkg/canary"
 	"github.com/come2us/opsctl/pkg/cmdutil"
+	"github.com/come2us/opsctl/pkg/config"
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
+	"github.com/come2us/opsctl/pkg/gitops"
+	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
 	"github.com/come2us/opsctl/pkg/iostreams"
+	"github.com/come2us/opsctl/pkg/kafka"
 	"github.com/come2us/opsctl/pkg/metrics"
 	"github.com/come2us/opsctl/pkg/replay"
 	"github.com/come2us/opsctl/pkg/replay/replaytest"
@@ -129,10 +136,16 @@ func (s *syncBuffer) String() string {
 
 func startAgent(t *testing.T, brokers []string, args ...string) *agentProcess {
 	t.Helper()
+	return startAgentWithConfig(t, filepath.Join(t.TempDir(), "config.yaml"), brokers, args...)
+}
+
+// startAgentWithConfig starts the agent on the configuration file cfgPath.
+func startAgentWithConfig(t *testing.T, cfgPath string, brokers []string, args ...string) *agentProcess {
+	t.Helper()
 	ios, _, _, _ := iostreams.Test()
 	stderr := &syncBuffer{}
 	ios.ErrOut = stderr
-	f := &cmdutil.Factory{IOStreams: ios, ConfigPath: filepath.Join(t.TempDir(), "config.yaml"), Brokers: brokers, Now: time.Now}
+	f := &cmdutil.Factory{IOStreams: ios, ConfigPath: cfgPath, Brokers: brokers, Now: time.Now}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -307,6 +320,10 @@ func TestAgentRefusesBadInput(t *testing.T) {
 		{[]string{"--policy", "default", "--leader-elect", "sometimes"}, "want auto, always or never"},
 		{[]string{"--policy", "default", "--lease-duration", "5s", "--renew-deadline", "10s"}, "want lease > renew deadline"},
 		{[]string{"--policy", "default", "--leader-elect", "always", "--lease-namespace", "x"}, "leader election needs the Kubernetes API"},
+		{[]string{"--policy", "default", "--canary-guard", "maybe"}, `--canary-guard "maybe": want auto, always or never`},
+		{[]string{"--policy", "default", "--canary-envs", "dev,staging"}, `--canary-envs "staging": want dev, prod`},
+		{[]string{"--policy", "default", "--canary-interval", "0s"}, "--canary-interval 0s"},
+		{[]string{"--policy", "default", "--canary-guard", "always"}, "--canary-guard always: the context sets no gitops.repo (or gitops.dir) and no prometheus.url; nothing was started"},
 	}
 	for _, tt := range tests {
 		ios, _, _, _ := iostreams.Test()
@@ -430,4 +447,97 @@ func ensureLedger(t *testing.T, c *kfake.Cluster, ledger string) {
 // signalContext is cancelled by SIGTERM or an interrupt, as cmd/opsctl's is.
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+}
+
+// guardProm answers the gate queries of order/prod: a 5xx ratio of 5.2 % over 600 requests,
+// everything else absent.
+func guardProm(t *testing.T) string {
+	t.Helper()
+	e, err := canary.NewGateEvaluator(config.Prometheus{URL: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := canary.GateTarget{Service: "order", Env: "prod"}
+	q5xx, _ := e.Query(canary.GateQueryCanary5xx, target)
+	qcount, _ := e.Query(canary.GateQueryCanaryRequests, target)
+	values := map[string]string{q5xx: "0.052", qcount: "600"}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		w.Header().Set("Content-Type", "application/json")
+		v, ok := values[r.Form.Get("query")]
+		if !ok {
+			fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[]}}`)
+			return
+		}
+		fmt.Fprintf(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1795953600,%q]}]}}`, v)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestAgentCanaryGuardRollsBackThroughGit: the agent, alone, with a context naming the GitOps
+// repository and a Prometheus in which order/prod's canary breaches. Its canary-guard loop
+// rolls the canary back in a commit of its own (the agent as author, the breach as reason);
+// payment/dev's canary, without data, is left running.
+func TestAgentCanaryGuardRollsBackThroughGit(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	c := replaytest.NewCluster(t)
+	remote := gitopstest.NewRemote(t)
+	op, err := gitops.Open(context.Background(), remote.Clone("Alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl := canary.New(op)
+	for _, target := range [][2]string{{"prod", "order"}, {"dev", "payment"}} {
+		p, err := ctrl.Plan(context.Background(), target[0], target[1], canary.Op{Action: canary.ActionStart, Tag: "1.1.0", SkipGates: true}, "release 1.1.0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ctrl.Execute(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := yaml.Marshal(&config.Config{CurrentContext: "cluster", Contexts: map[string]*config.Context{"cluster": {
+		Kafka:      kafka.Config{Brokers: c.ListenAddrs()},
+		GitOps:     config.GitOps{Repo: remote.URL, Branch: "main"},
+		Prometheus: config.Prometheus{URL: guardProm(t)},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startAgentWithConfig(t, cfgPath, c.ListenAddrs(), "--policy", "default", "--canary-guard", "always", "--canary-interval", "100ms")
+
+	values := func(env, svc string) gitops.Release {
+		rel, err := gitops.ReadRelease(remote.File("gitops/envs/" + env + "/" + svc + "/values.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rel
+	}
+	eventually(t, "the guard rolls order/prod back", func() (bool, string) {
+		rel := values("prod", "order")
+		return !rel.Canary.Enabled && rel.Canary.Weight == 0, rel.String()
+	})
+	host, _ := os.Hostname()
+	actor := "opsctl-agent@" + host
+	msg := gitopstest.Git(t, remote.URL, "log", "-1", "--format=%an <%ae>|%cn%n%B", "main")
+	for _, want := range []string{actor + " <" + actor + ">|" + actor, "auto-rollback: canary 5xx rate (1m average) 5.20% (rollback if ≥ 3%)", "Opsctl-Action: canary-rollback"} {
+		if !strings.Contains(msg, want) {
+			t.Fatalf("rollback commit lacks %q:\n%s", want, msg)
+		}
+	}
+	if !values("dev", "payment").Canary.Enabled {
+		t.Fatal("payment/dev was rolled back without data")
+	}
+	if code, body := p.get(t, "/status"); code != 200 || !strings.Contains(body, `"loop/canary-guard"`) {
+		t.Fatalf("/status: %d %s", code, body)
+	}
+	p.stop(t)
+	if !strings.Contains(p.stderr.String(), "canary rolled back") {
+		t.Errorf("the rollback was not logged:\n%s", p.stderr.String())
+	}
 }

@@ -174,7 +174,7 @@ func (le *liveEnv) metrics(byName map[string]string) {
 var healthy = map[string]string{
 	canary.GateQueryCanary5xx: "0", canary.GateQueryCanaryLatency: "120", canary.GateQueryStableLatency: "110",
 	canary.GateQueryBusinessErrors: "0.002", canary.GateQueryCPU: "0.41", canary.GateQueryMemory: "0.52",
-	canary.GateQueryCanaryRequests: "1200",
+	canary.GateQueryCanaryRequests: "1200", canary.GateQueryDeadLetters: "0",
 }
 
 func with(base map[string]string, k, v string) map[string]string {
@@ -517,5 +517,33 @@ func TestWatchAutoRollbackWithADirtyWorkingCopy(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(values); string(got) != string(edited) {
 		t.Error("the operator's uncommitted edit was lost")
+	}
+}
+
+// TestWatchAutoRollbackOutlivesARefusedPush: the remote refuses the first rollback push (a
+// branch locked for a moment). The watch reports it, carries on, and the next breaching round
+// rolls back; before, the watch exited and left the canary on its failing version.
+func TestWatchAutoRollbackOutlivesARefusedPush(t *testing.T) {
+	le := newLiveEnv(t, argoApp{rev: oldRevision, sync: "Synced", health: "Healthy"})
+	le.ok("canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release 1.1.0", "--yes")
+	le.canaryPods(1)
+	le.metrics(with(healthy, canary.GateQueryCanary5xx, "0.052"))
+	count := filepath.Join(t.TempDir(), "rejected")
+	hook := fmt.Sprintf("#!/bin/sh\nif [ ! -e %[1]q ]; then : > %[1]q; echo 'the branch is locked for maintenance' >&2; exit 1; fi\nexit 0\n", count)
+	if err := os.WriteFile(filepath.Join(le.remote.URL, "hooks", "pre-receive"), []byte(hook), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	r := le.run(nil, "canary", "watch", "order", "--env", "prod", "--auto-rollback", "--yes", "--interval", "1s", "--gitops-dir", le.dir)
+	if !errors.Is(r.err, cmdutil.ErrSilent) {
+		t.Fatalf("watch = %v\n%s", r.err, r.errOut)
+	}
+	if !regexpMatch(`(?m)^12:00:00 error: rollback after a breach \(canary 5xx rate .*the branch is locked for maintenance.*; retrying in 1s$`, r.errOut) ||
+		!strings.Contains(r.errOut, "rolled back order/prod: auto-rollback: canary 5xx rate (1m average) 5.20%") {
+		t.Fatalf("stderr:\n%s", r.errOut)
+	}
+	values := string(le.remote.File("gitops/envs/prod/order/values.yaml"))
+	if !strings.Contains(values, "enabled: false") || !strings.Contains(values, "weight: 0") {
+		t.Fatalf("values after the auto-rollback:\n%s", values)
 	}
 }

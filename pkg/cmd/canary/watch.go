@@ -45,7 +45,8 @@ exits 1; a single failing round is reported with its count. Criteria without dat
 few requests in their window, are reported but never roll back: a monitoring outage must not
 move traffic. Without --auto-rollback, breaches are only reported.
 
-Ends when interrupted (exit 0) or when no canary runs any more. --auto-rollback is refused
+Ends when interrupted (exit 0) or when no canary runs any more. Errors on the way (git or a
+push that fails) are reported and retried after at most 5s; they do not end the watch. --auto-rollback is refused
 under --readonly and asks for confirmation on a terminal unless --yes.`,
 		Example: `  opsctl canary watch payment --env prod --auto-rollback --yes`,
 		Args:    exactArgs(1, "one SERVICE (order, payment or product)"),
@@ -119,6 +120,11 @@ func watchRun(ctx context.Context, opts *WatchOptions) error {
 				fmt.Fprintf(ios.ErrOut, "breach %d of %d: rolling back if the next %s fail%s too\n",
 					consecutive, limit, plural(limit-consecutive, "round"), map[bool]string{true: "s", false: ""}[limit-consecutive == 1])
 			}
+		},
+		// A failed round (git unreachable, a refused push) is reported and retried: the watch
+		// protects the canary only while it runs.
+		Error: func(err error, retryIn time.Duration) {
+			fmt.Fprintf(ios.ErrOut, "%s error: %s; retrying in %s\n", f.Now().UTC().Format("15:04:05"), termsafe.String(err.Error()), retryIn)
 		},
 		Running: func(ctx context.Context) (bool, error) {
 			st, err := ctrl.Status(ctx, opts.Env, opts.Service)
