@@ -372,10 +372,7 @@ const (
 func (e *Engine) scanRanges(ctx context.Context, topic string, ranges []partRange, fetch int32,
 	fn func(*kgo.Record) (bool, error), afterPoll func() error,
 ) (bool, error) {
-	sc, err := e.openScan(topic, ranges, fetch, nil)
-	if err != nil {
-		return false, err
-	}
+	sc := e.openReplayScan(topic, "", ranges, fetch)
 	defer sc.close()
 	return sc.run(ctx, fn, afterPoll)
 }

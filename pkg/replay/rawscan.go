@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -247,7 +248,11 @@ func (sc *rawScan) fetchRound(ctx context.Context, lead *leaders, offsets map[in
 		req.ReplicaID = -1
 		req.MaxWaitMillis = 500
 		req.MinBytes = 1
-		req.MaxBytes = sc.fetch
+		// The partitions' limits bound the answer (a first batch larger than its partition's
+		// limit still comes whole). A request limit that binds first makes kfake, the
+		// sandbox's broker, leave the aborted transactions of the partition it cut off out
+		// of the answer, and their records would then read as committed.
+		req.MaxBytes = math.MaxInt32
 		req.IsolationLevel = 1 // read_committed
 		req.SessionEpoch = -1  // no fetch session: every request is complete in itself
 		t := kmsg.NewFetchRequestTopic()
