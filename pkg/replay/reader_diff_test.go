@@ -2,9 +2,12 @@ package replay
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/come2us/opsctl/pkg/dlt"
+	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/replay/replaytest"
 )
 
@@ -76,6 +81,9 @@ type hostileScenario struct {
 	compact bool // cleanup.policy=compact, compacted after the writes
 	logTime bool // message.timestamp.type=LogAppendTime
 	brokers int
+	// deadLetters makes most records dead letters of payments.failed (the rest name no topic, or
+	// one that does not exist), so that a replay has something to do.
+	deadLetters bool
 }
 
 func scenarioFrom(seed uint64) hostileScenario {
@@ -129,6 +137,15 @@ func writeHostileDLT(t testing.TB, sc hostileScenario) *kfake.Cluster {
 			r.Value = []byte{}
 		default:
 			r.Value = fmt.Appendf(nil, `{"orderId":%d,"pad":%q}`, n, bytes.Repeat([]byte("x"), rng.IntN(300)))
+		}
+		if sc.deadLetters {
+			switch rng.IntN(8) {
+			case 0: // no original topic: refused
+			case 1:
+				r.Headers = append(r.Headers, kgo.RecordHeader{Key: dlt.HeaderOriginalTopic, Value: []byte("no.such.topic")})
+			default:
+				r.Headers = append(r.Headers, kgo.RecordHeader{Key: dlt.HeaderOriginalTopic, Value: []byte(event.TopicPaymentsFailed)})
+			}
 		}
 		for i := range rng.IntN(4) {
 			h := kgo.RecordHeader{Key: []string{"kafka_dlt-exception-message", "errorCode", "tenant", ""}[rng.IntN(4)]}
@@ -395,4 +412,142 @@ func dumpLog(t testing.TB, e *Engine, p int32, from int64) string {
 		}
 	}
 	return b.String()
+}
+
+// TestPlanMatchesRunOnHostileDLT: on hostile DLTs, a dry run's plan (with and without a limit)
+// says exactly what the run bound to it then does: the same counts, the same records per
+// target and partition, the same refusals, the same samples; and what it replays is exactly
+// what franz-go's read_committed consumer reads of the dead letters.
+func TestPlanMatchesRunOnHostileDLT(t *testing.T) {
+	seeds := 10
+	if testing.Short() {
+		seeds = 3
+	}
+	for seed := range uint64(seeds) {
+		sc := scenarioFrom(1000 + seed)
+		sc.deadLetters = true
+		t.Run(fmt.Sprintf("seed%d", 1000+seed), func(t *testing.T) {
+			t.Parallel()
+			c := writeHostileDLT(t, sc)
+			e := newEngine(t, c)
+			ctx := context.Background()
+			want := map[Coord]bool{} // what the consumer reads that names payments.failed
+			ranges, err := e.topicRanges(ctx, diffDLT, nil, toStable)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range ranges {
+				for _, d := range consumerRead(t, c, r.p, r.start, r.end) {
+					for _, h := range d.Headers {
+						if h.Key == dlt.HeaderOriginalTopic && string(h.Value) == event.TopicPaymentsFailed {
+							want[Coord{Topic: diffDLT, Partition: d.Partition, Offset: d.Offset}] = true
+						}
+					}
+				}
+			}
+			replayed := map[Coord]bool{}
+			for _, limit := range []int{3, 0, 0} { // a limited run, the rest, and a rerun
+				req := Request{Topic: diffDLT, Reason: "hostile", Limit: limit}
+				plan, err := e.Plan(ctx, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Bound = plan.EndOffsets
+				var results []Result
+				req.OnResult = func(r Result) { results = append(results, r) }
+				sum, err := e.Replay(ctx, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sum.Replayed != int(plan.Replay) || sum.Skipped != int(plan.Skipped) || sum.Refused != int(plan.Refused) ||
+					sum.Scanned != plan.Scanned || sum.Failed != 0 {
+					t.Fatalf("limit %d: plan replay %d skip %d refuse %d scan %d; run %s scanned %d",
+						limit, plan.Replay, plan.Skipped, plan.Refused, plan.Scanned, countsString(sum.Counts), sum.Scanned)
+				}
+				if got := planOf(results); !reflect.DeepEqual(got.Targets, plan.Targets) || !reflect.DeepEqual(got.Refusals, plan.Refusals) ||
+					!reflect.DeepEqual(got.SkippedSamples, plan.SkippedSamples) {
+					t.Fatalf("limit %d: the run did\n%+v\n%+v\n%v\nthe plan said\n%+v\n%+v\n%v", limit,
+						got.Targets, got.Refusals, got.SkippedSamples, plan.Targets, plan.Refusals, plan.SkippedSamples)
+				}
+				for _, r := range results {
+					if r.Action == ActionReplayed {
+						if replayed[r.From] {
+							t.Fatalf("%v replayed twice", r.From)
+						}
+						replayed[r.From] = true
+					}
+				}
+			}
+			if !maps.Equal(replayed, want) {
+				t.Fatalf("replayed %d dead letters, the consumer reads %d that name payments.failed", len(replayed), len(want))
+			}
+		})
+	}
+}
+
+// planOf is what a plan would say of a run's results.
+func planOf(results []Result) *Plan {
+	slices.SortFunc(results, func(a, b Result) int {
+		return cmp.Or(cmp.Compare(a.From.Partition, b.From.Partition), cmp.Compare(a.From.Offset, b.From.Offset))
+	})
+	p := &Plan{Targets: []TargetPlan{}, Refusals: []RefusalPlan{}, SkippedSamples: []Coord{}}
+	targets := map[string]*TargetPlan{}
+	spans := map[string]map[int32]*PartitionSpan{}
+	refusals := map[string]*RefusalPlan{}
+	for _, r := range results {
+		c := r.From
+		switch r.Action {
+		case ActionSkipped:
+			if len(p.SkippedSamples) < maxSamples {
+				p.SkippedSamples = append(p.SkippedSamples, c)
+			}
+		case ActionRefused:
+			var target string
+			if r.Target != nil {
+				target = r.Target.Topic
+			}
+			rp := refusals[r.Code+"\x00"+target]
+			if rp == nil {
+				rp = &RefusalPlan{Code: r.Code, Target: target, Reason: r.Reason}
+				refusals[r.Code+"\x00"+target] = rp
+			}
+			rp.Count++
+			if len(rp.Samples) < maxSamples {
+				rp.Samples = append(rp.Samples, c)
+			}
+		case ActionReplayed:
+			tp := targets[r.Target.Topic]
+			if tp == nil {
+				tp = &TargetPlan{Topic: r.Target.Topic}
+				targets[r.Target.Topic] = tp
+				spans[r.Target.Topic] = map[int32]*PartitionSpan{}
+			}
+			tp.Count++
+			if len(tp.Samples) < maxSamples {
+				tp.Samples = append(tp.Samples, c)
+			}
+			sp := spans[tp.Topic][c.Partition]
+			if sp == nil {
+				sp = &PartitionSpan{Partition: c.Partition, First: c.Offset, Last: c.Offset}
+				spans[tp.Topic][c.Partition] = sp
+			}
+			sp.Count++
+			sp.First, sp.Last = min(sp.First, c.Offset), max(sp.Last, c.Offset)
+		}
+	}
+	for t, tp := range targets {
+		for _, sp := range spans[t] {
+			tp.Partitions = append(tp.Partitions, *sp)
+		}
+		slices.SortFunc(tp.Partitions, func(a, b PartitionSpan) int { return cmp.Compare(a.Partition, b.Partition) })
+		p.Targets = append(p.Targets, *tp)
+	}
+	slices.SortFunc(p.Targets, func(a, b TargetPlan) int { return cmp.Compare(a.Topic, b.Topic) })
+	for _, rp := range refusals {
+		p.Refusals = append(p.Refusals, *rp)
+	}
+	slices.SortFunc(p.Refusals, func(a, b RefusalPlan) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Code+a.Target, b.Code+b.Target))
+	})
+	return p
 }
