@@ -8,9 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -197,18 +197,21 @@ func scanErrorFields(value []byte) errorFields {
 	if len(t) == 0 || t[0] != '{' {
 		return errorFields{}
 	}
-	dec := jsontext.NewDecoder(bytes.NewReader(t), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	sc := scanners.Get().(*fieldScanner)
+	defer scanners.Put(sc)
+	sc.src.Reset(t)
+	dec := &sc.dec
+	dec.Reset(&sc.src, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
 		return errorFields{}
 	}
 	var raw [4]jsontext.Value
-	names := [4]string{FieldErrorSource, FieldErrorCode, FieldErrorMessage, FieldTimestamp}
 	for dec.PeekKind() != '}' {
-		name, err := dec.ReadToken()
+		name, err := dec.ReadValue() // quoted, as written: compared without making a string
 		if err != nil {
 			return errorFields{}
 		}
-		i := slices.Index(names[:], name.String())
+		i := errorFieldIndex(name)
 		if i < 0 {
 			if err := dec.SkipValue(); err != nil {
 				return errorFields{}
@@ -219,7 +222,7 @@ func scanErrorFields(value []byte) errorFields {
 		if err != nil {
 			return errorFields{}
 		}
-		raw[i] = v.Clone()
+		raw[i] = append(raw[i][:0], v...) // the decoder's buffer is reused by the next read
 	}
 	if _, err := dec.ReadToken(); err != nil { // the closing brace
 		return errorFields{}
@@ -233,12 +236,46 @@ func scanErrorFields(value []byte) errorFields {
 	}
 }
 
+// fieldScanner is a JSON decoder and its reader, reused from value to value: a scan over a
+// million dead letters then makes neither per record.
+type fieldScanner struct {
+	src bytes.Reader
+	dec jsontext.Decoder
+}
+
+var scanners = sync.Pool{New: func() any { return new(fieldScanner) }}
+
+// quotedErrorFields are the error fields' names as a JSON member name is written, in the order
+// of errorFields' raw members.
+var quotedErrorFields = [4]string{`"` + FieldErrorSource + `"`, `"` + FieldErrorCode + `"`, `"` + FieldErrorMessage + `"`, `"` + FieldTimestamp + `"`}
+
+// errorFieldIndex returns which error field a member name (quoted, as written) names, -1 for
+// none. A name written with escapes is unquoted first.
+func errorFieldIndex(name jsontext.Value) int {
+	if bytes.IndexByte(name, '\\') >= 0 {
+		unq, err := jsontext.AppendUnquote(nil, name)
+		if err != nil {
+			return -1
+		}
+		name = jsontext.Value(`"` + string(unq) + `"`)
+	}
+	for i, q := range quotedErrorFields {
+		if string(name) == q {
+			return i
+		}
+	}
+	return -1
+}
+
 // rawString renders a raw JSON member the way stringField renders a decoded one.
 func rawString(v jsontext.Value) string {
 	switch {
 	case len(v) == 0 || v.Kind() == 'n':
 		return ""
 	case v.Kind() == '"':
+		if inner := v[1 : len(v)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+			return string(inner) // nothing to unescape or replace
+		}
 		var s string
 		if err := json.Unmarshal(v, &s); err == nil {
 			return s
@@ -443,6 +480,100 @@ func stringField(m map[string]any, k string) string {
 		b, _ := json.Marshal(v)
 		return string(b)
 	}
+}
+
+// ObjectFields returns the named top-level members of a JSON object value, each as Decode's
+// Fields holds it (numbers as json.Number, a duplicate member counting last), and nil when the
+// value is not exactly one valid JSON object, as Decode's Fields is then. A filter that reads
+// two fields of a million dead letters tokenises each value instead of building a map of
+// every member.
+func ObjectFields(value []byte, names []string) map[string]any {
+	t := bytes.TrimSpace(value)
+	if len(t) == 0 || t[0] != '{' || !json.Valid(t) {
+		return nil
+	}
+	sc := scanners.Get().(*fieldScanner)
+	defer scanners.Put(sc)
+	sc.src.Reset(t)
+	dec := &sc.dec
+	dec.Reset(&sc.src, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return nil
+	}
+	m := map[string]any{}
+	for dec.PeekKind() != '}' {
+		quoted, err := dec.ReadValue()
+		if err != nil {
+			return nil
+		}
+		name, ok := memberName(quoted, names)
+		if !ok {
+			if err := dec.SkipValue(); err != nil {
+				return nil
+			}
+			continue
+		}
+		raw, err := dec.ReadValue()
+		if err != nil {
+			return nil
+		}
+		v, ok := rawAny(raw)
+		if !ok {
+			return nil
+		}
+		m[name] = v
+	}
+	if _, err := dec.ReadToken(); err != nil { // the closing brace
+		return nil
+	}
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) { // nothing after the object
+		return nil
+	}
+	return m
+}
+
+// memberName returns which of names a member name (quoted, as written) is.
+func memberName(quoted jsontext.Value, names []string) (string, bool) {
+	inner := quoted[1 : len(quoted)-1]
+	if bytes.IndexByte(inner, '\\') >= 0 || !utf8.Valid(inner) {
+		var s string
+		if json.Unmarshal(quoted, &s) != nil {
+			return "", false
+		}
+		inner = []byte(s)
+	}
+	for _, n := range names {
+		if string(inner) == n {
+			return n, true
+		}
+	}
+	return "", false
+}
+
+// rawAny decodes one raw JSON value as jsonObject decodes a member: numbers as json.Number.
+// Strings without escapes and literals take no decoder.
+func rawAny(raw jsontext.Value) (any, bool) {
+	switch raw.Kind() {
+	case '"':
+		if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+			return string(inner), true
+		}
+	case '0':
+		return json.Number(string(raw)), true
+	case 't':
+		return true, true
+	case 'f':
+		return false, true
+	case 'n':
+		return nil, true
+	}
+	vd := json.NewDecoder(bytes.NewReader(raw))
+	vd.UseNumber()
+	var v any
+	if err := vd.Decode(&v); err != nil {
+		return nil, false
+	}
+	return v, true
 }
 
 func jsonObject(value []byte) map[string]any {

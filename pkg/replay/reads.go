@@ -228,6 +228,12 @@ func (s *Selection) decodeInto(r *kgo.Record, mode decodeMode, d *dlt.Record, to
 		return false, nil
 	}
 	switch {
+	case s.Where != nil && s.Where.names != nil:
+		// --where reads only the value fields it names: the value is tokenised, not made
+		// into a map of every member, and a record it selects is decoded fully below if
+		// the caller wants that.
+		*d = dlt.DecodeBrief(r)
+		d.Fields = dlt.ObjectFields(r.Value, s.Where.names) // all it names: a value field shadows metadata
 	case mode == decodeFull || s.Where != nil:
 		*d = dlt.Decode(r)
 	case mode == decodeBrief:
@@ -243,6 +249,9 @@ func (s *Selection) decodeInto(r *kgo.Record, mode decodeMode, d *dlt.Record, to
 		ok, err := s.Where.Match(d)
 		if err != nil || !ok {
 			return false, err
+		}
+		if mode == decodeFull && s.Where.names != nil {
+			*d = dlt.Decode(r)
 		}
 	}
 	return true, nil
