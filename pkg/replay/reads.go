@@ -124,7 +124,8 @@ func (s *ScanSummary) whereFailed(err error) {
 
 // List streams the selected records of topic, in partition then offset order, to fn. It holds
 // one fetch in memory whatever the topic's size. A record is decoded once; fn must not keep
-// the pointer past its return unless it copies the record.
+// the pointer, nor the slices the record holds, past its return unless it copies them: the
+// next record reuses their memory.
 func (e *Engine) List(ctx context.Context, topic string, sel *Selection, fn func(*dlt.Record) error) (_ ScanSummary, err error) {
 	ctx, done := e.guard(ctx)
 	defer done()
@@ -147,13 +148,14 @@ func (e *Engine) list(ctx context.Context, topic string, sel *Selection, full bo
 		return sum, err
 	}
 	tally := newWhereTally(sel)
+	mode := decodeBrief
+	if full {
+		mode = decodeFull
+	}
+	d := new(dlt.Record) // one, reused: fn does not keep it
 	err = e.scan(ctx, topic, ranges, fetchBrowse, func(r *kgo.Record) (bool, error) {
 		sum.Scanned++
-		mode := decodeBrief
-		if full {
-			mode = decodeFull
-		}
-		d, ok, err := sel.decodeIfSelected(r, mode, tally)
+		ok, err := sel.decodeInto(r, mode, d, nil, tally)
 		if err != nil {
 			sum.whereFailed(err)
 			return true, nil
