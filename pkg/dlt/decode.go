@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,15 +78,25 @@ type Record struct {
 
 // Decode reads a dead letter of any supported format. It never fails and never panics; what it
 // cannot read is listed in Problems.
-func Decode(r *kgo.Record) Record { return decode(r, true) }
+func Decode(r *kgo.Record) Record { return decode(r, true, nil) }
 
 // DecodeBrief reads what grouping and replay need — format, origin, error source, code and
 // message, failure time, group, replay count, problems — without decoding the whole value into
 // Fields or rendering Headers, which are left nil. It reads the same values as Decode at a
 // fraction of the cost, for scans over millions of records.
-func DecodeBrief(r *kgo.Record) Record { return decode(r, false) }
+func DecodeBrief(r *kgo.Record) Record { return decode(r, false, nil) }
 
-func decode(r *kgo.Record, full bool) Record {
+// DecodeFields is DecodeBrief that also decodes the value's members named in names into
+// Fields (each as Decode holds it; Fields is nil when the value is not a JSON object), reading
+// the value once: what a filter naming a few fields needs of each record it looks at.
+func DecodeFields(r *kgo.Record, names []string) Record {
+	if names == nil {
+		names = []string{} // none named: still an object's (empty) fields
+	}
+	return decode(r, false, names)
+}
+
+func decode(r *kgo.Record, full bool, names []string) Record {
 	d := Record{
 		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp,
 		Key: r.Key, Value: r.Value, Raw: r.Headers,
@@ -96,7 +107,7 @@ func decode(r *kgo.Record, full bool) Record {
 		d.Fields = jsonObject(r.Value)
 		ef = mapErrorFields(d.Fields)
 	} else {
-		ef = scanErrorFields(r.Value)
+		ef, d.Fields, _ = scanObject(r.Value, names)
 	}
 	var spring, connect bool
 	// The original topic comes from the first of these that a header names, whatever order the
@@ -189,13 +200,14 @@ func mapErrorFields(m map[string]any) errorFields {
 	}
 }
 
-// scanErrorFields reads the error fields of a JSON object value without building a map: it
-// tokenises the top level and skips every other member. Like jsonObject, it reads nothing from a
-// value that is not exactly one valid JSON object; duplicate members count last.
-func scanErrorFields(value []byte) errorFields {
+// scanObject reads the error fields of a JSON object value, and its members named in names
+// (when not nil), without building a map of every member: it tokenises the top level once and
+// skips every other member. Like jsonObject, it reads nothing from a value that is not exactly
+// one valid JSON object (ok false); duplicate members count last.
+func scanObject(value []byte, names []string) (ef errorFields, fields map[string]any, ok bool) {
 	t := bytes.TrimSpace(value)
 	if len(t) == 0 || t[0] != '{' {
-		return errorFields{}
+		return errorFields{}, nil, false
 	}
 	sc := scanners.Get().(*fieldScanner)
 	defer scanners.Put(sc)
@@ -203,68 +215,96 @@ func scanErrorFields(value []byte) errorFields {
 	dec := &sc.dec
 	dec.Reset(&sc.src, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
-		return errorFields{}
+		return errorFields{}, nil, false
 	}
-	var raw [4]jsontext.Value
+	raw := &sc.raw
+	for i := range raw {
+		raw[i] = raw[i][:0]
+	}
+	if names != nil {
+		fields = map[string]any{}
+	}
 	for dec.PeekKind() != '}' {
-		name, err := dec.ReadValue() // quoted, as written: compared without making a string
+		quoted, err := dec.ReadValue() // as written: a plain name is compared without a copy
 		if err != nil {
-			return errorFields{}
+			return errorFields{}, nil, false
+		}
+		name, ok := memberName(quoted)
+		if !ok {
+			return errorFields{}, nil, false
 		}
 		i := errorFieldIndex(name)
-		if i < 0 {
+		j := slices.IndexFunc(names, func(n string) bool { return n == string(name) })
+		if i < 0 && j < 0 {
 			if err := dec.SkipValue(); err != nil {
-				return errorFields{}
+				return errorFields{}, nil, false
 			}
 			continue
 		}
 		v, err := dec.ReadValue()
 		if err != nil {
-			return errorFields{}
+			return errorFields{}, nil, false
 		}
-		raw[i] = append(raw[i][:0], v...) // the decoder's buffer is reused by the next read
+		// v is the decoder's memory until its next read: copied or decoded now.
+		if i >= 0 {
+			raw[i] = append(raw[i][:0], v...)
+		}
+		if j >= 0 {
+			x, ok := rawAny(v)
+			if !ok {
+				return errorFields{}, nil, false
+			}
+			fields[names[j]] = x
+		}
 	}
 	if _, err := dec.ReadToken(); err != nil { // the closing brace
-		return errorFields{}
+		return errorFields{}, nil, false
 	}
 	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) { // nothing after the object
-		return errorFields{}
+		return errorFields{}, nil, false
 	}
 	return errorFields{
 		hasCode: len(raw[1]) > 0 && raw[1].Kind() != 'n',
 		source:  rawString(raw[0]), code: rawString(raw[1]), message: rawString(raw[2]), timestamp: rawString(raw[3]),
-	}
+	}, fields, true
 }
 
-// fieldScanner is a JSON decoder and its reader, reused from value to value: a scan over a
-// million dead letters then makes neither per record.
+// fieldScanner is a JSON decoder, its reader and room for the error fields' raw values,
+// reused from value to value: a scan over a million dead letters then makes none of them per
+// record.
 type fieldScanner struct {
 	src bytes.Reader
 	dec jsontext.Decoder
+	raw [4]jsontext.Value
 }
 
 var scanners = sync.Pool{New: func() any { return new(fieldScanner) }}
 
-// quotedErrorFields are the error fields' names as a JSON member name is written, in the order
-// of errorFields' raw members.
-var quotedErrorFields = [4]string{`"` + FieldErrorSource + `"`, `"` + FieldErrorCode + `"`, `"` + FieldErrorMessage + `"`, `"` + FieldTimestamp + `"`}
+// errorFieldNames are the error fields' names, in the order of scanObject's raw values.
+var errorFieldNames = [4]string{FieldErrorSource, FieldErrorCode, FieldErrorMessage, FieldTimestamp}
 
-// errorFieldIndex returns which error field a member name (quoted, as written) names, -1 for
-// none. A name written with escapes is unquoted first.
-func errorFieldIndex(name jsontext.Value) int {
-	if bytes.IndexByte(name, '\\') >= 0 {
-		unq, err := jsontext.AppendUnquote(nil, name)
-		if err != nil {
-			return -1
-		}
-		name = jsontext.Value(`"` + string(unq) + `"`)
-	}
-	for i, q := range quotedErrorFields {
-		if string(name) == q {
+// errorFieldIndex returns which error field a member name is, -1 for none.
+func errorFieldIndex(name []byte) int {
+	for i, n := range errorFieldNames {
+		if string(name) == n {
 			return i
 		}
 	}
 	return -1
+}
+
+// memberName returns a member name (quoted, as written) unquoted: the bytes between the quotes
+// when there is nothing to unescape or replace.
+func memberName(quoted jsontext.Value) ([]byte, bool) {
+	inner := quoted[1 : len(quoted)-1]
+	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return inner, true
+	}
+	var s string
+	if json.Unmarshal(quoted, &s) != nil {
+		return nil, false
+	}
+	return []byte(s), true
 }
 
 // rawString renders a raw JSON member the way stringField renders a decoded one.
@@ -488,66 +528,14 @@ func stringField(m map[string]any, k string) string {
 // two fields of a million dead letters tokenises each value instead of building a map of
 // every member.
 func ObjectFields(value []byte, names []string) map[string]any {
-	t := bytes.TrimSpace(value)
-	if len(t) == 0 || t[0] != '{' || !json.Valid(t) {
+	if names == nil {
+		names = []string{} // none named: still an object's (empty) fields
+	}
+	_, fields, ok := scanObject(value, names)
+	if !ok {
 		return nil
 	}
-	sc := scanners.Get().(*fieldScanner)
-	defer scanners.Put(sc)
-	sc.src.Reset(t)
-	dec := &sc.dec
-	dec.Reset(&sc.src, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
-	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
-		return nil
-	}
-	m := map[string]any{}
-	for dec.PeekKind() != '}' {
-		quoted, err := dec.ReadValue()
-		if err != nil {
-			return nil
-		}
-		name, ok := memberName(quoted, names)
-		if !ok {
-			if err := dec.SkipValue(); err != nil {
-				return nil
-			}
-			continue
-		}
-		raw, err := dec.ReadValue()
-		if err != nil {
-			return nil
-		}
-		v, ok := rawAny(raw)
-		if !ok {
-			return nil
-		}
-		m[name] = v
-	}
-	if _, err := dec.ReadToken(); err != nil { // the closing brace
-		return nil
-	}
-	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) { // nothing after the object
-		return nil
-	}
-	return m
-}
-
-// memberName returns which of names a member name (quoted, as written) is.
-func memberName(quoted jsontext.Value, names []string) (string, bool) {
-	inner := quoted[1 : len(quoted)-1]
-	if bytes.IndexByte(inner, '\\') >= 0 || !utf8.Valid(inner) {
-		var s string
-		if json.Unmarshal(quoted, &s) != nil {
-			return "", false
-		}
-		inner = []byte(s)
-	}
-	for _, n := range names {
-		if string(inner) == n {
-			return n, true
-		}
-	}
-	return "", false
+	return fields
 }
 
 // rawAny decodes one raw JSON value as jsonObject decodes a member: numbers as json.Number.

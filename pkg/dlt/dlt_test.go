@@ -157,6 +157,7 @@ func FuzzObjectFields(f *testing.F) {
 	f.Add([]byte(` {"q":"\xff"} `), "q")
 	f.Add([]byte(`{"q":1} {"q":2}`), "q")
 	f.Add([]byte(`[1,2]`), "q")
+	f.Add([]byte(`{"errorCode":"E","\u0065rrorSource":"s","errorCode":{"x":[1,"\u00e9"]},"q":true,"q":false}`), "errorCode")
 	f.Add([]byte("{\"q\":\"\xff\"}"), "q")
 	f.Fuzz(func(t *testing.T, value []byte, name string) {
 		all := jsonObject(value)
@@ -170,6 +171,16 @@ func FuzzObjectFields(f *testing.F) {
 			if ok != has || !reflect.DeepEqual(want, have) {
 				t.Fatalf("value %q field %q: %#v (%v), Decode's %#v (%v)", value, n, have, has, want, ok)
 			}
+		}
+		// DecodeFields reads the same fields, and otherwise what DecodeBrief reads.
+		r := &kgo.Record{Topic: "t.DLT", Value: value}
+		d, brief := DecodeFields(r, []string{name, "orderId"}), DecodeBrief(r)
+		if !reflect.DeepEqual(d.Fields, got) {
+			t.Fatalf("value %q: DecodeFields %#v, ObjectFields %#v", value, d.Fields, got)
+		}
+		d.Fields = nil
+		if !reflect.DeepEqual(d, brief) {
+			t.Fatalf("value %q: DecodeFields %+v, DecodeBrief %+v", value, d, brief)
 		}
 	})
 }

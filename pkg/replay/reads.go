@@ -234,8 +234,7 @@ func (s *Selection) decodeInto(r *kgo.Record, mode decodeMode, d *dlt.Record, to
 		// --where reads only the value fields it names: the value is tokenised, not made
 		// into a map of every member, and a record it selects is decoded fully below if
 		// the caller wants that.
-		*d = dlt.DecodeBrief(r)
-		d.Fields = dlt.ObjectFields(r.Value, s.Where.names) // all it names: a value field shadows metadata
+		*d = dlt.DecodeFields(r, s.Where.names) // all it names: a value field shadows metadata
 	case mode == decodeFull || s.Where != nil:
 		*d = dlt.Decode(r)
 	case mode == decodeBrief:
