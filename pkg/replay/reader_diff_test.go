@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"hash/crc32"
 	"maps"
 	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,6 +85,10 @@ type hostileScenario struct {
 	compact bool // cleanup.policy=compact, compacted after the writes
 	logTime bool // message.timestamp.type=LogAppendTime
 	brokers int
+	// legacy serves some plain records of partition 0 as messages of format v1 (Kafka before
+	// 0.11) to fetches that start among them: the reader hands the rest to franz-go's
+	// consumer from there.
+	legacy bool
 	// deadLetters makes most records dead letters of payments.failed (the rest name no topic, or
 	// one that does not exist), so that a replay has something to do.
 	deadLetters bool
@@ -88,13 +96,16 @@ type hostileScenario struct {
 
 func scenarioFrom(seed uint64) hostileScenario {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	return hostileScenario{seed: seed, steps: 6 + rng.IntN(20), compact: rng.IntN(3) == 0, logTime: rng.IntN(4) == 0, brokers: 1 + rng.IntN(3)}
+	sc := hostileScenario{seed: seed, steps: 6 + rng.IntN(20), compact: rng.IntN(3) == 0, logTime: rng.IntN(4) == 0, brokers: 1 + rng.IntN(3)}
+	sc.legacy = !sc.logTime && rng.IntN(3) == 0 // a v1 message keeps its own timestamp
+	return sc
 }
 
 var diffCodecs = []kgo.CompressionCodec{kgo.NoCompression(), kgo.GzipCompression(), kgo.SnappyCompression(), kgo.Lz4Compression(), kgo.ZstdCompression()}
 
-// writeHostileDLT writes diffDLT (2 partitions) as sc says, on a cluster of its own.
-func writeHostileDLT(t testing.TB, sc hostileScenario) *kfake.Cluster {
+// writeHostileDLT writes diffDLT (2 partitions) as sc says, on a cluster of its own. served,
+// when not nil, counts the fetches answered with v1 messages (see serveLegacy).
+func writeHostileDLT(t testing.TB, sc hostileScenario) (_ *kfake.Cluster, served *atomic.Int64) {
 	t.Helper()
 	c := replaytest.NewCluster(t, kfake.NumBrokers(sc.brokers))
 	cfg := map[string]string{}
@@ -169,6 +180,24 @@ func writeHostileDLT(t testing.TB, sc hostileScenario) *kfake.Cluster {
 		}
 	}
 	adm := kadm.NewClient(replaytest.Client(t, c))
+	var legacy []*kgo.Record
+	if sc.legacy {
+		plain := replaytest.Client(t, c, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+		for i := range 14 {
+			n++
+			r := &kgo.Record{Topic: diffDLT, Partition: 0, Value: fmt.Appendf(nil, "legacy-%d", i), Timestamp: replaytest.Base.Add(time.Duration(n) * time.Second)}
+			if i < 4 { // v2 before the messages served as v1
+				r.Headers = []kgo.RecordHeader{{Key: "tenant", Value: []byte(strconv.Itoa(i))}}
+			}
+			if i == 7 {
+				r.Value = nil
+			}
+			produce(plain, []*kgo.Record{r})
+			if i >= 4 && i < 12 { // and v2 after them
+				legacy = append(legacy, r)
+			}
+		}
+	}
 	open := map[int]bool{}
 	for range sc.steps {
 		switch op := rng.IntN(10); {
@@ -230,7 +259,88 @@ func writeHostileDLT(t testing.TB, sc hostileScenario) *kfake.Cluster {
 	if sc.compact {
 		c.Compact()
 	}
-	return c
+	if len(legacy) > 0 {
+		served = new(atomic.Int64)
+		if !serveLegacy(t, c, adm, legacy, served) {
+			served = nil
+		}
+	}
+	return c, served
+}
+
+// serveLegacy answers a fetch of partition 0 alone that starts among recs (plain records
+// without headers, at consecutive offsets) with the rest of recs as messages of format v1,
+// which carry the same key, value and timestamp.
+// It counts the fetches it answers in served, and reports false when recs were deleted since
+// (there is nothing to serve).
+func serveLegacy(t testing.TB, c *kfake.Cluster, adm *kadm.Client, recs []*kgo.Record, served *atomic.Int64) bool {
+	t.Helper()
+	ctx := context.Background()
+	tds, err := adm.ListTopics(ctx, diffDLT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := tds[diffDLT].ID
+	starts, err1 := adm.ListStartOffsets(ctx, diffDLT)
+	highs, err2 := adm.ListEndOffsets(ctx, diffDLT)
+	stables, err3 := adm.ListCommittedOffsets(ctx, diffDLT)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatal(err)
+	}
+	start, _ := starts.Lookup(diffDLT, 0)
+	high, _ := highs.Lookup(diffDLT, 0)
+	stable, _ := stables.Lookup(diffDLT, 0)
+	if start.Offset > recs[len(recs)-1].Offset {
+		return false
+	}
+	c.ControlKey(int16(kmsg.Fetch), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kr.(*kmsg.FetchRequest)
+		if len(req.Topics) != 1 || len(req.Topics[0].Partitions) != 1 {
+			return nil, nil, false
+		}
+		rt, rp := req.Topics[0], req.Topics[0].Partitions[0]
+		from := rp.FetchOffset
+		if (rt.Topic != diffDLT && rt.TopicID != id) || rp.Partition != 0 || from < start.Offset ||
+			from < recs[0].Offset || from > recs[len(recs)-1].Offset {
+			return nil, nil, false
+		}
+		var msgs []byte
+		for _, r := range recs {
+			if r.Offset >= from {
+				msgs = appendMessageV1(msgs, r)
+			}
+		}
+		served.Add(1)
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		t := kmsg.NewFetchResponseTopic()
+		t.Topic, t.TopicID = rt.Topic, rt.TopicID
+		p := kmsg.NewFetchResponseTopicPartition()
+		p.Partition, p.HighWatermark, p.LastStableOffset, p.LogStartOffset, p.RecordBatches = 0, high.Offset, stable.Offset, start.Offset, msgs
+		t.Partitions = append(t.Partitions, p)
+		resp.Topics = append(resp.Topics, t)
+		return resp, nil, true
+	})
+	return true
+}
+
+// appendMessageV1 appends r as a message of format v1: offset, size, CRC-32, magic 1,
+// attributes (no compression, create time), timestamp, key and value.
+func appendMessageV1(b []byte, r *kgo.Record) []byte {
+	m := []byte{1, 0}
+	m = binary.BigEndian.AppendUint64(m, uint64(r.Timestamp.UnixMilli()))
+	for _, f := range [][]byte{r.Key, r.Value} {
+		if f == nil {
+			m = binary.BigEndian.AppendUint32(m, 0xffffffff)
+		} else {
+			m = binary.BigEndian.AppendUint32(m, uint32(len(f)))
+			m = append(m, f...)
+		}
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Offset))
+	b = binary.BigEndian.AppendUint32(b, uint32(4+len(m)))
+	b = binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(m))
+	return append(b, m...)
 }
 
 // consumerRead reads [start, end) of partition p as franz-go's read_committed consumer does.
@@ -240,7 +350,7 @@ func consumerRead(t testing.TB, c *kfake.Cluster, p int32, start, end int64) []d
 		return nil
 	}
 	cl := replaytest.Client(t, c, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{diffDLT: {p: kgo.NewOffset().At(start)}}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(), kgo.DisableFetchSessions())
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -288,9 +398,16 @@ func readerRead(t testing.TB, e *Engine, p int32, start, end int64, fetch int32)
 // or ends at any offset of a partition (the other end at the log's start or its last stable
 // offset). every=false compares the starts and ends of a sample of offsets instead.
 func checkReaderMatchesConsumer(t testing.TB, sc hostileScenario, every bool) {
-	c := writeHostileDLT(t, sc)
+	c, served := writeHostileDLT(t, sc)
 	e := newEngine(t, c)
 	ctx := context.Background()
+	if served != nil {
+		defer func() {
+			if served.Load() == 0 && !t.Failed() {
+				t.Error("no fetch was answered with v1 messages: the legacy scenario proves nothing")
+			}
+		}()
+	}
 	ranges, err := e.topicRanges(ctx, diffDLT, nil, toStable)
 	if err != nil {
 		t.Fatal(err)
@@ -428,7 +545,7 @@ func TestPlanMatchesRunOnHostileDLT(t *testing.T) {
 		sc.deadLetters = true
 		t.Run(fmt.Sprintf("seed%d", 1000+seed), func(t *testing.T) {
 			t.Parallel()
-			c := writeHostileDLT(t, sc)
+			c, _ := writeHostileDLT(t, sc)
 			e := newEngine(t, c)
 			ctx := context.Background()
 			want := map[Coord]bool{} // what the consumer reads that names payments.failed
