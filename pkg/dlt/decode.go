@@ -297,7 +297,7 @@ func errorFieldIndex(name []byte) int {
 // when there is nothing to unescape or replace.
 func memberName(quoted jsontext.Value) ([]byte, bool) {
 	inner := quoted[1 : len(quoted)-1]
-	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+	if plainASCII(inner) {
 		return inner, true
 	}
 	var s string
@@ -536,6 +536,16 @@ func ObjectFields(value []byte, names []string) map[string]any {
 		return nil
 	}
 	return fields
+}
+
+// plainASCII reports whether b is ASCII without a backslash: a JSON string's text as written.
+func plainASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // rawAny decodes one raw JSON value as jsonObject decodes a member: numbers as json.Number.
