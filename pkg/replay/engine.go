@@ -391,9 +391,12 @@ type rangeScan struct {
 	fetch int32
 }
 
-// openReplayScan opens the scan of a replay: a rawScan, which hands what it has not read to
-// franz-go's consumer (pooled, see fetchPool) if it meets a batch older than format v2. With a
-// topic ID (not ""), the scan fails rather than read another incarnation of the topic.
+// openReplayScan opens the one reader every read of records goes through — a replay, its plan,
+// list, stats, the TUI's index and windows, the ledger, counts: a rawScan, which hands what it
+// has not read to franz-go's consumer (pooled, see fetchPool) if it meets a batch older than
+// format v2. TestReaderMatchesConsumer holds it to what franz-go's read_committed consumer
+// returns. With a topic ID (not ""), the scan fails rather than read another incarnation of the
+// topic.
 func (e *Engine) openReplayScan(topic, id string, ranges []partRange, fetch int32) *rangeScan {
 	sc := &rangeScan{e: e, topic: topic, fetch: fetch}
 	for _, r := range ranges {
@@ -445,8 +448,8 @@ func idString(id [16]byte) string {
 	return base64.RawURLEncoding.EncodeToString(id[:])
 }
 
-// openScan opens a consumer of ranges: it starts fetching at once, so a caller can have the
-// first records on their way while it does other work. The caller must close it.
+// openScan opens franz-go's consumer of ranges, for what a rawScan leaves to it (batches older
+// than format v2): it starts fetching at once. The caller must close it.
 // With a pool, the scan's records come from it and must be recycled (see fetchPool).
 func (e *Engine) openScan(topic string, ranges []partRange, fetch int32, pool *fetchPool) (*rangeScan, error) {
 	ends := map[int32]int64{}

@@ -18,8 +18,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// rawScan reads a replay's ranges of a DLT with fetch requests of its own and decodes the
-// record batches itself, into one kgo.Record it hands to fn again and again.
+// rawScan reads ranges of a topic with fetch requests of its own and decodes the record
+// batches itself, into one kgo.Record it hands to fn again and again. Every read of records
+// goes through it (see openReplayScan).
 //
 // franz-go's consumer decodes every record into memory of its own: a header slice and a
 // string per header key, about 600 bytes for a Spring dead letter, more than half of what a
