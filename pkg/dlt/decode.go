@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -77,15 +78,25 @@ type Record struct {
 
 // Decode reads a dead letter of any supported format. It never fails and never panics; what it
 // cannot read is listed in Problems.
-func Decode(r *kgo.Record) Record { return decode(r, true) }
+func Decode(r *kgo.Record) Record { return decode(r, true, nil) }
 
 // DecodeBrief reads what grouping and replay need — format, origin, error source, code and
 // message, failure time, group, replay count, problems — without decoding the whole value into
 // Fields or rendering Headers, which are left nil. It reads the same values as Decode at a
 // fraction of the cost, for scans over millions of records.
-func DecodeBrief(r *kgo.Record) Record { return decode(r, false) }
+func DecodeBrief(r *kgo.Record) Record { return decode(r, false, nil) }
 
-func decode(r *kgo.Record, full bool) Record {
+// DecodeFields is DecodeBrief that also decodes the value's members named in names into
+// Fields (each as Decode holds it; Fields is nil when the value is not a JSON object), reading
+// the value once: what a filter naming a few fields needs of each record it looks at.
+func DecodeFields(r *kgo.Record, names []string) Record {
+	if names == nil {
+		names = []string{} // none named: still an object's (empty) fields
+	}
+	return decode(r, false, names)
+}
+
+func decode(r *kgo.Record, full bool, names []string) Record {
 	d := Record{
 		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp,
 		Key: r.Key, Value: r.Value, Raw: r.Headers,
@@ -96,7 +107,7 @@ func decode(r *kgo.Record, full bool) Record {
 		d.Fields = jsonObject(r.Value)
 		ef = mapErrorFields(d.Fields)
 	} else {
-		ef = scanErrorFields(r.Value)
+		ef, d.Fields, _ = scanObject(r.Value, names)
 	}
 	var spring, connect bool
 	// The original topic comes from the first of these that a header names, whatever order the
@@ -189,48 +200,111 @@ func mapErrorFields(m map[string]any) errorFields {
 	}
 }
 
-// scanErrorFields reads the error fields of a JSON object value without building a map: it
-// tokenises the top level and skips every other member. Like jsonObject, it reads nothing from a
-// value that is not exactly one valid JSON object; duplicate members count last.
-func scanErrorFields(value []byte) errorFields {
+// scanObject reads the error fields of a JSON object value, and its members named in names
+// (when not nil), without building a map of every member: it tokenises the top level once and
+// skips every other member. Like jsonObject, it reads nothing from a value that is not exactly
+// one valid JSON object (ok false); duplicate members count last.
+func scanObject(value []byte, names []string) (ef errorFields, fields map[string]any, ok bool) {
 	t := bytes.TrimSpace(value)
 	if len(t) == 0 || t[0] != '{' {
-		return errorFields{}
+		return errorFields{}, nil, false
 	}
-	dec := jsontext.NewDecoder(bytes.NewReader(t), jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	sc := scanners.Get().(*fieldScanner)
+	defer scanners.Put(sc)
+	sc.src.Reset(t)
+	dec := &sc.dec
+	dec.Reset(&sc.src, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
-		return errorFields{}
+		return errorFields{}, nil, false
 	}
-	var raw [4]jsontext.Value
-	names := [4]string{FieldErrorSource, FieldErrorCode, FieldErrorMessage, FieldTimestamp}
+	raw := &sc.raw
+	for i := range raw {
+		raw[i] = raw[i][:0]
+	}
+	if names != nil {
+		fields = map[string]any{}
+	}
 	for dec.PeekKind() != '}' {
-		name, err := dec.ReadToken()
+		quoted, err := dec.ReadValue() // as written: a plain name is compared without a copy
 		if err != nil {
-			return errorFields{}
+			return errorFields{}, nil, false
 		}
-		i := slices.Index(names[:], name.String())
-		if i < 0 {
+		name, ok := memberName(quoted)
+		if !ok {
+			return errorFields{}, nil, false
+		}
+		i := errorFieldIndex(name)
+		j := slices.IndexFunc(names, func(n string) bool { return n == string(name) })
+		if i < 0 && j < 0 {
 			if err := dec.SkipValue(); err != nil {
-				return errorFields{}
+				return errorFields{}, nil, false
 			}
 			continue
 		}
 		v, err := dec.ReadValue()
 		if err != nil {
-			return errorFields{}
+			return errorFields{}, nil, false
 		}
-		raw[i] = v.Clone()
+		// v is the decoder's memory until its next read: copied or decoded now.
+		if i >= 0 {
+			raw[i] = append(raw[i][:0], v...)
+		}
+		if j >= 0 {
+			x, ok := rawAny(v)
+			if !ok {
+				return errorFields{}, nil, false
+			}
+			fields[names[j]] = x
+		}
 	}
 	if _, err := dec.ReadToken(); err != nil { // the closing brace
-		return errorFields{}
+		return errorFields{}, nil, false
 	}
 	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) { // nothing after the object
-		return errorFields{}
+		return errorFields{}, nil, false
 	}
 	return errorFields{
 		hasCode: len(raw[1]) > 0 && raw[1].Kind() != 'n',
 		source:  rawString(raw[0]), code: rawString(raw[1]), message: rawString(raw[2]), timestamp: rawString(raw[3]),
+	}, fields, true
+}
+
+// fieldScanner is a JSON decoder, its reader and room for the error fields' raw values,
+// reused from value to value: a scan over a million dead letters then makes none of them per
+// record.
+type fieldScanner struct {
+	src bytes.Reader
+	dec jsontext.Decoder
+	raw [4]jsontext.Value
+}
+
+var scanners = sync.Pool{New: func() any { return new(fieldScanner) }}
+
+// errorFieldNames are the error fields' names, in the order of scanObject's raw values.
+var errorFieldNames = [4]string{FieldErrorSource, FieldErrorCode, FieldErrorMessage, FieldTimestamp}
+
+// errorFieldIndex returns which error field a member name is, -1 for none.
+func errorFieldIndex(name []byte) int {
+	for i, n := range errorFieldNames {
+		if string(name) == n {
+			return i
+		}
 	}
+	return -1
+}
+
+// memberName returns a member name (quoted, as written) unquoted: the bytes between the quotes
+// when there is nothing to unescape or replace.
+func memberName(quoted jsontext.Value) ([]byte, bool) {
+	inner := quoted[1 : len(quoted)-1]
+	if plainASCII(inner) {
+		return inner, true
+	}
+	var s string
+	if json.Unmarshal(quoted, &s) != nil {
+		return nil, false
+	}
+	return []byte(s), true
 }
 
 // rawString renders a raw JSON member the way stringField renders a decoded one.
@@ -239,6 +313,9 @@ func rawString(v jsontext.Value) string {
 	case len(v) == 0 || v.Kind() == 'n':
 		return ""
 	case v.Kind() == '"':
+		if inner := v[1 : len(v)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+			return string(inner) // nothing to unescape or replace
+		}
 		var s string
 		if err := json.Unmarshal(v, &s); err == nil {
 			return s
@@ -443,6 +520,58 @@ func stringField(m map[string]any, k string) string {
 		b, _ := json.Marshal(v)
 		return string(b)
 	}
+}
+
+// ObjectFields returns the named top-level members of a JSON object value, each as Decode's
+// Fields holds it (numbers as json.Number, a duplicate member counting last), and nil when the
+// value is not exactly one valid JSON object, as Decode's Fields is then. A filter that reads
+// two fields of a million dead letters tokenises each value instead of building a map of
+// every member.
+func ObjectFields(value []byte, names []string) map[string]any {
+	if names == nil {
+		names = []string{} // none named: still an object's (empty) fields
+	}
+	_, fields, ok := scanObject(value, names)
+	if !ok {
+		return nil
+	}
+	return fields
+}
+
+// plainASCII reports whether b is ASCII without a backslash: a JSON string's text as written.
+func plainASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// rawAny decodes one raw JSON value as jsonObject decodes a member: numbers as json.Number.
+// Strings without escapes and literals take no decoder.
+func rawAny(raw jsontext.Value) (any, bool) {
+	switch raw.Kind() {
+	case '"':
+		if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+			return string(inner), true
+		}
+	case '0':
+		return json.Number(string(raw)), true
+	case 't':
+		return true, true
+	case 'f':
+		return false, true
+	case 'n':
+		return nil, true
+	}
+	vd := json.NewDecoder(bytes.NewReader(raw))
+	vd.UseNumber()
+	var v any
+	if err := vd.Decode(&v); err != nil {
+		return nil, false
+	}
+	return v, true
 }
 
 func jsonObject(value []byte) map[string]any {

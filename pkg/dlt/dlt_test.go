@@ -3,6 +3,7 @@ package dlt
 import (
 	"encoding/binary"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +146,41 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("non-object value changed")
 		}
 		_ = Decode(b)
+	})
+}
+
+// FuzzObjectFields: the members ObjectFields decodes are exactly those of Decode's Fields, for
+// any value, duplicates, escapes and invalid text included.
+func FuzzObjectFields(f *testing.F) {
+	f.Add([]byte(`{"orderId":7,"quantity":2.50,"errorCode":"X","n":null}`), "quantity")
+	f.Add([]byte(`{"a":1,"a":{"b":[1,2]},"\u0061":"c"}`), "a")
+	f.Add([]byte(` {"q":"\xff"} `), "q")
+	f.Add([]byte(`{"q":1} {"q":2}`), "q")
+	f.Add([]byte(`[1,2]`), "q")
+	f.Add([]byte(`{"errorCode":"E","\u0065rrorSource":"s","errorCode":{"x":[1,"\u00e9"]},"q":true,"q":false}`), "errorCode")
+	f.Add([]byte("{\"q\":\"\xff\"}"), "q")
+	f.Fuzz(func(t *testing.T, value []byte, name string) {
+		all := jsonObject(value)
+		got := ObjectFields(value, []string{name, "orderId"})
+		if (all == nil) != (got == nil) {
+			t.Fatalf("value %q: all fields %v, named fields %v", value, all, got)
+		}
+		for _, n := range []string{name, "orderId"} {
+			want, ok := all[n]
+			have, has := got[n]
+			if ok != has || !reflect.DeepEqual(want, have) {
+				t.Fatalf("value %q field %q: %#v (%v), Decode's %#v (%v)", value, n, have, has, want, ok)
+			}
+		}
+		// DecodeFields reads the same fields, and otherwise what DecodeBrief reads.
+		r := &kgo.Record{Topic: "t.DLT", Value: value}
+		d, brief := DecodeFields(r, []string{name, "orderId"}), DecodeBrief(r)
+		if !reflect.DeepEqual(d.Fields, got) {
+			t.Fatalf("value %q: DecodeFields %#v, ObjectFields %#v", value, d.Fields, got)
+		}
+		d.Fields = nil
+		if !reflect.DeepEqual(d, brief) {
+			t.Fatalf("value %q: DecodeFields %+v, DecodeBrief %+v", value, d, brief)
+		}
 	})
 }

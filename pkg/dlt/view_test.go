@@ -136,6 +136,8 @@ func FuzzDecodeBriefAgrees(f *testing.F) {
 	f.Add([]byte(`{"errorCode":"\ud800"} `), []byte("__connect.errors.topic\x00t"))
 	f.Add([]byte(`{"errorCode":"x"}}`), []byte(""))
 	f.Add([]byte("{\"errorCode\":\"\xff\"}"), []byte(""))
+	f.Add([]byte(`{"\u0065rrorCode":"E\u0041","errorSource":"a\"b","errorMessage":"plain","errorCod\u0065":"last"}`), []byte(""))
+	f.Add([]byte("{\"errorCode\":\"caf\xc3\xa9\",\"\xffCode\":1}"), []byte(""))
 	f.Fuzz(func(t *testing.T, value, raw []byte) {
 		var hs []kgo.RecordHeader
 		for _, part := range bytes.Split(raw, []byte{1}) {

@@ -525,8 +525,12 @@ func TestBenchStatsChild(t *testing.T) {
 			panic(err)
 		}
 		_ = json.NewEncoder(out).Encode(map[string]any{"selected": st.Selected, "groups": len(st.Groups), "peakRSSKiB": peakRSS()})
-	case "list":
-		where, _ := CompileWhere(`errorCode == "PG_TIMEOUT" && quantity > 2`)
+	case "list", "list-none":
+		src := `errorCode == "PG_TIMEOUT" && quantity > 2` // a quarter of the records
+		if mode == "list-none" {
+			src = `errorCode == "PG_TIMEOUT" && quantity > 9` // none: a full scan that lists nothing
+		}
+		where, _ := CompileWhere(src)
 		var n int64
 		sum, err := e.List(ctx, benchDLT, &Selection{Where: where}, func(*dlt.Record) error { n++; return nil })
 		if err != nil {
@@ -538,6 +542,39 @@ func TestBenchStatsChild(t *testing.T) {
 	os.Exit(0)
 }
 
+var benchStatsModes = flag.String("bench.stats.modes", "stats,list,list-none", "what -bench.stats times: stats, list (--where selecting a quarter), list-none (--where selecting nothing)")
+
+// statsModeName is what each -bench.stats mode does, as reported.
+var statsModeName = map[string]string{
+	"stats":     "stats (group by errorSource × errorCode)",
+	"list":      "list --where (a quarter selected)",
+	"list-none": "list --where (nothing selected)",
+}
+
+// runStatsChild runs one mode of the stats benchmark in a child process against brokers and
+// returns its wall and CPU time and its peak RSS in KiB.
+func runStatsChild(tb testing.TB, brokers []string, mode string) (measured, int64) {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchStatsChild$")
+	cmd.Env = append(os.Environ(), statsChildEnv+"="+mode+"@"+strings.Join(brokers, ","))
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	began := time.Now()
+	if err := cmd.Run(); err != nil {
+		tb.Fatalf("%s child: %v\n%s", mode, err, out.String())
+	}
+	took := measured{wall: time.Since(began), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
+	// The child reports its own peak RSS (VmHWM): wait4's ru_maxrss would count this
+	// process's memory too, since the child starts as a vfork of it.
+	var res struct {
+		PeakRSSKiB int64 `json:"peakRSSKiB"`
+	}
+	if err := json.Unmarshal([]byte(lastLine(out.String())), &res); err != nil {
+		tb.Fatalf("%s child output: %v\n%s", mode, err, out.String())
+	}
+	return took, res.PeakRSSKiB
+}
+
 func TestBenchStatsScale(t *testing.T) {
 	n := *benchStats
 	if n == 0 {
@@ -547,31 +584,36 @@ func TestBenchStatsScale(t *testing.T) {
 	start := time.Now()
 	seedBench(t, c, n)
 	t.Logf("seeded %d dead letters in %.1fs; load average %s", n, time.Since(start).Seconds(), loadAvg())
-	for _, mode := range []string{"stats", "list"} {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestBenchStatsChild$")
-		cmd.Env = append(os.Environ(), statsChildEnv+"="+mode+"@"+strings.Join(c.ListenAddrs(), ","))
-		var out strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &out
-		began := time.Now()
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("%s child: %v\n%s", mode, err, out.String())
-		}
-		took := measured{wall: time.Since(began), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
-		// The child reports its own peak RSS (VmHWM): wait4's ru_maxrss would count this
-		// process's memory too, since the child starts as a vfork of it.
-		var res struct {
-			PeakRSSKiB int64 `json:"peakRSSKiB"`
-		}
-		if err := json.Unmarshal([]byte(lastLine(out.String())), &res); err != nil {
-			t.Fatalf("%s child output: %v\n%s", mode, err, out.String())
-		}
-		rss := res.PeakRSSKiB
-		what := "stats (group by errorSource × errorCode)"
-		if mode == "list" {
-			what = "list --where (streamed, nothing kept)"
-		}
-		report(t, what, n, took, rss)
-		t.Logf("  %s", strings.TrimSpace(lastLine(out.String())))
+	for _, mode := range strings.Split(*benchStatsModes, ",") {
+		took, rss := runStatsChild(t, c.ListenAddrs(), mode)
+		report(t, statsModeName[mode], n, took, rss)
+	}
+}
+
+// BenchmarkDLTScan times `dlt stats` and `dlt list --where` over -bench.stats small dead
+// letters, each in a process of its own as the CLI runs: go test ./pkg/replay -run XXX
+// -bench DLTScan -benchtime 3x -args -bench.stats=1000000. It reports wall seconds, CPU
+// seconds and peak RSS per scan.
+func BenchmarkDLTScan(b *testing.B) {
+	n := *benchStats
+	if n == 0 {
+		b.Skip("pass -args -bench.stats=1000000")
+	}
+	c := benchCluster(b)
+	seedBench(b, c, n)
+	for _, mode := range strings.Split(*benchStatsModes, ",") {
+		b.Run(mode, func(b *testing.B) {
+			var wall, cpu time.Duration
+			var rss int64
+			for b.Loop() {
+				took, kib := runStatsChild(b, c.ListenAddrs(), mode)
+				wall, cpu, rss = wall+took.wall, cpu+took.cpu, max(rss, kib)
+			}
+			b.ReportMetric(wall.Seconds()/float64(b.N), "wall-s/scan")
+			b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/scan")
+			b.ReportMetric(float64(rss)/1024, "peak-MiB")
+			b.ReportMetric(0, "ns/op")
+		})
 	}
 }
 

@@ -132,6 +132,7 @@ type IndexProgress struct {
 // --where expression, so a scan of a million dead letters holds one fetch in memory and costs
 // what a stats scan costs. progress, when set, is called every 10000 records scanned. The end
 // offsets the scan stopped at are returned, to bound a replay of exactly what was indexed.
+// keep must not hold on to the record it is given: the next record reuses its memory.
 func (e *Engine) Index(ctx context.Context, topic string, sel *Selection, keep func(*dlt.Record) bool,
 	progress func(IndexProgress), fn func(Coord) error,
 ) (_ map[int32]int64, _ ScanSummary, err error) {
@@ -155,12 +156,13 @@ func (e *Engine) Index(ctx context.Context, topic string, sel *Selection, keep f
 		return nil, sum, err
 	}
 	tally := newWhereTally(sel)
+	d := new(dlt.Record) // one, reused: keep sees it only while it decides
 	err = e.scan(ctx, topic, ranges, fetchBrowse, func(r *kgo.Record) (bool, error) {
 		sum.Scanned++
 		if p.Scanned = sum.Scanned; progress != nil && p.Scanned%10000 == 0 {
 			progress(p)
 		}
-		d, ok, err := sel.decodeIfSelected(r, decodeBrief, tally)
+		ok, err := sel.decodeInto(r, decodeBrief, d, nil, tally)
 		if err != nil {
 			sum.whereFailed(err)
 			return true, nil

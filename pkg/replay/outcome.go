@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,7 +47,17 @@ type ErrorCount struct {
 	ErrorSource string `json:"errorSource"`
 	ErrorCode   string `json:"errorCode"`
 	Count       int    `json:"count"`
-	Sample      Coord  `json:"sample"`
+	// Sample is the earliest of them (then by topic, partition and offset): the same whatever
+	// order the partitions were read in.
+	Sample   Coord `json:"sample"`
+	sampleTS int64
+}
+
+// sample makes the dead letter at c, stamped ts (Unix milliseconds), the sample if it is earlier.
+func (ec *ErrorCount) sample(c Coord, ts int64) {
+	if ec.Sample.Topic == "" || cmp.Or(cmp.Compare(ts, ec.sampleTS), cmp.Compare(c.Topic, ec.Sample.Topic), cmp.Compare(c.Partition, ec.Sample.Partition), cmp.Compare(c.Offset, ec.Sample.Offset)) < 0 {
+		ec.Sample, ec.sampleTS = c, ts
+	}
 }
 
 // TargetProgress is how far the consumer groups of one target topic have read past a run's
@@ -232,9 +243,10 @@ func (e *Engine) cameBack(ctx context.Context, ix *ledgerIndex, byPrefix map[str
 			k := d.GroupKey()
 			ec := g[k]
 			if ec == nil {
-				ec = &ErrorCount{ErrorSource: k.Source, ErrorCode: k.Code, Sample: Coord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}}
+				ec = &ErrorCount{ErrorSource: k.Source, ErrorCode: k.Code}
 				g[k] = ec
 			}
+			ec.sample(Coord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, r.Timestamp.UnixMilli())
 			ec.Count++
 			o.CameBack++
 			return true, nil

@@ -16,8 +16,8 @@ import (
 // that shared its memory: the scan recycles each record once walk has decided it, and a record
 // to replay is built from copies (newItem).
 //
-// A replay reads with a rawScan, which needs no pool; franz-go's consumer, pooled, reads what
-// a replay's scan leaves to it (batches older than format v2). Recycle does nothing to the
+// Every read goes through a rawScan, which needs no pool; franz-go's consumer, pooled, reads
+// what a rawScan leaves to it (batches older than format v2). Recycle does nothing to the
 // records of other scans. A record that is never recycled is left to the garbage collector.
 type fetchPool struct {
 	mu     sync.Mutex

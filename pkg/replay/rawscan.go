@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"slices"
 	"sort"
 	"sync"
@@ -17,8 +18,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// rawScan reads a replay's ranges of a DLT with fetch requests of its own and decodes the
-// record batches itself, into one kgo.Record it hands to fn again and again.
+// rawScan reads ranges of a topic with fetch requests of its own and decodes the record
+// batches itself, into one kgo.Record it hands to fn again and again. Every read of records
+// goes through it (see openReplayScan).
 //
 // franz-go's consumer decodes every record into memory of its own: a header slice and a
 // string per header key, about 600 bytes for a Spring dead letter, more than half of what a
@@ -247,7 +249,11 @@ func (sc *rawScan) fetchRound(ctx context.Context, lead *leaders, offsets map[in
 		req.ReplicaID = -1
 		req.MaxWaitMillis = 500
 		req.MinBytes = 1
-		req.MaxBytes = sc.fetch
+		// The partitions' limits bound the answer (a first batch larger than its partition's
+		// limit still comes whole). A request limit that binds first makes kfake, the
+		// sandbox's broker, leave the aborted transactions of the partition it cut off out
+		// of the answer, and their records would then read as committed.
+		req.MaxBytes = math.MaxInt32
 		req.IsolationLevel = 1 // read_committed
 		req.SessionEpoch = -1  // no fetch session: every request is complete in itself
 		t := kmsg.NewFetchRequestTopic()

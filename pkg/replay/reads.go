@@ -124,7 +124,8 @@ func (s *ScanSummary) whereFailed(err error) {
 
 // List streams the selected records of topic, in partition then offset order, to fn. It holds
 // one fetch in memory whatever the topic's size. A record is decoded once; fn must not keep
-// the pointer past its return unless it copies the record.
+// the pointer, nor the slices the record holds, past its return unless it copies them: the
+// next record reuses their memory.
 func (e *Engine) List(ctx context.Context, topic string, sel *Selection, fn func(*dlt.Record) error) (_ ScanSummary, err error) {
 	ctx, done := e.guard(ctx)
 	defer done()
@@ -147,13 +148,14 @@ func (e *Engine) list(ctx context.Context, topic string, sel *Selection, full bo
 		return sum, err
 	}
 	tally := newWhereTally(sel)
+	mode := decodeBrief
+	if full {
+		mode = decodeFull
+	}
+	d := new(dlt.Record) // one, reused: fn does not keep it
 	err = e.scan(ctx, topic, ranges, fetchBrowse, func(r *kgo.Record) (bool, error) {
 		sum.Scanned++
-		mode := decodeBrief
-		if full {
-			mode = decodeFull
-		}
-		d, ok, err := sel.decodeIfSelected(r, mode, tally)
+		ok, err := sel.decodeInto(r, mode, d, nil, tally)
 		if err != nil {
 			sum.whereFailed(err)
 			return true, nil
@@ -228,6 +230,11 @@ func (s *Selection) decodeInto(r *kgo.Record, mode decodeMode, d *dlt.Record, to
 		return false, nil
 	}
 	switch {
+	case s.Where != nil && s.Where.names != nil:
+		// --where reads only the value fields it names: the value is tokenised, not made
+		// into a map of every member, and a record it selects is decoded fully below if
+		// the caller wants that.
+		*d = dlt.DecodeFields(r, s.Where.names) // all it names: a value field shadows metadata
 	case mode == decodeFull || s.Where != nil:
 		*d = dlt.Decode(r)
 	case mode == decodeBrief:
@@ -243,6 +250,9 @@ func (s *Selection) decodeInto(r *kgo.Record, mode decodeMode, d *dlt.Record, to
 		ok, err := s.Where.Match(d)
 		if err != nil || !ok {
 			return false, err
+		}
+		if mode == decodeFull && s.Where.names != nil {
+			*d = dlt.Decode(r)
 		}
 	}
 	return true, nil

@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -330,7 +331,17 @@ func (w *Where) Match(r *dlt.Record) (ok bool, err error) {
 			ok, err = false, fmt.Errorf("--where on %s[%d]@%d: %v", r.Topic, r.Partition, r.Offset, p)
 		}
 	}()
-	out, err := expr.Run(w.prog, env(r, w.names))
+	var vars map[string]any
+	if w.names != nil {
+		// The environment of a record is made in a map reused from record to record: expr
+		// keeps nothing of it after Run.
+		m := envMaps.Get().(*map[string]any)
+		defer func() { clear(*m); envMaps.Put(m) }()
+		vars = fillEnv(*m, r, w.names)
+	} else {
+		vars = env(r, nil)
+	}
+	out, err := expr.Run(w.prog, vars)
 	if err != nil {
 		return false, fmt.Errorf("--where on %s[%d]@%d: %w", r.Topic, r.Partition, r.Offset, err)
 	}
@@ -345,20 +356,26 @@ func (w *Where) Match(r *dlt.Record) (ok bool, err error) {
 // what is available.
 func Env(r *dlt.Record) map[string]any { return env(r, nil) }
 
+var envMaps = sync.Pool{New: func() any { m := map[string]any{}; return &m }}
+
+// fillEnv puts the given names of r's environment in out and returns it.
+func fillEnv(out map[string]any, r *dlt.Record, names []string) map[string]any {
+	for _, n := range names {
+		if v, ok := r.Fields[n]; ok {
+			out[n] = exprValue(v)
+		} else if n == "meta" {
+			out[n] = metaOf(r)
+		} else if v, ok := metaValue(r, n); ok {
+			out[n] = v
+		}
+	}
+	return out
+}
+
 // env builds the environment with only the given names (all when names is nil).
 func env(r *dlt.Record, names []string) map[string]any {
 	if names != nil {
-		out := make(map[string]any, len(names))
-		for _, n := range names {
-			if v, ok := r.Fields[n]; ok {
-				out[n] = exprValue(v)
-			} else if n == "meta" {
-				out[n] = metaOf(r)
-			} else if v, ok := metaValue(r, n); ok {
-				out[n] = v
-			}
-		}
-		return out
+		return fillEnv(make(map[string]any, len(names)), r, names)
 	}
 	meta := metaOf(r)
 	env := make(map[string]any, len(r.Fields)+len(meta)+1)

@@ -116,3 +116,37 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+// TestWhereReadsOnlyNamedFieldsAlike: --where decodes only the value fields it names, and
+// selects exactly what it selected on fully decoded records — value fields that shadow
+// metadata, nested and duplicate members, values that are not JSON objects — and a selected
+// record still reaches a listing fully decoded.
+func TestWhereReadsOnlyNamedFieldsAlike(t *testing.T) {
+	recs := append(replaytest.Hostile(0, replaytest.Base),
+		replaytest.Saga(0, 7, "PG_TIMEOUT", 3, replaytest.Base), replaytest.Spring(1, 8, replaytest.Base), replaytest.Connect(2, 9, replaytest.Base),
+		&kgo.Record{Topic: ordersDLT, Offset: 4, Value: []byte(`{"offset":"shadowed","errorCode":7,"quantity":1,"quantity":5,"meta":{"x":1},"nested":{"a":[1,{"b":2}]}}`)},
+		&kgo.Record{Topic: ordersDLT, Offset: 5, Value: []byte(`{"quantity":2} trailing`)},
+		&kgo.Record{Topic: ordersDLT, Offset: 6, Value: []byte(`[{"quantity":9}]`)})
+	for _, src := range []string{
+		`quantity > 2`, `errorCode == "PG_TIMEOUT" && quantity > 2`, `offset == "shadowed"`, `errorCode == 7`,
+		`nested.a[1].b == 2`, `meta.x == 1`, `meta.offset == 4`, `orderId == 7 || format == "spring"`,
+		`quantity == nil`, `errorMessage contains "gnp"`, `len($env) > 3`,
+	} {
+		w := mustWhere(t, src)
+		sel := &Selection{Where: w}
+		for _, r := range recs {
+			full := dlt.Decode(r)
+			want, wantErr := w.Match(&full)
+			for _, mode := range []decodeMode{decodeRoute, decodeBrief, decodeFull} {
+				var d dlt.Record
+				got, err := sel.decodeInto(r, mode, &d, nil, nil)
+				if got != want || (err == nil) != (wantErr == nil) {
+					t.Errorf("%s on %s@%d (mode %d): %v, %v; on the fully decoded record %v, %v", src, r.Topic, r.Offset, mode, got, err, want, wantErr)
+				}
+				if got && mode == decodeFull && !reflect.DeepEqual(d.Fields, full.Fields) {
+					t.Errorf("%s on %s@%d: a selected record is listed with fields %v, want %v", src, r.Topic, r.Offset, d.Fields, full.Fields)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,670 @@
+package replay
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"maps"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/come2us/opsctl/pkg/dlt"
+	"github.com/come2us/opsctl/pkg/event"
+	"github.com/come2us/opsctl/pkg/replay/replaytest"
+)
+
+// The differential test of the one reader every read goes through (rangeScan: its own fetch
+// decoder, franz-go's consumer for batches older than format v2): on a DLT written to be hard
+// to read — every codec, transactions committed and aborted interleaved with plain writes and
+// with each other, tombstones, empty and missing keys and headers, records deleted with
+// DeleteRecords, a compacted topic, leaders moved between writes, broker-stamped timestamps —
+// it must return, for every start offset and every end offset of every partition, exactly
+// the records franz-go's read_committed consumer returns over the same range.
+
+const diffDLT = "diff.DLT"
+
+// diffRecord is what a reader returns of a record, as compared.
+type diffRecord struct {
+	Partition int32
+	Offset    int64
+	Key       []byte
+	KeyNil    bool
+	Value     []byte
+	ValueNil  bool
+	Headers   []kgo.RecordHeader
+	Timestamp int64
+}
+
+func (d diffRecord) String() string {
+	return fmt.Sprintf("[%d]@%d key=%q(nil %v) value=%q(nil %v) headers=%v ts=%d",
+		d.Partition, d.Offset, d.Key, d.KeyNil, d.Value, d.ValueNil, d.Headers, d.Timestamp)
+}
+
+func diffOf(r *kgo.Record) diffRecord {
+	d := diffRecord{Partition: r.Partition, Offset: r.Offset, Key: bytes.Clone(r.Key), KeyNil: r.Key == nil,
+		Value: bytes.Clone(r.Value), ValueNil: r.Value == nil, Timestamp: r.Timestamp.UnixMilli()}
+	for _, h := range r.Headers {
+		d.Headers = append(d.Headers, kgo.RecordHeader{Key: h.Key, Value: bytes.Clone(h.Value)})
+	}
+	return d
+}
+
+func equalDiff(a, b diffRecord) bool {
+	if a.Partition != b.Partition || a.Offset != b.Offset || a.KeyNil != b.KeyNil || a.ValueNil != b.ValueNil ||
+		!bytes.Equal(a.Key, b.Key) || !bytes.Equal(a.Value, b.Value) || a.Timestamp != b.Timestamp || len(a.Headers) != len(b.Headers) {
+		return false
+	}
+	for i := range a.Headers {
+		if a.Headers[i].Key != b.Headers[i].Key || !bytes.Equal(a.Headers[i].Value, b.Headers[i].Value) ||
+			(a.Headers[i].Value == nil) != (b.Headers[i].Value == nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// hostileScenario says how a hostile DLT is written.
+type hostileScenario struct {
+	seed    uint64
+	steps   int
+	compact bool // cleanup.policy=compact, compacted after the writes
+	logTime bool // message.timestamp.type=LogAppendTime
+	brokers int
+	// legacy serves some plain records of partition 0 as messages of format v1 (Kafka before
+	// 0.11) to fetches that start among them: the reader hands the rest to franz-go's
+	// consumer from there.
+	legacy bool
+	// deadLetters makes most records dead letters of payments.failed (the rest name no topic, or
+	// one that does not exist), so that a replay has something to do.
+	deadLetters bool
+}
+
+func scenarioFrom(seed uint64) hostileScenario {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	sc := hostileScenario{seed: seed, steps: 6 + rng.IntN(20), compact: rng.IntN(3) == 0, logTime: rng.IntN(4) == 0, brokers: 1 + rng.IntN(3)}
+	sc.legacy = !sc.logTime && rng.IntN(3) == 0 // a v1 message keeps its own timestamp
+	return sc
+}
+
+var diffCodecs = []kgo.CompressionCodec{kgo.NoCompression(), kgo.GzipCompression(), kgo.SnappyCompression(), kgo.Lz4Compression(), kgo.ZstdCompression()}
+
+// writeHostileDLT writes diffDLT (2 partitions) as sc says, on a cluster of its own. served,
+// when not nil, counts the fetches answered with v1 messages (see serveLegacy).
+func writeHostileDLT(t testing.TB, sc hostileScenario) (_ *kfake.Cluster, served *atomic.Int64) {
+	t.Helper()
+	c := replaytest.NewCluster(t, kfake.NumBrokers(sc.brokers))
+	cfg := map[string]string{}
+	if sc.compact {
+		cfg["cleanup.policy"] = "compact"
+	}
+	if sc.logTime {
+		cfg["message.timestamp.type"] = "LogAppendTime"
+	}
+	if err := c.CreateTopic(diffDLT, 2, cfg); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(sc.seed, sc.seed^0x9e3779b97f4a7c15))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	producer := func(extra ...kgo.Opt) *kgo.Client {
+		codec := diffCodecs[rng.IntN(len(diffCodecs))]
+		return replaytest.Client(t, c, append([]kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.ProducerBatchCompression(codec), kgo.ProducerLinger(0)}, extra...)...)
+	}
+	plains := []*kgo.Client{producer(), producer(), producer()}
+	txns := []*kgo.Client{
+		producer(kgo.TransactionalID("diff-listener-a")),
+		producer(kgo.TransactionalID("diff-listener-b")),
+	}
+	n := 0
+	record := func() *kgo.Record {
+		n++
+		r := &kgo.Record{Topic: diffDLT, Partition: int32(rng.IntN(2)), Timestamp: replaytest.Base.Add(time.Duration(n) * time.Second)}
+		switch rng.IntN(5) {
+		case 0: // no key
+		case 1:
+			r.Key = []byte{}
+		default:
+			r.Key = []byte("k" + strconv.Itoa(rng.IntN(8))) // few keys: compaction has work
+		}
+		switch rng.IntN(6) {
+		case 0: // a tombstone
+		case 1:
+			r.Value = []byte{}
+		default:
+			r.Value = fmt.Appendf(nil, `{"orderId":%d,"pad":%q}`, n, bytes.Repeat([]byte("x"), rng.IntN(300)))
+		}
+		if sc.deadLetters {
+			switch rng.IntN(8) {
+			case 0: // no original topic: refused
+			case 1:
+				r.Headers = append(r.Headers, kgo.RecordHeader{Key: dlt.HeaderOriginalTopic, Value: []byte("no.such.topic")})
+			default:
+				r.Headers = append(r.Headers, kgo.RecordHeader{Key: dlt.HeaderOriginalTopic, Value: []byte(event.TopicPaymentsFailed)})
+			}
+		}
+		for i := range rng.IntN(4) {
+			h := kgo.RecordHeader{Key: []string{"kafka_dlt-exception-message", "errorCode", "tenant", ""}[rng.IntN(4)]}
+			if rng.IntN(4) > 0 {
+				h.Value = []byte(strconv.Itoa(n*10 + i))
+			}
+			r.Headers = append(r.Headers, h)
+		}
+		return r
+	}
+	some := func() []*kgo.Record {
+		recs := make([]*kgo.Record, 1+rng.IntN(12))
+		for i := range recs {
+			recs[i] = record()
+		}
+		return recs
+	}
+	produce := func(cl *kgo.Client, recs []*kgo.Record) {
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adm := kadm.NewClient(replaytest.Client(t, c))
+	var legacy []*kgo.Record
+	if sc.legacy {
+		plain := replaytest.Client(t, c, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+		for i := range 14 {
+			n++
+			r := &kgo.Record{Topic: diffDLT, Partition: 0, Value: fmt.Appendf(nil, "legacy-%d", i), Timestamp: replaytest.Base.Add(time.Duration(n) * time.Second)}
+			if i < 4 { // v2 before the messages served as v1
+				r.Headers = []kgo.RecordHeader{{Key: "tenant", Value: []byte(strconv.Itoa(i))}}
+			}
+			if i == 7 {
+				r.Value = nil
+			}
+			produce(plain, []*kgo.Record{r})
+			if i >= 4 && i < 12 { // and v2 after them
+				legacy = append(legacy, r)
+			}
+		}
+	}
+	open := map[int]bool{}
+	for range sc.steps {
+		switch op := rng.IntN(10); {
+		case op < 3:
+			produce(plains[rng.IntN(len(plains))], some())
+		case op < 7: // a transaction: begun (if not open), written to, maybe ended
+			k := rng.IntN(len(txns))
+			cl := txns[k]
+			if !open[k] {
+				if err := cl.BeginTransaction(); err != nil {
+					t.Fatal(err)
+				}
+				open[k] = true
+			}
+			produce(cl, some())
+			if rng.IntN(3) > 0 {
+				end := kgo.TryCommit
+				if rng.IntN(2) == 0 {
+					end = kgo.TryAbort
+				}
+				if err := cl.EndTransaction(ctx, end); err != nil {
+					t.Fatal(err)
+				}
+				open[k] = false
+			}
+		case op < 8 && sc.brokers > 1: // the leader of a partition moves
+			p := int32(rng.IntN(2))
+			if err := c.MoveTopicPartition(diffDLT, p, (c.LeaderFor(diffDLT, p)+1)%int32(sc.brokers)); err != nil {
+				t.Fatal(err)
+			}
+		case op < 9: // records deleted from the start of a partition
+			p := int32(rng.IntN(2))
+			ends, err := adm.ListEndOffsets(ctx, diffDLT)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if eo, ok := ends.Lookup(diffDLT, p); ok && eo.Offset > 0 {
+				o := kadm.Offsets{}
+				o.Add(kadm.Offset{Topic: diffDLT, Partition: p, At: rng.Int64N(eo.Offset + 1)})
+				if _, err := adm.DeleteRecords(ctx, o); err != nil {
+					t.Fatal(err)
+				}
+			}
+		default:
+			produce(plains[0], some())
+		}
+	}
+	for k, cl := range txns { // every transaction ends, one way or the other
+		if open[k] {
+			end := kgo.TryCommit
+			if rng.IntN(2) == 0 {
+				end = kgo.TryAbort
+			}
+			if err := cl.EndTransaction(ctx, end); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if sc.compact {
+		c.Compact()
+	}
+	if len(legacy) > 0 {
+		served = new(atomic.Int64)
+		if !serveLegacy(t, c, adm, legacy, served) {
+			served = nil
+		}
+	}
+	return c, served
+}
+
+// serveLegacy answers a fetch of partition 0 alone that starts among recs (plain records
+// without headers, at consecutive offsets) with the rest of recs as messages of format v1,
+// which carry the same key, value and timestamp.
+// It counts the fetches it answers in served, and reports false when recs were deleted since
+// (there is nothing to serve).
+func serveLegacy(t testing.TB, c *kfake.Cluster, adm *kadm.Client, recs []*kgo.Record, served *atomic.Int64) bool {
+	t.Helper()
+	ctx := context.Background()
+	tds, err := adm.ListTopics(ctx, diffDLT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := tds[diffDLT].ID
+	starts, err1 := adm.ListStartOffsets(ctx, diffDLT)
+	highs, err2 := adm.ListEndOffsets(ctx, diffDLT)
+	stables, err3 := adm.ListCommittedOffsets(ctx, diffDLT)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatal(err)
+	}
+	start, _ := starts.Lookup(diffDLT, 0)
+	high, _ := highs.Lookup(diffDLT, 0)
+	stable, _ := stables.Lookup(diffDLT, 0)
+	if start.Offset > recs[len(recs)-1].Offset {
+		return false
+	}
+	c.ControlKey(int16(kmsg.Fetch), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kr.(*kmsg.FetchRequest)
+		if len(req.Topics) != 1 || len(req.Topics[0].Partitions) != 1 {
+			return nil, nil, false
+		}
+		rt, rp := req.Topics[0], req.Topics[0].Partitions[0]
+		from := rp.FetchOffset
+		if (rt.Topic != diffDLT && rt.TopicID != id) || rp.Partition != 0 || from < start.Offset ||
+			from < recs[0].Offset || from > recs[len(recs)-1].Offset {
+			return nil, nil, false
+		}
+		var msgs []byte
+		for _, r := range recs {
+			if r.Offset >= from {
+				msgs = appendMessageV1(msgs, r)
+			}
+		}
+		served.Add(1)
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		t := kmsg.NewFetchResponseTopic()
+		t.Topic, t.TopicID = rt.Topic, rt.TopicID
+		p := kmsg.NewFetchResponseTopicPartition()
+		p.Partition, p.HighWatermark, p.LastStableOffset, p.LogStartOffset, p.RecordBatches = 0, high.Offset, stable.Offset, start.Offset, msgs
+		t.Partitions = append(t.Partitions, p)
+		resp.Topics = append(resp.Topics, t)
+		return resp, nil, true
+	})
+	return true
+}
+
+// appendMessageV1 appends r as a message of format v1: offset, size, CRC-32, magic 1,
+// attributes (no compression, create time), timestamp, key and value.
+func appendMessageV1(b []byte, r *kgo.Record) []byte {
+	m := []byte{1, 0}
+	m = binary.BigEndian.AppendUint64(m, uint64(r.Timestamp.UnixMilli()))
+	for _, f := range [][]byte{r.Key, r.Value} {
+		if f == nil {
+			m = binary.BigEndian.AppendUint32(m, 0xffffffff)
+		} else {
+			m = binary.BigEndian.AppendUint32(m, uint32(len(f)))
+			m = append(m, f...)
+		}
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Offset))
+	b = binary.BigEndian.AppendUint32(b, uint32(4+len(m)))
+	b = binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(m))
+	return append(b, m...)
+}
+
+// consumerRead reads [start, end) of partition p as franz-go's read_committed consumer does.
+func consumerRead(t testing.TB, c *kfake.Cluster, p int32, start, end int64) []diffRecord {
+	t.Helper()
+	if start >= end {
+		return nil
+	}
+	cl := replaytest.Client(t, c, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{diffDLT: {p: kgo.NewOffset().At(start)}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(), kgo.DisableFetchSessions())
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []diffRecord
+	for {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("consumer [%d] from %d to %d: %v", p, start, end, err)
+		}
+		if err := fs.Err(); err != nil {
+			t.Fatalf("consumer [%d] from %d: %v", p, start, err)
+		}
+		done := false
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset >= end-1 {
+				done = true
+			}
+			if r.Offset < end && !r.Attrs.IsControl() {
+				out = append(out, diffOf(r))
+			}
+		})
+		if done {
+			return out
+		}
+	}
+}
+
+// readerRead reads [start, end) of partition p through the engine's reader, fetch bytes at a time.
+func readerRead(t testing.TB, e *Engine, p int32, start, end int64, fetch int32) []diffRecord {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []diffRecord
+	err := e.scanWith(ctx, diffDLT, []partRange{{p: p, start: start, end: end}}, fetch, false, func(r *kgo.Record) (bool, error) {
+		out = append(out, diffOf(r))
+		return true, nil
+	}, nil)
+	if err != nil {
+		t.Fatalf("reader [%d] from %d to %d: %v", p, start, end, err)
+	}
+	return out
+}
+
+// checkReaderMatchesConsumer compares the two readers on every range of diffDLT that starts
+// or ends at any offset of a partition (the other end at the log's start or its last stable
+// offset). every=false compares the starts and ends of a sample of offsets instead.
+func checkReaderMatchesConsumer(t testing.TB, sc hostileScenario, every bool) {
+	c, served := writeHostileDLT(t, sc)
+	e := newEngine(t, c)
+	ctx := context.Background()
+	if served != nil {
+		defer func() {
+			if served.Load() == 0 && !t.Failed() {
+				t.Error("no fetch was answered with v1 messages: the legacy scenario proves nothing")
+			}
+		}()
+	}
+	ranges, err := e.topicRanges(ctx, diffDLT, nil, toStable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(sc.seed, 7))
+	fetches := []int32{1, 700, 4 << 10, fetchBulk} // 1 byte: one batch per answer
+	compared := 0
+	for _, r := range ranges {
+		if r.start >= r.end {
+			continue
+		}
+		whole := consumerRead(t, c, r.p, r.start, r.end)
+		check := func(start, end int64, want []diffRecord) {
+			t.Helper()
+			fetch := fetches[rng.IntN(len(fetches))]
+			got := readerRead(t, e, r.p, start, end, fetch)
+			compared++
+			if !slices.EqualFunc(got, want, equalDiff) {
+				t.Fatalf("scenario %+v, [%d] offsets %d to %d (fetch %d): %s\nthe log: %s",
+					sc, r.p, start, end, fetch, diffReport(got, want), dumpLog(t, e, r.p, r.start))
+			}
+		}
+		for off := r.start; off <= r.end; off++ {
+			if !every && off != r.start && off != r.end && rng.IntN(8) > 0 {
+				continue
+			}
+			// From off to the end: franz-go's consumer itself starts at off.
+			check(off, r.end, consumerRead(t, c, r.p, off, r.end))
+			// From the start to off: the whole read, cut at off.
+			var head []diffRecord
+			for _, d := range whole {
+				if d.Offset < off {
+					head = append(head, d)
+				}
+			}
+			check(r.start, off, head)
+		}
+	}
+	if compared == 0 {
+		t.Logf("scenario %+v left no records", sc)
+	}
+}
+
+// TestReaderMatchesConsumer is the property: for many hostile DLTs, the reader returns what
+// franz-go's read_committed consumer returns, for every range.
+func TestReaderMatchesConsumer(t *testing.T) {
+	seeds := 40
+	if testing.Short() {
+		seeds = 5
+	}
+	for seed := range uint64(seeds) {
+		sc := scenarioFrom(seed)
+		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
+			t.Parallel()
+			checkReaderMatchesConsumer(t, sc, true)
+		})
+	}
+}
+
+// FuzzReaderMatchesConsumer explores hostile DLTs beyond the property's seeds
+// (go test -fuzz FuzzReaderMatchesConsumer ./pkg/replay).
+func FuzzReaderMatchesConsumer(f *testing.F) {
+	for _, s := range []uint64{100, 101, 102} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, seed uint64) {
+		checkReaderMatchesConsumer(t, scenarioFrom(seed), false)
+	})
+}
+
+// diffReport says where two reads part.
+func diffReport(got, want []diffRecord) string {
+	offs := func(rs []diffRecord) []int64 {
+		var out []int64
+		for _, r := range rs {
+			out = append(out, r.Offset)
+		}
+		return out
+	}
+	for i := range min(len(got), len(want)) {
+		if !equalDiff(got[i], want[i]) {
+			return fmt.Sprintf("record %d differs:\nreader   %v\nconsumer %v\nreader offsets   %v\nconsumer offsets %v", i, got[i], want[i], offs(got), offs(want))
+		}
+	}
+	return fmt.Sprintf("reader read %d records, the consumer %d\nreader offsets   %v\nconsumer offsets %v", len(got), len(want), offs(got), offs(want))
+}
+
+// dumpLog describes the batches of partition p from offset from, and the aborted
+// transactions a fetch from there lists.
+func dumpLog(t testing.TB, e *Engine, p int32, from int64) string {
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID, req.MaxBytes, req.IsolationLevel, req.SessionEpoch = -1, 1<<20, 1, -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = diffDLT
+	if l, err := e.leaders(context.Background(), diffDLT); err == nil {
+		rt.TopicID = l.id
+	}
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes, fp.CurrentLeaderEpoch, fp.LogStartOffset = p, from, 1<<20, -1, -1
+	rt.Partitions = append(rt.Partitions, fp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), e.cl)
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, t := range resp.Topics {
+		for _, rp := range t.Partitions {
+			fmt.Fprintf(&b, "aborted %v; ", rp.AbortedTransactions)
+			raw := rp.RecordBatches
+			for len(raw) > 0 {
+				bt, rest, err := splitBatch(raw)
+				if bt == nil || err != nil {
+					break
+				}
+				raw = rest
+				fmt.Fprintf(&b, "[%d..%d pid %d attrs %#x n %d] ", bt.base, bt.base+int64(bt.lastDelta), bt.producerID, bt.attrs, bt.count)
+			}
+		}
+	}
+	return b.String()
+}
+
+// TestPlanMatchesRunOnHostileDLT: on hostile DLTs, a dry run's plan (with and without a limit)
+// says exactly what the run bound to it then does: the same counts, the same records per
+// target and partition, the same refusals, the same samples; and what it replays is exactly
+// what franz-go's read_committed consumer reads of the dead letters.
+func TestPlanMatchesRunOnHostileDLT(t *testing.T) {
+	seeds := 10
+	if testing.Short() {
+		seeds = 3
+	}
+	for seed := range uint64(seeds) {
+		sc := scenarioFrom(1000 + seed)
+		sc.deadLetters = true
+		t.Run(fmt.Sprintf("seed%d", 1000+seed), func(t *testing.T) {
+			t.Parallel()
+			c, _ := writeHostileDLT(t, sc)
+			e := newEngine(t, c)
+			ctx := context.Background()
+			want := map[Coord]bool{} // what the consumer reads that names payments.failed
+			ranges, err := e.topicRanges(ctx, diffDLT, nil, toStable)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range ranges {
+				for _, d := range consumerRead(t, c, r.p, r.start, r.end) {
+					for _, h := range d.Headers {
+						if h.Key == dlt.HeaderOriginalTopic && string(h.Value) == event.TopicPaymentsFailed {
+							want[Coord{Topic: diffDLT, Partition: d.Partition, Offset: d.Offset}] = true
+						}
+					}
+				}
+			}
+			replayed := map[Coord]bool{}
+			for _, limit := range []int{3, 0, 0} { // a limited run, the rest, and a rerun
+				req := Request{Topic: diffDLT, Reason: "hostile", Limit: limit}
+				plan, err := e.Plan(ctx, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Bound = plan.EndOffsets
+				var results []Result
+				req.OnResult = func(r Result) { results = append(results, r) }
+				sum, err := e.Replay(ctx, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sum.Replayed != int(plan.Replay) || sum.Skipped != int(plan.Skipped) || sum.Refused != int(plan.Refused) ||
+					sum.Scanned != plan.Scanned || sum.Failed != 0 {
+					t.Fatalf("limit %d: plan replay %d skip %d refuse %d scan %d; run %s scanned %d",
+						limit, plan.Replay, plan.Skipped, plan.Refused, plan.Scanned, countsString(sum.Counts), sum.Scanned)
+				}
+				if got := planOf(results); !reflect.DeepEqual(got.Targets, plan.Targets) || !reflect.DeepEqual(got.Refusals, plan.Refusals) ||
+					!reflect.DeepEqual(got.SkippedSamples, plan.SkippedSamples) {
+					t.Fatalf("limit %d: the run did\n%+v\n%+v\n%v\nthe plan said\n%+v\n%+v\n%v", limit,
+						got.Targets, got.Refusals, got.SkippedSamples, plan.Targets, plan.Refusals, plan.SkippedSamples)
+				}
+				for _, r := range results {
+					if r.Action == ActionReplayed {
+						if replayed[r.From] {
+							t.Fatalf("%v replayed twice", r.From)
+						}
+						replayed[r.From] = true
+					}
+				}
+			}
+			if !maps.Equal(replayed, want) {
+				t.Fatalf("replayed %d dead letters, the consumer reads %d that name payments.failed", len(replayed), len(want))
+			}
+		})
+	}
+}
+
+// planOf is what a plan would say of a run's results.
+func planOf(results []Result) *Plan {
+	slices.SortFunc(results, func(a, b Result) int {
+		return cmp.Or(cmp.Compare(a.From.Partition, b.From.Partition), cmp.Compare(a.From.Offset, b.From.Offset))
+	})
+	p := &Plan{Targets: []TargetPlan{}, Refusals: []RefusalPlan{}, SkippedSamples: []Coord{}}
+	targets := map[string]*TargetPlan{}
+	spans := map[string]map[int32]*PartitionSpan{}
+	refusals := map[string]*RefusalPlan{}
+	for _, r := range results {
+		c := r.From
+		switch r.Action {
+		case ActionSkipped:
+			if len(p.SkippedSamples) < maxSamples {
+				p.SkippedSamples = append(p.SkippedSamples, c)
+			}
+		case ActionRefused:
+			var target string
+			if r.Target != nil {
+				target = r.Target.Topic
+			}
+			rp := refusals[r.Code+"\x00"+target]
+			if rp == nil {
+				rp = &RefusalPlan{Code: r.Code, Target: target, Reason: r.Reason}
+				refusals[r.Code+"\x00"+target] = rp
+			}
+			rp.Count++
+			if len(rp.Samples) < maxSamples {
+				rp.Samples = append(rp.Samples, c)
+			}
+		case ActionReplayed:
+			tp := targets[r.Target.Topic]
+			if tp == nil {
+				tp = &TargetPlan{Topic: r.Target.Topic}
+				targets[r.Target.Topic] = tp
+				spans[r.Target.Topic] = map[int32]*PartitionSpan{}
+			}
+			tp.Count++
+			if len(tp.Samples) < maxSamples {
+				tp.Samples = append(tp.Samples, c)
+			}
+			sp := spans[tp.Topic][c.Partition]
+			if sp == nil {
+				sp = &PartitionSpan{Partition: c.Partition, First: c.Offset, Last: c.Offset}
+				spans[tp.Topic][c.Partition] = sp
+			}
+			sp.Count++
+			sp.First, sp.Last = min(sp.First, c.Offset), max(sp.Last, c.Offset)
+		}
+	}
+	for t, tp := range targets {
+		for _, sp := range spans[t] {
+			tp.Partitions = append(tp.Partitions, *sp)
+		}
+		slices.SortFunc(tp.Partitions, func(a, b PartitionSpan) int { return cmp.Compare(a.Partition, b.Partition) })
+		p.Targets = append(p.Targets, *tp)
+	}
+	slices.SortFunc(p.Targets, func(a, b TargetPlan) int { return cmp.Compare(a.Topic, b.Topic) })
+	for _, rp := range refusals {
+		p.Refusals = append(p.Refusals, *rp)
+	}
+	slices.SortFunc(p.Refusals, func(a, b RefusalPlan) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Code+a.Target, b.Code+b.Target))
+	})
+	return p
+}
