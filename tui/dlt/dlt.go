@@ -140,6 +140,7 @@ type topicsMsg struct {
 type lagsMsg struct {
 	owner *Topics
 	lags  map[string]*replay.OriginLag
+	err   error
 }
 
 type topicsTickMsg struct{ owner *Topics }
@@ -231,6 +232,13 @@ func (v *Topics) Update(msg tea.Msg) (view.View, tea.Cmd) {
 		if msg.owner != v {
 			return v, nil
 		}
+		if msg.err != nil {
+			if v.lags == nil {
+				v.lags = map[string]*replay.OriginLag{} // unknown: "-"
+			}
+			v.fill()
+			return v, view.Error(fmt.Errorf("consumer lag of the original topics: %w", msg.err))
+		}
 		v.lags = msg.lags
 		v.fill()
 		return v, nil
@@ -279,22 +287,22 @@ func (v *Topics) Update(msg tea.Msg) (view.View, tea.Cmd) {
 
 // loadLags reads the consumer lag on the listed DLTs' original topics, through the engine's
 // OriginLags as `opsctl dlt topics` does. A failure says so on the status line and leaves the
-// column as it was ("…" before the first read).
+// figures of the last read, or "-" when there are none.
 func (v *Topics) loadLags() tea.Cmd {
 	names := make([]string, len(v.topics))
 	for i, t := range v.topics {
 		names[i] = t.Topic
 	}
 	ctx, be := v.ctx, v.o.Backend
-	return view.Do(func() (tea.Msg, error) {
+	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, lagTimeout)
 		defer cancel()
 		lags, err := be.OriginLags(ctx, names)
-		if err != nil {
-			return nil, fmt.Errorf("consumer lag of the original topics: %w", err)
+		if errors.Is(err, context.Canceled) {
+			return nil // the view closed
 		}
-		return lagsMsg{owner: v, lags: lags}, nil
-	})
+		return lagsMsg{owner: v, lags: lags, err: err}
+	}
 }
 
 // lagOf is the summed consumer lag on topic's original topic, -1 when unknown.
