@@ -8,8 +8,10 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/replay/replaytest"
@@ -80,4 +82,30 @@ func TestDLTTopicsHistoryKey(t *testing.T) {
 	p.Key(tea.KeyEsc)
 	p.WaitFor("ORIGIN LAG")
 	p.Quit()
+}
+
+// TestDLTTopicsOriginLagRefused: the cluster refuses to describe the consumer groups; the
+// topics stand, the lag column says it does not know, and the status line says why.
+func TestDLTTopicsOriginLagRefused(t *testing.T) {
+	w := newWorld(t)
+	withOriginLag(t, w.c)
+	w.c.ControlKey(int16(kmsg.DescribeGroups), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		w.c.KeepControl()
+		resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+		for _, g := range req.(*kmsg.DescribeGroupsRequest).Groups {
+			rg := kmsg.NewDescribeGroupsResponseGroup()
+			rg.Group, rg.ErrorCode = g, kerr.GroupAuthorizationFailed.Code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp, nil, true
+	})
+	p := tuitest.Start(t, w.root(t.Context(), false), 120, 40)
+	p.WaitFor(ordersDLT, "30", "consumer lag of the original topics")
+	screen := p.Screen()
+	lines := strings.Split(screen, "\n")
+	for _, l := range lines[3:8] {
+		if !strings.HasSuffix(l, " -") {
+			t.Errorf("a lag that could not be read is not shown as unknown: %q", l)
+		}
+	}
 }

@@ -34,6 +34,8 @@ type Detail struct {
 	w, h   int
 }
 
+type detailTickMsg struct{ owner *Detail }
+
 type outcomeMsg struct {
 	owner *Detail
 	gen   int
@@ -62,12 +64,19 @@ func newDetail(o Options, run replay.Run, out *replay.Outcome) *Detail {
 	return &Detail{o: o, ctx: ctx, cancel: cancel, run: run, out: out, vp: vp}
 }
 
-// Init computes the outcome unless the list had it.
+// Init computes the outcome unless the list had it, and starts the clock of the run's age.
 func (d *Detail) Init() tea.Cmd {
 	if d.out != nil {
+		return d.tick()
+	}
+	return tea.Batch(d.load(), d.tick())
+}
+
+func (d *Detail) tick() tea.Cmd {
+	if d.o.Tick < 0 {
 		return nil
 	}
-	return d.load()
+	return view.After(d.ctx, d.o.Tick, detailTickMsg{owner: d})
 }
 
 // load computes the run's outcome through the engine's Outcomes, within the timeout.
@@ -105,6 +114,12 @@ func (d *Detail) Update(msg tea.Msg) (view.View, tea.Cmd) {
 		if msg.err != nil {
 			return d, view.Error(fmt.Errorf("what became of run %s is unknown (ctrl+r tries again): %w", ShortID(d.run.RunID), msg.err))
 		}
+	case detailTickMsg:
+		if msg.owner != d {
+			return d, nil
+		}
+		d.layout()
+		return d, d.tick()
 	case tea.KeyMsg:
 		switch {
 		case key.Matches(msg, KeyReload):

@@ -218,7 +218,7 @@ func TestHistoryOneDLT(t *testing.T) {
 	p.Quit()
 }
 
-// TestHistoryAgesTick: the ages follow the clock without a reload.
+// TestHistoryAgesTick: the ages follow the clock without a reload, in the list and in a run.
 func TestHistoryAgesTick(t *testing.T) {
 	w := newWorld(t)
 	o := w.options(t.Context())
@@ -227,8 +227,15 @@ func TestHistoryAgesTick(t *testing.T) {
 	p.WaitFor("20m", "10m", "4/6 lag")
 	w.clock.Set(replaytest.Base.Add(3 * time.Hour))
 	p.WaitFor("2h")
+	p.Type("j")
+	p.Key(tea.KeyEnter)
+	p.WaitFor("(2h ago)", "CONSUMER GROUP")
+	w.clock.Set(replaytest.Base.Add(5 * time.Hour))
+	p.WaitFor("(4h ago)")
+	p.Key(tea.KeyEsc)
+	p.WaitFor("4h")
 	screen := p.Screen()
-	if !strings.Contains(row(t, screen, w.first), "2h") || !strings.Contains(row(t, screen, w.last), "2h") {
+	if !strings.Contains(row(t, screen, w.first), "4h") || !strings.Contains(row(t, screen, w.last), "4h") {
 		t.Errorf("ages did not follow the clock:\n%s", screen)
 	}
 }
