@@ -282,7 +282,7 @@ func (d *Detail) View() string {
 }
 
 // Title names the run.
-func (d *Detail) Title() string { return "run " + ShortID(d.run.RunID) }
+func (d *Detail) Title() string { return "run " + termsafe.Truncate(ShortID(d.run.RunID), 13) }
 
 // SetSize sets the body size and lays the run out again for the width.
 func (d *Detail) SetSize(w, h int) {

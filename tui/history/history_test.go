@@ -270,3 +270,18 @@ func TestHistoryHungBroker(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryFilter: `/` narrows the runs by their reason (or id, operator, DLT, state), not
+// by a count that happens to hold the digits.
+func TestHistoryFilter(t *testing.T) {
+	w := newWorld(t)
+	p := tuitest.Start(t, root(w.options(t.Context())), 120, 40)
+	p.WaitFor("4/6 lag")
+	p.Type("/came back")
+	p.Key(tea.KeyEnter)
+	p.WaitFor("the two that came back")
+	screen := p.Screen()
+	if strings.Contains(screen, history.ShortID(w.first)) || !strings.Contains(screen, history.ShortID(w.last)) {
+		t.Errorf("the filter on the reason kept the wrong runs:\n%s", screen)
+	}
+}
