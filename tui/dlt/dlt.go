@@ -47,6 +47,7 @@ type Backend interface {
 	Replayed(ctx context.Context, dltTopic string) (*replay.Replays, error)
 	Plan(ctx context.Context, req replay.Request) (*replay.Plan, error)
 	Replay(ctx context.Context, req replay.Request) (*replay.Summary, error)
+	OriginLags(ctx context.Context, dlts []string) (map[string]*replay.OriginLag, error)
 }
 
 // Options configure the DLT views.
@@ -64,6 +65,8 @@ type Options struct {
 	Window int
 	// Refresh is how often the topic list is re-read (default 15s; negative: never).
 	Refresh time.Duration
+	// History, when set, opens the replay history of a DLT (`h` on the topics list).
+	History func(topic string) view.View
 }
 
 func (o *Options) defaults() {
@@ -92,6 +95,7 @@ var (
 	KeyDryRun   = key.NewBinding(key.WithKeys("R"), key.WithHelp("R", "dry run"))
 	KeyReveal   = key.NewBinding(key.WithKeys("v"), key.WithHelp("v", "reveal secrets"))
 	KeyReload   = key.NewBinding(key.WithKeys("ctrl+r"), key.WithHelp("ctrl+r", "reload"))
+	KeyHistory  = key.NewBinding(key.WithKeys("h"), key.WithHelp("h", "replay history"))
 	KeyScrollDn = key.NewBinding(key.WithKeys("down", "j", "pgdown", "ctrl+f", "end", "G"))
 )
 
@@ -109,15 +113,34 @@ type Topics struct {
 	// open is the topic whose error groups open once the list is read (`:dlt TOPIC`).
 	open string
 	sort table.Sort
+	// lags is the consumer lag on each DLT's original topic; nil until first read.
+	lags  map[string]*replay.OriginLag
+	width int
 }
 
-// topicTitles are the topics' column titles; shift+T, R, H and N sort by them.
-var topicTitles = []string{"TOPIC", "RECORDS", "LAST HOUR", "5-MIN BUCKETS", "NEWEST", "REPLAYED"}
+// topicTitles are the topics' column titles; shift+T, R, H, N and L sort by them.
+var topicTitles = []string{"TOPIC", "RECORDS", "LAST HOUR", "5-MIN BUCKETS", "NEWEST", "REPLAYED", "ORIGIN LAG"}
+
+// colLag is the column of the consumer lag on the DLT's original topic; below lagNarrow cells
+// of width its title is "LAG".
+const (
+	colLag    = 6
+	lagNarrow = 100
+)
+
+// lagTimeout bounds the read of the consumer groups' lag: the list stands without it.
+const lagTimeout = 10 * time.Second
 
 type topicsMsg struct {
 	owner  *Topics
 	topics []replay.TopicInfo
 	spark  map[string][]int64
+}
+
+type lagsMsg struct {
+	owner *Topics
+	lags  map[string]*replay.OriginLag
+	err   error
 }
 
 type topicsTickMsg struct{ owner *Topics }
@@ -139,6 +162,7 @@ func New(o Options) *Topics {
 		table.Column{Title: "5-MIN BUCKETS", Width: sparkBuckets + 1},
 		table.Column{Title: "NEWEST", Width: 6},
 		table.Column{Title: "REPLAYED", Width: 8},
+		table.Column{Title: "ORIGIN LAG", Width: 11},
 	)
 	t.Empty = "reading dead-letter topics…"
 	t.SetStyler(func(col int, v string) (lipgloss.Style, bool) {
@@ -148,7 +172,7 @@ func New(o Options) *Topics {
 		return lipgloss.Style{}, false
 	})
 	return &Topics{o: o, ctx: ctx, cancel: cancel, tbl: t,
-		sort: table.Sort{Col: -1, Keys: map[string]int{"T": 0, "R": 1, "H": 2, "N": 4}, Desc: func(col int) bool { return col > 0 }}}
+		sort: table.Sort{Col: -1, Keys: map[string]int{"T": 0, "R": 1, "H": 2, "N": 4, "L": colLag}, Desc: func(col int) bool { return col > 0 }}}
 }
 
 // NewAt returns the DLT topics view with topic's error groups opened on top of it once the
@@ -202,7 +226,22 @@ func (v *Topics) Update(msg tea.Msg) (view.View, tea.Cmd) {
 			v.open = ""
 			cmds = append(cmds, v.openTopic(name))
 		}
+		cmds = append(cmds, v.loadLags())
 		return v, tea.Batch(cmds...)
+	case lagsMsg:
+		if msg.owner != v {
+			return v, nil
+		}
+		if msg.err != nil {
+			if v.lags == nil {
+				v.lags = map[string]*replay.OriginLag{} // unknown: "-"
+			}
+			v.fill()
+			return v, view.Error(fmt.Errorf("consumer lag of the original topics: %w", msg.err))
+		}
+		v.lags = msg.lags
+		v.fill()
+		return v, nil
 	case topicsTickMsg:
 		if msg.owner == v {
 			return v, v.load()
@@ -222,6 +261,11 @@ func (v *Topics) Update(msg tea.Msg) (view.View, tea.Cmd) {
 				return v, view.Push(newGroups(v.o, t))
 			}
 			return v, nil
+		case key.Matches(msg, KeyHistory) && v.o.History != nil:
+			if t, ok := v.current(); ok {
+				return v, view.Push(v.o.History(t.Topic))
+			}
+			return v, nil
 		case key.Matches(msg, KeyAll):
 			if t, ok := v.current(); ok {
 				r := newRecords(v.o, t.Topic, Filter{})
@@ -239,6 +283,45 @@ func (v *Topics) Update(msg tea.Msg) (view.View, tea.Cmd) {
 		return v, cmd
 	}
 	return v, nil
+}
+
+// loadLags reads the consumer lag on the listed DLTs' original topics, through the engine's
+// OriginLags as `opsctl dlt topics` does. A failure says so on the status line and leaves the
+// figures of the last read, or "-" when there are none.
+func (v *Topics) loadLags() tea.Cmd {
+	names := make([]string, len(v.topics))
+	for i, t := range v.topics {
+		names[i] = t.Topic
+	}
+	ctx, be := v.ctx, v.o.Backend
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, lagTimeout)
+		defer cancel()
+		lags, err := be.OriginLags(ctx, names)
+		if errors.Is(err, context.Canceled) {
+			return nil // the view closed
+		}
+		return lagsMsg{owner: v, lags: lags, err: err}
+	}
+}
+
+// lagOf is the summed consumer lag on topic's original topic, -1 when unknown.
+func (v *Topics) lagOf(topic string) int64 {
+	if l := v.lags[topic]; l.Known() {
+		return l.Lag
+	}
+	return -1
+}
+
+// lagCell is the ORIGIN LAG cell: "…" before the first read, "-" when unknown.
+func (v *Topics) lagCell(topic string) string {
+	if v.lags == nil {
+		return "…"
+	}
+	if n := v.lagOf(topic); n >= 0 {
+		return count(n)
+	}
+	return "-"
 }
 
 // openTopic opens name's error groups, or says it is not a dead-letter topic here.
@@ -290,6 +373,8 @@ func (v *Topics) fill() {
 				c = cmp.Compare(a.LastHour, b.LastHour)
 			case 4:
 				c = timeOf(a.Newest).Compare(timeOf(b.Newest))
+			case colLag:
+				c = cmp.Compare(v.lagOf(a.Topic), v.lagOf(b.Topic))
 			}
 			if desc {
 				return -c
@@ -300,7 +385,7 @@ func (v *Topics) fill() {
 	for _, i := range v.shown {
 		t := v.topics[i]
 		rows = append(rows, []string{t.Topic, count(t.Records), count(t.LastHour), Sparkline(v.spark[t.Topic]),
-			table.Ago(now, t.Newest), count(int64(t.Replayed))})
+			table.Ago(now, t.Newest), count(int64(t.Replayed)), v.lagCell(t.Topic)})
 		keys = append(keys, t.Topic)
 	}
 	if v.loaded {
@@ -309,7 +394,11 @@ func (v *Topics) fill() {
 			v.tbl.Empty = "no topic matches the filter"
 		}
 	}
-	for i, t := range v.sort.Mark(topicTitles) {
+	titles := slices.Clone(topicTitles)
+	if v.width < lagNarrow {
+		titles[colLag] = "LAG"
+	}
+	for i, t := range v.sort.Mark(titles) {
 		v.tbl.SetTitle(i, t)
 	}
 	v.tbl.SetAll(rows, keys)
@@ -329,15 +418,29 @@ func (v *Topics) View() string { return v.tbl.View() }
 // Title names the view.
 func (v *Topics) Title() string { return "dlt" }
 
-// SetSize sets the body size.
-func (v *Topics) SetSize(w, h int) { v.tbl.SetSize(w, h) }
+// SetSize sets the body size; a narrow screen titles the lag column "LAG" and gives it less
+// room.
+func (v *Topics) SetSize(w, h int) {
+	v.width = w
+	lagWidth := 11 // "ORIGIN LAG↓"
+	if w < lagNarrow {
+		lagWidth = 7
+	}
+	v.tbl.SetWidth(colLag, lagWidth)
+	v.tbl.SetSize(w, h)
+	v.fill()
+}
 
 // Keys lists the bindings.
 func (v *Topics) Keys() []key.Binding {
-	return []key.Binding{
+	keys := []key.Binding{
 		key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "error groups")),
 		KeyAll, KeyReload, v.sort.Help(),
 	}
+	if v.o.History != nil {
+		keys = append(keys[:1], append([]key.Binding{KeyHistory}, keys[1:]...)...)
+	}
+	return keys
 }
 
 // Capturing is never true: the list has no inputs.

@@ -99,8 +99,9 @@ func openRecords(t *testing.T, p *tuitest.Program) {
 func TestDLTTopics(t *testing.T) {
 	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
 		w := newWorld(t)
+		withOriginLag(t, w.c)
 		p := tuitest.Start(t, w.root(t.Context(), false), wd, ht)
-		p.WaitFor(ordersDLT, "payments-failed-dlt", "30")
+		p.WaitFor(ordersDLT, "payments-failed-dlt", "30", originLag)
 		tuitest.GoldenScreen(t, p.Screen(), wd, ht)
 	})
 }

@@ -122,18 +122,9 @@ func consumedSummary(o *replay.Outcome) string {
 	if o == nil || o.Replayed == 0 {
 		return "-"
 	}
-	var best *replay.GroupProgress
-	var of int
-	for _, tp := range o.Targets {
-		for i := range tp.Groups {
-			g := &tp.Groups[i]
-			if best == nil || (g.Targeted && !best.Targeted) || (g.Targeted == best.Targeted && g.Pending > best.Pending) {
-				best, of = g, tp.Replayed
-			}
-		}
-	}
-	if best == nil {
+	g, of, ok := o.Slowest()
+	if !ok {
 		return "no group yet"
 	}
-	return truncate(fmt.Sprintf("%d/%d %s", best.Consumed, of, best.Group), 48)
+	return truncate(fmt.Sprintf("%d/%d %s", g.Consumed, of, g.Group), 48)
 }

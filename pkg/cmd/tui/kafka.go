@@ -146,3 +146,30 @@ func (l *lazyEngine) Find(ctx context.Context, q replay.FindQuery) (*replay.Foun
 	}
 	return e.Find(ctx, q)
 }
+
+// OriginLags implements the DLT views' backend.
+func (l *lazyEngine) OriginLags(ctx context.Context, dlts []string) (map[string]*replay.OriginLag, error) {
+	e, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return e.OriginLags(ctx, dlts)
+}
+
+// History implements the replay-history views' backend.
+func (l *lazyEngine) History(ctx context.Context, dltTopic string) ([]replay.Run, error) {
+	e, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return e.History(ctx, dltTopic)
+}
+
+// Outcomes implements the replay-history views' backend.
+func (l *lazyEngine) Outcomes(ctx context.Context, runs []replay.Run) (map[string]*replay.Outcome, error) {
+	e, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return e.Outcomes(ctx, runs)
+}

@@ -28,6 +28,7 @@ import (
 	tuiapps "github.com/come2us/opsctl/tui/apps"
 	tuicanary "github.com/come2us/opsctl/tui/canary"
 	tuidlt "github.com/come2us/opsctl/tui/dlt"
+	tuihistory "github.com/come2us/opsctl/tui/history"
 	tuitrace "github.com/come2us/opsctl/tui/trace"
 	"github.com/come2us/opsctl/tui/view"
 )
@@ -49,8 +50,8 @@ func NewCmdTUI(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 		Long: `Open the terminal console on the selected context. opsctl with no arguments on a terminal
 does the same.
 
-Keys work as in k9s: ':' opens the command palette (:dlt, :canary, :apps, :trace ORDER_ID,
-:ctx NAME), '/' filters, '?' lists every key of the current view, esc goes back, q or ctrl+c
+Keys work as in k9s: ':' opens the command palette (:dlt, :history [DLT], :canary, :apps,
+:trace ORDER_ID, :ctx NAME), '/' filters, '?' lists every key of the current view, esc goes back, q or ctrl+c
 quits. With --readonly (or a read-only context) every key that would change something is hidden
 and refused; a replay dry run (R) stays available.`,
 		Example: `  opsctl tui
@@ -200,7 +201,9 @@ func (s *session) routes() []app.Route {
 	ctx := s.ctx
 	var routes []app.Route
 	if eng := s.engine; eng != nil {
-		dltOpts := tuidlt.Options{Ctx: ctx, Backend: eng, Readonly: readonly, Secrets: secret.NewFields(c.DLT.SecretFields...), Now: now}
+		histOpts := tuihistory.Options{Ctx: ctx, Backend: eng, Now: now}
+		dltOpts := tuidlt.Options{Ctx: ctx, Backend: eng, Readonly: readonly, Secrets: secret.NewFields(c.DLT.SecretFields...), Now: now,
+			History: func(topic string) view.View { return tuihistory.New(histOpts, topic) }}
 		routes = append(routes, app.Route{Name: "dlt", Args: "[TOPIC]", Help: "dead-letter topics, groups, records; r replay",
 			Check: func(args []string) error { return checkDLT(ctx, eng, args) },
 			Open: func(args []string) (view.View, error) {
@@ -208,6 +211,16 @@ func (s *session) routes() []app.Route {
 					return tuidlt.NewAt(dltOpts, args[0]), nil
 				}
 				return tuidlt.New(dltOpts), nil
+			}})
+		routes = append(routes, app.Route{Name: "history", Args: "[TOPIC]", Help: "replay runs: who, why, what came back, consumed or not",
+			Open: func(args []string) (view.View, error) {
+				switch len(args) {
+				case 0:
+					return tuihistory.New(histOpts, ""), nil
+				case 1:
+					return tuihistory.New(histOpts, args[0]), nil
+				}
+				return nil, errors.New("usage: :history [TOPIC]")
 			}})
 		traceOpts := tuitrace.Options{Ctx: ctx, Backend: eng, DLT: dltOpts, Now: now}
 		if u := c.Services["order"]; u != "" {
@@ -230,6 +243,7 @@ func (s *session) routes() []app.Route {
 			return nil, errors.New("no Kafka in this context: set kafka.brokers with `opsctl config`, or pass --brokers")
 		}
 		routes = append(routes, app.Route{Name: "dlt", Help: "dead-letter topics (needs kafka.brokers)", Open: noKafka},
+			app.Route{Name: "history", Args: "[TOPIC]", Help: "replay runs (needs kafka.brokers)", Open: noKafka},
 			app.Route{Name: "trace", Args: "ORDER_ID", Help: "one order's timeline (needs kafka.brokers)", Open: noKafka})
 	}
 	live := f.Live()
