@@ -109,7 +109,8 @@ func guardStore(c *config.Context, actor string) func(ctx context.Context) (cana
 		if err != nil {
 			return nil, nil, err
 		}
-		defer r.Close()
+		// Closing a working copy opened in place releases nothing and cannot fail.
+		defer func() { _ = r.Close() }()
 		w, closeW, err := r.WriteClone(ctx, opts...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("prepare opsctl's own clone of %s: %w", r.Dir(), err)

@@ -45,9 +45,10 @@ exits 1; a single failing round is reported with its count. Criteria without dat
 few requests in their window, are reported but never roll back: a monitoring outage must not
 move traffic. Without --auto-rollback, breaches are only reported.
 
-Ends when interrupted (exit 0) or when no canary runs any more. Errors on the way (git or a
-push that fails) are reported and retried after at most 5s; they do not end the watch. --auto-rollback is refused
-under --readonly and asks for confirmation on a terminal unless --yes.`,
+Ends when interrupted (exit 0) or when no canary runs any more. Errors on the way (git, a
+push that fails) are reported and retried after at most 5s; they do not end the watch.
+--auto-rollback is refused under --readonly and asks for confirmation on a terminal unless
+--yes.`,
 		Example: `  opsctl canary watch payment --env prod --auto-rollback --yes`,
 		Args:    exactArgs(1, "one SERVICE (order, payment or product)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
