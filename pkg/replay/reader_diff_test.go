@@ -401,7 +401,7 @@ func checkReaderMatchesConsumer(t testing.TB, sc hostileScenario, every bool) {
 	c, served := writeHostileDLT(t, sc)
 	e := newEngine(t, c)
 	ctx := context.Background()
-	if served != nil {
+	if served != nil && every { // a sample of the offsets may start no read among the v1 messages
 		defer func() {
 			if served.Load() == 0 && !t.Failed() {
 				t.Error("no fetch was answered with v1 messages: the legacy scenario proves nothing")
