@@ -3,16 +3,14 @@ package canary
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/come2us/opsctl/pkg/gitops"
+	"github.com/come2us/opsctl/pkg/goldentest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 func snapshotOf(t *testing.T, env, svc string, mutate func(*gitops.Release)) gitops.Snapshot {
 	t.Helper()
@@ -77,7 +75,7 @@ func TestPlanDiffGolden(t *testing.T) {
 			if err := c.Validate(); err != nil {
 				t.Errorf("change does not validate: %v", err)
 			}
-			golden(t, filepath.Join("testdata", "plan-"+tt.name+".diff"), []byte(p.Diff()))
+			golden(t, tt.name, []byte(p.Diff()))
 		})
 	}
 }
@@ -92,22 +90,7 @@ func TestNewPlanRefuses(t *testing.T) {
 	}
 }
 
-func golden(t *testing.T, path string, got []byte) {
+func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test -update after checking):\n%s", path, got)
-	}
+	goldentest.Equal(t, name, got)
 }

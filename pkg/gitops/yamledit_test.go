@@ -3,16 +3,14 @@ package gitops_test
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/come2us/opsctl/pkg/gitops"
+	"github.com/come2us/opsctl/pkg/goldentest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 func TestEditReleaseGolden(t *testing.T) {
 	tests := []struct {
@@ -81,7 +79,11 @@ func TestEditReleaseGolden(t *testing.T) {
 				t.Errorf("edited file reads %+v, want %+v", got, want)
 			}
 			assertOnlyLinesChanged(t, in, out, tt.changed)
-			golden(t, filepath.Join("testdata", "edit", tt.name+".golden.yaml"), out)
+			// The golden comparison folds CRLF into LF, so line endings are checked here.
+			if a, b := bytes.Count(in, []byte("\r\n")), bytes.Count(out, []byte("\r\n")); a != b {
+				t.Errorf("the input has %d CRLF line endings, the edited file %d", a, b)
+			}
+			golden(t, tt.name, out)
 		})
 	}
 }
@@ -124,21 +126,9 @@ func assertOnlyLinesChanged(t *testing.T, in, out []byte, keys []string) {
 	}
 }
 
-func golden(t *testing.T, path string, got []byte) {
+func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test -update after checking):\n got: %q\nwant: %q", path, got, want)
-	}
+	goldentest.Equal(t, name, got)
 }
 
 func TestReadReleaseRejects(t *testing.T) {

@@ -1,24 +1,22 @@
 // Package tuitest drives TUI views in tests the way a user does: a real Bubble Tea program
 // (teatest) at a fixed terminal size, keys typed into it, and the final screen compared with a
-// golden file named after the test and the size (testdata/TestCanaryBoard_80x24.golden).
+// golden file named after the test and the size (testdata/TestCanaryBoard/80x24.golden).
 // Golden files are rewritten with `go test -update` (the flag teatest's golden package
 // registers).
 package tuitest
 
 import (
-	"bytes"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	udiff "github.com/aymanbagabas/go-udiff"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/exp/golden"
 	"github.com/charmbracelet/x/exp/teatest"
+
+	"github.com/come2us/opsctl/pkg/goldentest"
 )
 
 // Sizes are the terminal sizes every screen is checked at.
@@ -95,26 +93,11 @@ func Plain(s string) string {
 	return strings.Join(lines, "\n")
 }
 
-// Golden compares got with testdata/<name>.golden, rewriting the file under -update.
-func Golden(t testing.TB, name, got string) {
+// Golden compares got with testdata/<TestName>/<name>.golden (pkg/goldentest, on
+// charmbracelet/x/exp/golden); go test -update rewrites it.
+func Golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if f := flag.Lookup("update"); f != nil && f.Value.String() == "true" {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(want, []byte(got)) {
-		t.Errorf("%s differs (run go test -update after checking):\n%s", path, udiff.Unified("golden", "got", string(want), got))
-	}
+	goldentest.Equal(t, name, []byte(got))
 }
 
 // CheckSize fails the test when screen is not exactly h lines of at most w cells.
@@ -139,12 +122,12 @@ func EachSize(t *testing.T, fn func(t *testing.T, w, h int)) {
 	}
 }
 
-// GoldenScreen checks screen against testdata/<Test>_<size>.golden, the name derived from the
-// subtest's name (TestCanaryBoard/80x24 → TestCanaryBoard_80x24), and checks its size.
+// GoldenScreen checks screen against testdata/<Test>/<size>.golden, the path of the subtest
+// (TestCanaryBoard/80x24 → testdata/TestCanaryBoard/80x24.golden), and checks its size.
 func GoldenScreen(t *testing.T, screen string, w, h int) {
 	t.Helper()
 	CheckSize(t, screen, w, h)
-	Golden(t, strings.ReplaceAll(t.Name(), "/", "_"), screen)
+	golden.RequireEqual(t, []byte(screen))
 }
 
 // Driver runs a model synchronously, without a terminal: each message goes to Update and the

@@ -3,7 +3,6 @@ package chart_test
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,9 +21,8 @@ import (
 
 	"github.com/come2us/opsctl/pkg/artifacts/chart"
 	"github.com/come2us/opsctl/pkg/gitops"
+	"github.com/come2us/opsctl/pkg/goldentest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 // repoRoot is the repository root, two levels above this package.
 const repoRoot = "../../.."
@@ -409,27 +407,12 @@ func TestRenderGolden(t *testing.T) {
 			buf.WriteByte('\n')
 		}
 	}
-	golden(t, filepath.Join("testdata", "prod-order-canary-30.golden.yaml"), buf.Bytes())
+	golden(t, "prod-order-canary-30", buf.Bytes())
 }
 
-func golden(t *testing.T, path string, got []byte) {
+func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the rendered output (run go test -update after checking the change):\n%s", path, got)
-	}
+	goldentest.Equal(t, name, got)
 }
 
 func TestLoadFromFS(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -19,10 +18,9 @@ import (
 	"github.com/come2us/opsctl/pkg/argocd/argocdtest"
 	"github.com/come2us/opsctl/pkg/cmd/root"
 	"github.com/come2us/opsctl/pkg/cmdutil"
+	"github.com/come2us/opsctl/pkg/goldentest"
 	"github.com/come2us/opsctl/pkg/iostreams"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 const token = "s3cret-token"
 
@@ -83,20 +81,7 @@ func run(t *testing.T, cfg string, tty bool, stdin string, args ...string) resul
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Fatalf("%s differs (go test -update rewrites it)\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	goldentest.Equal(t, name, []byte(got))
 }
 
 func TestReadCommandsGolden(t *testing.T) {
@@ -127,7 +112,7 @@ func TestReadCommandsGolden(t *testing.T) {
 		{"history.json.golden", []string{"apps", "history", "order-service-prod", "-o", "json"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.golden, func(t *testing.T) {
+		t.Run(strings.TrimSuffix(tt.golden, ".golden"), func(t *testing.T) {
 			r := run(t, cfg, false, "", tt.args...)
 			if r.err != nil {
 				t.Fatalf("%v: %v", tt.args, r.err)

@@ -3,7 +3,6 @@ package canary_test
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,10 +16,9 @@ import (
 	"github.com/come2us/opsctl/pkg/cmdutil"
 	"github.com/come2us/opsctl/pkg/gitops"
 	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
+	"github.com/come2us/opsctl/pkg/goldentest"
 	"github.com/come2us/opsctl/pkg/iostreams"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 // fixedNow is the clock of every test; commits are dated two hours earlier.
 var fixedNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -92,23 +90,7 @@ func (e *env) normalise(s string) string {
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (run go test -update after checking):\n%s", path, got)
-	}
+	goldentest.Equal(t, name, []byte(got))
 }
 
 func TestFlagValidation(t *testing.T) {

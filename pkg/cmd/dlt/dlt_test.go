@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,11 +17,10 @@ import (
 
 	"github.com/come2us/opsctl/pkg/cmd/root"
 	"github.com/come2us/opsctl/pkg/cmdutil"
+	"github.com/come2us/opsctl/pkg/goldentest"
 	"github.com/come2us/opsctl/pkg/iostreams"
 	"github.com/come2us/opsctl/pkg/replay/replaytest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // harness is one kfake cluster with fixtures and a config file naming it in four contexts.
 type harness struct {
@@ -113,24 +111,7 @@ var uuidRE = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}
 // are random and replaced first.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	got = uuidRE.ReplaceAllString(got, "<uuid>")
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs from %s (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, path, got, want)
-	}
+	goldentest.Equal(t, name, []byte(uuidRE.ReplaceAllString(got, "<uuid>")))
 }
 
 // assertTerminalSafe fails when s holds anything a terminal would act on: C0 controls other than
