@@ -510,7 +510,7 @@ func TestBenchStatsChild(t *testing.T) {
 		t.Skip("helper process for the stats benchmark")
 	}
 	mode, brokers, _ := strings.Cut(spec, "@")
-	defer TuneGCForBatch()() // as the CLI's dlt commands run
+	restoreGC := TuneGCForBatch() // as the CLI's dlt commands run
 	c := &addrCluster{addrs: strings.Split(brokers, ",")}
 	e, err := New(Config{NewClient: c.newClient})
 	if err != nil {
@@ -539,6 +539,7 @@ func TestBenchStatsChild(t *testing.T) {
 		_ = json.NewEncoder(out).Encode(map[string]any{"selected": sum.Selected, "scanned": sum.Scanned, "peakRSSKiB": peakRSS()})
 	}
 	out.Flush()
+	restoreGC()
 	os.Exit(0)
 }
 

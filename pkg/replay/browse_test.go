@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -140,7 +141,7 @@ func TestIndex(t *testing.T) {
 		}
 		return nil
 	})
-	if err != stop || n != 5 {
+	if !errors.Is(err, stop) || n != 5 {
 		t.Fatalf("fn's error ends the scan: err %v after %d", err, n)
 	}
 }

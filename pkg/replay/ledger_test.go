@@ -3,6 +3,7 @@ package replay
 import (
 	"bytes"
 	"encoding/json/jsontext"
+	"errors"
 	"io"
 	"math"
 	"slices"
@@ -197,7 +198,7 @@ func tokenRows(raw []byte) ([]BatchReplay, bool) {
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != ']' {
 		return nil, false
 	}
-	if _, err := dec.ReadToken(); err != io.EOF {
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
 		return nil, false
 	}
 	return out, true

@@ -214,7 +214,7 @@ func (s *Store) Reserve(ctx context.Context, orderID int64, lines []Line) ([]Res
 		for rows.Next() {
 			var id int64
 			if err := rows.Scan(&id); err != nil {
-				rows.Close()
+				rows.Close() //nolint:sqlclosecheck // closed on each path, before the next statement on this connection
 				return err
 			}
 			inserted[id] = true
@@ -242,7 +242,7 @@ func (s *Store) Reserve(ctx context.Context, orderID int64, lines []Line) ([]Res
 			for rows.Next() {
 				var r Reservation
 				if err := rows.Scan(&r.OrderDetailID, &r.OrderID, &r.OptionValueID, &r.Quantity, &r.State); err != nil {
-					rows.Close()
+					rows.Close() //nolint:sqlclosecheck // closed on each path, before the next statement on this connection
 					return err
 				}
 				existing[r.OrderDetailID] = r
@@ -306,7 +306,7 @@ func (s *Store) Reserve(ctx context.Context, orderID int64, lines []Line) ([]Res
 			for prows.Next() {
 				var id, price int64
 				if err := prows.Scan(&id, &price); err != nil {
-					prows.Close()
+					prows.Close() //nolint:sqlclosecheck // closed on each path, before the next statement on this connection
 					return err
 				}
 				prices[id] = price

@@ -150,7 +150,12 @@ func start(t *testing.T, url string) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the service ended with %v", err)
+		}
+	})
 	prod, err := kgo.NewClient(kafkatest.ClientOpts(c)...)
 	if err != nil {
 		t.Fatal(err)

@@ -73,6 +73,7 @@ func benchSaga(b *testing.B, shoppers int) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer rows.Close()
 	var lat []time.Duration
 	for rows.Next() {
 		var id, us int64
@@ -83,7 +84,9 @@ func benchSaga(b *testing.B, shoppers int) {
 			lat = append(lat, time.UnixMicro(us).Sub(p))
 		}
 	}
-	rows.Close()
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
 	if len(lat) == 0 {
 		b.Fatal("no declined order was measured")
 	}

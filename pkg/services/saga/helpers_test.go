@@ -253,6 +253,7 @@ func (e *env) check() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	defer rows.Close()
 	for rows.Next() {
 		var id, q int64
 		if err := rows.Scan(&id, &q); err != nil {
@@ -260,7 +261,9 @@ func (e *env) check() {
 		}
 		sold[id] = q
 	}
-	rows.Close()
+	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
+	}
 	now := e.stock()
 	for id, init := range e.initial {
 		if init != now[id]+sold[id] {

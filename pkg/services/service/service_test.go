@@ -192,7 +192,12 @@ func TestReadyzReportsKafkaDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rt.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the runtime ended with %v", err)
+		}
+	}()
 	waitFor(t, "ready", func() bool {
 		s, _ := get(t, rt.URL()+"/readyz")
 		return s == 200

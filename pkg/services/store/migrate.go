@@ -109,7 +109,7 @@ func (db *DB) adoptLegacyMigrations(ctx context.Context, component string, diale
 	for rows.Next() {
 		var v int64
 		if err := rows.Scan(&v); err != nil {
-			rows.Close()
+			rows.Close() //nolint:sqlclosecheck // closed on each path, before the next statement on this connection
 			return err
 		}
 		versions = append(versions, v)
