@@ -193,7 +193,7 @@ func (c Criterion) Judge(v float64) Verdict {
 // rollback criteria ("rollback if ≥ 3%"), the pass condition for phase criteria ("pass if <
 // 0.3%").
 func (c Criterion) ThresholdText() string {
-	op := string(c.PassIf)
+	var op string
 	prefix := "pass if "
 	if c.Kind == CriterionRollback {
 		prefix = "rollback if "

@@ -200,7 +200,7 @@ func (f *Follower) live(ctx context.Context, service string, wantV1, wantV2 int3
 	if interval <= 0 {
 		interval = 2 * time.Second
 	}
-	seen := "not read"
+	var seen string
 	for {
 		r, err := f.Routes.Route(ctx, service)
 		switch {

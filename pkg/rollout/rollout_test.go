@@ -238,8 +238,6 @@ func TestFollowerWait(t *testing.T) {
 	}
 }
 
-func i32(n int32) *int32 { return &n }
-
 func TestCompare(t *testing.T) {
 	head := "b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6"
 	at30 := gitops.Release{Canary: gitops.Canary{Enabled: true, Tag: "1.1.0", Weight: 30}}

@@ -362,8 +362,8 @@ func TestAgentChildProcess(t *testing.T) {
 	cmd.SetArgs([]string{"--policy", os.Getenv("OPSCTL_AGENT_CHILD_POLICY"), "--leader-elect", "never", "--listen", "127.0.0.1:0",
 		"--interval", "200ms", "--survey-interval", "1h", "--log-format", "text"})
 	ctx, stop := signalContext()
-	defer stop()
 	err := cmd.ExecuteContext(ctx)
+	stop()
 	fmt.Fprintf(os.Stderr, "child agent finished: %v\n", err)
 	os.Exit(0)
 }

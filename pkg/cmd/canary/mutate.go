@@ -246,7 +246,7 @@ func toPlanJSON(p *canary.Plan, dryRun bool) planJSON {
 	return out
 }
 
-func mutateRun(ctx context.Context, opts *MutateOptions) error {
+func mutateRun(ctx context.Context, opts *MutateOptions) (err error) {
 	f := opts.Factory
 	ios := f.IOStreams
 	// A dry run only reads; everything else is refused under --readonly before any I/O.
@@ -268,7 +268,11 @@ func mutateRun(ctx context.Context, opts *MutateOptions) error {
 		if err != nil {
 			return fmt.Errorf("prepare opsctl's own clone of the GitOps remote: %w; nothing was changed", err)
 		}
-		defer closeW()
+		defer func() {
+			if cerr := closeW(); cerr != nil {
+				err = errors.Join(err, fmt.Errorf("release opsctl's clone of the GitOps remote: %w", cerr))
+			}
+		}()
 		store = w
 	}
 	ctrl := opts.Controller(store)

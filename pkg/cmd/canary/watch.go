@@ -2,6 +2,7 @@ package canary
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -140,14 +141,18 @@ func watchRun(ctx context.Context, opts *WatchOptions) error {
 		},
 	}
 	if opts.AutoRollback {
-		g.Rollback = func(ctx context.Context, reason string) error {
+		g.Rollback = func(ctx context.Context, reason string) (err error) {
 			// The rollback is opsctl's own write: it goes through a clone of its own, so that
 			// whatever the operator left in the working copy cannot block it.
 			w, closeW, err := repo.WriteClone(ctx)
 			if err != nil {
 				return fmt.Errorf("prepare opsctl's own clone for the rollback: %w; nothing was pushed", err)
 			}
-			defer closeW()
+			defer func() {
+				if cerr := closeW(); cerr != nil {
+					err = errors.Join(err, fmt.Errorf("release opsctl's clone of the GitOps remote: %w", cerr))
+				}
+			}()
 			wctrl := canary.New(w)
 			p, err := wctrl.Plan(ctx, opts.Env, opts.Service, canary.Op{Action: canary.ActionRollback}, reason)
 			if err != nil {
