@@ -547,9 +547,9 @@ func (s *Sandbox) Context() *config.Context {
 		Canary: config.Canary{BakeTime: "1m"},
 		Prometheus: config.Prometheus{URL: s.PrometheusURL, MinRequests: 10, Queries: map[string]string{
 			// v1 and v2 are the same process in the sandbox, so the canary's business error
-			// rate is the service's.
-			canary.GateQueryBusinessErrors: `(sum(rate(saga_business_errors_total{namespace="{{.Namespace}}",service="{{.App}}"}[5m])) or vector(0))` +
-				` / sum(rate(saga_http_requests_total{namespace="{{.Namespace}}",service="{{.App}}"}[5m]))`,
+			// rate is the service's, over the minute the production query reads.
+			canary.GateQueryBusinessErrors: `(sum(rate(saga_business_errors_total{namespace="{{.Namespace}}",service="{{.App}}"}[1m])) or vector(0))` +
+				` / sum(rate(saga_http_requests_total{namespace="{{.Namespace}}",service="{{.App}}"}[1m]))`,
 		}},
 		Services: map[string]string{
 			"order": s.System.Order.URL(), "payment": s.System.Payment.URL(), "product": s.System.Product.URL(),

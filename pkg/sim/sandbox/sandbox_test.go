@@ -5,6 +5,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
+	"github.com/come2us/opsctl/pkg/canary"
 	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
 	"github.com/come2us/opsctl/pkg/pgtest"
@@ -88,6 +91,12 @@ func TestStartServeAndClose(t *testing.T) {
 	c := sb.Context()
 	if !c.Simulated || len(c.Kafka.Brokers) != 3 || c.Prometheus.URL == "" || c.GitOps.Dir == "" || c.Kube.Kubeconfig == "" {
 		t.Fatalf("context %+v", c)
+	}
+	// The sandbox's own business-error query reads the same window as the production one.
+	window := regexp.MustCompile(`\[\d+[smh]\]`)
+	prod := window.FindAllString(canary.GateDefaultQueries[canary.GateQueryBusinessErrors], -1)
+	if got := window.FindAllString(c.Prometheus.Queries[canary.GateQueryBusinessErrors], -1); len(got) == 0 || !slices.Equal(got, prod) {
+		t.Errorf("the sandbox's business-error query reads %v, the production query %v", got, prod)
 	}
 
 	addrs := append([]string{}, sb.Brokers...)
