@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -132,6 +133,59 @@ func TestImageIsStaticNonRootAndMinimal(t *testing.T) {
 	}
 	if !strings.Contains(entrypoint, `"/app"`) {
 		t.Errorf("ENTRYPOINT %q", entrypoint)
+	}
+}
+
+// TestOpsctlImageHasGit: the agent's canary guard commits rollbacks with the git CLI, so the
+// opsctl image is built from the Dockerfile's git stage (git added, still user 65532) and the
+// services from its default, distroless stage.
+func TestOpsctlImageHasGit(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "gitops", "images", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage, stages := "", map[string][]string{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		if strings.EqualFold(f[0], "FROM") {
+			stage = f[len(f)-1]
+			if len(f) < 4 || !strings.EqualFold(f[len(f)-2], "AS") {
+				stage = "(last)"
+			}
+		}
+		stages[stage] = append(stages[stage], line)
+	}
+	git := strings.Join(stages["git"], "\n")
+	if !regexp.MustCompile(`apk add[^\n]* git\b`).MatchString(git) || !strings.Contains(git, "USER 65532:65532") || !strings.Contains(git, `ENTRYPOINT ["/app"]`) {
+		t.Errorf("the git stage does not add git and run /app as user 65532:\n%s", git)
+	}
+	wf, err := LoadYAML(filepath.Join(repoRoot, ".github", "workflows", "ci.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, _ := Lookup(wf, "jobs")
+	image, _ := Lookup(jobs, "image")
+	for _, m := range asList(mustLookup(t, image, "strategy", "matrix", "include")) {
+		cmd, _ := LookupString(m, "cmd")
+		target, _ := LookupString(m, "target")
+		switch {
+		case cmd == "opsctl" && target != "git":
+			t.Errorf("the opsctl image is built with target %q, want git (the agent's guard runs git)", target)
+		case cmd != "opsctl" && target != "":
+			t.Errorf("%s is built with target %q, want the distroless default", cmd, target)
+		}
+	}
+	var passes bool
+	for _, step := range asList(mustLookup(t, image, "steps")) {
+		if tgt, _ := LookupString(step, "with", "target"); tgt == "${{ matrix.target }}" {
+			passes = true
+		}
+	}
+	if !passes {
+		t.Error("the image build does not pass the matrix's target to docker build")
 	}
 }
 

@@ -2,6 +2,7 @@ package platform
 
 import (
 	"encoding/json"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	"github.com/zclconf/go-cty/cty"
 	"golang.org/x/mod/modfile"
+	istionet "istio.io/api/networking/v1alpha3"
 	istioapi "istio.io/api/security/v1beta1"
 	istionetworking "istio.io/client-go/pkg/apis/networking/v1"
 	istiosecurity "istio.io/client-go/pkg/apis/security/v1"
@@ -206,6 +208,31 @@ func TestMeshApplications(t *testing.T) {
 			}
 			if !slices.Contains(hosts, "api."+zones[env]) {
 				t.Errorf("Gateway hosts %v do not include api.%s", hosts, zones[env])
+			}
+
+			// Prometheus intercepts no inbound traffic: meshed clients (the agent's canary
+			// guard) must reach the host they are configured with in plain HTTP.
+			agent, err := LoadYAML(filepath.Join(repoRoot, "gitops", "charts", "opsctl-agent", "values.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			promURL := mustLookup(t, agent, "context", "prometheus", "url").(string)
+			u, err := url.Parse(promURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fqdn := strings.TrimSuffix(u.Hostname(), ".")
+			if strings.HasSuffix(fqdn, ".svc") {
+				fqdn += ".cluster.local"
+			}
+			var plain bool
+			for _, dr := range chart.Of[*istionetworking.DestinationRule](&chart.Manifest{Objects: objs}) {
+				if dr.Spec.GetHost() == fqdn && dr.Spec.GetTrafficPolicy().GetTls().GetMode() == istionet.ClientTLSSettings_DISABLE {
+					plain = true
+				}
+			}
+			if !plain {
+				t.Errorf("no DestinationRule sends plain HTTP to %s, the Prometheus the agent reads (%s)", fqdn, promURL)
 			}
 		})
 	}
