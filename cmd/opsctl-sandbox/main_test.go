@@ -33,19 +33,7 @@ func TestHangupRemovesTheContext(t *testing.T) {
 	}
 	gitopstest.Isolate(t)
 	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "OPSCTL_SANDBOX_TEST_MAIN=1",
-		"OPSCTL_SANDBOX_TEST_ARGS=--config "+cfgPath+" --headless --rate 0")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	sc := bufio.NewScanner(out)
+	cmd, sc := startSandbox(t, "--config "+cfgPath+" --headless --rate 0")
 	ready := false
 	for sc.Scan() {
 		if strings.Contains(sc.Text(), "Ready in") {
@@ -89,19 +77,7 @@ func TestKillLeavesTheUserConfigAlone(t *testing.T) {
 	gitopstest.Isolate(t)
 	userCfg := filepath.Join(t.TempDir(), "config.yaml")
 	tmp := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "OPSCTL_SANDBOX_TEST_MAIN=1", "OPSCTL_CONFIG="+userCfg, "TMPDIR="+tmp,
-		"OPSCTL_SANDBOX_TEST_ARGS=--headless --rate 0")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	sc := bufio.NewScanner(out)
+	cmd, sc := startSandbox(t, "--headless --rate 0", "OPSCTL_CONFIG="+userCfg, "TMPDIR="+tmp)
 	var ownCfg string
 	for sc.Scan() {
 		if p, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "export OPSCTL_CONFIG="); ok {
@@ -135,4 +111,22 @@ func TestKillLeavesTheUserConfigAlone(t *testing.T) {
 	if stale := sandbox.StaleTempDirs(tmp); len(stale) != 1 || stale[0] != state {
 		t.Fatalf("stale temporary state = %v, want the killed sandbox's %s, for the next sandbox to remove", stale, state)
 	}
+}
+
+// startSandbox runs the real main with args in a child process (the test binary, see TestMain)
+// and returns it with a scanner of its standard output; the child is killed when the test ends.
+func startSandbox(t *testing.T, args string, env ...string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), env...), "OPSCTL_SANDBOX_TEST_MAIN=1", "OPSCTL_SANDBOX_TEST_ARGS="+args)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, bufio.NewScanner(out)
 }

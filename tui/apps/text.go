@@ -19,8 +19,6 @@ import (
 var (
 	KeyYAML = key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "yaml"))
 	KeyDiff = key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "diff with git"))
-	keyTop  = key.NewBinding(key.WithKeys("home", "g"))
-	keyEnd  = key.NewBinding(key.WithKeys("end", "G"))
 )
 
 // Resource is one managed object's YAML (live, as the cluster has it) or its diff from git,
@@ -45,13 +43,7 @@ type resourceMsg struct {
 }
 
 func newResource(o Options, ctx context.Context, app string, r argocd.Resource, diff bool) *Resource {
-	vp := viewport.New(0, 0)
-	vp.KeyMap = viewport.KeyMap{
-		PageDown: key.NewBinding(key.WithKeys("pgdown", "ctrl+f", "f", " ")),
-		PageUp:   key.NewBinding(key.WithKeys("pgup", "ctrl+b", "b")),
-		Down:     key.NewBinding(key.WithKeys("down", "j")),
-		Up:       key.NewBinding(key.WithKeys("up", "k")),
-	}
+	vp := view.NewViewport()
 	what := "yaml "
 	if diff {
 		what = "diff "
@@ -92,19 +84,8 @@ func (v *Resource) Update(msg tea.Msg) (view.View, tea.Cmd) {
 		v.lines = v.render(msg.res)
 		v.layout()
 		return v, nil
-	case tea.KeyMsg:
-		switch {
-		case key.Matches(msg, keyTop):
-			v.vp.GotoTop()
-			return v, nil
-		case key.Matches(msg, keyEnd):
-			v.vp.GotoBottom()
-			return v, nil
-		}
 	}
-	var cmd tea.Cmd
-	v.vp, cmd = v.vp.Update(msg)
-	return v, cmd
+	return v, view.Scroll(&v.vp, msg)
 }
 
 func (v *Resource) render(r *argocd.ManagedResource) []string {

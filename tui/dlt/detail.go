@@ -57,15 +57,10 @@ type recordMsg struct {
 func NewDetail(o Options, topic string, partition int32, offset int64) *Detail {
 	o.defaults()
 	ctx, cancel := context.WithCancel(o.Ctx)
-	vp := viewport.New(0, 0)
-	vp.KeyMap = viewport.KeyMap{
-		PageDown:     key.NewBinding(key.WithKeys("pgdown", "ctrl+f", "f", " ")),
-		PageUp:       key.NewBinding(key.WithKeys("pgup", "ctrl+b", "b")),
-		HalfPageDown: key.NewBinding(key.WithKeys("ctrl+d", "d")),
-		HalfPageUp:   key.NewBinding(key.WithKeys("ctrl+u", "u")),
-		Down:         key.NewBinding(key.WithKeys("down", "j")),
-		Up:           key.NewBinding(key.WithKeys("up", "k")),
-	}
+	vp := view.NewViewport()
+	// The record view has no d or u of its own: they scroll half a page, as in less.
+	vp.KeyMap.HalfPageDown.SetKeys("ctrl+d", "d")
+	vp.KeyMap.HalfPageUp.SetKeys("ctrl+u", "u")
 	return &Detail{o: o, ctx: ctx, cancel: cancel, topic: topic, part: partition, off: offset, vp: vp}
 }
 
@@ -101,12 +96,9 @@ func (d *Detail) Init() tea.Cmd {
 // Close abandons the read.
 func (d *Detail) Close() { d.cancel() }
 
-// Keys of the record view; the viewport scrolls with ↑↓/jk, pgup/pgdn (b/f, space), ctrl+u/d.
-var (
-	KeyWrap = key.NewBinding(key.WithKeys("w"), key.WithHelp("w", "wrap long lines"))
-	keyHome = key.NewBinding(key.WithKeys("home", "g"))
-	keyEnd  = key.NewBinding(key.WithKeys("end", "G"))
-)
+// KeyWrap of the record view; the viewport scrolls with ↑↓/jk, pgup/pgdn (b/f, space), ctrl+u/d
+// (u/d) and g/G (view.NewViewport, view.Scroll).
+var KeyWrap = key.NewBinding(key.WithKeys("w"), key.WithHelp("w", "wrap long lines"))
 
 // Update handles the read and scrolling.
 func (d *Detail) Update(msg tea.Msg) (view.View, tea.Cmd) {
@@ -133,20 +125,10 @@ func (d *Detail) Update(msg tea.Msg) (view.View, tea.Cmd) {
 			d.wrap = !d.wrap
 			d.layout()
 			return d, nil
-		case key.Matches(msg, keyHome):
-			d.vp.GotoTop()
-			return d, nil
-		case key.Matches(msg, keyEnd):
-			d.vp.GotoBottom()
-			return d, nil
 		}
-		var cmd tea.Cmd
-		d.vp, cmd = d.vp.Update(msg)
-		return d, cmd
+		return d, view.Scroll(&d.vp, msg)
 	case tea.MouseMsg:
-		var cmd tea.Cmd
-		d.vp, cmd = d.vp.Update(msg)
-		return d, cmd
+		return d, view.Scroll(&d.vp, msg)
 	}
 	return d, nil
 }

@@ -43,24 +43,10 @@ type outcomeMsg struct {
 	err   error
 }
 
-// Keys of the run view; the text scrolls with ↑↓/jk, pgup/pgdn.
-var (
-	keyHome = key.NewBinding(key.WithKeys("home", "g"))
-	keyEnd  = key.NewBinding(key.WithKeys("end", "G"))
-)
-
 // newDetail opens run; out is its outcome when the list has it already, else it is computed.
 func newDetail(o Options, run replay.Run, out *replay.Outcome) *Detail {
 	ctx, cancel := context.WithCancel(o.Ctx)
-	vp := viewport.New(0, 0)
-	vp.KeyMap = viewport.KeyMap{
-		PageDown:     key.NewBinding(key.WithKeys("pgdown", "f", " ")),
-		PageUp:       key.NewBinding(key.WithKeys("pgup", "b")),
-		HalfPageUp:   key.NewBinding(key.WithKeys("ctrl+u")),
-		HalfPageDown: key.NewBinding(key.WithKeys("ctrl+d")),
-		Up:           key.NewBinding(key.WithKeys("up", "k")),
-		Down:         key.NewBinding(key.WithKeys("down", "j")),
-	}
+	vp := view.NewViewport()
 	return &Detail{o: o, ctx: ctx, cancel: cancel, run: run, out: out, vp: vp}
 }
 
@@ -126,20 +112,10 @@ func (d *Detail) Update(msg tea.Msg) (view.View, tea.Cmd) {
 			cmd := d.load()
 			d.layout()
 			return d, cmd
-		case key.Matches(msg, keyHome):
-			d.vp.GotoTop()
-			return d, nil
-		case key.Matches(msg, keyEnd):
-			d.vp.GotoBottom()
-			return d, nil
 		}
-		var cmd tea.Cmd
-		d.vp, cmd = d.vp.Update(msg)
-		return d, cmd
+		return d, view.Scroll(&d.vp, msg)
 	case tea.MouseMsg:
-		var cmd tea.Cmd
-		d.vp, cmd = d.vp.Update(msg)
-		return d, cmd
+		return d, view.Scroll(&d.vp, msg)
 	}
 	return d, nil
 }

@@ -360,10 +360,13 @@ func (s *Server) Sync(_ context.Context, req *applicationpkg.ApplicationSyncRequ
 		return nil, status.Error(codes.FailedPrecondition, "another operation is already in progress")
 	}
 	sr := SyncRequest{App: a.Name, Revision: req.GetRevision(), Prune: req.GetPrune(), DryRun: req.GetDryRun(), Project: req.GetProject()}
-	a.Operation = &v1alpha1.Operation{
-		InitiatedBy: v1alpha1.OperationInitiator{Username: "admin"},
-		Sync:        &v1alpha1.SyncOperation{Revision: sr.Revision, Prune: sr.Prune, DryRun: sr.DryRun},
-	}
+	return s.start(a, sr, &v1alpha1.SyncOperation{Revision: sr.Revision, Prune: sr.Prune, DryRun: sr.DryRun}), nil
+}
+
+// start sets a's operation, records sr and tells watchers, then plays the controller (OnSync).
+// It must be called with mu held, and unlocks it.
+func (s *Server) start(a *v1alpha1.Application, sr SyncRequest, op *v1alpha1.SyncOperation) *v1alpha1.Application {
+	a.Operation = &v1alpha1.Operation{InitiatedBy: v1alpha1.OperationInitiator{Username: "admin"}, Sync: op}
 	s.syncs = append(s.syncs, sr)
 	s.broadcast(watch.Modified, a)
 	out := a.DeepCopy()
@@ -375,7 +378,7 @@ func (s *Server) Sync(_ context.Context, req *applicationpkg.ApplicationSyncRequ
 			s.OnSync(sr)
 		}()
 	}
-	return out, nil
+	return out
 }
 
 // ManagedResources answers what SetResources set, as argocd-server does: JSON states and
@@ -449,22 +452,7 @@ func (s *Server) Rollback(_ context.Context, req *applicationpkg.ApplicationRoll
 	}
 	sr := SyncRequest{App: a.Name, Revision: h.Revision, Prune: req.GetPrune(), DryRun: req.GetDryRun(), Project: req.GetProject(), RollbackID: h.ID}
 	src := h.Source
-	a.Operation = &v1alpha1.Operation{
-		InitiatedBy: v1alpha1.OperationInitiator{Username: "admin"},
-		Sync:        &v1alpha1.SyncOperation{Revision: sr.Revision, Source: &src, Prune: sr.Prune, DryRun: sr.DryRun},
-	}
-	s.syncs = append(s.syncs, sr)
-	s.broadcast(watch.Modified, a)
-	out := a.DeepCopy()
-	s.mu.Unlock()
-	if s.OnSync != nil {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.OnSync(sr)
-		}()
-	}
-	return out, nil
+	return s.start(a, sr, &v1alpha1.SyncOperation{Revision: sr.Revision, Source: &src, Prune: sr.Prune, DryRun: sr.DryRun}), nil
 }
 
 // Watch streams ADDED events for the matching applications, then every change, until the

@@ -313,6 +313,13 @@ func (a *appAPI) Sync(ctx context.Context, req *applicationpkg.ApplicationSyncRe
 	if req.RetryStrategy != nil {
 		op.Retry = *req.RetryStrategy
 	}
+	return a.start(ctx, name, op)
+}
+
+var errInProgress = errors.New("another operation is already in progress")
+
+// start sets op on the Application unless an operation runs, and wakes the controller.
+func (a *appAPI) start(ctx context.Context, name string, op v1alpha1.Operation) (*v1alpha1.Application, error) {
 	out, err := a.s.updateApp(ctx, name, func(app *v1alpha1.Application) (bool, error) {
 		if app.Operation != nil || (app.Status.OperationState != nil && !app.Status.OperationState.Phase.Completed()) {
 			return false, errInProgress
@@ -329,8 +336,6 @@ func (a *appAPI) Sync(ctx context.Context, req *applicationpkg.ApplicationSyncRe
 	a.s.enqueue(name, false, false)
 	return out, nil
 }
-
-var errInProgress = errors.New("another operation is already in progress")
 
 // Rollback syncs the revision of a history entry, as argocd-server does: refused while
 // auto-sync is on, for an unknown entry, and while another operation runs.
@@ -357,21 +362,7 @@ func (a *appAPI) Rollback(ctx context.Context, req *applicationpkg.ApplicationRo
 		Sync:        &v1alpha1.SyncOperation{Revision: h.Revision, Source: &src, Prune: req.GetPrune(), DryRun: req.GetDryRun()},
 		InitiatedBy: v1alpha1.OperationInitiator{Username: sandboxUser},
 	}
-	out, err := a.s.updateApp(ctx, name, func(app *v1alpha1.Application) (bool, error) {
-		if app.Operation != nil || (app.Status.OperationState != nil && !app.Status.OperationState.Phase.Completed()) {
-			return false, errInProgress
-		}
-		app.Operation = &op
-		return true, nil
-	})
-	if errors.Is(err, errInProgress) {
-		return nil, status.Error(codes.FailedPrecondition, "another operation is already in progress")
-	}
-	if err != nil {
-		return nil, statusOf(err)
-	}
-	a.s.enqueue(name, false, false)
-	return out, nil
+	return a.start(ctx, name, op)
 }
 
 // Watch streams an ADDED event per matching Application, then every change, until the client
