@@ -372,7 +372,18 @@ type Stats struct {
 
 // Stats streams the selected records of topic and groups them. Memory is bounded by MaxGroups,
 // not by the topic's size.
-func (e *Engine) Stats(ctx context.Context, topic string, sel *Selection) (_ *Stats, err error) {
+func (e *Engine) Stats(ctx context.Context, topic string, sel *Selection) (*Stats, error) {
+	return e.StatsProgress(ctx, topic, sel, nil)
+}
+
+// statsProgressEvery is how many records StatsProgress reads between two snapshots.
+var statsProgressEvery int64 = 50_000
+
+// StatsProgress is Stats that hands progress a snapshot of the groups every
+// 50,000 records read (Selected so far, groups sorted as the result's,
+// without the replay outcomes, which are known at the end), so a screen can show counts as they
+// grow. progress runs on the scanning goroutine and must not keep the snapshot's memory.
+func (e *Engine) StatsProgress(ctx context.Context, topic string, sel *Selection, progress func(partial *Stats)) (_ *Stats, err error) {
 	ctx, done := e.guard(ctx)
 	defer done()
 	defer func() { err = explain(ctx, err) }()
@@ -412,6 +423,18 @@ func (e *Engine) Stats(ctx context.Context, topic string, sel *Selection) (_ *St
 		}
 		m[p][o] = g
 	}
+	var read int64
+	snapshot := func(final bool) []Group {
+		out := make([]Group, 0, len(groups))
+		for _, g := range groups {
+			if final {
+				g.ReplayDoesNotHelp = DoesNotHelp(g.Replayed, g.FailedAgain)
+			}
+			out = append(out, *g)
+		}
+		sortGroups(out)
+		return out
+	}
 	sum, err := e.list(ctx, topic, sel, false, func(d *dlt.Record) error {
 		k := d.GroupKey()
 		g, ok := groups[k]
@@ -442,6 +465,14 @@ func (e *Engine) Stats(ctx context.Context, topic string, sel *Selection) (_ *St
 				back[c.Partition][c.Offset] = true
 			}
 		}
+		if read++; progress != nil && read%statsProgressEvery == 0 {
+			partial := &Stats{Topic: topic, ScanSummary: ScanSummary{Selected: read}, Groups: snapshot(false)}
+			if st.Other != nil {
+				o := *st.Other
+				partial.Other = &o
+			}
+			progress(partial)
+		}
 		return nil
 	})
 	st.ScanSummary = sum
@@ -458,13 +489,14 @@ func (e *Engine) Stats(ctx context.Context, topic string, sel *Selection) (_ *St
 	if st.Other != nil {
 		st.Other.ReplayDoesNotHelp = DoesNotHelp(st.Other.Replayed, st.Other.FailedAgain)
 	}
-	st.Groups = make([]Group, 0, len(groups))
-	for _, g := range groups {
-		g.ReplayDoesNotHelp = DoesNotHelp(g.Replayed, g.FailedAgain)
-		st.Groups = append(st.Groups, *g)
-	}
-	sort.Slice(st.Groups, func(i, j int) bool {
-		a, b := st.Groups[i], st.Groups[j]
+	st.Groups = snapshot(true)
+	return st, nil
+}
+
+// sortGroups orders groups by count (largest first), then source and code.
+func sortGroups(gs []Group) {
+	sort.Slice(gs, func(i, j int) bool {
+		a, b := gs[i], gs[j]
 		if a.Count != b.Count {
 			return a.Count > b.Count
 		}
@@ -473,7 +505,6 @@ func (e *Engine) Stats(ctx context.Context, topic string, sel *Selection) (_ *St
 		}
 		return a.ErrorCode < b.ErrorCode
 	})
-	return st, nil
 }
 
 func clipMessage(s string) string {

@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"runtime"
 	"testing"
 	"time"
@@ -117,5 +118,45 @@ func TestTopicNamesCacheAgreesWithTopicName(t *testing.T) {
 	var none *topicNames
 	if got := none.name([]byte("orders")); got != "orders" {
 		t.Fatalf("nil cache: %q", got)
+	}
+}
+
+// TestStatsProgress: a grouping scan hands out snapshots as it reads — counts so far, groups
+// sorted as the result's — and ends with the same result Stats gives.
+func TestStatsProgress(t *testing.T) {
+	c := replaytest.NewCluster(t)
+	seedSaga(t, c, 25)
+	e := newEngine(t, c)
+	ctx := context.Background()
+	old := statsProgressEvery
+	statsProgressEvery = 10
+	t.Cleanup(func() { statsProgressEvery = old })
+
+	var snaps []*Stats
+	st, err := e.StatsProgress(ctx, ordersDLT, nil, func(p *Stats) { snaps = append(snaps, p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snaps) != 2 || snaps[0].Selected != 10 || snaps[1].Selected != 20 {
+		t.Fatalf("snapshots %+v, want two, after 10 and 20 records", snaps)
+	}
+	for _, s := range snaps {
+		var n int64
+		for i, g := range s.Groups {
+			n += g.Count
+			if i > 0 && g.Count > s.Groups[i-1].Count {
+				t.Errorf("snapshot after %d: groups not sorted by count: %+v", s.Selected, s.Groups)
+			}
+		}
+		if n != s.Selected {
+			t.Errorf("snapshot after %d counts %d records", s.Selected, n)
+		}
+	}
+	want, err := e.Stats(ctx, ordersDLT, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Selected != 25 || !reflect.DeepEqual(st.Groups, want.Groups) {
+		t.Fatalf("StatsProgress = %+v, Stats = %+v", st, want)
 	}
 }

@@ -38,7 +38,7 @@ import (
 type Backend interface {
 	Topics(ctx context.Context) ([]replay.TopicInfo, error)
 	Histogram(ctx context.Context, topics []string, end time.Time, bucket time.Duration, n int) (map[string][]int64, error)
-	Stats(ctx context.Context, topic string, sel *replay.Selection) (*replay.Stats, error)
+	StatsProgress(ctx context.Context, topic string, sel *replay.Selection, progress func(*replay.Stats)) (*replay.Stats, error)
 	Spans(ctx context.Context, topic string) ([]replay.Span, error)
 	Index(ctx context.Context, topic string, sel *replay.Selection, keep func(*dlt.Record) bool,
 		progress func(replay.IndexProgress), fn func(replay.Coord) error) (map[int32]int64, replay.ScanSummary, error)

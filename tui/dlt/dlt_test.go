@@ -3,6 +3,7 @@ package dlt_test
 import (
 	"context"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -389,5 +390,44 @@ func TestDLTSort(t *testing.T) {
 	screen = p.Screen()
 	if !strings.Contains(screen, "orders-failed.DLT") || strings.Index(screen, "STOCK_ROW_MISSING") > strings.Index(screen, "DB_LOCK_TIMEOUT") {
 		t.Errorf("codes Z to A:\n%s", screen)
+	}
+}
+
+// steppedStats is the engine with a grouping scan the test moves along: it hands the view a
+// snapshot of the first records' groups, then waits for the test before it finishes.
+type steppedStats struct {
+	*replay.Engine
+	release chan struct{}
+}
+
+func (s steppedStats) StatsProgress(ctx context.Context, topic string, sel *replay.Selection, progress func(*replay.Stats)) (*replay.Stats, error) {
+	progress(&replay.Stats{Topic: topic, ScanSummary: replay.ScanSummary{Selected: 12},
+		Groups: []replay.Group{{ErrorSource: "order-service", ErrorCode: "DB_LOCK_TIMEOUT", Count: 7}, {ErrorSource: "order-service", ErrorCode: "STOCK_ROW_MISSING", Count: 5}}})
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return s.Engine.StatsProgress(ctx, topic, sel, nil)
+}
+
+// TestDLTGroupsStream: the groups of a large DLT show as the scan counts them, with how far it
+// is, instead of a blank screen until the end; the final counts replace them.
+func TestDLTGroupsStream(t *testing.T) {
+	w := newWorld(t)
+	st := steppedStats{Engine: w.e, release: make(chan struct{})}
+	o := w.options(t.Context(), false)
+	o.Backend = st
+	root := app.New(app.Options{Header: app.Header{Context: "prod"}, Start: "dlt",
+		Routes: []app.Route{{Name: "dlt", Open: func([]string) (view.View, error) { return dlt.New(o), nil }}}})
+	p := tuitest.Start(t, root, 120, 40)
+	p.WaitFor(ordersDLT, "30")
+	p.Type("j")
+	p.Key(tea.KeyEnter)
+	p.WaitFor("12 of 30 records read", "DB_LOCK_TIMEOUT", "grouping orders-failed.DLT: 12 of 30 records so far")
+	close(st.release)
+	p.WaitFor("STOCK_ROW_MISSING", "15")
+	if s := p.Screen(); strings.Contains(s, "grouping") || !regexp.MustCompile(`DB_LOCK_TIMEOUT\s+15`).MatchString(s) {
+		t.Fatalf("the final groups did not replace the snapshot:\n%s", s)
 	}
 }

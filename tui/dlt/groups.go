@@ -30,14 +30,18 @@ type Groups struct {
 	filter  string
 	shown   []*replay.Group // nil entry: the "all records" row
 	sort    table.Sort
+	// partial is true while the scan runs: stats holds the groups counted so far.
+	partial bool
+	events  chan tea.Msg
 }
 
 // groupTitles are the groups' column titles; shift+S, C, N (count), F and L sort by them.
 var groupTitles = []string{"SOURCE", "CODE", "COUNT", "FIRST", "LAST", "SAMPLE MESSAGE"}
 
 type statsMsg struct {
-	owner *Groups
-	stats *replay.Stats
+	owner   *Groups
+	stats   *replay.Stats
+	partial bool
 }
 
 func newGroups(o Options, t replay.TopicInfo) *Groups {
@@ -50,23 +54,43 @@ func newGroups(o Options, t replay.TopicInfo) *Groups {
 		table.Column{Title: "LAST", Width: 5},
 		table.Column{Title: "SAMPLE MESSAGE", Grow: 2},
 	)
-	g := &Groups{o: o, ctx: ctx, cancel: cancel, topic: t, tbl: tbl, started: o.Now(),
+	g := &Groups{o: o, ctx: ctx, cancel: cancel, topic: t, tbl: tbl, started: o.Now(), events: make(chan tea.Msg, 1),
 		sort: table.Sort{Col: -1, Keys: map[string]int{"S": 0, "C": 1, "N": 2, "F": 3, "L": 4},
 			Desc: func(col int) bool { return col >= 2 }}}
 	g.fill()
 	return g
 }
 
-// Init starts the grouping scan.
+// Init starts the grouping scan. The groups counted so far arrive as the scan goes
+// (replay.StatsProgress), so a large DLT shows its counts growing instead of a blank screen; a
+// snapshot the screen has not taken yet is replaced by the next.
 func (g *Groups) Init() tea.Cmd {
-	ctx, be, topic := g.ctx, g.o.Backend, g.topic.Topic
-	return view.Do(func() (tea.Msg, error) {
-		st, err := be.Stats(ctx, topic, nil)
+	ctx, be, topic, ch := g.ctx, g.o.Backend, g.topic.Topic, g.events
+	go func() {
+		st, err := be.StatsProgress(ctx, topic, nil, func(p *replay.Stats) {
+			select {
+			case ch <- statsMsg{owner: g, stats: p, partial: true}:
+			default: // the screen is behind: it gets a later snapshot
+			}
+		})
+		var m tea.Msg = statsMsg{owner: g, stats: st}
 		if err != nil {
-			return nil, fmt.Errorf("group %s: %w", topic, err)
+			if ctx.Err() != nil {
+				return
+			}
+			m = view.StatusMsg{Text: fmt.Sprintf("group %s: %s", topic, err), Err: true, From: g}
 		}
-		return statsMsg{owner: g, stats: st}, nil
-	})
+		for {
+			select {
+			case ch <- m:
+				return
+			case <-ctx.Done():
+				return
+			case <-ch: // drop a snapshot the screen never took: the result replaces it
+			}
+		}
+	}()
+	return view.Listen(ctx, ch)
 }
 
 // Close stops the scan.
@@ -76,10 +100,18 @@ func (g *Groups) Close() { g.cancel() }
 func (g *Groups) Update(msg tea.Msg) (view.View, tea.Cmd) {
 	switch msg := msg.(type) {
 	case statsMsg:
-		if msg.owner == g {
-			g.stats = msg.stats
-			g.fill()
+		if msg.owner != g {
+			return g, nil
 		}
+		at := g.tbl.Key(g.tbl.Cursor())
+		g.stats, g.partial = msg.stats, msg.partial
+		g.fill()
+		g.tbl.CursorTo(at)
+		if msg.partial {
+			return g, tea.Batch(view.Listen(g.ctx, g.events), view.Status(
+				fmt.Sprintf("grouping %s: %s of %s records so far…", termsafe.Truncate(g.topic.Topic, 40), count(msg.stats.Selected), count(g.topic.Records))))
+		}
+		return g, view.Status("")
 	case tea.KeyMsg:
 		if msg.Type == tea.KeyRunes && g.sort.Press(msg.String()) {
 			at := g.tbl.Key(g.tbl.Cursor())
@@ -114,11 +146,16 @@ func (g *Groups) fill() {
 	rows := [][]string{{"(all records)", "", count(g.topic.Records), table.Ago(now, g.topic.Oldest), table.Ago(now, g.topic.Newest), "every record, unfiltered"}}
 	keys := []string{"*"}
 	g.shown = []*replay.Group{nil}
-	if g.stats == nil {
-		rows = append(rows, []string{"", "grouping…", "", "", "", fmt.Sprintf("scanning %s records", count(g.topic.Records))})
+	if g.stats == nil || g.partial {
+		what := fmt.Sprintf("scanning %s records", count(g.topic.Records))
+		if g.stats != nil {
+			what = fmt.Sprintf("%s of %s records read; counts grow until the scan ends", count(g.stats.Selected), count(g.topic.Records))
+		}
+		rows = append(rows, []string{"", "grouping…", "", "", "", what})
 		keys = append(keys, "…")
 		g.shown = append(g.shown, nil)
-	} else {
+	}
+	if g.stats != nil {
 		groups := g.stats.Groups
 		if g.stats.Other != nil {
 			groups = append(groups[:len(groups):len(groups)], *g.stats.Other)

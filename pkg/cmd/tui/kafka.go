@@ -64,13 +64,13 @@ func (l *lazyEngine) Histogram(ctx context.Context, topics []string, end time.Ti
 	return e.Histogram(ctx, topics, end, bucket, n)
 }
 
-// Stats implements the DLT views' backend.
-func (l *lazyEngine) Stats(ctx context.Context, topic string, sel *replay.Selection) (*replay.Stats, error) {
+// StatsProgress implements the DLT views' backend.
+func (l *lazyEngine) StatsProgress(ctx context.Context, topic string, sel *replay.Selection, progress func(*replay.Stats)) (*replay.Stats, error) {
 	e, err := l.get()
 	if err != nil {
 		return nil, err
 	}
-	return e.Stats(ctx, topic, sel)
+	return e.StatsProgress(ctx, topic, sel, progress)
 }
 
 // Spans implements the DLT views' backend.
