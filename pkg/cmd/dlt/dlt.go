@@ -71,17 +71,33 @@ saves about a quarter of a scan's CPU; set GOGC or GOMEMLIMIT to choose otherwis
 // timeoutFlag is the dlt commands' --timeout.
 const timeoutFlag = "timeout"
 
-// sessionTimeout is how long the command waits for a silent broker: --timeout, else the
-// context's dlt.timeout, else the engine's default (0 here).
-func sessionTimeout(cmd *cobra.Command, ctx *config.Context) (time.Duration, error) {
-	if fl := cmd.Flags().Lookup(timeoutFlag); fl != nil && fl.Changed {
-		d, err := cmd.Flags().GetDuration(timeoutFlag)
-		if err != nil || d <= 0 {
-			return 0, cmdutil.FlagErrorf("--timeout %s: want a positive duration such as 30s or 2m; nothing was changed", fl.Value)
-		}
-		return d, nil
+// Session is what every dlt command takes from the dlt command group's persistent flags.
+type Session struct {
+	// Timeout is --timeout: how long to wait for a silent broker; 0 means the context's
+	// dlt.timeout, else the engine's default.
+	Timeout time.Duration
+}
+
+// read takes --timeout from cmd's flags, refusing a duration that is not positive.
+func (o *Session) read(cmd *cobra.Command) error {
+	fl := cmd.Flags().Lookup(timeoutFlag)
+	if fl == nil || !fl.Changed {
+		return nil
 	}
-	return ctx.DLTTimeout(), nil
+	d, err := cmd.Flags().GetDuration(timeoutFlag)
+	if err != nil || d <= 0 {
+		return cmdutil.FlagErrorf("--timeout %s: want a positive duration such as 30s or 2m; nothing was changed", fl.Value)
+	}
+	o.Timeout = d
+	return nil
+}
+
+// timeout is --timeout, else the context's dlt.timeout, else 0 (the engine's default).
+func (o Session) timeout(ctx *config.Context) time.Duration {
+	if o.Timeout > 0 {
+		return o.Timeout
+	}
+	return ctx.DLTTimeout()
 }
 
 // session is what a dlt command needs from the selected context.
@@ -101,16 +117,14 @@ func (s *session) Close() {
 	s.restoreGC()
 }
 
-// openSession builds the replay engine for the selected context and cmd's flags.
-func openSession(cmd *cobra.Command, f *cmdutil.Factory) (*session, error) {
+// openSession builds the replay engine for the selected context and the session's flags.
+func openSession(f *cmdutil.Factory, o Session) (*session, error) {
 	name, ctx, err := f.Context()
 	if err != nil {
 		return nil, err
 	}
 	cfg := cmdutil.ReplayConfig(ctx, f.KafkaClient, f.Actor(), clock(f))
-	if cfg.Timeout, err = sessionTimeout(cmd, ctx); err != nil {
-		return nil, err
-	}
+	cfg.Timeout = o.timeout(ctx)
 	e, err := replay.New(cfg)
 	if err != nil {
 		return nil, err

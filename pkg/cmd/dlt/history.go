@@ -1,6 +1,7 @@
 package dlt
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -13,6 +14,7 @@ import (
 // HistoryOptions are the inputs of `opsctl dlt history`.
 type HistoryOptions struct {
 	Factory *cmdutil.Factory
+	Session
 	// Topic limits the history to one DLT; "" shows every DLT's runs.
 	Topic string
 	Limit int
@@ -43,31 +45,34 @@ error code; CONSUMED shows, for the consumer group furthest behind on the run's 
 			if opts.Limit < 0 {
 				return cmdutil.FlagErrorf("--limit must not be negative")
 			}
+			if err := opts.Session.read(cmd); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
-			return historyRun(cmd, opts)
+			return historyRun(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().IntVar(&opts.Limit, "limit", 50, "show at most this many runs (0: all)")
 	return cmd
 }
 
-func historyRun(cmd *cobra.Command, opts *HistoryOptions) error {
+func historyRun(ctx context.Context, opts *HistoryOptions) error {
 	f := opts.Factory
-	s, err := openSession(cmd, f)
+	s, err := openSession(f, opts.Session)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	runs, err := s.engine.History(cmd.Context(), opts.Topic)
+	runs, err := s.engine.History(ctx, opts.Topic)
 	if err != nil {
 		return engineError(err)
 	}
 	if opts.Limit > 0 && len(runs) > opts.Limit {
 		runs = runs[:opts.Limit]
 	}
-	outcomes, err := s.engine.Outcomes(cmd.Context(), runs)
+	outcomes, err := s.engine.Outcomes(ctx, runs)
 	if err != nil {
 		return engineError(fmt.Errorf("read what became of the replayed records: %w", err))
 	}

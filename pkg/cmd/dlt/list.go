@@ -1,6 +1,7 @@
 package dlt
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -17,7 +18,8 @@ import (
 
 // ListOptions are the inputs of `opsctl dlt list`.
 type ListOptions struct {
-	Factory   *cmdutil.Factory
+	Factory *cmdutil.Factory
+	Session
 	Topic     string
 	Selection SelectionFlags
 	Reveal    bool
@@ -44,10 +46,13 @@ errorCode, originalTopic, replayCount, ...; all also under meta.*).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Topic = args[0]
 			opts.Selection.changed(cmd)
+			if err := opts.Session.read(cmd); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
-			return listRun(cmd, opts)
+			return listRun(cmd.Context(), opts)
 		},
 	}
 	opts.Selection.register(cmd, "stop after this many records (0: all)")
@@ -85,7 +90,7 @@ type ListRow struct {
 	Problems      []string        `json:"problems,omitempty"`
 }
 
-func listRun(cmd *cobra.Command, opts *ListOptions) error {
+func listRun(ctx context.Context, opts *ListOptions) error {
 	f := opts.Factory
 	sel, err := opts.Selection.Build(clock(f)())
 	if err != nil {
@@ -94,7 +99,7 @@ func listRun(cmd *cobra.Command, opts *ListOptions) error {
 	if w := sinceWarning(sel, clock(f)()); w != "" {
 		fmt.Fprintln(f.IOStreams.ErrOut, w)
 	}
-	s, err := openSession(cmd, f)
+	s, err := openSession(f, opts.Session)
 	if err != nil {
 		return err
 	}
@@ -113,7 +118,7 @@ func listRun(cmd *cobra.Command, opts *ListOptions) error {
 		fmt.Fprintln(out, paintHeader(f, strings.TrimRight(strings.Join(hdr, "  "), " ")))
 	}
 	first := true
-	sum, err := s.engine.List(cmd.Context(), opts.Topic, &sel, func(d *dlt.Record) error {
+	sum, err := s.engine.List(ctx, opts.Topic, &sel, func(d *dlt.Record) error {
 		switch f.Output {
 		case cmdutil.OutputJSON:
 			return writeJSON(out, listRow(d, mask), false)

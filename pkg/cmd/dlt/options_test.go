@@ -156,15 +156,17 @@ func TestTimeoutPrecedence(t *testing.T) {
 		{[]string{"--timeout", "2m"}, &config.Context{}, 2 * time.Minute},
 	}
 	for _, tt := range tests {
-		got, err := sessionTimeout(sub(tt.args...), tt.ctx)
-		if err != nil || got != tt.want {
+		var s Session
+		err := s.read(sub(tt.args...))
+		if got := s.timeout(tt.ctx); err != nil || got != tt.want {
 			t.Errorf("%v with dlt.timeout %q: %s %v, want %s", tt.args, tt.ctx.DLT.Timeout, got, err, tt.want)
 		}
 	}
 	if replay.DefaultTimeout != 30*time.Second {
 		t.Fatalf("the default timeout is %s", replay.DefaultTimeout)
 	}
-	if _, err := sessionTimeout(sub("--timeout", "0s"), withSetting); cmdutil.ExitCode(err) != cmdutil.ExitUsage {
+	var s Session
+	if err := s.read(sub("--timeout", "0s")); cmdutil.ExitCode(err) != cmdutil.ExitUsage {
 		t.Fatalf("--timeout 0s: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package dlt
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 // OutcomeOptions are the inputs of `opsctl dlt outcome`.
 type OutcomeOptions struct {
 	Factory *cmdutil.Factory
+	Session
 	// RunID is the run, or the start of its id.
 	RunID string
 }
@@ -38,10 +40,13 @@ A run whose records mostly came back replayed an error that replaying does not f
 		Args: cmdutil.UsageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.RunID = args[0]
+			if err := opts.Session.read(cmd); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
-			return outcomeRun(cmd, opts)
+			return outcomeRun(cmd.Context(), opts)
 		},
 	}
 }
@@ -52,14 +57,14 @@ type outcomeView struct {
 	Outcome *replay.Outcome `json:"outcome"`
 }
 
-func outcomeRun(cmd *cobra.Command, opts *OutcomeOptions) error {
+func outcomeRun(ctx context.Context, opts *OutcomeOptions) error {
 	f := opts.Factory
-	s, err := openSession(cmd, f)
+	s, err := openSession(f, opts.Session)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	run, out, err := s.engine.Outcome(cmd.Context(), opts.RunID)
+	run, out, err := s.engine.Outcome(ctx, opts.RunID)
 	if errors.Is(err, replay.ErrRunNotFound) {
 		return err
 	}

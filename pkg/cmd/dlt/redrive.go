@@ -1,6 +1,7 @@
 package dlt
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 // RedriveOptions are the inputs of `opsctl dlt redrive`.
 type RedriveOptions struct {
 	Factory *cmdutil.Factory
+	Session
 	// Policy is --policy: a file, "default", or "" for the context's redrive section.
 	Policy   string
 	Once     bool
@@ -57,10 +59,13 @@ failed.`,
 			if opts.Interval <= 0 {
 				return cmdutil.FlagErrorf("--interval %s: want a positive duration; nothing was changed", opts.Interval)
 			}
+			if err := opts.Session.read(cmd); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
-			return redriveRun(cmd, opts)
+			return redriveRun(cmd.Context(), opts)
 		},
 	}
 	fs := cmd.Flags()
@@ -72,7 +77,7 @@ failed.`,
 	return cmd
 }
 
-func redriveRun(cmd *cobra.Command, opts *RedriveOptions) error {
+func redriveRun(ctx context.Context, opts *RedriveOptions) error {
 	f := opts.Factory
 	if opts.PrintDefault {
 		_, err := f.IOStreams.Out.Write(redrive.DefaultText())
@@ -98,12 +103,11 @@ func redriveRun(cmd *cobra.Command, opts *RedriveOptions) error {
 	if err != nil {
 		return fmt.Errorf("%w; nothing was changed", err)
 	}
-	s, err := openSession(cmd, f)
+	s, err := openSession(f, opts.Session)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	ctx := cmd.Context()
 	for {
 		p, problem := src.Policy()
 		if problem != nil {

@@ -1,6 +1,7 @@
 package dlt
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +16,8 @@ import (
 
 // ReplayOptions are the inputs of `opsctl dlt replay`.
 type ReplayOptions struct {
-	Factory    *cmdutil.Factory
+	Factory *cmdutil.Factory
+	Session
 	Topic      string
 	Selection  SelectionFlags
 	To         string
@@ -72,10 +74,13 @@ records were refused or failed.`,
 			if opts.Rate < 0 || opts.MaxReplays < 0 {
 				return cmdutil.FlagErrorf("--rate and --max-replays must not be negative")
 			}
+			if err := opts.Session.read(cmd); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
-			return replayRun(cmd, opts)
+			return replayRun(cmd.Context(), opts)
 		},
 	}
 	opts.Selection.register(cmd, "replay at most this many records (already replayed and refused ones do not count)")
@@ -107,9 +112,8 @@ type planLine struct {
 	*replay.Plan
 }
 
-func replayRun(cmd *cobra.Command, opts *ReplayOptions) error {
+func replayRun(ctx context.Context, opts *ReplayOptions) error {
 	f := opts.Factory
-	ctx := cmd.Context()
 	sel, err := opts.Selection.Build(clock(f)())
 	if err != nil {
 		return err
@@ -119,7 +123,7 @@ func replayRun(cmd *cobra.Command, opts *ReplayOptions) error {
 			return err
 		}
 	}
-	s, err := openSession(cmd, f)
+	s, err := openSession(f, opts.Session)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package dlt
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -18,7 +19,8 @@ import (
 
 // ShowOptions are the inputs of `opsctl dlt show`.
 type ShowOptions struct {
-	Factory   *cmdutil.Factory
+	Factory *cmdutil.Factory
+	Session
 	Topic     string
 	Partition int32
 	Offset    int64
@@ -55,10 +57,13 @@ marker (-o json carries them whole).`,
 			if opts.Limit < 1 {
 				return cmdutil.FlagErrorf("--max-bytes must be positive")
 			}
+			if err := opts.Session.read(cmd); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
-			return showRun(cmd, opts)
+			return showRun(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.Reveal, "reveal", false, "show secret fields (payment keys, tokens) unmasked")
@@ -87,14 +92,14 @@ type ShowValue struct {
 	Masked bool            `json:"masked,omitempty"`
 }
 
-func showRun(cmd *cobra.Command, opts *ShowOptions) error {
+func showRun(ctx context.Context, opts *ShowOptions) error {
 	f := opts.Factory
-	s, err := openSession(cmd, f)
+	s, err := openSession(f, opts.Session)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	d, err := s.engine.Get(cmd.Context(), opts.Topic, opts.Partition, opts.Offset)
+	d, err := s.engine.Get(ctx, opts.Topic, opts.Partition, opts.Offset)
 	if err != nil {
 		return engineError(err)
 	}

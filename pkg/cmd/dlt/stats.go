@@ -1,6 +1,7 @@
 package dlt
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -12,7 +13,8 @@ import (
 
 // StatsOptions are the inputs of `opsctl dlt stats`.
 type StatsOptions struct {
-	Factory   *cmdutil.Factory
+	Factory *cmdutil.Factory
+	Session
 	Topic     string
 	Selection SelectionFlags
 }
@@ -38,17 +40,20 @@ help": fix the cause before replaying the rest.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Topic = args[0]
 			opts.Selection.changed(cmd)
+			if err := opts.Session.read(cmd); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
-			return statsRun(cmd, opts)
+			return statsRun(cmd.Context(), opts)
 		},
 	}
 	opts.Selection.register(cmd, "stop after this many selected records (0: all)")
 	return cmd
 }
 
-func statsRun(cmd *cobra.Command, opts *StatsOptions) error {
+func statsRun(ctx context.Context, opts *StatsOptions) error {
 	f := opts.Factory
 	sel, err := opts.Selection.Build(clock(f)())
 	if err != nil {
@@ -57,12 +62,12 @@ func statsRun(cmd *cobra.Command, opts *StatsOptions) error {
 	if w := sinceWarning(sel, clock(f)()); w != "" {
 		fmt.Fprintln(f.IOStreams.ErrOut, w)
 	}
-	s, err := openSession(cmd, f)
+	s, err := openSession(f, opts.Session)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	st, err := s.engine.Stats(cmd.Context(), opts.Topic, &sel)
+	st, err := s.engine.Stats(ctx, opts.Topic, &sel)
 	if err != nil {
 		return engineError(err)
 	}

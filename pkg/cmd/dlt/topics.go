@@ -1,6 +1,7 @@
 package dlt
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -13,6 +14,7 @@ import (
 // TopicsOptions are the inputs of `opsctl dlt topics`.
 type TopicsOptions struct {
 	Factory *cmdutil.Factory
+	Session
 }
 
 // NewCmdTopics returns `opsctl dlt topics`. runF replaces the run in tests.
@@ -28,22 +30,25 @@ consumer lag on each DLT's original topic (its name without the DLT suffix): the
 consumer group reading that topic, summed; "-" when no group reads it or it does not exist.`,
 		Args: cmdutil.UsageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.Session.read(cmd); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
-			return topicsRun(cmd, opts)
+			return topicsRun(cmd.Context(), opts)
 		},
 	}
 }
 
-func topicsRun(cmd *cobra.Command, opts *TopicsOptions) error {
+func topicsRun(ctx context.Context, opts *TopicsOptions) error {
 	f := opts.Factory
-	s, err := openSession(cmd, f)
+	s, err := openSession(f, opts.Session)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	topics, err := s.engine.Topics(cmd.Context())
+	topics, err := s.engine.Topics(ctx)
 	if err != nil {
 		return engineError(fmt.Errorf("list dead-letter topics: %w", err))
 	}
@@ -53,7 +58,7 @@ func topicsRun(cmd *cobra.Command, opts *TopicsOptions) error {
 	}
 	// The lag is read after the counts, so a cluster whose groups cannot be read still lists
 	// its dead letters; the lag column then says it does not know, and stderr says why.
-	lags, err := s.engine.OriginLags(cmd.Context(), names)
+	lags, err := s.engine.OriginLags(ctx, names)
 	if err != nil {
 		fmt.Fprintf(f.IOStreams.ErrOut, "warning: consumer lag of the original topics not shown: %s\n", sanitize(err.Error()))
 	}
