@@ -2,9 +2,12 @@ package argosim_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -706,6 +709,29 @@ func TestApplicationAPI(t *testing.T) {
 		}
 		if kinds["Deployment"] != 1 || kinds["Pod"] != 2 || kinds["VirtualService"] != 1 {
 			t.Fatalf("tree kinds %v", kinds)
+		}
+	})
+
+	t.Run("managed resources of a synced application differ in nothing", func(t *testing.T) {
+		sb.waitApp(app, sb.remote.Head())
+		resp, err := sb.apps.ManagedResources(ctx, &applicationpkg.ResourcesQuery{ApplicationName: ptr(app)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Items) == 0 {
+			t.Fatal("no managed resources")
+		}
+		for _, it := range resp.Items {
+			var live, pred map[string]any
+			if err := errors.Join(json.Unmarshal([]byte(it.NormalizedLiveState), &live), json.Unmarshal([]byte(it.PredictedLiveState), &pred)); err != nil {
+				t.Fatal(err)
+			}
+			if it.Modified || !reflect.DeepEqual(live, pred) {
+				t.Errorf("%s/%s: a synced object differs from what a sync would leave (modified %v):\nlive %s\npredicted %s", it.Kind, it.Name, it.Modified, it.NormalizedLiveState, it.PredictedLiveState)
+			}
+			if _, ok := live["status"]; ok {
+				t.Errorf("%s/%s: the normalised live state keeps status", it.Kind, it.Name)
+			}
 		}
 	})
 

@@ -192,6 +192,43 @@ func child(v any, token string) any {
 	return nil
 }
 
+// predicted returns live normalised (comparable) and the live object with the rendered one's
+// fields laid over it, as JSON; what cannot be normalised falls back to the raw objects.
+func predicted(d desired, live *unstructured.Unstructured) (normalized, predicted string) {
+	want, ok1 := comparable(d.obj)
+	got, ok2 := comparable(live)
+	if !ok1 || !ok2 {
+		return jsonOf(live), jsonOf(d.obj)
+	}
+	b, err := json.Marshal(got)
+	if err != nil {
+		return jsonOf(live), jsonOf(d.obj)
+	}
+	var over map[string]any
+	if err := json.Unmarshal(b, &over); err != nil {
+		return jsonOf(live), jsonOf(d.obj)
+	}
+	overlay(over, want)
+	p, err := json.Marshal(over)
+	if err != nil {
+		return jsonOf(live), jsonOf(d.obj)
+	}
+	return string(b), string(p)
+}
+
+// overlay sets every field of want in dst: maps merge, anything else replaces.
+func overlay(dst, want map[string]any) {
+	for k, wv := range want {
+		if wm, ok := wv.(map[string]any); ok {
+			if dm, ok := dst[k].(map[string]any); ok {
+				overlay(dm, wm)
+				continue
+			}
+		}
+		dst[k] = wv
+	}
+}
+
 // inSync compares one rendered object with its live copy (nil when absent).
 func inSync(d desired, live *unstructured.Unstructured, ignores []v1alpha1.ResourceIgnoreDifferences) bool {
 	if live == nil {

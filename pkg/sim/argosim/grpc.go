@@ -505,7 +505,11 @@ func (a *appAPI) ManagedResources(ctx context.Context, q *applicationpkg.Resourc
 		rd := &v1alpha1.ResourceDiff{Group: d.kind.Group, Kind: d.kind.Kind, Namespace: d.obj.GetNamespace(), Name: d.obj.GetName(),
 			TargetState: jsonOf(d.obj), PredictedLiveState: jsonOf(d.obj), Modified: !inSync(d, l, app.Spec.IgnoreDifferences)}
 		if l != nil {
-			rd.LiveState, rd.NormalizedLiveState, rd.ResourceVersion = jsonOf(l), jsonOf(l), l.GetResourceVersion()
+			rd.LiveState, rd.ResourceVersion = jsonOf(l), l.GetResourceVersion()
+			// As argocd-server: the normalised live state (without status) and the state a sync
+			// would leave — the live object with git's fields over it — so a diff shows only
+			// what git sets differently, not what the API server adds.
+			rd.NormalizedLiveState, rd.PredictedLiveState = predicted(d, l)
 		}
 		out.Items = append(out.Items, rd)
 	}
