@@ -133,6 +133,19 @@ func (o *Operation) Running() bool {
 	return o != nil && (o.Phase == PhaseRunning || o.Phase == PhaseTerminating || o.Phase == PhaseRequested)
 }
 
+// Summary describes a running or requested operation for a table cell ("sync Running
+// (alice)"), and is empty when none runs.
+func (o *Operation) Summary() string {
+	if !o.Running() {
+		return ""
+	}
+	s := "sync " + o.Phase
+	if o.InitiatedBy != "" {
+		s += " (" + o.InitiatedBy + ")"
+	}
+	return s
+}
+
 // Failed reports whether the operation finished without success.
 func (o *Operation) Failed() bool {
 	return o != nil && (o.Phase == PhaseFailed || o.Phase == PhaseError)

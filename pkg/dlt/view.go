@@ -3,9 +3,7 @@ package dlt
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -61,7 +59,7 @@ func ViewValue(value []byte, mask secret.Fields, limit int) ValueView {
 	if json.Valid(value) {
 		doc := value
 		if mask != nil {
-			if m, changed, err := MaskJSON(value, mask); err == nil {
+			if m, changed, err := mask.MaskJSON(value); err == nil {
 				doc, v.Masked = m, changed
 			}
 		}
@@ -95,107 +93,6 @@ func (v *ValueView) mark(total int) {
 	if v.Truncated {
 		v.Marker = fmt.Sprintf("[truncated: showing %d of %d bytes]", len(v.Text), total)
 	}
-}
-
-// MaskJSON returns doc, compacted, with the string and number values of secret-named fields
-// replaced by their masks at any depth, and whether anything was masked. Unlike
-// secret.Fields.MaskJSON it keeps the document's field order, which matters when an operator
-// compares a record with a service's log. doc must be valid JSON.
-func MaskJSON(doc []byte, mask secret.Fields) ([]byte, bool, error) {
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.UseNumber()
-	var out bytes.Buffer
-	type frame struct {
-		object   bool
-		n        int  // tokens written in this container
-		wantKey  bool // inside an object, the next token is a key
-		maskNext bool // the value after this key is secret
-	}
-	var stack []frame
-	changed := false
-	writeScalar := func(b []byte) { out.Write(b) }
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return nil, false, err
-		}
-		// separators before the token
-		if len(stack) > 0 {
-			top := &stack[len(stack)-1]
-			if d, ok := tok.(json.Delim); !ok || (d != '}' && d != ']') {
-				if top.object {
-					if top.wantKey && top.n > 0 {
-						out.WriteByte(',')
-					}
-					if !top.wantKey {
-						out.WriteByte(':')
-					}
-				} else if top.n > 0 {
-					out.WriteByte(',')
-				}
-			}
-		}
-		var masked bool
-		if len(stack) > 0 {
-			top := &stack[len(stack)-1]
-			if top.object && !top.wantKey {
-				masked = top.maskNext
-			}
-		}
-		switch t := tok.(type) {
-		case json.Delim:
-			switch t {
-			case '{', '[':
-				out.WriteByte(byte(t))
-				stack = append(stack, frame{object: t == '{', wantKey: t == '{'})
-				continue
-			default:
-				out.WriteByte(byte(t))
-				stack = stack[:len(stack)-1]
-			}
-		case string:
-			if len(stack) > 0 && stack[len(stack)-1].object && stack[len(stack)-1].wantKey {
-				b, _ := json.Marshal(t)
-				writeScalar(b)
-				top := &stack[len(stack)-1]
-				top.maskNext = mask.Has(t)
-				top.wantKey = false
-				top.n++
-				continue
-			}
-			if masked {
-				t, changed = secret.Mask(t), true
-			}
-			b, _ := json.Marshal(t)
-			writeScalar(b)
-		case json.Number:
-			if masked {
-				b, _ := json.Marshal(secret.Mask(t.String()))
-				writeScalar(b)
-				changed = true
-			} else {
-				writeScalar([]byte(t.String()))
-			}
-		case bool:
-			writeScalar([]byte(fmt.Sprint(t)))
-		case nil:
-			writeScalar([]byte("null"))
-		}
-		// a value completed: the container expects a key (object) or the next element (array)
-		if len(stack) > 0 {
-			top := &stack[len(stack)-1]
-			if top.object {
-				top.wantKey = true
-				top.maskNext = false
-			} else {
-				top.n++
-			}
-		}
-	}
-	return out.Bytes(), changed, nil
 }
 
 // cutText cuts s to at most limit bytes on a rune boundary.

@@ -121,7 +121,7 @@ func FuzzViewValue(f *testing.F) {
 			t.Fatalf("view of %d bytes, limit %d", len(v.Text), max)
 		}
 		if json.Valid(value) {
-			m, _, err := MaskJSON(value, mask)
+			m, _, err := mask.MaskJSON(value)
 			if err != nil || !json.Valid(m) {
 				t.Fatalf("MaskJSON(%q) = %q, %v", value, m, err)
 			}

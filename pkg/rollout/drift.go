@@ -7,6 +7,7 @@ import (
 	"github.com/come2us/opsctl/pkg/argocd"
 	"github.com/come2us/opsctl/pkg/gitops"
 	"github.com/come2us/opsctl/pkg/mesh"
+	"github.com/come2us/opsctl/pkg/termsafe"
 )
 
 // Verdict says whether git, Argo CD and the live mesh agree on a canary.
@@ -64,7 +65,7 @@ func Compare(commit string, git gitops.Release, app *argocd.App, appErr error, r
 		ag.Verdict, ag.Detail = Unknown, fmt.Sprintf("Argo CD: %v", appErr)
 		return ag
 	case !argocd.RevisionMatches(app.Revision, commit):
-		ag.Verdict, ag.Detail = SyncPending, fmt.Sprintf("git at %s, Argo CD at %s", short(commit), dash(short(app.Revision)))
+		ag.Verdict, ag.Detail = SyncPending, fmt.Sprintf("git at %s, Argo CD at %s", short(commit), termsafe.Dash(short(app.Revision)))
 		return ag
 	case app.Operation.Running():
 		ag.Verdict, ag.Detail = SyncPending, fmt.Sprintf("Argo CD is syncing %s", short(commit))

@@ -19,6 +19,7 @@ import (
 	"github.com/come2us/opsctl/pkg/canary"
 	"github.com/come2us/opsctl/pkg/gitops"
 	"github.com/come2us/opsctl/pkg/mesh"
+	"github.com/come2us/opsctl/pkg/termsafe"
 )
 
 // Routes reads the live traffic split of a service; *mesh.Reader implements it.
@@ -170,7 +171,7 @@ func (f *Follower) Follow(ctx context.Context, p *canary.Plan, res gitops.Result
 	}
 	fe.Reason = argocd.ErrWaitTimeout
 	if !(argocd.RevisionMatches(last.Revision, res.Commit) && last.Sync == argocd.SyncSynced && !last.Operation.Running()) {
-		d := fmt.Sprintf("Argo CD: %s at %s", last.Sync, dash(argocd.ShortRevision(last.Revision)))
+		d := fmt.Sprintf("Argo CD: %s at %s", last.Sync, termsafe.Dash(argocd.ShortRevision(last.Revision)))
 		if last.Operation.Running() {
 			d += ", sync " + strings.ToLower(last.Operation.Phase)
 		}
@@ -233,11 +234,4 @@ func (f *Follower) say(stage FollowStage, s string) {
 	if f.Stage != nil {
 		f.Stage(stage, s)
 	}
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

@@ -4,7 +4,6 @@
 package secret
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"strings"
@@ -57,27 +56,6 @@ func (f Fields) Has(name string) bool {
 func normalize(s string) string {
 	s = strings.ToLower(s)
 	return strings.NewReplacer("-", "", "_", "", ".", "").Replace(s)
-}
-
-// MaskJSON returns a copy of the JSON document doc with every string or number value whose key
-// is in fields replaced by its mask, at any depth. A document that does not parse as JSON is
-// returned unchanged with ok=false.
-func (f Fields) MaskJSON(doc []byte) (masked []byte, ok bool) {
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return doc, false
-	}
-	if dec.More() {
-		return doc, false
-	}
-	v = f.maskValue(v)
-	out, err := json.Marshal(v)
-	if err != nil {
-		return doc, false
-	}
-	return out, true
 }
 
 // MaskValue masks a decoded JSON value (as produced by encoding/json into any) in place and

@@ -26,9 +26,9 @@ func TestMask(t *testing.T) {
 func TestMaskJSON(t *testing.T) {
 	f := NewFields()
 	in := []byte(`{"orderId":7,"paymentKey":"tgen_20240101abcdef","nested":{"payment_key":"tgen_99999999999","token":12345},"lines":[{"secretKey":"test_sk_abcdefghij"}]}`)
-	out, ok := f.MaskJSON(in)
-	if !ok {
-		t.Fatal("MaskJSON failed on valid JSON")
+	out, masked, err := f.MaskJSON(in)
+	if err != nil || !masked {
+		t.Fatalf("MaskJSON on valid JSON: masked %v, %v", masked, err)
 	}
 	for _, leaked := range []string{"tgen_20240101abcdef", "tgen_99999999999", "test_sk_abcdefghij", "12345"} {
 		if bytes.Contains(out, []byte(leaked)) {
@@ -39,8 +39,12 @@ func TestMaskJSON(t *testing.T) {
 	if err := json.Unmarshal(out, &v); err != nil || v["orderId"].(float64) != 7 {
 		t.Fatalf("non-secret field changed or invalid output: %s (%v)", out, err)
 	}
-	if _, ok := f.MaskJSON([]byte("not json")); ok {
+	if _, _, err := f.MaskJSON([]byte("not json")); err == nil {
 		t.Fatal("MaskJSON accepted invalid JSON")
+	}
+	// The document's field order is kept.
+	if out, _, err := f.MaskJSON([]byte(`{"z":1,"paymentKey":"tgen_20240101abcdef","a":2}`)); err != nil || string(out) != `{"z":1,"paymentKey":"tgen***","a":2}` {
+		t.Fatalf("order not kept: %s %v", out, err)
 	}
 }
 

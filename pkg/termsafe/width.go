@@ -65,3 +65,12 @@ func ExpandTabs(s string) string {
 	}
 	return b.String()
 }
+
+// Dash is s, or "-" when s is empty: how a table or a line shows a value that is not there.
+// It does not sanitise s.
+func Dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -313,7 +313,7 @@ func (l *List) refresh() {
 	f := strings.ToLower(l.filter)
 	for _, n := range l.order {
 		a := l.apps[n]
-		row := []string{a.Name, dash(a.Sync), dash(a.Health), dash(argocd.ShortRevision(a.Revision)), operationCell(a.Operation), table.Ago(now, a.LastSync)}
+		row := []string{a.Name, termsafe.Dash(a.Sync), termsafe.Dash(a.Health), termsafe.Dash(argocd.ShortRevision(a.Revision)), a.Operation.Summary(), table.Ago(now, a.LastSync)}
 		// The filter matches the name: "prod" must not select a dev app whose operation
 		// message or revision happens to contain it.
 		if f != "" && !strings.Contains(strings.ToLower(a.Name), f) {
@@ -379,24 +379,6 @@ func (l *List) SetFilter(s string) tea.Cmd {
 // Filter returns the filter.
 func (l *List) Filter() string { return l.filter }
 
-func operationCell(op *argocd.Operation) string {
-	if !op.Running() {
-		return ""
-	}
-	s := "sync " + op.Phase
-	if op.InitiatedBy != "" {
-		s += " (" + op.InitiatedBy + ")"
-	}
-	return s
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
 // syncFlow is the `S` dialog — confirm, request the sync, follow it to Synced and Healthy —
 // and the history's `R`: confirm, request the rollback, follow it to Healthy at the entry's
 // revision.
@@ -430,7 +412,7 @@ func newSyncFlow(o Options, ctx context.Context, a argocd.App) *syncFlow {
 	lines := []string{
 		fmt.Sprintf("Argo CD will sync %s to %s of", termsafe.String(a.Name), termsafe.String(target)),
 		"  " + termsafe.String(a.RepoURL+"  "+a.Path),
-		fmt.Sprintf("now: %s, %s at %s", dash(a.Sync), dash(a.Health), dash(argocd.ShortRevision(a.Revision))),
+		fmt.Sprintf("now: %s, %s at %s", termsafe.Dash(a.Sync), termsafe.Dash(a.Health), termsafe.Dash(argocd.ShortRevision(a.Revision))),
 	}
 	if a.AutoSync {
 		lines = append(lines, "auto-sync is on: Argo CD would sync this on its own")
@@ -447,13 +429,13 @@ func newSyncFlow(o Options, ctx context.Context, a argocd.App) *syncFlow {
 func newRollbackFlow(o Options, ctx context.Context, a argocd.App, h argocd.Deployment) *syncFlow {
 	lines := []string{
 		fmt.Sprintf("Argo CD will redeploy %s at history entry %d:", termsafe.String(a.Name), h.ID),
-		fmt.Sprintf("  revision %s, deployed %s", dash(argocd.ShortRevision(h.Revision)), h.DeployedAt.UTC().Format("2006-01-02 15:04:05Z")),
+		fmt.Sprintf("  revision %s, deployed %s", termsafe.Dash(argocd.ShortRevision(h.Revision)), h.DeployedAt.UTC().Format("2006-01-02 15:04:05Z")),
 	}
 	if h.Commit != nil {
 		lines = append(lines, "  "+termsafe.Line(h.Commit.Subject()))
 	}
 	lines = append(lines, fmt.Sprintf("now: %s, %s at %s; git stays as it is, so the application is OutOfSync afterwards",
-		dash(a.Sync), dash(a.Health), dash(argocd.ShortRevision(a.Revision))))
+		termsafe.Dash(a.Sync), termsafe.Dash(a.Health), termsafe.Dash(argocd.ShortRevision(a.Revision))))
 	m := modal.New(fmt.Sprintf("Roll back %s to entry %d?", termsafe.String(a.Name), h.ID), lines...).Action("roll back").Danger()
 	name, id := a.Name, h.ID
 	return &syncFlow{o: o, ctx: ctx, app: a, modal: m, verb: "rollback",
@@ -471,11 +453,11 @@ func (s *syncFlow) update(msg tea.Msg) (done bool, cmd tea.Cmd, handled bool) {
 		if msg.flow != s {
 			return false, nil, false
 		}
-		s.modal.Log(fmt.Sprintf("%s accepted (%s)", s.verb, dash(phase(msg.app.Operation))))
+		s.modal.Log(fmt.Sprintf("%s accepted (%s)", s.verb, termsafe.Dash(phase(msg.app.Operation))))
 		if s.until.Synced {
 			s.modal.Progress(-1, "waiting for Synced and Healthy…")
 		} else {
-			s.modal.Progress(-1, "waiting for Healthy at "+dash(argocd.ShortRevision(s.until.Revision))+"…")
+			s.modal.Progress(-1, "waiting for Healthy at "+termsafe.Dash(argocd.ShortRevision(s.until.Revision))+"…")
 		}
 		return false, s.wait(), true
 	case syncDoneMsg:
@@ -487,7 +469,7 @@ func (s *syncFlow) update(msg tea.Msg) (done bool, cmd tea.Cmd, handled bool) {
 			return false, nil, true
 		}
 		a := msg.app
-		s.modal.Finish(false, fmt.Sprintf("%s is %s and %s at %s", termsafe.String(a.Name), a.Sync, a.Health, dash(argocd.ShortRevision(a.Revision))))
+		s.modal.Finish(false, fmt.Sprintf("%s is %s and %s at %s", termsafe.String(a.Name), a.Sync, a.Health, termsafe.Dash(argocd.ShortRevision(a.Revision))))
 		return false, nil, true
 	case tea.KeyMsg:
 		out, cmd := s.modal.Update(msg)
@@ -510,7 +492,7 @@ func (s *syncFlow) observe(a argocd.App) {
 	if s.modal.State() != modal.Running || a.Name != s.app.Name {
 		return
 	}
-	line := fmt.Sprintf("%s, %s at %s", dash(a.Sync), dash(a.Health), dash(argocd.ShortRevision(a.Revision)))
+	line := fmt.Sprintf("%s, %s at %s", termsafe.Dash(a.Sync), termsafe.Dash(a.Health), termsafe.Dash(argocd.ShortRevision(a.Revision)))
 	if op := a.Operation; op.Running() {
 		line += ", sync " + op.Phase
 	}

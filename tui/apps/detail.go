@@ -119,7 +119,7 @@ func (d *Detail) fill() {
 		if r.RequiresPruning {
 			msg = strings.TrimSpace("requires pruning " + msg)
 		}
-		rows = append(rows, []string{r.Kind, r.Name, dash(r.Sync), dash(r.Health), msg})
+		rows = append(rows, []string{r.Kind, r.Name, termsafe.Dash(r.Sync), termsafe.Dash(r.Health), msg})
 		keys = append(keys, resourceKey(r.Group, r.Kind, r.Namespace, r.Name))
 	}
 	d.res.SetAll(rows, keys)
@@ -147,7 +147,7 @@ func (d *Detail) header() []string {
 	if a.TargetRevision != "" {
 		src += " @ " + a.TargetRevision
 	}
-	sync := dash(a.Sync)
+	sync := termsafe.Dash(a.Sync)
 	if a.Revision != "" {
 		sync += " at " + argocd.ShortRevision(a.Revision)
 	}
@@ -155,7 +155,7 @@ func (d *Detail) header() []string {
 	if a.AutoSync {
 		auto = "on"
 	}
-	health := dash(a.Health)
+	health := termsafe.Dash(a.Health)
 	if a.HealthMessage != "" {
 		health += ": " + a.HealthMessage
 	}

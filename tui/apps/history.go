@@ -124,7 +124,7 @@ func (h *History) fill(history []argocd.Deployment) {
 			commit = d.Commit.Subject()
 		}
 		rows = append(rows, []string{strconv.FormatInt(d.ID, 10), at.UTC().Format("2006-01-02 15:04:05Z"), table.Ago(now, &at),
-			dash(argocd.ShortRevision(d.Revision)), dash(d.InitiatedBy), commit, d.Source})
+			termsafe.Dash(argocd.ShortRevision(d.Revision)), termsafe.Dash(d.InitiatedBy), commit, d.Source})
 		keys = append(keys, strconv.FormatInt(d.ID, 10))
 		h.entries = append(h.entries, d)
 	}

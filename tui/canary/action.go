@@ -64,7 +64,7 @@ func (b *Board) begin(r Row, op canary.Op) tea.Cmd {
 	if op.Action == canary.ActionStart {
 		a.asking = true
 		a.modal = modal.New(fmt.Sprintf("Start a canary of %s/%s", r.Service, r.Env),
-			fmt.Sprintf("all traffic on %s now; v2 gets the first step of the ladder (10%%), then 30 → 50 → 100", dash(termsafe.String(r.Status.Release.StableTag)))).
+			fmt.Sprintf("all traffic on %s now; v2 gets the first step of the ladder (10%%), then 30 → 50 → 100", termsafe.Dash(termsafe.String(r.Status.Release.StableTag)))).
 			Action("plan").
 			Field("Image tag", "the canary's image tag, e.g. 1.2.0", "", func(s string) error {
 				if !gitops.ValidTag(strings.TrimSpace(s)) {

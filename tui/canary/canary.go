@@ -331,7 +331,7 @@ func boardCells(r Row) []string {
 		}
 		drift = driftWord(ag.Verdict)
 	}
-	return []string{r.Env, r.Service, dash(rel.StableTag), canaryTag, gitW, live, phase, drift}
+	return []string{r.Env, r.Service, termsafe.Dash(rel.StableTag), canaryTag, gitW, live, phase, drift}
 }
 
 func driftWord(v rollout.Verdict) string {
@@ -390,12 +390,12 @@ func (b *Board) detail() []string {
 	if p := st.Phase; p != nil {
 		head += fmt.Sprintf("  canary %s at %d%%, phase %d: %s", st.Release.Canary.Tag, st.Release.Canary.Weight, p.Number, p.Action)
 	} else {
-		head += "  no canary: all traffic on " + dash(st.Release.StableTag)
+		head += "  no canary: all traffic on " + termsafe.Dash(st.Release.StableTag)
 	}
 	live := "git at " + short(st.Commit)
 	if ag := r.Live; ag != nil {
 		if ag.ArgoSync != "" {
-			live += fmt.Sprintf(" · Argo CD %s %s at %s", ag.ArgoSync, ag.ArgoHealth, dash(short(ag.ArgoRevision)))
+			live += fmt.Sprintf(" · Argo CD %s %s at %s", ag.ArgoSync, ag.ArgoHealth, termsafe.Dash(short(ag.ArgoRevision)))
 		}
 		if ag.LiveV1 != nil && ag.LiveV2 != nil {
 			live += fmt.Sprintf(" · live v1 %d%% / v2 %d%%", *ag.LiveV1, *ag.LiveV2)
@@ -493,13 +493,6 @@ func short(h string) string {
 		return h[:7]
 	}
 	return h
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func atoi(s string) (int, error) {

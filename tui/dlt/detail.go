@@ -192,7 +192,7 @@ func (d *Detail) lines() []string {
 			field("Reason", rc)
 		}
 	} else {
-		field("Error", dash(r.ErrorSource)+" · "+dash(r.ErrorCode)+"  ("+string(r.Format)+")")
+		field("Error", termsafe.Dash(r.ErrorSource)+" · "+termsafe.Dash(r.ErrorCode)+"  ("+string(r.Format)+")")
 		if r.ErrorMessage != "" {
 			field("Message", r.ErrorMessage)
 		}
@@ -317,13 +317,6 @@ func keyText(k []byte) string {
 		return string(k)
 	}
 	return fmt.Sprintf("%x (binary)", k)
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 // View draws the viewport and, when the record is longer than the screen, where it is.

@@ -139,7 +139,7 @@ func (d *Detail) lines() []string {
 	if r.Finished != nil {
 		field("Finished", r.Finished.UTC().Format("2006-01-02 15:04:05Z"))
 	}
-	field("Reason", dash(r.Reason))
+	field("Reason", termsafe.Dash(r.Reason))
 	field("Records", fmt.Sprintf("%d replayed, %d skipped (replayed before), %d refused, %d failed",
 		r.Counts.Replayed, r.Counts.Skipped, r.Counts.Refused, r.Counts.Failed))
 	if r.Group != "" {
@@ -220,13 +220,6 @@ func grid(rows [][]string) []string {
 		out[n] = line
 	}
 	return out
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 // layout fits the lines to the width (cut, never wrapped: the tables stay aligned).

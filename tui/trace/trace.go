@@ -232,7 +232,7 @@ func (t *Trace) cells(r *dlt.Record) []string {
 	isDLT := strings.HasSuffix(r.Topic, event.DLTSuffix)
 	switch {
 	case isDLT:
-		what = dashIf(r.ErrorCode)
+		what = termsafe.Dash(r.ErrorCode)
 		detail = r.ErrorSource
 		if r.ErrorMessage != "" {
 			detail += ": " + r.ErrorMessage
@@ -266,13 +266,6 @@ func eventDetail(r *dlt.Record) string {
 func shortID(s string) string {
 	if len(s) > 8 {
 		return s[:8]
-	}
-	return s
-}
-
-func dashIf(s string) string {
-	if s == "" {
-		return "-"
 	}
 	return s
 }

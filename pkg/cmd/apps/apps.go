@@ -142,25 +142,6 @@ func ago(now time.Time, t *time.Time) string {
 	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
 }
 
-// operationCell describes a running or requested operation, empty when none runs.
-func operationCell(op *argocd.Operation) string {
-	if !op.Running() {
-		return ""
-	}
-	s := "sync " + op.Phase
-	if op.InitiatedBy != "" {
-		s += " (" + op.InitiatedBy + ")"
-	}
-	return s
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
 func now(f *cmdutil.Factory) time.Time {
 	if f.Now != nil {
 		return f.Now()

@@ -123,7 +123,7 @@ func writeApp(f *cmdutil.Factory, w io.Writer, a argocd.App, at time.Time) error
 		if r.RequiresPruning {
 			sync += " (prune)"
 		}
-		t.Row(dash(r.Group), r.Kind, dash(r.Namespace), r.Name, dash(sync), dash(r.Health), r.HealthMessage)
+		t.Row(termsafe.Dash(r.Group), r.Kind, termsafe.Dash(r.Namespace), r.Name, termsafe.Dash(sync), termsafe.Dash(r.Health), r.HealthMessage)
 	}
 	return t.Flush()
 }

@@ -68,7 +68,7 @@ func historyRun(ctx context.Context, opts *HistoryOptions) error {
 			if d.Commit != nil {
 				commit = d.Commit.Subject()
 			}
-			t.Row(itoa(d.ID), d.DeployedAt.Format(time.RFC3339), dash(argocd.ShortRevision(d.Revision)), dash(d.InitiatedBy), commit, d.Source)
+			t.Row(itoa(d.ID), d.DeployedAt.Format(time.RFC3339), termsafe.Dash(argocd.ShortRevision(d.Revision)), termsafe.Dash(d.InitiatedBy), commit, d.Source)
 		}
 		return t.Flush()
 	})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/come2us/opsctl/pkg/argocd"
 	"github.com/come2us/opsctl/pkg/cmdutil"
+	"github.com/come2us/opsctl/pkg/termsafe"
 )
 
 // ListOptions are the inputs of `opsctl apps list`.
@@ -64,7 +65,7 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 var listHeader = []string{"NAME", "PROJECT", "SYNC", "HEALTH", "REVISION", "LAST SYNC", "OPERATION"}
 
 func listRow(a argocd.App, at time.Time) []string {
-	return []string{a.Name, a.Project, a.Sync, a.Health, dash(argocd.ShortRevision(a.Revision)), ago(at, a.LastSync), operationCell(a.Operation)}
+	return []string{a.Name, a.Project, a.Sync, a.Health, termsafe.Dash(argocd.ShortRevision(a.Revision)), ago(at, a.LastSync), a.Operation.Summary()}
 }
 
 func writeListTable(f *cmdutil.Factory, w io.Writer, list []argocd.App, at time.Time) error {

@@ -113,6 +113,6 @@ func syncRun(ctx context.Context, opts *SyncOptions) error {
 // writeSettled prints the one-line state of an application that reached what was awaited.
 func writeSettled(w io.Writer, a argocd.App) error {
 	_, err := fmt.Fprintf(w, "%s is %s and %s at %s\n", termsafe.String(a.Name), termsafe.String(a.Sync),
-		termsafe.String(a.Health), termsafe.String(dash(argocd.ShortRevision(a.Revision))))
+		termsafe.String(a.Health), termsafe.String(termsafe.Dash(argocd.ShortRevision(a.Revision))))
 	return err
 }

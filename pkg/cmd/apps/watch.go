@@ -63,7 +63,7 @@ func watchRun(ctx context.Context, opts *WatchOptions) error {
 	return withClient(ctx, opts.Client, func(c argocd.Apps) error {
 		return c.Watch(ctx, opts.Name, func(ev argocd.Event) error {
 			a := ev.App
-			row := []string{a.Sync, a.Health, argocd.ShortRevision(a.Revision), operationCell(a.Operation)}
+			row := []string{a.Sync, a.Health, argocd.ShortRevision(a.Revision), a.Operation.Summary()}
 			key := ev.Type + "\x00" + strings.Join(row, "\x00")
 			if ev.Type == argocd.EventModified {
 				key = argocd.EventAdded + "\x00" + strings.Join(row, "\x00")
@@ -82,7 +82,7 @@ func watchRun(ctx context.Context, opts *WatchOptions) error {
 			}
 			line := fmt.Sprintf(watchFormat, now(f).UTC().Format("2006-01-02T15:04:05Z"),
 				termsafe.Truncate(name, 28), termsafe.String(a.Sync), termsafe.String(a.Health),
-				termsafe.String(dash(argocd.ShortRevision(a.Revision))), termsafe.String(operationCell(a.Operation)))
+				termsafe.String(termsafe.Dash(argocd.ShortRevision(a.Revision))), termsafe.String(a.Operation.Summary()))
 			_, err := io.WriteString(out, strings.TrimRight(line, " \n")+"\n")
 			return err
 		})

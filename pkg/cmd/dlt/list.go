@@ -159,7 +159,7 @@ func listRow(d *dlt.Record, mask secret.Fields) ListRow {
 		OrderID: d.Field("orderId"), OriginalTopic: d.OriginalTopic(), ReplayCount: d.ReplayCount, Problems: d.Problems,
 	}
 	if d.Fields != nil {
-		if m, _, err := dlt.MaskJSON(d.Value, mask); err == nil {
+		if m, _, err := mask.MaskJSON(d.Value); err == nil {
 			r.Value = m
 		}
 	}

@@ -118,7 +118,7 @@ func showRun(ctx context.Context, opts *ShowOptions) error {
 		rec.Value = ShowValue{Kind: view.Kind, Size: view.Size, Masked: view.Masked}
 		switch view.Kind {
 		case dlt.ValueJSON:
-			rec.Value.JSON, _, _ = dlt.MaskJSON(d.Value, mask)
+			rec.Value.JSON, _, _ = mask.MaskJSON(d.Value)
 		case dlt.ValueText:
 			rec.Value.Text = string(d.Value)
 		case dlt.ValueBinary:
