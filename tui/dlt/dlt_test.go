@@ -3,6 +3,7 @@ package dlt_test
 import (
 	"context"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -389,5 +390,59 @@ func TestDLTSort(t *testing.T) {
 	screen = p.Screen()
 	if !strings.Contains(screen, "orders-failed.DLT") || strings.Index(screen, "STOCK_ROW_MISSING") > strings.Index(screen, "DB_LOCK_TIMEOUT") {
 		t.Errorf("codes Z to A:\n%s", screen)
+	}
+}
+
+// TestDLTRecordSort: shift+K/S/C/M sort the records by KEY, SOURCE, CODE and MESSAGE, in the
+// unfiltered list (after a sort scan, the list keeping its order meanwhile) and in a group's
+// list; the same key again reverses the order, at once.
+func TestDLTRecordSort(t *testing.T) {
+	w := newWorld(t)
+	d := tuitest.Drive(t, w.root(t.Context(), false), 120, 40)
+	typ := func(s string) {
+		t.Helper()
+		for _, r := range s {
+			d.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+		}
+	}
+	typ("j")
+	d.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	d.Send(tea.KeyMsg{Type: tea.KeyEnter}) // (all records)
+	if s := d.Screen(); !strings.Contains(s, "30 records") {
+		t.Fatalf("all records:\n%s", s)
+	}
+	typ("C") // code, A to Z: a scan reads the codes
+	screen := d.Screen()
+	if !strings.Contains(screen, "CODE↑") || strings.Contains(screen, "sorting") {
+		t.Errorf("sorted by code once the scan has ended:\n%s", screen)
+	}
+	if i, j := strings.LastIndex(screen, "DB_LOCK_TIMEOUT"), strings.Index(screen, "STOCK_ROW_MISSING"); i < 0 || j < 0 || i > j {
+		t.Errorf("codes A to Z, DB_LOCK_TIMEOUT before STOCK_ROW_MISSING:\n%s", screen)
+	}
+	tuitest.GoldenScreen(t, screen, 120, 40)
+	typ("C") // Z to A
+	screen = d.Screen()
+	if i, j := strings.Index(screen, "DB_LOCK_TIMEOUT"), strings.LastIndex(screen, "STOCK_ROW_MISSING"); !strings.Contains(screen, "CODE↓") || i < 0 || j < 0 || j > i {
+		t.Errorf("codes Z to A, STOCK_ROW_MISSING before DB_LOCK_TIMEOUT:\n%s", screen)
+	}
+	typ("K") // keys as strings, A to Z: "1", "10", "11"…
+	screen = d.Screen()
+	if !strings.Contains(screen, "KEY↑") || !regexp.MustCompile(`(?m)^.*\b1 .*\n.*\b10 .*\n.*\b11 `).MatchString(screen) {
+		t.Errorf("keys A to Z:\n%s", screen)
+	}
+	typ("T") // back to newest first, from the index at hand
+	screen = d.Screen()
+	if !strings.Contains(screen, "TIME (UTC)↓") || !strings.Contains(strings.Split(screen, "\n")[3], "03:00:30") {
+		t.Errorf("newest first:\n%s", screen)
+	}
+
+	// A group's list: its scan holds the sorted column's values from the start.
+	d.Send(tea.KeyMsg{Type: tea.KeyEsc})
+	typ("jj") // (all records), DB_LOCK_TIMEOUT, STOCK_ROW_MISSING
+	d.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	typ("MM") // message, Z to A: one message in the group, so partition/offset from the last
+	screen = d.Screen()
+	if !strings.Contains(screen, "MESSAGE↓") || !strings.Contains(screen, "15 matching of 30 scanned") || !strings.Contains(strings.Split(screen, "\n")[3], "2/8") {
+		t.Errorf("group sorted by message, Z to A:\n%s", screen)
 	}
 }

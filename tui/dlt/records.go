@@ -36,10 +36,22 @@ type index struct {
 	off      []int64
 	ts       []int64 // each match's record timestamp (Unix ms), for the newest-first order
 
+	// A scan for a list sorted by a string column (KEY, SOURCE, CODE, MESSAGE) keeps each
+	// match's value in that column as an id into names: a value many records share (a source,
+	// a code, a message) is held once, and a match costs 4 more bytes.
+	col   int // the column val holds; 0 for none
+	val   []int32
+	names []string
+	// everything is true for a scan that lists every record (an unfiltered list sorted by a
+	// string column).
+	everything bool
+
 	// order is the list's order, set by the view (arrange): by time (newest first unless
-	// reversed) or by partition/offset. perm holds a filtered index's sorted positions; matches
-	// that arrived after the last arrange follow in the order they were found.
+	// reversed), by partition/offset, or by the string column val holds. perm holds a filtered
+	// index's sorted positions; matches that arrived after the last arrange follow in the order
+	// they were found.
 	byTime bool
+	byStr  bool
 	desc   bool
 	perm   []int32
 
@@ -61,10 +73,12 @@ func spanIndex(spans []replay.Span) *index {
 }
 
 // natural reports whether the index lists in the engine's order (partition, then offset).
-func (x *index) natural() bool { return !x.byTime && !x.desc || x.byTime && !x.desc && !x.filtered }
+func (x *index) natural() bool {
+	return !x.byStr && (!x.byTime && !x.desc || x.byTime && !x.desc && !x.filtered)
+}
 
-// arrange sorts a filtered index's matches so far in its order: by timestamp (ties by
-// partition and offset) or by partition and offset. A span index needs no work: At computes
+// arrange sorts a filtered index's matches so far in its order: by timestamp or by the string
+// column's value (ties by partition and offset), or by partition and offset. A span index needs no work: At computes
 // its order.
 func (x *index) arrange() {
 	x.perm = nil
@@ -75,6 +89,12 @@ func (x *index) arrange() {
 	for i := range perm {
 		perm[i] = int32(i)
 	}
+	// Values compare as their rank among the distinct names: one string sort of the names,
+	// then integer comparisons for the million matches.
+	var rank []int32
+	if x.byStr {
+		rank = ranks(x.names)
+	}
 	// Coordinates are unique, so the order is total and an unstable sort is enough.
 	slices.SortFunc(perm, func(i, j int32) int {
 		if x.desc {
@@ -83,12 +103,37 @@ func (x *index) arrange() {
 		if x.byTime && x.ts[i] != x.ts[j] {
 			return cmp.Compare(x.ts[i], x.ts[j])
 		}
+		if rank != nil && x.val[i] != x.val[j] {
+			return cmp.Compare(x.rankOf(rank, i), x.rankOf(rank, j))
+		}
 		if x.part[i] != x.part[j] {
 			return cmp.Compare(x.part[i], x.part[j])
 		}
 		return cmp.Compare(x.off[i], x.off[j])
 	})
 	x.perm = perm
+}
+
+// rankOf is match i's value's rank; a match whose value the scan did not see ranks first.
+func (x *index) rankOf(rank []int32, i int32) int32 {
+	if v := x.val[i]; v >= 0 {
+		return rank[v]
+	}
+	return -1
+}
+
+// ranks returns each name's place in the names' sorted order.
+func ranks(names []string) []int32 {
+	ids := make([]int32, len(names))
+	for i := range ids {
+		ids[i] = int32(i)
+	}
+	slices.SortFunc(ids, func(a, b int32) int { return strings.Compare(names[a], names[b]) })
+	rank := make([]int32, len(names))
+	for k, id := range ids {
+		rank[id] = int32(k)
+	}
+	return rank
 }
 
 // Len is the number of positions.
@@ -178,10 +223,14 @@ type Records struct {
 	genCancel context.CancelFunc
 	events    chan tea.Msg
 	idx       *index
-	tbl       table.Model
+	// pend is the index a sort scan is building (a string column's values are only in the
+	// records): the list keeps idx and its order until pend is complete, then takes it.
+	pend *index
+	tbl  table.Model
 	// sort is the list's order: TIME newest first by default, shift+P for partition/offset
-	// (the order `opsctl dlt list` prints). layout counts re-sorts, so a window read for the
-	// old order is not drawn in the new one.
+	// (the order `opsctl dlt list` prints), shift+K/S/C/M for KEY, SOURCE, CODE and MESSAGE
+	// (A to Z). layout counts re-sorts, so a window read for the old order is not drawn in the
+	// new one.
 	sort   table.Sort
 	layout int
 	marks  *replay.Replays
@@ -203,6 +252,8 @@ type indexMsg struct {
 	part  []int32
 	off   []int64
 	ts    []int64
+	val   []int32
+	names []string
 	ends  map[int32]int64
 	prog  replay.IndexProgress
 	done  bool
@@ -253,7 +304,7 @@ func newRecords(o Options, topic string, f Filter) *Records {
 	})
 	r := &Records{o: o, ctx: ctx, cancel: cancel, topic: topic, base: f, tbl: t,
 		sel: map[replay.Coord]bool{}, excluded: map[replay.Coord]bool{},
-		sort: table.Sort{Col: 1, Keys: map[string]int{"P": 0, "T": 1}, Desc: func(col int) bool { return col == 1 }}}
+		sort: table.Sort{Col: 1, Keys: map[string]int{"P": 0, "T": 1, "K": 2, "S": 3, "C": 4, "M": 5}, Desc: func(col int) bool { return col == 1 }}}
 	r.markTitles()
 	r.tbl.SetMarked(func(_ int, k string) bool {
 		c, ok := parseKey(k)
@@ -270,9 +321,45 @@ func (r *Records) markTitles() {
 	}
 }
 
-// order gives the index the view's sort.
+// stringCol returns the sorted column when it is one of the string columns, or 0.
+func (r *Records) stringCol() int {
+	if r.sort.Col >= 2 && r.sort.Col <= 5 {
+		return r.sort.Col
+	}
+	return 0
+}
+
+// value is a record's cell in a string column.
+func value(d *dlt.Record, col int) string {
+	switch col {
+	case 2:
+		return string(d.Key)
+	case 3:
+		return d.ErrorSource
+	case 4:
+		return d.ErrorCode
+	}
+	return d.ErrorMessage
+}
+
+// order gives the index the view's sort. An index without the sorted string column's values
+// keeps its order: a sort scan brings them.
 func (r *Records) order(x *index) {
-	x.byTime, x.desc = r.sort.Col == 1, r.sort.Descending()
+	col := r.stringCol()
+	if col != 0 && x.col != col {
+		return
+	}
+	x.byTime, x.byStr, x.desc = r.sort.Col == 1, col != 0, r.sort.Descending()
+}
+
+// sortBy applies a new sort: at once when the index has what it needs, otherwise with a sort
+// scan in the background (the list keeps its order meanwhile).
+func (r *Records) sortBy() tea.Cmd {
+	col := r.stringCol()
+	if col == 0 || r.idx == nil || r.idx.col == col || r.pend != nil && r.pend.col == col {
+		return r.resort()
+	}
+	return r.sortScan()
 }
 
 // resort lays the list out again in its order (after a sort key, or as a scan finds more
@@ -363,14 +450,8 @@ func (r *Records) loadMarks() tea.Cmd {
 
 // reindex starts a new index for the current filter, abandoning the previous one.
 func (r *Records) reindex() tea.Cmd {
-	if r.genCancel != nil {
-		r.genCancel()
-	}
-	r.gen++
-	gen := r.gen
-	gctx, cancel := context.WithCancel(r.ctx)
-	r.gctx, r.genCancel = gctx, cancel
-	r.idx = nil
+	gen, gctx := r.newGen()
+	r.idx, r.pend = nil, nil
 	r.all, r.sel, r.excluded = false, map[replay.Coord]bool{}, map[replay.Coord]bool{}
 	r.tbl.SetTotal(0)
 	r.tbl.SetNeed(r.o.Window, r.need)
@@ -392,6 +473,38 @@ func (r *Records) reindex() tea.Cmd {
 		r.tbl.Empty = "the filter is not valid"
 		return view.Error(err)
 	}
+	r.idx = &index{filtered: true, col: r.stringCol()}
+	return r.scan(gen, gctx, f, sel, r.idx.col)
+}
+
+// newGen abandons the current scan and starts a new generation of index messages.
+func (r *Records) newGen() (int, context.Context) {
+	if r.genCancel != nil {
+		r.genCancel()
+	}
+	r.gen++
+	gctx, cancel := context.WithCancel(r.ctx)
+	r.gctx, r.genCancel = gctx, cancel
+	return r.gen, gctx
+}
+
+// sortScan indexes the filter's records again with the sorted string column's values, into
+// pend. The list, its selection and the rows already read stay as they are until it ends.
+func (r *Records) sortScan() tea.Cmd {
+	f := r.filter()
+	sel, err := f.Selection()
+	if err != nil {
+		return nil // the filter's error is on screen already
+	}
+	gen, gctx := r.newGen()
+	r.pend = &index{filtered: true, everything: f.Empty(), col: r.stringCol()}
+	return r.scan(gen, gctx, f, sel, r.pend.col)
+}
+
+// scan streams the coordinates (and timestamps, and col's values when col is not 0) of f's
+// matches as index messages of generation gen.
+func (r *Records) scan(gen int, gctx context.Context, f Filter, sel *replay.Selection, col int) tea.Cmd {
+	be, topic := r.o.Backend, r.topic
 	ch := make(chan tea.Msg, 16)
 	r.events = ch
 	go func() {
@@ -399,6 +512,9 @@ func (r *Records) reindex() tea.Cmd {
 		var part []int32
 		var off []int64
 		var ts []int64
+		var val []int32
+		ids := map[string]int32{}
+		var names []string
 		var last replay.IndexProgress
 		send := func(m indexMsg) bool {
 			select {
@@ -409,8 +525,8 @@ func (r *Records) reindex() tea.Cmd {
 			}
 		}
 		flush := func() bool {
-			m := indexMsg{owner: r, gen: gen, part: part, off: off, ts: ts, prog: last}
-			part, off, ts = nil, nil, nil
+			m := indexMsg{owner: r, gen: gen, part: part, off: off, ts: ts, val: val, names: names[:len(names):len(names)], prog: last}
+			part, off, ts, val = nil, nil, nil, nil
 			return send(m)
 		}
 		match := f.Match
@@ -421,11 +537,22 @@ func (r *Records) reindex() tea.Cmd {
 		// timestamp, which the coordinates do not carry.
 		var seen replay.Coord
 		var seenTS int64
+		var seenVal int32
 		keep := func(d *dlt.Record) bool {
 			if match != nil && !match(d) {
 				return false
 			}
 			seen, seenTS = replay.Coord{Partition: d.Partition, Offset: d.Offset}, d.Timestamp.UnixMilli()
+			if col != 0 {
+				v := value(d, col)
+				id, ok := ids[v]
+				if !ok {
+					id = int32(len(names))
+					ids[v] = id
+					names = append(names, strings.Clone(v))
+				}
+				seenVal = id
+			}
 			return true
 		}
 		ends, _, err := be.Index(gctx, topic, sel, keep, func(p replay.IndexProgress) {
@@ -434,11 +561,14 @@ func (r *Records) reindex() tea.Cmd {
 				flush()
 			}
 		}, func(c replay.Coord) error {
-			t := int64(0)
+			t, v := int64(0), int32(-1)
 			if c.Partition == seen.Partition && c.Offset == seen.Offset {
-				t = seenTS
+				t, v = seenTS, seenVal
 			}
 			part, off, ts = append(part, c.Partition), append(off, c.Offset), append(ts, t)
+			if col != 0 {
+				val = append(val, v)
+			}
 			if len(off) >= chunk {
 				if !flush() {
 					return gctx.Err()
@@ -449,9 +579,8 @@ func (r *Records) reindex() tea.Cmd {
 		if errors.Is(err, context.Canceled) {
 			return
 		}
-		send(indexMsg{owner: r, gen: gen, part: part, off: off, ts: ts, ends: ends, prog: last, done: true, err: err})
+		send(indexMsg{owner: r, gen: gen, part: part, off: off, ts: ts, val: val, names: names[:len(names):len(names)], ends: ends, prog: last, done: true, err: err})
 	}()
-	r.idx = &index{filtered: true}
 	return view.Listen(gctx, ch)
 }
 
@@ -527,6 +656,9 @@ func (r *Records) Update(msg tea.Msg) (view.View, tea.Cmd) {
 }
 
 func (r *Records) addIndex(m indexMsg) tea.Cmd {
+	if r.pend != nil {
+		return r.addSorted(m)
+	}
 	if m.err != nil {
 		r.idx.done = true
 		r.tbl.Empty = "could not read the topic"
@@ -537,11 +669,11 @@ func (r *Records) addIndex(m indexMsg) tea.Cmd {
 		r.idx = spanIndex(m.spans)
 		r.order(r.idx)
 		r.tbl.Empty = "no records"
+		if r.stringCol() != 0 {
+			cmds = append(cmds, r.sortScan())
+		}
 	} else {
-		r.idx.part = append(r.idx.part, m.part...)
-		r.idx.off = append(r.idx.off, m.off...)
-		r.idx.ts = append(r.idx.ts, m.ts...)
-		r.idx.scanned = max(r.idx.scanned, m.prog.Scanned)
+		r.idx.add(m)
 		if m.done {
 			r.idx.done, r.idx.ends = true, m.ends
 			r.tbl.Empty = "no record matches"
@@ -559,6 +691,39 @@ func (r *Records) addIndex(m indexMsg) tea.Cmd {
 	r.tbl.Extend(r.idx.Len())
 	cmds = append(cmds, r.tbl.Load())
 	return tea.Batch(cmds...)
+}
+
+// add appends a chunk of a scan's matches.
+func (x *index) add(m indexMsg) {
+	x.part = append(x.part, m.part...)
+	x.off = append(x.off, m.off...)
+	x.ts = append(x.ts, m.ts...)
+	x.val = append(x.val, m.val...)
+	if m.names != nil {
+		x.names = m.names
+	}
+	x.scanned = max(x.scanned, m.prog.Scanned)
+}
+
+// addSorted adds a sort scan's chunk to pend; at its end the list takes pend and is laid out
+// in the new order, the rows already read keeping their cells.
+func (r *Records) addSorted(m indexMsg) tea.Cmd {
+	if m.err != nil {
+		r.pend = nil
+		return view.Error(fmt.Errorf("sort %s: %w; the list keeps its previous order", r.topic, m.err))
+	}
+	r.pend.add(m)
+	if !m.done {
+		return view.Listen(r.gctx, r.events)
+	}
+	r.pend.done, r.pend.ends = true, m.ends
+	r.idx, r.pend = r.pend, nil
+	if r.idx.everything {
+		r.tbl.Empty = "no records"
+	} else {
+		r.tbl.Empty = "no record matches"
+	}
+	return r.resort()
 }
 
 func (r *Records) setWindow(m windowMsg) {
@@ -641,7 +806,7 @@ func (r *Records) key(msg tea.KeyMsg) (view.View, tea.Cmd) {
 		return r, r.beginReplay(true)
 	case msg.Type == tea.KeyRunes && r.sort.Press(msg.String()):
 		r.markTitles()
-		return r, r.resort()
+		return r, r.sortBy()
 	}
 	var cmd tea.Cmd
 	r.tbl, cmd = r.tbl.Update(msg)
@@ -656,7 +821,7 @@ func (r *Records) info() string {
 	var parts []string
 	n := count(int64(r.idx.Len()))
 	switch {
-	case !r.idx.filtered:
+	case !r.idx.filtered, r.idx.everything:
 		parts = append(parts, n+" records")
 	case r.idx.done:
 		parts = append(parts, fmt.Sprintf("%s matching of %s scanned", n, count(r.idx.scanned)))
@@ -669,6 +834,9 @@ func (r *Records) info() string {
 			what += " (all matching)"
 		}
 		parts = append(parts, theme.Selected.Render(what))
+	}
+	if r.pend != nil {
+		parts = append(parts, fmt.Sprintf("sorting by %s… %s scanned", strings.ToLower(recordTitles[r.pend.col]), count(r.pend.scanned)))
 	}
 	return strings.Join(parts, "  ")
 }
