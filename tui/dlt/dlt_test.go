@@ -446,3 +446,46 @@ func TestDLTRecordSort(t *testing.T) {
 		t.Errorf("group sorted by message, Z to A:\n%s", screen)
 	}
 }
+
+// gatedIndex holds every Index call until gate is closed: a scan that is still running.
+type gatedIndex struct {
+	*replay.Engine
+	gate chan struct{}
+}
+
+func (g gatedIndex) Index(ctx context.Context, topic string, sel *replay.Selection, keep func(*pdlt.Record) bool,
+	progress func(replay.IndexProgress), fn func(replay.Coord) error) (map[int32]int64, replay.ScanSummary, error) {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return nil, replay.ScanSummary{}, ctx.Err()
+	}
+	return g.Engine.Index(ctx, topic, sel, keep, progress, fn)
+}
+
+// TestDLTRecordSortScanning: while the sort scan of an unfiltered list runs, the list keeps its
+// order and rows, and the info line says it is sorting.
+func TestDLTRecordSortScanning(t *testing.T) {
+	w := newWorld(t)
+	o := w.options(t.Context(), false)
+	o.Backend = gatedIndex{Engine: w.e, gate: make(chan struct{})}
+	root := app.New(app.Options{
+		Header: app.Header{Context: "prod", Kafka: "b-1.msk:9098", ArgoCD: "argocd.example:443", Kube: "prod-eks"},
+		Routes: []app.Route{{Name: "dlt", Help: "dead letters", Open: func([]string) (view.View, error) { return dlt.New(o), nil }}},
+		Start:  "dlt",
+	})
+	p := tuitest.Start(t, root, 120, 40)
+	p.WaitFor(ordersDLT, "30")
+	p.Type("j")
+	p.Key(tea.KeyEnter)
+	p.WaitFor("STOCK_ROW_MISSING", "DB_LOCK_TIMEOUT")
+	p.Key(tea.KeyEnter) // (all records)
+	p.WaitFor("30 records", "03:00:30")
+	p.Type("C")
+	p.WaitFor("CODE↑", "sorting by code… 0 scanned")
+	screen := p.Screen()
+	lines := strings.Split(screen, "\n")
+	if !strings.Contains(lines[3], "0/9") || !strings.Contains(lines[4], "0/8") || !strings.Contains(screen, "30 records  sorting by code…") {
+		t.Errorf("the list keeps its order (newest first, partition by partition) while it sorts:\n%s", screen)
+	}
+}
