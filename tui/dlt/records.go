@@ -82,10 +82,10 @@ func (x *index) natural() bool {
 // its order.
 func (x *index) arrange() {
 	x.perm = nil
-	if !x.filtered || x.natural() {
+	if x.natural() || !x.filtered && !x.byStr {
 		return
 	}
-	perm := make([]int32, len(x.off))
+	perm := make([]int32, x.Len())
 	for i := range perm {
 		perm[i] = int32(i)
 	}
@@ -94,6 +94,20 @@ func (x *index) arrange() {
 	var rank []int32
 	if x.byStr {
 		rank = ranks(x.names)
+	}
+	if !x.filtered {
+		// A span index's positions are in partition and offset order already: they break ties.
+		slices.SortFunc(perm, func(i, j int32) int {
+			if x.desc {
+				i, j = j, i
+			}
+			if c := cmp.Compare(x.rankOf(rank, i), x.rankOf(rank, j)); c != 0 {
+				return c
+			}
+			return cmp.Compare(i, j)
+		})
+		x.perm = perm
+		return
 	}
 	// Coordinates are unique, so the order is total and an unstable sort is enough.
 	slices.SortFunc(perm, func(i, j int32) int {
@@ -122,7 +136,8 @@ func (x *index) rankOf(rank []int32, i int32) int32 {
 	return -1
 }
 
-// ranks returns each name's place in the names' sorted order.
+// ranks returns each name's place in the names' sorted order; equal names (a value held twice)
+// share a rank, so their records tie and follow partition and offset.
 func ranks(names []string) []int32 {
 	ids := make([]int32, len(names))
 	for i := range ids {
@@ -131,9 +146,32 @@ func ranks(names []string) []int32 {
 	slices.SortFunc(ids, func(a, b int32) int { return strings.Compare(names[a], names[b]) })
 	rank := make([]int32, len(names))
 	for k, id := range ids {
+		if k > 0 && names[id] == names[ids[k-1]] {
+			rank[id] = rank[ids[k-1]]
+			continue
+		}
 		rank[id] = int32(k)
 	}
 	return rank
+}
+
+const (
+	// sortPrefix is how much of a value a sort scan keeps: enough to order keys, codes and the
+	// start of messages, while a million long stack-trace messages do not fill the memory.
+	// Values that share their first sortPrefix bytes tie (and follow partition and offset).
+	sortPrefix = 64
+	// internMax bounds the sort scan's table of distinct values: beyond it (a key per record),
+	// a new value is stored as it comes, without a map entry that would cost more than it saves.
+	internMax = 1 << 16
+)
+
+// sortValue is the part of a record's cell in col that a sort compares.
+func sortValue(d *dlt.Record, col int) string {
+	v := value(d, col)
+	if len(v) > sortPrefix {
+		v = v[:sortPrefix]
+	}
+	return v
 }
 
 // Len is the number of positions.
@@ -156,6 +194,9 @@ func (x *index) At(i int) replay.Coord {
 		}
 		return replay.Coord{Partition: x.part[i], Offset: x.off[i]}
 	}
+	if x.perm != nil {
+		return x.spanAt(int(x.perm[i]))
+	}
 	if x.desc && !x.byTime {
 		i = int(x.total) - 1 - i // partitions and offsets from the last down
 	}
@@ -167,8 +208,33 @@ func (x *index) At(i int) replay.Coord {
 	return replay.Coord{Partition: s.Partition, Offset: s.Start + int64(i) - x.cum[j]}
 }
 
+// spanAt is the coordinates at position i of a span index in partition and offset order.
+func (x *index) spanAt(i int) replay.Coord {
+	j := sort.Search(len(x.cum), func(k int) bool { return x.cum[k] > int64(i) }) - 1
+	s := x.spans[j]
+	return replay.Coord{Partition: s.Partition, Offset: s.Start + int64(i) - x.cum[j]}
+}
+
+// spanPos is the position of c in a span index in partition and offset order, or -1.
+func (x *index) spanPos(c replay.Coord) int {
+	for j, s := range x.spans {
+		if s.Partition == c.Partition && c.Offset >= s.Start && c.Offset < s.End {
+			return int(x.cum[j] + c.Offset - s.Start)
+		}
+	}
+	return -1
+}
+
 // Pos returns the position of c in the list, or -1.
 func (x *index) Pos(c replay.Coord) int {
+	if !x.filtered && x.perm != nil {
+		if p := x.spanPos(c); p >= 0 {
+			if i := slices.Index(x.perm, int32(p)); i >= 0 {
+				return i
+			}
+		}
+		return -1
+	}
 	if !x.filtered {
 		for j, s := range x.spans {
 			if s.Partition != c.Partition || c.Offset < s.Start || c.Offset >= s.End {
@@ -498,6 +564,16 @@ func (r *Records) sortScan() tea.Cmd {
 	}
 	gen, gctx := r.newGen()
 	r.pend = &index{filtered: true, everything: f.Empty(), col: r.stringCol()}
+	if f.Empty() && r.idx != nil && !r.idx.filtered {
+		// Every record is listed: the values go beside the spans' positions (4 bytes a
+		// record), which give the coordinates.
+		r.pend = spanIndex(r.idx.spans)
+		r.pend.col, r.pend.done = r.stringCol(), false
+		r.pend.val = make([]int32, r.pend.total)
+		for i := range r.pend.val {
+			r.pend.val[i] = -1
+		}
+	}
 	return r.scan(gen, gctx, f, sel, r.pend.col)
 }
 
@@ -544,12 +620,14 @@ func (r *Records) scan(gen int, gctx context.Context, f Filter, sel *replay.Sele
 			}
 			seen, seenTS = replay.Coord{Partition: d.Partition, Offset: d.Offset}, d.Timestamp.UnixMilli()
 			if col != 0 {
-				v := value(d, col)
+				v := sortValue(d, col)
 				id, ok := ids[v]
 				if !ok {
 					id = int32(len(names))
-					ids[v] = id
 					names = append(names, strings.Clone(v))
+					if len(ids) < internMax {
+						ids[v] = id
+					}
 				}
 				seenVal = id
 			}
@@ -693,8 +771,21 @@ func (r *Records) addIndex(m indexMsg) tea.Cmd {
 	return tea.Batch(cmds...)
 }
 
-// add appends a chunk of a scan's matches.
+// add appends a chunk of a scan's matches. A span index (every record, by its position) only
+// takes their values.
 func (x *index) add(m indexMsg) {
+	if !x.filtered {
+		for k := range m.val {
+			if p := x.spanPos(replay.Coord{Partition: m.part[k], Offset: m.off[k]}); p >= 0 {
+				x.val[p] = m.val[k]
+			}
+		}
+		if m.names != nil {
+			x.names = m.names
+		}
+		x.scanned = max(x.scanned, m.prog.Scanned)
+		return
+	}
 	x.part = append(x.part, m.part...)
 	x.off = append(x.off, m.off...)
 	x.ts = append(x.ts, m.ts...)
@@ -716,7 +807,11 @@ func (r *Records) addSorted(m indexMsg) tea.Cmd {
 	if !m.done {
 		return view.Listen(r.gctx, r.events)
 	}
-	r.pend.done, r.pend.ends = true, m.ends
+	r.pend.done = true
+	if r.pend.filtered {
+		// A span index keeps its spans' ends: the list shows no record past them.
+		r.pend.ends = m.ends
+	}
 	r.idx, r.pend = r.pend, nil
 	if r.idx.everything {
 		r.tbl.Empty = "no records"
