@@ -474,18 +474,29 @@ func TestDLTRecordSortScanning(t *testing.T) {
 		Routes: []app.Route{{Name: "dlt", Help: "dead letters", Open: func([]string) (view.View, error) { return dlt.New(o), nil }}},
 		Start:  "dlt",
 	})
-	p := tuitest.Start(t, root, 120, 40)
-	p.WaitFor(ordersDLT, "30")
-	p.Type("j")
-	p.Key(tea.KeyEnter)
-	p.WaitFor("STOCK_ROW_MISSING", "DB_LOCK_TIMEOUT")
-	p.Key(tea.KeyEnter) // (all records)
-	p.WaitFor("30 records", "03:00:30")
-	p.Type("C")
-	p.WaitFor("CODE↑", "sorting by code… 0 scanned")
-	screen := p.Screen()
+	sortByCode := func() *tuitest.Program {
+		p := tuitest.Start(t, root, 120, 40)
+		p.WaitFor(ordersDLT, "30")
+		p.Type("j")
+		p.Key(tea.KeyEnter)
+		p.WaitFor("STOCK_ROW_MISSING", "DB_LOCK_TIMEOUT")
+		p.Key(tea.KeyEnter) // (all records)
+		p.WaitFor("30 records", "03:00:30")
+		p.Type("C")
+		p.WaitFor("CODE↑", "sorting by code… 0 scanned")
+		return p
+	}
+	screen := sortByCode().Screen()
 	lines := strings.Split(screen, "\n")
 	if !strings.Contains(lines[3], "0/9") || !strings.Contains(lines[4], "0/8") || !strings.Contains(screen, "30 records  sorting by code…") {
 		t.Errorf("the list keeps its order (newest first, partition by partition) while it sorts:\n%s", screen)
+	}
+
+	// Back to time while it sorts: the scan stops, and the line no longer says it is sorting.
+	p := sortByCode()
+	p.Type("T")
+	p.WaitFor("TIME (UTC)↓")
+	if screen := p.Screen(); strings.Contains(screen, "sorting") || !strings.Contains(strings.Split(screen, "\n")[3], "0/9") {
+		t.Errorf("sorted by time, not sorting:\n%s", screen)
 	}
 }

@@ -422,6 +422,11 @@ func (r *Records) order(x *index) {
 // scan in the background (the list keeps its order meanwhile).
 func (r *Records) sortBy() tea.Cmd {
 	col := r.stringCol()
+	if r.pend != nil && r.pend.col != col && r.idx != nil && r.idx.done {
+		// The list is complete and no longer wants that column: the sort scan stops.
+		r.pend = nil
+		r.newGen()
+	}
 	if col == 0 || r.idx == nil || r.idx.col == col || r.pend != nil && r.pend.col == col {
 		return r.resort()
 	}
