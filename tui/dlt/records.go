@@ -78,8 +78,8 @@ func (x *index) natural() bool {
 }
 
 // arrange sorts a filtered index's matches so far in its order: by timestamp or by the string
-// column's value (ties by partition and offset), or by partition and offset. A span index needs no work: At computes
-// its order.
+// column's value (ties by partition and offset), or by partition and offset. A span index needs
+// no work (At computes its order) unless it is sorted by a string column.
 func (x *index) arrange() {
 	x.perm = nil
 	if x.natural() || !x.filtered && !x.byStr {
@@ -628,8 +628,10 @@ func (r *Records) scan(gen int, gctx context.Context, f Filter, sel *replay.Sele
 				v := sortValue(d, col)
 				id, ok := ids[v]
 				if !ok {
+					// A copy: v is part of the decoded record, which it must not keep alive.
+					v = strings.Clone(v)
 					id = int32(len(names))
-					names = append(names, strings.Clone(v))
+					names = append(names, v)
 					if len(ids) < internMax {
 						ids[v] = id
 					}
