@@ -1,6 +1,7 @@
 package dlt
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -41,7 +42,7 @@ type index struct {
 	// a code, a message) is held once, and a match costs 4 more bytes.
 	col   int // the column val holds; 0 for none
 	val   []int32
-	names []string
+	names strtab
 	// everything is true for a scan that lists every record (an unfiltered list sorted by a
 	// string column).
 	everything bool
@@ -136,17 +137,48 @@ func (x *index) rankOf(rank []int32, i int32) int32 {
 	return -1
 }
 
+// strtab is a sort scan's values, end to end in one buffer: a million distinct keys cost their
+// bytes and 4 more each, not a string header and an allocation each.
+type strtab struct {
+	buf []byte
+	end []uint32 // where each value ends in buf
+}
+
+// Len is the number of values.
+func (t strtab) Len() int { return len(t.end) }
+
+// get returns value i (a view into buf, for comparisons).
+func (t strtab) get(i int32) []byte {
+	start := uint32(0)
+	if i > 0 {
+		start = t.end[i-1]
+	}
+	return t.buf[start:t.end[i]]
+}
+
+// add appends v and returns its id.
+func (t *strtab) add(v string) int32 {
+	t.buf = append(t.buf, v...)
+	t.end = append(t.end, uint32(len(t.buf)))
+	return int32(len(t.end) - 1)
+}
+
+// snapshot is the values so far, safe to read while the scan appends more.
+func (t strtab) snapshot() strtab {
+	return strtab{buf: t.buf[:len(t.buf):len(t.buf)], end: t.end[:len(t.end):len(t.end)]}
+}
+
 // ranks returns each name's place in the names' sorted order; equal names (a value held twice)
 // share a rank, so their records tie and follow partition and offset.
-func ranks(names []string) []int32 {
-	ids := make([]int32, len(names))
+func ranks(names strtab) []int32 {
+	ids := make([]int32, names.Len())
 	for i := range ids {
 		ids[i] = int32(i)
 	}
-	slices.SortFunc(ids, func(a, b int32) int { return strings.Compare(names[a], names[b]) })
-	rank := make([]int32, len(names))
+	slices.SortFunc(ids, func(a, b int32) int { return bytes.Compare(names.get(a), names.get(b)) })
+	rank := make([]int32, names.Len())
 	for k, id := range ids {
-		if k > 0 && names[id] == names[ids[k-1]] {
+		if k > 0 && bytes.Equal(names.get(id), names.get(ids[k-1])) {
 			rank[id] = rank[ids[k-1]]
 			continue
 		}
@@ -319,7 +351,7 @@ type indexMsg struct {
 	off   []int64
 	ts    []int64
 	val   []int32
-	names []string
+	names strtab
 	ends  map[int32]int64
 	prog  replay.IndexProgress
 	done  bool
@@ -595,7 +627,7 @@ func (r *Records) scan(gen int, gctx context.Context, f Filter, sel *replay.Sele
 		var ts []int64
 		var val []int32
 		ids := map[string]int32{}
-		var names []string
+		var names strtab
 		var last replay.IndexProgress
 		send := func(m indexMsg) bool {
 			select {
@@ -606,7 +638,7 @@ func (r *Records) scan(gen int, gctx context.Context, f Filter, sel *replay.Sele
 			}
 		}
 		flush := func() bool {
-			m := indexMsg{owner: r, gen: gen, part: part, off: off, ts: ts, val: val, names: names[:len(names):len(names)], prog: last}
+			m := indexMsg{owner: r, gen: gen, part: part, off: off, ts: ts, val: val, names: names.snapshot(), prog: last}
 			part, off, ts, val = nil, nil, nil, nil
 			return send(m)
 		}
@@ -628,12 +660,10 @@ func (r *Records) scan(gen int, gctx context.Context, f Filter, sel *replay.Sele
 				v := sortValue(d, col)
 				id, ok := ids[v]
 				if !ok {
-					// A copy: v is part of the decoded record, which it must not keep alive.
-					v = strings.Clone(v)
-					id = int32(len(names))
-					names = append(names, v)
+					id = names.add(v)
 					if len(ids) < internMax {
-						ids[v] = id
+						// A copy: v is part of the decoded record, which it must not keep alive.
+						ids[strings.Clone(v)] = id
 					}
 				}
 				seenVal = id
@@ -664,7 +694,7 @@ func (r *Records) scan(gen int, gctx context.Context, f Filter, sel *replay.Sele
 		if errors.Is(err, context.Canceled) {
 			return
 		}
-		send(indexMsg{owner: r, gen: gen, part: part, off: off, ts: ts, val: val, names: names[:len(names):len(names)], ends: ends, prog: last, done: true, err: err})
+		send(indexMsg{owner: r, gen: gen, part: part, off: off, ts: ts, val: val, names: names.snapshot(), ends: ends, prog: last, done: true, err: err})
 	}()
 	return view.Listen(gctx, ch)
 }
@@ -787,7 +817,7 @@ func (x *index) add(m indexMsg) {
 				x.val[p] = m.val[k]
 			}
 		}
-		if m.names != nil {
+		if m.names.Len() > 0 {
 			x.names = m.names
 		}
 		x.scanned = max(x.scanned, m.prog.Scanned)
@@ -797,7 +827,7 @@ func (x *index) add(m indexMsg) {
 	x.off = append(x.off, m.off...)
 	x.ts = append(x.ts, m.ts...)
 	x.val = append(x.val, m.val...)
-	if m.names != nil {
+	if m.names.Len() > 0 {
 		x.names = m.names
 	}
 	x.scanned = max(x.scanned, m.prog.Scanned)

@@ -10,7 +10,7 @@ import (
 // TestRanksTie: a value held twice (past the intern table's bound) shares its rank, so its
 // records tie and follow partition and offset.
 func TestRanksTie(t *testing.T) {
-	got := ranks([]string{"b", "a", "b", "c", "a"})
+	got := ranks(values("b", "a", "b", "c", "a"))
 	if want := []int32{2, 0, 2, 4, 0}; !slices.Equal(got, want) {
 		t.Errorf("ranks = %v, want %v", got, want)
 	}
@@ -21,7 +21,7 @@ func TestRanksTie(t *testing.T) {
 // backwards; Pos finds each coordinate where At put it.
 func TestSpanIndexByString(t *testing.T) {
 	x := spanIndex([]replay.Span{{Partition: 0, Start: 10, End: 13}, {Partition: 1, Start: 0, End: 2}})
-	x.col, x.names = 4, []string{"PG_TIMEOUT", "DB_LOCK", "PG_TIMEOUT"}
+	x.col, x.names = 4, values("PG_TIMEOUT", "DB_LOCK", "PG_TIMEOUT")
 	// 0/10 PG, 0/11 DB, 0/12 (not seen), 1/0 PG (a second id for the same value), 1/1 DB
 	x.val = []int32{0, 1, -1, 2, 1}
 	x.byStr = true
@@ -48,4 +48,12 @@ func TestSpanIndexByString(t *testing.T) {
 	if x.Pos(replay.Coord{Partition: 0, Offset: 13}) != -1 {
 		t.Error("a coordinate past the spans has a position")
 	}
+}
+
+func values(vs ...string) strtab {
+	var t strtab
+	for _, v := range vs {
+		t.add(v)
+	}
+	return t
 }
