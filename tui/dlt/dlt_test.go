@@ -445,6 +445,16 @@ func TestDLTRecordSort(t *testing.T) {
 	if !strings.Contains(screen, "MESSAGE↓") || !strings.Contains(screen, "15 matching of 30 scanned") || !strings.Contains(strings.Split(screen, "\n")[3], "2/8") {
 		t.Errorf("group sorted by message, Z to A:\n%s", screen)
 	}
+
+	// A new filter's scan reads the sorted column as it goes: keys 10, 12, 14, 16, 18 in this
+	// group, A to Z (partition and offset order would be 12, 18, 10, 16, 14).
+	typ("K/1")
+	d.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	screen = d.Screen()
+	if !strings.Contains(screen, "KEY↑") || !strings.Contains(screen, "5 matching of 30 scanned") ||
+		!regexp.MustCompile(`(?m)^.*\b10 .*\n.*\b12 .*\n.*\b14 .*\n.*\b16 .*\n.*\b18 `).MatchString(screen) {
+		t.Errorf("filtered by 1, keys A to Z:\n%s", screen)
+	}
 }
 
 // gatedIndex holds every Index call until gate is closed: a scan that is still running.
