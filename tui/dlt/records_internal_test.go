@@ -2,6 +2,7 @@ package dlt
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/come2us/opsctl/pkg/replay"
@@ -56,4 +57,38 @@ func values(vs ...string) strtab {
 		t.add(v)
 	}
 	return t
+}
+
+// BenchmarkArrangeByString lays out a million records sorted by a column of four values (a
+// reverse key press once the values are read):
+//
+//	go test ./tui/dlt -run '^$' -bench BenchmarkArrangeByString
+func BenchmarkArrangeByString(b *testing.B) {
+	const n = 1_000_000
+	x := spanIndex([]replay.Span{{Partition: 0, Start: 0, End: n / 2}, {Partition: 1, Start: 0, End: n / 2}})
+	x.col, x.names, x.byStr = 4, values("DB_LOCK_TIMEOUT", "STOCK_ROW_MISSING", "COUPON_NOT_FOUND", "PG_TIMEOUT"), true
+	x.val = make([]int32, n)
+	for i := range x.val {
+		x.val[i] = int32(i % 4)
+	}
+	for b.Loop() {
+		x.desc = !x.desc
+		x.arrange()
+	}
+}
+
+// BenchmarkArrangeByKey is the same with a value a record (keys), once the ranks are known.
+func BenchmarkArrangeByKey(b *testing.B) {
+	const n = 1_000_000
+	x := spanIndex([]replay.Span{{Partition: 0, Start: 0, End: n / 2}, {Partition: 1, Start: 0, End: n / 2}})
+	x.col, x.byStr = 2, true
+	x.val = make([]int32, n)
+	for i := range x.val {
+		x.val[i] = x.names.add(strconv.Itoa(n - i))
+	}
+	x.arrange()
+	for b.Loop() {
+		x.desc = !x.desc
+		x.arrange()
+	}
 }
