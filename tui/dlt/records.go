@@ -56,6 +56,7 @@ type index struct {
 	byStr  bool
 	desc   bool
 	perm   []int32
+	inv    []int32 // a span index's position of each record in perm (sorted by a string column)
 
 	// ends are the end offsets the index covers: a replay of "everything matching" is bounded
 	// by them, so records that arrive later are not replayed unseen.
@@ -83,7 +84,7 @@ func (x *index) natural() bool {
 // column's value (ties by partition and offset), or by partition and offset. A span index needs
 // no work (At computes its order) unless it is sorted by a string column.
 func (x *index) arrange() {
-	x.perm = nil
+	x.perm, x.inv = nil, nil
 	if x.natural() || !x.filtered && !x.byStr {
 		return
 	}
@@ -120,7 +121,12 @@ func (x *index) arrange() {
 		if x.desc {
 			slices.Reverse(perm)
 		}
-		x.perm = perm
+		// inv answers Pos at once: a re-sort finds each loaded row's new place by it.
+		inv := make([]int32, len(perm))
+		for i, p := range perm {
+			inv[p] = int32(i)
+		}
+		x.perm, x.inv = perm, inv
 		return
 	}
 	// Coordinates are unique, so the order is total and an unstable sort is enough.
@@ -274,9 +280,7 @@ func (x *index) spanPos(c replay.Coord) int {
 func (x *index) Pos(c replay.Coord) int {
 	if !x.filtered && x.perm != nil {
 		if p := x.spanPos(c); p >= 0 {
-			if i := slices.Index(x.perm, int32(p)); i >= 0 {
-				return i
-			}
+			return int(x.inv[p])
 		}
 		return -1
 	}
