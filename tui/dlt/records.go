@@ -44,9 +44,6 @@ type index struct {
 	val   []int32
 	names strtab
 	rank  []int32 // names' ranks, kept from the last arrange while names has not grown
-	// everything is true for a scan that lists every record (an unfiltered list sorted by a
-	// string column).
-	everything bool
 
 	// order is the list's order, set by the view (arrange): by time (newest first unless
 	// reversed), by partition/offset, or by the string column val holds. perm holds a filtered
@@ -617,10 +614,10 @@ func (r *Records) sortScan() tea.Cmd {
 		return nil // the filter's error is on screen already
 	}
 	gen, gctx := r.newGen()
-	r.pend = &index{filtered: true, everything: f.Empty(), col: r.stringCol()}
-	if f.Empty() && r.idx != nil && !r.idx.filtered {
-		// Every record is listed: the values go beside the spans' positions (4 bytes a
-		// record), which give the coordinates.
+	r.pend = &index{filtered: true, col: r.stringCol()}
+	if !r.idx.filtered {
+		// Every record is listed (an empty filter): the values go beside the spans' positions
+		// (4 bytes a record), which give the coordinates.
 		r.pend = spanIndex(r.idx.spans)
 		r.pend.col, r.pend.done = r.stringCol(), false
 		r.pend.val = make([]int32, r.pend.total)
@@ -867,11 +864,6 @@ func (r *Records) addSorted(m indexMsg) tea.Cmd {
 		r.pend.ends = m.ends
 	}
 	r.idx, r.pend = r.pend, nil
-	if r.idx.everything {
-		r.tbl.Empty = "no records"
-	} else {
-		r.tbl.Empty = "no record matches"
-	}
 	return r.resort()
 }
 
@@ -970,7 +962,7 @@ func (r *Records) info() string {
 	var parts []string
 	n := count(int64(r.idx.Len()))
 	switch {
-	case !r.idx.filtered, r.idx.everything:
+	case !r.idx.filtered:
 		parts = append(parts, n+" records")
 	case r.idx.done:
 		parts = append(parts, fmt.Sprintf("%s matching of %s scanned", n, count(r.idx.scanned)))
