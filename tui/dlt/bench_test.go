@@ -125,13 +125,17 @@ type openResult struct {
 	PeakHeapMiB  float64 `json:"peakHeapMiB"`
 	MaxRSSMiB    float64 `json:"maxRssMiB"`
 	ScrollToEnd  float64 `json:"scrollToEndMs"`
+	Sort         string  `json:"sort,omitempty"`
+	Sorted       float64 `json:"sortedMs,omitempty"`
+	Reversed     float64 `json:"reversedMs,omitempty"`
 	ScreenSample string  `json:"screen"`
 }
 
 // TestBenchOpen seeds a DLT of -bench.open records and opens it, unfiltered and then filtered
 // by one error group, in a child process (so the figures are the TUI's, not kfake's): time to
 // the first rendered screen with rows, time until the end of the list is on screen, and peak
-// memory.
+// memory; then unfiltered and sorted by CODE (few values) and by KEY (a value a record): the
+// time the sort scan takes once the first screen is drawn.
 func TestBenchOpen(t *testing.T) {
 	if addr := os.Getenv("OPSCTL_BENCH_KAFKA"); addr != "" {
 		benchChild(t, addr, os.Getenv("OPSCTL_BENCH_FILTER") != "")
@@ -145,10 +149,13 @@ func TestBenchOpen(t *testing.T) {
 	start := time.Now()
 	seedBench(t, c, n)
 	t.Logf("seeded %d dead letters in %s", n, time.Since(start).Round(time.Millisecond))
-	for _, filter := range []bool{false, true} {
+	for _, run := range []struct {
+		filter bool
+		sort   string
+	}{{false, ""}, {true, ""}, {false, "C"}, {false, "K"}} {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestBenchOpen$", "-test.v")
-		cmd.Env = append(os.Environ(), "OPSCTL_BENCH_KAFKA="+c.ListenAddrs()[0])
-		if filter {
+		cmd.Env = append(os.Environ(), "OPSCTL_BENCH_KAFKA="+c.ListenAddrs()[0], "OPSCTL_BENCH_SORT="+run.sort)
+		if run.filter {
 			cmd.Env = append(cmd.Env, "OPSCTL_BENCH_FILTER=1")
 		}
 		out, err := cmd.CombinedOutput()
@@ -161,8 +168,8 @@ func TestBenchOpen(t *testing.T) {
 				if err := json.Unmarshal([]byte(rest), &r); err != nil {
 					t.Fatal(err)
 				}
-				t.Logf("open %s (%d records, filter %q): first screen %.0f ms, index done %.0f ms, scroll to end %.0f ms, peak heap %.1f MiB, max RSS %.1f MiB",
-					benchTopic, r.Records, r.Filter, r.FirstScreen, r.IndexDone, r.ScrollToEnd, r.PeakHeapMiB, r.MaxRSSMiB)
+				t.Logf("open %s (%d records, filter %q, sort %q): first screen %.0f ms, index done %.0f ms, sorted %.0f ms (reversed %.0f ms), scroll to end %.0f ms, peak heap %.1f MiB, max RSS %.1f MiB",
+					benchTopic, r.Records, r.Filter, r.Sort, r.FirstScreen, r.IndexDone, r.Sorted, r.Reversed, r.ScrollToEnd, r.PeakHeapMiB, r.MaxRSSMiB)
 				t.Logf("first screen:\n%s", r.ScreenSample)
 			}
 		}
@@ -214,12 +221,31 @@ func benchChild(t *testing.T, addr string, filtered bool) {
 		l.run(func() bool { return strings.Contains(v.View(), "matching of") })
 		indexDone = time.Since(start)
 	}
+	var sorted, reversed time.Duration
+	if k := os.Getenv("OPSCTL_BENCH_SORT"); k != "" {
+		s1 := time.Now()
+		l.queue = append(l.queue, func() tea.Msg { return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)} })
+		l.run(func() bool {
+			s := v.View()
+			return strings.Contains(s, "↑") && !strings.Contains(s, "sorting") && !strings.Contains(s, "loading")
+		})
+		sorted = time.Since(s1)
+		screen = v.View()
+		s2 := time.Now() // the same key again: the values are in the index
+		l.queue = append(l.queue, func() tea.Msg { return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)} })
+		l.run(func() bool {
+			s := v.View()
+			return strings.Contains(s, "↓") && !strings.Contains(s, "loading")
+		})
+		reversed = time.Since(s2)
+	}
 	s2 := time.Now()
 	l.queue = append(l.queue, func() tea.Msg { return tea.KeyMsg{Type: tea.KeyEnd} })
 	l.run(func() bool { return false })
 	scroll := time.Since(s2)
 	close(done)
 	r := openResult{Filter: f.Describe(), FirstScreen: ms(first), IndexDone: ms(indexDone), ScrollToEnd: ms(scroll),
+		Sort: os.Getenv("OPSCTL_BENCH_SORT"), Sorted: ms(sorted), Reversed: ms(reversed),
 		PeakHeapMiB: float64(peak.Load()) / (1 << 20), MaxRSSMiB: float64(vmHWM()) / 1024, ScreenSample: screen}
 	if spans, err := e.Spans(context.Background(), benchTopic); err == nil {
 		for _, s := range spans {

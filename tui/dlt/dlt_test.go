@@ -431,3 +431,121 @@ func TestDLTGroupsStream(t *testing.T) {
 		t.Fatalf("the final groups did not replace the snapshot:\n%s", s)
 	}
 }
+
+// TestDLTRecordSort: shift+K/S/C/M sort the records by KEY, SOURCE, CODE and MESSAGE, in the
+// unfiltered list (after a sort scan, the list keeping its order meanwhile) and in a group's
+// list; the same key again reverses the order, at once.
+func TestDLTRecordSort(t *testing.T) {
+	w := newWorld(t)
+	d := tuitest.Drive(t, w.root(t.Context(), false), 120, 40)
+	typ := func(s string) {
+		t.Helper()
+		for _, r := range s {
+			d.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+		}
+	}
+	typ("j")
+	d.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	d.Send(tea.KeyMsg{Type: tea.KeyEnter}) // (all records)
+	if s := d.Screen(); !strings.Contains(s, "30 records") {
+		t.Fatalf("all records:\n%s", s)
+	}
+	typ("C") // code, A to Z: a scan reads the codes
+	screen := d.Screen()
+	if !strings.Contains(screen, "CODE↑") || strings.Contains(screen, "sorting") {
+		t.Errorf("sorted by code once the scan has ended:\n%s", screen)
+	}
+	if i, j := strings.LastIndex(screen, "DB_LOCK_TIMEOUT"), strings.Index(screen, "STOCK_ROW_MISSING"); i < 0 || j < 0 || i > j {
+		t.Errorf("codes A to Z, DB_LOCK_TIMEOUT before STOCK_ROW_MISSING:\n%s", screen)
+	}
+	tuitest.GoldenScreen(t, screen, 120, 40)
+	typ("C") // Z to A
+	screen = d.Screen()
+	if i, j := strings.Index(screen, "DB_LOCK_TIMEOUT"), strings.LastIndex(screen, "STOCK_ROW_MISSING"); !strings.Contains(screen, "CODE↓") || i < 0 || j < 0 || j > i {
+		t.Errorf("codes Z to A, STOCK_ROW_MISSING before DB_LOCK_TIMEOUT:\n%s", screen)
+	}
+	typ("K") // keys as strings, A to Z: "1", "10", "11"…
+	screen = d.Screen()
+	if !strings.Contains(screen, "KEY↑") || !regexp.MustCompile(`(?m)^.*\b1 .*\n.*\b10 .*\n.*\b11 `).MatchString(screen) {
+		t.Errorf("keys A to Z:\n%s", screen)
+	}
+	typ("T") // back to newest first, from the index at hand
+	screen = d.Screen()
+	if !strings.Contains(screen, "TIME (UTC)↓") || !strings.Contains(strings.Split(screen, "\n")[3], "03:00:30") {
+		t.Errorf("newest first:\n%s", screen)
+	}
+
+	// A group's list: its scan holds the sorted column's values from the start.
+	d.Send(tea.KeyMsg{Type: tea.KeyEsc})
+	typ("jj") // (all records), DB_LOCK_TIMEOUT, STOCK_ROW_MISSING
+	d.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	typ("MM") // message, Z to A: one message in the group, so partition/offset from the last
+	screen = d.Screen()
+	if !strings.Contains(screen, "MESSAGE↓") || !strings.Contains(screen, "15 matching of 30 scanned") || !strings.Contains(strings.Split(screen, "\n")[3], "2/8") {
+		t.Errorf("group sorted by message, Z to A:\n%s", screen)
+	}
+
+	// A new filter's scan reads the sorted column as it goes: keys 10, 12, 14, 16, 18 in this
+	// group, A to Z (partition and offset order would be 12, 18, 10, 16, 14).
+	typ("K/1")
+	d.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	screen = d.Screen()
+	if !strings.Contains(screen, "KEY↑") || !strings.Contains(screen, "5 matching of 30 scanned") ||
+		!regexp.MustCompile(`(?m)^.*\b10 .*\n.*\b12 .*\n.*\b14 .*\n.*\b16 .*\n.*\b18 `).MatchString(screen) {
+		t.Errorf("filtered by 1, keys A to Z:\n%s", screen)
+	}
+}
+
+// gatedIndex holds every Index call until gate is closed: a scan that is still running.
+type gatedIndex struct {
+	*replay.Engine
+	gate chan struct{}
+}
+
+func (g gatedIndex) Index(ctx context.Context, topic string, sel *replay.Selection, keep func(*pdlt.Record) bool,
+	progress func(replay.IndexProgress), fn func(replay.Coord) error) (map[int32]int64, replay.ScanSummary, error) {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return nil, replay.ScanSummary{}, ctx.Err()
+	}
+	return g.Engine.Index(ctx, topic, sel, keep, progress, fn)
+}
+
+// TestDLTRecordSortScanning: while the sort scan of an unfiltered list runs, the list keeps its
+// order and rows, and the info line says it is sorting.
+func TestDLTRecordSortScanning(t *testing.T) {
+	w := newWorld(t)
+	o := w.options(t.Context(), false)
+	o.Backend = gatedIndex{Engine: w.e, gate: make(chan struct{})}
+	root := app.New(app.Options{
+		Header: app.Header{Context: "prod", Kafka: "b-1.msk:9098", ArgoCD: "argocd.example:443", Kube: "prod-eks"},
+		Routes: []app.Route{{Name: "dlt", Help: "dead letters", Open: func([]string) (view.View, error) { return dlt.New(o), nil }}},
+		Start:  "dlt",
+	})
+	sortByCode := func() *tuitest.Program {
+		p := tuitest.Start(t, root, 120, 40)
+		p.WaitFor(ordersDLT, "30")
+		p.Type("j")
+		p.Key(tea.KeyEnter)
+		p.WaitFor("STOCK_ROW_MISSING", "DB_LOCK_TIMEOUT")
+		p.Key(tea.KeyEnter) // (all records)
+		p.WaitFor("30 records", "03:00:30")
+		p.Type("C")
+		p.WaitFor("CODE↑", "sorting by code… 0 scanned")
+		return p
+	}
+	screen := sortByCode().Screen()
+	lines := strings.Split(screen, "\n")
+	if !strings.Contains(lines[3], "0/9") || !strings.Contains(lines[4], "0/8") || !strings.Contains(screen, "30 records  sorting by code…") {
+		t.Errorf("the list keeps its order (newest first, partition by partition) while it sorts:\n%s", screen)
+	}
+
+	// Back to time while it sorts: the scan stops, and the line no longer says it is sorting.
+	p := sortByCode()
+	p.Type("T")
+	p.WaitFor("TIME (UTC)↓")
+	if screen := p.Screen(); strings.Contains(screen, "sorting") || !strings.Contains(strings.Split(screen, "\n")[3], "0/9") {
+		t.Errorf("sorted by time, not sorting:\n%s", screen)
+	}
+}

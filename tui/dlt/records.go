@@ -1,6 +1,7 @@
 package dlt
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -36,12 +37,23 @@ type index struct {
 	off      []int64
 	ts       []int64 // each match's record timestamp (Unix ms), for the newest-first order
 
+	// A scan for a list sorted by a string column (KEY, SOURCE, CODE, MESSAGE) keeps each
+	// match's value in that column as an id into names: a value many records share (a source,
+	// a code, a message) is held once, and a match costs 4 more bytes.
+	col   int // the column val holds; 0 for none
+	val   []int32
+	names strtab
+	rank  []int32 // names' ranks, kept from the last arrange while names has not grown
+
 	// order is the list's order, set by the view (arrange): by time (newest first unless
-	// reversed) or by partition/offset. perm holds a filtered index's sorted positions; matches
-	// that arrived after the last arrange follow in the order they were found.
+	// reversed), by partition/offset, or by the string column val holds. perm holds a filtered
+	// index's sorted positions; matches that arrived after the last arrange follow in the order
+	// they were found.
 	byTime bool
+	byStr  bool
 	desc   bool
 	perm   []int32
+	inv    []int32 // a span index's position of each record in perm (sorted by a string column)
 
 	// ends are the end offsets the index covers: a replay of "everything matching" is bounded
 	// by them, so records that arrive later are not replayed unseen.
@@ -61,19 +73,58 @@ func spanIndex(spans []replay.Span) *index {
 }
 
 // natural reports whether the index lists in the engine's order (partition, then offset).
-func (x *index) natural() bool { return !x.byTime && !x.desc || x.byTime && !x.desc && !x.filtered }
+func (x *index) natural() bool {
+	return !x.byStr && (!x.byTime && !x.desc || x.byTime && !x.desc && !x.filtered)
+}
 
-// arrange sorts a filtered index's matches so far in its order: by timestamp (ties by
-// partition and offset) or by partition and offset. A span index needs no work: At computes
-// its order.
+// arrange sorts a filtered index's matches so far in its order: by timestamp or by the string
+// column's value (ties by partition and offset), or by partition and offset. A span index needs
+// no work (At computes its order) unless it is sorted by a string column.
 func (x *index) arrange() {
-	x.perm = nil
-	if !x.filtered || x.natural() {
+	x.perm, x.inv = nil, nil
+	if x.natural() || !x.filtered && !x.byStr {
 		return
 	}
-	perm := make([]int32, len(x.off))
+	perm := make([]int32, x.Len())
 	for i := range perm {
 		perm[i] = int32(i)
+	}
+	// Values compare as their rank among the distinct names: one string sort of the names,
+	// then integer comparisons for the million matches.
+	var rank []int32
+	if x.byStr {
+		if len(x.rank) != x.names.Len() {
+			x.rank = ranks(x.names) // once a scan's end: a reverse only walks the buckets
+		}
+		rank = x.rank
+	}
+	if !x.filtered {
+		// A span index's positions are in partition and offset order already, and they break
+		// ties: a stable counting sort by rank keeps them so, in one pass over a million
+		// (a comparison sort took 120 ms, more than a key press may).
+		bucket := func(p int) int { return int(x.rankOf(rank, int32(p))) + 1 } // unseen: 0
+		start := make([]int32, x.names.Len()+2)
+		for p := range perm {
+			start[bucket(p)+1]++
+		}
+		for k := 1; k < len(start); k++ {
+			start[k] += start[k-1]
+		}
+		for p := range perm {
+			k := bucket(p)
+			perm[start[k]] = int32(p)
+			start[k]++
+		}
+		if x.desc {
+			slices.Reverse(perm)
+		}
+		// inv answers Pos at once: a re-sort finds each loaded row's new place by it.
+		inv := make([]int32, len(perm))
+		for i, p := range perm {
+			inv[p] = int32(i)
+		}
+		x.perm, x.inv = perm, inv
+		return
 	}
 	// Coordinates are unique, so the order is total and an unstable sort is enough.
 	slices.SortFunc(perm, func(i, j int32) int {
@@ -83,12 +134,92 @@ func (x *index) arrange() {
 		if x.byTime && x.ts[i] != x.ts[j] {
 			return cmp.Compare(x.ts[i], x.ts[j])
 		}
+		if rank != nil && x.val[i] != x.val[j] {
+			return cmp.Compare(x.rankOf(rank, i), x.rankOf(rank, j))
+		}
 		if x.part[i] != x.part[j] {
 			return cmp.Compare(x.part[i], x.part[j])
 		}
 		return cmp.Compare(x.off[i], x.off[j])
 	})
 	x.perm = perm
+}
+
+// rankOf is match i's value's rank; a match whose value the scan did not see ranks first.
+func (x *index) rankOf(rank []int32, i int32) int32 {
+	if v := x.val[i]; v >= 0 {
+		return rank[v]
+	}
+	return -1
+}
+
+// strtab is a sort scan's values, end to end in one buffer: a million distinct keys cost their
+// bytes and 4 more each, not a string header and an allocation each.
+type strtab struct {
+	buf []byte
+	end []uint32 // where each value ends in buf
+}
+
+// Len is the number of values.
+func (t strtab) Len() int { return len(t.end) }
+
+// get returns value i (a view into buf, for comparisons).
+func (t strtab) get(i int32) []byte {
+	start := uint32(0)
+	if i > 0 {
+		start = t.end[i-1]
+	}
+	return t.buf[start:t.end[i]]
+}
+
+// add appends v and returns its id.
+func (t *strtab) add(v string) int32 {
+	t.buf = append(t.buf, v...)
+	t.end = append(t.end, uint32(len(t.buf)))
+	return int32(len(t.end) - 1)
+}
+
+// snapshot is the values so far, safe to read while the scan appends more.
+func (t strtab) snapshot() strtab {
+	return strtab{buf: t.buf[:len(t.buf):len(t.buf)], end: t.end[:len(t.end):len(t.end)]}
+}
+
+// ranks returns each name's place in the names' sorted order; equal names (a value held twice)
+// share a rank, so their records tie and follow partition and offset.
+func ranks(names strtab) []int32 {
+	ids := make([]int32, names.Len())
+	for i := range ids {
+		ids[i] = int32(i)
+	}
+	slices.SortFunc(ids, func(a, b int32) int { return bytes.Compare(names.get(a), names.get(b)) })
+	rank := make([]int32, names.Len())
+	for k, id := range ids {
+		if k > 0 && bytes.Equal(names.get(id), names.get(ids[k-1])) {
+			rank[id] = rank[ids[k-1]]
+			continue
+		}
+		rank[id] = int32(k)
+	}
+	return rank
+}
+
+const (
+	// sortPrefix is how much of a value a sort scan keeps: enough to order keys, codes and the
+	// start of messages, while a million long stack-trace messages do not fill the memory.
+	// Values that share their first sortPrefix bytes tie (and follow partition and offset).
+	sortPrefix = 64
+	// internMax bounds the sort scan's table of distinct values: beyond it (a key per record),
+	// a new value is stored as it comes, without a map entry that would cost more than it saves.
+	internMax = 1 << 16
+)
+
+// sortValue is the part of a record's cell in col that a sort compares.
+func sortValue(d *dlt.Record, col int) string {
+	v := value(d, col)
+	if len(v) > sortPrefix {
+		v = v[:sortPrefix]
+	}
+	return v
 }
 
 // Len is the number of positions.
@@ -111,6 +242,9 @@ func (x *index) At(i int) replay.Coord {
 		}
 		return replay.Coord{Partition: x.part[i], Offset: x.off[i]}
 	}
+	if x.perm != nil {
+		return x.spanAt(int(x.perm[i]))
+	}
 	if x.desc && !x.byTime {
 		i = int(x.total) - 1 - i // partitions and offsets from the last down
 	}
@@ -122,8 +256,31 @@ func (x *index) At(i int) replay.Coord {
 	return replay.Coord{Partition: s.Partition, Offset: s.Start + int64(i) - x.cum[j]}
 }
 
+// spanAt is the coordinates at position i of a span index in partition and offset order.
+func (x *index) spanAt(i int) replay.Coord {
+	j := sort.Search(len(x.cum), func(k int) bool { return x.cum[k] > int64(i) }) - 1
+	s := x.spans[j]
+	return replay.Coord{Partition: s.Partition, Offset: s.Start + int64(i) - x.cum[j]}
+}
+
+// spanPos is the position of c in a span index in partition and offset order, or -1.
+func (x *index) spanPos(c replay.Coord) int {
+	for j, s := range x.spans {
+		if s.Partition == c.Partition && c.Offset >= s.Start && c.Offset < s.End {
+			return int(x.cum[j] + c.Offset - s.Start)
+		}
+	}
+	return -1
+}
+
 // Pos returns the position of c in the list, or -1.
 func (x *index) Pos(c replay.Coord) int {
+	if !x.filtered && x.perm != nil {
+		if p := x.spanPos(c); p >= 0 {
+			return int(x.inv[p])
+		}
+		return -1
+	}
 	if !x.filtered {
 		for j, s := range x.spans {
 			if s.Partition != c.Partition || c.Offset < s.Start || c.Offset >= s.End {
@@ -178,10 +335,14 @@ type Records struct {
 	genCancel context.CancelFunc
 	events    chan tea.Msg
 	idx       *index
-	tbl       table.Model
+	// pend is the index a sort scan is building (a string column's values are only in the
+	// records): the list keeps idx and its order until pend is complete, then takes it.
+	pend *index
+	tbl  table.Model
 	// sort is the list's order: TIME newest first by default, shift+P for partition/offset
-	// (the order `opsctl dlt list` prints). layout counts re-sorts, so a window read for the
-	// old order is not drawn in the new one.
+	// (the order `opsctl dlt list` prints), shift+K/S/C/M for KEY, SOURCE, CODE and MESSAGE
+	// (A to Z). layout counts re-sorts, so a window read for the old order is not drawn in the
+	// new one.
 	sort   table.Sort
 	layout int
 	marks  *replay.Replays
@@ -203,6 +364,8 @@ type indexMsg struct {
 	part  []int32
 	off   []int64
 	ts    []int64
+	val   []int32
+	names strtab
 	ends  map[int32]int64
 	prog  replay.IndexProgress
 	done  bool
@@ -253,7 +416,7 @@ func newRecords(o Options, topic string, f Filter) *Records {
 	})
 	r := &Records{o: o, ctx: ctx, cancel: cancel, topic: topic, base: f, tbl: t,
 		sel: map[replay.Coord]bool{}, excluded: map[replay.Coord]bool{},
-		sort: table.Sort{Col: 1, Keys: map[string]int{"P": 0, "T": 1}, Desc: func(col int) bool { return col == 1 }}}
+		sort: table.Sort{Col: 1, Keys: map[string]int{"P": 0, "T": 1, "K": 2, "S": 3, "C": 4, "M": 5}, Desc: func(col int) bool { return col == 1 }}}
 	r.markTitles()
 	r.tbl.SetMarked(func(_ int, k string) bool {
 		c, ok := parseKey(k)
@@ -270,9 +433,50 @@ func (r *Records) markTitles() {
 	}
 }
 
-// order gives the index the view's sort.
+// stringCol returns the sorted column when it is one of the string columns, or 0.
+func (r *Records) stringCol() int {
+	if r.sort.Col >= 2 && r.sort.Col <= 5 {
+		return r.sort.Col
+	}
+	return 0
+}
+
+// value is a record's cell in a string column.
+func value(d *dlt.Record, col int) string {
+	switch col {
+	case 2:
+		return string(d.Key)
+	case 3:
+		return d.ErrorSource
+	case 4:
+		return d.ErrorCode
+	}
+	return d.ErrorMessage
+}
+
+// order gives the index the view's sort. An index without the sorted string column's values
+// keeps its order: a sort scan brings them.
 func (r *Records) order(x *index) {
-	x.byTime, x.desc = r.sort.Col == 1, r.sort.Descending()
+	col := r.stringCol()
+	if col != 0 && x.col != col {
+		return
+	}
+	x.byTime, x.byStr, x.desc = r.sort.Col == 1, col != 0, r.sort.Descending()
+}
+
+// sortBy applies a new sort: at once when the index has what it needs, otherwise with a sort
+// scan in the background (the list keeps its order meanwhile).
+func (r *Records) sortBy() tea.Cmd {
+	col := r.stringCol()
+	if r.pend != nil && r.pend.col != col && r.idx != nil && r.idx.done {
+		// The list is complete and no longer wants that column: the sort scan stops.
+		r.pend = nil
+		r.newGen()
+	}
+	if col == 0 || r.idx == nil || r.idx.col == col || r.pend != nil && r.pend.col == col {
+		return r.resort()
+	}
+	return r.sortScan()
 }
 
 // resort lays the list out again in its order (after a sort key, or as a scan finds more
@@ -363,14 +567,8 @@ func (r *Records) loadMarks() tea.Cmd {
 
 // reindex starts a new index for the current filter, abandoning the previous one.
 func (r *Records) reindex() tea.Cmd {
-	if r.genCancel != nil {
-		r.genCancel()
-	}
-	r.gen++
-	gen := r.gen
-	gctx, cancel := context.WithCancel(r.ctx)
-	r.gctx, r.genCancel = gctx, cancel
-	r.idx = nil
+	gen, gctx := r.newGen()
+	r.idx, r.pend = nil, nil
 	r.all, r.sel, r.excluded = false, map[replay.Coord]bool{}, map[replay.Coord]bool{}
 	r.tbl.SetTotal(0)
 	r.tbl.SetNeed(r.o.Window, r.need)
@@ -392,6 +590,48 @@ func (r *Records) reindex() tea.Cmd {
 		r.tbl.Empty = "the filter is not valid"
 		return view.Error(err)
 	}
+	r.idx = &index{filtered: true, col: r.stringCol()}
+	return r.scan(gen, gctx, f, sel, r.idx.col)
+}
+
+// newGen abandons the current scan and starts a new generation of index messages.
+func (r *Records) newGen() (int, context.Context) {
+	if r.genCancel != nil {
+		r.genCancel()
+	}
+	r.gen++
+	gctx, cancel := context.WithCancel(r.ctx)
+	r.gctx, r.genCancel = gctx, cancel
+	return r.gen, gctx
+}
+
+// sortScan indexes the filter's records again with the sorted string column's values, into
+// pend. The list, its selection and the rows already read stay as they are until it ends.
+func (r *Records) sortScan() tea.Cmd {
+	f := r.filter()
+	sel, err := f.Selection()
+	if err != nil {
+		return nil // the filter's error is on screen already
+	}
+	gen, gctx := r.newGen()
+	r.pend = &index{filtered: true, col: r.stringCol()}
+	if !r.idx.filtered {
+		// Every record is listed (an empty filter): the values go beside the spans' positions
+		// (4 bytes a record), which give the coordinates.
+		r.pend = spanIndex(r.idx.spans)
+		r.pend.col, r.pend.done = r.stringCol(), false
+		r.pend.val = make([]int32, r.pend.total)
+		for i := range r.pend.val {
+			r.pend.val[i] = -1
+		}
+	}
+	return r.scan(gen, gctx, f, sel, r.pend.col)
+}
+
+// scan streams the coordinates (and timestamps, and col's values when col is not 0) of f's
+// matches as index messages of generation gen.
+func (r *Records) scan(gen int, gctx context.Context, f Filter, sel *replay.Selection, col int) tea.Cmd {
+	be, topic := r.o.Backend, r.topic
 	ch := make(chan tea.Msg, 16)
 	r.events = ch
 	go func() {
@@ -399,6 +639,9 @@ func (r *Records) reindex() tea.Cmd {
 		var part []int32
 		var off []int64
 		var ts []int64
+		var val []int32
+		ids := map[string]int32{}
+		var names strtab
 		var last replay.IndexProgress
 		send := func(m indexMsg) bool {
 			select {
@@ -409,8 +652,8 @@ func (r *Records) reindex() tea.Cmd {
 			}
 		}
 		flush := func() bool {
-			m := indexMsg{owner: r, gen: gen, part: part, off: off, ts: ts, prog: last}
-			part, off, ts = nil, nil, nil
+			m := indexMsg{owner: r, gen: gen, part: part, off: off, ts: ts, val: val, names: names.snapshot(), prog: last}
+			part, off, ts, val = nil, nil, nil, nil
 			return send(m)
 		}
 		match := f.Match
@@ -421,11 +664,24 @@ func (r *Records) reindex() tea.Cmd {
 		// timestamp, which the coordinates do not carry.
 		var seen replay.Coord
 		var seenTS int64
+		var seenVal int32
 		keep := func(d *dlt.Record) bool {
 			if match != nil && !match(d) {
 				return false
 			}
 			seen, seenTS = replay.Coord{Partition: d.Partition, Offset: d.Offset}, d.Timestamp.UnixMilli()
+			if col != 0 {
+				v := sortValue(d, col)
+				id, ok := ids[v]
+				if !ok {
+					id = names.add(v)
+					if len(ids) < internMax {
+						// A copy: v is part of the decoded record, which it must not keep alive.
+						ids[strings.Clone(v)] = id
+					}
+				}
+				seenVal = id
+			}
 			return true
 		}
 		ends, _, err := be.Index(gctx, topic, sel, keep, func(p replay.IndexProgress) {
@@ -434,11 +690,14 @@ func (r *Records) reindex() tea.Cmd {
 				flush()
 			}
 		}, func(c replay.Coord) error {
-			t := int64(0)
+			t, v := int64(0), int32(-1)
 			if c.Partition == seen.Partition && c.Offset == seen.Offset {
-				t = seenTS
+				t, v = seenTS, seenVal
 			}
 			part, off, ts = append(part, c.Partition), append(off, c.Offset), append(ts, t)
+			if col != 0 {
+				val = append(val, v)
+			}
 			if len(off) >= chunk {
 				if !flush() {
 					return gctx.Err()
@@ -449,9 +708,8 @@ func (r *Records) reindex() tea.Cmd {
 		if errors.Is(err, context.Canceled) {
 			return
 		}
-		send(indexMsg{owner: r, gen: gen, part: part, off: off, ts: ts, ends: ends, prog: last, done: true, err: err})
+		send(indexMsg{owner: r, gen: gen, part: part, off: off, ts: ts, val: val, names: names.snapshot(), ends: ends, prog: last, done: true, err: err})
 	}()
-	r.idx = &index{filtered: true}
 	return view.Listen(gctx, ch)
 }
 
@@ -527,6 +785,9 @@ func (r *Records) Update(msg tea.Msg) (view.View, tea.Cmd) {
 }
 
 func (r *Records) addIndex(m indexMsg) tea.Cmd {
+	if r.pend != nil {
+		return r.addSorted(m)
+	}
 	if m.err != nil {
 		r.idx.done = true
 		r.tbl.Empty = "could not read the topic"
@@ -537,11 +798,11 @@ func (r *Records) addIndex(m indexMsg) tea.Cmd {
 		r.idx = spanIndex(m.spans)
 		r.order(r.idx)
 		r.tbl.Empty = "no records"
+		if r.stringCol() != 0 {
+			cmds = append(cmds, r.sortScan())
+		}
 	} else {
-		r.idx.part = append(r.idx.part, m.part...)
-		r.idx.off = append(r.idx.off, m.off...)
-		r.idx.ts = append(r.idx.ts, m.ts...)
-		r.idx.scanned = max(r.idx.scanned, m.prog.Scanned)
+		r.idx.add(m)
 		if m.done {
 			r.idx.done, r.idx.ends = true, m.ends
 			r.tbl.Empty = "no record matches"
@@ -559,6 +820,51 @@ func (r *Records) addIndex(m indexMsg) tea.Cmd {
 	r.tbl.Extend(r.idx.Len())
 	cmds = append(cmds, r.tbl.Load())
 	return tea.Batch(cmds...)
+}
+
+// add appends a chunk of a scan's matches. A span index (every record, by its position) only
+// takes their values.
+func (x *index) add(m indexMsg) {
+	if !x.filtered {
+		for k := range m.val {
+			if p := x.spanPos(replay.Coord{Partition: m.part[k], Offset: m.off[k]}); p >= 0 {
+				x.val[p] = m.val[k]
+			}
+		}
+		if m.names.Len() > 0 {
+			x.names = m.names
+		}
+		x.scanned = max(x.scanned, m.prog.Scanned)
+		return
+	}
+	x.part = append(x.part, m.part...)
+	x.off = append(x.off, m.off...)
+	x.ts = append(x.ts, m.ts...)
+	x.val = append(x.val, m.val...)
+	if m.names.Len() > 0 {
+		x.names = m.names
+	}
+	x.scanned = max(x.scanned, m.prog.Scanned)
+}
+
+// addSorted adds a sort scan's chunk to pend; at its end the list takes pend and is laid out
+// in the new order, the rows already read keeping their cells.
+func (r *Records) addSorted(m indexMsg) tea.Cmd {
+	if m.err != nil {
+		r.pend = nil
+		return view.Error(fmt.Errorf("sort %s: %w; the list keeps its previous order", r.topic, m.err))
+	}
+	r.pend.add(m)
+	if !m.done {
+		return view.Listen(r.gctx, r.events)
+	}
+	r.pend.done = true
+	if r.pend.filtered {
+		// A span index keeps its spans' ends: the list shows no record past them.
+		r.pend.ends = m.ends
+	}
+	r.idx, r.pend = r.pend, nil
+	return r.resort()
 }
 
 func (r *Records) setWindow(m windowMsg) {
@@ -641,7 +947,7 @@ func (r *Records) key(msg tea.KeyMsg) (view.View, tea.Cmd) {
 		return r, r.beginReplay(true)
 	case msg.Type == tea.KeyRunes && r.sort.Press(msg.String()):
 		r.markTitles()
-		return r, r.resort()
+		return r, r.sortBy()
 	}
 	var cmd tea.Cmd
 	r.tbl, cmd = r.tbl.Update(msg)
@@ -669,6 +975,9 @@ func (r *Records) info() string {
 			what += " (all matching)"
 		}
 		parts = append(parts, theme.Selected.Render(what))
+	}
+	if r.pend != nil {
+		parts = append(parts, fmt.Sprintf("sorting by %s… %s scanned", strings.ToLower(recordTitles[r.pend.col]), count(r.pend.scanned)))
 	}
 	return strings.Join(parts, "  ")
 }
