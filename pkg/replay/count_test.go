@@ -70,4 +70,21 @@ func TestTopicsCountWhatReadCommittedSees(t *testing.T) {
 	if n := len(replaytest.ReadCommitted(t, c, ordersDLT)); n != 60 {
 		t.Fatalf("a read_committed consumer sees %d records", n)
 	}
+
+	// The outline reads offsets only: an upper bound, aborted records and markers included,
+	// never below what Topics counts.
+	outline, err := e.TopicsOutline(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range outline {
+		if o.Topic != ordersDLT {
+			continue
+		}
+		if !o.Outline || o.Records < got.Records || o.Records < 145 || o.LastHour != 0 || o.Newest != nil {
+			t.Fatalf("outline %+v: want an upper bound of at least the 145 records written, and nothing read", o)
+		}
+		return
+	}
+	t.Fatalf("%s not in the outline %+v", ordersDLT, outline)
 }

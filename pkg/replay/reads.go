@@ -28,6 +28,57 @@ type TopicInfo struct {
 	LastHour int64 `json:"lastHour"`
 	// Replayed counts this DLT's records the ledger says were replayed.
 	Replayed int `json:"replayed"`
+	// Outline marks a TopicInfo of TopicsOutline: Records is the offsets' span (an upper bound:
+	// aborted transactions and their markers take offsets too) and nothing else was read.
+	Outline bool `json:"outline,omitempty"`
+}
+
+// TopicsOutline lists the dead-letter topics as Topics does, from their offsets alone: no
+// record, no ledger read, so a screen can show the list at once on a DLT of millions and
+// replace it with Topics' exact figures when they arrive. Records is an upper bound.
+func (e *Engine) TopicsOutline(ctx context.Context) (_ []TopicInfo, err error) {
+	ctx, done := e.guard(ctx)
+	defer done()
+	defer func() { err = explain(ctx, err) }()
+	ctx = fresh(ctx)
+	all, err := e.adm.ListTopics(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list topics: %w", err)
+	}
+	var names []string
+	parts := map[string]int{}
+	for _, td := range all.Sorted() {
+		if td.Err != nil || td.Topic == e.cfg.LedgerTopic || !e.cfg.DLTPattern.MatchString(td.Topic) {
+			continue
+		}
+		names = append(names, td.Topic)
+		parts[td.Topic] = len(td.Partitions)
+	}
+	if len(names) == 0 {
+		return []TopicInfo{}, nil
+	}
+	starts, err := e.adm.ListStartOffsets(ctx, names...)
+	if err != nil {
+		return nil, fmt.Errorf("list start offsets: %w", err)
+	}
+	ends, err := e.adm.ListCommittedOffsets(ctx, names...)
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets: %w", err)
+	}
+	out := make([]TopicInfo, 0, len(names))
+	for _, t := range names {
+		ti := TopicInfo{Topic: t, Partitions: parts[t], Outline: true}
+		ends.Each(func(eo kadm.ListedOffset) {
+			if eo.Topic != t || eo.Err != nil {
+				return
+			}
+			if so, ok := starts.Lookup(t, eo.Partition); ok && so.Err == nil && so.Offset < eo.Offset {
+				ti.Records += eo.Offset - so.Offset
+			}
+		})
+		out = append(out, ti)
+	}
+	return out, nil
 }
 
 // Topics lists the dead-letter topics (names matching the configured pattern, the ledger

@@ -37,6 +37,7 @@ import (
 // Backend is what the views read and do; *replay.Engine implements it.
 type Backend interface {
 	Topics(ctx context.Context) ([]replay.TopicInfo, error)
+	TopicsOutline(ctx context.Context) ([]replay.TopicInfo, error)
 	Histogram(ctx context.Context, topics []string, end time.Time, bucket time.Duration, n int) (map[string][]int64, error)
 	StatsProgress(ctx context.Context, topic string, sel *replay.Selection, progress func(*replay.Stats)) (*replay.Stats, error)
 	Spans(ctx context.Context, topic string) ([]replay.Span, error)
@@ -67,6 +68,10 @@ type Options struct {
 	Refresh time.Duration
 	// History, when set, opens the replay history of a DLT (`h` on the topics list).
 	History func(topic string) view.View
+	// Outline shows the topics from their offsets at once (upper-bound counts, the other
+	// columns "…") while the counted list is read, which on a DLT of millions takes a second
+	// or more; `opsctl tui` sets it.
+	Outline bool
 }
 
 func (o *Options) defaults() {
@@ -110,6 +115,8 @@ type Topics struct {
 	shown  []int
 	filter string
 	loaded bool
+	// counting is true while the outline is shown and the counted list is being read.
+	counting bool
 	// open is the topic whose error groups open once the list is read (`:dlt TOPIC`).
 	open string
 	sort table.Sort
@@ -135,6 +142,8 @@ type topicsMsg struct {
 	owner  *Topics
 	topics []replay.TopicInfo
 	spark  map[string][]int64
+	// outline: the list from the offsets alone, shown until the counted one arrives.
+	outline bool
 }
 
 type lagsMsg struct {
@@ -184,8 +193,25 @@ func NewAt(o Options, topic string) *Topics {
 	return v
 }
 
-// Init lists the topics.
-func (v *Topics) Init() tea.Cmd { return v.load() }
+// Init lists the topics with the counts of what a read_committed consumer sees; with
+// Options.Outline, first at once from their offsets (replay.Engine.TopicsOutline).
+func (v *Topics) Init() tea.Cmd {
+	if !v.o.Outline {
+		return v.load()
+	}
+	return tea.Batch(v.loadOutline(), v.load())
+}
+
+func (v *Topics) loadOutline() tea.Cmd {
+	ctx, be := v.ctx, v.o.Backend
+	return func() tea.Msg {
+		ts, err := be.TopicsOutline(ctx)
+		if err != nil {
+			return nil // the counted list says what is wrong
+		}
+		return topicsMsg{owner: v, topics: ts, outline: true}
+	}
+}
 
 // Close stops the refresh.
 func (v *Topics) Close() { v.cancel() }
@@ -216,9 +242,21 @@ func (v *Topics) Update(msg tea.Msg) (view.View, tea.Cmd) {
 		if msg.owner != v {
 			return v, nil
 		}
-		v.topics, v.spark, v.loaded = msg.topics, msg.spark, true
+		if msg.outline {
+			if v.loaded || v.counting {
+				return v, nil // the counted list is here (or an outline already is)
+			}
+			v.topics, v.counting = msg.topics, true
+			v.fill()
+			return v, view.Status("counting the records of each dead-letter topic…")
+		}
+		wasCounting := v.counting
+		v.topics, v.spark, v.loaded, v.counting = msg.topics, msg.spark, true, false
 		v.fill()
 		var cmds []tea.Cmd
+		if wasCounting {
+			cmds = append(cmds, view.Status(""))
+		}
 		if v.o.Refresh > 0 {
 			cmds = append(cmds, view.After(v.ctx, v.o.Refresh, topicsTickMsg{owner: v}))
 		}
@@ -384,6 +422,11 @@ func (v *Topics) fill() {
 	}
 	for _, i := range v.shown {
 		t := v.topics[i]
+		if t.Outline {
+			rows = append(rows, []string{t.Topic, "≤" + count(t.Records), "…", "", "…", "…", v.lagCell(t.Topic)})
+			keys = append(keys, t.Topic)
+			continue
+		}
 		rows = append(rows, []string{t.Topic, count(t.Records), count(t.LastHour), Sparkline(v.spark[t.Topic]),
 			table.Ago(now, t.Newest), count(int64(t.Replayed)), v.lagCell(t.Topic)})
 		keys = append(keys, t.Topic)

@@ -549,3 +549,37 @@ func TestDLTRecordSortScanning(t *testing.T) {
 		t.Errorf("sorted by time, not sorting:\n%s", screen)
 	}
 }
+
+// slowTopics is the engine with a topic count the test releases.
+type slowTopics struct {
+	*replay.Engine
+	release chan struct{}
+}
+
+func (s slowTopics) Topics(ctx context.Context) ([]replay.TopicInfo, error) {
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return s.Engine.Topics(ctx)
+}
+
+// TestDLTTopicsOutline: on a DLT whose records take long to count, the list shows at once from
+// the offsets (an upper bound, the other columns pending) and says it is counting; the counted
+// list replaces it.
+func TestDLTTopicsOutline(t *testing.T) {
+	w := newWorld(t)
+	st := slowTopics{Engine: w.e, release: make(chan struct{})}
+	o := w.options(t.Context(), false)
+	o.Backend, o.Outline = st, true
+	root := app.New(app.Options{Header: app.Header{Context: "prod"}, Start: "dlt",
+		Routes: []app.Route{{Name: "dlt", Open: func([]string) (view.View, error) { return dlt.New(o), nil }}}})
+	p := tuitest.Start(t, root, 120, 40)
+	p.WaitFor(ordersDLT, "≤30", "counting the records of each dead-letter topic")
+	close(st.release)
+	p.WaitFor("······█·····") // the sparkline: only the counted list has it
+	if s := p.Screen(); strings.Contains(s, "≤") || strings.Contains(s, "counting") {
+		t.Fatalf("the outline stayed:\n%s", s)
+	}
+}

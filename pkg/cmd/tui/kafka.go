@@ -64,6 +64,15 @@ func (l *lazyEngine) Histogram(ctx context.Context, topics []string, end time.Ti
 	return e.Histogram(ctx, topics, end, bucket, n)
 }
 
+// TopicsOutline implements the DLT views' backend.
+func (l *lazyEngine) TopicsOutline(ctx context.Context) ([]replay.TopicInfo, error) {
+	e, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return e.TopicsOutline(ctx)
+}
+
 // StatsProgress implements the DLT views' backend.
 func (l *lazyEngine) StatsProgress(ctx context.Context, topic string, sel *replay.Selection, progress func(*replay.Stats)) (*replay.Stats, error) {
 	e, err := l.get()

@@ -202,7 +202,7 @@ func (s *session) routes() []app.Route {
 	var routes []app.Route
 	if eng := s.engine; eng != nil {
 		histOpts := tuihistory.Options{Ctx: ctx, Backend: eng, Now: now}
-		dltOpts := tuidlt.Options{Ctx: ctx, Backend: eng, Readonly: readonly, Secrets: secret.NewFields(c.DLT.SecretFields...), Now: now,
+		dltOpts := tuidlt.Options{Ctx: ctx, Backend: eng, Readonly: readonly, Outline: true, Secrets: secret.NewFields(c.DLT.SecretFields...), Now: now,
 			History: func(topic string) view.View { return tuihistory.New(histOpts, topic) }}
 		routes = append(routes, app.Route{Name: "dlt", Args: "[TOPIC]", Help: "dead-letter topics, groups, records; r replay",
 			Check: func(args []string) error { return checkDLT(ctx, eng, args) },
