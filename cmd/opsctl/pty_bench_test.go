@@ -30,7 +30,8 @@ import (
 //
 // Figures: time from start to the first screen showing the DLT's row, the latency of a few keys
 // (each from writing the key to the terminal to the screen showing what it leads to), and the
-// child's peak resident set (VmHWM).
+// child's peak resident set (VmHWM). Bubble Tea draws at most 60 frames a second, so a key's
+// latency includes up to one frame (16.7 ms) of waiting for the next one.
 var benchPTY = flag.Int("bench.pty", 0, "run opsctl in a pseudo-terminal on a DLT of this many records (kfake) and print its latencies and peak memory")
 
 const (
@@ -139,37 +140,73 @@ func TestBenchPTY(t *testing.T) {
 	_, _ = tty.Write([]byte("q"))
 }
 
-// screen collects what the program writes to its terminal, stripped of escape sequences, and
-// lets the test wait for a text to appear in what came after a mark.
+// screen collects what the program writes to its terminal and lets the test wait for a text to
+// appear in what came after a mark, stripped of escape sequences. It answers the two status
+// reports a terminal answers at once, as xterm does: the background colour (OSC 11) and the
+// cursor position (DSR). Unanswered, the program would wait 5 s for them before its first
+// screen (termenv's timeout), which no terminal makes an engineer wait.
 type screen struct {
-	mu    sync.Mutex
-	cond  *sync.Cond
-	raw   bytes.Buffer
-	from  int // offset of the mark in raw
-	done  bool
-	rdErr error
+	mu       sync.Mutex
+	cond     *sync.Cond
+	raw      bytes.Buffer
+	from     int // offset of the mark in raw
+	answered int // offset in raw up to which status reports were answered
+	done     bool
+	rdErr    error
 }
 
-func newScreen(r io.Reader) *screen {
+// The status reports the program may ask, and the answers of a terminal with a black
+// background and its cursor top left.
+var statusReports = [][2]string{
+	{"\x1b]11;?", "\x1b]11;rgb:0000/0000/0000\x07"},
+	{"\x1b[6n", "\x1b[1;1R"},
+}
+
+func newScreen(tty io.ReadWriter) *screen {
 	s := &screen{}
 	s.cond = sync.NewCond(&s.mu)
 	go func() {
 		buf := make([]byte, 64<<10)
 		for {
-			n, err := r.Read(buf)
+			n, err := tty.Read(buf)
 			s.mu.Lock()
 			s.raw.Write(buf[:n])
+			answers := s.reports()
 			if err != nil {
 				s.done, s.rdErr = true, err
 			}
 			s.cond.Broadcast()
 			s.mu.Unlock()
+			if len(answers) > 0 {
+				_, _ = tty.Write(answers)
+			}
 			if err != nil {
 				return
 			}
 		}
 	}()
 	return s
+}
+
+// reports returns the answers to the status reports written since the last call, in order.
+func (s *screen) reports() []byte {
+	var out []byte
+	for {
+		rest := s.raw.Bytes()[s.answered:]
+		at, which := -1, 0
+		for i, r := range statusReports {
+			if j := bytes.Index(rest, []byte(r[0])); j >= 0 && (at < 0 || j < at) {
+				at, which = j, i
+			}
+		}
+		if at < 0 {
+			// keep a tail that may be the start of a report split across reads
+			s.answered = max(s.answered, s.raw.Len()-len(statusReports[0][0])+1)
+			return out
+		}
+		out = append(out, statusReports[which][1]...)
+		s.answered += at + len(statusReports[which][0])
+	}
 }
 
 // mark starts a new wait: await looks only at output written after it.
