@@ -31,7 +31,8 @@ import (
 // Figures: time from start to the first screen showing the DLT's row, the latency of a few keys
 // (each from writing the key to the terminal to the screen showing what it leads to), and the
 // child's peak resident set (VmHWM). Bubble Tea draws at most 60 frames a second, so a key's
-// latency includes up to one frame (16.7 ms) of waiting for the next one.
+// latency includes up to one frame (16.7 ms) of waiting for the next one. With
+// OPSCTL_BENCH_SCREEN=1 in the environment it also logs what each key brought on screen.
 var benchPTY = flag.Int("bench.pty", 0, "run opsctl in a pseudo-terminal on a DLT of this many records (kfake) and print its latencies and peak memory")
 
 const (
