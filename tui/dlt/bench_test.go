@@ -18,7 +18,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	pdlt "github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/replay"
 	"github.com/come2us/opsctl/pkg/replay/replaytest"
 	"github.com/come2us/opsctl/pkg/secret"
@@ -30,29 +29,13 @@ import (
 //
 //	go test ./tui/dlt -run TestBenchOpen -v -args -bench.open=1000000
 //	go test ./tui/dlt -run '^$' -bench BenchmarkRecordsView -benchmem
+//
+// The whole program, keys and screens through a pseudo-terminal, is timed in cmd/opsctl:
+//
+//	go test ./cmd/opsctl -run TestBenchPTY -v -timeout 30m -args -bench.pty=1000000
 var benchOpen = flag.Int("bench.open", 0, "open a DLT of this many records (kfake) in a child process: time to the first screen and peak memory")
 
 const benchTopic = "bench.DLT"
-
-// seedBench writes n dead letters to bench.DLT over three partitions, a quarter of them
-// STOCK_ROW_MISSING.
-func seedBench(tb testing.TB, c *kfake.Cluster, n int) {
-	tb.Helper()
-	const chunk = 50_000
-	codes := []string{"DB_LOCK_TIMEOUT", "STOCK_ROW_MISSING", "COUPON_NOT_FOUND", "PG_TIMEOUT"}
-	for start := 0; start < n; start += chunk {
-		recs := make([]*kgo.Record, 0, chunk)
-		for i := start; i < min(n, start+chunk); i++ {
-			orig := &kgo.Record{Topic: "orders-failed", Partition: int32(i % 3), Offset: int64(i), Key: []byte(strconv.Itoa(i)), Timestamp: replaytest.Base,
-				Value: fmt.Appendf(nil, `{"eventId":"e-%d","eventType":"OrderFailed","orderId":%d,"orderDetailId":%d,"optionValueId":3,"quantity":%d,"paymentKey":"tgen_%d"}`, i, i, i*10, 1+i%4, i)}
-			d := pdlt.Build(orig, pdlt.Failure{Source: "product-service", Code: codes[i%4], Message: "stock restore failed", Group: "product-service-group",
-				At: replaytest.Base.Add(time.Duration(i) * time.Millisecond)})
-			d.Topic, d.Partition = benchTopic, int32(i%3)
-			recs = append(recs, d)
-		}
-		replaytest.Produce(tb, c, recs...)
-	}
-}
 
 // loop is the Bubble Tea loop without a terminal: it runs commands, feeds their messages to
 // the view and queues what the view returns.
@@ -95,7 +78,7 @@ func drive(v view.View, cmd tea.Cmd, stop func() bool) *loop {
 // dead letters, with its first window loaded.
 func BenchmarkRecordsView(b *testing.B) {
 	c := replaytest.NewCluster(b, kfake.SeedTopics(3, benchTopic))
-	seedBench(b, c, 40_000)
+	replaytest.SeedDLT(b, c, benchTopic, 40_000)
 	e, err := replay.New(replay.Config{NewClient: replaytest.NewClientFunc(c)})
 	if err != nil {
 		b.Fatal(err)
@@ -147,7 +130,7 @@ func TestBenchOpen(t *testing.T) {
 	}
 	c := replaytest.NewCluster(t, kfake.SeedTopics(3, benchTopic))
 	start := time.Now()
-	seedBench(t, c, n)
+	replaytest.SeedDLT(t, c, benchTopic, n)
 	t.Logf("seeded %d dead letters in %s", n, time.Since(start).Round(time.Millisecond))
 	for _, run := range []struct {
 		filter bool

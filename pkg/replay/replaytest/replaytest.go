@@ -279,3 +279,25 @@ func Hostile(p int32, at time.Time) []*kgo.Record {
 		mk("big", big, orig()),
 	}
 }
+
+// SeedDLT writes n dead letters of orders-failed to topic over three partitions, a quarter of
+// each of the error codes DB_LOCK_TIMEOUT, STOCK_ROW_MISSING, COUPON_NOT_FOUND and PG_TIMEOUT
+// (all from product-service), for benchmarks of large DLTs. The topic must have three
+// partitions (kfake.SeedTopics(3, topic)).
+func SeedDLT(tb testing.TB, c *kfake.Cluster, topic string, n int) {
+	tb.Helper()
+	const chunk = 50_000
+	codes := []string{"DB_LOCK_TIMEOUT", "STOCK_ROW_MISSING", "COUPON_NOT_FOUND", "PG_TIMEOUT"}
+	for start := 0; start < n; start += chunk {
+		recs := make([]*kgo.Record, 0, chunk)
+		for i := start; i < min(n, start+chunk); i++ {
+			orig := &kgo.Record{Topic: "orders-failed", Partition: int32(i % 3), Offset: int64(i), Key: []byte(strconv.Itoa(i)), Timestamp: Base,
+				Value: fmt.Appendf(nil, `{"eventId":"e-%d","eventType":"OrderFailed","orderId":%d,"orderDetailId":%d,"optionValueId":3,"quantity":%d,"paymentKey":"tgen_%d"}`, i, i, i*10, 1+i%4, i)}
+			d := dlt.Build(orig, dlt.Failure{Source: "product-service", Code: codes[i%4], Message: "stock restore failed", Group: "product-service-group",
+				At: Base.Add(time.Duration(i) * time.Millisecond)})
+			d.Topic, d.Partition = topic, int32(i%3)
+			recs = append(recs, d)
+		}
+		Produce(tb, c, recs...)
+	}
+}
