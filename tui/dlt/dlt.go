@@ -423,7 +423,7 @@ func (v *Topics) fill() {
 	for _, i := range v.shown {
 		t := v.topics[i]
 		if t.Outline {
-			rows = append(rows, []string{t.Topic, "≤" + count(t.Records), "…", "", "…", "…", v.lagCell(t.Topic)})
+			rows = append(rows, []string{t.Topic, atMost(t.Records), "…", "", "…", "…", v.lagCell(t.Topic)})
 			keys = append(keys, t.Topic)
 			continue
 		}
@@ -542,4 +542,16 @@ func ignoreCancel(err error) error {
 		return nil
 	}
 	return err
+}
+
+// atMost is an outline's upper-bound count in the RECORDS column's nine cells: "≤30",
+// "≤1.00M".
+func atMost(n int64) string {
+	switch {
+	case n >= 10_000_000:
+		return fmt.Sprintf("≤%.1fM", float64(n)/1e6)
+	case n >= 1_000_000:
+		return fmt.Sprintf("≤%.2fM", float64(n)/1e6)
+	}
+	return "≤" + count(n)
 }
