@@ -109,9 +109,11 @@ func stateYAML(js string) (string, error) {
 	return string(b), nil
 }
 
-// WithCommits sets the Commit of each entry of history (a copy) from Commits.
+// WithCommits sets the Commit of each entry of history (a copy): the commit of every distinct
+// revision, read newest first. A revision whose commit cannot be read keeps none; the first such
+// error is returned beside what could be read (core mode answers none).
 func WithCommits(ctx context.Context, c Apps, name string, history []Deployment) ([]Deployment, error) {
-	commits, err := Commits(ctx, c, name, history)
+	commits, err := readCommits(ctx, c, name, history)
 	out := append([]Deployment(nil), history...)
 	for i := range out {
 		if r, ok := commits[out[i].Revision]; ok {
@@ -121,10 +123,8 @@ func WithCommits(ctx context.Context, c Apps, name string, history []Deployment)
 	return out, err
 }
 
-// Commits reads the commit of every distinct revision of history, newest first, so a history
-// can show what each deployment was. A revision whose commit cannot be read is left out; the
-// first such error is returned beside what could be read (core mode answers none).
-func Commits(ctx context.Context, c Apps, name string, history []Deployment) (map[string]Revision, error) {
+// readCommits reads the commit of each distinct revision of history, by revision.
+func readCommits(ctx context.Context, c Apps, name string, history []Deployment) (map[string]Revision, error) {
 	out := map[string]Revision{}
 	var first error
 	for i := len(history) - 1; i >= 0; i-- {
