@@ -1,12 +1,15 @@
-// Package argocdtest runs an in-process argocd-server for tests: Argo CD's own generated gRPC
-// application and version services on a real TCP listener, with token authentication, serving
-// Application objects given as YAML. Clients reach it through Argo CD's real API client over a
-// real connection, so everything between opsctl and the wire is the production path.
+// Package argocdtest runs an in-process argocd-server for tests: the sandbox's argocd-server
+// API (argosim.API: Argo CD's own generated gRPC services on a real TCP listener, with token
+// authentication) serving Application objects given as YAML, with the test playing the
+// application controller. Clients reach it through Argo CD's real API client over a real
+// connection, so everything between opsctl and the wire is the production path.
 //
-// It answers the way argocd-server does where opsctl depends on it: "no session information"
-// and "invalid session: ..." as Unauthenticated; an unknown application as NotFound when the
-// request names a project and as PermissionDenied when it does not; a sync while an operation
-// runs as FailedPrecondition; a watch starts with an ADDED event per application.
+// The wire is argosim's, not a copy: it answers the way argocd-server does where opsctl
+// depends on it, and the same way the sandbox does: "no session information" and "invalid
+// session: ..." as Unauthenticated; an unknown application as NotFound when the request names
+// a project and as PermissionDenied when it does not; a sync while an operation runs as
+// FailedPrecondition; a watch starts with an ADDED event per application. What this package
+// adds is the backend: a store of fixtures instead of a controller, git and a cluster.
 //
 // The package imports argo-cd so that callers' tests do not have to; fixtures are YAML.
 package argocdtest
@@ -16,23 +19,17 @@ import (
 	"fmt"
 	"net"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	applicationpkg "github.com/argoproj/argo-cd/v3/pkg/apiclient/application"
 	versionpkg "github.com/argoproj/argo-cd/v3/pkg/apiclient/version"
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/emptypb"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/yaml"
+
+	"github.com/come2us/opsctl/pkg/sim/argosim"
 )
 
 // ExpiredToken is a token the server rejects as expired, with argocd-server's own message.
@@ -72,17 +69,12 @@ type Server struct {
 	// the controller's refresh.
 	OnRefresh func(app string, hard bool)
 
-	applicationpkg.UnimplementedApplicationServiceServer
-	versionpkg.UnimplementedVersionServiceServer
-
-	token string
-	addr  string
-	gs    *grpc.Server
-	wg    sync.WaitGroup
+	api  *argosim.API
+	addr string
+	wg   sync.WaitGroup
 
 	mu        sync.Mutex
 	apps      map[string]*v1alpha1.Application
-	subs      map[chan *v1alpha1.ApplicationWatchEvent]struct{}
 	syncs     []SyncRequest
 	refreshes []string
 	hang      bool
@@ -94,7 +86,12 @@ type Server struct {
 // the given Application YAML documents. The server stops when the test ends.
 func Start(t testing.TB, token string, apps ...string) *Server {
 	t.Helper()
-	s := &Server{token: token, apps: map[string]*v1alpha1.Application{}, subs: map[chan *v1alpha1.ApplicationWatchEvent]struct{}{}}
+	s := &Server{apps: map[string]*v1alpha1.Application{}}
+	s.api = argosim.NewAPI((*store)(s), argosim.APIConfig{
+		Token:        token,
+		ExpiredToken: ExpiredToken,
+		Version:      &versionpkg.VersionMessage{Version: "v3.6.1+argocdtest"},
+	})
 	for _, y := range apps {
 		if err := s.Apply(y); err != nil {
 			t.Fatal(err)
@@ -105,13 +102,12 @@ func Start(t testing.TB, token string, apps ...string) *Server {
 		t.Fatal(err)
 	}
 	s.addr = lis.Addr().String()
-	s.gs = grpc.NewServer(grpc.UnaryInterceptor(s.unaryAuth), grpc.StreamInterceptor(s.streamAuth))
-	applicationpkg.RegisterApplicationServiceServer(s.gs, s)
-	versionpkg.RegisterVersionServiceServer(s.gs, s)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		_ = s.gs.Serve(lis)
+		if err := s.api.Serve(lis); err != nil {
+			t.Errorf("argocdtest: serve: %v", err)
+		}
 	}()
 	t.Cleanup(s.Stop)
 	return s
@@ -122,7 +118,7 @@ func (s *Server) Addr() string { return s.addr }
 
 // Stop ends every stream and stops serving; it is safe to call twice.
 func (s *Server) Stop() {
-	s.gs.Stop()
+	s.api.Stop()
 	s.wg.Wait()
 }
 
@@ -140,18 +136,20 @@ func (s *Server) Apply(doc string) error {
 		a.Namespace = "argocd"
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	_, existed := s.apps[a.Name]
 	s.apps[a.Name] = &a
 	typ := watch.Added
 	if existed {
 		typ = watch.Modified
 	}
-	s.broadcast(typ, &a)
-	s.mu.Unlock()
+	// Under mu, so that watchers see the changes in the order they were made.
+	s.api.Publish(typ, &a)
 	return nil
 }
 
-// SetResources sets what ManagedResources answers for app.
+// SetResources sets what ManagedResources (and ResourceTree, from the live states) answers
+// for app.
 func (s *Server) SetResources(app string, rs ...Resource) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -186,61 +184,7 @@ func (s *Server) Refreshes() []string {
 }
 
 // Watchers is the number of open watch streams.
-func (s *Server) Watchers() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.subs)
-}
-
-// broadcast must be called with mu held.
-func (s *Server) broadcast(typ watch.EventType, a *v1alpha1.Application) {
-	for ch := range s.subs {
-		ev := &v1alpha1.ApplicationWatchEvent{Type: typ, Application: *a.DeepCopy()}
-		select {
-		case ch <- ev:
-		default: // a stuck watcher loses events rather than blocking the server
-		}
-	}
-}
-
-func (s *Server) authorize(ctx context.Context, method string) error {
-	if method == "/version.VersionService/Version" {
-		return nil // argocd-server answers its version without a session
-	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	tokens := md.Get("token")
-	switch {
-	case len(tokens) == 0 || tokens[0] == "":
-		return status.Error(codes.Unauthenticated, "no session information")
-	case tokens[0] == ExpiredToken:
-		return status.Error(codes.Unauthenticated, "invalid session: token has invalid claims: token is expired")
-	case tokens[0] != s.token:
-		return status.Error(codes.Unauthenticated, "invalid session: token signature is invalid")
-	}
-	return nil
-}
-
-func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if err := s.authorize(ctx, info.FullMethod); err != nil {
-		return nil, err
-	}
-	if s.hung(info.FullMethod) {
-		<-ctx.Done()
-		return nil, status.FromContextError(ctx.Err()).Err()
-	}
-	return handler(ctx, req)
-}
-
-func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if err := s.authorize(ss.Context(), info.FullMethod); err != nil {
-		return err
-	}
-	if s.hung(info.FullMethod) {
-		<-ss.Context().Done()
-		return status.FromContextError(ss.Context().Err()).Err()
-	}
-	return handler(srv, ss)
-}
+func (s *Server) Watchers() int { return s.api.Watchers() }
 
 // HangApplications makes every application call (unary and watch) wait, unanswered, until the
 // client gives up, while the connection and the version probe keep working: a server wedged
@@ -251,155 +195,144 @@ func (s *Server) HangApplications() {
 	s.hang = true
 }
 
-func (s *Server) hung(method string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.hang && strings.HasPrefix(method, "/application.ApplicationService/")
+// store is the Server as argosim.API's backend: the fixtures stand for the cluster, the test
+// (OnSync, OnRefresh, Apply) for the controller, and SetCommit for git. Its methods are not
+// the Server's own API.
+type store Server
+
+// wait is where a hung server stops answering: every application call starts with a lookup,
+// so it holds there until the client gives up.
+func (b *store) wait(ctx context.Context) error {
+	b.mu.Lock()
+	hang := b.hang
+	b.mu.Unlock()
+	if !hang {
+		return nil
+	}
+	<-ctx.Done()
+	return ctx.Err()
 }
 
-// Version answers the API client's connection probe.
-func (s *Server) Version(context.Context, *emptypb.Empty) (*versionpkg.VersionMessage, error) {
-	return &versionpkg.VersionMessage{Version: "v3.6.1+argocdtest"}, nil
-}
-
-func projectsOf(q *applicationpkg.ApplicationQuery) []string {
-	return append(append([]string(nil), q.Projects...), q.Project...)
-}
-
-func inProjects(a *v1alpha1.Application, projects []string) bool {
-	if len(projects) == 0 {
-		return true
+// Applications returns copies of the fixtures, sorted by name.
+func (b *store) Applications(ctx context.Context) ([]*v1alpha1.Application, error) {
+	if err := b.wait(ctx); err != nil {
+		return nil, err
 	}
-	for _, p := range projects {
-		if a.Spec.GetProject() == p {
-			return true
-		}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]*v1alpha1.Application, 0, len(b.apps))
+	for _, a := range b.apps {
+		out = append(out, a.DeepCopy())
 	}
-	return false
-}
-
-// lookup finds an application the way argocd-server's RBAC-aware lookup answers: with a
-// project named, an unknown application (or one in another project) is NotFound; without one,
-// it is PermissionDenied so as not to reveal whether it exists. Call with mu held.
-func (s *Server) lookup(name, project string) (*v1alpha1.Application, error) {
-	a, ok := s.apps[name]
-	if ok && (project == "" || a.Spec.GetProject() == project) {
-		return a, nil
-	}
-	if project == "" {
-		return nil, status.Error(codes.PermissionDenied, "permission denied")
-	}
-	nf := apierrors.NewNotFound(v1alpha1.SchemeGroupVersion.WithResource("applications").GroupResource(), name)
-	return nil, status.Error(codes.NotFound, nf.Error())
-}
-
-func oneProject(projects []string) string {
-	if len(projects) == 1 {
-		return projects[0]
-	}
-	return ""
-}
-
-// List returns the applications of the requested projects.
-func (s *Server) List(_ context.Context, q *applicationpkg.ApplicationQuery) (*v1alpha1.ApplicationList, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := &v1alpha1.ApplicationList{}
-	for _, a := range s.sorted() {
-		if inProjects(a, projectsOf(q)) {
-			out.Items = append(out.Items, *a.DeepCopy())
-		}
-	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
-func (s *Server) sorted() []*v1alpha1.Application {
-	out := make([]*v1alpha1.Application, 0, len(s.apps))
-	for _, a := range s.apps {
-		out = append(out, a)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
-
-// Get returns one application; with Refresh set it records the refresh and runs OnRefresh
-// before answering.
-func (s *Server) Get(_ context.Context, q *applicationpkg.ApplicationQuery) (*v1alpha1.Application, error) {
-	name, project := q.GetName(), oneProject(projectsOf(q))
-	s.mu.Lock()
-	_, err := s.lookup(name, project)
-	if err == nil && q.Refresh != nil {
-		s.refreshes = append(s.refreshes, name)
-	}
-	s.mu.Unlock()
-	if err != nil {
+// Application returns a copy of one fixture.
+func (b *store) Application(ctx context.Context, name string) (*v1alpha1.Application, error) {
+	if err := b.wait(ctx); err != nil {
 		return nil, err
 	}
-	if q.Refresh != nil && s.OnRefresh != nil {
-		s.OnRefresh(name, q.GetRefresh() == "hard")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, err := s.lookup(name, project)
-	if err != nil {
-		return nil, err
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a, ok := b.apps[name]
+	if !ok {
+		return nil, fmt.Errorf("argocdtest: application %q: %w", name, argosim.ErrAppNotFound)
 	}
 	return a.DeepCopy(), nil
 }
 
-// Sync accepts a sync unless an operation is requested or running.
-func (s *Server) Sync(_ context.Context, req *applicationpkg.ApplicationSyncRequest) (*v1alpha1.Application, error) {
-	s.mu.Lock()
-	a, err := s.lookup(req.GetName(), req.GetProject())
-	if err != nil {
-		s.mu.Unlock()
-		return nil, err
+// Refresh records the refresh and runs OnRefresh, the test's controller.
+func (b *store) Refresh(_ context.Context, name string, hard bool) error {
+	b.mu.Lock()
+	b.refreshes = append(b.refreshes, name)
+	onRefresh := b.OnRefresh
+	b.mu.Unlock()
+	if onRefresh != nil {
+		onRefresh(name, hard)
 	}
-	if a.Operation != nil || (a.Status.OperationState != nil && !a.Status.OperationState.Phase.Completed()) {
-		s.mu.Unlock()
-		return nil, status.Error(codes.FailedPrecondition, "another operation is already in progress")
-	}
-	sr := SyncRequest{App: a.Name, Revision: req.GetRevision(), Prune: req.GetPrune(), DryRun: req.GetDryRun(), Project: req.GetProject()}
-	return s.start(a, sr, &v1alpha1.SyncOperation{Revision: sr.Revision, Prune: sr.Prune, DryRun: sr.DryRun}), nil
+	return nil
 }
 
-// start sets a's operation, records sr and tells watchers, then plays the controller (OnSync).
-// It must be called with mu held, and unlocks it.
-func (s *Server) start(a *v1alpha1.Application, sr SyncRequest, op *v1alpha1.SyncOperation) *v1alpha1.Application {
-	a.Operation = &v1alpha1.Operation{InitiatedBy: v1alpha1.OperationInitiator{Username: "admin"}, Sync: op}
-	s.syncs = append(s.syncs, sr)
-	s.broadcast(watch.Modified, a)
+// Operate sets the operation, records the request and tells watchers, then plays the
+// controller (OnSync) in its own goroutine.
+func (b *store) Operate(_ context.Context, req argosim.OperationRequest) (*v1alpha1.Application, error) {
+	b.mu.Lock()
+	a, ok := b.apps[req.App]
+	if !ok {
+		b.mu.Unlock()
+		return nil, fmt.Errorf("argocdtest: application %q: %w", req.App, argosim.ErrAppNotFound)
+	}
+	if a.Operation != nil || (a.Status.OperationState != nil && !a.Status.OperationState.Phase.Completed()) {
+		b.mu.Unlock()
+		return nil, argosim.ErrOperationInProgress
+	}
+	op := req.Operation
+	a.Operation = &op
+	sr := SyncRequest{App: a.Name, Revision: op.Sync.Revision, Prune: op.Sync.Prune, DryRun: op.Sync.DryRun, Project: req.Project, RollbackID: req.RollbackID}
+	b.syncs = append(b.syncs, sr)
+	b.api.Publish(watch.Modified, a)
 	out := a.DeepCopy()
-	s.mu.Unlock()
-	if s.OnSync != nil {
-		s.wg.Add(1)
+	onSync := b.OnSync
+	if onSync != nil {
+		b.wg.Add(1)
+	}
+	b.mu.Unlock()
+	if onSync != nil {
 		go func() {
-			defer s.wg.Done()
-			s.OnSync(sr)
+			defer b.wg.Done()
+			onSync(sr)
 		}()
 	}
-	return out
+	return out, nil
+}
+
+// ResolveRevision takes revisions as they are: fixtures have no git to resolve them with.
+func (b *store) ResolveRevision(_ context.Context, revision string) (string, error) {
+	return revision, nil
+}
+
+// RevisionMetadata answers what SetCommit set.
+func (b *store) RevisionMetadata(_ context.Context, revision string) (*v1alpha1.RevisionMetadata, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, ok := b.commits[revision]
+	if !ok {
+		return nil, unknownRevision(revision)
+	}
+	d := metav1.NewTime(c.Date)
+	return &v1alpha1.RevisionMetadata{Author: c.Author, Date: &d, Message: c.Message}, nil
+}
+
+// ResourceTree answers a node per resource SetResources gave a live state.
+func (b *store) ResourceTree(_ context.Context, app *v1alpha1.Application) (*v1alpha1.ApplicationTree, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	tree := &v1alpha1.ApplicationTree{}
+	for _, r := range b.managed[app.Name] {
+		if r.Live != "" {
+			tree.Nodes = append(tree.Nodes, v1alpha1.ResourceNode{ResourceRef: v1alpha1.ResourceRef{Group: r.Group, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}})
+		}
+	}
+	return tree, nil
 }
 
 // ManagedResources answers what SetResources set, as argocd-server does: JSON states and
 // whether they differ.
-func (s *Server) ManagedResources(_ context.Context, q *applicationpkg.ResourcesQuery) (*applicationpkg.ManagedResourcesResponse, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := s.lookup(q.GetApplicationName(), q.GetProject()); err != nil {
-		return nil, err
-	}
-	out := &applicationpkg.ManagedResourcesResponse{}
-	for _, r := range s.managed[q.GetApplicationName()] {
+func (b *store) ManagedResources(_ context.Context, app *v1alpha1.Application) ([]*v1alpha1.ResourceDiff, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []*v1alpha1.ResourceDiff
+	for _, r := range b.managed[app.Name] {
 		target, err := yaml.YAMLToJSON([]byte(r.Target))
 		if err != nil {
-			return nil, status.Errorf(codes.Internal, "argocdtest: target of %s: %v", r.Name, err)
+			return nil, fmt.Errorf("argocdtest: target of %s: %w", r.Name, err)
 		}
 		live, err := yaml.YAMLToJSON([]byte(r.Live))
 		if err != nil {
-			return nil, status.Errorf(codes.Internal, "argocdtest: live state of %s: %v", r.Name, err)
+			return nil, fmt.Errorf("argocdtest: live state of %s: %w", r.Name, err)
 		}
-		out.Items = append(out.Items, &v1alpha1.ResourceDiff{
+		out = append(out, &v1alpha1.ResourceDiff{
 			Group: r.Group, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name,
 			TargetState: string(target), NormalizedLiveState: string(live), PredictedLiveState: string(target),
 			Modified: r.Target != r.Live,
@@ -408,90 +341,10 @@ func (s *Server) ManagedResources(_ context.Context, q *applicationpkg.Resources
 	return out, nil
 }
 
-// RevisionMetadata answers what SetCommit set, NotFound for an unknown revision.
-func (s *Server) RevisionMetadata(_ context.Context, q *applicationpkg.RevisionMetadataQuery) (*v1alpha1.RevisionMetadata, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := s.lookup(q.GetName(), q.GetProject()); err != nil {
-		return nil, err
-	}
-	c, ok := s.commits[q.GetRevision()]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "revision %s not found", q.GetRevision())
-	}
-	d := metav1.NewTime(c.Date)
-	return &v1alpha1.RevisionMetadata{Author: c.Author, Date: &d, Message: c.Message}, nil
-}
+// unknownRevision is a revision no SetCommit named, in argocd-server's words.
+type unknownRevision string
 
-// Rollback starts a sync to a history entry's revision, refused as argocd-server refuses it:
-// while auto-sync is on, for an unknown entry, and while an operation runs.
-func (s *Server) Rollback(_ context.Context, req *applicationpkg.ApplicationRollbackRequest) (*v1alpha1.Application, error) {
-	s.mu.Lock()
-	a, err := s.lookup(req.GetName(), req.GetProject())
-	if err != nil {
-		s.mu.Unlock()
-		return nil, err
-	}
-	if a.Spec.SyncPolicy != nil && a.Spec.SyncPolicy.Automated != nil {
-		s.mu.Unlock()
-		return nil, status.Errorf(codes.FailedPrecondition, "rollback cannot be initiated when auto-sync is enabled")
-	}
-	var h *v1alpha1.RevisionHistory
-	for i := range a.Status.History {
-		if a.Status.History[i].ID == req.GetId() {
-			h = &a.Status.History[i]
-		}
-	}
-	if h == nil {
-		s.mu.Unlock()
-		return nil, status.Errorf(codes.InvalidArgument, "application %s does not have deployment with id %v", a.Name, req.GetId())
-	}
-	if a.Operation != nil || (a.Status.OperationState != nil && !a.Status.OperationState.Phase.Completed()) {
-		s.mu.Unlock()
-		return nil, status.Error(codes.FailedPrecondition, "another operation is already in progress")
-	}
-	sr := SyncRequest{App: a.Name, Revision: h.Revision, Prune: req.GetPrune(), DryRun: req.GetDryRun(), Project: req.GetProject(), RollbackID: h.ID}
-	src := h.Source
-	return s.start(a, sr, &v1alpha1.SyncOperation{Revision: sr.Revision, Source: &src, Prune: sr.Prune, DryRun: sr.DryRun}), nil
-}
+func (r unknownRevision) Error() string { return fmt.Sprintf("revision %s not found", string(r)) }
 
-// Watch streams ADDED events for the matching applications, then every change, until the
-// client goes away or the server stops.
-func (s *Server) Watch(q *applicationpkg.ApplicationQuery, ws applicationpkg.ApplicationService_WatchServer) error {
-	ch := make(chan *v1alpha1.ApplicationWatchEvent, 256)
-	match := func(a *v1alpha1.Application) bool {
-		return (q.GetName() == "" || a.Name == q.GetName()) && inProjects(a, projectsOf(q))
-	}
-	s.mu.Lock()
-	var initial []*v1alpha1.ApplicationWatchEvent
-	for _, a := range s.sorted() {
-		if match(a) {
-			initial = append(initial, &v1alpha1.ApplicationWatchEvent{Type: watch.Added, Application: *a.DeepCopy()})
-		}
-	}
-	s.subs[ch] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.subs, ch)
-		s.mu.Unlock()
-	}()
-	for _, ev := range initial {
-		if err := ws.Send(ev); err != nil {
-			return err
-		}
-	}
-	for {
-		select {
-		case <-ws.Context().Done():
-			return nil
-		case ev := <-ch:
-			if !match(&ev.Application) {
-				continue
-			}
-			if err := ws.Send(ev); err != nil {
-				return err
-			}
-		}
-	}
-}
+// Is makes the API answer NotFound for it.
+func (r unknownRevision) Is(target error) bool { return target == argosim.ErrUnknownRevision }

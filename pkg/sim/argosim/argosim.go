@@ -27,6 +27,10 @@
 // beyond one token, jq ignoreDifferences, multiple sources, Kustomize or plain directories, or
 // any cluster other than the simulated one.
 //
+// argocd-server's API is API over a Backend (api.go): the simulator is one backend, and
+// pkg/argocd/argocdtest's store of fixtures the other, so opsctl's tests and the sandbox meet
+// one implementation of the wire.
+//
 // It says "simulated" wherever it shows itself: the version and settings answers, an
 // annotation on every Application, AppProject and Pod it writes.
 package argosim
@@ -47,7 +51,6 @@ import (
 
 	synccommon "github.com/argoproj/argo-cd/gitops-engine/v3/pkg/sync/common"
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
-	"google.golang.org/grpc"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/come2us/opsctl/pkg/gitops"
@@ -138,7 +141,7 @@ type Server struct {
 	done   chan struct{} // closed by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	grpc   *grpc.Server
+	api    *API
 	addr   string
 }
 
@@ -156,9 +159,6 @@ type appState struct {
 	lastSelfHeal time.Time // start of the last self-heal sync
 	recheck      bool      // compare again at the next poll (a self-heal waiting for its backoff)
 }
-
-// ErrClosed is returned by calls made after Close.
-var ErrClosed = errors.New("argosim: closed")
 
 // New checks cfg and returns a Server; Start starts it.
 func New(cfg Config) (*Server, error) {
@@ -242,21 +242,24 @@ func (s *Server) Start(ctx context.Context, addr string) (string, error) {
 		return "", fmt.Errorf("argosim: listen %s: %w", addr, err)
 	}
 	s.addr = ln.Addr().String()
-	s.grpc = s.newGRPCServer()
+	s.api = NewAPI((*backend)(s), s.apiConfig())
+	// The controller's watch feeds the API's watchers; it subscribes before the API serves,
+	// so a stream opened as soon as Start returns misses no change.
+	events, cancelEvents := s.kube.Watch()
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Add(5)
 	go func() {
 		defer s.wg.Done()
-		if err := s.grpc.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		if err := s.api.Serve(ln); err != nil {
 			s.log.Error("gRPC server stopped", "err", err)
 		}
 	}()
 	go func() { defer s.wg.Done(); s.cluster.run(runCtx) }()
 	go func() { defer s.wg.Done(); s.work(runCtx) }()
 	go func() { defer s.wg.Done(); s.poll(runCtx) }()
-	go func() { defer s.wg.Done(); s.watch(runCtx) }()
+	go func() { defer s.wg.Done(); s.watch(runCtx, events, cancelEvents) }()
 	for _, n := range names {
 		s.enqueue(n, true, false)
 	}
@@ -282,8 +285,8 @@ func (s *Server) Close() error {
 	s.closed = true
 	close(s.done)
 	s.mu.Unlock()
-	if s.grpc != nil {
-		s.grpc.Stop()
+	if s.api != nil {
+		s.api.Stop()
 	}
 	if s.cancel != nil {
 		s.cancel()

@@ -14,6 +14,7 @@ import (
 	"github.com/argoproj/argo-cd/v3/pkg/apis/application/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/come2us/opsctl/pkg/sim/kubesim"
 )
@@ -146,9 +147,9 @@ func revisionOrHead(rev string) string {
 }
 
 // watch queues Applications whose object changed in a way the controller must act on, or one
-// of whose managed objects changed.
-func (s *Server) watch(ctx context.Context) {
-	events, cancel := s.kube.Watch()
+// of whose managed objects changed, and passes every change of an Application to the API's
+// watchers, in the order the cluster stored them.
+func (s *Server) watch(ctx context.Context, events <-chan kubesim.Event, cancel func()) {
 	defer func() { cancel() }()
 	for {
 		select {
@@ -162,9 +163,14 @@ func (s *Server) watch(ctx context.Context) {
 				apps, _ := s.listApps()
 				for _, a := range apps {
 					s.enqueue(a.Name, false, false)
+					// The API's watchers may have missed changes too: give them the current state.
+					if s.api != nil {
+						s.api.Publish(watch.Modified, a)
+					}
 				}
 				continue
 			}
+			s.publish(ev)
 			if app, ok := s.appOfEvent(ev); ok {
 				s.enqueue(app, false, false)
 			}
@@ -385,7 +391,7 @@ func (s *Server) renderAt(ctx context.Context, app *v1alpha1.Application, commit
 // records the result in the Application's status.
 func (s *Server) reconcile(ctx context.Context, name string, p *pendingWork) error {
 	app, err := s.getApp(name)
-	if errors.Is(err, errAppNotFound) {
+	if errors.Is(err, ErrAppNotFound) {
 		s.mu.Lock()
 		delete(s.state, name)
 		s.mu.Unlock()

@@ -24,9 +24,6 @@ var (
 	gvrNamespace   = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
 )
 
-// errAppNotFound is returned for an Application that does not exist.
-var errAppNotFound = errors.New("application not found")
-
 // maxUpdateAttempts bounds read-modify-write retries on conflicting writers.
 const maxUpdateAttempts = 8
 
@@ -50,7 +47,7 @@ func toUnstructured(obj any) (*unstructured.Unstructured, error) {
 func (s *Server) getApp(name string) (*v1alpha1.Application, error) {
 	u, err := s.kube.Get(gvrApplication, s.appNamespace, name)
 	if errors.Is(err, kubesim.ErrNotFound) {
-		return nil, fmt.Errorf("application %q: %w", name, errAppNotFound)
+		return nil, fmt.Errorf("application %q: %w", name, ErrAppNotFound)
 	}
 	if err != nil {
 		return nil, err
