@@ -3,8 +3,10 @@ package replay
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -61,6 +63,45 @@ func (t *whereTally) report() []FieldMissing {
 	}
 	return out
 }
+
+// whereFromValue evaluates s.Where on r from the value members it names alone, when they decide
+// it: the value is one JSON object that has every name the expression uses which is neither a
+// value field (a field it lacks is nil either way) nor metadata of the record itself (topic,
+// partition, offset, timestamp, key, size) — a value member shadows metadata. The headers are
+// then not decoded, nor the value beyond its check and the members named, and nothing is
+// allocated for a record it does not select; decided is false when the record needs what
+// dlt.DecodeFields reads. TestWhereFromValueMatchesDecode holds it to the generic path.
+func (s *Selection) whereFromValue(r *kgo.Record, tally *whereTally) (decided, selected bool, err error) {
+	w := s.Where
+	m := fieldMaps.Get().(*map[string]any)
+	defer func() { clear(*m); fieldMaps.Put(m) }()
+	if !dlt.FieldsInto(*m, r.Value, w.names) {
+		return false, false, nil // not an object: every name reads metadata
+	}
+	for _, n := range w.names {
+		if _, ok := (*m)[n]; !ok && !slices.Contains(w.fields, n) && !recordMeta(n) {
+			return false, false, nil
+		}
+	}
+	d := dlt.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: r.Key, Value: r.Value, Fields: *m}
+	tally.record(&d)
+	selected, err = w.Match(&d)
+	return true, selected, err
+}
+
+// recordMeta reports whether name is metadata a --where expression reads from the record
+// itself rather than from its decoded headers or value (see metaValue).
+func recordMeta(name string) bool {
+	switch name {
+	case "topic", "partition", "offset", "timestamp", "key", "size":
+		return true
+	}
+	return false
+}
+
+// fieldMaps holds the maps whereFromValue decodes members into, reused from record to record:
+// the expression keeps nothing of its environment after it ran.
+var fieldMaps = sync.Pool{New: func() any { m := map[string]any{}; return &m }}
 
 // maxFieldNames bounds the distinct field names checkWhere keeps for its suggestions.
 const maxFieldNames = 256
