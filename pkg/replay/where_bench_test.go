@@ -1,11 +1,13 @@
 package replay
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -141,4 +143,36 @@ func runStatsChildOf(tb testing.TB, bin string, brokers []string, mode string) (
 		tb.Fatalf("%s child output: %v\n%s", mode, err, out.String())
 	}
 	return took, res.PeakRSSKiB, fmt.Sprintf("selected %d scanned %d groups %d", res.Selected, res.Scanned, res.Groups)
+}
+
+var benchWhereProfile = flag.String("bench.where.cpuprofile", "", "TestBenchWhereProfile: write a CPU profile of `list --where` (selecting nothing) over -bench.stats dead letters to FILE")
+
+// TestBenchWhereProfile profiles `list --where` selecting nothing in this process (the broker
+// too, in its own goroutines: look at the engine's part):
+// go test ./pkg/replay -run TestBenchWhereProfile -args -bench.stats=300000 -bench.where.cpuprofile=FILE
+func TestBenchWhereProfile(t *testing.T) {
+	if *benchStats == 0 || *benchWhereProfile == "" {
+		t.Skip("benchmark: pass -args -bench.stats=300000 -bench.where.cpuprofile=FILE")
+	}
+	c := benchCluster(t)
+	seedBench(t, c, *benchStats)
+	e := newEngine(t, c)
+	where, err := CompileWhere(`errorCode == "PG_TIMEOUT" && quantity > 9`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(*benchWhereProfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := e.List(context.Background(), benchDLT, &Selection{Where: where}, func(*dlt.Record) error { return nil })
+	pprof.StopCPUProfile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("scanned %d, selected %d", sum.Scanned, sum.Selected)
 }
