@@ -104,7 +104,7 @@ func decode(r *kgo.Record, full bool, names []string) Record {
 	}
 	var ef errorFields
 	if full {
-		d.Fields = jsonObject(r.Value)
+		d.Fields = objectMembers(r.Value)
 		ef = mapErrorFields(d.Fields)
 	} else {
 		ef, d.Fields, _ = scanObject(r.Value, names)
@@ -202,7 +202,7 @@ func mapErrorFields(m map[string]any) errorFields {
 
 // scanObject reads the error fields of a JSON object value, and its members named in names
 // (when not nil), without building a map of every member: it tokenises the top level once and
-// skips every other member. Like jsonObject, it reads nothing from a value that is not exactly
+// skips every other member. Like objectMembers, it reads nothing from a value that is not exactly
 // one valid JSON object (ok false); duplicate members count last.
 func scanObject(value []byte, names []string) (ef errorFields, fields map[string]any, ok bool) {
 	t := bytes.TrimSpace(value)
@@ -548,7 +548,7 @@ func plainASCII(b []byte) bool {
 	return true
 }
 
-// rawAny decodes one raw JSON value as jsonObject decodes a member: numbers as json.Number.
+// rawAny decodes one raw JSON value as the library decodes a member into an object's map: numbers as json.Number.
 // Strings without escapes and literals take no decoder.
 func rawAny(raw jsontext.Value) (any, bool) {
 	switch raw.Kind() {
@@ -572,20 +572,6 @@ func rawAny(raw jsontext.Value) (any, bool) {
 		return nil, false
 	}
 	return v, true
-}
-
-func jsonObject(value []byte) map[string]any {
-	t := bytes.TrimSpace(value)
-	if len(t) == 0 || t[0] != '{' || !json.Valid(t) {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(t))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil || dec.More() {
-		return nil
-	}
-	return m
 }
 
 // shortClass turns "org.apache.kafka.connect.errors.DataException" into "DataException".

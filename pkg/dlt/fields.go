@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/json/jsontext"
+	"sync"
 )
 
 // maxFieldsNamed is how many names FieldsInto looks for at once; an expression naming more
@@ -49,12 +50,56 @@ func FieldsInto(into map[string]any, value []byte, names []string) bool {
 	return true
 }
 
+// objectMembers returns every top-level member of a JSON object value as Decode's Fields holds
+// it (what the library's decoder makes of it: numbers as json.Number, a duplicate member
+// counting last), nil when the value is not exactly one valid JSON object. It checks the value
+// with FieldsInto's scan, and leaves to the library only the members that are objects, arrays
+// or strings with escapes: a listing decodes every record it shows. FuzzFieldsInto holds
+// it to the library's result.
+func objectMembers(value []byte) map[string]any {
+	t := bytes.TrimSpace(value)
+	if len(t) == 0 || t[0] != '{' {
+		return nil
+	}
+	members := memberLists.Get().(*[]member)
+	defer func() { clear(*members); *members = (*members)[:0]; memberLists.Put(members) }()
+	s := objectScan{src: t, members: members}
+	i, ok := s.object(0, 1, true)
+	if !ok || skipSpace(t, i) != len(t) {
+		return nil
+	}
+	m := make(map[string]any, len(*members))
+	for _, mb := range *members {
+		name := string(mb.quoted[1 : len(mb.quoted)-1])
+		if !mb.plain {
+			if json.Unmarshal(mb.quoted, &name) != nil {
+				return nil // cannot be: the text was checked
+			}
+		}
+		v, ok := rawAny(jsontext.Value(mb.raw))
+		if !ok {
+			return nil
+		}
+		m[name] = v
+	}
+	return m
+}
+
+// member is a top-level member of an object as written: its quoted name and its value.
+type member struct {
+	quoted, raw []byte
+	plain       bool // the name is ASCII without escapes
+}
+
+var memberLists = sync.Pool{New: func() any { return new([]member) }}
+
 // objectScan checks JSON text and keeps, for the top-level object, the last value of each
-// member named.
+// member named, or every member when members is not nil.
 type objectScan struct {
-	src   []byte
-	names []string
-	found *[maxFieldsNamed][]byte
+	src     []byte
+	names   []string
+	found   *[maxFieldsNamed][]byte
+	members *[]member
 }
 
 // object reads the object at src[i:] (after whitespace) at nesting depth depth, and returns
@@ -96,6 +141,9 @@ func (s *objectScan) object(i, depth int, top bool) (int, bool) {
 		}
 		if name >= 0 {
 			s.found[name] = b[vstart:i]
+		}
+		if top && s.members != nil {
+			*s.members = append(*s.members, member{quoted: b[start:end], raw: b[vstart:i], plain: plain})
 		}
 		i = skipSpace(b, i)
 		if i >= len(b) {

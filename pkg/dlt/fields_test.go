@@ -1,6 +1,8 @@
 package dlt
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -8,11 +10,30 @@ import (
 	"testing"
 )
 
+// jsonObject is the library's reading of a value as a JSON object, the reference for
+// objectMembers and FieldsInto: nil unless the value, trimmed, is exactly one valid object.
+func jsonObject(value []byte) map[string]any {
+	t := bytes.TrimSpace(value)
+	if len(t) == 0 || t[0] != '{' || !json.Valid(t) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(t))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil || dec.More() {
+		return nil
+	}
+	return m
+}
+
 // checkFieldsInto compares FieldsInto with the library's reading of value (jsonObject, what
 // Decode's Fields is) for each of names.
 func checkFieldsInto(t *testing.T, value []byte, names []string) {
 	t.Helper()
 	all := jsonObject(value)
+	if got := objectMembers(value); !reflect.DeepEqual(got, all) {
+		t.Fatalf("value %q: objectMembers %#v, the library %#v", value, got, all)
+	}
 	got := map[string]any{"stale": 1}
 	clear(got)
 	ok := FieldsInto(got, value, names)
@@ -33,8 +54,8 @@ func checkFieldsInto(t *testing.T, value []byte, names []string) {
 	}
 }
 
-// FuzzFieldsInto: FieldsInto reads exactly the members the library reads, and refuses exactly
-// the values the library refuses, for any value and name.
+// FuzzFieldsInto: FieldsInto and objectMembers read exactly the members the library reads, and
+// refuse exactly the values the library refuses, for any value and name.
 func FuzzFieldsInto(f *testing.F) {
 	f.Add([]byte(`{"orderId":7,"quantity":2.50,"errorCode":"X","n":null}`), "quantity")
 	f.Add([]byte(`{"a":1,"a":{"b":[1,2]},"\u0061":"c"}`), "a")
@@ -56,7 +77,7 @@ func FuzzFieldsInto(f *testing.F) {
 	})
 }
 
-// TestFieldsIntoMatchesLibrary runs the comparison on random objects, valid and damaged:
+// TestFieldsIntoMatchesLibrary runs the comparison (objectMembers too) on random objects, valid and damaged:
 // nested values, escapes, duplicate members, a member named like metadata, and nesting at
 // the library's limit.
 func TestFieldsIntoMatchesLibrary(t *testing.T) {
