@@ -31,8 +31,9 @@ func FieldsInto(into map[string]any, value []byte, names []string) bool {
 		return fields != nil
 	}
 	t := bytes.TrimSpace(value) // as Decode trims a value before reading it
-	var found [maxFieldsNamed][]byte
-	s := objectScan{src: t, names: names, found: &found}
+	found := foundLists.Get().(*[maxFieldsNamed][]byte)
+	defer func() { *found = [maxFieldsNamed][]byte{}; foundLists.Put(found) }()
+	s := objectScan{src: t, names: names, found: found}
 	i, ok := s.object(0, 1, true)
 	if !ok || skipSpace(t, i) != len(t) {
 		return false
@@ -92,6 +93,10 @@ type member struct {
 }
 
 var memberLists = sync.Pool{New: func() any { return new([]member) }}
+
+// foundLists lend FieldsInto the room for the members it finds: the scan's recursion would
+// otherwise move it to the heap for every value.
+var foundLists = sync.Pool{New: func() any { return new([maxFieldsNamed][]byte) }}
 
 // objectScan checks JSON text and keeps, for the top-level object, the last value of each
 // member named, or every member when members is not nil.

@@ -68,24 +68,25 @@ func (t *whereTally) report() []FieldMissing {
 // it: the value is one JSON object that has every name the expression uses which is neither a
 // value field (a field it lacks is nil either way) nor metadata of the record itself (topic,
 // partition, offset, timestamp, key, size) — a value member shadows metadata. The headers are
-// then not decoded, nor the value beyond its check and the members named, and nothing is
-// allocated for a record it does not select; decided is false when the record needs what
-// dlt.DecodeFields reads. TestWhereFromValueMatchesDecode holds it to the generic path.
+// then not decoded, nor the value beyond its check and the members named, into memory reused
+// from record to record; decided is false when the record needs what dlt.DecodeFields reads.
+// TestWhereFromValueMatchesDecode and FuzzWhereFromValue hold it to the generic path.
 func (s *Selection) whereFromValue(r *kgo.Record, tally *whereTally) (decided, selected bool, err error) {
 	w := s.Where
-	m := fieldMaps.Get().(*map[string]any)
-	defer func() { clear(*m); fieldMaps.Put(m) }()
-	if !dlt.FieldsInto(*m, r.Value, w.names) {
+	sc := whereScratches.Get().(*whereScratch)
+	defer func() { clear(sc.fields); sc.rec = dlt.Record{}; whereScratches.Put(sc) }()
+	if !dlt.FieldsInto(sc.fields, r.Value, w.names) {
 		return false, false, nil // not an object: every name reads metadata
 	}
 	for _, n := range w.names {
-		if _, ok := (*m)[n]; !ok && !slices.Contains(w.fields, n) && !recordMeta(n) {
+		if _, ok := sc.fields[n]; !ok && !slices.Contains(w.fields, n) && !recordMeta(n) {
 			return false, false, nil
 		}
 	}
-	d := dlt.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: r.Key, Value: r.Value, Fields: *m}
-	tally.record(&d)
-	selected, err = w.Match(&d)
+	d := &sc.rec
+	*d = dlt.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: r.Key, Value: r.Value, Fields: sc.fields}
+	tally.record(d)
+	selected, err = w.Match(d)
 	return true, selected, err
 }
 
@@ -99,9 +100,14 @@ func recordMeta(name string) bool {
 	return false
 }
 
-// fieldMaps holds the maps whereFromValue decodes members into, reused from record to record:
-// the expression keeps nothing of its environment after it ran.
-var fieldMaps = sync.Pool{New: func() any { m := map[string]any{}; return &m }}
+// whereScratch is what whereFromValue decodes a record into. The expression keeps nothing of
+// its environment after it ran, so the memory serves record after record.
+type whereScratch struct {
+	fields map[string]any
+	rec    dlt.Record
+}
+
+var whereScratches = sync.Pool{New: func() any { return &whereScratch{fields: map[string]any{}} }}
 
 // maxFieldNames bounds the distinct field names checkWhere keeps for its suggestions.
 const maxFieldNames = 256
