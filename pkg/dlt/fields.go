@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/json/jsontext"
+	"slices"
 	"sync"
 )
-
-// maxFieldsNamed is how many names FieldsInto looks for at once; an expression naming more
-// goes through ObjectFields.
-const maxFieldsNamed = 16
 
 // maxJSONDepth is the nesting the library's decoder accepts (jsontext's limit): a value nested
 // deeper is not valid JSON for Decode, so it is not for FieldsInto either.
@@ -23,22 +20,13 @@ const maxJSONDepth = 10000
 // map the caller reuses: `dlt list --where` runs it on every record of a DLT, and most of
 // them it selects nothing from. FuzzFieldsInto holds it to the library's result.
 func FieldsInto(into map[string]any, value []byte, names []string) bool {
-	if len(names) > maxFieldsNamed {
-		fields := ObjectFields(value, names)
-		for k, v := range fields {
-			into[k] = v
-		}
-		return fields != nil
-	}
-	t := bytes.TrimSpace(value) // as Decode trims a value before reading it
-	found := foundLists.Get().(*[maxFieldsNamed][]byte)
-	defer func() { *found = [maxFieldsNamed][]byte{}; foundLists.Put(found) }()
-	s := objectScan{src: t, names: names, found: found}
-	i, ok := s.object(0, 1, true)
-	if !ok || skipSpace(t, i) != len(t) {
+	ms := memberScans.Get().(*memberScan)
+	defer ms.release()
+	found, ok := ms.scan(value, names)
+	if !ok {
 		return false
 	}
-	for j, raw := range found[:len(names)] {
+	for j, raw := range found {
 		if raw == nil {
 			continue
 		}
@@ -58,19 +46,14 @@ func FieldsInto(into map[string]any, value []byte, names []string) bool {
 // or strings with escapes: a listing decodes every record it shows. FuzzFieldsInto holds
 // it to the library's result.
 func objectMembers(value []byte) map[string]any {
-	t := bytes.TrimSpace(value)
-	if len(t) == 0 || t[0] != '{' {
+	ms := memberScans.Get().(*memberScan)
+	defer ms.release()
+	ms.all = true
+	if _, ok := ms.scan(value, nil); !ok {
 		return nil
 	}
-	members := memberLists.Get().(*[]member)
-	defer func() { clear(*members); *members = (*members)[:0]; memberLists.Put(members) }()
-	s := objectScan{src: t, members: members}
-	i, ok := s.object(0, 1, true)
-	if !ok || skipSpace(t, i) != len(t) {
-		return nil
-	}
-	m := make(map[string]any, len(*members))
-	for _, mb := range *members {
+	m := make(map[string]any, len(ms.members))
+	for _, mb := range ms.members {
 		name := string(mb.quoted[1 : len(mb.quoted)-1])
 		if !mb.plain {
 			if json.Unmarshal(mb.quoted, &name) != nil {
@@ -92,18 +75,48 @@ type member struct {
 	plain       bool // the name is ASCII without escapes
 }
 
-var memberLists = sync.Pool{New: func() any { return new([]member) }}
+// memberScan is the memory of a scan of one value, lent from value to value: a scan over a
+// million dead letters then allocates none of it per record.
+type memberScan struct {
+	found   [][]byte // per name looked for, its last value as written
+	all     bool     // keep every top-level member in members
+	members []member
+	names   []string // room for scanObject's list of names
+}
 
-// foundLists lend FieldsInto the room for the members it finds: the scan's recursion would
-// otherwise move it to the heap for every value.
-var foundLists = sync.Pool{New: func() any { return new([maxFieldsNamed][]byte) }}
+var memberScans = sync.Pool{New: func() any { return new(memberScan) }}
+
+// release forgets what the scan read and gives its memory back.
+func (ms *memberScan) release() {
+	clear(ms.found)
+	clear(ms.members)
+	clear(ms.names)
+	ms.found, ms.members, ms.names, ms.all = ms.found[:0], ms.members[:0], ms.names[:0], false
+	memberScans.Put(ms)
+}
+
+// scan checks that value, trimmed as Decode trims it, is exactly one valid JSON object, and
+// returns the last value as written of each member named (nil for a name it lacks).
+func (ms *memberScan) scan(value []byte, names []string) ([][]byte, bool) {
+	t := bytes.TrimSpace(value)
+	ms.found = slices.Grow(ms.found[:0], len(names))[:len(names)]
+	s := objectScan{src: t, names: names, found: ms.found}
+	if ms.all {
+		s.members = &ms.members
+	}
+	i, ok := s.object(0, 1, true)
+	if !ok || skipSpace(t, i) != len(t) {
+		return nil, false
+	}
+	return ms.found, true
+}
 
 // objectScan checks JSON text and keeps, for the top-level object, the last value of each
-// member named, or every member when members is not nil.
+// member named in found and, when members is not nil, every member.
 type objectScan struct {
 	src     []byte
 	names   []string
-	found   *[maxFieldsNamed][]byte
+	found   [][]byte
 	members *[]member
 }
 

@@ -26,13 +26,27 @@ func jsonObject(value []byte) map[string]any {
 	return m
 }
 
-// checkFieldsInto compares FieldsInto with the library's reading of value (jsonObject, what
-// Decode's Fields is) for each of names.
+// checkFieldsInto compares FieldsInto, objectMembers (Decode's Fields) and scanObject
+// (DecodeBrief's error fields, DecodeFields' members) with the library's reading of value.
 func checkFieldsInto(t *testing.T, value []byte, names []string) {
 	t.Helper()
 	all := jsonObject(value)
 	if got := objectMembers(value); !reflect.DeepEqual(got, all) {
 		t.Fatalf("value %q: objectMembers %#v, the library %#v", value, got, all)
+	}
+	// What DecodeBrief and DecodeFields read: the error fields, and the members named.
+	ef, fields, valid := scanObject(value, names)
+	if want := mapErrorFields(all); valid != (all != nil) || ef != want {
+		t.Fatalf("value %q: scanObject read %+v (valid %v), the library %+v", value, ef, valid, want)
+	}
+	if valid {
+		for _, n := range names {
+			want, has := all[n]
+			got, gotHas := fields[n]
+			if has != gotHas || !reflect.DeepEqual(got, want) {
+				t.Fatalf("value %q: scanObject read %s as %#v (%v), the library %#v (%v)", value, n, got, gotHas, want, has)
+			}
+		}
 	}
 	got := map[string]any{"stale": 1}
 	clear(got)
@@ -81,7 +95,7 @@ func FuzzFieldsInto(f *testing.F) {
 // nested values, escapes, duplicate members, a member named like metadata, and nesting at
 // the library's limit.
 func TestFieldsIntoMatchesLibrary(t *testing.T) {
-	names := []string{"quantity", "errorCode", "orderId", "é", "a\"b", ""}
+	names := []string{"quantity", "errorCode", "orderId", "é", "a\"b", "", "quantity", "timestamp"}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 20000 {
 		v := randomObject(rng, 0)
@@ -111,9 +125,10 @@ func TestFieldsIntoMatchesLibrary(t *testing.T) {
 			checkFieldsInto(t, []byte(v), names)
 		}
 	}
-	many := make([]string, maxFieldsNamed+1) // more than FieldsInto looks for itself
+	many := make([]string, 40) // many names, some repeated
+
 	for i := range many {
-		many[i] = fmt.Sprint("f", i)
+		many[i] = fmt.Sprint("f", i%30)
 	}
 	checkFieldsInto(t, []byte(`{"f1":1,"f16":"x","f1":2}`), many)
 }
@@ -127,7 +142,8 @@ func randomObject(rng *rand.Rand, depth int) string {
 		if i > 0 {
 			b.WriteString(ws(rng) + ",")
 		}
-		b.WriteString(ws(rng) + randomString(rng, []string{"quantity", "errorCode", "orderId", "é", `\u0071uantity`, `a\"b`, "", "x"}) + ws(rng) + ":" + ws(rng))
+		b.WriteString(ws(rng) + randomString(rng, []string{"quantity", "errorCode", "orderId", "é", `\u0071uantity`, `a\"b`, "", "x",
+			"errorSource", "errorMessage", "timestamp", `error\u0043ode`}) + ws(rng) + ":" + ws(rng))
 		b.WriteString(randomValue(rng, depth+1))
 	}
 	b.WriteString(ws(rng) + "}" + ws(rng))
