@@ -206,7 +206,7 @@ func writeHostileDLT(t testing.TB, sc hostileScenario) (_ *kfake.Cluster, served
 			if lrng.IntN(3) > 0 {
 				r.Key = fmt.Appendf(nil, "lk%d", lrng.IntN(4))
 			}
-			if i < 4 { // v2 before the messages served as v1
+			if i < 4 { // v2 before the messages served as v0 and v1
 				r.Headers = []kgo.RecordHeader{{Key: "tenant", Value: []byte(strconv.Itoa(i))}}
 			}
 			if lrng.IntN(8) == 0 {

@@ -116,6 +116,11 @@ func TestBenchDLTScanOldNew(t *testing.T) {
 			slices.Sort(walls)
 			t.Logf("%-10s %-4s CPU-s median %.2f best %.2f; wall-s median %.2f best %.2f; peak RSS %.0f MiB; %s",
 				mode, b.name, cpus[len(cpus)/2], cpus[0], walls[len(walls)/2], walls[0], float64(rss[k])/1024, counts[mode])
+			var each []string
+			for _, m := range ms {
+				each = append(each, fmt.Sprintf("%.2f/%.2f", m.cpu.Seconds(), m.wall.Seconds()))
+			}
+			t.Logf("%-15s each round, CPU-s/wall-s: %s", "", strings.Join(each, " "))
 		}
 	}
 }
