@@ -5,13 +5,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"encoding/json/jsontext"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -104,7 +101,7 @@ func decode(r *kgo.Record, full bool, names []string) Record {
 	}
 	var ef errorFields
 	if full {
-		d.Fields = jsonObject(r.Value)
+		d.Fields = objectMembers(r.Value)
 		ef = mapErrorFields(d.Fields)
 	} else {
 		ef, d.Fields, _ = scanObject(r.Value, names)
@@ -201,111 +198,52 @@ func mapErrorFields(m map[string]any) errorFields {
 }
 
 // scanObject reads the error fields of a JSON object value, and its members named in names
-// (when not nil), without building a map of every member: it tokenises the top level once and
-// skips every other member. Like jsonObject, it reads nothing from a value that is not exactly
-// one valid JSON object (ok false); duplicate members count last.
+// (when not nil), without building a map of every member: it checks the value in one pass
+// (FieldsInto's scan) and decodes only those members. Like objectMembers, it reads nothing
+// from a value that is not exactly one valid JSON object (ok false); duplicate members count
+// last.
 func scanObject(value []byte, names []string) (ef errorFields, fields map[string]any, ok bool) {
 	t := bytes.TrimSpace(value)
 	if len(t) == 0 || t[0] != '{' {
 		return errorFields{}, nil, false
 	}
-	sc := scanners.Get().(*fieldScanner)
-	defer scanners.Put(sc)
-	sc.src.Reset(t)
-	dec := &sc.dec
-	dec.Reset(&sc.src, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
-	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
-		return errorFields{}, nil, false
+	ms := memberScans.Get().(*memberScan)
+	defer ms.release()
+	// The error fields first, then the names asked for that are not one of them.
+	all := append(ms.names[:0], errorFieldNames[:]...)
+	for _, n := range names {
+		if !slices.Contains(all, n) {
+			all = append(all, n)
+		}
 	}
-	raw := &sc.raw
-	for i := range raw {
-		raw[i] = raw[i][:0]
+	ms.names = all
+	raw, ok := ms.scan(t, all)
+	if !ok {
+		return errorFields{}, nil, false
 	}
 	if names != nil {
 		fields = map[string]any{}
-	}
-	for dec.PeekKind() != '}' {
-		quoted, err := dec.ReadValue() // as written: a plain name is compared without a copy
-		if err != nil {
-			return errorFields{}, nil, false
-		}
-		name, ok := memberName(quoted)
-		if !ok {
-			return errorFields{}, nil, false
-		}
-		i := errorFieldIndex(name)
-		j := slices.IndexFunc(names, func(n string) bool { return n == string(name) })
-		if i < 0 && j < 0 {
-			if err := dec.SkipValue(); err != nil {
-				return errorFields{}, nil, false
+		for _, n := range names {
+			v := raw[slices.Index(all, n)]
+			if v == nil {
+				continue
 			}
-			continue
-		}
-		v, err := dec.ReadValue()
-		if err != nil {
-			return errorFields{}, nil, false
-		}
-		// v is the decoder's memory until its next read: copied or decoded now.
-		if i >= 0 {
-			raw[i] = append(raw[i][:0], v...)
-		}
-		if j >= 0 {
-			x, ok := rawAny(v)
+			x, ok := rawAny(jsontext.Value(v))
 			if !ok {
 				return errorFields{}, nil, false
 			}
-			fields[names[j]] = x
+			fields[n] = x
 		}
 	}
-	if _, err := dec.ReadToken(); err != nil { // the closing brace
-		return errorFields{}, nil, false
-	}
-	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) { // nothing after the object
-		return errorFields{}, nil, false
-	}
+	code := jsontext.Value(raw[1])
 	return errorFields{
-		hasCode: len(raw[1]) > 0 && raw[1].Kind() != 'n',
-		source:  rawString(raw[0]), code: rawString(raw[1]), message: rawString(raw[2]), timestamp: rawString(raw[3]),
+		hasCode: len(code) > 0 && code.Kind() != 'n',
+		source:  rawString(raw[0]), code: rawString(code), message: rawString(raw[2]), timestamp: rawString(raw[3]),
 	}, fields, true
 }
 
-// fieldScanner is a JSON decoder, its reader and room for the error fields' raw values,
-// reused from value to value: a scan over a million dead letters then makes none of them per
-// record.
-type fieldScanner struct {
-	src bytes.Reader
-	dec jsontext.Decoder
-	raw [4]jsontext.Value
-}
-
-var scanners = sync.Pool{New: func() any { return new(fieldScanner) }}
-
 // errorFieldNames are the error fields' names, in the order of scanObject's raw values.
 var errorFieldNames = [4]string{FieldErrorSource, FieldErrorCode, FieldErrorMessage, FieldTimestamp}
-
-// errorFieldIndex returns which error field a member name is, -1 for none.
-func errorFieldIndex(name []byte) int {
-	for i, n := range errorFieldNames {
-		if string(name) == n {
-			return i
-		}
-	}
-	return -1
-}
-
-// memberName returns a member name (quoted, as written) unquoted: the bytes between the quotes
-// when there is nothing to unescape or replace.
-func memberName(quoted jsontext.Value) ([]byte, bool) {
-	inner := quoted[1 : len(quoted)-1]
-	if plainASCII(inner) {
-		return inner, true
-	}
-	var s string
-	if json.Unmarshal(quoted, &s) != nil {
-		return nil, false
-	}
-	return []byte(s), true
-}
 
 // rawString renders a raw JSON member the way stringField renders a decoded one.
 func rawString(v jsontext.Value) string {
@@ -538,17 +476,7 @@ func ObjectFields(value []byte, names []string) map[string]any {
 	return fields
 }
 
-// plainASCII reports whether b is ASCII without a backslash: a JSON string's text as written.
-func plainASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= utf8.RuneSelf || c == '\\' {
-			return false
-		}
-	}
-	return true
-}
-
-// rawAny decodes one raw JSON value as jsonObject decodes a member: numbers as json.Number.
+// rawAny decodes one raw JSON value as the library decodes a member into an object's map: numbers as json.Number.
 // Strings without escapes and literals take no decoder.
 func rawAny(raw jsontext.Value) (any, bool) {
 	switch raw.Kind() {
@@ -572,20 +500,6 @@ func rawAny(raw jsontext.Value) (any, bool) {
 		return nil, false
 	}
 	return v, true
-}
-
-func jsonObject(value []byte) map[string]any {
-	t := bytes.TrimSpace(value)
-	if len(t) == 0 || t[0] != '{' || !json.Valid(t) {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(t))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil || dec.More() {
-		return nil
-	}
-	return m
 }
 
 // shortClass turns "org.apache.kafka.connect.errors.DataException" into "DataException".

@@ -319,8 +319,8 @@ func (sc *rawScan) fetchRound(ctx context.Context, lead *leaders, offsets map[in
 					}
 					continue
 				}
-				next := nextOffset(rp.RecordBatches, off)
-				if next == off {
+				next, legacy := nextOffset(rp.RecordBatches, off)
+				if next == off && !legacy {
 					continue // nothing complete yet
 				}
 				parts = append(parts, rawPart{p: rp.Partition, batches: rp.RecordBatches, aborted: rp.AbortedTransactions})
@@ -336,9 +336,12 @@ func (sc *rawScan) fetchRound(ctx context.Context, lead *leaders, offsets map[in
 }
 
 // nextOffset returns the offset after the last complete batch of batches, or from when there
-// is none.
-func nextOffset(batches []byte, from int64) int64 {
-	next := from
+// is none. legacy reports that batches reach a complete batch older than format v2, where it
+// stops: a run must meet it (see errLegacyBatch) even when its offset says nothing new — a
+// compressed v1 message set some clients wrote with the wrapper offset 0 holds the records
+// after from all the same.
+func nextOffset(batches []byte, from int64) (next int64, legacy bool) {
+	next = from
 	for len(batches) >= 12 {
 		base := int64(binary.BigEndian.Uint64(batches))
 		length := int64(int32(binary.BigEndian.Uint32(batches[8:])))
@@ -351,12 +354,11 @@ func nextOffset(batches []byte, from int64) int64 {
 		} else {
 			// An older format: its offsets are read when it is decoded (by franz-go's
 			// consumer, see errLegacyBatch); stop here so the run meets it.
-			next = max(next, base+1)
-			break
+			return max(next, base+1), true
 		}
 		batches = batches[12+length:]
 	}
-	return next
+	return next, false
 }
 
 // run calls fn for every data record of the scan's ranges, in offset order per partition,

@@ -462,3 +462,31 @@ func TestDecompressedSize(t *testing.T) {
 		}
 	}
 }
+
+// TestNextOffsetStopsAtLegacyMessages: a fetch answer is handed to the run when it reaches a
+// message older than format v2, even one whose offset says nothing new (a compressed v1 set
+// written with the wrapper offset 0), or the scan would fetch the same answer until it stalls.
+func TestNextOffsetStopsAtLegacyMessages(t *testing.T) {
+	v1 := func(off int64) []byte { return appendMessage(nil, 1, 0, off, 0, nil, []byte("v")) }
+	cases := []struct {
+		name       string
+		batches    []byte
+		from, want int64
+		legacy     bool
+	}{
+		{"v2 batches", append(encodeBatch(10, 0, -1, 3), encodeBatch(13, 0, -1, 2)...), 10, 15, false},
+		{"v2 batch cut short", append(encodeBatch(10, 0, -1, 3), encodeBatch(13, 0, -1, 2)[:30]...), 10, 13, false},
+		{"nothing complete", encodeBatch(10, 0, -1, 3)[:40], 10, 10, false},
+		{"v1 after v2", append(encodeBatch(10, 0, -1, 3), v1(13)...), 10, 14, true},
+		{"v1 first", append(v1(12), encodeBatch(13, 0, -1, 2)...), 12, 13, true},
+		{"v1 wrapper at offset 0", append(appendMessage(nil, 1, int8(kgo.CodecGzip), 0, 0, nil, []byte("x")), v1(13)...), 12, 12, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			next, legacy := nextOffset(tc.batches, tc.from)
+			if next != tc.want || legacy != tc.legacy {
+				t.Fatalf("nextOffset = %d, %v; want %d, %v", next, legacy, tc.want, tc.legacy)
+			}
+		})
+	}
+}

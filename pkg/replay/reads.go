@@ -280,6 +280,19 @@ func (s *Selection) decodeInto(r *kgo.Record, mode decodeMode, d *dlt.Record, to
 	if !s.prefilter(r) {
 		return false, nil
 	}
+	if s.Where != nil && s.Where.names != nil {
+		if decided, selected, err := s.whereFromValue(r, tally); decided {
+			if err != nil || !selected {
+				return false, err
+			}
+			if mode == decodeFull {
+				*d = dlt.Decode(r)
+			} else {
+				*d = dlt.DecodeFields(r, s.Where.names)
+			}
+			return true, nil
+		}
+	}
 	switch {
 	case s.Where != nil && s.Where.names != nil:
 		// --where reads only the value fields it names: the value is tokenised, not made

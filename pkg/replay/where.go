@@ -3,8 +3,10 @@ package replay
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -61,6 +63,51 @@ func (t *whereTally) report() []FieldMissing {
 	}
 	return out
 }
+
+// whereFromValue evaluates s.Where on r from the value members it names alone, when they decide
+// it: the value is one JSON object that has every name the expression uses which is neither a
+// value field (a field it lacks is nil either way) nor metadata of the record itself (topic,
+// partition, offset, timestamp, key, size) — a value member shadows metadata. The headers are
+// then not decoded, nor the value beyond its check and the members named, into memory reused
+// from record to record; decided is false when the record needs what dlt.DecodeFields reads.
+// TestWhereFromValueMatchesDecode and FuzzWhereFromValue hold it to the generic path.
+func (s *Selection) whereFromValue(r *kgo.Record, tally *whereTally) (decided, selected bool, err error) {
+	w := s.Where
+	sc := whereScratches.Get().(*whereScratch)
+	defer func() { clear(sc.fields); sc.rec = dlt.Record{}; whereScratches.Put(sc) }()
+	if !dlt.FieldsInto(sc.fields, r.Value, w.names) {
+		return false, false, nil // not an object: every name reads metadata
+	}
+	for _, n := range w.names {
+		if _, ok := sc.fields[n]; !ok && !slices.Contains(w.fields, n) && !recordMeta(n) {
+			return false, false, nil
+		}
+	}
+	d := &sc.rec
+	*d = dlt.Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: r.Key, Value: r.Value, Fields: sc.fields}
+	tally.record(d)
+	selected, err = w.Match(d)
+	return true, selected, err
+}
+
+// recordMeta reports whether name is metadata a --where expression reads from the record
+// itself rather than from its decoded headers or value (see metaValue).
+func recordMeta(name string) bool {
+	switch name {
+	case "topic", "partition", "offset", "timestamp", "key", "size":
+		return true
+	}
+	return false
+}
+
+// whereScratch is what whereFromValue decodes a record into. The expression keeps nothing of
+// its environment after it ran, so the memory serves record after record.
+type whereScratch struct {
+	fields map[string]any
+	rec    dlt.Record
+}
+
+var whereScratches = sync.Pool{New: func() any { return &whereScratch{fields: map[string]any{}} }}
 
 // maxFieldNames bounds the distinct field names checkWhere keeps for its suggestions.
 const maxFieldNames = 256

@@ -3,9 +3,13 @@ package replay
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -149,4 +153,119 @@ func TestWhereReadsOnlyNamedFieldsAlike(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestWhereFromValueMatchesDecode: --where decided from the value's members alone
+// (whereFromValue, with dlt.FieldsInto's own JSON check) selects exactly what the generic path
+// selects — the members dlt.DecodeFields reads, the expression on them and the decoded
+// metadata — on random records with hostile values: duplicate members, escapes, nested
+// objects, value members that shadow metadata, invalid JSON and values that are not objects.
+// The errors, the tally of missing fields and the record a selection hands on agree too.
+func TestWhereFromValueMatchesDecode(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var recs []*kgo.Record
+	headers := [][]kgo.RecordHeader{nil, replaytest.Spring(0, 1, replaytest.Base).Headers, replaytest.Saga(0, 1, "PG_TIMEOUT", 1, replaytest.Base).Headers,
+		replaytest.Connect(0, 1, replaytest.Base).Headers}
+	for i := range 3000 {
+		r := &kgo.Record{Topic: ordersDLT, Partition: int32(i % 3), Offset: int64(i), Timestamp: replaytest.Base.Add(time.Duration(i) * time.Second),
+			Key: []byte("k" + strconv.Itoa(i%3)), Value: []byte(hostileValue(rng)), Headers: headers[rng.IntN(len(headers))]}
+		recs = append(recs, r)
+	}
+	for _, src := range whereFromValueExprs {
+		w := mustWhere(t, src)
+		sel := &Selection{Where: w}
+		for _, mode := range []decodeMode{decodeBrief, decodeFull} {
+			gotTally, wantTally := newWhereTally(sel), newWhereTally(sel)
+			for _, r := range recs {
+				checkWhereFromValue(t, sel, r, mode, gotTally, wantTally)
+			}
+			if !reflect.DeepEqual(gotTally, wantTally) {
+				t.Fatalf("%s: tally %+v, the generic path %+v", src, gotTally, wantTally)
+			}
+		}
+	}
+}
+
+// whereFromValueExprs are expressions on value members, metadata they may shadow, and both.
+var whereFromValueExprs = []string{
+	`errorCode == "PG_TIMEOUT" && quantity > 2`, `errorCode == "PG_TIMEOUT" && quantity > 9`, `quantity > 1`,
+	`offset == "shadowed" || offset > 2990`, `topic == "orders.DLT" && size > 40`, `key == "k1" && quantity != nil`,
+	`meta.errorCode == "PG_TIMEOUT"`, `errorSource == "order-service"`, `format == "saga" || quantity == nil`,
+	`let q = quantity; q > 1 && errorCode != nil`, `headers["kafka_dlt-original-topic"] == "orders.failed"`,
+	`quantity + 1 > 2`, `errorCode in ["PG_TIMEOUT", "DB_LOCK_TIMEOUT"]`, `nested.a[0] == 1`, `errorMessage contains "lock"`,
+	`partition == 1 && timestamp > meta.timestamp`, `originalTopic == "orders.failed" && quantity >= 2`,
+	`errorCode == "UNKNOWN" || errorCode endsWith "Exception"`, `errorSource == "unknown" && quantity > 1`, `format == "spring"`,
+	`exception != "" || group != ""`, `originalPartition == 0 && replayCount == 0`, `len(headers) > 2 || errorMessage != ""`,
+}
+
+// checkWhereFromValue compares sel.decodeInto on r with the generic path: what decodeInto did
+// before it read members alone (dlt.DecodeFields, the expression, dlt.Decode for a listing).
+func checkWhereFromValue(t *testing.T, sel *Selection, r *kgo.Record, mode decodeMode, gotTally, wantTally *whereTally) {
+	t.Helper()
+	w := sel.Where
+	var got dlt.Record
+	ok, err := sel.decodeInto(r, mode, &got, nil, gotTally)
+	want := dlt.DecodeFields(r, w.names)
+	wantTally.record(&want)
+	wantOK, wantErr := w.Match(&want)
+	if wantOK && mode == decodeFull {
+		want = dlt.Decode(r)
+	}
+	if ok != wantOK || fmt.Sprint(err) != fmt.Sprint(wantErr) {
+		t.Fatalf("%s on %q: %v, %v; the generic path %v, %v", w.Source(), r.Value, ok, err, wantOK, wantErr)
+	}
+	if ok && !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s on %q: selected as\n%+v\nthe generic path\n%+v", w.Source(), r.Value, got, want)
+	}
+}
+
+// FuzzWhereFromValue: for any value and headers, --where selects what the generic path selects.
+func FuzzWhereFromValue(f *testing.F) {
+	f.Add([]byte(`{"errorCode":"PG_TIMEOUT","quantity":3,"quantity":1,"offset":"shadowed"}`), uint8(0), uint8(1))
+	f.Add([]byte(`{"\u0071uantity":2,"meta":{"errorCode":"PG_TIMEOUT"},"nested":{"a":[1]}}`), uint8(6), uint8(2))
+	f.Add([]byte("{\"errorCode\":\"\xff\",\"errorMessage\":\"lock\"}"), uint8(14), uint8(0))
+	f.Add([]byte(`{"quantity":3} {"quantity":1}`), uint8(2), uint8(3))
+	headers := [][]kgo.RecordHeader{nil, replaytest.Spring(0, 1, replaytest.Base).Headers, replaytest.Saga(0, 1, "PG_TIMEOUT", 1, replaytest.Base).Headers,
+		replaytest.Connect(0, 1, replaytest.Base).Headers}
+	wheres := make([]*Where, len(whereFromValueExprs))
+	for i, src := range whereFromValueExprs {
+		w, err := CompileWhere(src)
+		if err != nil {
+			f.Fatal(err)
+		}
+		wheres[i] = w
+	}
+	f.Fuzz(func(t *testing.T, value []byte, expr, hs uint8) {
+		r := &kgo.Record{Topic: ordersDLT, Partition: 1, Offset: 7, Timestamp: replaytest.Base, Key: []byte("k1"), Value: value,
+			Headers: headers[int(hs)%len(headers)]}
+		sel := &Selection{Where: wheres[int(expr)%len(wheres)]}
+		for _, mode := range []decodeMode{decodeBrief, decodeFull} {
+			checkWhereFromValue(t, sel, r, mode, newWhereTally(sel), newWhereTally(sel))
+		}
+	})
+}
+
+// hostileValue returns a record value for TestWhereFromValueMatchesDecode: mostly a JSON
+// object of members named like the expressions' fields and metadata, some damaged.
+func hostileValue(rng *rand.Rand) string {
+	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
+	var members []string
+	for range rng.IntN(7) {
+		name := pick(`"errorCode"`, `"quantity"`, `"\u0071uantity"`, `"offset"`, `"topic"`, `"key"`, `"size"`, `"meta"`,
+			`"errorSource"`, `"headers"`, `"format"`, `"nested"`, `"orderId"`, `"q\"x"`, `"errorMessage"`, `"partition"`, `"timestamp"`)
+		value := pick(`"PG_TIMEOUT"`, `"DB_LOCK_TIMEOUT"`, `"P\u0047_TIMEOUT"`, `"shadowed"`, `1`, `3`, `10`, `2.5`, `-0`, `1e1`,
+			`null`, `true`, `"orders.DLT"`, `"k1"`, `{"a":[1,{"b":2}],"errorCode":"x"}`, `[1,2]`, `"lock \"wait\""`, "\"\xff\"",
+			`{"errorCode":"PG_TIMEOUT"}`, `"order-service"`)
+		members = append(members, name+pick(":", " : ")+value)
+	}
+	v := "{" + strings.Join(members, pick(",", ", ")) + "}"
+	switch rng.IntN(12) {
+	case 0:
+		return v[:rng.IntN(len(v)+1)] // cut
+	case 1:
+		return v + pick(" x", "{}", ",", " ")
+	case 2:
+		return pick(`[{"quantity":9}]`, `"PG_TIMEOUT"`, "not json\xff", "", `{"quantity":3,}`, `{"quantity":03}`)
+	}
+	return v
 }
