@@ -85,6 +85,7 @@ func component(st Status, name string) Component {
 // next step; a panic is a failure, not a crash; a success makes it healthy and waits the
 // interval.
 func TestLoopBacksOffAfterFailuresAndRecovers(t *testing.T) {
+	t.Parallel()
 	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC))
 	m := metrics.NewAgent()
 	s := newScripted()
@@ -159,6 +160,7 @@ func TestLoopBacksOffAfterFailuresAndRecovers(t *testing.T) {
 }
 
 func TestHTTPEndpoints(t *testing.T) {
+	t.Parallel()
 	m := metrics.NewAgent()
 	a, err := New(Config{Identity: NewIdentity("p"), Metrics: m,
 		Loops: []Loop{{Name: "survey", Interval: time.Minute, Step: func(context.Context) error { return nil }}}})
@@ -205,6 +207,7 @@ func TestHTTPEndpoints(t *testing.T) {
 }
 
 func TestNewRefusesBadConfig(t *testing.T) {
+	t.Parallel()
 	step := func(context.Context) error { return nil }
 	tests := []struct {
 		name string

@@ -201,6 +201,7 @@ func (ea *electedAgent) working(t *testing.T) bool {
 // the other waits, healthy, naming the leader. A leader that stops releases the lease and the
 // other takes over.
 func TestOneLeadsTheOtherWaitsAndTakesOver(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t)
 	a := startElected(t, c, "pod-a")
 	eventually(t, "pod-a leads", func() bool { return a.Status().Role == RoleLeader })
@@ -234,6 +235,7 @@ func TestOneLeadsTheOtherWaitsAndTakesOver(t *testing.T) {
 // the API answers again the cut-off agent recovers as a healthy standby; cut off from the
 // start, an agent keeps trying and never crashes.
 func TestDeadKubernetesAPI(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t)
 	a := startElected(t, c, "pod-a")
 	eventually(t, "pod-a leads", func() bool { return a.Status().Role == RoleLeader })

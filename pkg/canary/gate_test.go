@@ -125,6 +125,7 @@ func gateCriterion(t *testing.T, id string) Criterion {
 // TestGateDecisionTable judges every criterion at, just below and just above its threshold,
 // and without data, through the default queries and a real HTTP round trip.
 func TestGateDecisionTable(t *testing.T) {
+	t.Parallel()
 	const absent = "<absent>"
 	type row struct {
 		id       string
@@ -237,6 +238,7 @@ func TestGateDecisionTable(t *testing.T) {
 }
 
 func TestGateDefaultQueriesReachPrometheus(t *testing.T) {
+	t.Parallel()
 	p := gateStartProm(t)
 	e := gateEvaluator(t, p, config.Prometheus{})
 	if _, err := e.Evaluate(context.Background(), gateTestTarget, GateCriteria(2)); err != nil {
@@ -291,6 +293,7 @@ func TestGateDefaultQueriesReachPrometheus(t *testing.T) {
 }
 
 func TestGateQueryOverrides(t *testing.T) {
+	t.Parallel()
 	p := gateStartProm(t)
 	e := gateEvaluator(t, p, config.Prometheus{Queries: map[string]string{
 		GateQueryCanary5xx: `my_5xx_ratio{ns="{{.Namespace}}",workload="{{.Canary}}"}`,
@@ -323,6 +326,7 @@ func TestGateQueryOverrides(t *testing.T) {
 }
 
 func TestGateUnusableAnswersAreUnknown(t *testing.T) {
+	t.Parallel()
 	p := gateStartProm(t)
 	e := gateEvaluator(t, p, config.Prometheus{})
 	c := gateCriterion(t, "rollback.cpu")
@@ -413,6 +417,7 @@ func gateKubeCanary(desired int32, podsReady ...bool) *mesh.Reader {
 }
 
 func TestGateReadinessFromKubernetes(t *testing.T) {
+	t.Parallel()
 	p := gateStartProm(t)
 	tests := []struct {
 		name    string
@@ -447,6 +452,7 @@ func TestGateReadinessFromKubernetes(t *testing.T) {
 }
 
 func TestGateReportAndReason(t *testing.T) {
+	t.Parallel()
 	p := gateStartProm(t)
 	e := gateEvaluator(t, p, config.Prometheus{})
 	q5, _ := e.Query(GateQueryCanary5xx, gateTestTarget)
@@ -478,6 +484,7 @@ func TestGateReportAndReason(t *testing.T) {
 }
 
 func TestGateThresholdText(t *testing.T) {
+	t.Parallel()
 	want := map[string]string{
 		"rollback.5xx": "rollback if ≥ 3%", "rollback.latency": "rollback if ≥ +200 ms", "rollback.business": "rollback if ≥ 1%",
 		"rollback.ready": "rollback if < 100% ready", "rollback.cpu": "rollback if > 80%", "rollback.memory": "rollback if > 85%",
@@ -494,6 +501,7 @@ func TestGateThresholdText(t *testing.T) {
 
 // TestGateFormatValueHasNoNegativeZero: figures that round to zero print without a sign.
 func TestGateFormatValueHasNoNegativeZero(t *testing.T) {
+	t.Parallel()
 	lat := GateRollbackCriteria()[1]
 	five := GateRollbackCriteria()[0]
 	for _, tt := range []struct {
@@ -519,6 +527,7 @@ func TestGateFormatValueHasNoNegativeZero(t *testing.T) {
 // (which refuses to move traffic and never rolls back), naming the count and the minimum; the
 // pods and resource criteria are still judged.
 func TestGateMinimumSample(t *testing.T) {
+	t.Parallel()
 	p := gateStartProm(t)
 	for _, tt := range []struct {
 		name     string

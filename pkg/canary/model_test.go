@@ -13,6 +13,7 @@ func rel(stable string, enabled bool, tag string, weight int) gitops.Release {
 }
 
 func TestOpNext(t *testing.T) {
+	t.Parallel()
 	off := rel("1.0.0", false, "", 0)
 	at := func(w int) gitops.Release { return rel("1.0.0", true, "1.1.0", w) }
 	tests := []struct {
@@ -64,6 +65,7 @@ func TestOpNext(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			got, err := tt.op.Next(tt.cur)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -85,6 +87,7 @@ func TestOpNext(t *testing.T) {
 }
 
 func TestPhaseOf(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		c     gitops.Canary
 		phase int

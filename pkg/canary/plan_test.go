@@ -38,6 +38,7 @@ func snapshotOf(t *testing.T, env, svc string, mutate func(*gitops.Release)) git
 }
 
 func TestPlanDiffGolden(t *testing.T) {
+	t.Parallel()
 	running := func(w int) func(*gitops.Release) {
 		return func(r *gitops.Release) { r.Canary = gitops.Canary{Enabled: true, Tag: "1.1.0", Weight: w} }
 	}
@@ -55,6 +56,7 @@ func TestPlanDiffGolden(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			snap := snapshotOf(t, "prod", "order", tt.mutate)
 			before := bytes.Clone(snap.Data)
 			p, err := NewPlan(snap, tt.op, "error rate flat for 15m")
@@ -81,6 +83,7 @@ func TestPlanDiffGolden(t *testing.T) {
 }
 
 func TestNewPlanRefuses(t *testing.T) {
+	t.Parallel()
 	snap := snapshotOf(t, "dev", "payment", nil)
 	if _, err := NewPlan(snap, Op{Action: ActionStart, Tag: "2.0.0"}, ""); !errors.Is(err, gitops.ErrInvalidChange) || !strings.Contains(err.Error(), "reason is required") {
 		t.Errorf("missing reason: %v", err)

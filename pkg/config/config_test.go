@@ -22,6 +22,7 @@ func write(t *testing.T, body string) string {
 }
 
 func TestLoadAndResolve(t *testing.T) {
+	t.Parallel()
 	p := write(t, `
 current-context: prod
 contexts:
@@ -52,6 +53,7 @@ contexts:
 }
 
 func TestLoadRejects(t *testing.T) {
+	t.Parallel()
 	for name, body := range map[string]string{
 		"unknown field":         "contexts:\n  a:\n    kafak: {}\n",
 		"bad pattern":           "contexts:\n  a:\n    dlt: {pattern: '('}\n",
@@ -63,6 +65,7 @@ func TestLoadRejects(t *testing.T) {
 		"negative bakeTime":     "contexts:\n  a:\n    canary: {bakeTime: -5m}\n",
 	} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			if _, err := Load(write(t, body)); err == nil {
 				t.Fatal("accepted invalid config")
 			}
@@ -71,6 +74,7 @@ func TestLoadRejects(t *testing.T) {
 }
 
 func TestMissingAndEmptyFile(t *testing.T) {
+	t.Parallel()
 	c, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +88,7 @@ func TestMissingAndEmptyFile(t *testing.T) {
 }
 
 func TestSaveRoundTrip(t *testing.T) {
+	t.Parallel()
 	p := filepath.Join(t.TempDir(), "sub", "config.yaml")
 	c, _ := Load(p)
 	c.Contexts["sandbox"] = &Context{Simulated: true, Kafka: kafka.Config{Brokers: []string{"127.0.0.1:9092"}}}
@@ -102,6 +107,7 @@ func TestSaveRoundTrip(t *testing.T) {
 }
 
 func TestDLTTimeout(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for body, want := range map[string]string{
 		"contexts:\n  a:\n    dlt: {timeout: 45s}\n":  "",
@@ -128,6 +134,7 @@ func TestDLTTimeout(t *testing.T) {
 // TestTimeouts checks each section's timeout: parsed when set, refused on load when it is not a
 // positive duration, and 0 (the package default applies) when unset.
 func TestTimeouts(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		key string
@@ -161,6 +168,7 @@ func TestTimeouts(t *testing.T) {
 // TestRedriveSectionKeepsItsLines checks a context's redrive policy is kept as YAML with this
 // file's line numbers, and written back as it was.
 func TestRedriveSectionKeepsItsLines(t *testing.T) {
+	t.Parallel()
 	p := write(t, `contexts:
   prod:
     kafka: {brokers: [b-1:9098]}
@@ -217,6 +225,7 @@ contexts:
 // TestUseContextChangesOnlyThatValue pins that switching context rewrites nothing but the value:
 // re-marshalling the file used to drop every comment.
 func TestUseContextChangesOnlyThatValue(t *testing.T) {
+	t.Parallel()
 	p := write(t, userConfig)
 	c, err := Load(p)
 	if err != nil {
@@ -235,6 +244,7 @@ func TestUseContextChangesOnlyThatValue(t *testing.T) {
 // TestSaveLeavesOtherContextsAlone adds a context and removes another: the untouched one keeps
 // its comments, flow style and line comments; a second Save with no change is a no-op.
 func TestSaveLeavesOtherContextsAlone(t *testing.T) {
+	t.Parallel()
 	p := write(t, userConfig)
 	c, err := Load(p)
 	if err != nil {
@@ -274,6 +284,7 @@ func TestSaveLeavesOtherContextsAlone(t *testing.T) {
 
 // TestSaveRefusesABrokenFile leaves a file it cannot parse as it is and says so.
 func TestSaveRefusesABrokenFile(t *testing.T) {
+	t.Parallel()
 	p := write(t, "current-context: a\ncontexts: {a: {}}\n")
 	c, err := Load(p)
 	if err != nil {
@@ -296,6 +307,7 @@ func TestSaveRefusesABrokenFile(t *testing.T) {
 // Save that adds one (the sandbox's next start) must work, as it must on a flow mapping the user
 // wrote.
 func TestSaveAfterLastContextRemoved(t *testing.T) {
+	t.Parallel()
 	for _, body := range []string{
 		"current-context: sandbox\ncontexts:\n  sandbox:\n    kafka:\n      brokers: [127.0.0.1:9092]\n",
 		"# mine\ncontexts: {prod: {kafka: {brokers: [b:9092]}}}\n",
@@ -333,6 +345,7 @@ func TestSaveAfterLastContextRemoved(t *testing.T) {
 // TestCanaryAnalysisSettings: the analysis settings load as written; an unset bake time is
 // "unset" (the default applies), "0s" is an explicit none.
 func TestCanaryAnalysisSettings(t *testing.T) {
+	t.Parallel()
 	c, err := Load(write(t, "contexts:\n  a:\n    prometheus: {minRequests: 250}\n    canary: {failureLimit: 3, bakeTime: 10m}\n  b:\n    canary: {bakeTime: 0s}\n  c: {}\n"))
 	if err != nil {
 		t.Fatal(err)

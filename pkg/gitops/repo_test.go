@@ -143,6 +143,7 @@ func assertClean(t *testing.T, dir, wantHead string) {
 }
 
 func TestApplyCommitsAndPushes(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	r, dir := f.clone("Alice")
@@ -185,6 +186,7 @@ func TestApplyCommitsAndPushes(t *testing.T) {
 }
 
 func TestApplyFastForwardsABehindWorkingCopy(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	a, _ := f.clone("Alice")
@@ -207,6 +209,7 @@ func TestApplyFastForwardsABehindWorkingCopy(t *testing.T) {
 // Bob's push is overtaken by Alice's; opsctl must detect that the file changed and refuse,
 // naming Alice, instead of overwriting her change.
 func TestRaceSameService(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	a, _ := f.clone("Alice")
@@ -264,6 +267,7 @@ func TestRaceSameService(t *testing.T) {
 // expected Y") rather than his client seeing a non-fast-forward. That is the same lost race:
 // Bob must get the ConflictError naming Alice's commit, not a bare rejection.
 func TestRaceSameServiceDecidedAtTheServer(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	a, adir := f.clone("Alice")
@@ -321,6 +325,7 @@ func TestRaceSameServiceDecidedAtTheServer(t *testing.T) {
 // TestRaceDifferentServices has Bob's push overtaken by Alice's change to another service: the
 // file Bob edits is untouched at the new head, so his edit is re-applied there and both land.
 func TestRaceDifferentServices(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	a, _ := f.clone("Alice")
@@ -354,6 +359,7 @@ func TestRaceDifferentServices(t *testing.T) {
 }
 
 func TestApplyGivesUpAfterBoundedAttempts(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	a, adir := f.clone("Alice")
@@ -386,6 +392,7 @@ func TestApplyGivesUpAfterBoundedAttempts(t *testing.T) {
 }
 
 func TestApplyAfterStaleRead(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	a, _ := f.clone("Alice")
@@ -409,6 +416,7 @@ func TestApplyAfterStaleRead(t *testing.T) {
 }
 
 func TestApplyRefusesDirtyWorkingCopy(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	tests := []struct {
 		name  string
@@ -435,6 +443,7 @@ func TestApplyRefusesDirtyWorkingCopy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			f := newFixture(t)
 			r, dir := f.clone("Alice")
 			c := change(t, r, "prod", "order", "canary-start", startCanary("1.1.0", 10))
@@ -456,6 +465,7 @@ func TestApplyRefusesDirtyWorkingCopy(t *testing.T) {
 	}
 
 	t.Run("untracked files are fine", func(t *testing.T) {
+		t.Parallel()
 		f := newFixture(t)
 		r, dir := f.clone("Alice")
 		if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("scratch\n"), 0o644); err != nil {
@@ -471,6 +481,7 @@ func TestApplyRefusesDirtyWorkingCopy(t *testing.T) {
 }
 
 func TestApplyRefusesUnpushedCommits(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	r, dir := f.clone("Alice")
 	c := change(t, r, "prod", "order", "canary-start", startCanary("1.1.0", 10))
@@ -489,6 +500,7 @@ func TestApplyRefusesUnpushedCommits(t *testing.T) {
 // TestPushRejectedByHook: the remote's pre-receive hook refuses every push. Apply must report
 // the hook's message, push nothing, and leave the working copy exactly as it was.
 func TestPushRejectedByHook(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	hook := filepath.Join(f.remote, "hooks", "pre-receive")
 	script := "#!/bin/sh\necho 'policy: prod changes need an approved change ticket' >&2\nexit 1\n"
@@ -521,6 +533,7 @@ func TestPushRejectedByHook(t *testing.T) {
 }
 
 func TestApplyRefusesBadInput(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	r, dir := f.clone("Alice")
@@ -559,6 +572,7 @@ func TestApplyRefusesBadInput(t *testing.T) {
 }
 
 func TestMalformedValuesFileRefused(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	a, adir := f.clone("Alice")
 	p := filepath.Join(adir, "gitops/envs/dev/order/values.yaml")
@@ -586,6 +600,7 @@ func TestMalformedValuesFileRefused(t *testing.T) {
 }
 
 func TestHistory(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	a, adir := f.clone("Alice")
@@ -671,6 +686,7 @@ func TestHistory(t *testing.T) {
 }
 
 func TestCloneIntoCache(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	cache := t.TempDir()
@@ -720,6 +736,7 @@ func TestCloneIntoCache(t *testing.T) {
 }
 
 func TestOpenRefusesDetachedHead(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	_, dir := f.clone("Alice")
 	gitT(t, dir, "checkout", "--quiet", "--detach")
@@ -729,6 +746,7 @@ func TestOpenRefusesDetachedHead(t *testing.T) {
 }
 
 func TestFetchTTLReadsMayBeStaleButApplyIsNot(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	a, _ := f.clone("Alice")
@@ -768,6 +786,7 @@ func rollbackChange(t *testing.T, r *Repo, env, svc string) Change {
 // read and Bob's push. Bob's push is rejected; the rollback re-reads the new head and re-applies
 // itself on top, so the remote ends rolled back (weight 0, off) with Alice's step below it.
 func TestRollbackWinsARace(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	a, _ := f.clone("Alice")
@@ -806,6 +825,7 @@ func TestRollbackWinsARace(t *testing.T) {
 // TestRollbackYieldsToARollback: another rollback landed first; the second is a no-op success
 // that says so and pushes nothing.
 func TestRollbackYieldsToARollback(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	a, _ := f.clone("Alice")
@@ -827,6 +847,7 @@ func TestRollbackYieldsToARollback(t *testing.T) {
 // TestStepDoesNotOverwriteARollback: a step whose push loses to a rollback re-reads, sees the
 // rollback and stops with an error saying so; the remote stays rolled back.
 func TestStepDoesNotOverwriteARollback(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	a, _ := f.clone("Alice")
@@ -855,6 +876,7 @@ func TestStepDoesNotOverwriteARollback(t *testing.T) {
 // clone, so a dirty working copy does not block them; when another opsctl holds that cache, the
 // write waits for it instead of giving up.
 func TestWriteCloneLeavesTheWorkingCopyAndWaitsForTheCache(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
 	cache := t.TempDir()

@@ -13,6 +13,7 @@ import (
 )
 
 func TestEditReleaseGolden(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		// change edits the Release read from the input.
@@ -53,6 +54,7 @@ func TestEditReleaseGolden(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			in, err := os.ReadFile(filepath.Join("testdata", "edit", tt.name+".input.yaml"))
 			if err != nil {
 				t.Fatal(err)
@@ -132,6 +134,7 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 func TestReadReleaseRejects(t *testing.T) {
+	t.Parallel()
 	const good = "image:\n  repository: r\n  tag: \"1.0.0\"\ncanary:\n  enabled: false\n  image:\n    tag: \"\"\n  weight: 0\n"
 	tests := []struct {
 		name    string
@@ -158,6 +161,7 @@ func TestReadReleaseRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			if !strings.Contains(good, tt.from) {
 				t.Fatalf("fixture lacks %q", tt.from)
 			}
@@ -182,6 +186,7 @@ func TestReadReleaseRejects(t *testing.T) {
 }
 
 func TestEditScalarsRefusesUnsupportedLayouts(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		doc  string
@@ -198,6 +203,7 @@ func TestEditScalarsRefusesUnsupportedLayouts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			out, err := gitops.EditScalars([]byte(tt.doc), gitops.ScalarEdit{Path: tt.path, Kind: gitops.KindInt, Value: "20"})
 			if err == nil || out != nil {
 				t.Fatalf("edit accepted: %q, %v", out, err)
@@ -210,6 +216,7 @@ func TestEditScalarsRefusesUnsupportedLayouts(t *testing.T) {
 }
 
 func TestEditScalarsQuoting(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, doc, value, want string
 	}{
@@ -225,6 +232,7 @@ func TestEditScalarsQuoting(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			path := []string{"tag"}
 			if strings.HasPrefix(tt.doc, "c:") {
 				path = []string{"c", "tag"}

@@ -10,6 +10,7 @@ import (
 )
 
 func TestOptionsRejects(t *testing.T) {
+	t.Parallel()
 	if _, err := Options(Config{}); !errors.Is(err, ErrNoBrokers) {
 		t.Fatalf("no brokers: %v", err)
 	}

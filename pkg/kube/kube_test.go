@@ -34,6 +34,7 @@ current-context: ctx-a
 `
 
 func TestRESTConfig(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(path, []byte(kubeconfig), 0o600); err != nil {
 		t.Fatal(err)
@@ -60,6 +61,7 @@ func TestRESTConfig(t *testing.T) {
 }
 
 func TestNamespace(t *testing.T) {
+	t.Parallel()
 	if got := Namespace(config.Kube{}, "prod"); got != "come2us-prod" {
 		t.Errorf("default namespace %q", got)
 	}

@@ -39,6 +39,7 @@ func dr(subsets ...string) *networkingv1.DestinationRule {
 }
 
 func TestRoute(t *testing.T) {
+	t.Parallel()
 	testerRoute := &apinet.HTTPRoute{Name: "testers", Match: []*apinet.HTTPMatchRequest{{Headers: map[string]*apinet.StringMatch{
 		"x-canary": {MatchType: &apinet.StringMatch_Exact{Exact: "1"}}}}}, Route: []*apinet.HTTPRouteDestination{dest("v2", 0)}}
 	tests := []struct {
@@ -65,6 +66,7 @@ func TestRoute(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			r := New(istiofake.NewSimpleClientset(tt.objs...), kubefake.NewSimpleClientset(), ns)
 			got, err := r.Route(context.Background(), "order")
 			if tt.err != nil {
@@ -118,6 +120,7 @@ func pod(name, version string, ready bool, waiting string) *corev1.Pod {
 }
 
 func TestReadiness(t *testing.T) {
+	t.Parallel()
 	terminating := pod("order-service-v2-old", "v2", false, "")
 	now := metav1.Now()
 	terminating.DeletionTimestamp = &now
@@ -143,6 +146,7 @@ func TestReadiness(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			r := New(istiofake.NewSimpleClientset(), kubefake.NewSimpleClientset(tt.objs...), ns)
 			rd, err := r.Readiness(context.Background(), "order", CanarySubset)
 			if err != nil {

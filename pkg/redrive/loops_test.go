@@ -10,6 +10,7 @@ import (
 // TestLoopsDropPerDLTSeriesWhenIdle checks an agent that stops leading stops exporting the
 // per-DLT series only the leader keeps up to date.
 func TestLoopsDropPerDLTSeriesWhenIdle(t *testing.T) {
+	t.Parallel()
 	m := metrics.NewAgent()
 	ExportSurvey(m, &Survey{DLTs: []DLTState{{Topic: ordersDLT, Records: 3, Operator: 1}}})
 	m.RedriveRefused.WithLabelValues(ordersDLT, "transient-db").Set(2)

@@ -106,6 +106,7 @@ func failAgain(t testing.TB, c *kfake.Cluster, n int, code string, at time.Time)
 // one pass replays exactly the transient ones past their minimum age, as runs whose reason
 // names the rule and whose actor is the agent.
 func TestPassRedrivesOnlyWhatARuleClaimsWhenOldEnough(t *testing.T) {
+	t.Parallel()
 	c := replaytest.NewCluster(t)
 	t0 := base()
 	clk := newClock(t0)
@@ -170,6 +171,7 @@ func TestPassRedrivesOnlyWhatARuleClaimsWhenOldEnough(t *testing.T) {
 // TestLadderAndPoisonGuard plays a record that fails again after every redrive: each time it
 // waits for the next step of its ladder, and after maxReplays it is left for an operator.
 func TestLadderAndPoisonGuard(t *testing.T) {
+	t.Parallel()
 	c := replaytest.NewCluster(t)
 	t0 := base()
 	clk := newClock(t0)
@@ -214,6 +216,7 @@ func TestLadderAndPoisonGuard(t *testing.T) {
 }
 
 func TestDryRunAndPauseChangeNothing(t *testing.T) {
+	t.Parallel()
 	c := replaytest.NewCluster(t)
 	t0 := base()
 	clk := newClock(t0)

@@ -13,6 +13,7 @@ import (
 )
 
 func TestDefaultPolicy(t *testing.T) {
+	t.Parallel()
 	p := Default()
 	var names []string
 	for _, r := range p.Rules {
@@ -46,6 +47,7 @@ func TestDefaultPolicy(t *testing.T) {
 }
 
 func TestWaitLadder(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		rule Rule
 		want []time.Duration // Wait(0), Wait(1), Wait(2), Wait(3)
@@ -66,6 +68,7 @@ func TestWaitLadder(t *testing.T) {
 }
 
 func TestParseDefaultsAndFields(t *testing.T) {
+	t.Parallel()
 	p, err := Parse([]byte(`
 paused: true
 rules:
@@ -99,6 +102,7 @@ rules:
 
 // TestParseRefusesBadPolicies checks every refusal names its line and says why.
 func TestParseRefusesBadPolicies(t *testing.T) {
+	t.Parallel()
 	const rule = "rules:\n  - name: r\n    topics: [\"*.DLT\"]\n    errorCodes: [DB_LOCK_TIMEOUT]\n"
 	tests := []struct {
 		name, doc string
@@ -136,6 +140,7 @@ func TestParseRefusesBadPolicies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			p, err := Parse([]byte(tt.doc), "policy.yaml")
 			if p != nil || !errors.Is(err, ErrInvalid) {
 				t.Fatalf("accepted (%v, %v)", p, err)
@@ -163,6 +168,7 @@ func TestParseRefusesBadPolicies(t *testing.T) {
 // TestFromNodeReportsConfigFileLines reads a policy from the redrive section of a context, as
 // the configuration file holds it: problems name the file's lines.
 func TestFromNodeReportsConfigFileLines(t *testing.T) {
+	t.Parallel()
 	var cfg struct {
 		Contexts map[string]struct {
 			Redrive yaml.Node `yaml:"redrive"`
@@ -192,6 +198,7 @@ func TestFromNodeReportsConfigFileLines(t *testing.T) {
 // TestFileSourceKeepsTheLastGoodPolicy changes a policy file under a running source: a valid
 // change is taken, a bad one is refused with its line and the last good policy stays in force.
 func TestFileSourceKeepsTheLastGoodPolicy(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "policy.yaml")
 	write := func(s string) {
 		t.Helper()

@@ -9,6 +9,7 @@ import (
 )
 
 func TestClassify(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
 	p := Default()
 	sel, err := p.Selector("orders-failed.DLT", now)
@@ -42,6 +43,7 @@ func TestClassify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			class, rule, err := sel.Classify(tt.rec)
 			if err != nil {
 				t.Fatal(err)
@@ -57,6 +59,7 @@ func TestClassify(t *testing.T) {
 	}
 
 	t.Run("paused", func(t *testing.T) {
+		t.Parallel()
 		paused := *p
 		paused.Paused = true
 		sel, err := paused.Selector("orders-failed.DLT", now)
@@ -72,6 +75,7 @@ func TestClassify(t *testing.T) {
 // TestSelectorTopicsAndOrder checks rules read only their topics and the first rule that names
 // a code decides, even when it holds.
 func TestSelectorTopicsAndOrder(t *testing.T) {
+	t.Parallel()
 	p, err := Parse([]byte(`
 rules:
   - name: hold-payments
@@ -143,6 +147,7 @@ func (s *Selector) classifyUncached(d *dlt.Record) (Class, *Rule, error) {
 // twice — remembering claims, and evaluating every expression — and wants the same answers:
 // the claims depend only on what they remember.
 func TestClassifyRemembersClaimsFaithfully(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
 	sel, err := Default().Selector("orders-failed.DLT", now)
 	if err != nil {

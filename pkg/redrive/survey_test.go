@@ -9,6 +9,7 @@ import (
 )
 
 func TestSurvey(t *testing.T) {
+	t.Parallel()
 	c := replaytest.NewCluster(t)
 	t0 := base()
 	clk := newClock(t0)

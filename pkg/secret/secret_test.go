@@ -9,6 +9,7 @@ import (
 )
 
 func TestMask(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{"", ""},
 		{"short", "***"},
@@ -24,6 +25,7 @@ func TestMask(t *testing.T) {
 }
 
 func TestMaskJSON(t *testing.T) {
+	t.Parallel()
 	f := NewFields()
 	in := []byte(`{"orderId":7,"paymentKey":"tgen_20240101abcdef","nested":{"payment_key":"tgen_99999999999","token":12345},"lines":[{"secretKey":"test_sk_abcdefghij"}]}`)
 	out, masked, err := f.MaskJSON(in)
@@ -49,6 +51,7 @@ func TestMaskJSON(t *testing.T) {
 }
 
 func TestSlogReplacer(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{ReplaceAttr: NewFields().SlogReplacer()}))
 	log.Info("confirm", "paymentKey", "tgen_20240101abcdef", "orderId", 1)

@@ -7,6 +7,7 @@ import (
 )
 
 func TestString(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, in, want string
 	}{
@@ -23,6 +24,7 @@ func TestString(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			if got := String(tt.in); got != tt.want {
 				t.Errorf("String(%q) = %q, want %q", tt.in, got, tt.want)
 			}
@@ -31,6 +33,7 @@ func TestString(t *testing.T) {
 }
 
 func TestBlockKeepsLines(t *testing.T) {
+	t.Parallel()
 	got := Block("line1\n\tline2\r\n\x1b[2J")
 	want := "line1\n\tline2\\r\n\\x1b[2J"
 	if got != want {
@@ -39,6 +42,7 @@ func TestBlockKeepsLines(t *testing.T) {
 }
 
 func TestTruncate(t *testing.T) {
+	t.Parallel()
 	if got := Truncate("short", 10); got != "short" {
 		t.Fatalf("got %q", got)
 	}
@@ -75,6 +79,7 @@ func FuzzString(f *testing.F) {
 }
 
 func TestLines(t *testing.T) {
+	t.Parallel()
 	got := Lines("a\tb\r\n主\tc\rd\n\x1b[2J")
 	want := []string{"a       b", "主      c\\rd", "\\x1b[2J"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
@@ -83,6 +88,7 @@ func TestLines(t *testing.T) {
 }
 
 func TestLineAndFit(t *testing.T) {
+	t.Parallel()
 	if got := Line("bad selection: EOF (1:10)\n | orderId ==\r\n |\t.........^"); got != "bad selection: EOF (1:10) | orderId == | .........^" {
 		t.Fatalf("Line = %q", got)
 	}

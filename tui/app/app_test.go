@@ -64,6 +64,7 @@ func routes() []Route {
 }
 
 func TestPaletteFilterAndBack(t *testing.T) {
+	t.Parallel()
 	m := New(Options{Header: Header{Context: "prod", Kafka: "b-1:9098", Readonly: true}, Routes: routes()})
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(80, 24))
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("dlt body line")) },
@@ -92,6 +93,7 @@ func TestPaletteFilterAndBack(t *testing.T) {
 }
 
 func TestLayout80x24(t *testing.T) {
+	t.Parallel()
 	m := New(Options{Header: Header{Context: "sandbox", Kafka: "127.0.0.1:9092", ArgoCD: "127.0.0.1:8080", Kube: "sandbox", Readonly: true, Simulated: true}, Routes: routes()})
 	var mm tea.Model = m
 	mm, _ = mm.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
@@ -118,6 +120,7 @@ func TestLayout80x24(t *testing.T) {
 // TestHelpScreen: ? lists the palette's commands and every key of the current view, from the
 // same bindings the help bar shows.
 func TestHelpScreen(t *testing.T) {
+	t.Parallel()
 	tuitest.EachSize(t, func(t *testing.T, w, h int) {
 		m := New(Options{Header: Header{Context: "prod", Kafka: "b-1:9098", ArgoCD: "argocd:443", Kube: "eks"}, Routes: routes()})
 		p := tuitest.Start(t, m, w, h)
@@ -130,6 +133,7 @@ func TestHelpScreen(t *testing.T) {
 
 // TestPaletteCompletion: tab completes a unique command, and a context name after :ctx.
 func TestPaletteCompletion(t *testing.T) {
+	t.Parallel()
 	var asked []string
 	m := New(Options{Routes: routes(), Contexts: []string{"prod", "sandbox"},
 		SwitchContext: func(name string) (Switched, error) {
@@ -165,6 +169,7 @@ func TestPaletteCompletion(t *testing.T) {
 // TestFastTyping: runes read together (":trace 42" typed before the screen caught up) act as
 // separate key presses.
 func TestFastTyping(t *testing.T) {
+	t.Parallel()
 	p := tuitest.Start(t, New(Options{Routes: routes()}), 80, 24)
 	p.WaitFor("dlt body line")
 	p.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(":trace 42")})
@@ -176,6 +181,7 @@ func TestFastTyping(t *testing.T) {
 // TestRepaint: ctrl+l asks Bubble Tea to clear the screen and draw every cell again, whatever
 // the view and even while the palette is open.
 func TestRepaint(t *testing.T) {
+	t.Parallel()
 	clear := fmt.Sprintf("%T", tea.ClearScreen())
 	var mm tea.Model = New(Options{Routes: routes()})
 	mm, _ = mm.Update(openMsg{line: "dlt"})

@@ -28,6 +28,7 @@ func (v *busyView) Keys() []key.Binding {
 // (the root's q, /, and its own last keys), never `? help`, and says with "…" that some are
 // left out; at 200 columns every hint shows, in the usual order.
 func TestFooterKeepsHelp(t *testing.T) {
+	t.Parallel()
 	rs := []Route{{Name: "dlt", Open: func([]string) (view.View, error) { return &busyView{listView{name: "dlt"}}, nil }}}
 	for _, w := range []int{40, 80, 200} {
 		d, _ := drive(t, Options{Routes: rs})
@@ -55,6 +56,7 @@ func sizeMsg(w, h int) tea.WindowSizeMsg { return tea.WindowSizeMsg{Width: w, He
 // enter keeps the filter and esc (in the filter or after it) clears it; a `/=expr` --where
 // expression is applied only on enter, the view keeping its filter while it is typed.
 func TestFilterAsYouType(t *testing.T) {
+	t.Parallel()
 	d, _ := drive(t, Options{Routes: routes()})
 	top := func() *listView { return d.Model.(Model).Top().(*listView) }
 	typ := func(s string) {
@@ -119,6 +121,7 @@ func (v *plainView) Filter() {} // not view.Filterable
 // TestFooterFilterOnlyWhereFilterable: `/ filter` is offered on a list, not on a screen with
 // nothing to filter (a record, a dialog), where `/` does nothing.
 func TestFooterFilterOnlyWhereFilterable(t *testing.T) {
+	t.Parallel()
 	rs := []Route{
 		{Name: "dlt", Open: func([]string) (view.View, error) { return &listView{name: "dlt"}, nil }},
 		{Name: "rec", Open: func([]string) (view.View, error) { return &plainView{listView{name: "rec"}}, nil }},
@@ -147,6 +150,7 @@ func (v *dialogView) Keys() []key.Binding {
 // TestFooterInDialog: while a dialog has the keyboard the footer lists the dialog's keys only;
 // `? help`, `q quit` and `esc back` would be typed into it, not obeyed.
 func TestFooterInDialog(t *testing.T) {
+	t.Parallel()
 	rs := []Route{{Name: "dlt", Open: func([]string) (view.View, error) { return &dialogView{listView{name: "dlt"}}, nil }}}
 	d, _ := drive(t, Options{Routes: rs})
 	l := strings.Split(d.Screen(), "\n")

@@ -46,6 +46,7 @@ func withCanary() []Route {
 // TestStatusBelongsToItsScreen: the error of a failed `:trace abc` is shown where it was typed
 // and is gone once the canary board is open.
 func TestStatusBelongsToItsScreen(t *testing.T) {
+	t.Parallel()
 	dr, _ := drive(t, Options{Routes: withCanary()})
 	d := paletteDriver{dr}
 	d.palette("trace")
@@ -60,6 +61,7 @@ func TestStatusBelongsToItsScreen(t *testing.T) {
 
 // TestStatusExpires: a note goes when its time is up, by the injected clock.
 func TestStatusExpires(t *testing.T) {
+	t.Parallel()
 	dr, c := drive(t, Options{Routes: routes()})
 	d := paletteDriver{dr}
 	d.palette("nope")
@@ -80,6 +82,7 @@ func TestStatusExpires(t *testing.T) {
 // TestStatusOneLine: an error spanning lines (an expression error with its caret lines) is
 // shown as one sanitised line, no literal \n, no raw control character.
 func TestStatusOneLine(t *testing.T) {
+	t.Parallel()
 	rs := append(routes(), Route{Name: "where", Open: func([]string) (view.View, error) {
 		return nil, errors.New("unexpected token EOF (1:10)\n | orderId ==\r\n | .........^\x1b[2J")
 	}})
@@ -95,6 +98,7 @@ func TestStatusOneLine(t *testing.T) {
 
 // TestStatusOfAView: a view's note shows while it is on top and goes with it.
 func TestStatusOfAView(t *testing.T) {
+	t.Parallel()
 	dr, _ := drive(t, Options{Routes: routes()})
 	d := paletteDriver{dr}
 	d.palette("trace 42")
@@ -112,6 +116,7 @@ func TestStatusOfAView(t *testing.T) {
 // TestUnknownContextStays: `:ctx prod` naming a context that does not exist shows the error and
 // leaves the current screen as it was.
 func TestUnknownContextStays(t *testing.T) {
+	t.Parallel()
 	dr, _ := drive(t, Options{Routes: routes(), Contexts: []string{"sandbox"},
 		SwitchContext: func(name string) (Switched, error) {
 			return Switched{}, errors.New(`context "` + name + `" is not in the config`)
@@ -131,6 +136,7 @@ func TestUnknownContextStays(t *testing.T) {
 // TestRouteCheck: a route whose Check fails leaves the screen as it was with the error; one that
 // passes opens.
 func TestRouteCheck(t *testing.T) {
+	t.Parallel()
 	rs := append(routes(), Route{Name: "topic",
 		Check: func(args []string) error {
 			if len(args) == 1 && args[0] == "orders-failed.DLT" {
@@ -159,6 +165,7 @@ func TestRouteCheck(t *testing.T) {
 // taking them from the body, so its end (how long to wait, which flag to use) is read, not cut;
 // the header stays on row 1, the key help stays, and the screen keeps its size.
 func TestStatusLongMessageWraps(t *testing.T) {
+	t.Parallel()
 	const msg = "canary gate bake refused the step: 30% was committed 41s ago (a1b2c3d, alice), " +
 		"and a weight bakes for 1m0s before the next step: 19s remain (try again after 03:01:19; " +
 		"a rollback is never held back)"

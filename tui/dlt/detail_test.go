@@ -66,6 +66,7 @@ func recordRoot(t *testing.T, after func(time.Duration, tea.Msg) tea.Cmd) app.Mo
 // TestDLTRecordTrace is the record view of a record with tabs, CRLF, wide characters and a
 // 200-line stack trace at 80x24: every line fits, nothing raw reaches the terminal.
 func TestDLTRecordTrace(t *testing.T) {
+	t.Parallel()
 	p := tuitest.Start(t, recordRoot(t, nil), 80, 24)
 	p.WaitFor("HEADERS (7)", "g/G top/end")
 	raw := p.Quit().View()
@@ -87,6 +88,7 @@ func TestDLTRecordTrace(t *testing.T) {
 // breadcrumb, so the terminal can never scroll them away. The trace and the longest line can be
 // read in full.
 func TestDLTRecordKeys(t *testing.T) {
+	t.Parallel()
 	d := tuitest.Drive(t, recordRoot(t, func(time.Duration, tea.Msg) tea.Cmd { return nil }), 80, 24)
 	check := func(after string) string {
 		t.Helper()
@@ -143,6 +145,7 @@ func TestDLTRecordKeys(t *testing.T) {
 // TestDLTRevealNoteStaysWithRecord: "secrets revealed" belongs to the record view; back on the
 // records list the status line no longer claims it.
 func TestDLTRevealNoteStaysWithRecord(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	p := tuitest.Start(t, w.root(t.Context(), false), 80, 24)
 	openRecords(t, p)
@@ -160,6 +163,7 @@ func TestDLTRevealNoteStaysWithRecord(t *testing.T) {
 // TestDLTWhereErrorOneLine: a --where expression that does not compile is reported on one line,
 // its caret lines folded, with no literal \n.
 func TestDLTWhereErrorOneLine(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	p := tuitest.Start(t, w.root(t.Context(), false), 120, 24)
 	openRecords(t, p)

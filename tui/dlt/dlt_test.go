@@ -98,6 +98,7 @@ func openRecords(t *testing.T, p *tuitest.Program) {
 }
 
 func TestDLTTopics(t *testing.T) {
+	t.Parallel()
 	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
 		w := newWorld(t)
 		withOriginLag(t, w.c)
@@ -108,6 +109,7 @@ func TestDLTTopics(t *testing.T) {
 }
 
 func TestDLTGroups(t *testing.T) {
+	t.Parallel()
 	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
 		w := newWorld(t)
 		p := tuitest.Start(t, w.root(t.Context(), false), wd, ht)
@@ -120,6 +122,7 @@ func TestDLTGroups(t *testing.T) {
 }
 
 func TestDLTRecords(t *testing.T) {
+	t.Parallel()
 	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
 		w := newWorld(t)
 		p := tuitest.Start(t, w.root(t.Context(), false), wd, ht)
@@ -132,6 +135,7 @@ func TestDLTRecords(t *testing.T) {
 
 // TestDLTDetail opens one record: its payment key is masked until v.
 func TestDLTDetail(t *testing.T) {
+	t.Parallel()
 	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
 		w := newWorld(t)
 		p := tuitest.Start(t, w.root(t.Context(), false), wd, ht)
@@ -157,6 +161,7 @@ func TestDLTDetail(t *testing.T) {
 // TestDLTHostile opens dead letters built to attack a terminal: nothing reaches the screen raw,
 // and the 1 MiB value is cut with a marker.
 func TestDLTHostile(t *testing.T) {
+	t.Parallel()
 	c := replaytest.NewCluster(t)
 	replaytest.Produce(t, c, replaytest.Hostile(0, replaytest.Base)...)
 	w := &world{c: c, e: newEngine(t, c)}
@@ -213,6 +218,7 @@ func ledgerReplays(t *testing.T, e *replay.Engine) int {
 }
 
 func TestDLTReplayModal(t *testing.T) {
+	t.Parallel()
 	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
 		w := newWorld(t)
 		p := tuitest.Start(t, w.root(t.Context(), false), wd, ht)
@@ -228,6 +234,7 @@ func TestDLTReplayModal(t *testing.T) {
 // TestDLTReplay is the key-driven flow: select 3 dead letters, r, a reason, enter. The ledger
 // then holds exactly 3 replays and orders-failed received exactly those 3 records.
 func TestDLTReplay(t *testing.T) {
+	t.Parallel()
 	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
 		w := newWorld(t)
 		p := tuitest.Start(t, w.root(t.Context(), false), wd, ht)
@@ -263,6 +270,7 @@ func TestDLTReplay(t *testing.T) {
 // TestDLTReplayAllMatching: a selects everything the filter matches; the replay takes exactly
 // those records.
 func TestDLTReplayAllMatching(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	p := tuitest.Start(t, w.root(t.Context(), false), 120, 40)
 	openRecords(t, p)
@@ -301,6 +309,7 @@ func TestDLTReplayAllMatching(t *testing.T) {
 }
 
 func TestDLTDryRun(t *testing.T) {
+	t.Parallel()
 	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
 		w := newWorld(t)
 		p := tuitest.Start(t, w.root(t.Context(), true), wd, ht)
@@ -317,6 +326,7 @@ func TestDLTDryRun(t *testing.T) {
 
 // TestDLTReadonly: r is neither offered nor honoured; nothing reaches the ledger or the target.
 func TestDLTReadonly(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	p := tuitest.Start(t, w.root(t.Context(), true), 120, 40)
 	openRecords(t, p)
@@ -366,6 +376,7 @@ func scrubRunID(s string) string {
 // TestDLTSort: shift+letter sorts the topics and the error groups by a column, as in k9s; the
 // same key again reverses the order, and the sorted column carries an arrow.
 func TestDLTSort(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	p := tuitest.Start(t, w.root(t.Context(), false), 120, 40)
 	p.WaitFor(ordersDLT, "30")
@@ -414,6 +425,7 @@ func (s steppedStats) StatsProgress(ctx context.Context, topic string, sel *repl
 // TestDLTGroupsStream: the groups of a large DLT show as the scan counts them, with how far it
 // is, instead of a blank screen until the end; the final counts replace them.
 func TestDLTGroupsStream(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	st := steppedStats{Engine: w.e, release: make(chan struct{})}
 	o := w.options(t.Context(), false)
@@ -436,6 +448,7 @@ func TestDLTGroupsStream(t *testing.T) {
 // unfiltered list (after a sort scan, the list keeping its order meanwhile) and in a group's
 // list; the same key again reverses the order, at once.
 func TestDLTRecordSort(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	d := tuitest.Drive(t, w.root(t.Context(), false), 120, 40)
 	typ := func(s string) {
@@ -515,6 +528,7 @@ func (g gatedIndex) Index(ctx context.Context, topic string, sel *replay.Selecti
 // TestDLTRecordSortScanning: while the sort scan of an unfiltered list runs, the list keeps its
 // order and rows, and the info line says it is sorting.
 func TestDLTRecordSortScanning(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	o := w.options(t.Context(), false)
 	o.Backend = gatedIndex{Engine: w.e, gate: make(chan struct{})}
@@ -569,6 +583,7 @@ func (s slowTopics) Topics(ctx context.Context) ([]replay.TopicInfo, error) {
 // the offsets (an upper bound, the other columns pending) and says it is counting; the counted
 // list replaces it.
 func TestDLTTopicsOutline(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	st := slowTopics{Engine: w.e, release: make(chan struct{})}
 	o := w.options(t.Context(), false)

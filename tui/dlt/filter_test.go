@@ -16,6 +16,7 @@ import (
 // "everything matching" selects with the filter's --where expression on fully decoded ones;
 // both must pick the same records, for every kind of dead letter opsctl reads.
 func TestFilterWhereAgrees(t *testing.T) {
+	t.Parallel()
 	at := replaytest.Base
 	var recs []*kgo.Record
 	for i := int64(1); i <= 12; i++ {
@@ -44,6 +45,7 @@ func TestFilterWhereAgrees(t *testing.T) {
 	}
 	for _, f := range filters {
 		t.Run(f.Describe(), func(t *testing.T) {
+			t.Parallel()
 			src := f.Where()
 			var where *replay.Where
 			if src != "" {

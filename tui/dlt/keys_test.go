@@ -13,6 +13,7 @@ import (
 // TestDLTLiveFilter: on the records screen the `/` filter narrows the list while it is typed,
 // before enter, and esc in the filter brings every record of the group back.
 func TestDLTLiveFilter(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	p := tuitest.Start(t, w.root(t.Context(), false), 120, 40)
 	openRecords(t, p)
@@ -51,6 +52,7 @@ func rowsOf(screen string) []string {
 // prints) and again reverses it. The unfiltered list, which has no timestamps before it reads a
 // window, lists each partition from its newest offset down. The cursor keeps its record.
 func TestDLTRecordsOrder(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	cases := []struct {
 		keys, title string

@@ -44,6 +44,7 @@ func withOriginLag(t *testing.T, c *kfake.Cluster) {
 // TestDLTTopicsOriginLag: the topics list shows the consumer lag on each DLT's original topic,
 // "-" where no group reads it, and shift+L sorts by it.
 func TestDLTTopicsOriginLag(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	withOriginLag(t, w.c)
 	p := tuitest.Start(t, w.root(t.Context(), false), 120, 40)
@@ -64,6 +65,7 @@ func TestDLTTopicsOriginLag(t *testing.T) {
 
 // TestDLTTopicsHistoryKey: h on a topic opens that DLT's replay history.
 func TestDLTTopicsHistoryKey(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	ho := history.Options{Ctx: t.Context(), Backend: w.e, Now: func() time.Time { return now }, Tick: -1}
 	m := app.New(app.Options{
@@ -87,6 +89,7 @@ func TestDLTTopicsHistoryKey(t *testing.T) {
 // TestDLTTopicsOriginLagRefused: the cluster refuses to describe the consumer groups; the
 // topics stand, the lag column says it does not know, and the status line says why.
 func TestDLTTopicsOriginLagRefused(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	withOriginLag(t, w.c)
 	w.c.ControlKey(int16(kmsg.DescribeGroups), func(req kmsg.Request) (kmsg.Response, error, bool) {

@@ -11,6 +11,7 @@ import (
 // TestRanksTie: a value held twice (past the intern table's bound) shares its rank, so its
 // records tie and follow partition and offset.
 func TestRanksTie(t *testing.T) {
+	t.Parallel()
 	got := ranks(values("b", "a", "b", "c", "a"))
 	if want := []int32{2, 0, 2, 4, 0}; !slices.Equal(got, want) {
 		t.Errorf("ranks = %v, want %v", got, want)
@@ -21,6 +22,7 @@ func TestRanksTie(t *testing.T) {
 // (and values the scan did not see, first) by partition and offset; reversed, all of it runs
 // backwards; Pos finds each coordinate where At put it.
 func TestSpanIndexByString(t *testing.T) {
+	t.Parallel()
 	x := spanIndex([]replay.Span{{Partition: 0, Start: 10, End: 13}, {Partition: 1, Start: 0, End: 2}})
 	x.col, x.names = 4, values("PG_TIMEOUT", "DB_LOCK", "PG_TIMEOUT")
 	// 0/10 PG, 0/11 DB, 0/12 (not seen), 1/0 PG (a second id for the same value), 1/1 DB

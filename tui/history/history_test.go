@@ -156,6 +156,7 @@ func row(t *testing.T, screen, id string) string {
 // TestHistory shows both runs, newest first, with who, why and what became of them: the
 // first's two records came back as ORDER_ALREADY_FAILED and its --group has read 4 of 6.
 func TestHistory(t *testing.T) {
+	t.Parallel()
 	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
 		w := newWorld(t)
 		p := tuitest.Start(t, root(w.options(t.Context())), wd, ht)
@@ -186,6 +187,7 @@ func TestHistory(t *testing.T) {
 // TestHistoryDetail opens the first run: what came back by error code, with a sample, and
 // product-service's progress on orders-failed.
 func TestHistoryDetail(t *testing.T) {
+	t.Parallel()
 	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
 		w := newWorld(t)
 		p := tuitest.Start(t, root(w.options(t.Context())), wd, ht)
@@ -206,6 +208,7 @@ func TestHistoryDetail(t *testing.T) {
 // TestHistoryOneDLT: `:history TOPIC` shows that DLT's runs without the DLT column, and
 // another DLT's history is empty.
 func TestHistoryOneDLT(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	p := tuitest.Start(t, root(w.options(t.Context())), 120, 40)
 	p.WaitFor("4/6 lag")
@@ -220,6 +223,7 @@ func TestHistoryOneDLT(t *testing.T) {
 
 // TestHistoryAgesTick: the ages follow the clock without a reload, in the list and in a run.
 func TestHistoryAgesTick(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	o := w.options(t.Context())
 	o.Tick = 10 * time.Millisecond
@@ -244,6 +248,7 @@ func TestHistoryAgesTick(t *testing.T) {
 // need. The runs show at once with "…", then, at the deadline, the outcome cells say they are
 // unknown, the status line says why, and the table still moves and opens runs.
 func TestHistoryHungBroker(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
@@ -274,6 +279,7 @@ func TestHistoryHungBroker(t *testing.T) {
 // TestHistoryFilter: `/` narrows the runs by their reason (or id, operator, DLT, state), not
 // by a count that happens to hold the digits.
 func TestHistoryFilter(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	p := tuitest.Start(t, root(w.options(t.Context())), 120, 40)
 	p.WaitFor("4/6 lag")

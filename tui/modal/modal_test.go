@@ -34,6 +34,7 @@ var (
 )
 
 func TestFieldsValidateBeforeConfirm(t *testing.T) {
+	t.Parallel()
 	needed := func(s string) error {
 		if s == "" {
 			return errors.New("a reason is required")
@@ -62,6 +63,7 @@ func TestFieldsValidateBeforeConfirm(t *testing.T) {
 }
 
 func TestRunningAndDone(t *testing.T) {
+	t.Parallel()
 	m := New("Replay?", "line")
 	m.Start("replaying…")
 	if keys(m, esc, enter, runes("q")) != None {
@@ -84,6 +86,7 @@ func TestRunningAndDone(t *testing.T) {
 // TestViewFitsTheScreen: a long body is cut with a marker so the box, its inputs and its
 // result always fit; nothing from the body reaches the terminal raw.
 func TestViewFitsTheScreen(t *testing.T) {
+	t.Parallel()
 	body := strings.Repeat("diff line \x1b]0;title\x07\n", 60) + strings.Repeat("x", 300)
 	m := New("Step order/prod?", body).Field("Reason", "", "", nil)
 	for _, size := range [][2]int{{80, 24}, {120, 40}, {40, 12}} {

@@ -10,6 +10,7 @@ import (
 )
 
 func TestVirtualWindows(t *testing.T) {
+	t.Parallel()
 	m := New(Column{Title: "OFFSET", Width: 8}, Column{Title: "VALUE"})
 	m.SetSize(40, 6)
 	var asked [][2]int
@@ -49,6 +50,7 @@ func TestVirtualWindows(t *testing.T) {
 }
 
 func TestFitWidths(t *testing.T) {
+	t.Parallel()
 	m := New(Column{Title: "A", Width: 3}, Column{Title: "B"})
 	m.SetSize(20, 4)
 	m.SetAll([][]string{{"toolongvalue", "주문주문주문주문주문주문"}}, []string{"k"})
@@ -60,6 +62,7 @@ func TestFitWidths(t *testing.T) {
 }
 
 func TestMouseWheelAndGrowth(t *testing.T) {
+	t.Parallel()
 	m := New(Column{Title: "K", Width: 4}, Column{Title: "V"}, Column{Title: "HIDDEN", Width: 6})
 	m.SetSize(30, 5)
 	var asked [][2]int
@@ -100,6 +103,7 @@ func TestMouseWheelAndGrowth(t *testing.T) {
 // while an empty code column sits wide), the message takes the rest, and on a narrow screen
 // they give room back so the flexible column keeps some.
 func TestFitColumns(t *testing.T) {
+	t.Parallel()
 	m := New(Column{Title: "SOURCE", Fit: 28}, Column{Title: "CODE", Fit: 32}, Column{Title: "MESSAGE"})
 	m.SetSize(80, 4)
 	m.SetAll([][]string{{"notification-service-group", "", "mail server down"}, {"order-service", "", "lock"}}, nil)

@@ -111,6 +111,7 @@ func root(ctx context.Context, e *replay.Engine, orderURL string) app.Model {
 }
 
 func TestTrace(t *testing.T) {
+	t.Parallel()
 	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
 		_, e := seed(t)
 		p := tuitest.Start(t, root(t.Context(), e, orderService(t)), wd, ht)
@@ -128,6 +129,7 @@ func TestTrace(t *testing.T) {
 // TestTraceWithoutOrderService: without services.order the timeline still works and says why
 // the state is missing; enter opens a dead letter.
 func TestTraceWithoutOrderService(t *testing.T) {
+	t.Parallel()
 	_, e := seed(t)
 	p := tuitest.Start(t, root(t.Context(), e, ""), 120, 40)
 	p.WaitFor("no services.order URL", "not replayed")
@@ -138,6 +140,7 @@ func TestTraceWithoutOrderService(t *testing.T) {
 }
 
 func TestTraceBadOrderID(t *testing.T) {
+	t.Parallel()
 	_, e := seed(t)
 	p := tuitest.Start(t, root(t.Context(), e, ""), 80, 24)
 	p.WaitFor("trace 7")
@@ -164,6 +167,7 @@ func scrubRun(s string) string {
 // TestTraceEvent: enter on an ordinary event (order 7's PaymentFailed) says what it is; it is no
 // dead letter with an unknown error and a missing original-topic header.
 func TestTraceEvent(t *testing.T) {
+	t.Parallel()
 	_, e := seed(t)
 	p := tuitest.Start(t, root(t.Context(), e, ""), 120, 40)
 	p.WaitFor("no services.order URL", "not replayed")

@@ -51,6 +51,7 @@ func run(t *testing.T, f *cmdutil.Factory, args ...string) (string, error) {
 }
 
 func TestGetContexts(t *testing.T) {
+	t.Parallel()
 	f, _ := factory(t, cmdutil.OutputTable)
 	out, err := run(t, f, "get-contexts")
 	if err != nil {
@@ -64,6 +65,7 @@ func TestGetContexts(t *testing.T) {
 }
 
 func TestUseContextKeepsTheFile(t *testing.T) {
+	t.Parallel()
 	f, p := factory(t, cmdutil.OutputTable)
 	out, err := run(t, f, "use-context", "sandbox")
 	if err != nil || !strings.Contains(out, `Switched to context "sandbox".`) {
@@ -76,6 +78,7 @@ func TestUseContextKeepsTheFile(t *testing.T) {
 }
 
 func TestUseContextUnknownChangesNothing(t *testing.T) {
+	t.Parallel()
 	f, p := factory(t, cmdutil.OutputTable)
 	_, err := run(t, f, "use-context", "staging")
 	if err == nil || !strings.Contains(err.Error(), `context "staging" is not in`) || !strings.Contains(err.Error(), "nothing was changed") {
@@ -90,6 +93,7 @@ func TestUseContextUnknownChangesNothing(t *testing.T) {
 }
 
 func TestViewMasksSecrets(t *testing.T) {
+	t.Parallel()
 	for _, output := range []string{cmdutil.OutputTable, cmdutil.OutputJSON} {
 		f, _ := factory(t, output)
 		out, err := run(t, f, "view")

@@ -43,30 +43,47 @@ func TestEveryCommandEndsOnASilentBroker(t *testing.T) {
 		{"dlt", "replay", "orders-failed.DLT", "--dry-run"},
 		{"dlt", "replay", "orders-failed.DLT", "--reason", "r", "--yes"},
 	}
+	// Every command waits out its 2s timeout, so they all run at once rather than as parallel
+	// subtests, which -parallel (GOMAXPROCS, 2 on CI) would let through two at a time; the
+	// subtests then judge the results.
+	type run struct {
+		args []string
+		r    result
+		took time.Duration
+	}
+	var runs []*run
 	for _, how := range [][]string{{}, {"--context", "plain", "--timeout", "2s"}} {
 		for _, args := range commands {
-			args := append(append([]string{}, args...), how...)
-			t.Run(strings.Join(args, " "), func(t *testing.T) {
-				t.Parallel()
-				start := time.Now()
-				r := h.run(t, false, "", args...)
-				took := time.Since(start)
-				if r.code != cmdutil.ExitError || took > 2*time.Second+silenceMargin {
-					t.Fatalf("exit %d after %s: %v", r.code, took, r.err)
-				}
-				msg := r.err.Error()
-				if !strings.Contains(msg, "did not answer for 2s") {
-					t.Fatalf("the error does not say the broker was silent: %s", msg)
-				}
-				if args[1] == "replay" && !strings.Contains(strings.Join(args, " "), "--dry-run") {
-					if !strings.Contains(msg, "0 replayed records had gone out and been committed") || !strings.Contains(msg, "exactly once") {
-						t.Fatalf("a stopped replay does not say what it committed: %s", msg)
-					}
-				} else if !strings.Contains(msg, "nothing was changed") {
-					t.Fatalf("a stopped read does not say nothing was changed: %s", msg)
-				}
-			})
+			runs = append(runs, &run{args: append(append([]string{}, args...), how...)})
 		}
+	}
+	var wg sync.WaitGroup
+	for _, rn := range runs {
+		wg.Go(func() {
+			start := time.Now()
+			rn.r = h.run(t, false, "", rn.args...)
+			rn.took = time.Since(start)
+		})
+	}
+	wg.Wait()
+	for _, rn := range runs {
+		args, r, took := rn.args, rn.r, rn.took
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			if r.code != cmdutil.ExitError || took > 2*time.Second+silenceMargin {
+				t.Fatalf("exit %d after %s: %v", r.code, took, r.err)
+			}
+			msg := r.err.Error()
+			if !strings.Contains(msg, "did not answer for 2s") {
+				t.Fatalf("the error does not say the broker was silent: %s", msg)
+			}
+			if args[1] == "replay" && !strings.Contains(strings.Join(args, " "), "--dry-run") {
+				if !strings.Contains(msg, "0 replayed records had gone out and been committed") || !strings.Contains(msg, "exactly once") {
+					t.Fatalf("a stopped replay does not say what it committed: %s", msg)
+				}
+			} else if !strings.Contains(msg, "nothing was changed") {
+				t.Fatalf("a stopped read does not say nothing was changed: %s", msg)
+			}
+		})
 	}
 }
 
