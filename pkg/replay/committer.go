@@ -13,7 +13,8 @@ import (
 // in the order they were made, and reports results, counts and progress. Everything the caller
 // sees happens on the committer's goroutine, in record order.
 type committer struct {
-	r *run
+	r     *run
+	lanes []*lane // the lanes batches are handed to, in turn
 	// batchCap is a batch's size; a full batch keeps growing, up to growCap, while the lane
 	// the next batch would take is still committing.
 	batchCap, growCap int
@@ -34,11 +35,11 @@ type committer struct {
 	deadline *time.Timer
 }
 
-func newCommitter(r *run, batchCap, growCap int) *committer {
+func newCommitter(r *run, lanes []*lane, batchCap, growCap int) *committer {
 	deadline := time.NewTimer(time.Hour)
 	deadline.Stop()
 	report := r.req.OnResult != nil
-	return &committer{r: r, batchCap: batchCap, growCap: growCap, deadline: deadline,
+	return &committer{r: r, lanes: lanes, batchCap: batchCap, growCap: growCap, deadline: deadline,
 		report: report, reportAll: report && !r.req.ProblemsOnly}
 }
 
@@ -95,7 +96,7 @@ func (c *committer) take(ctx context.Context, st *step) {
 		if c.cur == nil {
 			// A new batch takes the next lane, once that lane's previous batch has committed
 			// (and been reported, in order).
-			ln := r.lanes[c.nextLane%len(r.lanes)]
+			ln := c.lanes[c.nextLane%len(c.lanes)]
 			c.nextLane++
 			for ln.committing != nil {
 				c.settle()
@@ -111,10 +112,16 @@ func (c *committer) take(ctx context.Context, st *step) {
 			c.cur.lane.stream(ctx, st.item)
 		}
 		c.cur.items = append(c.cur.items, st.item)
-		if n := len(c.cur.items); n >= c.batchCap && (n >= c.growCap || r.laneFree(c.nextLane)) {
+		if n := len(c.cur.items); n >= c.batchCap && (n >= c.growCap || c.laneFree(c.nextLane)) {
 			c.flush(ctx)
 		}
 	}
+}
+
+// laneFree reports whether lane k (counted round the lanes) has no batch committing.
+func (c *committer) laneFree(k int) bool {
+	lb := c.lanes[k%len(c.lanes)].committing
+	return lb == nil || lb.committed()
 }
 
 // flush hands the batch being collected to its lane to commit.

@@ -184,6 +184,7 @@ func (r *run) do(ctx context.Context) error {
 		return r.finish(ctx, err)
 	}
 	batchCap, growCap := r.batchSizes(txnTime)
+	e := r.e
 
 	// The scan runs ahead in its own goroutine while this one commits transactions, so network
 	// waits on either side overlap.
@@ -191,7 +192,7 @@ func (r *run) do(ctx context.Context) error {
 	defer stopScan()
 	sc := newScanner(r, ru, ranges, pre, batchCap)
 	go sc.run(sctx)
-	cm := newCommitter(r, batchCap, growCap)
+	cm := newCommitter(r, r.lanes[:e.lanesFor(txnTime)], batchCap, growCap)
 	cm.loop(ctx, sc)
 	stopScan()
 	scan, scanErr := sc.wait()
@@ -245,10 +246,8 @@ func (r *run) prepare(ctx context.Context) ([]partRange, *rangeScan, error) {
 func (r *run) openLanes() (func(), error) {
 	e, req := r.e, r.req
 	r.limits = &batchLimits{m: map[string]int32{}}
-	lanes := replayLanes
-	if e.lanes > 0 {
-		lanes = e.lanes
-	}
+	// Every lane is fenced, even those this run will not commit on (see replayLanes).
+	lanes := max(replayLanes, e.lanes)
 	closeAll := func() {
 		for _, ln := range r.lanes {
 			ln.cl.Close()
@@ -275,30 +274,75 @@ func (r *run) openLanes() (func(), error) {
 
 // takeFences takes the lanes' fences: a transaction (the run-start entry) on each lane makes
 // Kafka abort whatever an earlier run of this DLT left open there and refuse that run from now
-// on. The last one, on lane 0 again, checks that no run started in between (see replayLanes).
-// It returns the time the last fence took: a transaction on a lane already in use.
+// on. Lane 0's comes first and lane 0's again last, to check that no run started in between
+// (see replayLanes). Between them, lane 1 takes its producer id (which is what fences), then
+// lane 1's transaction and every other lane's fence run at once: a run held in its fences
+// therefore holds lanes 0 and 1 as a run that fences its lanes one by one would, and never a
+// later lane before them. It returns the time a transaction takes, measured on the check and
+// on lane 1's.
 func (r *run) takeFences(ctx context.Context) (time.Duration, error) {
-	e, req := r.e, r.req
-	r.limits.learn(ctx, e, e.cfg.LedgerTopic)
+	e := r.e
+	// The ledger's max.message.bytes bounds the batches' ledger entries, not the run-start
+	// entry: it is looked up while the fences are taken.
+	learned := make(chan struct{})
+	go func() {
+		defer close(learned)
+		r.limits.learn(ctx, e, e.cfg.LedgerTopic)
+	}()
+	defer func() { <-learned }()
 	start := r.runEntry(RunRunning, nil, nil)
-	fences := r.lanes
-	if len(r.lanes) > 1 {
-		fences = append(r.lanes[:len(r.lanes):len(r.lanes)], r.lanes[0])
+	fence := func(ln *lane) error {
+		// A record of its own for each lane, since a record being produced belongs to its
+		// producer; its bytes, only read, are shared.
+		start := &kgo.Record{Topic: start.Topic, Key: start.Key, Value: start.Value}
+		return ln.transact(ctx, func() error { return ln.produceSync(ctx, start) })
 	}
-	var txnTime time.Duration
-	for _, ln := range fences {
-		t0 := time.Now()
-		if err := ln.transact(ctx, func() error { return ln.produceSync(ctx, start) }); err != nil {
-			// INVALID_TXN_STATE here is a commit refused because another run's fence aborted
-			// the transaction in between: nothing is replayed yet, whatever happened.
-			if isFenced(err) || errors.Is(err, kerr.InvalidTxnState) {
-				return 0, fmt.Errorf("%w: another replay of %s started at the same moment and took over; nothing was replayed", ErrFenced, req.Topic)
+	if err := fence(r.lanes[0]); err != nil {
+		return 0, r.fenceError(err)
+	}
+	if len(r.lanes) == 1 {
+		return 0, nil
+	}
+	if _, _, err := r.lanes[1].cl.ProducerID(ctx); err != nil {
+		return 0, r.fenceError(err)
+	}
+	errs := make([]error, len(r.lanes))
+	var lane1 time.Duration // lane 1's transaction, its producer id taken: a plain one
+	var wg sync.WaitGroup
+	for k, ln := range r.lanes[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			errs[k+1] = fence(ln)
+			if k == 0 {
+				lane1 = time.Since(t0)
 			}
-			return 0, fmt.Errorf("start replay run (write %s): %w; nothing was replayed", e.cfg.LedgerTopic, err)
-		}
-		txnTime = time.Since(t0)
+		}()
 	}
-	return txnTime, nil
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return 0, r.fenceError(err)
+		}
+	}
+	t0 := time.Now()
+	if err := fence(r.lanes[0]); err != nil {
+		return 0, r.fenceError(err)
+	}
+	// The shorter of two transactions: a pause of the process (a busy machine) in one of
+	// them does not make a near broker look far.
+	return min(time.Since(t0), lane1), nil
+}
+
+// fenceError is what a run says when taking a fence failed: nothing was replayed either way.
+func (r *run) fenceError(err error) error {
+	// INVALID_TXN_STATE here is a commit refused because another run's fence aborted the
+	// transaction in between.
+	if isFenced(err) || errors.Is(err, kerr.InvalidTxnState) {
+		return fmt.Errorf("%w: another replay of %s started at the same moment and took over; nothing was replayed", ErrFenced, r.req.Topic)
+	}
+	return fmt.Errorf("start replay run (write %s): %w; nothing was replayed", r.e.cfg.LedgerTopic, err)
 }
 
 // batchSizes sets the run's rate limiter and entry encoder up and returns a batch's size and
@@ -329,12 +373,6 @@ func (r *run) batchSizes(txnTime time.Duration) (batchCap, growCap int) {
 		r.group = []byte(req.Group)
 	}
 	return batchCap, growCap
-}
-
-// laneFree reports whether lane k (counted round the lanes) has no batch committing.
-func (r *run) laneFree(k int) bool {
-	lb := r.lanes[k%len(r.lanes)].committing
-	return lb == nil || lb.committed()
 }
 
 // batchGrowth is how many times BatchSize a batch may grow to while the next lane is busy;
