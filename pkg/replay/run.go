@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"golang.org/x/time/rate"
 
 	"github.com/come2us/opsctl/pkg/dlt"
@@ -159,23 +160,30 @@ func newRunID() uuid.UUID {
 // do runs the replay: it reads the ranges to replay and starts fetching them, takes the
 // lanes' fences, reads the ledger, then scans and commits, and records the run's end.
 func (r *run) do(ctx context.Context) error {
+	if err := r.e.validate(r.req, true); err != nil {
+		return err
+	}
+	// The lanes' producers connect while the ranges are read: their fences come next.
+	closeLanes, err := r.openLanes(ctx)
+	defer closeLanes()
+	if err != nil {
+		return err
+	}
 	ranges, pre, err := r.prepare(ctx)
 	if err != nil {
 		return err
 	}
 	defer pre.close()
-	closeLanes, err := r.openLanes()
-	defer closeLanes()
-	if err != nil {
-		return err
-	}
+	// What the ledger holds decided already is read while the fences are taken.
+	ahead := r.e.readLedgerAhead(ctx, r.req.Topic)
 	txnTime, err := r.takeFences(ctx)
 	if err != nil {
+		ahead.wait()
 		return err
 	}
 	// Now every earlier run's transactions are decided; the ledger up to its high watermark is
 	// the complete truth about what was replayed.
-	ledger, err := r.e.readLedger(ctx, r.req.Topic, toHigh, false)
+	ledger, err := ahead.rest(ctx, r.e, r.req.Topic)
 	if err != nil {
 		return r.finish(ctx, err)
 	}
@@ -207,13 +215,10 @@ func (r *run) do(ctx context.Context) error {
 	return r.finish(ctx, err)
 }
 
-// prepare checks the request, reads the ranges the run replays and opens their scan, whose
-// first fetch is on its way while the run takes its fences and reads the ledger.
+// prepare reads the ranges the run replays and opens their scan, whose first fetch is on its
+// way while the run takes its fences and reads the ledger.
 func (r *run) prepare(ctx context.Context) ([]partRange, *rangeScan, error) {
 	e, req := r.e, r.req
-	if err := e.validate(req, true); err != nil {
-		return nil, nil, err
-	}
 	ranges, err := e.topicRanges(ctx, req.Topic, &req.Selection, toStable)
 	if err != nil {
 		return nil, nil, err
@@ -241,19 +246,23 @@ func (r *run) prepare(ctx context.Context) ([]partRange, *rangeScan, error) {
 	return ranges, pre, nil
 }
 
-// openLanes opens the run's transactional producers (see replayLanes). The returned function
-// closes them, whatever the error.
-func (r *run) openLanes() (func(), error) {
+// openLanes opens the run's transactional producers (see replayLanes) and has each look up
+// its transaction coordinator and connect to it meanwhile, so that a fence costs the round
+// trips of the fence alone. The returned function closes them, whatever the error.
+func (r *run) openLanes(ctx context.Context) (func(), error) {
 	e, req := r.e, r.req
 	r.limits = &batchLimits{m: map[string]int32{}}
-	// Every lane is fenced, even those this run will not commit on (see replayLanes).
-	lanes := max(replayLanes, e.lanes)
+	wctx, stopWarming := context.WithCancel(ctx)
+	var warming sync.WaitGroup
 	closeAll := func() {
+		stopWarming()
+		warming.Wait()
 		for _, ln := range r.lanes {
 			ln.cl.Close()
 		}
 	}
-	for k := range lanes {
+	// Every lane is fenced, even those this run will not commit on (see replayLanes).
+	for k := range max(replayLanes, e.lanes) {
 		cl, err := e.cfg.NewClient(
 			kgo.TransactionalID(laneTransactionalID(req.Topic, k)),
 			kgo.TransactionTimeout(e.cfg.TransactionTimeout),
@@ -268,6 +277,18 @@ func (r *run) openLanes() (func(), error) {
 			return closeAll, err
 		}
 		r.lanes = append(r.lanes, newLane(r, cl))
+		warming.Add(1)
+		go func() {
+			defer warming.Done()
+			// Describing the transaction reads and changes nothing; franz-go keeps the
+			// coordinator it found and the connection it opened for the fence. Its failure is
+			// the fence's to report, with what it means: here it only costs the time saved.
+			req := kmsg.NewPtrDescribeTransactionsRequest()
+			req.TransactionalIDs = []string{laneTransactionalID(r.req.Topic, k)}
+			if _, err := req.RequestWith(wctx, cl); err != nil {
+				e.cfg.Logger.Debug("replay lane did not reach its coordinator ahead of its fence", "lane", k, "err", err)
+			}
+		}()
 	}
 	return closeAll, nil
 }
