@@ -107,25 +107,37 @@ func TestConcurrentWideRunsNeverDuplicate(t *testing.T) {
 	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, n)
 }
 
-// TestFenceOfTheLastLaneHeldStopsTheEarlierRun holds a run while it takes the fence of its
-// last lane (the lanes other than 0 are fenced together) and lets a second run take every
-// lane meanwhile. The first run's check of lane 0 finds the second's fence: it stops before
-// reading the ledger and replays nothing; the second, committing on every lane, replays
-// everything once.
-func TestFenceOfTheLastLaneHeldStopsTheEarlierRun(t *testing.T) {
+// TestFencesOfTheLaterLanesHeldStopTheEarlierRun holds a run while it takes the fences of its
+// lanes after lane 1 (taken together) and lets a second run take every lane meanwhile. The
+// first run's check of lane 0 finds the second's fence: it stops before reading the ledger and
+// replays nothing; the second, committing on every lane, replays everything once.
+func TestFencesOfTheLaterLanesHeldStopTheEarlierRun(t *testing.T) {
 	const n = 30
 	c := replaytest.NewCluster(t)
 	seedSaga(t, c, n)
 	first, second := newEngine(t, c), newEngine(t, c)
 	second.wideAfter = 0
-	last := laneTransactionalID(ordersDLT, replayLanes-1)
+	later := map[string]bool{}
+	for k := 2; k < replayLanes; k++ {
+		later[laneTransactionalID(ordersDLT, k)] = true
+	}
 	held, resume := make(chan struct{}), make(chan struct{})
-	var seen atomic.Int32
+	var mu sync.Mutex
+	seen := map[string]bool{}
 	c.ControlKey(int16(kmsg.InitProducerID), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		r := req.(*kmsg.InitProducerIDRequest)
-		if r.TransactionalID != nil && *r.TransactionalID == last && seen.Add(1) == 1 {
-			close(held)
+		if r.TransactionalID == nil || !later[*r.TransactionalID] {
+			return nil, nil, false
+		}
+		mu.Lock()
+		first := !seen[*r.TransactionalID]
+		seen[*r.TransactionalID] = true
+		if first && len(seen) == len(later) {
+			close(held) // the first run is in the fences of every later lane
+		}
+		mu.Unlock()
+		if first {
 			c.SleepControl(func() { <-resume })
 		}
 		return nil, nil, false

@@ -192,7 +192,6 @@ func (r *run) do(ctx context.Context) error {
 		return r.finish(ctx, err)
 	}
 	batchCap, growCap := r.batchSizes(txnTime)
-	e := r.e
 
 	// The scan runs ahead in its own goroutine while this one commits transactions, so network
 	// waits on either side overlap.
@@ -200,7 +199,7 @@ func (r *run) do(ctx context.Context) error {
 	defer stopScan()
 	sc := newScanner(r, ru, ranges, pre, batchCap)
 	go sc.run(sctx)
-	cm := newCommitter(r, r.lanes[:e.lanesFor(txnTime)], batchCap, growCap)
+	cm := newCommitter(r, r.lanes[:r.e.lanesFor(txnTime)], batchCap, growCap)
 	cm.loop(ctx, sc)
 	stopScan()
 	scan, scanErr := sc.wait()
