@@ -302,14 +302,11 @@ func (r *run) openLanes(ctx context.Context) (func(), error) {
 // on lane 1's.
 func (r *run) takeFences(ctx context.Context) (time.Duration, error) {
 	e := r.e
-	// The ledger's max.message.bytes bounds the batches' ledger entries, not the run-start
-	// entry: it is looked up while the fences are taken.
-	learned := make(chan struct{})
-	go func() {
-		defer close(learned)
-		r.limits.learn(ctx, e, e.cfg.LedgerTopic)
-	}()
-	defer func() { <-learned }()
+	// The ledger's max.message.bytes is looked up before the first fence, not beside the
+	// fences: a producer whose batch limit for a partition changed between two transactions
+	// had its next batch there refused with OUT_OF_ORDER_SEQUENCE_NUMBER (kfake, with franz-go
+	// 1.22), failing the run before it began.
+	r.limits.learn(ctx, e, e.cfg.LedgerTopic)
 	start := r.runEntry(RunRunning, nil, nil)
 	fence := func(ln *lane) error {
 		// A record of its own for each lane, since a record being produced belongs to its
