@@ -303,9 +303,10 @@ func (r *run) openLanes(ctx context.Context) (func(), error) {
 func (r *run) takeFences(ctx context.Context) (time.Duration, error) {
 	e := r.e
 	// The ledger's max.message.bytes is looked up before the first fence, not beside the
-	// fences: a producer whose batch limit for a partition changed between two transactions
-	// had its next batch there refused with OUT_OF_ORDER_SEQUENCE_NUMBER (kfake, with franz-go
-	// 1.22), failing the run before it began.
+	// fences: with the lookup landing between lane 0's two fences (which changes that
+	// producer's batch limit for the ledger), kfake refused lane 0's check now and then with
+	// OUT_OF_ORDER_SEQUENCE_NUMBER (about one run in four of the replay tests under -race),
+	// failing the run before it began.
 	r.limits.learn(ctx, e, e.cfg.LedgerTopic)
 	start := r.runEntry(RunRunning, nil, nil)
 	fence := func(ln *lane) error {
