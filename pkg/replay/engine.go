@@ -137,9 +137,9 @@ type Engine struct {
 	// fixedBatches (tests and benchmarks) keeps every batch at BatchSize records, for tests that
 	// count transactions and to measure what growing batches gains.
 	fixedBatches bool
-	// growAfter is the transaction time from which batches grow (defaultGrowAfter), wideAfter
-	// the one from which a replay commits on all its lanes (defaultWideAfter); tests change
-	// them.
+	// growAfter is the transaction time from which batches grow (defaultGrowAfter); tests
+	// change it. wideAfter, when not 0 (tests and benchmarks, see replayLanes), is the one from
+	// which a replay commits on all its lanes.
 	growAfter, wideAfter time.Duration
 	// pool lends replay scans their fetch memory (see fetchPool).
 	pool fetchPool
@@ -191,7 +191,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
-	e := &Engine{cfg: cfg, watch: newWatchdog(cfg.Timeout, cfg.ConnectTimeout), growAfter: defaultGrowAfter, wideAfter: defaultWideAfter}
+	e := &Engine{cfg: cfg, watch: newWatchdog(cfg.Timeout, cfg.ConnectTimeout), growAfter: defaultGrowAfter}
 	// Every client the engine opens is watched for silence.
 	newClient := cfg.NewClient
 	watched := func(extra ...kgo.Opt) (*kgo.Client, error) {

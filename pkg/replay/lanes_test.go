@@ -17,7 +17,8 @@ import (
 )
 
 // TestLanesScaleWithTransactionTime: a run fences every lane, and commits its batches on
-// nearLanes of them when a transaction takes less than wideAfter, on all of them otherwise.
+// nearLanes of them by default or when a transaction takes less than wideAfter, on all of them
+// otherwise.
 // The results still arrive in batch order, and every record reaches its topic once.
 func TestLanesScaleWithTransactionTime(t *testing.T) {
 	const n = 56 // 8 batches of 7
@@ -28,8 +29,9 @@ func TestLanesScaleWithTransactionTime(t *testing.T) {
 		// the lane took, in turn.
 		want [replayLanes]int
 	}{
+		{"default", 0, [replayLanes]int{2 + 4 + 1, 1 + 4, 1, 1}},
 		{"near", time.Hour, [replayLanes]int{2 + 4 + 1, 1 + 4, 1, 1}},
-		{"far", 0, [replayLanes]int{2 + 2 + 1, 1 + 2, 1 + 2, 1 + 2}},
+		{"far", time.Nanosecond, [replayLanes]int{2 + 2 + 1, 1 + 2, 1 + 2, 1 + 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := replaytest.NewCluster(t)
@@ -85,7 +87,7 @@ func TestConcurrentWideRunsNeverDuplicate(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			e := newEngine(t, c)
-			e.fixedBatches, e.growAfter, e.wideAfter = false, 0, 0
+			e.fixedBatches, e.growAfter, e.wideAfter = false, 0, time.Nanosecond
 			sum, err := e.Replay(context.Background(), Request{Topic: ordersDLT, Reason: fmt.Sprint("runner ", i)})
 			switch {
 			case errors.Is(err, ErrFenced):
@@ -116,7 +118,7 @@ func TestFencesOfTheLaterLanesHeldStopTheEarlierRun(t *testing.T) {
 	c := replaytest.NewCluster(t)
 	seedSaga(t, c, n)
 	first, second := newEngine(t, c), newEngine(t, c)
-	second.wideAfter = 0
+	second.wideAfter = time.Nanosecond
 	later := map[string]bool{}
 	for k := 2; k < replayLanes; k++ {
 		later[laneTransactionalID(ordersDLT, k)] = true

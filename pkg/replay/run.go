@@ -302,12 +302,14 @@ func (r *run) openLanes(ctx context.Context) (func(), error) {
 // on lane 1's.
 func (r *run) takeFences(ctx context.Context) (time.Duration, error) {
 	e := r.e
-	// The ledger's max.message.bytes is looked up before the first fence, not beside the
-	// fences: with the lookup landing between lane 0's two fences (which changes that
-	// producer's batch limit for the ledger), kfake refused lane 0's check now and then with
-	// OUT_OF_ORDER_SEQUENCE_NUMBER (about one run in four of the replay tests under -race),
-	// failing the run before it began.
-	r.limits.learn(ctx, e, e.cfg.LedgerTopic)
+	// The ledger's max.message.bytes bounds the batches' ledger entries, not the run-start
+	// entry: it is looked up while the fences are taken.
+	learned := make(chan struct{})
+	go func() {
+		defer close(learned)
+		r.limits.learn(ctx, e, e.cfg.LedgerTopic)
+	}()
+	defer func() { <-learned }()
 	start := r.runEntry(RunRunning, nil, nil)
 	fence := func(ln *lane) error {
 		// A record of its own for each lane, since a record being produced belongs to its
