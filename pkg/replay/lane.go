@@ -30,9 +30,9 @@ import (
 // their order against lane 0's two fences matters.
 //
 // Every run fences replayLanes lanes, whatever number it commits on: a run must fence every
-// lane an earlier run may commit on. A run commits on nearLanes of
-// them, and on all of them when wideAfter is set and a transaction takes that long or longer,
-// as against a broker some milliseconds away (see lanesFor).
+// lane an earlier run may commit on. A run commits on nearLanes of them, and on all of them
+// when wideAfter is set and a transaction takes that long or longer, as against a broker some
+// milliseconds away (see lanesFor).
 //
 // Committing on lanes 2 and 3 is off by default (wideAfter 0), and must stay off until no
 // version that fences only two lanes is left to run a replay: such a run, started while a run
