@@ -8,8 +8,8 @@
 //     ledger topic listing every dead letter of the batch and the target record it became) are
 //     produced in one Kafka transaction: all become visible or none does.
 //   - Every run of one DLT uses the same transactional ids: "opsctl-replay/<dlt topic>" and
-//     "opsctl-replay/<dlt topic>/1", one per lane (two transactions in flight; see
-//     replayLanes). Starting a run fences the previous one: Kafka aborts its open transactions
+//     "opsctl-replay/<dlt topic>/1" and so on, one per lane (several transactions in flight;
+//     see replayLanes). Starting a run fences the previous one: Kafka aborts its open transactions
 //     and refuses anything it sends afterwards. A run first commits a small run-start entry on
 //     every lane to hold the fences, then once more on the first to check that no other run
 //     started meanwhile, then reads the ledger (read_committed, to the end offsets it saw after
@@ -129,16 +129,18 @@ type Engine struct {
 	// beforeFinish, when set (tests only), runs after a replay's last batch was settled and
 	// before its run-end entry is written.
 	beforeFinish func(runID string)
-	// lanes, when not 0 (benchmarks only), replaces replayLanes; noStream collects each batch
-	// before producing it. Both exist to measure what lanes and streaming gain.
+	// lanes, when not 0 (benchmarks only), is the number of lanes a replay commits on instead
+	// of lanesFor's choice; noStream collects each batch before producing it. Both exist to
+	// measure what lanes and streaming gain.
 	lanes    int
 	noStream bool
 	// fixedBatches (tests and benchmarks) keeps every batch at BatchSize records, for tests that
 	// count transactions and to measure what growing batches gains.
 	fixedBatches bool
 	// growAfter is the transaction time from which batches grow (defaultGrowAfter); tests
-	// change it.
-	growAfter time.Duration
+	// change it. wideAfter, when not 0 (tests and benchmarks, see replayLanes), is the one from
+	// which a replay commits on all its lanes.
+	growAfter, wideAfter time.Duration
 	// pool lends replay scans their fetch memory (see fetchPool).
 	pool fetchPool
 	// slabsReused counts the slabs runs built records in again (see slabs), scanBuffersReused

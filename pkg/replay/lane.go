@@ -16,18 +16,47 @@ import (
 // Lanes: a Kafka producer has at most one transaction open, and a batch's transaction spends
 // most of its life waiting on the broker — for its records' acknowledgements (which carry the
 // offsets its ledger entries record), for its ledger entries, for the commit. A replay
-// therefore runs replayLanes transactional producers, each with a transactional id of its own,
+// therefore runs several transactional producers, each with a transactional id of its own,
 // and hands batches to them in turn: while one lane's batch commits, the next batch streams
-// into the other.
+// into another.
 //
 // Exactly once holds lane by lane, as it does with one producer: every batch is one
-// transaction holding its records and their ledger entries. A run takes the fence of every
-// lane, then takes lane 0's again to check that no other run started in between, and only
-// then reads the ledger. Of two runs that both pass that check, the later one fenced every
-// lane after the earlier one's check, so the earlier one can commit nothing afterwards that
-// the later one's ledger read misses. The number of lanes is fixed: a run fences the lanes an
-// earlier run may hold, so every version must agree on them.
-const replayLanes = 2
+// transaction holding its records and their ledger entries. A run takes the fence of lane 0,
+// then of every other lane, then takes lane 0's again to check that no other run started in
+// between, and only then reads the ledger. Of two runs that both pass that check, the later
+// one took lane 0's first fence after the earlier one's check, so it fenced every lane after
+// that check too, and the earlier one can commit nothing afterwards that the later one's ledger
+// read misses. The lanes other than 0 may therefore be fenced all at once, in parallel: only
+// their order against lane 0's two fences matters.
+//
+// Every run fences replayLanes lanes, whatever number it commits on: a run must fence every
+// lane an earlier run may commit on. A run commits on nearLanes of them, and on all of them
+// when wideAfter is set and a transaction takes that long or longer, as against a broker some
+// milliseconds away (see lanesFor).
+//
+// Committing on lanes 2 and 3 is off by default (wideAfter 0), and must stay off until no
+// version that fences only two lanes is left to run a replay: such a run, started while a run
+// of this version commits on lane 2, fences lanes 0 and 1, reads the ledger, and then misses
+// the batch lane 2 commits after its read, which it replays again. Fencing four lanes is safe
+// beside either version. Against kfake 5 ms away (TestBenchReplayVariants, lanes=2,4,8) more
+// lanes gained nothing measurable on a loaded two-core machine: the scan, not the commits,
+// was what the run waited for.
+const (
+	replayLanes = 4
+	nearLanes   = 2
+)
+
+// lanesFor returns how many lanes a run commits on, given the time a transaction took.
+func (e *Engine) lanesFor(txnTime time.Duration) int {
+	switch {
+	case e.lanes > 0:
+		return e.lanes
+	case e.wideAfter > 0 && txnTime >= e.wideAfter:
+		return replayLanes
+	default:
+		return nearLanes
+	}
+}
 
 // laneTransactionalID is lane k's transactional id: lane 0 is TransactionalID(dltTopic), lane
 // k "opsctl-replay/<dlt topic>/k" (a topic name never contains '/').

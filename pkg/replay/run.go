@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"golang.org/x/time/rate"
 
 	"github.com/come2us/opsctl/pkg/dlt"
@@ -156,43 +157,111 @@ func newRunID() uuid.UUID {
 	return uuid.New()
 }
 
-func (r *run) do(ctx context.Context) (err error) {
-	e, req := r.e, r.req
-	if err := e.validate(req, true); err != nil {
+// do runs the replay: it reads the ranges to replay and starts fetching them, takes the
+// lanes' fences, reads the ledger, then scans and commits, and records the run's end.
+func (r *run) do(ctx context.Context) error {
+	if err := r.e.validate(r.req, true); err != nil {
 		return err
 	}
-	ranges, err := e.topicRanges(ctx, req.Topic, &req.Selection, toStable)
+	// The lanes' producers connect while the ranges are read: their fences come next.
+	closeLanes, err := r.openLanes(ctx)
+	defer closeLanes()
 	if err != nil {
 		return err
+	}
+	ranges, pre, err := r.prepare(ctx)
+	if err != nil {
+		return err
+	}
+	defer pre.close()
+	// What the ledger holds decided already is read while the fences are taken.
+	ahead := r.e.readLedgerAhead(ctx, r.req.Topic)
+	txnTime, err := r.takeFences(ctx)
+	if err != nil {
+		ahead.wait()
+		return err
+	}
+	// Now every earlier run's transactions are decided; the ledger up to its high watermark is
+	// the complete truth about what was replayed.
+	ledger, err := ahead.rest(ctx, r.e, r.req.Topic)
+	if err != nil {
+		return r.finish(ctx, err)
+	}
+	ru, err := r.e.newRules(ctx, r.req, ledger, r.dltID)
+	if err != nil {
+		return r.finish(ctx, err)
+	}
+	batchCap, growCap := r.batchSizes(txnTime)
+
+	// The scan runs ahead in its own goroutine while this one commits transactions, so network
+	// waits on either side overlap.
+	sctx, stopScan := context.WithCancel(ctx)
+	defer stopScan()
+	sc := newScanner(r, ru, ranges, pre, batchCap)
+	go sc.run(sctx)
+	cm := newCommitter(r, r.lanes[:r.e.lanesFor(txnTime)], batchCap, growCap)
+	cm.loop(ctx, sc)
+	stopScan()
+	scan, scanErr := sc.wait()
+	err = cm.err
+	if err == nil { // the scan ended on its own: done, or stopped by an error or the caller's cancel
+		err = cmp.Or(scanErr, ctx.Err())
+	}
+	err = cm.finish(ctx, err)
+	r.sum.Scanned, r.sum.Limited = scan.Scanned, scan.Limited
+	r.sum.WhereErrors, r.sum.FirstWhereError, r.sum.WhereMissing = scan.WhereErrors, scan.FirstWhereError, scan.WhereMissing
+	r.progress(scan.Scanned)
+	return r.finish(ctx, err)
+}
+
+// prepare reads the ranges the run replays and opens their scan, whose first fetch is on its
+// way while the run takes its fences and reads the ledger.
+func (r *run) prepare(ctx context.Context) ([]partRange, *rangeScan, error) {
+	e, req := r.e, r.req
+	ranges, err := e.topicRanges(ctx, req.Topic, &req.Selection, toStable)
+	if err != nil {
+		return nil, nil, err
 	}
 	ranges, _ = bounded(ranges, req.Bound)
 	for _, pr := range ranges {
 		r.total += max(0, pr.end-pr.start)
 	}
 	if err := e.checkWhere(ctx, req.Topic, ranges, &req.Selection); err != nil {
-		return err
+		return nil, nil, err
 	}
 	// The run replays the records of this incarnation of the DLT: its ledger entries say so,
 	// and its scan stops if the topic is deleted and created again meanwhile.
 	if r.dltID, err = e.topicID(ctx, req.Topic); err != nil {
-		return err
+		return nil, nil, err
 	}
-	// The scan starts fetching now, while the run takes its fences and reads the ledger.
 	pre, err := e.openWalk(req, r.dltID, ranges)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer pre.close()
 	if err := e.ensureLedger(ctx); err != nil {
-		return err
+		pre.close()
+		return nil, nil, err
 	}
+	return ranges, pre, nil
+}
 
+// openLanes opens the run's transactional producers (see replayLanes) and has each look up
+// its transaction coordinator and connect to it meanwhile, so that a fence costs the round
+// trips of the fence alone. The returned function closes them, whatever the error.
+func (r *run) openLanes(ctx context.Context) (func(), error) {
+	e, req := r.e, r.req
 	r.limits = &batchLimits{m: map[string]int32{}}
-	lanes := replayLanes
-	if e.lanes > 0 {
-		lanes = e.lanes
+	wctx, stopWarming := context.WithCancel(ctx)
+	var warming sync.WaitGroup
+	closeAll := func() {
+		stopWarming()
+		warming.Wait()
+		for _, ln := range r.lanes {
+			ln.cl.Close()
+		}
 	}
-	for k := range lanes {
+	// Every lane is fenced, even those this run will not commit on (see replayLanes).
+	for k := range max(replayLanes, e.lanes) {
 		cl, err := e.cfg.NewClient(
 			kgo.TransactionalID(laneTransactionalID(req.Topic, k)),
 			kgo.TransactionTimeout(e.cfg.TransactionTimeout),
@@ -204,48 +273,106 @@ func (r *run) do(ctx context.Context) (err error) {
 			kgo.RecordDeliveryTimeout(2*time.Minute),
 		)
 		if err != nil {
-			return err
+			return closeAll, err
 		}
-		defer cl.Close()
 		r.lanes = append(r.lanes, newLane(r, cl))
-	}
-
-	r.limits.learn(ctx, e, e.cfg.LedgerTopic)
-	// Take the fences: a transaction (the run-start entry) on each lane makes Kafka abort
-	// whatever an earlier run of this DLT left open there and refuse that run from now on. The
-	// last one, on lane 0 again, checks that no run started in between (see replayLanes).
-	start := r.runEntry(RunRunning, nil, nil)
-	fences := r.lanes
-	if len(r.lanes) > 1 {
-		fences = append(r.lanes[:len(r.lanes):len(r.lanes)], r.lanes[0])
-	}
-	var txnTime time.Duration // the last fence's: a transaction on a lane already in use
-	for _, ln := range fences {
-		t0 := time.Now()
-		if err := ln.transact(ctx, func() error { return ln.produceSync(ctx, start) }); err != nil {
-			// INVALID_TXN_STATE here is a commit refused because another run's fence aborted
-			// the transaction in between: nothing is replayed yet, whatever happened.
-			if isFenced(err) || errors.Is(err, kerr.InvalidTxnState) {
-				return fmt.Errorf("%w: another replay of %s started at the same moment and took over; nothing was replayed", ErrFenced, req.Topic)
+		warming.Add(1)
+		go func() {
+			defer warming.Done()
+			// Describing the transaction reads and changes nothing; franz-go keeps the
+			// coordinator it found and the connection it opened for the fence. Its failure is
+			// the fence's to report, with what it means: here it only costs the time saved.
+			req := kmsg.NewPtrDescribeTransactionsRequest()
+			req.TransactionalIDs = []string{laneTransactionalID(r.req.Topic, k)}
+			if _, err := req.RequestWith(wctx, cl); err != nil {
+				e.cfg.Logger.Debug("replay lane did not reach its coordinator ahead of its fence", "lane", k, "err", err)
 			}
-			return fmt.Errorf("start replay run (write %s): %w; nothing was replayed", e.cfg.LedgerTopic, err)
+		}()
+	}
+	return closeAll, nil
+}
+
+// takeFences takes the lanes' fences: a transaction (the run-start entry) on each lane makes
+// Kafka abort whatever an earlier run of this DLT left open there and refuse that run from now
+// on. Lane 0's comes first and lane 0's again last, to check that no run started in between
+// (see replayLanes). Between them, lane 1 takes its producer id (which is what fences), then
+// lane 1's transaction and every other lane's fence run at once: a run held in its fences
+// therefore holds lanes 0 and 1 as a run that fences its lanes one by one would, and never a
+// later lane before them. It returns the time a transaction takes, measured on the check and
+// on lane 1's.
+func (r *run) takeFences(ctx context.Context) (time.Duration, error) {
+	e := r.e
+	// The ledger's max.message.bytes bounds the batches' ledger entries, not the run-start
+	// entry: it is looked up while the fences are taken.
+	learned := make(chan struct{})
+	go func() {
+		defer close(learned)
+		r.limits.learn(ctx, e, e.cfg.LedgerTopic)
+	}()
+	defer func() { <-learned }()
+	start := r.runEntry(RunRunning, nil, nil)
+	fence := func(ln *lane) error {
+		// A record of its own for each lane, since a record being produced belongs to its
+		// producer; its bytes, only read, are shared.
+		start := &kgo.Record{Topic: start.Topic, Key: start.Key, Value: start.Value}
+		return ln.transact(ctx, func() error { return ln.produceSync(ctx, start) })
+	}
+	if err := fence(r.lanes[0]); err != nil {
+		return 0, r.fenceError(err)
+	}
+	if len(r.lanes) == 1 {
+		return 0, nil
+	}
+	if _, _, err := r.lanes[1].cl.ProducerID(ctx); err != nil {
+		return 0, r.fenceError(err)
+	}
+	errs := make([]error, len(r.lanes))
+	var lane1 time.Duration // lane 1's transaction, its producer id taken: a plain one
+	var wg sync.WaitGroup
+	for k, ln := range r.lanes[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			errs[k+1] = fence(ln)
+			if k == 0 {
+				lane1 = time.Since(t0)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return 0, r.fenceError(err)
 		}
-		txnTime = time.Since(t0)
 	}
-	// Now every earlier run's transactions are decided; the ledger up to its high watermark is
-	// the complete truth about what was replayed.
-	ledger, err := e.readLedger(ctx, req.Topic, toHigh, false)
-	if err != nil {
-		return r.finish(ctx, err)
+	t0 := time.Now()
+	if err := fence(r.lanes[0]); err != nil {
+		return 0, r.fenceError(err)
 	}
-	ru, err := e.newRules(ctx, req, ledger, r.dltID)
-	if err != nil {
-		return r.finish(ctx, err)
+	// The shorter of two transactions: a pause of the process (a busy machine) in one of
+	// them does not make a near broker look far.
+	return min(time.Since(t0), lane1), nil
+}
+
+// fenceError is what a run says when taking a fence failed: nothing was replayed either way.
+func (r *run) fenceError(err error) error {
+	// INVALID_TXN_STATE here is a commit refused because another run's fence aborted the
+	// transaction in between.
+	if isFenced(err) || errors.Is(err, kerr.InvalidTxnState) {
+		return fmt.Errorf("%w: another replay of %s started at the same moment and took over; nothing was replayed", ErrFenced, r.req.Topic)
 	}
+	return fmt.Errorf("start replay run (write %s): %w; nothing was replayed", r.e.cfg.LedgerTopic, err)
+}
+
+// batchSizes sets the run's rate limiter and entry encoder up and returns a batch's size and
+// the size a full batch may grow to, from the time a transaction took (txnTime).
+func (r *run) batchSizes(txnTime time.Duration) (batchCap, growCap int) {
+	e, req := r.e, r.req
 	if req.Rate > 0 {
 		r.limiter = rate.NewLimiter(rate.Limit(req.Rate), max(1, min(e.cfg.BatchSize, int(req.Rate))))
 	}
-	batchCap := e.cfg.BatchSize
+	batchCap = e.cfg.BatchSize
 	if req.Rate > 0 {
 		batchCap = max(1, min(batchCap, int(req.Rate))) // about a second of records per transaction
 	}
@@ -257,7 +384,7 @@ func (r *run) do(ctx context.Context) (err error) {
 	// lanes=2+fixed, with -bench.latency). Against a near one (a fence well under a
 	// millisecond), a busy lane means a busy processor, and larger batches only hold more
 	// records in memory: a replay in its own process then took about a tenth longer.
-	growCap := batchCap
+	growCap = batchCap
 	if req.Rate == 0 && !e.fixedBatches && txnTime >= e.growAfter {
 		growCap = batchGrowth * batchCap
 	}
@@ -265,241 +392,7 @@ func (r *run) do(ctx context.Context) (err error) {
 	if req.Group != "" {
 		r.group = []byte(req.Group)
 	}
-
-	// The scan (fetch, decode, decide) runs ahead in its own goroutine while this one commits
-	// transactions, so network waits on either side overlap. Everything the caller sees —
-	// results, progress, counts — happens on this goroutine, in record order.
-	sctx, stopScan := context.WithCancel(ctx)
-	defer stopScan()
-	// Steps travel in chunks, handed on when full and after each fetch (so nothing waits on the
-	// next fetch); a rate-limited run hands on every record as it comes.
-	chunk := stepChunk
-	if r.limiter != nil {
-		chunk = 1
-	}
-	steps := make(chan []step, 2*batchCap/chunk+1)
-	spare := make(chan []step, cap(steps)+2) // chunks the committer is done with, for the scan to reuse
-	var scan ScanSummary
-	scanDone := make(chan error, 1)
-	go func() {
-		defer close(steps)
-		pending := make([]step, 0, chunk)
-		send := func() error {
-			if len(pending) == 0 {
-				return nil
-			}
-			select {
-			case steps <- pending:
-				select {
-				case pending = <-spare:
-				default:
-					pending = make([]step, 0, chunk)
-				}
-				return nil
-			case <-sctx.Done():
-				return sctx.Err()
-			}
-		}
-		var lastTarget string
-		err := e.walk(sctx, req, ru, ranges, &scan, true, pre, func(rec *kgo.Record, d *dlt.Record, dec decision) (bool, error) {
-			st := step{from: Coord{Topic: d.Topic, Partition: d.Partition, Offset: d.Offset}, dec: dec, scanned: scan.Scanned}
-			if dec.action == ActionReplayed {
-				if dec.target != lastTarget {
-					r.limits.learn(sctx, e, dec.target)
-					lastTarget = dec.target
-				}
-				if r.limiter != nil {
-					if err := r.limiter.Wait(sctx); err != nil {
-						return false, err
-					}
-				}
-				st.item = r.newItem(rec, st.from, dec)
-			}
-			pending = append(pending, st)
-			if len(pending) < chunk {
-				return true, nil
-			}
-			if err := send(); err != nil {
-				return false, err
-			}
-			return true, nil
-		}, send)
-		if err == nil {
-			err = send()
-		}
-		scanDone <- err
-	}()
-
-	var (
-		cur        *laneBatch   // the batch being collected, streaming into its lane
-		committing []*laneBatch // batches handed to their lanes, oldest first
-		nextLane   int
-		scanned    int64
-		lastReport time.Time
-		commitErr  error
-	)
-	// Results are made only for a caller that takes them; reportAll also for the records
-	// replayed and skipped.
-	report := r.req.OnResult != nil
-	reportAll := report && !r.req.ProblemsOnly
-	// settle waits for the oldest committing batch and reports its records.
-	settle := func() {
-		lb := committing[0]
-		committing = committing[1:]
-		<-lb.done
-		err := lb.err
-		lb.lane.committing = nil
-		for _, it := range lb.items {
-			if it.replayed {
-				r.sum.Replayed++
-				if reportAll {
-					r.result(Result{From: it.from, Action: ActionReplayed, ReplayID: string(it.id), ReplayCount: it.count,
-						Target: &Coord{Topic: it.out.Topic, Partition: it.out.Partition, Offset: it.out.Offset}})
-				}
-			} else {
-				r.failed(it, cmp.Or(it.fail, err, errors.New("not replayed")))
-			}
-		}
-		if err != nil && commitErr == nil {
-			commitErr = err
-		}
-		// A committed batch is done with its items once they are reported: their memory can
-		// take new records. After a failure nothing is reused (the producer may not be done
-		// with what it was sent), and the run ends anyway.
-		if commitErr == nil && len(lb.items) > 0 {
-			r.slabs.release(lb.items[len(lb.items)-1].seq)
-		}
-		r.progress(scanned)
-	}
-	// A slow scan (rate-limited, or waiting on the broker) still commits what it has every second.
-	deadline := time.NewTimer(time.Hour)
-	deadline.Stop()
-	defer deadline.Stop()
-	// flush hands the batch being collected to its lane to commit.
-	flush := func() {
-		deadline.Stop()
-		if cur == nil || commitErr != nil {
-			return
-		}
-		lb := cur
-		cur = nil
-		lb.done = make(chan struct{})
-		lb.lane.committing = lb
-		committing = append(committing, lb)
-		go func() {
-			lb.err = lb.lane.commitBatch(ctx, lb.items)
-			close(lb.done)
-		}()
-	}
-	for commitErr == nil {
-		var sts []step
-		var more bool
-		select {
-		case sts, more = <-steps:
-		case <-deadline.C:
-			flush()
-			continue
-		}
-		if !more {
-			break
-		}
-		for i := range sts {
-			if commitErr != nil {
-				break // records decided after a failure are not counted
-			}
-			st := &sts[i]
-			scanned = st.scanned
-			r.sum.Selected++
-			switch st.dec.action {
-			case ActionSkipped:
-				r.sum.Skipped++
-				if reportAll {
-					r.result(Result{From: st.from, Action: ActionSkipped, Reason: st.dec.why()})
-				}
-			case ActionRefused:
-				r.sum.Refused++
-				if report {
-					var target *Coord
-					if st.dec.target != "" {
-						target = &Coord{Topic: st.dec.target, Partition: -1, Offset: -1}
-					}
-					r.result(Result{From: st.from, Action: ActionRefused, Code: st.dec.code, Reason: st.dec.why(), Target: target})
-				}
-			case ActionReplayed:
-				if cur == nil {
-					// A new batch takes the next lane, once that lane's previous batch has
-					// committed (and been reported, in order).
-					ln := r.lanes[nextLane%len(r.lanes)]
-					nextLane++
-					for ln.committing != nil {
-						settle()
-					}
-					if commitErr != nil {
-						r.sum.Selected-- // decided after a failure: not counted
-						continue
-					}
-					cur = &laneBatch{lane: ln}
-					deadline.Reset(time.Second)
-				}
-				if !e.noStream {
-					cur.lane.stream(ctx, st.item)
-				}
-				cur.items = append(cur.items, st.item)
-				if n := len(cur.items); n >= batchCap && (n >= growCap || r.laneFree(nextLane)) {
-					flush()
-				}
-			}
-		}
-		clear(sts) // the items belong to their batch now, not to the chunk
-		select {
-		case spare <- sts[:0]:
-		default:
-		}
-		if time.Since(lastReport) > 200*time.Millisecond {
-			lastReport = time.Now()
-			r.progress(scanned)
-		}
-	}
-	stopScan()
-	for range steps { // let the scan goroutine finish; records it decided after a failure are not counted
-	}
-	scanErr := <-scanDone
-	err = commitErr
-	if err == nil { // the scan ended on its own: done, or stopped by an error or the caller's cancel
-		err = scanErr
-		if err == nil {
-			err = ctx.Err()
-		}
-	}
-	if err == nil {
-		flush()
-	}
-	// Batches handed to their lanes commit (or not) whatever happened since: wait for each and
-	// report what it did.
-	for len(committing) > 0 {
-		settle()
-	}
-	if err == nil {
-		err = commitErr
-	}
-	if cur != nil {
-		// The run stopped (cancelled, broker error, another batch failed) in the middle of a
-		// batch: its transaction is aborted, so nothing of it was applied.
-		cur.lane.abortOpen(ctx, err)
-		for _, it := range cur.items {
-			r.failed(it, fmt.Errorf("not replayed, nothing of its batch was applied: %w", err))
-		}
-	}
-	r.sum.Scanned, r.sum.Limited = scan.Scanned, scan.Limited
-	r.sum.WhereErrors, r.sum.FirstWhereError, r.sum.WhereMissing = scan.WhereErrors, scan.FirstWhereError, scan.WhereMissing
-	r.progress(scan.Scanned)
-	return r.finish(ctx, err)
-}
-
-// laneFree reports whether lane k (counted round the lanes) has no batch committing.
-func (r *run) laneFree(k int) bool {
-	lb := r.lanes[k%len(r.lanes)].committing
-	return lb == nil || lb.committed()
+	return batchCap, growCap
 }
 
 // batchGrowth is how many times BatchSize a batch may grow to while the next lane is busy;
@@ -508,17 +401,6 @@ const (
 	batchGrowth      = 4
 	defaultGrowAfter = time.Millisecond
 )
-
-// stepChunk is how many steps the scan hands to the committer at once.
-const stepChunk = 256
-
-// step is one selected record on its way from the scan to the committer.
-type step struct {
-	from    Coord
-	dec     decision
-	item    *item // for records to replay
-	scanned int64
-}
 
 func (r *run) progress(scanned int64) {
 	if r.req.OnProgress != nil {

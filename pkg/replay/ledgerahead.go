@@ -1,0 +1,87 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ledgerAhead is a replay's read of the ledger, begun while the run takes its fences: the part
+// of the ledger that is decided already (up to the last stable offsets) does not change when
+// the fences are taken, so it is read meanwhile, and only the rest, from there to the high
+// watermark the fences leave, is read after them (see rest). Against a ledger with a long
+// history, or a broker some milliseconds away, the fences then hide most of the read.
+type ledgerAhead struct {
+	ix   *ledgerIndex
+	ends map[int32]int64 // where the read ahead stopped, by partition
+	err  error
+	done chan struct{}
+}
+
+// readLedgerAhead starts reading the decided part of the ledger's entries for dltTopic.
+func (e *Engine) readLedgerAhead(ctx context.Context, dltTopic string) *ledgerAhead {
+	la := &ledgerAhead{ix: newLedgerIndex(), ends: map[int32]int64{}, done: make(chan struct{})}
+	go func() {
+		defer close(la.done)
+		ranges, err := e.topicRanges(ctx, e.cfg.LedgerTopic, nil, toStable)
+		if errors.Is(err, ErrUnknownTopic) {
+			return // nothing decided yet: rest reads it all
+		}
+		if err != nil {
+			la.err = fmt.Errorf("read replay ledger: %w", err)
+			return
+		}
+		if la.err = e.scanLedger(ctx, la.ix, dltTopic, ranges); la.err == nil {
+			for _, pr := range ranges {
+				la.ends[pr.p] = pr.end
+			}
+		}
+	}()
+	return la
+}
+
+// wait waits for the read ahead to end, whatever its outcome (a run that stops before reading
+// the rest still waits for it).
+func (la *ledgerAhead) wait() { <-la.done }
+
+// rest completes the read: the ledger from where the read ahead stopped to its high watermark,
+// waiting for open transactions below it to end, as readLedger with toHigh does. Together the
+// two reads hold every entry readLedger would.
+func (la *ledgerAhead) rest(ctx context.Context, e *Engine, dltTopic string) (*ledgerIndex, error) {
+	la.wait()
+	if la.err != nil {
+		return nil, la.err
+	}
+	ranges, err := e.topicRanges(ctx, e.cfg.LedgerTopic, nil, toHigh)
+	if err != nil {
+		return nil, fmt.Errorf("read replay ledger: %w", err)
+	}
+	for i := range ranges {
+		if at, ok := la.ends[ranges[i].p]; ok {
+			ranges[i].start = max(ranges[i].start, at)
+		}
+	}
+	if err := e.scanLedger(ctx, la.ix, dltTopic, ranges); err != nil {
+		return nil, err
+	}
+	if la.ix.bad > 0 {
+		e.cfg.Logger.Warn("ledger records that are not opsctl entries were ignored", "topic", e.cfg.LedgerTopic, "count", la.ix.bad)
+	}
+	return la.ix, nil
+}
+
+// scanLedger adds the entries of the ledger's ranges to ix, as readLedger does.
+func (e *Engine) scanLedger(ctx context.Context, ix *ledgerIndex, dltTopic string, ranges []partRange) error {
+	// Partitions are read together: an entry's key always lands in the same partition, so the
+	// latest entry per key still wins.
+	err := e.scanAll(ctx, e.cfg.LedgerTopic, ranges, fetchBulk, func(r *kgo.Record) (bool, error) {
+		ix.add(r.Key, r.Value, dltTopic, false)
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("read replay ledger %s: %w", e.cfg.LedgerTopic, err)
+	}
+	return nil
+}
