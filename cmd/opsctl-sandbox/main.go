@@ -11,7 +11,6 @@ import (
 	sandboxcmd "github.com/come2us/opsctl/pkg/cmd/sandbox"
 	tuicmd "github.com/come2us/opsctl/pkg/cmd/tui"
 	"github.com/come2us/opsctl/pkg/cmdutil"
-	"github.com/come2us/opsctl/pkg/startup"
 )
 
 func main() {
@@ -19,7 +18,6 @@ func main() {
 }
 
 func run() int {
-	startup.Done() // the collector's own setting from here on (see package startup)
 	// SIGHUP too: a closed terminal or `tmux kill-session` must stop the sandbox as Ctrl-C does,
 	// so it takes its context out of the user's config file on the way out.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)

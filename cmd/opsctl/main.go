@@ -9,7 +9,6 @@ import (
 
 	"github.com/come2us/opsctl/pkg/cmd/root"
 	"github.com/come2us/opsctl/pkg/cmdutil"
-	"github.com/come2us/opsctl/pkg/startup"
 )
 
 func main() {
@@ -17,7 +16,6 @@ func main() {
 }
 
 func run() int {
-	startup.Done() // the collector's own setting from here on (see package startup)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	f := cmdutil.New()
