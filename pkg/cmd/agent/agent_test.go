@@ -536,8 +536,10 @@ func TestAgentCanaryGuardRollsBackThroughGit(t *testing.T) {
 	if code, body := p.get(t, "/status"); code != 200 || !strings.Contains(body, `"loop/canary-guard"`) {
 		t.Fatalf("/status: %d %s", code, body)
 	}
+	// The commit reaches the remote before the guard's round returns and logs it: wait for the
+	// line rather than stop the agent in between.
+	eventually(t, "the rollback is logged", func() (bool, string) {
+		return strings.Contains(p.stderr.String(), "canary rolled back"), p.stderr.String()
+	})
 	p.stop(t)
-	if !strings.Contains(p.stderr.String(), "canary rolled back") {
-		t.Errorf("the rollback was not logged:\n%s", p.stderr.String())
-	}
 }
