@@ -231,8 +231,8 @@ func (e *Engine) Histogram(ctx context.Context, topics []string, end time.Time, 
 	return out, nil
 }
 
-// ReplayMark is what the ledger says about one replayed dead letter.
-type ReplayMark struct {
+// Mark is what the ledger says about one replayed dead letter.
+type Mark struct {
 	// RunID is the run that replayed it last; Count the replay count that replay carried.
 	RunID string `json:"runId"`
 	Count int    `json:"count"`
@@ -246,15 +246,15 @@ type Replays struct {
 }
 
 // Lookup returns the ledger's mark for the dead letter at c.
-func (r *Replays) Lookup(c Coord) (ReplayMark, bool) {
+func (r *Replays) Lookup(c Coord) (Mark, bool) {
 	if r == nil || r.ix == nil {
-		return ReplayMark{}, false
+		return Mark{}, false
 	}
 	rp, ok := r.ix.view(c.Topic, r.ids[c.Topic]).lookup(c.Partition, c.Offset, -1)
 	if !ok {
-		return ReplayMark{}, false
+		return Mark{}, false
 	}
-	return ReplayMark{RunID: rp.run, Count: int(rp.count)}, true
+	return Mark{RunID: rp.run, Count: int(rp.count)}, true
 }
 
 // Count returns how many dead letters of dltTopic the ledger says were replayed.

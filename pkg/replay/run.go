@@ -594,13 +594,13 @@ func appendCoord(b []byte, c Coord) []byte {
 	return strconv.AppendInt(b, c.Offset, 10)
 }
 
-// ReplayHeaders returns the headers of a replayed record: the original business and trace
+// Headers returns the headers of a replayed record: the original business and trace
 // headers in their order, without dead-letter metadata (kafka_dlt-*, __connect.errors.*,
 // x-original-topic) or earlier replay headers, then x-opsctl-replay-id, x-opsctl-replay-count,
 // x-opsctl-replayed-from and, with a group, x-opsctl-target-group. Without a group a record
 // keeps the target group an earlier replay gave it, so a replay never widens its audience
 // silently.
-func ReplayHeaders(orig []kgo.RecordHeader, from Coord, replayID string, count int, group string) []kgo.RecordHeader {
+func Headers(orig []kgo.RecordHeader, from Coord, replayID string, count int, group string) []kgo.RecordHeader {
 	var g []byte
 	if group != "" {
 		g = []byte(group)
@@ -609,7 +609,7 @@ func ReplayHeaders(orig []kgo.RecordHeader, from Coord, replayID string, count i
 		strconv.AppendInt(nil, int64(count), 10), g)
 }
 
-// appendReplayHeaders appends the replayed record's headers to out (see ReplayHeaders).
+// appendReplayHeaders appends the replayed record's headers to out (see Headers).
 func appendReplayHeaders(out, orig []kgo.RecordHeader, from, replayID, count, group []byte) []kgo.RecordHeader {
 	for _, h := range orig {
 		if keepHeader(h.Key, group != nil) {

@@ -35,7 +35,7 @@ type Detail struct {
 	off    int64
 	event  bool // an ordinary event (a trace's row), not a dead letter
 	rec    *dlt.Record
-	mark   *replay.ReplayMark
+	mark   *replay.Mark
 	reveal bool
 	wrap   bool
 	err    error
@@ -49,7 +49,7 @@ type Detail struct {
 type recordMsg struct {
 	owner *Detail
 	rec   *dlt.Record
-	mark  *replay.ReplayMark
+	mark  *replay.Mark
 	err   error
 }
 
@@ -81,7 +81,7 @@ func (d *Detail) Init() tea.Cmd {
 		if ignoreCancel(err) == nil && err != nil {
 			return nil
 		}
-		var mark *replay.ReplayMark
+		var mark *replay.Mark
 		if err == nil && !event {
 			if rs, lerr := be.Replayed(ctx, topic); lerr == nil {
 				if m, ok := rs.Lookup(replay.Coord{Topic: topic, Partition: p, Offset: o}); ok {

@@ -58,11 +58,13 @@ const (
 	FailureReservation  = "RESERVATION_FAILED"
 )
 
-// Order, Line and Coupon are the API's types (orderapi), which clients use without linking the
-// service.
+// The API's types live in orderapi, which clients use without linking the service.
 type (
-	Order  = orderapi.Order
-	Line   = orderapi.Line
+	// Order is an order with its lines (orderapi.Order).
+	Order = orderapi.Order
+	// Line is one order line (orderapi.Line).
+	Line = orderapi.Line
+	// Coupon is a discount issued to a user (orderapi.Coupon).
 	Coupon = orderapi.Coupon
 )
 

@@ -534,10 +534,13 @@ func (s *Service) payable(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// PlaceRequest, PlaceLine and IssueCouponRequest are the API's request bodies (orderapi).
+// The API's request bodies live in orderapi, which clients use without linking the service.
 type (
-	PlaceRequest       = orderapi.PlaceRequest
-	PlaceLine          = orderapi.PlaceLine
+	// PlaceRequest is the body of POST /orders (orderapi.PlaceRequest).
+	PlaceRequest = orderapi.PlaceRequest
+	// PlaceLine is one requested line of a PlaceRequest (orderapi.PlaceLine).
+	PlaceLine = orderapi.PlaceLine
+	// IssueCouponRequest is the body of POST /coupons (orderapi.IssueCouponRequest).
 	IssueCouponRequest = orderapi.IssueCouponRequest
 )
 

@@ -33,14 +33,20 @@ const (
 	StateVoid     = "VOID"
 )
 
-// The API's types (productapi), which clients use without linking the service.
+// The API's types live in productapi, which clients use without linking the service.
 type (
-	Product      = productapi.Product
-	Option       = productapi.Option
-	NewOption    = productapi.NewOption
-	Line         = productapi.Line
+	// Product is a product with its options (productapi.Product).
+	Product = productapi.Product
+	// Option is a sellable option of a product (productapi.Option).
+	Option = productapi.Option
+	// NewOption describes an option to create (productapi.NewOption).
+	NewOption = productapi.NewOption
+	// Line is one order line to reserve (productapi.Line).
+	Line = productapi.Line
+	// ReservedLine is a reserved line with the option's unit price (productapi.ReservedLine).
 	ReservedLine = productapi.ReservedLine
-	Reservation  = productapi.Reservation
+	// Reservation is one line's row in the reservations table (productapi.Reservation).
+	Reservation = productapi.Reservation
 )
 
 // Request limits of the reservation API (productapi).

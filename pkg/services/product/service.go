@@ -124,12 +124,19 @@ func (s *Service) handleOrderFailed(ctx context.Context, rec *kgo.Record) error 
 	return nil
 }
 
-// The API's request and answer bodies (productapi).
+// The API's request and answer bodies live in productapi, which clients use without linking the
+// service.
 type (
+	// CreateProductRequest is the body of POST /products (productapi.CreateProductRequest).
 	CreateProductRequest = productapi.CreateProductRequest
-	OptionsResponse      = productapi.OptionsResponse
-	ReserveRequest       = productapi.ReserveRequest
-	ReserveResponse      = productapi.ReserveResponse
+	// OptionsResponse is the answer of GET /options (productapi.OptionsResponse).
+	OptionsResponse = productapi.OptionsResponse
+	// ReserveRequest is the body of POST /reservations (productapi.ReserveRequest).
+	ReserveRequest = productapi.ReserveRequest
+	// ReserveResponse is the answer of POST /reservations (productapi.ReserveResponse).
+	ReserveResponse = productapi.ReserveResponse
+	// ReservationsResponse is the answer of GET /reservations?orderId=N
+	// (productapi.ReservationsResponse).
 	ReservationsResponse = productapi.ReservationsResponse
 )
 
