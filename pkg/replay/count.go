@@ -35,7 +35,7 @@ func (e *Engine) countCommitted(ctx context.Context, topic string, ranges []part
 			}
 		}
 	}
-	sc := e.openReplayScan(topic, "", ranges, fetchBrowse)
+	sc := e.openReplayScan(ctx, topic, "", ranges, fetchBrowse)
 	defer sc.close()
 	if sc.raw != nil {
 		sc.raw.whole = func(p int32, b *batch) bool {

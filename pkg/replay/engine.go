@@ -374,7 +374,7 @@ const (
 func (e *Engine) scanRanges(ctx context.Context, topic string, ranges []partRange, fetch int32,
 	fn func(*kgo.Record) (bool, error), afterPoll func() error,
 ) (bool, error) {
-	sc := e.openReplayScan(topic, "", ranges, fetch)
+	sc := e.openReplayScan(ctx, topic, "", ranges, fetch)
 	defer sc.close()
 	return sc.run(ctx, fn, afterPoll)
 }
@@ -399,11 +399,11 @@ type rangeScan struct {
 // format v2. TestReaderMatchesConsumer holds it to what franz-go's read_committed consumer
 // returns. With a topic ID (not ""), the scan fails rather than read another incarnation of the
 // topic.
-func (e *Engine) openReplayScan(topic, id string, ranges []partRange, fetch int32) *rangeScan {
+func (e *Engine) openReplayScan(ctx context.Context, topic, id string, ranges []partRange, fetch int32) *rangeScan {
 	sc := &rangeScan{e: e, topic: topic, fetch: fetch}
 	for _, r := range ranges {
 		if r.start < r.end {
-			sc.raw = e.openRawScan(topic, id, ranges, fetch)
+			sc.raw = e.openRawScan(ctx, topic, id, ranges, fetch)
 			break
 		}
 	}

@@ -137,7 +137,7 @@ func TestRecreatedDuringARunStops(t *testing.T) {
 	}
 	seedRecr(t, c, 1, 30, replaytest.Base)
 	e := newEngine(t, c)
-	sc := e.openReplayScan(recrDLT, "AAAAAAAAAAAAAAAAAAAAAA", []partRange{{p: 0, start: 0, end: 10}}, fetchBulk)
+	sc := e.openReplayScan(context.Background(), recrDLT, "AAAAAAAAAAAAAAAAAAAAAA", []partRange{{p: 0, start: 0, end: 10}}, fetchBulk)
 	defer sc.close()
 	_, err := sc.run(context.Background(), func(*kgo.Record) (bool, error) { return true, nil }, nil)
 	if !errors.Is(err, ErrTopicRecreated) {

@@ -312,11 +312,11 @@ func (e *Engine) walk(ctx context.Context, req *Request, ru *rules, ranges []par
 // meanwhile). It returns nil when the walk reads partition by partition (a limit) and opens
 // its own scans. The dead-letter records below the ranges' ends do not change, so reading
 // them early reads the same records. The caller closes it (walk does).
-func (e *Engine) openWalk(req *Request, dltID string, ranges []partRange) (*rangeScan, error) {
+func (e *Engine) openWalk(ctx context.Context, req *Request, dltID string, ranges []partRange) (*rangeScan, error) {
 	if req.Limit != 0 {
 		return nil, nil
 	}
-	return e.openReplayScan(req.Topic, dltID, ranges, cmp.Or(e.replayFetch, fetchBulk)), nil
+	return e.openReplayScan(ctx, req.Topic, dltID, ranges, cmp.Or(e.replayFetch, fetchBulk)), nil
 }
 
 // bounded narrows ranges to the request's Bound and returns the end offsets used.

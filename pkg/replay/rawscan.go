@@ -93,8 +93,9 @@ var errLegacyBatch = errors.New("record batch of a format older than v2")
 // every record has keys of its own gets strings made for the rest.
 const maxInternedKeys = 4096
 
-// openRawScan starts fetching ranges of topic. The caller must close the scan.
-func (e *Engine) openRawScan(topic, id string, ranges []partRange, fetch int32) *rawScan {
+// openRawScan starts fetching ranges of topic; the fetches stop when ctx ends or the scan is
+// closed. The caller must close the scan, and run it with ctx or a context derived from it.
+func (e *Engine) openRawScan(ctx context.Context, topic, id string, ranges []partRange, fetch int32) *rawScan {
 	sc := &rawScan{e: e, topic: topic, id: id, fetch: fetch, next: map[int32]int64{}, ends: map[int32]int64{},
 		rounds: make(chan rawRound, 1), done: make(chan struct{}), keys: map[string]string{}}
 	sc.dec = kgo.DefaultDecompressor(rawBuffer{sc})
@@ -105,7 +106,7 @@ func (e *Engine) openRawScan(topic, id string, ranges []partRange, fetch int32) 
 			offsets[r.p] = r.start
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	sc.stop = cancel
 	go sc.fetchRounds(ctx, offsets)
 	return sc

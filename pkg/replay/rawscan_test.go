@@ -423,7 +423,7 @@ func TestRawScanSkipsDeletedRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The ranges as they were before the deletion.
-	sc := e.openRawScan(springDLT, "", []partRange{{p: 0, start: 0, end: 30}, {p: 1, start: 0, end: 30}, {p: 2, start: 5, end: 30}}, fetchBulk)
+	sc := e.openRawScan(context.Background(), springDLT, "", []partRange{{p: 0, start: 0, end: 30}, {p: 1, start: 0, end: 30}, {p: 2, start: 5, end: 30}}, fetchBulk)
 	defer sc.close()
 	got := map[int32][]int64{}
 	if _, err := sc.run(context.Background(), func(r *kgo.Record) (bool, error) {

@@ -234,7 +234,7 @@ func (r *run) prepare(ctx context.Context) ([]partRange, *rangeScan, error) {
 	if r.dltID, err = e.topicID(ctx, req.Topic); err != nil {
 		return nil, nil, err
 	}
-	pre, err := e.openWalk(req, r.dltID, ranges)
+	pre, err := e.openWalk(ctx, req, r.dltID, ranges)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -87,7 +87,7 @@ func run(ctx context.Context, opts *Options) error {
 		return err
 	}
 	defer s.close()
-	m, err := s.model(opts.Start)
+	m, err := s.model(opts.Start) //nolint:contextcheck // s carries ctx (newSession) to the views it builds
 	if err != nil {
 		return err
 	}

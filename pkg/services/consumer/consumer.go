@@ -219,7 +219,7 @@ func (c *Consumer) Client() *kgo.Client { return c.client }
 // Run consumes until ctx ends. Then it stops taking new records, lets records in flight finish
 // (up to DrainTimeout), commits them, and leaves the group.
 func (c *Consumer) Run(ctx context.Context) error {
-	defer c.close()
+	defer c.close(ctx)
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	stopDrain := context.AfterFunc(ctx, func() { time.AfterFunc(c.cfg.DrainTimeout, cancelWork) })
@@ -242,12 +242,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 // close closes the group client. A static member is not removed from the group by closing (that
 // is the point of static membership: a restart must not rebalance), so a graceful shutdown removes
 // it explicitly; a process that dies skips this and its successor takes the instance id over.
-func (c *Consumer) close() {
+// It runs after ctx has ended, so the leave request keeps ctx's values but not its cancellation.
+func (c *Consumer) close(ctx context.Context) {
 	c.client.Close()
 	if c.cfg.InstanceID == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	res, err := kadm.NewClient(c.cfg.Producer).LeaveGroup(ctx, kadm.LeaveGroup(c.cfg.Group).
 		InstanceIDs(c.cfg.InstanceID).Reason("graceful shutdown"))

@@ -113,7 +113,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		r.housekeeping(ctx)
 		if ctx.Err() != nil {
-			return r.flush()
+			return r.flush(ctx)
 		}
 		if err == nil && res.Claimed == r.cfg.Batch {
 			continue // more rows are waiting
@@ -127,15 +127,17 @@ func (r *Relay) Run(ctx context.Context) error {
 		timer.Reset(r.cfg.PollInterval)
 		select {
 		case <-ctx.Done():
-			return r.flush()
+			return r.flush(ctx)
 		case <-r.kick:
 		case <-timer.C:
 		}
 	}
 }
 
-func (r *Relay) flush() error {
-	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.ShutdownFlush)
+// flush is the last pass after ctx has ended: it keeps ctx's values but not its cancellation,
+// and stops at ShutdownFlush.
+func (r *Relay) flush(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.ShutdownFlush)
 	defer cancel()
 	for {
 		res, err := r.PublishOnce(ctx)

@@ -130,14 +130,14 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	st, err := NewStore(ctx, rt.DB, cfg.Now)
 	if err != nil {
-		rt.Close()
+		rt.Close(ctx)
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
 	rc := cfg.Relay
 	rc.DB, rc.Producer, rc.Metrics, rc.Logger, rc.Now = rt.DB, rt.Producer, rt.Metrics, rt.Logger, cfg.Now
 	relay, err := outbox.NewRelay(rc)
 	if err != nil {
-		rt.Close()
+		rt.Close(ctx)
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
 	s := &Service{rt: rt, store: st, relay: relay, pg: pgc, orders: cfg.Orders, cfg: cfg, now: cfg.Now, awaits: 200 * time.Millisecond}

@@ -57,7 +57,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	st, err := NewStore(ctx, rt.DB, cfg.Now)
 	if err != nil {
-		rt.Close()
+		rt.Close(ctx)
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
 	s := &Service{rt: rt, store: st}
@@ -73,7 +73,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	cc.Handlers = map[string]consumer.Handler{event.TopicOrdersFailed: s.handleOrderFailed}
 	c, err := consumer.New(rt.ClientOpts(), cc)
 	if err != nil {
-		rt.Close()
+		rt.Close(ctx)
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
 	rt.Go(service.StageIntake, "orders-failed consumer", c.Run)

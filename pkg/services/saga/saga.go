@@ -77,7 +77,7 @@ type System struct {
 	mu      sync.Mutex
 	errs    []error
 	pgSrv   *http.Server
-	closers []func()
+	closers []func(context.Context)
 	stopped bool
 }
 
@@ -92,7 +92,7 @@ func Start(ctx context.Context, cfg Config) (*System, error) {
 	ok := false
 	defer func() {
 		if !ok {
-			_ = s.Close()
+			_ = s.close(ctx)
 		}
 	}()
 
@@ -172,6 +172,13 @@ func (s *System) run(ctx context.Context, name string, fn func(context.Context) 
 
 // Close shuts every service down gracefully and returns what failed on the way.
 func (s *System) Close() error {
+	// No caller's context to keep: the services run detached from Start's already (runCtx).
+	return s.close(context.Background())
+}
+
+// close is Close for a caller with a context (a Start that failed): it runs even when ctx has
+// ended, keeping ctx's values but not its cancellation.
+func (s *System) close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
@@ -183,10 +190,10 @@ func (s *System) Close() error {
 	s.wg.Wait()
 	// A service created but never run still holds its resources (closing twice is harmless).
 	for _, c := range s.closers {
-		c()
+		c(ctx)
 	}
 	if s.pgSrv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = s.pgSrv.Shutdown(ctx)
 	}

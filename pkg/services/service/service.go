@@ -140,7 +140,7 @@ func New(ctx context.Context, o Options) (rt *Runtime, err error) {
 	rt = &Runtime{Name: o.Name, Logger: log, Metrics: metrics.New(o.Name), opts: o, mux: http.NewServeMux(), draining: make(chan struct{})}
 	defer func() {
 		if err != nil {
-			rt.close()
+			rt.close(ctx)
 			rt = nil
 		}
 	}()
@@ -362,7 +362,9 @@ func (rt *Runtime) Run(ctx context.Context) error {
 		rt.Logger.Error("a component failed; shutting down", "err", runErr)
 	}
 	rt.ready.Store(false)
-	sctx, cancel := context.WithTimeout(context.Background(), rt.opts.ShutdownTimeout)
+	// ctx has ended by now (or a worker failed): the shutdown keeps its values but has a
+	// deadline of its own, so requests, workers and the producer still get to finish.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rt.opts.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		rt.Logger.Warn("HTTP requests still running at the shutdown deadline", "err", err)
@@ -381,15 +383,17 @@ func (rt *Runtime) Run(ctx context.Context) error {
 	if err := rt.Producer.Flush(sctx); err != nil {
 		rt.Logger.Warn("flushing the producer at shutdown failed", "err", err)
 	}
-	rt.close()
+	rt.close(ctx)
 	rt.Logger.Info("stopped")
 	return runErr
 }
 
-// Close releases everything without running; for a service whose setup failed after New.
-func (rt *Runtime) Close() { rt.close() }
+// Close releases everything without running; for a service whose setup failed after New. It
+// runs even when ctx has ended (a setup cut short by it): the tracing flush keeps ctx's values,
+// not its cancellation, and has a deadline of its own.
+func (rt *Runtime) Close(ctx context.Context) { rt.close(ctx) }
 
-func (rt *Runtime) close() {
+func (rt *Runtime) close(ctx context.Context) {
 	rt.closeOnce.Do(func() {
 		if rt.listener != nil {
 			_ = rt.listener.Close()
@@ -401,7 +405,7 @@ func (rt *Runtime) close() {
 			_ = rt.DB.Close()
 		}
 		if rt.tracing != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			rt.tracing.shutdown(ctx)
 		}

@@ -242,12 +242,13 @@ func (s *Server) Start(ctx context.Context, addr string) (string, error) {
 		return "", fmt.Errorf("argosim: listen %s: %w", addr, err)
 	}
 	s.addr = ln.Addr().String()
-	s.api = NewAPI((*backend)(s), s.apiConfig())
+	s.api = NewAPI((*backend)(s), s.apiConfig()) //nolint:contextcheck // its interceptors check each RPC's own context
 	// The controller's watch feeds the API's watchers; it subscribes before the API serves,
 	// so a stream opened as soon as Start returns misses no change.
 	events, cancelEvents := s.kube.Watch()
 
-	runCtx, cancel := context.WithCancel(context.Background())
+	// Everything runs until Close, past ctx: it keeps ctx's values, not its cancellation.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	s.wg.Add(5)
 	go func() {

@@ -29,8 +29,9 @@ const (
 	agentSurveyInterval = 10 * time.Second
 )
 
-// startAgent starts the agent and its endpoints, stopped by Close before Kafka.
-func (s *Sandbox) startAgent() error {
+// startAgent starts the agent and its endpoints, stopped by Close before Kafka. They outlive
+// ctx (Start's): they keep its values, not its cancellation.
+func (s *Sandbox) startAgent(ctx context.Context) error {
 	brokers := s.Brokers
 	newClient := func(extra ...kgo.Opt) (*kgo.Client, error) {
 		return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ClientID("opsctl-agent-sandbox")}, extra...)...)
@@ -68,7 +69,7 @@ func (s *Sandbox) startAgent() error {
 		engine.Close()
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{}, 2)
 	go func() {
 		if err := a.Serve(ctx, ln); err != nil {

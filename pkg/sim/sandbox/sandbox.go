@@ -312,17 +312,19 @@ func Start(ctx context.Context, cfg Config) (_ *Sandbox, err error) {
 	if err := s.addTargets(); err != nil {
 		return nil, err
 	}
+	//nolint:contextcheck // the scraper runs until Close, past Start's ctx, which only bounds the startup
 	if s.PrometheusURL, promErr = s.Prometheus.Start(s.addr(3)); promErr != nil {
 		return nil, promErr
 	}
 	s.onClose(s.Prometheus.Close)
 	if cfg.Agent {
-		if err := s.startAgent(); err != nil {
+		if err := s.startAgent(ctx); err != nil {
 			return nil, err
 		}
 	}
 
-	runCtx, cancel := context.WithCancel(context.Background())
+	// The generator runs until Close, past ctx, which only bounds the startup.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	// The generator stops before anything it calls.
 	s.onClose(func() error { cancel(); s.wg.Wait(); return nil })
 	if cfg.Rate > 0 {
@@ -453,7 +455,13 @@ func postgresSchema(ctx context.Context, base, schema string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("connect to PostgreSQL for the sandbox: %w", err)
 	}
-	defer conn.Close(context.Background())
+	defer func() {
+		// The goodbye to the server still goes when cctx has expired; a failed one leaves
+		// nothing behind but a connection the server drops.
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(closeCtx)
+	}()
 	if _, err := conn.Exec(cctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
 		return "", fmt.Errorf("create schema %s: %w", schema, err)
 	}
