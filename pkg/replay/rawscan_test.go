@@ -406,6 +406,24 @@ func TestReplayFollowsMovingLeaders(t *testing.T) {
 	t.Logf("%d batches, leaders looked up %d times", moves.Load(), e.leaderLookups.Load())
 }
 
+// TestRawScanStopsWithItsContext: a scan's background fetches end when the context it was
+// opened with ends, before anyone closes it, so a cancelled read leaves no fetches behind.
+func TestRawScanStopsWithItsContext(t *testing.T) {
+	c := replaytest.NewCluster(t)
+	recs := make([]*kgo.Record, 0, 30)
+	for i := range 30 {
+		recs = append(recs, tenantDeadLetter(i))
+	}
+	replaytest.Produce(t, c, recs...)
+	e := newEngine(t, c)
+	ctx, cancel := context.WithCancel(context.Background())
+	// Ends past the records: the fetches would wait for more forever.
+	sc := e.openRawScan(ctx, springDLT, "", []partRange{{p: 0, start: 0, end: 1000}}, fetchBulk)
+	defer sc.close()
+	cancel()
+	<-sc.done // go test's -timeout fails the test if the fetches keep going
+}
+
 // TestRawScanSkipsDeletedRecords: records deleted while a scan is on its way (retention, or
 // kafka-delete-records) are not there to read; the scan goes on from the log's new start.
 func TestRawScanSkipsDeletedRecords(t *testing.T) {
