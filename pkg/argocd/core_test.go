@@ -35,6 +35,7 @@ func coreFixture(t *testing.T) (*fake.Clientset, *coreApps) {
 }
 
 func TestCoreListGet(t *testing.T) {
+	t.Parallel()
 	_, c := coreFixture(t)
 	ctx := context.Background()
 	list, err := c.List(ctx)
@@ -58,6 +59,7 @@ func TestCoreListGet(t *testing.T) {
 }
 
 func TestCoreSyncPatchesTheOperation(t *testing.T) {
+	t.Parallel()
 	cs, c := coreFixture(t)
 	ctx := context.Background()
 	a, err := c.Sync(ctx, "order-service-prod", SyncOptions{Prune: true, Revision: "b7c8d9e"})
@@ -87,6 +89,7 @@ func TestCoreSyncPatchesTheOperation(t *testing.T) {
 }
 
 func TestCoreRefreshSetsTheAnnotation(t *testing.T) {
+	t.Parallel()
 	cs, c := coreFixture(t)
 	ctx := context.Background()
 	a, err := c.Refresh(ctx, "order-service-prod", true)
@@ -103,6 +106,7 @@ func TestCoreRefreshSetsTheAnnotation(t *testing.T) {
 }
 
 func TestCoreWatchAndWait(t *testing.T) {
+	t.Parallel()
 	cs, c := coreFixture(t)
 	ctx := context.Background()
 	if _, err := c.Sync(ctx, "order-service-prod", SyncOptions{}); err != nil {

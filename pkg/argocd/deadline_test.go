@@ -28,7 +28,8 @@ func captureLogrus(t *testing.T) *bytes.Buffer {
 // A server that accepts connections and never answers makes Argo CD's client fall back to
 // gRPC-Web and call log.Fatalf, which ended the process ("level=fatal ... dial unix
 // .../argocd-*.sock: i/o timeout"). New now returns one clear line at the deadline, and the
-// library writes no fatal line.
+// library writes no fatal line. It stays serial: it swaps logrus' standard logger, which is
+// process-wide.
 func TestNewAgainstSilentServerEndsAtTheDeadline(t *testing.T) {
 	addr := hangtest.Listen(t)
 	for _, plain := range []bool{true, false} {
@@ -55,6 +56,7 @@ func TestNewAgainstSilentServerEndsAtTheDeadline(t *testing.T) {
 // A server that completes the connection but never answers application calls fails each call
 // at the deadline; a watch must send its first event within it.
 func TestHungApplicationCallsEndAtTheDeadline(t *testing.T) {
+	t.Parallel()
 	srv := argocdtest.Start(t, testToken, allFixtures(t)...)
 	o := serverOptions(srv)
 	o.Timeout = time.Second

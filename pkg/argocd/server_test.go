@@ -45,6 +45,7 @@ func dial(t *testing.T, o Options) Apps {
 }
 
 func TestServerListAndGet(t *testing.T) {
+	t.Parallel()
 	srv := argocdtest.Start(t, testToken, allFixtures(t)...)
 	apps := dial(t, serverOptions(srv))
 	ctx := context.Background()
@@ -119,6 +120,7 @@ func jwt(exp time.Time) string {
 }
 
 func TestServerErrors(t *testing.T) {
+	t.Parallel()
 	srv := argocdtest.Start(t, testToken, allFixtures(t)...)
 	dead := closedAddr(t)
 	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
@@ -218,6 +220,7 @@ func TestServerErrors(t *testing.T) {
 }
 
 func TestServerSyncAndRefresh(t *testing.T) {
+	t.Parallel()
 	srv := argocdtest.Start(t, testToken, allFixtures(t)...)
 	srv.OnRefresh = func(app string, hard bool) {
 		doc := strings.ReplaceAll(fixture(t, "order-service-prod"), "3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39", "4a4a4a4a4a4a4a4a4a4a4a4a4a4a4a4a4a4a4a4a")
@@ -259,6 +262,7 @@ func TestServerSyncAndRefresh(t *testing.T) {
 	}
 }
 
+// TestArgoCDConfigFallback stays serial: it clears the ARGOCD_* variables with t.Setenv.
 func TestArgoCDConfigFallback(t *testing.T) {
 	srv := argocdtest.Start(t, testToken, allFixtures(t)...)
 	dir := t.TempDir()
@@ -314,6 +318,7 @@ users:
 // request is sent, with what to do instead; an unknown history entry is refused naming the
 // entries; otherwise Argo CD is asked to sync the entry's revision.
 func TestServerRollback(t *testing.T) {
+	t.Parallel()
 	srv := argocdtest.Start(t, testToken, allFixtures(t)...)
 	apps := dial(t, serverOptions(srv))
 	ctx := context.Background()
@@ -352,6 +357,7 @@ func TestServerRollback(t *testing.T) {
 // TestServerResourcesAndRevisions: the states of managed objects come back as YAML with a diff
 // from git to live; a revision's commit with its author and subject.
 func TestServerResourcesAndRevisions(t *testing.T) {
+	t.Parallel()
 	srv := argocdtest.Start(t, testToken, allFixtures(t)...)
 	srv.SetResources("order-service-prod",
 		argocdtest.Resource{Group: "apps", Kind: "Deployment", Namespace: "come2us-prod", Name: "order-service-v1",

@@ -63,6 +63,7 @@ func controller(t *testing.T, srv *argocdtest.Server, states ...appState) func(a
 }
 
 func TestWait(t *testing.T) {
+	t.Parallel()
 	want := WaitFor{Synced: true, Healthy: true, Revision: revNew[:7], OperationDone: true, FailOnDegraded: true, Timeout: 10 * time.Second}
 	tests := []struct {
 		name    string
@@ -123,6 +124,7 @@ func TestWait(t *testing.T) {
 }
 
 func TestWaitUnknownApp(t *testing.T) {
+	t.Parallel()
 	srv := argocdtest.Start(t, testToken, stateBefore.yaml())
 	apps := dial(t, serverOptions(srv))
 	_, err := Wait(context.Background(), apps, "nope", WaitFor{Timeout: time.Second})
@@ -132,6 +134,7 @@ func TestWaitUnknownApp(t *testing.T) {
 }
 
 func TestUnmet(t *testing.T) {
+	t.Parallel()
 	app := App{Name: "x", Sync: SyncOutOfSync, Health: HealthDegraded, Revision: revOld,
 		Resources: []Resource{{Kind: "Deployment", Name: "x-v2", Health: HealthDegraded, HealthMessage: "crash\nloop"}}}
 	got := WaitFor{Synced: true, Healthy: true, Revision: revNew}.Unmet(app)
@@ -145,6 +148,8 @@ func TestUnmet(t *testing.T) {
 	}
 }
 
+// TestWatchStreamsAndLeavesNothingRunning stays serial: goroutines of tests running beside it
+// would read as leaks.
 func TestWatchStreamsAndLeavesNothingRunning(t *testing.T) {
 	leaks := goleak.IgnoreCurrent()
 	srv := argocdtest.Start(t, testToken, allFixtures(t)...)
@@ -195,6 +200,7 @@ func TestWatchStreamsAndLeavesNothingRunning(t *testing.T) {
 }
 
 func TestWatchCallbackErrorEndsWatch(t *testing.T) {
+	t.Parallel()
 	srv := argocdtest.Start(t, testToken, allFixtures(t)...)
 	apps := dial(t, serverOptions(srv))
 	stop := errors.New("enough")
@@ -208,6 +214,7 @@ func TestWatchCallbackErrorEndsWatch(t *testing.T) {
 }
 
 func TestWatchWrongTokenIsOneLine(t *testing.T) {
+	t.Parallel()
 	srv := argocdtest.Start(t, testToken, allFixtures(t)...)
 	o := serverOptions(srv)
 	o.Token = "wrong"

@@ -91,6 +91,7 @@ func (f *fleet) canaryOn(t *testing.T, env, service string) bool {
 // failure limit (2 rounds), in a commit by the agent with the breach as its reason; the healthy
 // one, and a service without a canary, are left alone.
 func TestFleetGuardRollsBackTheBreachingCanaryOnly(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	orderProd, paymentDev := [2]string{"prod", "order"}, [2]string{"dev", "payment"}
 	f := newFleet(t, orderProd, paymentDev)
@@ -135,6 +136,7 @@ func TestFleetGuardRollsBackTheBreachingCanaryOnly(t *testing.T) {
 // returns the error (the agent retries the step and reports the loop unhealthy) and the breach
 // count survives, so the next round that still breaches rolls back at once.
 func TestFleetGuardRetriesARefusedRollback(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	orderProd := [2]string{"prod", "order"}
 	f := newFleet(t, orderProd)
@@ -167,6 +169,7 @@ func TestFleetGuardRetriesARefusedRollback(t *testing.T) {
 // TestFleetGuardNeverRollsBackOnUnknown: without data (Prometheus answers nothing) no round
 // rolls back: unknown is no breach, and a monitoring outage must not move traffic.
 func TestFleetGuardNeverRollsBackOnUnknown(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFleet(t, [2]string{"prod", "order"})
 	head := f.remote.Head()
@@ -183,6 +186,7 @@ func TestFleetGuardNeverRollsBackOnUnknown(t *testing.T) {
 // TestFleetGuardWithoutPrometheusFails: a context without Prometheus cannot guard: every round
 // fails, saying so, and nothing is pushed.
 func TestFleetGuardWithoutPrometheusFails(t *testing.T) {
+	t.Parallel()
 	f := newFleet(t, [2]string{"prod", "order"})
 	f.guard.Gates = func(string) (*canary.GateEvaluator, error) { return nil, canary.ErrNoPrometheus }
 	head := f.remote.Head()
@@ -198,6 +202,7 @@ func TestFleetGuardWithoutPrometheusFails(t *testing.T) {
 // TestFleetGuardResetForgetsBreaches: after Reset (the agent stopped leading) one breaching
 // round is a first breach again, not the second of a run.
 func TestFleetGuardResetForgetsBreaches(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	orderProd := [2]string{"prod", "order"}
 	f := newFleet(t, orderProd)

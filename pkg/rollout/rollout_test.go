@@ -120,6 +120,7 @@ func (w *world) start(f *Follower) (*canary.Outcome, error) {
 }
 
 func TestFollowerWait(t *testing.T) {
+	t.Parallel()
 	const degradedMsg = `Deployment "order-service-v2" exceeded its progress deadline`
 	const failMsg = `one or more objects failed to apply, reason: admission webhook "validation.istio.io" denied the request: weight must be in 0..100`
 	tests := []struct {
@@ -192,6 +193,7 @@ func TestFollowerWait(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			w := newWorld(t, tt.initial)
 			if tt.controller != nil {
 				if tt.initial.auto {
@@ -239,6 +241,7 @@ func TestFollowerWait(t *testing.T) {
 }
 
 func TestCompare(t *testing.T) {
+	t.Parallel()
 	head := "b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6"
 	at30 := gitops.Release{Canary: gitops.Canary{Enabled: true, Tag: "1.1.0", Weight: 30}}
 	route := func(v1, v2 int32) *mesh.Route {
@@ -334,6 +337,7 @@ func guardGates(t *testing.T) (*promStub, *canary.GateEvaluator) {
 }
 
 func TestGuardRollsBackOnBreachOnly(t *testing.T) {
+	t.Parallel()
 	w, ctrl := startedCanary(t)
 	ctx := context.Background()
 	prom, gates := guardGates(t)
@@ -403,6 +407,7 @@ func TestGuardRollsBackOnBreachOnly(t *testing.T) {
 }
 
 func TestReasonFitsACommit(t *testing.T) {
+	t.Parallel()
 	c := canary.GateRollbackCriteria()[0]
 	c.Name = strings.Repeat("ü", 200)
 	v := 0.5
@@ -416,6 +421,7 @@ func TestReasonFitsACommit(t *testing.T) {
 // consecutive checks; a passing or unknown check in between starts the count again, and every
 // breaching check is still reported. The test drives the guard's clock, so no check waits.
 func TestGuardFailureLimit(t *testing.T) {
+	t.Parallel()
 	w, ctrl := startedCanary(t)
 	ctx := context.Background()
 	prom, gates := guardGates(t)
@@ -494,6 +500,7 @@ func rejectPushes(t *testing.T, remote *gitopstest.Remote, n int, message string
 // end it. A status read that fails, and a rollback push the remote refuses, are reported with
 // the pause before the retry; the guard then rolls back as soon as the remote takes the push.
 func TestGuardCarriesOnAfterErrors(t *testing.T) {
+	t.Parallel()
 	w, ctrl := startedCanary(t)
 	ctx := context.Background()
 	prom, gates := guardGates(t)

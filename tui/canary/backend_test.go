@@ -18,7 +18,6 @@ import (
 func startedCanary(t *testing.T) (*gitopstest.Remote, string) {
 	t.Helper()
 	ctx := context.Background()
-	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	remote := gitopstest.NewRemote(t)
 	dir := remote.Clone("Bob")
 	repo, err := gitops.Open(ctx, dir)
@@ -41,6 +40,7 @@ func startedCanary(t *testing.T) (*gitopstest.Remote, string) {
 // a context without Prometheus refuses a step from the TUI exactly as `opsctl canary step`
 // does (ErrNoGates, nothing pushed), while a rollback still lands.
 func TestBackendAppliesTheCanaryPolicy(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	remote, dir := startedCanary(t)
 
@@ -81,6 +81,7 @@ func TestBackendAppliesTheCanaryPolicy(t *testing.T) {
 // TestBackendHoldsAStepForTheBakeTime: the board's step waits out the bake time as `opsctl
 // canary step` does — one policy — while a rollback never waits.
 func TestBackendHoldsAStepForTheBakeTime(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	remote, dir := startedCanary(t)
 
@@ -88,8 +89,10 @@ func TestBackendHoldsAStepForTheBakeTime(t *testing.T) {
 	gates := func(string) (*pcanary.GateEvaluator, error) {
 		return pcanary.NewGateEvaluator(config.Prometheus{URL: "http://127.0.0.1:1"})
 	}
+	// The start is committed at 10:00 (TestMain) and the clock says 12:00: a 3-hour bake has
+	// an hour to go, whatever day the test runs on.
 	be := canary.NewBackend(canary.Deps{OpenRepo: func(ctx context.Context) (*gitops.Repo, error) { return gitops.Open(ctx, dir) },
-		Gates: gates, BakeTime: time.Hour, Now: time.Now})
+		Gates: gates, BakeTime: 3 * time.Hour, Now: func() time.Time { return fixedNow }})
 	head := remote.Head()
 	step, _, err := be.Plan(ctx, "prod", "order", pcanary.Op{Action: pcanary.ActionStep})
 	if err != nil {

@@ -32,9 +32,37 @@ import (
 	"github.com/come2us/opsctl/tui/view"
 )
 
+// TestMain sets, once and before any test runs, what every test shares, so that the tests can
+// run in parallel (t.Setenv is refused there): plain colours, git isolated from the machine's
+// configuration, fixed commit dates (hashes and ages are reproducible; fixedNow is two hours
+// later) and a cache directory of this run for any clone opsctl makes.
 func TestMain(m *testing.M) {
 	lipgloss.SetColorProfile(termenv.Ascii)
-	os.Exit(m.Run())
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	cache, err := os.MkdirTemp("", "opsctl-tui-canary-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(cache)
+	if err := gitopstest.IsolateProcess(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for k, v := range map[string]string{
+		"GIT_AUTHOR_DATE":    "2026-11-25T10:00:00Z",
+		"GIT_COMMITTER_DATE": "2026-11-25T10:00:00Z",
+		"XDG_CACHE_HOME":     cache,
+	} {
+		if err := os.Setenv(k, v); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return m.Run()
 }
 
 var fixedNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -58,9 +86,6 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	t.Setenv("GIT_AUTHOR_DATE", "2026-11-25T10:00:00Z")
-	t.Setenv("GIT_COMMITTER_DATE", "2026-11-25T10:00:00Z")
-	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // opsctl's own clones of the remote
 	w := &world{t: t, remote: gitopstest.NewRemote(t)}
 	// Alice started the canary from her own working copy, with the CLI's controller.
 	ctx := context.Background()
@@ -279,7 +304,9 @@ func (w *world) open(t *testing.T, wd, ht int, readonly bool) *tuitest.Program {
 }
 
 func TestCanaryBoard(t *testing.T) {
+	t.Parallel()
 	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
+		t.Parallel()
 		w := newWorld(t)
 		p := w.open(t, wd, ht, false)
 		screen := p.Screen()
@@ -294,6 +321,7 @@ func TestCanaryBoard(t *testing.T) {
 
 // TestCanaryGateFail: a failing criterion is shown failing, with its value and threshold.
 func TestCanaryGateFail(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	bad := map[string]string{}
 	for k, v := range healthy {
@@ -310,7 +338,9 @@ func TestCanaryGateFail(t *testing.T) {
 }
 
 func TestCanaryStepModal(t *testing.T) {
+	t.Parallel()
 	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
+		t.Parallel()
 		w := newWorld(t)
 		p := w.open(t, wd, ht, false)
 		p.Type("s")
@@ -320,7 +350,9 @@ func TestCanaryStepModal(t *testing.T) {
 }
 
 func TestCanaryRollbackModal(t *testing.T) {
+	t.Parallel()
 	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
+		t.Parallel()
 		w := newWorld(t)
 		p := w.open(t, wd, ht, false)
 		p.Type("b")
@@ -330,7 +362,9 @@ func TestCanaryRollbackModal(t *testing.T) {
 }
 
 func TestCanaryWeightModal(t *testing.T) {
+	t.Parallel()
 	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
+		t.Parallel()
 		w := newWorld(t)
 		p := w.open(t, wd, ht, false)
 		p.Type("w")
@@ -345,7 +379,9 @@ func TestCanaryWeightModal(t *testing.T) {
 // TestCanaryStep is the key-driven flow: s, a reason, enter. One commit lands on the remote with
 // the reason and the Opsctl trailers, and the dialog follows it until the live weights match.
 func TestCanaryStep(t *testing.T) {
+	t.Parallel()
 	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
+		t.Parallel()
 		w := newWorld(t)
 		before := w.remote.Head()
 		p := w.open(t, wd, ht, false)
@@ -386,7 +422,9 @@ func TestCanaryStep(t *testing.T) {
 
 // TestCanaryReadonly: none of s, w, p, b opens a dialog or writes to git.
 func TestCanaryReadonly(t *testing.T) {
+	t.Parallel()
 	tuitest.EachSize(t, func(t *testing.T, wd, ht int) {
+		t.Parallel()
 		w := newWorld(t)
 		before := w.remote.Head()
 		p := w.open(t, wd, ht, true)
@@ -420,6 +458,7 @@ func TestCanaryReadonly(t *testing.T) {
 // shows the plan and pushes one canary-start commit with the reason; on a row whose canary runs
 // it says so and opens nothing.
 func TestCanaryStart(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	before := w.remote.Head()
 	p := w.open(t, 120, 40, false)

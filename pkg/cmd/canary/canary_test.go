@@ -33,11 +33,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	// Fixed commit dates make hashes and ages reproducible.
-	t.Setenv("GIT_AUTHOR_DATE", "2026-11-25T10:00:00Z")
-	t.Setenv("GIT_COMMITTER_DATE", "2026-11-25T10:00:00Z")
-	// opsctl's own clones of the remote go here, not into the user's cache.
-	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	// Commit dates, the cache directory and git's isolation are set once, in TestMain.
 	remote := gitopstest.NewRemote(t)
 	return &env{t: t, remote: remote, dir: remote.Clone("Alice"), config: filepath.Join(t.TempDir(), "config.yaml")}
 }
@@ -94,6 +90,7 @@ func golden(t *testing.T, name, got string) {
 }
 
 func TestFlagValidation(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		args    []string
 		wantErr string
@@ -116,6 +113,7 @@ func TestFlagValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			t.Parallel()
 			e := &env{t: t, config: filepath.Join(t.TempDir(), "c.yaml")}
 			r := e.run(nil, tt.args...)
 			if r.err == nil || !strings.Contains(r.err.Error(), tt.wantErr) {
@@ -130,6 +128,7 @@ func TestFlagValidation(t *testing.T) {
 
 // TestOptionsReachRunF checks flag parsing through the runF seam.
 func TestOptionsReachRunF(t *testing.T) {
+	t.Parallel()
 	ios, _, _, _ := iostreams.Test()
 	f := &cmdutil.Factory{IOStreams: ios}
 	var got *canarycmd.MutateOptions
@@ -144,6 +143,7 @@ func TestOptionsReachRunF(t *testing.T) {
 }
 
 func TestDryRunChangesNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	head := e.remote.Head()
 	out := e.ok("canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release 1.1.0", "--dry-run")
@@ -161,6 +161,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 }
 
 func TestConfirmation(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	args := []string{"canary", "start", "payment", "--env", "prod", "--image-tag", "2.0.0", "--reason", "release", "--skip-gates", "--gitops-dir", e.dir}
 	head := e.remote.Head()
@@ -198,6 +199,7 @@ func TestConfirmation(t *testing.T) {
 // TestLifecycleOutputs drives a canary through the commands and pins status and history
 // output in table and JSON form.
 func TestLifecycleOutputs(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	steps := [][]string{
 		{"canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release 1.1.0", "--skip-gates", "--yes"},
@@ -273,6 +275,7 @@ func TestContextRepo(t *testing.T) {
 }
 
 func TestNoRepositoryConfigured(t *testing.T) {
+	t.Parallel()
 	e := &env{t: t, config: filepath.Join(t.TempDir(), "c.yaml")}
 	r := e.run(nil, "canary", "status")
 	if r.err == nil || !strings.Contains(r.err.Error(), "no GitOps repository") || cmdutil.ExitCode(r.err) != cmdutil.ExitUsage {
@@ -283,6 +286,7 @@ func TestNoRepositoryConfigured(t *testing.T) {
 // TestTerminalEscapesFromGitAreNeutralised: author names, subjects and reasons come from git and
 // may hold terminal control sequences; tables must not pass them through.
 func TestTerminalEscapesFromGitAreNeutralised(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	gitopstest.Git(t, e.dir, "config", "user.name", "Mallory\x1b]0;pwned\x07\x1b[31m")
 	e.ok("canary", "start", "order", "--env", "dev", "--image-tag", "1.1.0", "--reason", "release", "--skip-gates", "--yes")
@@ -311,6 +315,7 @@ func TestTerminalEscapesFromGitAreNeutralised(t *testing.T) {
 // TestHelpShowsNoGateFlag: the gates are always on; --help offers --skip-gates and no longer
 // shows the old opt-in --gate as if it took a value.
 func TestHelpShowsNoGateFlag(t *testing.T) {
+	t.Parallel()
 	e := &env{t: t, config: filepath.Join(t.TempDir(), "c.yaml")}
 	for _, action := range []string{"start", "step", "set", "promote"} {
 		r := e.run(nil, "canary", action, "--help")
@@ -349,6 +354,7 @@ func TestCommitsCarryTheOperator(t *testing.T) {
 // TestRollbackWithADirtyWorkingCopy: opsctl commits from a clone of its own, so uncommitted
 // edits in the operator's working copy neither block a rollback nor get touched by it.
 func TestRollbackWithADirtyWorkingCopy(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.ok("canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release", "--skip-gates", "--yes")
 	values := filepath.Join(e.dir, "gitops/envs/prod/order/values.yaml")

@@ -45,6 +45,7 @@ func (e *env) seedCanary(envName, svc string, c gitops.Canary) {
 // check. Before git commands had a deadline this hung forever. The deadline leaves room for the
 // local clone opsctl prepares first, which on a loaded machine has taken more than 2 s.
 func TestPushToHungRemoteEndsAtGitTimeout(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.seedCanary("prod", "order", gitops.Canary{Enabled: true, Tag: "1.1.0", Weight: 30})
 	before := e.remote.Head()
@@ -87,6 +88,7 @@ func (le *liveEnv) hangArgoCD() {
 // live ones are unknown, and it exits 3 with one line saying Argo CD did not answer — not a
 // library's fatal log line.
 func TestStatusAgainstHungArgoCD(t *testing.T) {
+	t.Parallel()
 	le := newLiveEnv(t, argoApp{rev: "0000000000000000000000000000000000000000", sync: "Synced", health: "Healthy"})
 	le.hangArgoCD()
 	r := le.run(nil, "canary", "status", "order", "--env", "prod", "--gitops-dir", le.dir)
@@ -109,6 +111,7 @@ func TestStatusAgainstHungArgoCD(t *testing.T) {
 // error names the commit and says traffic moves when Argo CD syncs it. Rollback takes the same
 // path as set and is never gated.
 func TestWaitAgainstHungArgoCDSaysWhatWasPushed(t *testing.T) {
+	t.Parallel()
 	le := newLiveEnv(t, argoApp{rev: "0000000000000000000000000000000000000000", sync: "Synced", health: "Healthy"})
 	le.seedCanary("prod", "order", gitops.Canary{Enabled: true, Tag: "1.1.0", Weight: 30})
 	le.hangArgoCD()
@@ -139,6 +142,7 @@ func TestWaitAgainstHungArgoCDSaysWhatWasPushed(t *testing.T) {
 // context's prometheus.timeout with an unknown verdict (exit 1: traffic must not move), each
 // metric saying Prometheus did not answer. Before, every query waited 15s in turn.
 func TestCheckAgainstHungPrometheusIsUnknown(t *testing.T) {
+	t.Parallel()
 	le := newLiveEnv(t, argoApp{rev: "0000000000000000000000000000000000000000", sync: "Synced", health: "Healthy"})
 	le.seedCanary("prod", "order", gitops.Canary{Enabled: true, Tag: "1.1.0", Weight: 10})
 	b, err := os.ReadFile(le.config)
@@ -160,6 +164,7 @@ func TestCheckAgainstHungPrometheusIsUnknown(t *testing.T) {
 
 // A negative --git-timeout is a usage error, not a silent fall back to the default.
 func TestGitTimeoutMustBePositive(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.run(nil, "canary", "status", "--gitops-dir", e.dir, "--git-timeout", "-1s")
 	if cmdutil.ExitCode(r.err) != cmdutil.ExitUsage || !strings.Contains(r.err.Error(), "--git-timeout must be positive") {

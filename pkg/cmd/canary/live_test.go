@@ -72,9 +72,7 @@ type liveEnv struct {
 
 func newLiveEnv(t *testing.T, app argoApp) *liveEnv {
 	t.Helper()
-	t.Setenv("ARGOCD_AUTH_TOKEN", "")
-	t.Setenv("ARGOCD_SERVER", "")
-	t.Setenv("ARGOCD_CONFIG_DIR", t.TempDir())
+	// Argo CD's environment variables are cleared once, in TestMain.
 	e := newEnv(t)
 	le := &liveEnv{env: e, argo: argocdtest.Start(t, argoToken, app.yaml()), kube: kubesim.New(), prom: &promAPI{values: map[string]string{}}}
 	base, err := le.kube.Start("127.0.0.1:0")
@@ -189,6 +187,7 @@ func with(base map[string]string, k, v string) map[string]string {
 const oldRevision = "3f2a9c1d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a39"
 
 func TestStatusLiveAndDrift(t *testing.T) {
+	t.Parallel()
 	le := newLiveEnv(t, argoApp{rev: oldRevision, sync: "Synced", health: "Healthy"})
 	le.ok("canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release 1.1.0", "--yes")
 	head := le.remote.Head()
@@ -224,6 +223,7 @@ func TestStatusLiveAndDrift(t *testing.T) {
 }
 
 func TestMutateWait(t *testing.T) {
+	t.Parallel()
 	const failMsg = `one or more objects failed to apply, reason: VirtualService.networking.istio.io "order-service" is invalid`
 	const degradedMsg = `Deployment "order-service-v2" exceeded its progress deadline`
 	tests := []struct {
@@ -265,6 +265,7 @@ func TestMutateWait(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			le := newLiveEnv(t, tt.initial)
 			play := func() { tt.controller(le, le.remote.Head()) }
 			if tt.initial.manual {
@@ -305,6 +306,7 @@ func TestMutateWait(t *testing.T) {
 }
 
 func TestCheckExitCodes(t *testing.T) {
+	t.Parallel()
 	le := newLiveEnv(t, argoApp{rev: oldRevision, sync: "Synced", health: "Healthy"})
 	r := le.run(nil, "canary", "check", "order", "--env", "prod", "--gitops-dir", le.dir)
 	if r.err == nil || r.err.Error() != "no canary is running for order/prod; nothing to check" {
@@ -340,6 +342,7 @@ func TestCheckExitCodes(t *testing.T) {
 // TestStepBakeTime: a step is refused while the current weight is younger than the
 // context's bake time, saying how long remains; a rollback goes through at once.
 func TestStepBakeTime(t *testing.T) {
+	t.Parallel()
 	le := newLiveEnv(t, argoApp{rev: oldRevision, sync: "Synced", health: "Healthy"})
 	cfg, err := os.ReadFile(le.config)
 	if err != nil {
@@ -368,6 +371,7 @@ func TestStepBakeTime(t *testing.T) {
 // table and changes nothing in git; --skip-gates with a reason moves traffic and the commit
 // records the skip; once every figure passes, a plain step goes through.
 func TestStepGate(t *testing.T) {
+	t.Parallel()
 	le := newLiveEnv(t, argoApp{rev: oldRevision, sync: "Synced", health: "Healthy"})
 	le.ok("canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release 1.1.0", "--yes")
 	le.canaryPods(1)
@@ -418,6 +422,7 @@ func TestStepGate(t *testing.T) {
 // TestStepWithoutPrometheusIsRefused: a context with no Prometheus cannot judge a canary, so
 // the step is refused, saying so, and changes nothing; with --skip-gates it moves.
 func TestStepWithoutPrometheusIsRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.ok("canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release", "--skip-gates", "--yes")
 	head := e.remote.Head()
@@ -436,6 +441,7 @@ func TestStepWithoutPrometheusIsRefused(t *testing.T) {
 }
 
 func TestWatchAutoRollback(t *testing.T) {
+	t.Parallel()
 	le := newLiveEnv(t, argoApp{rev: oldRevision, sync: "Synced", health: "Healthy"})
 	le.ok("canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release 1.1.0", "--yes")
 	le.canaryPods(1)
@@ -489,7 +495,7 @@ func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).Ma
 // values file the rollback changes. The auto-rollback is opsctl's own write and goes through a
 // clone of its own, so it lands anyway, under the operator's git identity, and the edits stay.
 func TestWatchAutoRollbackWithADirtyWorkingCopy(t *testing.T) {
-	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Parallel()
 	le := newLiveEnv(t, argoApp{rev: oldRevision, sync: "Synced", health: "Healthy"})
 	le.ok("canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release 1.1.0", "--yes")
 	le.canaryPods(1)
@@ -524,6 +530,7 @@ func TestWatchAutoRollbackWithADirtyWorkingCopy(t *testing.T) {
 // branch locked for a moment). The watch reports it, carries on, and the next breaching round
 // rolls back; before, the watch exited and left the canary on its failing version.
 func TestWatchAutoRollbackOutlivesARefusedPush(t *testing.T) {
+	t.Parallel()
 	le := newLiveEnv(t, argoApp{rev: oldRevision, sync: "Synced", health: "Healthy"})
 	le.ok("canary", "start", "order", "--env", "prod", "--image-tag", "1.1.0", "--reason", "release 1.1.0", "--yes")
 	le.canaryPods(1)

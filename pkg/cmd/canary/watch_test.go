@@ -10,6 +10,7 @@ import (
 // TestWatchLineTooFewRequests: a criterion unknown for want of requests says how many there
 // were, not "no data", which an operator would read as a broken Prometheus.
 func TestWatchLineTooFewRequests(t *testing.T) {
+	t.Parallel()
 	crit := pcanary.GateRollbackCriteria()
 	few := "only 11 requests in the window (need 100)"
 	rep := pcanary.GateReport{Results: []pcanary.GateResult{

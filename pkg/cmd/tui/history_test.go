@@ -12,6 +12,7 @@ import (
 // TestHistoryRoutes: `:history` lists every DLT's replay runs, `:history TOPIC` one DLT's, and
 // h on the DLT topics list opens the selected topic's.
 func TestHistoryRoutes(t *testing.T) {
+	t.Parallel()
 	f, _ := env(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

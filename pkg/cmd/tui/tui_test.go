@@ -22,9 +22,32 @@ import (
 	"github.com/come2us/opsctl/tui/tuitest"
 )
 
+// TestMain sets, once and before any test runs, what every test shares, so that the tests can
+// run in parallel (t.Setenv is refused there): plain colours, git isolated from the machine's
+// configuration, and no Argo CD token or argocd CLI config from the machine.
 func TestMain(m *testing.M) {
 	lipgloss.SetColorProfile(termenv.Ascii)
-	os.Exit(m.Run())
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	argocdDir, err := os.MkdirTemp("", "opsctl-cmd-tui-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(argocdDir)
+	if err := gitopstest.IsolateProcess(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for k, v := range map[string]string{"ARGOCD_AUTH_TOKEN": "", "ARGOCD_CONFIG_DIR": argocdDir} {
+		if err := os.Setenv(k, v); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return m.Run()
 }
 
 var fixedNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -39,8 +62,6 @@ func env(t *testing.T) (*cmdutil.Factory, *argocdtest.Server) {
 	t.Helper()
 	kafka := replaytest.NewCluster(t)
 	replaytest.Produce(t, kafka, replaytest.Saga(1, 7, "STOCK_ROW_MISSING", 2, replaytest.Base))
-	t.Setenv("ARGOCD_AUTH_TOKEN", "")
-	t.Setenv("ARGOCD_CONFIG_DIR", t.TempDir())
 	remote := gitopstest.NewRemote(t)
 	dir := remote.Clone("Bob")
 	srv := argocdtest.Start(t, argoToken, orderApp)
@@ -70,7 +91,8 @@ contexts:
 }
 
 // TestSessionRoutesAndContexts opens the TUI as `opsctl tui` builds it, moves between views with
-// the palette and switches to a simulated, read-only context.
+// the palette and switches to a simulated, read-only context. It stays serial: goroutines of
+// tests running beside it would read as leaks.
 func TestSessionRoutesAndContexts(t *testing.T) {
 	f, srv := env(t)
 	time.Sleep(100 * time.Millisecond) // the fixture producer's connections wind down
@@ -115,6 +137,7 @@ func TestSessionRoutesAndContexts(t *testing.T) {
 }
 
 func TestNeedsTerminal(t *testing.T) {
+	t.Parallel()
 	f, _ := env(t)
 	cmd := NewCmdTUI(f, func(*Options) error { t.Fatal("ran without a terminal"); return nil })
 	cmd.SetArgs(nil)
@@ -136,6 +159,7 @@ func TestNeedsTerminal(t *testing.T) {
 
 // TestRunEndsWithContext: Run returns cleanly when its context ends (the sandbox stopping).
 func TestRunEndsWithContext(t *testing.T) {
+	t.Parallel()
 	f, _ := env(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -147,6 +171,7 @@ func TestRunEndsWithContext(t *testing.T) {
 // TestPaletteArguments: `:dlt TOPIC` opens that topic's error groups; an unknown topic, or an
 // unknown context, is an error that leaves the screen as it was.
 func TestPaletteArguments(t *testing.T) {
+	t.Parallel()
 	f, _ := env(t)
 	s, err := newSession(t.Context(), f)
 	if err != nil {

@@ -5,6 +5,7 @@
 package gitopstest
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -20,13 +21,35 @@ type Remote struct {
 	URL string
 }
 
+// isolation is the environment that keeps git away from the machine's and the user's
+// configuration and from prompting for credentials.
+func isolation() [][2]string {
+	return [][2]string{{"GIT_CONFIG_NOSYSTEM", "1"}, {"GIT_CONFIG_GLOBAL", os.DevNull}, {"GIT_TERMINAL_PROMPT", "0"}}
+}
+
 // Isolate points git at an empty global configuration and no system configuration for the
-// rest of the test, so signing, hooks or templates on the machine cannot interfere.
+// rest of the test, so signing, hooks or templates on the machine cannot interfere. When the
+// process is already isolated (its TestMain called IsolateProcess), Isolate changes nothing,
+// so tests that call t.Parallel, where t.Setenv is refused, can use it.
 func Isolate(t testing.TB) {
 	t.Helper()
-	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
-	t.Setenv("GIT_CONFIG_GLOBAL", os.DevNull)
-	t.Setenv("GIT_TERMINAL_PROMPT", "0")
+	for _, kv := range isolation() {
+		if os.Getenv(kv[0]) != kv[1] {
+			t.Setenv(kv[0], kv[1])
+		}
+	}
+}
+
+// IsolateProcess isolates git as Isolate does, for the whole test binary. A TestMain calls it
+// before m.Run so that its package's tests can run in parallel: the environment is then set once,
+// before any test starts, and no test changes it.
+func IsolateProcess() error {
+	for _, kv := range isolation() {
+		if err := os.Setenv(kv[0], kv[1]); err != nil {
+			return fmt.Errorf("isolate git from the machine's configuration: %w", err)
+		}
+	}
+	return nil
 }
 
 // Git runs git in dir and fails the test on error; it returns trimmed combined output.

@@ -16,6 +16,7 @@ import (
 // A watcher that falls behind is dropped, so its stream ends and the client starts again
 // from the current state, rather than silently missing changes.
 func TestPublishDropsAWatcherTooFarBehind(t *testing.T) {
+	t.Parallel()
 	api := NewAPI(nil, APIConfig{Token: "t"})
 	slow, live := api.subscribe(), api.subscribe()
 	app := &v1alpha1.Application{}
@@ -49,6 +50,7 @@ func TestPublishDropsAWatcherTooFarBehind(t *testing.T) {
 }
 
 func TestTokenAnswers(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, expired, token, want string
 	}{
@@ -80,6 +82,7 @@ func TestTokenAnswers(t *testing.T) {
 }
 
 func TestBackendErrorsAnswerArgoCDCodes(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		err  error
 		want codes.Code

@@ -256,6 +256,7 @@ func (sb *sandbox) weights(env, svc string) map[string]int32 {
 }
 
 func TestStartupSyncsEveryApplication(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	head := sb.remote.Head()
 	for _, name := range allApps() {
@@ -294,6 +295,7 @@ func TestStartupSyncsEveryApplication(t *testing.T) {
 }
 
 func TestCanaryLifecycle(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	const env, svc = "dev", "order"
 	app := gitops.ApplicationName(svc, env)
@@ -445,6 +447,7 @@ func (sb *sandbox) selfHealOff(app string) {
 }
 
 func TestLiveDrift(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	const env, svc = "prod", "payment"
 	app := gitops.ApplicationName(svc, env)
@@ -507,6 +510,7 @@ func TestLiveDrift(t *testing.T) {
 }
 
 func TestRenderFailureAppliesNothing(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	const env, svc = "dev", "product"
 	app := gitops.ApplicationName(svc, env)
@@ -560,6 +564,7 @@ func TestRenderFailureAppliesNothing(t *testing.T) {
 }
 
 func TestTokenIsRequired(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -605,6 +610,7 @@ func TestTokenIsRequired(t *testing.T) {
 }
 
 func TestApplicationAPI(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	ctx := context.Background()
 	const app = "order-service-prod"
@@ -761,6 +767,7 @@ func TestApplicationAPI(t *testing.T) {
 }
 
 func TestCoreModeSeesTheSameApplications(t *testing.T) {
+	t.Parallel()
 	sb := start(t)
 	head := sb.remote.Head()
 	for _, name := range allApps() {
@@ -823,6 +830,7 @@ func TestCoreModeSeesTheSameApplications(t *testing.T) {
 }
 
 func TestCanaryNotReadyFault(t *testing.T) {
+	t.Parallel()
 	sb := start(t, func(c *argosim.Config) { c.ProgressDeadline = 2 * time.Second })
 	const env, svc = "prod", "product"
 	app := gitops.ApplicationName(svc, env)
@@ -870,7 +878,8 @@ func TestCanaryNotReadyFault(t *testing.T) {
 	sb.waitApp(app, c)
 }
 
-// The whole server — gRPC streams, controller, simulated cluster — stops on Close.
+// The whole server — gRPC streams, controller, simulated cluster — stops on Close. It stays
+// serial: goroutines of tests running beside it would read as leaks.
 func TestCloseLeavesNoGoroutines(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	remote := gitopstest.NewRemote(t)
@@ -923,6 +932,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 }
 
 func TestConfigIsChecked(t *testing.T) {
+	t.Parallel()
 	kube := kubesim.New()
 	for _, tc := range []struct {
 		name string

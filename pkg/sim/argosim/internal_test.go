@@ -25,6 +25,7 @@ func readRepoFile(t testing.TB, rel string) []byte {
 }
 
 func TestGenerateFromTheRepositoryApplicationSet(t *testing.T) {
+	t.Parallel()
 	as, err := decodeApplicationSet(readRepoFile(t, "gitops/argocd/applicationset.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +59,7 @@ func TestGenerateFromTheRepositoryApplicationSet(t *testing.T) {
 }
 
 func TestGenerateRefuses(t *testing.T) {
+	t.Parallel()
 	base := string(readRepoFile(t, "gitops/argocd/applicationset.yaml"))
 	for _, tc := range []struct {
 		name, from, to, want string
@@ -91,6 +93,7 @@ func TestGenerateRefuses(t *testing.T) {
 }
 
 func TestPlainTemplates(t *testing.T) {
+	t.Parallel()
 	doc := `apiVersion: argoproj.io/v1alpha1
 kind: ApplicationSet
 metadata: {name: plain, namespace: argocd}
@@ -122,6 +125,7 @@ spec:
 }
 
 func TestMatches(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name       string
 		want, live any
@@ -160,6 +164,7 @@ func obj(kind, name string, wave string) *unstructured.Unstructured {
 }
 
 func TestPlanSyncOrder(t *testing.T) {
+	t.Parallel()
 	kind := func(k string) kubesim.Kind { return kubesim.Kind{Kind: k, Version: "v1"} }
 	rendered := &manifests{objects: []desired{
 		{obj: obj("Deployment", "svc-v1", "0"), kind: kind("Deployment"), wave: 0},
@@ -193,6 +198,7 @@ func TestPlanSyncOrder(t *testing.T) {
 }
 
 func TestRevisionsThatLookLikeOptionsAreRefused(t *testing.T) {
+	t.Parallel()
 	for _, rev := range []string{"", "-x", "--output=/etc/passwd", "main branch", "a\nb"} {
 		if validRevision(rev) == nil {
 			t.Errorf("validRevision(%q) accepted", rev)
@@ -227,6 +233,7 @@ func FuzzGenerate(f *testing.F) {
 }
 
 func TestTokenLocations(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		md   metadata.MD
@@ -249,6 +256,7 @@ func TestTokenLocations(t *testing.T) {
 // TestUncomparableIsOutOfSync: an object that cannot be normalised to JSON (a NaN) used to
 // compare as an empty object on both sides, which reads as "in sync".
 func TestUncomparableIsOutOfSync(t *testing.T) {
+	t.Parallel()
 	obj := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "v1", "kind": "ConfigMap",
 		"metadata": map[string]any{"name": "weights", "namespace": "come2us-prod"},

@@ -1,0 +1,20 @@
+package rollout
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/come2us/opsctl/pkg/gitops/gitopstest"
+)
+
+// TestMain isolates git from the machine's configuration once, before any test runs, so that
+// the tests on a real GitOps remote can run in parallel (gitopstest.Isolate's t.Setenv is
+// refused there).
+func TestMain(m *testing.M) {
+	if err := gitopstest.IsolateProcess(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
