@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/come2us/opsctl/pkg/cmdutil"
+	"github.com/come2us/opsctl/pkg/dlt"
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/hangtest"
 	"github.com/come2us/opsctl/pkg/replay/replaytest"
@@ -97,12 +98,21 @@ func TestReplayStoppedByAFrozenBrokerSaysWhatItCommitted(t *testing.T) {
 	var once sync.Once
 	release := func() { once.Do(func() { close(hold) }) }
 	t.Cleanup(release)
-	var ends atomic.Int32
-	var held atomic.Bool
+	// The batch's commit is the first EndTxn after records were produced to the replay's target
+	// topic: the fences before it write only to the ledger, however many lanes the run fences.
+	ids := replaytest.LookupTopicIDs(t, h.c, event.TopicOrdersFailed, dlt.DefaultLedgerTopic)
+	var produced, held atomic.Bool
 	h.c.Control(func(req kmsg.Request) (kmsg.Response, error, bool) {
 		h.c.KeepControl()
-		if _, ok := req.(*kmsg.EndTxnRequest); ok && ends.Add(1) == 4 { // two lanes' fences, lane 0's again, then the batch
-			held.Store(true)
+		switch req := req.(type) {
+		case *kmsg.ProduceRequest: // by name or, in newer versions, by topic ID
+			for _, tp := range req.Topics {
+				produced.Store(produced.Load() || tp.Topic == event.TopicOrdersFailed || tp.TopicID == ids.Target)
+			}
+		case *kmsg.EndTxnRequest:
+			if produced.Load() {
+				held.Store(true)
+			}
 		}
 		if held.Load() {
 			h.c.SleepControl(func() { <-hold })
