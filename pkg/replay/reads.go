@@ -33,29 +33,34 @@ type TopicInfo struct {
 	Outline bool `json:"outline,omitempty"`
 }
 
-// TopicsOutline lists the dead-letter topics as Topics does, from their offsets alone: no
-// record, no ledger read, so a screen can show the list at once on a DLT of millions and
-// replace it with Topics' exact figures when they arrive. Records is an upper bound.
-func (e *Engine) TopicsOutline(ctx context.Context) (_ []TopicInfo, err error) {
-	ctx, done := e.guard(ctx)
-	defer done()
-	defer func() { err = explain(ctx, err) }()
-	ctx = fresh(ctx)
+// dltTopic is a dead-letter topic as its metadata and offsets describe it: what Topics and
+// TopicsOutline start from.
+type dltTopic struct {
+	name       string
+	id         string
+	partitions int
+	// ranges holds each partition with records: its start offset up to its last stable one.
+	ranges []partRange
+}
+
+// dltTopics lists the dead-letter topics (names matching the configured pattern, the ledger
+// excluded), sorted by name, with their partitions' ranges.
+func (e *Engine) dltTopics(ctx context.Context) ([]dltTopic, error) {
 	all, err := e.adm.ListTopics(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list topics: %w", err)
 	}
+	var out []dltTopic
 	var names []string
-	parts := map[string]int{}
 	for _, td := range all.Sorted() {
 		if td.Err != nil || td.Topic == e.cfg.LedgerTopic || !e.cfg.DLTPattern.MatchString(td.Topic) {
 			continue
 		}
 		names = append(names, td.Topic)
-		parts[td.Topic] = len(td.Partitions)
+		out = append(out, dltTopic{name: td.Topic, id: idString(td.ID), partitions: len(td.Partitions)})
 	}
 	if len(names) == 0 {
-		return []TopicInfo{}, nil
+		return out, nil
 	}
 	starts, err := e.adm.ListStartOffsets(ctx, names...)
 	if err != nil {
@@ -65,17 +70,38 @@ func (e *Engine) TopicsOutline(ctx context.Context) (_ []TopicInfo, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("list end offsets: %w", err)
 	}
-	out := make([]TopicInfo, 0, len(names))
-	for _, t := range names {
-		ti := TopicInfo{Topic: t, Partitions: parts[t], Outline: true}
+	for i := range out {
+		t := &out[i]
 		ends.Each(func(eo kadm.ListedOffset) {
-			if eo.Topic != t || eo.Err != nil {
+			if eo.Topic != t.name || eo.Err != nil {
 				return
 			}
-			if so, ok := starts.Lookup(t, eo.Partition); ok && so.Err == nil && so.Offset < eo.Offset {
-				ti.Records += eo.Offset - so.Offset
+			if so, ok := starts.Lookup(t.name, eo.Partition); ok && so.Err == nil && so.Offset < eo.Offset {
+				t.ranges = append(t.ranges, partRange{p: eo.Partition, start: so.Offset, end: eo.Offset})
 			}
 		})
+	}
+	return out, nil
+}
+
+// TopicsOutline lists the dead-letter topics as Topics does, from their offsets alone: no
+// record, no ledger read, so a screen can show the list at once on a DLT of millions and
+// replace it with Topics' exact figures when they arrive. Records is an upper bound.
+func (e *Engine) TopicsOutline(ctx context.Context) (_ []TopicInfo, err error) {
+	ctx, done := e.guard(ctx)
+	defer done()
+	defer func() { err = explain(ctx, err) }()
+	ctx = fresh(ctx)
+	topics, err := e.dltTopics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]TopicInfo, 0, len(topics))
+	for _, t := range topics {
+		ti := TopicInfo{Topic: t.name, Partitions: t.partitions, Outline: true}
+		for _, pr := range t.ranges {
+			ti.Records += pr.end - pr.start
+		}
 		out = append(out, ti)
 	}
 	return out, nil
@@ -90,52 +116,24 @@ func (e *Engine) Topics(ctx context.Context) (_ []TopicInfo, err error) {
 	defer done()
 	defer func() { err = explain(ctx, err) }()
 	ctx = fresh(ctx)
-	all, err := e.adm.ListTopics(ctx)
+	topics, err := e.dltTopics(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list topics: %w", err)
+		return nil, err
 	}
-	var names []string
-	parts := map[string]int{}
-	ids := map[string]string{}
-	for _, td := range all.Sorted() {
-		if td.Err != nil || td.Topic == e.cfg.LedgerTopic || !e.cfg.DLTPattern.MatchString(td.Topic) {
-			continue
-		}
-		names = append(names, td.Topic)
-		parts[td.Topic] = len(td.Partitions)
-		ids[td.Topic] = idString(td.ID)
-	}
-	if len(names) == 0 {
+	if len(topics) == 0 {
 		return []TopicInfo{}, nil
-	}
-	starts, err := e.adm.ListStartOffsets(ctx, names...)
-	if err != nil {
-		return nil, fmt.Errorf("list start offsets: %w", err)
-	}
-	ends, err := e.adm.ListCommittedOffsets(ctx, names...)
-	if err != nil {
-		return nil, fmt.Errorf("list end offsets: %w", err)
 	}
 	ix, err := e.readLedger(ctx, "", toStable, false)
 	if err != nil {
 		return nil, err
 	}
 	hourAgo := e.cfg.Now().Add(-time.Hour)
-	out := make([]TopicInfo, 0, len(names))
-	for _, t := range names {
-		ti := TopicInfo{Topic: t, Partitions: parts[t], Replayed: ix.view(t, ids[t]).count()}
-		var ranges []partRange
-		ends.Each(func(eo kadm.ListedOffset) {
-			if eo.Topic != t || eo.Err != nil {
-				return
-			}
-			if so, ok := starts.Lookup(t, eo.Partition); ok && so.Err == nil && so.Offset < eo.Offset {
-				ranges = append(ranges, partRange{p: eo.Partition, start: so.Offset, end: eo.Offset})
-			}
-		})
-		cc, err := e.countCommitted(ctx, t, ranges, hourAgo)
+	out := make([]TopicInfo, 0, len(topics))
+	for _, t := range topics {
+		ti := TopicInfo{Topic: t.name, Partitions: t.partitions, Replayed: ix.view(t.name, t.id).count()}
+		cc, err := e.countCommitted(ctx, t.name, t.ranges, hourAgo)
 		if err != nil {
-			return nil, fmt.Errorf("count the records of %s: %w", t, err)
+			return nil, fmt.Errorf("count the records of %s: %w", t.name, err)
 		}
 		ti.Records, ti.LastHour = cc.records, cc.since
 		if cc.first >= 0 {
