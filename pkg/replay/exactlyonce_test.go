@@ -304,6 +304,14 @@ func TestSecondRunFencesTheFirst(t *testing.T) {
 }
 
 func TestConcurrentRunsNeverDuplicate(t *testing.T) {
+	raceRuns(t, func(*Engine) {})
+}
+
+// raceRuns races four runs of one DLT, each engine set up by tune, with batches that grow as
+// against a distant broker; whichever runs are fenced, a final sweep finds every record
+// replayed or replays the rest, and every record reaches its topic once.
+func raceRuns(t *testing.T, tune func(*Engine)) {
+	t.Helper()
 	const n, runners = 120, 4
 	c := replaytest.NewCluster(t)
 	seedSaga(t, c, n)
@@ -315,6 +323,7 @@ func TestConcurrentRunsNeverDuplicate(t *testing.T) {
 			defer wg.Done()
 			e := newEngine(t, c)
 			e.fixedBatches, e.growAfter = false, 0 // batches grow, as against a distant broker
+			tune(e)
 			sum, err := e.Replay(context.Background(), Request{Topic: ordersDLT, Reason: fmt.Sprint("runner ", i)})
 			switch {
 			case errors.Is(err, ErrFenced):

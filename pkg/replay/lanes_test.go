@@ -1,12 +1,9 @@
 package replay
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,36 +74,7 @@ func TestLanesScaleWithTransactionTime(t *testing.T) {
 // that grow, as against a distant broker: whichever runs are fenced, every record reaches its
 // topic once.
 func TestConcurrentWideRunsNeverDuplicate(t *testing.T) {
-	const n, runners = 120, 4
-	c := replaytest.NewCluster(t)
-	seedSaga(t, c, n)
-	var wg sync.WaitGroup
-	var fenced, completed atomic.Int32
-	for i := range runners {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e := newEngine(t, c)
-			e.fixedBatches, e.growAfter, e.wideAfter = false, 0, time.Nanosecond
-			sum, err := e.Replay(context.Background(), Request{Topic: ordersDLT, Reason: fmt.Sprint("runner ", i)})
-			switch {
-			case errors.Is(err, ErrFenced):
-				fenced.Add(1)
-			case err != nil:
-				t.Errorf("runner %d: %v", i, err)
-			default:
-				completed.Add(1)
-			}
-			t.Logf("runner %d: %s %s", i, sum.Status, countsString(sum.Counts))
-		}()
-	}
-	wg.Wait()
-	t.Logf("%d fenced, %d completed", fenced.Load(), completed.Load())
-	final := mustReplay(t, newEngine(t, c), Request{Topic: ordersDLT, Reason: "sweep"})
-	if final.Skipped+final.Replayed != n {
-		t.Fatalf("final sweep %s", countsString(final.Counts))
-	}
-	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, n)
+	raceRuns(t, func(e *Engine) { e.wideAfter = time.Nanosecond })
 }
 
 // TestFencesOfTheLaterLanesHeldStopTheEarlierRun holds a run while it takes the fences of its
