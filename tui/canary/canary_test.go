@@ -38,31 +38,13 @@ import (
 // later) and a cache directory of this run for any clone opsctl makes.
 func TestMain(m *testing.M) {
 	lipgloss.SetColorProfile(termenv.Ascii)
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	cache, err := os.MkdirTemp("", "opsctl-tui-canary-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(cache)
-	if err := gitopstest.IsolateProcess(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	for k, v := range map[string]string{
-		"GIT_AUTHOR_DATE":    "2026-11-25T10:00:00Z",
-		"GIT_COMMITTER_DATE": "2026-11-25T10:00:00Z",
-		"XDG_CACHE_HOME":     cache,
-	} {
-		if err := os.Setenv(k, v); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+	os.Exit(gitopstest.Main(m, func(dir string) map[string]string {
+		return map[string]string{
+			"GIT_AUTHOR_DATE":    "2026-11-25T10:00:00Z",
+			"GIT_COMMITTER_DATE": "2026-11-25T10:00:00Z",
+			"XDG_CACHE_HOME":     dir,
 		}
-	}
-	return m.Run()
+	}))
 }
 
 var fixedNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)

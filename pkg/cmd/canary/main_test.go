@@ -1,7 +1,6 @@
 package canary_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -14,32 +13,14 @@ import (
 // remote is a temporary directory of its own, so two tests never share a clone); Argo CD
 // credentials and config come only from the config file a test writes.
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	tmp, err := os.MkdirTemp("", "opsctl-canary-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(tmp)
-	if err := gitopstest.IsolateProcess(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	for k, v := range map[string]string{
-		"GIT_AUTHOR_DATE":    "2026-11-25T10:00:00Z",
-		"GIT_COMMITTER_DATE": "2026-11-25T10:00:00Z",
-		"XDG_CACHE_HOME":     tmp + "/cache",
-		"ARGOCD_AUTH_TOKEN":  "",
-		"ARGOCD_SERVER":      "",
-		"ARGOCD_CONFIG_DIR":  tmp + "/argocd",
-	} {
-		if err := os.Setenv(k, v); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+	os.Exit(gitopstest.Main(m, func(dir string) map[string]string {
+		return map[string]string{
+			"GIT_AUTHOR_DATE":    "2026-11-25T10:00:00Z",
+			"GIT_COMMITTER_DATE": "2026-11-25T10:00:00Z",
+			"XDG_CACHE_HOME":     dir + "/cache",
+			"ARGOCD_AUTH_TOKEN":  "",
+			"ARGOCD_SERVER":      "",
+			"ARGOCD_CONFIG_DIR":  dir + "/argocd",
 		}
-	}
-	return m.Run()
+	}))
 }

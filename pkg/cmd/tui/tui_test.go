@@ -27,27 +27,9 @@ import (
 // configuration, and no Argo CD token or argocd CLI config from the machine.
 func TestMain(m *testing.M) {
 	lipgloss.SetColorProfile(termenv.Ascii)
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	argocdDir, err := os.MkdirTemp("", "opsctl-cmd-tui-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(argocdDir)
-	if err := gitopstest.IsolateProcess(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	for k, v := range map[string]string{"ARGOCD_AUTH_TOKEN": "", "ARGOCD_CONFIG_DIR": argocdDir} {
-		if err := os.Setenv(k, v); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-	}
-	return m.Run()
+	os.Exit(gitopstest.Main(m, func(dir string) map[string]string {
+		return map[string]string{"ARGOCD_AUTH_TOKEN": "", "ARGOCD_CONFIG_DIR": dir}
+	}))
 }
 
 var fixedNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)

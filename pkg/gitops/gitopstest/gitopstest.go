@@ -7,6 +7,7 @@ package gitopstest
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +30,7 @@ func isolation() [][2]string {
 
 // Isolate points git at an empty global configuration and no system configuration for the
 // rest of the test, so signing, hooks or templates on the machine cannot interfere. When the
-// process is already isolated (its TestMain called IsolateProcess), Isolate changes nothing,
+// process is already isolated (its TestMain runs the tests with Main), Isolate changes nothing,
 // so tests that call t.Parallel, where t.Setenv is refused, can use it.
 func Isolate(t testing.TB) {
 	t.Helper()
@@ -40,16 +41,32 @@ func Isolate(t testing.TB) {
 	}
 }
 
-// IsolateProcess isolates git as Isolate does, for the whole test binary. A TestMain calls it
-// before m.Run so that its package's tests can run in parallel: the environment is then set once,
-// before any test starts, and no test changes it.
-func IsolateProcess() error {
+// Main runs a package's tests (a TestMain calls os.Exit(gitopstest.Main(m, env))) with git
+// isolated for the whole test binary and env's variables set, once, before any test starts: the
+// package's tests can then run in parallel, where t.Setenv is refused. env, when not nil, is
+// given a temporary directory of this run (removed afterwards) for the paths it names, such as
+// a cache or a config directory. It returns m.Run's code, or 1 when the set-up failed.
+func Main(m *testing.M, env func(dir string) map[string]string) int {
+	dir, err := os.MkdirTemp("", "opsctl-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	vars := map[string]string{}
 	for _, kv := range isolation() {
-		if err := os.Setenv(kv[0], kv[1]); err != nil {
-			return fmt.Errorf("isolate git from the machine's configuration: %w", err)
+		vars[kv[0]] = kv[1]
+	}
+	if env != nil {
+		maps.Copy(vars, env(dir))
+	}
+	for k, v := range vars {
+		if err := os.Setenv(k, v); err != nil {
+			fmt.Fprintf(os.Stderr, "set %s for the tests: %v\n", k, err)
+			return 1
 		}
 	}
-	return nil
+	return m.Run()
 }
 
 // Git runs git in dir and fails the test on error; it returns trimmed combined output.

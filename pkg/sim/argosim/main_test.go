@@ -1,7 +1,6 @@
 package argosim
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -12,9 +11,5 @@ import (
 // the tests on a real GitOps remote can run in parallel (gitopstest.Isolate's t.Setenv is
 // refused there).
 func TestMain(m *testing.M) {
-	if err := gitopstest.IsolateProcess(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Exit(m.Run())
+	os.Exit(gitopstest.Main(m, nil))
 }
