@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -404,4 +405,65 @@ func TestLeaseFence(t *testing.T) {
 			t.Fatalf("row: %s, %d attempts, sent at %d; want B's record (SENT, 1 attempt, sent at %d)", status, attempts, sentAt, clkB.Now().UnixMicro())
 		}
 	})
+}
+
+// TestAddAfter: on PostgreSQL a change and the events announcing it are one statement. When the
+// change matches a row, both are stored and the events publish like Add's, trace context
+// included; when it matches none, nothing is stored. SQLite refuses it with a clear error.
+func TestAddAfter(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
+		e := setup(t, newURL())
+		ctx := context.Background()
+		if _, err := e.db.SQL.ExecContext(ctx, `CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.db.SQL.ExecContext(ctx, `INSERT INTO counters VALUES (1, 0)`); err != nil {
+			t.Fatal(err)
+		}
+		bump := `UPDATE counters SET n = n + $1 WHERE id = $2 RETURNING 1`
+		msgs := []outbox.Message{
+			{Topic: topic, Key: []byte("1"), Value: []byte(`{"n":1}`), Headers: []kgo.RecordHeader{{Key: "x-biz", Value: []byte("yes")}}},
+			{Topic: topic, Key: nil, Value: []byte(`{"n":2}`)},
+		}
+		stored, err := outbox.AddAfter(ctx, e.db, time.Now(), bump, []any{5, 1}, msgs...)
+		if e.db.Dialect() != store.Postgres {
+			if err == nil || !strings.Contains(err.Error(), "PostgreSQL") {
+				t.Fatalf("AddAfter on %s = %v, %v; want an error naming PostgreSQL", e.db.Dialect(), stored, err)
+			}
+			return
+		}
+		if err != nil || !stored {
+			t.Fatalf("AddAfter with a matching change = %v, %v; want stored", stored, err)
+		}
+		if n := count(t, e.db, `SELECT n FROM counters WHERE id = 1`); n != 5 {
+			t.Fatalf("counter = %d after the change, want 5", n)
+		}
+		// A change that matches nothing stores no event and changes nothing.
+		stored, err = outbox.AddAfter(ctx, e.db, time.Now(), bump, []any{7, 2}, outbox.Message{Topic: topic, Value: []byte(`{"n":3}`)})
+		if err != nil || stored {
+			t.Fatalf("AddAfter with a change matching nothing = %v, %v; want nothing stored", stored, err)
+		}
+		if s := stats(t, e); s.Unsent != 2 {
+			t.Fatalf("%d rows to publish, want the 2 stored with the change", s.Unsent)
+		}
+		if res, err := e.relay.PublishOnce(ctx); err != nil || res.Sent != 2 {
+			t.Fatalf("PublishOnce = %+v, %v; want 2 sent", res, err)
+		}
+		recs := consumeAll(t, e.cluster, 2)
+		if string(recs[0].Key) != "1" || string(recs[0].Value) != `{"n":1}` || recs[1].Key != nil || string(recs[1].Value) != `{"n":2}` {
+			t.Fatalf("published %q=%q, %q=%q", recs[0].Key, recs[0].Value, recs[1].Key, recs[1].Value)
+		}
+		if len(recs[0].Headers) == 0 || recs[0].Headers[0].Key != "x-biz" {
+			t.Fatalf("headers of the first record = %v, want x-biz", recs[0].Headers)
+		}
+	})
+}
+
+func count(t *testing.T, db *store.DB, q string) int64 {
+	t.Helper()
+	var n int64
+	if err := db.SQL.QueryRowContext(context.Background(), q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
 }

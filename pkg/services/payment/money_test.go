@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -14,6 +15,7 @@ import (
 	"github.com/come2us/opsctl/pkg/event"
 	"github.com/come2us/opsctl/pkg/kafkatest"
 	"github.com/come2us/opsctl/pkg/services/order"
+	"github.com/come2us/opsctl/pkg/services/outbox"
 	"github.com/come2us/opsctl/pkg/services/payment"
 	"github.com/come2us/opsctl/pkg/services/store"
 )
@@ -105,6 +107,67 @@ func TestAmountCheckedBeforeGateway(t *testing.T) {
 		}
 		if r.pg.Calls() != 1 {
 			t.Fatalf("gateway calls = %d, want 1", r.pg.Calls())
+		}
+	})
+}
+
+// TestFinishAfterLostClaim: a worker whose claim was taken over (the payment changed after it
+// claimed it) records nothing — neither the result nor the event announcing it — while the
+// worker holding the claim records both, together.
+func TestFinishAfterLostClaim(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
+		ctx := context.Background()
+		db, err := store.Open(ctx, newURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+		st, err := payment.NewStore(ctx, db, func() time.Time { return now })
+		if err != nil {
+			t.Fatal(err)
+		}
+		claim := func(key string, order int64) *payment.Claim {
+			t.Helper()
+			_, c, err := st.Begin(ctx, key, payment.ConfirmRequest{PaymentKey: "tpk_" + key, OrderID: order, Amount: 1000}, time.Minute)
+			if err != nil || c == nil {
+				t.Fatalf("Begin(%s) = %v, %v; want a claim", key, c, err)
+			}
+			return c
+		}
+		ev := &outbox.Message{Topic: "payments-paid", Key: []byte("1"), Value: []byte(`{"orderId":1}`)}
+		answer := payment.Answer{Status: 200, Body: []byte(`{"status":"DONE"}`)}
+		scalar := func(q string, args ...any) (v string) {
+			t.Helper()
+			if err := db.SQL.QueryRowContext(ctx, q, args...).Scan(&v); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			return v
+		}
+
+		lost := claim("k1", 1)
+		if _, err := db.SQL.ExecContext(ctx, `UPDATE payments SET updated_at = updated_at + 1 WHERE idempotency_key = 'k1'`); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Finish(ctx, lost, payment.StatusDone, "", answer, ev); err == nil || !strings.Contains(err.Error(), "taken over") {
+			t.Fatalf("Finish after the claim was taken over = %v, want an error saying so", err)
+		}
+		if got := scalar(`SELECT status FROM payments WHERE idempotency_key = 'k1'`); got != payment.StatusInProgress {
+			t.Fatalf("payment k1 is %s after a lost Finish, want it untouched (%s)", got, payment.StatusInProgress)
+		}
+		if got := scalar(`SELECT COUNT(*) FROM outbox`); got != "0" {
+			t.Fatalf("%s outbox rows after a lost Finish, want none", got)
+		}
+
+		held := claim("k2", 2)
+		if err := st.Finish(ctx, held, payment.StatusDone, "", answer, ev); err != nil {
+			t.Fatalf("Finish with the claim held: %v", err)
+		}
+		if got := scalar(`SELECT status FROM payments WHERE idempotency_key = 'k2'`); got != payment.StatusDone {
+			t.Fatalf("payment k2 is %s, want %s", got, payment.StatusDone)
+		}
+		if got := scalar(`SELECT COUNT(*) FROM outbox WHERE topic = 'payments-paid'`); got != "1" {
+			t.Fatalf("%s payments-paid rows in the outbox, want 1", got)
 		}
 	})
 }

@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -318,23 +319,40 @@ func (s *Store) retake(ctx context.Context, key string, staleAfter time.Duration
 // settle runs, in one transaction, the update of c's payment — query, whose WHERE ends with the
 // claim check "idempotency_key = $key AND status = 'IN_PROGRESS' AND updated_at = $at" taking
 // the last three arguments — and then more (may be nil). A worker that lost its claim changes
-// nothing and gets errLost.
+// nothing and gets errLost. Without more the update is one statement, sent without a
+// transaction around it.
 func (s *Store) settle(ctx context.Context, c *Claim, query string, args []any, more func(tx *sql.Tx) error) error {
-	return s.db.Tx(ctx, func(tx *sql.Tx) error {
-		n := len(args)
-		q := fmt.Sprintf("%s WHERE idempotency_key = $%d AND status = $%d AND updated_at = $%d", query, n+1, n+2, n+3)
-		res, err := tx.ExecContext(ctx, q, append(args, c.Key, StatusInProgress, c.at)...)
-		if err != nil {
-			return err
-		}
+	q, args := claimed(c, query, args)
+	lost := func(res sql.Result) error {
 		if k, _ := res.RowsAffected(); k == 0 {
 			return errLost
 		}
-		if more == nil {
-			return nil
+		return nil
+	}
+	if more == nil {
+		res, err := s.db.Exec(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		return lost(res)
+	}
+	return s.db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		if err := lost(res); err != nil {
+			return err
 		}
 		return more(tx)
 	})
+}
+
+// claimed appends the claim check of c to query's WHERE, and its values to args.
+func claimed(c *Claim, query string, args []any) (string, []any) {
+	n := len(args)
+	return fmt.Sprintf("%s WHERE idempotency_key = $%d AND status = $%d AND updated_at = $%d", query, n+1, n+2, n+3),
+		append(slices.Clip(args), c.Key, StatusInProgress, c.at)
 }
 
 // Release forgets a claimed payment that never reached the gateway (its order could not be
@@ -358,17 +376,25 @@ func (s *Store) Unknown(ctx context.Context, c *Claim) error {
 }
 
 // Finish stores the final state and answer of c and, in the same transaction, the event announcing
-// it (none for a payment REJECTED before the gateway).
+// it (none for a payment REJECTED before the gateway). On PostgreSQL the two are one statement.
 func (s *Store) Finish(ctx context.Context, c *Claim, status, pgCode string, answer Answer, ev *outbox.Message) error {
 	now := s.now()
-	err := s.settle(ctx, c, `UPDATE payments SET status = $1, pg_code = $2, response_status = $3, response_body = $4, updated_at = $5`,
-		[]any{status, nullIfEmpty(pgCode), answer.Status, string(answer.Body), store.Micros(now)},
-		func(tx *sql.Tx) error {
-			if ev == nil {
-				return nil
-			}
-			return outbox.Add(ctx, tx, now, *ev)
-		})
+	const update = `UPDATE payments SET status = $1, pg_code = $2, response_status = $3, response_body = $4, updated_at = $5`
+	args := []any{status, nullIfEmpty(pgCode), answer.Status, string(answer.Body), store.Micros(now)}
+	var err error
+	switch {
+	case ev != nil && s.db.Dialect() == store.Postgres:
+		q, qargs := claimed(c, update, args)
+		var stored bool
+		stored, err = outbox.AddAfter(ctx, s.db, now, q+` RETURNING 1`, qargs, *ev)
+		if err == nil && !stored {
+			err = errLost
+		}
+	case ev != nil:
+		err = s.settle(ctx, c, update, args, func(tx *sql.Tx) error { return outbox.Add(ctx, tx, now, *ev) })
+	default:
+		err = s.settle(ctx, c, update, args, nil)
+	}
 	if err != nil {
 		return fmt.Errorf("record payment %s of order %d as %s: %w", c.Key, c.Req.OrderID, status, err)
 	}
