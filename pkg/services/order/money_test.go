@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -340,6 +341,77 @@ func TestSecondPaymentOfPaidOrderIsAnError(t *testing.T) {
 		}
 		if got := e.status(t, o.ID); got.Status != order.StatusPreparing || got.PaymentKey != secret.Mask("tpk_first") {
 			t.Fatalf("order after the second payment: %s paid by %s", got.Status, got.PaymentKey)
+		}
+	})
+}
+
+// TestOneOrderPerCoupon: eight orders race for one coupon. Exactly one gets it — stored with the
+// discount, its lines, and the coupon USED by it — and every other is refused as a coupon error
+// with nothing stored.
+func TestOneOrderPerCoupon(t *testing.T) {
+	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
+		ctx := context.Background()
+		db, err := store.Open(ctx, newURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		st, err := order.NewStore(ctx, db, func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := st.IssueCoupon(ctx, "alice", 300, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const racers = 8
+		type result struct {
+			o   order.Order
+			err error
+		}
+		results := make(chan result, racers)
+		start := make(chan struct{})
+		for i := range racers {
+			go func() {
+				<-start
+				o, err := st.Create(ctx, order.NewOrder{UserID: "alice", CouponID: &c.ID, Lines: []order.Line{
+					{OptionValueID: 7, Quantity: 2, UnitPrice: 500}, {OptionValueID: int64(8 + i), Quantity: 1, UnitPrice: 100}}})
+				results <- result{o, err}
+			}()
+		}
+		close(start)
+		var won []order.Order
+		for range racers {
+			r := <-results
+			var ce *order.CouponError
+			switch {
+			case r.err == nil:
+				won = append(won, r.o)
+			case !errors.As(r.err, &ce):
+				t.Fatalf("a losing order failed with %v, want a coupon error", r.err)
+			}
+		}
+		if len(won) != 1 {
+			t.Fatalf("%d orders got the coupon, want exactly 1", len(won))
+		}
+		w := won[0]
+		if w.DiscountAmount != 300 || w.Amount != 800 || len(w.Lines) != 2 || w.Lines[0].ID == 0 || w.Lines[0].ID == w.Lines[1].ID {
+			t.Fatalf("the winning order = %+v, want 1100 - 300 with two stored lines", w)
+		}
+		stored, err := st.Get(ctx, w.ID)
+		if err != nil || stored.Amount != 800 || len(stored.Lines) != 2 {
+			t.Fatalf("stored order = %+v, %v", stored, err)
+		}
+		got, err := st.Coupon(ctx, c.ID)
+		if err != nil || got.Status != order.CouponUsed || got.OrderID == nil || *got.OrderID != w.ID {
+			t.Fatalf("coupon = %+v, %v; want USED by order %d", got, err, w.ID)
+		}
+		var orders, lines int
+		if err := db.SQL.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM order_details)`).Scan(&orders, &lines); err != nil {
+			t.Fatal(err)
+		}
+		if orders != 1 || lines != 2 {
+			t.Fatalf("%d orders and %d lines stored, want only the winner's 1 and 2", orders, lines)
 		}
 	})
 }

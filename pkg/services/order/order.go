@@ -158,7 +158,8 @@ func (e *CouponError) Unwrap() error { return ErrCouponInvalid }
 
 // Create stores a PENDING order with its lines and marks its coupon USED, in one transaction. A
 // coupon that does not exist, belongs to someone else, is in use, or does not fit the order is a
-// *CouponError, and nothing is stored.
+// *CouponError, and nothing is stored. On PostgreSQL the order, its lines and its coupon are
+// written by one statement (see createOne).
 func (s *Store) Create(ctx context.Context, no NewOrder) (Order, error) {
 	now := s.now()
 	o := Order{UserID: no.UserID, Status: StatusPending, CouponID: no.CouponID,
@@ -166,59 +167,142 @@ func (s *Store) Create(ctx context.Context, no NewOrder) (Order, error) {
 	for _, l := range no.Lines {
 		o.TotalAmount += l.UnitPrice * l.Quantity
 	}
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		o.Lines = o.Lines[:0]
-		o.DiscountAmount = 0
-		if no.CouponID != nil {
-			c, err := readCoupon(ctx, tx, *no.CouponID)
-			if errors.Is(err, ErrNotFound) {
-				return &CouponError{CouponID: *no.CouponID, Reason: "it does not exist"}
+	var err error
+	if s.db.Dialect() == store.Postgres {
+		err = s.createOne(ctx, no, &o, store.Micros(now))
+	} else {
+		err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+			o.Lines = o.Lines[:0]
+			o.DiscountAmount = 0
+			if no.CouponID != nil {
+				c, err := readCoupon(ctx, tx, *no.CouponID)
+				if err != nil {
+					return couponErr(*no.CouponID, err)
+				}
+				if err := fits(c, no.UserID, o.TotalAmount); err != nil {
+					return err
+				}
+				o.DiscountAmount = c.DiscountAmount
 			}
-			if err != nil {
+			o.Amount = o.TotalAmount - o.DiscountAmount
+			at := store.Micros(now)
+			if err := tx.QueryRowContext(ctx, `INSERT INTO orders (user_id, status, total_amount, discount_amount, amount, coupon_id, created_at, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id`,
+				no.UserID, StatusPending, o.TotalAmount, o.DiscountAmount, o.Amount, no.CouponID, at).Scan(&o.ID); err != nil {
 				return err
 			}
-			switch {
-			case c.UserID != no.UserID:
-				return &CouponError{CouponID: c.ID, Reason: "it belongs to another user"}
-			case c.Status != CouponAvailable:
-				return &CouponError{CouponID: c.ID, Reason: "it is already used by another order"}
-			case o.TotalAmount < c.MinOrderAmount:
-				return &CouponError{CouponID: c.ID, Reason: fmt.Sprintf("the order total %d is below its minimum of %d", o.TotalAmount, c.MinOrderAmount)}
-			case c.DiscountAmount >= o.TotalAmount:
-				return &CouponError{CouponID: c.ID, Reason: fmt.Sprintf("its discount %d is not below the order total %d", c.DiscountAmount, o.TotalAmount)}
+			if no.CouponID != nil {
+				res, err := tx.ExecContext(ctx, `UPDATE coupons SET status = $1, order_id = $2, updated_at = $3 WHERE id = $4 AND status = $5`,
+					CouponUsed, o.ID, at, *no.CouponID, CouponAvailable)
+				if err != nil {
+					return err
+				}
+				if n, _ := res.RowsAffected(); n == 0 {
+					return &CouponError{CouponID: *no.CouponID, Reason: "it was just used by another order"}
+				}
 			}
-			o.DiscountAmount = c.DiscountAmount
-		}
-		o.Amount = o.TotalAmount - o.DiscountAmount
-		at := store.Micros(now)
-		if err := tx.QueryRowContext(ctx, `INSERT INTO orders (user_id, status, total_amount, discount_amount, amount, coupon_id, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id`,
-			no.UserID, StatusPending, o.TotalAmount, o.DiscountAmount, o.Amount, no.CouponID, at).Scan(&o.ID); err != nil {
+			var err error
+			o.Lines, err = insertLines(ctx, tx, o.ID, no.Lines)
 			return err
-		}
-		if no.CouponID != nil {
-			res, err := tx.ExecContext(ctx, `UPDATE coupons SET status = $1, order_id = $2, updated_at = $3 WHERE id = $4 AND status = $5`,
-				CouponUsed, o.ID, at, *no.CouponID, CouponAvailable)
-			if err != nil {
-				return err
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				return &CouponError{CouponID: *no.CouponID, Reason: "it was just used by another order"}
-			}
-		}
-		var err error
-		o.Lines, err = insertLines(ctx, tx, o.ID, no.Lines)
-		return err
-	})
+		})
+	}
 	if err != nil {
 		return Order{}, fmt.Errorf("create order: %w", err)
 	}
 	return o, nil
 }
 
+// couponErr turns a failed read of a coupon into the error Create returns.
+func couponErr(id int64, err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return &CouponError{CouponID: id, Reason: "it does not exist"}
+	}
+	return err
+}
+
+// fits says why coupon c cannot pay part of userID's order of total, or nil when it can.
+func fits(c Coupon, userID string, total int64) error {
+	switch {
+	case c.UserID != userID:
+		return &CouponError{CouponID: c.ID, Reason: "it belongs to another user"}
+	case c.Status != CouponAvailable:
+		return &CouponError{CouponID: c.ID, Reason: "it is already used by another order"}
+	case total < c.MinOrderAmount:
+		return &CouponError{CouponID: c.ID, Reason: fmt.Sprintf("the order total %d is below its minimum of %d", total, c.MinOrderAmount)}
+	case c.DiscountAmount >= total:
+		return &CouponError{CouponID: c.ID, Reason: fmt.Sprintf("its discount %d is not below the order total %d", c.DiscountAmount, total)}
+	}
+	return nil
+}
+
+// createOne is Create on PostgreSQL: the order, its lines and its coupon's USED mark are written
+// by one statement, atomic without BEGIN and COMMIT — one round trip instead of four (six with a
+// coupon). The coupon is read first, without a lock, to say why it does not fit; the statement
+// takes it only if it is still AVAILABLE with what was read (a concurrent order may have taken
+// it since), and stores nothing otherwise. The order's id comes from its sequence first, as the
+// coupon records it.
+func (s *Store) createOne(ctx context.Context, no NewOrder, o *Order, at int64) error {
+	o.DiscountAmount = 0
+	if no.CouponID != nil {
+		c, err := readCoupon(ctx, s.db.SQL, *no.CouponID)
+		if err != nil {
+			return couponErr(*no.CouponID, err)
+		}
+		if err := fits(c, no.UserID, o.TotalAmount); err != nil {
+			return err
+		}
+		o.DiscountAmount = c.DiscountAmount
+	}
+	o.Amount = o.TotalAmount - o.DiscountAmount
+	args := []any{no.UserID, StatusPending, o.TotalAmount, o.DiscountAmount, o.Amount, no.CouponID, at}
+	var q strings.Builder
+	q.WriteString(`WITH n AS (SELECT nextval(pg_get_serial_sequence('orders', 'id')) AS id)`)
+	from := "n"
+	if no.CouponID != nil {
+		args = append(args, CouponUsed, CouponAvailable)
+		q.WriteString(`, c AS (UPDATE coupons SET status = $8, order_id = (SELECT id FROM n), updated_at = $7
+			WHERE id = $6 AND status = $9 AND user_id = $1 AND discount_amount = $4 AND min_order_amount <= $3 RETURNING id)`)
+		from = "n, c"
+	}
+	q.WriteString(`, o AS (INSERT INTO orders (id, user_id, status, total_amount, discount_amount, amount, coupon_id, created_at, updated_at)
+		SELECT n.id, $1::text, $2::text, $3::bigint, $4::bigint, $5::bigint, $6::bigint, $7::bigint, $7::bigint FROM ` + from + ` RETURNING id)
+		, d AS (INSERT INTO order_details (order_id, option_value_id, quantity, unit_price)
+		SELECT o.id, v.option_value_id, v.quantity, v.unit_price FROM o, (VALUES `)
+	for i, l := range no.Lines {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		n := len(args)
+		fmt.Fprintf(&q, "($%d::bigint, $%d::bigint, $%d::bigint, %d)", n+1, n+2, n+3, i)
+		args = append(args, l.OptionValueID, l.Quantity, l.UnitPrice)
+	}
+	q.WriteString(`) AS v (option_value_id, quantity, unit_price, position) ORDER BY v.position
+		RETURNING id, option_value_id, quantity, unit_price)
+		SELECT o.id, d.id, d.option_value_id, d.quantity, d.unit_price FROM o, d`)
+	var stored []Line
+	err := s.db.Query(ctx, q.String(), args, func(rows *sql.Rows) error {
+		o.ID, stored = 0, make([]Line, 0, len(no.Lines))
+		for rows.Next() {
+			var l Line
+			if err := rows.Scan(&o.ID, &l.ID, &l.OptionValueID, &l.Quantity, &l.UnitPrice); err != nil {
+				return err
+			}
+			stored = append(stored, l)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(stored) == 0 && no.CouponID != nil {
+		return &CouponError{CouponID: *no.CouponID, Reason: "it was just used by another order"}
+	}
+	o.Lines, err = matchLines(o.ID, no.Lines, stored)
+	return err
+}
+
 // insertLines stores an order's lines in one statement and returns them with their ids, in the
-// order given. RETURNING does not promise the order of VALUES, so the ids are matched back by the
-// lines' contents; lines alike in every value are interchangeable.
+// order given (see matchLines).
 func insertLines(ctx context.Context, tx *sql.Tx, orderID int64, lines []Line) ([]Line, error) {
 	if len(lines) == 0 {
 		return nil, nil
@@ -240,21 +324,32 @@ func insertLines(ctx context.Context, tx *sql.Tx, orderID int64, lines []Line) (
 		return nil, err
 	}
 	defer rows.Close()
-	type content struct{ option, quantity, price int64 }
-	ids := map[content][]int64{}
+	var stored []Line
 	for rows.Next() {
-		var id int64
-		var c content
-		if err := rows.Scan(&id, &c.option, &c.quantity, &c.price); err != nil {
+		var l Line
+		if err := rows.Scan(&l.ID, &l.OptionValueID, &l.Quantity, &l.UnitPrice); err != nil {
 			return nil, err
 		}
-		ids[c] = append(ids[c], id)
+		stored = append(stored, l)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	return matchLines(orderID, lines, stored)
+}
+
+// matchLines gives each of the lines asked for the id of its stored row. RETURNING does not
+// promise the order of VALUES, so the ids are matched back by the lines' contents; lines alike
+// in every value are interchangeable and get their ids in the order given.
+func matchLines(orderID int64, lines, stored []Line) ([]Line, error) {
+	type content struct{ option, quantity, price int64 }
+	ids := map[content][]int64{}
+	for _, l := range stored {
+		c := content{l.OptionValueID, l.Quantity, l.UnitPrice}
+		ids[c] = append(ids[c], l.ID)
+	}
 	for _, same := range ids {
-		slices.Sort(same) // alike lines get their ids in the order given
+		slices.Sort(same)
 	}
 	out := make([]Line, len(lines))
 	for i, l := range lines {

@@ -283,6 +283,36 @@ func (db *DB) ExecReturning(ctx context.Context, query string, args []any, dest 
 	}
 }
 
+// Query is Exec for a statement that returns rows (an INSERT … RETURNING of several rows, a
+// data-modifying WITH): read is given them and must read them all (it runs again, from the
+// start, when the statement is retried, so it resets what it collects). The statement has
+// committed once read returned nil.
+func (db *DB) Query(ctx context.Context, query string, args []any, read func(*sql.Rows) error) error {
+	run := func(q Execer) error {
+		rows, err := q.QueryContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		if err := read(rows); err != nil {
+			return err
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		return rows.Err()
+	}
+	if db.writer != nil {
+		return db.Tx(ctx, func(tx *sql.Tx) error { return run(tx) })
+	}
+	for attempt := 0; ; attempt++ {
+		err := run(db.SQL)
+		if err == nil || attempt >= db.retries || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
 // retryable reports whether PostgreSQL aborted a transaction that would succeed if run again.
 func retryable(err error) bool {
 	var pgErr *pgconn.PgError
