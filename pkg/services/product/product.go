@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -192,6 +193,15 @@ func (s *Store) Reserve(ctx context.Context, orderID int64, lines []Line) ([]Res
 	if err := validateLines(orderID, lines); err != nil {
 		return nil, fmt.Errorf("reserve stock for order %d: %w", orderID, err)
 	}
+	if s.db.Dialect() == store.Postgres {
+		out, err := s.reserveOne(ctx, orderID, lines, now)
+		if err == nil || !errors.Is(err, errReserveAgain) {
+			if err != nil {
+				return nil, fmt.Errorf("reserve stock for order %d: %w", orderID, err)
+			}
+			return out, nil
+		}
+	}
 	var out []ReservedLine
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
@@ -333,6 +343,117 @@ func (s *Store) Reserve(ctx context.Context, orderID int64, lines []Line) ([]Res
 	return out, nil
 }
 
+// errReserveAgain: a line of the order is reserved already (a repeated call), which
+// reserveOne leaves to Reserve's transaction.
+var errReserveAgain = errors.New("a line is reserved already")
+
+// reserveOne is Reserve on PostgreSQL for an order none of whose lines is reserved yet — every
+// first call: one statement, atomic without BEGIN and COMMIT, that inserts the reservations and
+// takes the stock of every option. It locks the options in id order first, so concurrent
+// reservations cannot deadlock; a row lock is held from then to the statement's commit and no
+// longer — no round trip to the client happens in between. An option short of stock makes its
+// row break the stock >= 0 constraint, so the statement fails with nothing changed; an option
+// that does not exist stops the insert, so nothing is reserved or taken. Either is then read to
+// say which option it was. A line reserved before makes the insert fail with nothing changed,
+// and errReserveAgain sends the call to Reserve's transaction, which checks such lines against
+// the request.
+func (s *Store) reserveOne(ctx context.Context, orderID int64, lines []Line, now int64) ([]ReservedLine, error) {
+	var q strings.Builder
+	args := make([]any, 0, 3+3*len(lines))
+	args = append(args, orderID, StateReserved, now)
+	q.WriteString(`WITH want (order_detail_id, option_value_id, quantity) AS (VALUES `)
+	for i, l := range lines {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		n := len(args)
+		fmt.Fprintf(&q, "($%d::bigint, $%d::bigint, $%d::bigint)", n+1, n+2, n+3)
+		args = append(args, l.OrderDetailID, l.OptionValueID, l.Quantity)
+	}
+	q.WriteString(`),
+	need AS (SELECT option_value_id, SUM(quantity) AS quantity FROM want GROUP BY option_value_id),
+	locked AS (SELECT id FROM option_values WHERE id IN (SELECT option_value_id FROM need) ORDER BY id FOR UPDATE),
+	known AS (SELECT COUNT(*) = (SELECT COUNT(*) FROM need) AS ok FROM locked),
+	reserved AS (INSERT INTO reservations (order_detail_id, order_id, option_value_id, quantity, state, created_at)
+		SELECT want.order_detail_id, $1::bigint, want.option_value_id, want.quantity, $2::text, $3::bigint FROM want, known WHERE known.ok
+		RETURNING order_detail_id)
+	UPDATE option_values SET stock = option_values.stock - need.quantity, updated_at = $3::bigint
+	FROM need WHERE option_values.id = need.option_value_id AND EXISTS (SELECT 1 FROM reserved)
+	RETURNING option_values.id, option_values.price`)
+	need := map[int64]int64{}
+	for _, l := range lines {
+		need[l.OptionValueID] += l.Quantity
+	}
+	prices := map[int64]int64{}
+	err := s.db.Query(ctx, q.String(), args, func(rows *sql.Rows) error {
+		clear(prices)
+		for rows.Next() {
+			var id, price int64
+			if err := rows.Scan(&id, &price); err != nil {
+				return err
+			}
+			prices[id] = price
+		}
+		return nil
+	})
+	switch {
+	case store.IsUniqueViolation(err):
+		return nil, errReserveAgain
+	case store.IsCheckViolation(err) || err == nil && len(prices) == 0:
+		return nil, s.unfit(ctx, need)
+	case err != nil:
+		return nil, err
+	case len(prices) != len(need):
+		return nil, fmt.Errorf("reserved the order's lines but took the stock of %d of its %d options", len(prices), len(need))
+	}
+	out := make([]ReservedLine, 0, len(lines))
+	for _, l := range lines {
+		out = append(out, ReservedLine{Line: l, UnitPrice: prices[l.OptionValueID]})
+	}
+	return out, nil
+}
+
+// unfit says which option of a reservation that changed nothing does not exist or is short of
+// the quantity asked for, the lowest id first (the option shortest of stock when, read again,
+// every one has enough: another order gave some back meanwhile).
+func (s *Store) unfit(ctx context.Context, need map[int64]int64) error {
+	ids := slices.Sorted(maps.Keys(need))
+	stock := map[int64]int64{}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.db.SQL.QueryContext(ctx, `SELECT id, stock FROM option_values WHERE id IN (`+store.In(1, len(ids))+`)`, args...)
+	if err != nil {
+		return fmt.Errorf("some option is short of stock or does not exist; reading which failed: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			return err
+		}
+		stock[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	shortest := ids[0]
+	for _, id := range ids {
+		n, exists := stock[id]
+		switch {
+		case !exists:
+			return &OptionError{OptionValueID: id, Err: ErrNotFound}
+		case n < need[id]:
+			return &OptionError{OptionValueID: id, Available: n, Requested: need[id], Err: ErrStockShort}
+		}
+		if n-need[id] < stock[shortest]-need[shortest] {
+			shortest = id
+		}
+	}
+	return &OptionError{OptionValueID: shortest, Available: stock[shortest], Requested: need[shortest], Err: ErrStockShort}
+}
+
 // Reservations lists an order's reservation rows.
 func (s *Store) Reservations(ctx context.Context, orderID int64) ([]Reservation, error) {
 	rows, err := s.db.SQL.QueryContext(ctx, `SELECT order_detail_id, order_id, option_value_id, quantity, state FROM reservations
@@ -367,6 +488,34 @@ const (
 // returned and nothing changes — an operator must look.
 func (s *Store) Restore(ctx context.Context, ev event.OrderFailed) (Outcome, error) {
 	now := store.Micros(s.now())
+	if s.db.Dialect() == store.Postgres {
+		// The common case — the line is reserved as the event says — is one statement, atomic
+		// without BEGIN and COMMIT, holding the option's row lock only to its commit. Anything
+		// else (a duplicate, a mismatch, no reservation) is for the transaction below.
+		var restored int
+		err := s.db.Query(ctx, `WITH released AS (UPDATE reservations SET state = $1, released_at = $2, release_event_id = $3
+				WHERE order_detail_id = $4 AND state = $5 AND order_id = $6 AND option_value_id = $7 AND quantity = $8
+				RETURNING option_value_id, quantity),
+			given AS (UPDATE option_values SET stock = option_values.stock + released.quantity, updated_at = $2
+				FROM released WHERE option_values.id = released.option_value_id RETURNING 1)
+			SELECT COUNT(*) FROM given`,
+			[]any{StateReleased, now, ev.EventID, ev.OrderDetailID, StateReserved, ev.OrderID, ev.OptionValueID, ev.Quantity},
+			func(rows *sql.Rows) error {
+				restored = 0
+				for rows.Next() {
+					if err := rows.Scan(&restored); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		if err != nil {
+			return "", fmt.Errorf("restore stock of order line %d: %w", ev.OrderDetailID, err)
+		}
+		if restored == 1 {
+			return Restored, nil
+		}
+	}
 	var out Outcome
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		var order, opt, qty int64

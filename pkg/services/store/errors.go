@@ -75,6 +75,19 @@ func IsUniqueViolation(err error) bool {
 	return false
 }
 
+// IsCheckViolation reports whether err is a CHECK constraint violation.
+func IsCheckViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23514"
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		return sqErr.Code() == 275 // SQLITE_CONSTRAINT_CHECK
+	}
+	return false
+}
+
 // Transient reports whether err is a database failure that goes away by itself — a lock held
 // too long, a timeout, a deadlock victim, a lost connection — so the same work succeeds when
 // tried again later, as opposed to an error in the statement or the data.

@@ -286,7 +286,7 @@ func (db *DB) ExecReturning(ctx context.Context, query string, args []any, dest 
 // Query is Exec for a statement that returns rows (an INSERT … RETURNING of several rows, a
 // data-modifying WITH): read is given them and must read them all (it runs again, from the
 // start, when the statement is retried, so it resets what it collects). The statement has
-// committed once read returned nil.
+// committed once Query returns nil; an error from read does not undo it on PostgreSQL.
 func (db *DB) Query(ctx context.Context, query string, args []any, read func(*sql.Rows) error) error {
 	run := func(q Execer) error {
 		rows, err := q.QueryContext(ctx, query, args...)

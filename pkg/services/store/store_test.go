@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"slices"
 	"testing"
 
 	"github.com/come2us/opsctl/pkg/dbtest"
@@ -96,8 +97,32 @@ func TestMigrateAndQueries(t *testing.T) {
 			t.Fatalf("Code(unique violation) = %q", store.Code(err))
 		}
 		_, err = db.SQL.ExecContext(ctx, `SELECT nope FROM widgets`)
-		if err == nil || store.IsUniqueViolation(err) {
+		if err == nil || store.IsUniqueViolation(err) || store.IsCheckViolation(err) {
 			t.Fatalf("bad column: err=%v", err)
+		}
+		// Query runs a writing statement that returns rows, alone.
+		var names []string
+		err = db.Query(ctx, `INSERT INTO widgets (name) VALUES ($1), ($2) RETURNING name`, []any{"q1", "q2"}, func(rows *sql.Rows) error {
+			names = names[:0]
+			for rows.Next() {
+				var n string
+				if err := rows.Scan(&n); err != nil {
+					return err
+				}
+				names = append(names, n)
+			}
+			return nil
+		})
+		if slices.Sort(names); err != nil || !slices.Equal(names, []string{"q1", "q2"}) {
+			t.Fatalf("Query returned %v, %v; want q1 and q2", names, err)
+		}
+		// So are CHECK violations.
+		if _, err := db.SQL.ExecContext(ctx, `CREATE TABLE counts (n BIGINT NOT NULL CHECK (n >= 0))`); err != nil {
+			t.Fatal(err)
+		}
+		_, err = db.SQL.ExecContext(ctx, `INSERT INTO counts (n) VALUES (-1)`)
+		if !store.IsCheckViolation(err) || store.IsUniqueViolation(err) {
+			t.Fatalf("negative count: %v is not recognised as a check violation", err)
 		}
 
 		// ON CONFLICT DO NOTHING reports zero rows on both engines.
