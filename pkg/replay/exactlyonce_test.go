@@ -295,9 +295,10 @@ func TestSecondRunFencesTheFirst(t *testing.T) {
 	if !strings.Contains(got.err.Error(), want) {
 		t.Fatalf("fenced error %q does not say %q", got.err, want)
 	}
-	// The first run replayed whole batches of 7: its first, and any the other lane committed
-	// before the second run took that lane's fence; the second run replayed the rest.
-	if r := got.sum.Replayed; r < 7 || r%7 != 0 || r >= n || sum.Skipped != r || sum.Replayed != n-r {
+	// The first run replayed whole batches of 7, if any — those whose lane committed before the
+	// second run took that lane's fence (its first batch commits on the other lane while the
+	// second waits, and may lose that race on a busy machine) — and the second run the rest.
+	if r := got.sum.Replayed; r%7 != 0 || r >= n || sum.Skipped != r || sum.Replayed != n-r {
 		t.Fatalf("first replayed %d (want whole batches of 7, not all), second %s", r, countsString(sum.Counts))
 	}
 	assertExactlyOnce(t, c, event.TopicOrdersFailed, ordersDLT, n)
