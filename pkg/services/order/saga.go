@@ -100,9 +100,25 @@ func (s *Store) MarkFailed(ctx context.Context, ev event.PaymentFailed) (Outcome
 	if ev.Reason != "" {
 		reason += ": " + ev.Reason
 	}
+	f := Failure{Code: FailurePayment, Reason: reason, PaymentKey: ev.PaymentKey}
+	if s.db.Dialect() == store.Postgres {
+		// One statement fails a PENDING order; any other is only read.
+		comp, err := s.failOne(ctx, ev.OrderID, f, s.now())
+		if err != nil || comp.Failed {
+			return Applied, comp, err
+		}
+		st, _, err := status(ctx, s.db.SQL, ev.OrderID)
+		if err != nil {
+			return "", comp, err
+		}
+		if st == StatusPreparing {
+			return Ignored, comp, nil
+		}
+		return Duplicate, comp, nil
+	}
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		comp, err = s.fail(ctx, tx, ev.OrderID, Failure{Code: FailurePayment, Reason: reason, PaymentKey: ev.PaymentKey}, s.now())
+		comp, err = s.fail(ctx, tx, ev.OrderID, f, s.now())
 		if err != nil || comp.Failed {
 			out = Applied
 			return err

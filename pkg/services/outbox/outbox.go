@@ -101,18 +101,14 @@ func AddAfter(ctx context.Context, db *store.DB, now time.Time, change string, c
 	if db.Dialect() != store.Postgres {
 		return false, fmt.Errorf("outbox: AddAfter needs PostgreSQL, not %s", db.Dialect())
 	}
-	if len(msgs) == 0 {
-		return false, errors.New("outbox: AddAfter needs a message")
-	}
-	values, args, err := rows(ctx, now, len(changeArgs)+1, true, msgs)
+	ins, args, err := Insert(ctx, now, len(changeArgs)+1, msgs...)
 	if err != nil {
 		return false, err
 	}
 	// A data-modifying WITH runs exactly once whether or not the rest reads it; the insert reads
-	// it only to learn whether it changed a row. The VALUES list is typed by its casts, as a
-	// VALUES in FROM takes no types from the table it fills.
-	res, err := db.Exec(ctx, `WITH change AS (`+change+`) `+insert+` SELECT * FROM (VALUES `+values+`) AS v
-		WHERE EXISTS (SELECT 1 FROM change)`, append(slices.Clip(changeArgs), args...)...)
+	// it only to learn whether it changed a row.
+	res, err := db.Exec(ctx, `WITH change AS (`+change+`) `+ins+` WHERE EXISTS (SELECT 1 FROM change)`,
+		append(slices.Clip(changeArgs), args...)...)
 	if err != nil {
 		return false, fmt.Errorf("outbox: insert %d %s records with their change: %w", len(msgs), msgs[0].Topic, err)
 	}
@@ -121,6 +117,22 @@ func AddAfter(ctx context.Context, db *store.DB, now time.Time, change string, c
 		return false, fmt.Errorf("outbox: insert %d %s records with their change: %w", len(msgs), msgs[0].Topic, err)
 	}
 	return stored > 0, nil
+}
+
+// Insert renders the PostgreSQL statement that stores msgs, "INSERT INTO outbox … SELECT * FROM
+// (VALUES …) AS v", with placeholders from $first, for a statement that writes the outbox with
+// the change it announces (a data-modifying WITH before it, a WHERE after it that makes the
+// insert depend on the change; see AddAfter). The VALUES list is typed by casts, as a VALUES in
+// FROM takes no types from the table it fills.
+func Insert(ctx context.Context, now time.Time, first int, msgs ...Message) (string, []any, error) {
+	if len(msgs) == 0 {
+		return "", nil, errors.New("outbox: nothing to insert")
+	}
+	values, args, err := rows(ctx, now, first, true, msgs)
+	if err != nil {
+		return "", nil, err
+	}
+	return insert + ` SELECT * FROM (VALUES ` + values + `) AS v`, args, nil
 }
 
 const insert = `INSERT INTO outbox (topic, record_key, record_value, headers, status, attempts, next_attempt_at, created_at)`
