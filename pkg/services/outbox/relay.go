@@ -346,16 +346,22 @@ func (r *Relay) claim(ctx context.Context, token string) ([]row, error) {
 		// A row is due when it is PENDING or RETRY and its next attempt has come, unless an
 		// earlier row of its key still waits for a retry or is leased to a relay. FAILED rows
 		// hold nothing back: the relay gave up on them.
-		q := `UPDATE outbox SET next_attempt_at = $1, lease_token = $4
-			WHERE id IN (
-				SELECT o.id FROM outbox o
+		// The rows are found through the outbox_unsent index, and updated by their ids: on
+		// PostgreSQL as an array the planner looks up in the primary key, where an IN would be
+		// joined to a scan of every row published so far.
+		due := `SELECT o.id FROM outbox o
 				WHERE o.status <> 'SENT' AND o.status <> 'FAILED' AND o.next_attempt_at <= $2
 				  AND NOT EXISTS (
 					SELECT 1 FROM outbox p
 					WHERE p.status <> 'SENT' AND p.status <> 'FAILED' AND p.topic = o.topic AND p.record_key = o.record_key
 					  AND p.id < o.id AND p.next_attempt_at > $2)
 				ORDER BY o.id
-				LIMIT $3` + r.cfg.DB.SkipLocked() + `)
+				LIMIT $3` + r.cfg.DB.SkipLocked()
+		ids := `id IN (` + due + `)`
+		if r.cfg.DB.Dialect() == store.Postgres {
+			ids = `id = ANY (ARRAY(` + due + `))`
+		}
+		q := `UPDATE outbox SET next_attempt_at = $1, lease_token = $4 WHERE ` + ids + `
 			RETURNING id, topic, record_key, record_value, headers, attempts, created_at`
 		rs, err := tx.QueryContext(ctx, q, store.Micros(now.Add(r.cfg.Lease)), store.Micros(now), r.cfg.Batch, token)
 		if err != nil {
