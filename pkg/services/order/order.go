@@ -237,35 +237,24 @@ func fits(c Coupon, userID string, total int64) error {
 
 // createOne is Create on PostgreSQL: the order, its lines and its coupon's USED mark are written
 // by one statement, atomic without BEGIN and COMMIT — one round trip instead of four (six with a
-// coupon). The coupon is read first, without a lock, to say why it does not fit; the statement
-// takes it only if it is still AVAILABLE with what was read (a concurrent order may have taken
-// it since), and stores nothing otherwise. The order's id comes from its sequence first, as the
-// coupon records it.
+// coupon). The statement takes the coupon only if it is AVAILABLE, the user's, and fits the
+// order, and stores nothing otherwise; the coupon is then read to say why. The order's id comes
+// from its sequence first, as the coupon records it.
 func (s *Store) createOne(ctx context.Context, no NewOrder, o *Order, at int64) error {
-	o.DiscountAmount = 0
-	if no.CouponID != nil {
-		c, err := readCoupon(ctx, s.db.SQL, *no.CouponID)
-		if err != nil {
-			return couponErr(*no.CouponID, err)
-		}
-		if err := fits(c, no.UserID, o.TotalAmount); err != nil {
-			return err
-		}
-		o.DiscountAmount = c.DiscountAmount
-	}
-	o.Amount = o.TotalAmount - o.DiscountAmount
-	args := []any{no.UserID, StatusPending, o.TotalAmount, o.DiscountAmount, o.Amount, no.CouponID, at}
+	args := []any{no.UserID, StatusPending, o.TotalAmount, no.CouponID, at}
 	var q strings.Builder
 	q.WriteString(`WITH n AS (SELECT nextval(pg_get_serial_sequence('orders', 'id')) AS id)`)
-	from := "n"
+	from, discount := "n", "0::bigint"
 	if no.CouponID != nil {
 		args = append(args, CouponUsed, CouponAvailable)
-		q.WriteString(`, c AS (UPDATE coupons SET status = $8, order_id = (SELECT id FROM n), updated_at = $7
-			WHERE id = $6 AND status = $9 AND user_id = $1 AND discount_amount = $4 AND min_order_amount <= $3 RETURNING id)`)
-		from = "n, c"
+		q.WriteString(`, c AS (UPDATE coupons SET status = $6, order_id = (SELECT id FROM n), updated_at = $5
+			WHERE id = $4 AND status = $7 AND user_id = $1 AND min_order_amount <= $3 AND discount_amount < $3
+			RETURNING discount_amount)`)
+		from, discount = "n, c", "c.discount_amount"
 	}
 	q.WriteString(`, o AS (INSERT INTO orders (id, user_id, status, total_amount, discount_amount, amount, coupon_id, created_at, updated_at)
-		SELECT n.id, $1::text, $2::text, $3::bigint, $4::bigint, $5::bigint, $6::bigint, $7::bigint, $7::bigint FROM ` + from + ` RETURNING id)
+		SELECT n.id, $1::text, $2::text, $3::bigint, ` + discount + `, $3::bigint - ` + discount + `, $4::bigint, $5::bigint, $5::bigint
+		FROM ` + from + ` RETURNING id, discount_amount, amount)
 		, d AS (INSERT INTO order_details (order_id, option_value_id, quantity, unit_price)
 		SELECT o.id, v.option_value_id, v.quantity, v.unit_price FROM o, (VALUES `)
 	for i, l := range no.Lines {
@@ -278,13 +267,13 @@ func (s *Store) createOne(ctx context.Context, no NewOrder, o *Order, at int64) 
 	}
 	q.WriteString(`) AS v (option_value_id, quantity, unit_price, position) ORDER BY v.position
 		RETURNING id, option_value_id, quantity, unit_price)
-		SELECT o.id, d.id, d.option_value_id, d.quantity, d.unit_price FROM o, d`)
+		SELECT o.id, o.discount_amount, o.amount, d.id, d.option_value_id, d.quantity, d.unit_price FROM o, d`)
 	var stored []Line
 	err := s.db.Query(ctx, q.String(), args, func(rows *sql.Rows) error {
 		o.ID, stored = 0, make([]Line, 0, len(no.Lines))
 		for rows.Next() {
 			var l Line
-			if err := rows.Scan(&o.ID, &l.ID, &l.OptionValueID, &l.Quantity, &l.UnitPrice); err != nil {
+			if err := rows.Scan(&o.ID, &o.DiscountAmount, &o.Amount, &l.ID, &l.OptionValueID, &l.Quantity, &l.UnitPrice); err != nil {
 				return err
 			}
 			stored = append(stored, l)
@@ -295,6 +284,14 @@ func (s *Store) createOne(ctx context.Context, no NewOrder, o *Order, at int64) 
 		return err
 	}
 	if len(stored) == 0 && no.CouponID != nil {
+		// The coupon was not taken, so nothing was stored: say why.
+		c, err := readCoupon(ctx, s.db.SQL, *no.CouponID)
+		if err != nil {
+			return couponErr(*no.CouponID, err)
+		}
+		if err := fits(c, no.UserID, o.TotalAmount); err != nil {
+			return err
+		}
 		return &CouponError{CouponID: *no.CouponID, Reason: "it was just used by another order"}
 	}
 	o.Lines, err = matchLines(o.ID, no.Lines, stored)
