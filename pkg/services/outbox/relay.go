@@ -336,13 +336,10 @@ func affected(res sql.Result, err error) (int, error) {
 func (r *Relay) claim(ctx context.Context, token string) ([]row, error) {
 	now := r.cfg.Now()
 	var rows []row
-	err := r.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+	// Claims are serialised across replicas (they take milliseconds): with two claims in flight,
+	// one could skip a locked earlier row of a key and take a later one.
+	err := r.cfg.DB.SerializedTx(ctx, claimLock, func(tx store.Execer) error {
 		rows = rows[:0]
-		// Claims are serialised across replicas (they take milliseconds): with two claims in
-		// flight, one could skip a locked earlier row of a key and take a later one.
-		if err := r.cfg.DB.Serialize(ctx, tx, claimLock); err != nil {
-			return err
-		}
 		// A row is due when it is PENDING or RETRY and its next attempt has come, unless an
 		// earlier row of its key still waits for a retry or is leased to a relay. FAILED rows
 		// hold nothing back: the relay gave up on them.

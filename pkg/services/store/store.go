@@ -191,15 +191,42 @@ func (db *DB) ForUpdate() string {
 	return ""
 }
 
-// Serialize makes transactions that call it with the same key run one after another across all
-// replicas: a PostgreSQL transaction-level advisory lock, released at commit or rollback. On
-// SQLite it does nothing, as write transactions are serialised already.
-func (db *DB) Serialize(ctx context.Context, tx *sql.Tx, key int64) error {
+// SerializedTx runs fn in a write transaction, as Tx, that runs one after another with every
+// other SerializedTx of the same key across all replicas: on PostgreSQL it holds a
+// transaction-level advisory lock on key from its start, released at commit or rollback, and
+// BEGIN and the lock cost one round trip to the server together; on SQLite, whose write
+// transactions are serialised already, it is Tx. fn may run more than once, as in Tx.
+func (db *DB) SerializedTx(ctx context.Context, key int64, fn func(Execer) error) error {
 	if db.dialect != Postgres {
-		return nil
+		return db.Tx(ctx, func(tx *sql.Tx) error { return fn(tx) })
 	}
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, key); err != nil {
-		return fmt.Errorf("advisory lock %d: %w", key, err)
+	for attempt := 0; ; attempt++ {
+		err := db.serializedTx(ctx, key, fn)
+		if err == nil || attempt >= db.retries || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+func (db *DB) serializedTx(ctx context.Context, key int64, fn func(Execer) error) error {
+	conn, err := db.SQL.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	// A connection given back inside a transaction (a ROLLBACK that failed) is discarded by the
+	// driver, never reused.
+	defer conn.Close()
+	// Without arguments the two statements go as one simple query: one round trip.
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("BEGIN; SELECT pg_advisory_xact_lock(%d)", key)); err != nil {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return fmt.Errorf("begin transaction holding advisory lock %d: %w", key, err)
+	}
+	if err := fn(conn); err != nil {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }
