@@ -427,14 +427,18 @@ func warmConnections(ctx context.Context, cl *kgo.Client) {
 	wg.Wait()
 }
 
-// takeFences takes the lanes' fences: a transaction (the run-start entry) on each lane makes
-// Kafka abort whatever an earlier run of this DLT left open there and refuse that run from now
-// on. Lane 0's comes first and lane 0's again last, to check that no run started in between
-// (see replayLanes). Between them, lane 1 takes its producer id (which is what fences), then
-// lane 1's transaction and every other lane's fence run at once: a run held in its fences
-// therefore holds lanes 0 and 1 as a run that fences its lanes one by one would, and never a
-// later lane before them. It returns the time a transaction takes, measured on the check and
-// on lane 1's.
+// takeFences takes the lanes' fences: taking a lane's producer id makes Kafka abort whatever
+// an earlier run of this DLT left open there and refuse that run from now on, and a
+// transaction (the run-start entry) on the lane holds the fence. Lane 0's comes first and lane
+// 0's again last, to check that no run started in between (see replayLanes). Between them,
+// lane 1 takes its producer id, then every other lane takes its own at once: a run held in its
+// fences therefore holds lanes 0 and 1 as a run that fences its lanes one by one would, and
+// never a later lane before them. Then the run-start entries of lanes 1 and up and lane 0's
+// check are committed at once. It returns the time a transaction takes, measured on the check
+// and on lane 1's. target, when not "", is a topic whose max.message.bytes is looked up
+// meanwhile. lanesFenced is called once every lane's producer id is taken, before the
+// transactions that follow: every earlier run's transactions are decided from then on, and
+// the ledger may be read meanwhile (nothing is committed before the check passes).
 func (r *run) takeFences(ctx context.Context, target string, lanesFenced func()) (time.Duration, error) {
 	e := r.e
 	// The ledger's max.message.bytes bounds the batches' ledger entries, not the run-start
@@ -465,34 +469,49 @@ func (r *run) takeFences(ctx context.Context, target string, lanesFenced func())
 	if _, _, err := r.lanes[1].cl.ProducerID(ctx); err != nil {
 		return 0, r.fenceError(err)
 	}
-	errs := make([]error, len(r.lanes))
-	var lane1 time.Duration // lane 1's transaction, its producer id taken: a plain one
-	var wg sync.WaitGroup
-	for k, ln := range r.lanes[1:] {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t0 := time.Now()
-			errs[k+1] = fence(ln)
-			if k == 0 {
-				lane1 = time.Since(t0)
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return 0, r.fenceError(err)
+	all := func(lanes []*lane, each func(k int, ln *lane) error) error {
+		errs := make([]error, len(lanes))
+		var wg sync.WaitGroup
+		for k, ln := range lanes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[k] = each(k, ln)
+			}()
 		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return r.fenceError(err)
+			}
+		}
+		return nil
+	}
+	if err := all(r.lanes[2:], func(_ int, ln *lane) error {
+		_, _, err := ln.cl.ProducerID(ctx)
+		return err
+	}); err != nil {
+		return 0, err
 	}
 	lanesFenced()
-	t0 := time.Now()
-	if err := fence(r.lanes[0]); err != nil {
-		return 0, r.fenceError(err)
+	var check, lane1 time.Duration // lane 1's transaction, its producer id taken: a plain one
+	err := all(r.lanes, func(k int, ln *lane) error {
+		t0 := time.Now()
+		err := fence(ln)
+		switch k {
+		case 0:
+			check = time.Since(t0)
+		case 1:
+			lane1 = time.Since(t0)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, err
 	}
 	// The shorter of two transactions: a pause of the process (a busy machine) in one of
 	// them does not make a near broker look far.
-	return min(time.Since(t0), lane1), nil
+	return min(check, lane1), nil
 }
 
 // fenceError is what a run says when taking a fence failed: nothing was replayed either way.
