@@ -235,6 +235,29 @@ func (e *Engine) rememberLeaders(topic string, l *leaders) {
 // leader is asked for its partitions' ends, all at once. It costs two round trips where
 // kadm's listing costs more (its metadata, then the offsets, then the scan's own lookup).
 func (e *Engine) highWatermarks(ctx context.Context, topic string) (map[int32]int64, error) {
+	ends, err := e.leadersHighWatermarks(ctx, topic)
+	if err == nil {
+		return ends, nil
+	}
+	// A leader that moved, or one not ready, or a lookup that failed: kadm's listing retries
+	// such answers.
+	listed, err := e.adm.ListEndOffsets(fresh(ctx), topic)
+	if err == nil {
+		err = topicErr(topic, listed)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
+	}
+	ends = map[int32]int64{}
+	for p, o := range listed[topic] {
+		ends[p] = o.Offset
+	}
+	return ends, nil
+}
+
+// leadersHighWatermarks is highWatermarks, asking the leaders directly; any error means some
+// partition's end is not known.
+func (e *Engine) leadersHighWatermarks(ctx context.Context, topic string) (map[int32]int64, error) {
 	lead, err := e.leaders(ctx, topic)
 	if err != nil {
 		return nil, err
@@ -295,18 +318,7 @@ func (e *Engine) highWatermarks(ctx context.Context, topic string) (map[int32]in
 		firstErr = errors.New("a leader left partitions out of its answer")
 	}
 	if firstErr != nil {
-		// A leader that moved, or one not ready: kadm's listing retries such answers.
-		listed, err := e.adm.ListEndOffsets(fresh(ctx), topic)
-		if err == nil {
-			err = topicErr(topic, listed)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
-		}
-		ends = map[int32]int64{}
-		for p, o := range listed[topic] {
-			ends[p] = o.Offset
-		}
+		return nil, firstErr
 	}
 	return ends, nil
 }
