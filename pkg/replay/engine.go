@@ -12,9 +12,10 @@
 //     see replayLanes). Starting a run fences the previous one: Kafka aborts its open transactions
 //     and refuses anything it sends afterwards. A run first commits a small run-start entry on
 //     every lane to hold the fences, then once more on the first to check that no other run
-//     started meanwhile, then reads the ledger (read_committed, to the end offsets it saw after
-//     taking the fences, which covers every transaction of every earlier run), and only then
-//     plans what to skip.
+//     started meanwhile. Once every lane is fenced it reads the ledger (read_committed, to the
+//     end offsets it saw after taking the fences, which covers every transaction of every
+//     earlier run), while that check runs, and only then plans what to skip; nothing is
+//     committed before the check has passed.
 //   - Records are replayed in batches, one transaction per batch, so a run killed at any point
 //     leaves whole batches committed (recorded in the ledger, skipped next time) or nothing of
 //     a batch (aborted by Kafka, replayed next time).
@@ -149,6 +150,10 @@ type Engine struct {
 	slabsReused, scanBuffersReused atomic.Int64
 	// leaderLookups counts the partition leader lookups of replay scans (see rawScan).
 	leaderLookups atomic.Int64
+	// leadersSeen is, per topic, the partition leaders a scan last looked up (see
+	// recentLeaders).
+	leadersMu   sync.Mutex
+	leadersSeen map[string]seenLeaders
 	// replayFetch, when not 0 (tests), is a replay scan's fetch size instead of fetchBulk.
 	replayFetch int32
 }
@@ -248,18 +253,35 @@ const (
 // partition, offset and since filters (the rest are checked per record).
 func (e *Engine) topicRanges(ctx context.Context, topic string, sel *Selection, mode endMode) ([]partRange, error) {
 	ctx = fresh(ctx)
-	starts, err := e.adm.ListStartOffsets(ctx, topic)
-	if err != nil {
-		return nil, fmt.Errorf("list start offsets of %s: %w", topic, err)
+	// The listings are independent: they go out at once, each a round trip (and a metadata
+	// lookup) of its own, which against a distant broker is what a read's start costs.
+	var starts, ends, after kadm.ListedOffsets
+	var startErr, endErr, afterErr error
+	since := sel != nil && !sel.Since.IsZero()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if mode == toStable {
+			ends, endErr = e.adm.ListCommittedOffsets(ctx, topic)
+		} else {
+			ends, endErr = e.adm.ListEndOffsets(ctx, topic)
+		}
+	}()
+	if since {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			after, afterErr = e.adm.ListOffsetsAfterMilli(ctx, sel.Since.UnixMilli(), topic)
+		}()
 	}
-	var ends kadm.ListedOffsets
-	if mode == toStable {
-		ends, err = e.adm.ListCommittedOffsets(ctx, topic)
-	} else {
-		ends, err = e.adm.ListEndOffsets(ctx, topic)
+	starts, startErr = e.adm.ListStartOffsets(ctx, topic)
+	wg.Wait()
+	if startErr != nil {
+		return nil, fmt.Errorf("list start offsets of %s: %w", topic, startErr)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
+	if endErr != nil {
+		return nil, fmt.Errorf("list end offsets of %s: %w", topic, endErr)
 	}
 	if err := topicErr(topic, starts); err != nil {
 		return nil, err
@@ -267,11 +289,8 @@ func (e *Engine) topicRanges(ctx context.Context, topic string, sel *Selection, 
 	if err := topicErr(topic, ends); err != nil {
 		return nil, err
 	}
-	var after kadm.ListedOffsets
-	if sel != nil && !sel.Since.IsZero() {
-		if after, err = e.adm.ListOffsetsAfterMilli(ctx, sel.Since.UnixMilli(), topic); err != nil {
-			return nil, fmt.Errorf("list offsets of %s after %s: %w", topic, sel.Since.Format(time.RFC3339), err)
-		}
+	if afterErr != nil {
+		return nil, fmt.Errorf("list offsets of %s after %s: %w", topic, sel.Since.Format(time.RFC3339), afterErr)
 	}
 	var out []partRange
 	for p, so := range starts[topic] {

@@ -520,8 +520,8 @@ func replayAsync(e *Engine, req Request) <-chan outcome {
 
 // TestInterleavedFencesStopTheEarlierRun holds a run between taking its lanes' fences while a
 // second run takes both: the first then holds lane 1 and the second lane 0. The first run's
-// check of lane 0 finds the second's fence, so it stops before reading the ledger and replays
-// nothing; the second replays everything once.
+// check of lane 0 finds the second's fence, so it stops before it selects anything and
+// replays nothing; the second replays everything once.
 func TestInterleavedFencesStopTheEarlierRun(t *testing.T) {
 	const n = 30
 	c := replaytest.NewCluster(t)

@@ -23,11 +23,14 @@ import (
 // Exactly once holds lane by lane, as it does with one producer: every batch is one
 // transaction holding its records and their ledger entries. A run takes the fence of lane 0,
 // then of every other lane, then takes lane 0's again to check that no other run started in
-// between, and only then reads the ledger. Of two runs that both pass that check, the later
-// one took lane 0's first fence after the earlier one's check, so it fenced every lane after
-// that check too, and the earlier one can commit nothing afterwards that the later one's ledger
-// read misses. The lanes other than 0 may therefore be fenced all at once, in parallel: only
-// their order against lane 0's two fences matters.
+// between, and commits nothing before that check has passed. It reads the ledger once every
+// lane is fenced (its producer id taken: Kafka has then settled every transaction an earlier
+// run had open on it), while the check runs. Of two runs that both pass that check, the later one
+// took lane 0's first fence after the earlier one's check, so it fenced every lane after that
+// check too, and the earlier one can commit nothing after the later one's fences, which come
+// before the later one's ledger read: the read misses nothing. The lanes other than 0 may
+// therefore be fenced all at once, in parallel: only their order against lane 0's two fences
+// matters.
 //
 // Every run fences replayLanes lanes, whatever number it commits on: a run must fence every
 // lane an earlier run may commit on. A run commits on nearLanes of them, and on all of them

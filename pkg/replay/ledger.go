@@ -288,6 +288,7 @@ func clipKey(k []byte) string {
 // replayed is what a run needs to know about one dead letter's last replay.
 type replayed struct {
 	count int32 // x-opsctl-replay-count the replay carried
+	set   bool  // in an offsetTable's slice: a replay is recorded at this offset
 	run   string
 	// stamp is the dead letter's timestamp (Unix milliseconds) when the replay was recorded
 	// without a topic ID, else 0: the record at the offset now is the one replayed only if
@@ -297,7 +298,115 @@ type replayed struct {
 
 // offsets are the replays recorded for the dead letters of one DLT incarnation: partition →
 // offset → last replay.
-type offsets map[int32]map[int64]replayed
+type offsets map[int32]*offsetTable
+
+// offsetTable is one partition's replays, by offset. The offsets a DLT's runs replayed lie
+// close together (a run replays ranges of the DLT), so they are kept in a slice indexed from
+// the lowest: an insert or a lookup, once per record a replay reads, costs an index where a
+// map costs a hash, and the slice grows by copying where a map of a million entries is
+// rebuilt. Offsets so far from the others that the slice would be mostly empty go to a map.
+type offsetTable struct {
+	base   int64
+	dense  []replayed // dense[o-base], where set
+	n      int        // the entries set in dense
+	sparse map[int64]replayed
+}
+
+// minDense is the length the slice may always have, however few of its entries are set.
+const minDense = 1024
+
+// get returns the replay recorded at offset o; t may be nil (none).
+func (t *offsetTable) get(o int64) (replayed, bool) {
+	if t == nil {
+		return replayed{}, false
+	}
+	if i := o - t.base; i >= 0 && i < int64(len(t.dense)) {
+		r := t.dense[i]
+		return r, r.set
+	}
+	r, ok := t.sparse[o]
+	return r, ok
+}
+
+// put records r at offset o, in place of what was there.
+func (t *offsetTable) put(o int64, r replayed) {
+	r.set = true
+	if i := o - t.base; i >= 0 && i < int64(len(t.dense)) {
+		if !t.dense[i].set {
+			t.n++
+		}
+		t.dense[i] = r
+		return
+	}
+	if _, ok := t.sparse[o]; ok {
+		t.sparse[o] = r
+		return
+	}
+	lo, hi := o, o+1
+	if len(t.dense) > 0 {
+		lo, hi = min(lo, t.base), max(hi, t.base+int64(len(t.dense)))
+	}
+	if hi-lo > max(minDense, 4*int64(t.n+len(t.sparse)+1)) {
+		// Too far from the others for now: the slice would be mostly empty.
+		if t.sparse == nil {
+			t.sparse = map[int64]replayed{}
+		}
+		t.sparse[o] = r
+		return
+	}
+	t.grow(lo, hi)
+	t.dense[o-t.base] = r
+	t.n++
+}
+
+// grow widens the slice to cover [lo, hi) at least, doubling it at least, so that it grows a
+// few times whatever the order the offsets come in, and moves the entries of the map it now
+// covers into it.
+func (t *offsetTable) grow(lo, hi int64) {
+	n := int64(len(t.dense))
+	switch {
+	case n == 0:
+		t.base, t.dense = lo, make([]replayed, max(hi-lo, 64))
+	case lo >= t.base:
+		t.dense = append(t.dense, make([]replayed, max(hi-t.base, 2*n)-n)...)
+	default:
+		// Room below as large as what is kept (offsets are never negative).
+		base := lo - min(n, max(lo, 0))
+		grown := make([]replayed, max(hi, t.base+n)-base)
+		copy(grown[t.base-base:], t.dense)
+		t.base, t.dense = base, grown
+	}
+	for o, r := range t.sparse {
+		if i := o - t.base; i >= 0 && i < int64(len(t.dense)) {
+			t.dense[i] = r
+			t.n++
+			delete(t.sparse, o)
+		}
+	}
+}
+
+// len returns the number of offsets with a replay recorded.
+func (t *offsetTable) len() int {
+	if t == nil {
+		return 0
+	}
+	return t.n + len(t.sparse)
+}
+
+// each calls fn for every offset with a replay recorded.
+func (t *offsetTable) each(fn func(o int64)) {
+	if t == nil {
+		return
+	}
+	for i, r := range t.dense {
+		if r.set {
+			fn(t.base + int64(i))
+		}
+	}
+	for o := range t.sparse {
+		fn(o)
+	}
+}
 
 // ledgerIndex holds the replays of one or more DLTs, read from the ledger. Memory grows with
 // the number of replayed records (a few dozen bytes each), not with the ledger's byte size.
@@ -407,10 +516,10 @@ func (ix *ledgerIndex) addReplay(id string, from Coord, runID string, count int,
 	}
 	os := ps[from.Partition]
 	if os == nil {
-		os = map[int64]replayed{}
+		os = &offsetTable{}
 		ps[from.Partition] = os
 	}
-	if prev, ok := os[from.Offset]; ok {
+	if prev, ok := os.get(from.Offset); ok {
 		// Every replay counts one higher than the one before, so the highest count is the
 		// latest replay, whatever order the ledger's partitions were read in.
 		if int(prev.count) >= count {
@@ -420,7 +529,7 @@ func (ix *ledgerIndex) addReplay(id string, from Coord, runID string, count int,
 			ix.runReplays[prev.run]--
 		}
 	}
-	os[from.Offset] = replayed{count: int32(count), run: runID, stamp: stamp}
+	os.put(from.Offset, replayed{count: int32(count), run: runID, stamp: stamp})
 	if keepRuns {
 		ix.runReplays[runID]++
 	}
@@ -560,8 +669,8 @@ func (ix *ledgerIndex) view(dltTopic, id string) ledgerView {
 // recorded. A replay recorded with a stamp (no topic ID) is the record's only if stamp, its
 // timestamp in Unix milliseconds, is the same; stamp < 0 skips that check.
 func (v ledgerView) lookup(p int32, o, stamp int64) (replayed, bool) {
-	r, ok := v.cur[p][o]
-	if l, lok := v.legacy[p][o]; lok && (!ok || l.count > r.count) {
+	r, ok := v.cur[p].get(o)
+	if l, lok := v.legacy[p].get(o); lok && (!ok || l.count > r.count) {
 		r, ok = l, true
 	}
 	if ok && r.stamp != 0 && stamp >= 0 && r.stamp != stamp {
@@ -574,16 +683,16 @@ func (v ledgerView) lookup(p int32, o, stamp int64) (replayed, bool) {
 func (v ledgerView) count() int {
 	n := 0
 	for p, os := range v.cur {
-		n += len(os)
-		for o := range v.legacy[p] {
-			if _, dup := os[o]; !dup {
+		n += os.len()
+		v.legacy[p].each(func(o int64) {
+			if _, dup := os.get(o); !dup {
 				n++
 			}
-		}
+		})
 	}
 	for p, os := range v.legacy {
 		if _, seen := v.cur[p]; !seen {
-			n += len(os)
+			n += os.len()
 		}
 	}
 	return n

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -230,4 +231,63 @@ func FuzzParseRowsAgreesWithTokens(f *testing.F) {
 			t.Fatalf("%s: parseRows read %v, the token reader %v", raw, got, want)
 		}
 	})
+}
+
+// TestOffsetTableMatchesMap: the ledger index's per-partition table of replays (a slice where
+// the offsets lie close together, a map where they do not) holds what a map would, whatever
+// order the offsets come in: ascending runs, descending ones, far outliers, overwrites.
+func TestOffsetTableMatchesMap(t *testing.T) {
+	for seed := range uint64(50) {
+		rng := rand.New(rand.NewPCG(seed, 3))
+		var tab offsetTable
+		want := map[int64]replayed{}
+		next := rng.Int64N(5000)
+		for i := range 3000 {
+			var o int64
+			switch rng.IntN(10) {
+			case 0:
+				o = rng.Int64N(1 << 40) // far from the rest
+			case 1, 2:
+				o = max(0, next-rng.Int64N(4000)) // back down, maybe below the slice
+			default:
+				o = next
+				next += 1 + rng.Int64N(3)
+			}
+			r := replayed{count: int32(i + 1), run: strconv.Itoa(i), stamp: int64(i)}
+			tab.put(o, r)
+			r.set = true
+			want[o] = r
+		}
+		if tab.len() != len(want) {
+			t.Fatalf("seed %d: %d offsets, want %d", seed, tab.len(), len(want))
+		}
+		for o, w := range want {
+			if got, ok := tab.get(o); !ok || got != w {
+				t.Fatalf("seed %d: offset %d holds %+v (%v), want %+v", seed, o, got, ok, w)
+			}
+		}
+		seen := 0
+		tab.each(func(o int64) {
+			seen++
+			if _, ok := want[o]; !ok {
+				t.Fatalf("seed %d: offset %d listed, never put", seed, o)
+			}
+		})
+		if seen != len(want) {
+			t.Fatalf("seed %d: each listed %d offsets, want %d", seed, seen, len(want))
+		}
+		for range 1000 {
+			o := rng.Int64N(next + 10)
+			if _, ok := tab.get(o); ok != (want[o] != replayed{}) {
+				t.Fatalf("seed %d: offset %d present %v, want %v", seed, o, ok, !ok)
+			}
+		}
+		if len(tab.dense) > 8*max(minDense, len(want)) {
+			t.Fatalf("seed %d: a slice of %d for %d offsets", seed, len(tab.dense), len(want))
+		}
+	}
+	var none *offsetTable
+	if _, ok := none.get(1); ok || none.len() != 0 {
+		t.Fatal("an absent table holds something")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -54,14 +55,9 @@ func (la *ledgerAhead) rest(ctx context.Context, e *Engine, dltTopic string) (*l
 	if la.err != nil {
 		return nil, la.err
 	}
-	ranges, err := e.topicRanges(ctx, e.cfg.LedgerTopic, nil, toHigh)
+	ranges, err := la.restRanges(ctx, e)
 	if err != nil {
 		return nil, fmt.Errorf("read replay ledger: %w", err)
-	}
-	for i := range ranges {
-		if at, ok := la.ends[ranges[i].p]; ok {
-			ranges[i].start = max(ranges[i].start, at)
-		}
 	}
 	if err := e.scanLedger(ctx, la.ix, dltTopic, ranges); err != nil {
 		return nil, err
@@ -70,6 +66,23 @@ func (la *ledgerAhead) rest(ctx context.Context, e *Engine, dltTopic string) (*l
 		e.cfg.Logger.Warn("ledger records that are not opsctl entries were ignored", "topic", e.cfg.LedgerTopic, "count", la.ix.bad)
 	}
 	return la.ix, nil
+}
+
+// restRanges returns the ranges of the ledger the read ahead left: from where it stopped to
+// the high watermark; a partition it did not read (the ledger did not exist yet, or has
+// partitions it did not have) from offset 0, which the scan moves on to the log's start.
+func (la *ledgerAhead) restRanges(ctx context.Context, e *Engine) ([]partRange, error) {
+	topic := e.cfg.LedgerTopic
+	ends, err := e.highWatermarks(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	var ranges []partRange
+	for p, end := range ends {
+		ranges = append(ranges, partRange{p: p, start: la.ends[p], end: end})
+	}
+	sort.Slice(ranges, func(i, j int) bool { return ranges[i].p < ranges[j].p })
+	return ranges, nil
 }
 
 // scanLedger adds the entries of the ledger's ranges to ix, as readLedger does.

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/come2us/opsctl/pkg/dlt"
@@ -176,6 +177,16 @@ type rules struct {
 
 // newRules returns the rules of req, given the ledger and the topic ID of the DLT being read.
 func (e *Engine) newRules(ctx context.Context, req *Request, ledger *ledgerIndex, dltID string) (*rules, error) {
+	tds, err := e.adm.ListTopics(fresh(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("list topics: %w", err)
+	}
+	return e.rulesWith(req, ledger, dltID, tds), nil
+}
+
+// rulesWith returns the rules of req, given the ledger, the topic ID of the DLT being read and a
+// listing of the cluster's topics (the targets that exist).
+func (e *Engine) rulesWith(req *Request, ledger *ledgerIndex, dltID string, tds kadm.TopicDetails) *rules {
 	ru := &rules{req: req, ledger: ledger.view(req.Topic, dltID), maxReplays: req.MaxReplays, ledgerTopic: e.cfg.LedgerTopic, exists: map[string]bool{}}
 	if ru.maxReplays <= 0 {
 		ru.maxReplays = e.cfg.MaxReplays
@@ -186,16 +197,12 @@ func (e *Engine) newRules(ctx context.Context, req *Request, ledger *ledgerIndex
 			ru.allow[t] = true
 		}
 	}
-	tds, err := e.adm.ListTopics(fresh(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("list topics: %w", err)
-	}
 	for _, td := range tds {
 		if td.Err == nil {
 			ru.exists[td.Topic] = true
 		}
 	}
-	return ru, nil
+	return ru
 }
 
 func (ru *rules) decide(d *dlt.Record) decision {

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -142,7 +143,10 @@ func (sc *rawScan) fetchRounds(ctx context.Context, offsets map[int32]int64) {
 			return false
 		}
 	}
-	var lead *leaders
+	// A scan of a topic another scan looked up a moment ago starts from the leaders it found
+	// (a replay reads the ledger twice, a moment apart); a leader that moved since answers
+	// NOT_LEADER, and they are looked up again.
+	lead := sc.e.recentLeaders(sc.topic, sc.id)
 	backoff := 50 * time.Millisecond
 	round := 0
 	for len(offsets) > 0 {
@@ -158,6 +162,7 @@ func (sc *rawScan) fetchRounds(ctx context.Context, offsets map[int32]int64) {
 				return
 			}
 			lead = l
+			sc.e.rememberLeaders(sc.topic, l)
 		}
 		round++
 		parts, retry, err := sc.fetchRound(ctx, lead, offsets, round)
@@ -190,6 +195,132 @@ func (sc *rawScan) fetchRounds(ctx context.Context, offsets map[int32]int64) {
 type leaders struct {
 	id     [16]byte
 	leader map[int32]int32
+	// partial means the answer left partitions out (each with an error of its own).
+	partial bool
+}
+
+// leadersFresh is how long the leaders a scan looked up serve the next scans of the topic.
+const leadersFresh = 5 * time.Second
+
+// seenLeaders is what a scan found of a topic's leaders, and when.
+type seenLeaders struct {
+	l  *leaders
+	at time.Time
+}
+
+// recentLeaders returns the leaders of topic a scan looked up less than leadersFresh ago, nil
+// if none did, or if the topic's ID is not id (when id is not "").
+func (e *Engine) recentLeaders(topic, id string) *leaders {
+	e.leadersMu.Lock()
+	defer e.leadersMu.Unlock()
+	seen, ok := e.leadersSeen[topic]
+	if !ok || time.Since(seen.at) > leadersFresh || (id != "" && idString(seen.l.id) != id) {
+		return nil
+	}
+	return seen.l
+}
+
+// rememberLeaders keeps the leaders of topic a scan looked up, for the next scans.
+func (e *Engine) rememberLeaders(topic string, l *leaders) {
+	e.leadersMu.Lock()
+	defer e.leadersMu.Unlock()
+	if e.leadersSeen == nil {
+		e.leadersSeen = map[string]seenLeaders{}
+	}
+	e.leadersSeen[topic] = seenLeaders{l: l, at: time.Now()}
+}
+
+// highWatermarks returns the high watermark of each partition of topic: its partitions and
+// leaders are looked up (and kept for the scan that follows, see recentLeaders), then each
+// leader is asked for its partitions' ends, all at once. It costs two round trips where
+// kadm's listing costs more (its metadata, then the offsets, then the scan's own lookup).
+func (e *Engine) highWatermarks(ctx context.Context, topic string) (map[int32]int64, error) {
+	ends, err := e.leadersHighWatermarks(ctx, topic)
+	if err == nil {
+		return ends, nil
+	}
+	// A leader that moved, or one not ready, or a lookup that failed: kadm's listing retries
+	// such answers.
+	listed, err := e.adm.ListEndOffsets(fresh(ctx), topic)
+	if err == nil {
+		err = topicErr(topic, listed)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
+	}
+	ends = map[int32]int64{}
+	for p, o := range listed[topic] {
+		ends[p] = o.Offset
+	}
+	return ends, nil
+}
+
+// leadersHighWatermarks is highWatermarks, asking the leaders directly; any error means some
+// partition's end is not known.
+func (e *Engine) leadersHighWatermarks(ctx context.Context, topic string) (map[int32]int64, error) {
+	lead, err := e.leaders(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	e.rememberLeaders(topic, lead)
+	byLeader := map[int32][]int32{}
+	for p, l := range lead.leader {
+		byLeader[l] = append(byLeader[l], p)
+	}
+	ends := map[int32]int64{}
+	var mu sync.Mutex
+	var firstErr error
+	var wg sync.WaitGroup
+	for l, ps := range byLeader {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := kmsg.NewPtrListOffsetsRequest()
+			req.ReplicaID = -1
+			rt := kmsg.NewListOffsetsRequestTopic()
+			rt.Topic = topic
+			for _, p := range ps {
+				rp := kmsg.NewListOffsetsRequestTopicPartition()
+				rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = p, -1, -1 // -1: the end
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			req.Topics = append(req.Topics, rt)
+			var err error
+			if l < 0 {
+				err = fmt.Errorf("partitions %v have no leader", ps)
+			}
+			var resp *kmsg.ListOffsetsResponse
+			if err == nil {
+				resp, err = req.RequestWith(ctx, e.cl.Broker(int(l)))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				firstErr = cmp.Or(firstErr, err)
+				return
+			}
+			for _, t := range resp.Topics {
+				if t.Topic != topic {
+					continue
+				}
+				for _, rp := range t.Partitions {
+					if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+						firstErr = cmp.Or(firstErr, fmt.Errorf("partition %d: %w", rp.Partition, err))
+						continue
+					}
+					ends[rp.Partition] = rp.Offset
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr == nil && (lead.partial || len(ends) != len(lead.leader)) {
+		firstErr = errors.New("a leader left partitions out of its answer")
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return ends, nil
 }
 
 // leaders asks a broker where topic's partitions are led now. (kadm's Metadata may answer from
@@ -215,6 +346,8 @@ func (e *Engine) leaders(ctx context.Context, topic string) (*leaders, error) {
 		for _, p := range t.Partitions {
 			if kerr.ErrorForCode(p.ErrorCode) == nil {
 				l.leader[p.Partition] = p.Leader
+			} else {
+				l.partial = true
 			}
 		}
 		return l, nil

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -104,28 +105,43 @@ func (l *batchLimits) get(topic string) int32 {
 	return defaultBatchMax
 }
 
-// learn looks topic's max.message.bytes up once.
-func (l *batchLimits) learn(ctx context.Context, e *Engine, topic string) {
+// learn looks the max.message.bytes of topics up once, in one request.
+func (l *batchLimits) learn(ctx context.Context, e *Engine, topics ...string) {
 	l.mu.Lock()
-	_, known := l.m[topic]
+	var unknown []string
+	for _, t := range topics {
+		if _, known := l.m[t]; !known {
+			unknown = append(unknown, t)
+		}
+	}
 	l.mu.Unlock()
-	if known {
+	if len(unknown) == 0 {
 		return
 	}
-	limit := int32(defaultBatchMax)
-	if rcs, err := e.adm.DescribeTopicConfigs(ctx, topic); err == nil {
+	limits := map[string]int32{}
+	for _, t := range unknown {
+		limits[t] = defaultBatchMax
+	}
+	if rcs, err := e.adm.DescribeTopicConfigs(ctx, unknown...); err == nil {
 		for _, rc := range rcs {
+			if _, asked := limits[rc.Name]; !asked {
+				continue
+			}
 			for _, c := range rc.Configs {
 				if c.Key == "max.message.bytes" && c.Value != nil {
 					if n, err := strconv.ParseInt(*c.Value, 10, 32); err == nil && n >= 512 {
-						limit = int32(n)
+						limits[rc.Name] = int32(n)
 					}
 				}
 			}
 		}
 	}
 	l.mu.Lock()
-	l.m[topic] = limit
+	for t, limit := range limits {
+		if _, known := l.m[t]; !known {
+			l.m[t] = limit
+		}
+	}
 	l.mu.Unlock()
 }
 
@@ -157,40 +173,70 @@ func newRunID() uuid.UUID {
 	return uuid.New()
 }
 
-// do runs the replay: it reads the ranges to replay and starts fetching them, takes the
-// lanes' fences, reads the ledger, then scans and commits, and records the run's end.
+// do runs the replay: it looks the DLT up, reads the ranges to replay and starts fetching
+// them while it takes the lanes' fences, reads the ledger, then scans and commits, and records
+// the run's end.
 func (r *run) do(ctx context.Context) error {
 	if err := r.e.validate(r.req, true); err != nil {
 		return err
 	}
-	// The lanes' producers connect while the ranges are read: their fences come next.
+	// The lanes' producers connect while the DLT is looked up: their fences come next.
 	closeLanes, err := r.openLanes(ctx)
 	defer closeLanes()
 	if err != nil {
 		return err
 	}
-	ranges, pre, err := r.prepare(ctx)
+	// What the ledger holds decided already is read from the start, while the ranges are read
+	// and the fences taken: it only reads, and a run that stops before its fences stops it.
+	actx, stopAhead := context.WithCancel(ctx)
+	defer stopAhead()
+	ahead := r.e.readLedgerAhead(actx, r.req.Topic)
+	topics, opened, err := r.prepare(ctx)
 	if err != nil {
-		return err
-	}
-	defer pre.close()
-	// What the ledger holds decided already is read while the fences are taken.
-	ahead := r.e.readLedgerAhead(ctx, r.req.Topic)
-	txnTime, err := r.takeFences(ctx)
-	if err != nil {
+		stopAhead()
 		ahead.wait()
 		return err
 	}
-	// Now every earlier run's transactions are decided; the ledger up to its high watermark is
-	// the complete truth about what was replayed.
-	ledger, err := ahead.rest(ctx, r.e, r.req.Topic)
-	if err != nil {
-		return r.finish(ctx, err)
+	// The fences are taken while the ranges are listed and their first fetch goes out; the
+	// rest of the ledger is read once every lane is fenced, while lane 0 checks its fence.
+	var txnTime time.Duration
+	var fenceErr error
+	lanesFenced, fenced := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(fenced)
+		txnTime, fenceErr = r.takeFences(ctx, r.likelyTarget(topics), func() { close(lanesFenced) })
+	}()
+	ranges, pre, rangesErr := opened()
+	defer pre.close()
+	var ledger *ledgerIndex
+	var ledgerErr error
+	select {
+	case <-lanesFenced:
+		if rangesErr == nil {
+			// Every earlier run's transactions are decided now; the ledger up to its high
+			// watermark is the complete truth about what was replayed.
+			ledger, ledgerErr = ahead.rest(ctx, r.e, r.req.Topic)
+		}
+		<-fenced
+	case <-fenced:
 	}
-	ru, err := r.e.newRules(ctx, r.req, ledger, r.dltID)
-	if err != nil {
-		return r.finish(ctx, err)
+	if fenceErr != nil {
+		stopAhead()
+		ahead.wait()
+		return fenceErr
 	}
+	if rangesErr != nil {
+		stopAhead()
+		ahead.wait()
+		return r.finish(ctx, rangesErr)
+	}
+	if ledger == nil && ledgerErr == nil {
+		ledger, ledgerErr = ahead.rest(ctx, r.e, r.req.Topic)
+	}
+	if ledgerErr != nil {
+		return r.finish(ctx, ledgerErr)
+	}
+	ru := r.e.rulesWith(r.req, ledger, r.dltID, topics)
 	batchCap, growCap := r.batchSizes(txnTime)
 
 	// The scan runs ahead in its own goroutine while this one commits transactions, so network
@@ -214,35 +260,99 @@ func (r *run) do(ctx context.Context) error {
 	return r.finish(ctx, err)
 }
 
-// prepare reads the ranges the run replays and opens their scan, whose first fetch is on its
-// way while the run takes its fences and reads the ledger.
-func (r *run) prepare(ctx context.Context) ([]partRange, *rangeScan, error) {
+// prepare checks what a run needs before it takes its fences — the DLT exists, the partitions
+// the selection names exist, the fields a --where names exist — and has the ledger created if
+// need be. It returns a listing of the cluster's topics (which incarnation of the DLT the run
+// reads, and which targets exist), and opened, which returns the ranges the run replays and
+// their scan, opened as soon as the ranges are known so that the first fetch is on its way
+// while the run takes its fences and reads the ledger. The ranges are listed meanwhile, and
+// opened must be called, whatever the error.
+func (r *run) prepare(ctx context.Context) (kadm.TopicDetails, func() ([]partRange, *rangeScan, error), error) {
 	e, req := r.e, r.req
-	ranges, err := e.topicRanges(ctx, req.Topic, &req.Selection, toStable)
-	if err != nil {
+	var topics kadm.TopicDetails
+	var listErr error
+	listed := make(chan struct{})
+	go func() {
+		defer close(listed)
+		topics, listErr = e.adm.ListTopics(fresh(ctx))
+	}()
+	var ranges []partRange
+	var pre *rangeScan
+	var rangesErr, openErr error
+	known := make(chan struct{}) // closed once the ranges are listed (and checked)
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		func() {
+			defer close(known)
+			if ranges, rangesErr = e.topicRanges(ctx, req.Topic, &req.Selection, toStable); rangesErr != nil {
+				return
+			}
+			ranges, _ = bounded(ranges, req.Bound)
+			for _, pr := range ranges {
+				r.total += max(0, pr.end-pr.start)
+			}
+			rangesErr = e.checkWhere(ctx, req.Topic, ranges, &req.Selection)
+		}()
+		<-listed
+		if td, ok := topics[req.Topic]; ok && td.Err == nil && rangesErr == nil && listErr == nil {
+			pre, openErr = e.openWalk(ctx, req, idString(td.ID), ranges)
+		}
+	}()
+	opened := func() ([]partRange, *rangeScan, error) {
+		<-scanned
+		return ranges, pre, cmp.Or(rangesErr, openErr)
+	}
+	fail := func(err error) (kadm.TopicDetails, func() ([]partRange, *rangeScan, error), error) {
+		if _, pre, _ := opened(); pre != nil {
+			pre.close()
+		}
 		return nil, nil, err
 	}
-	ranges, _ = bounded(ranges, req.Bound)
-	for _, pr := range ranges {
-		r.total += max(0, pr.end-pr.start)
-	}
-	if err := e.checkWhere(ctx, req.Topic, ranges, &req.Selection); err != nil {
-		return nil, nil, err
+	<-listed
+	if listErr != nil {
+		return fail(fmt.Errorf("look up topic ids: %w", listErr))
 	}
 	// The run replays the records of this incarnation of the DLT: its ledger entries say so,
 	// and its scan stops if the topic is deleted and created again meanwhile.
-	if r.dltID, err = e.topicID(ctx, req.Topic); err != nil {
-		return nil, nil, err
+	td, ok := topics[req.Topic]
+	if !ok || td.Err != nil {
+		return fail(fmt.Errorf("%s: %w", req.Topic, ErrUnknownTopic))
 	}
-	pre, err := e.openWalk(ctx, req, r.dltID, ranges)
-	if err != nil {
-		return nil, nil, err
+	for _, p := range req.Selection.Partitions {
+		if _, ok := td.Partitions[p]; !ok {
+			return fail(fmt.Errorf("%w: %s has no partition %d (it has %d)", ErrBadSelection, req.Topic, p, len(td.Partitions)))
+		}
 	}
-	if err := e.ensureLedger(ctx); err != nil {
-		pre.close()
-		return nil, nil, err
+	r.dltID = idString(td.ID)
+	if req.Selection.Where != nil && len(req.Selection.Where.fields) > 0 {
+		// A --where that names a field no record has is refused before anything is written.
+		<-known
+		if rangesErr != nil {
+			return fail(rangesErr)
+		}
 	}
-	return ranges, pre, nil
+	if ld, ok := topics[e.cfg.LedgerTopic]; !ok || ld.Err != nil {
+		if err := e.createLedger(ctx); err != nil {
+			return fail(err)
+		}
+	}
+	return topics, opened, nil
+}
+
+// likelyTarget is the topic the run's records most likely go to, when it exists: the --to
+// topic, or the DLT's name without its dead-letter suffix (orders.DLT's records were orders').
+// Its max.message.bytes is looked up while the fences are taken, not when the first record
+// needs it.
+func (r *run) likelyTarget(topics kadm.TopicDetails) string {
+	t := r.req.To
+	if t == "" {
+		t = r.e.cfg.DLTPattern.ReplaceAllString(r.req.Topic, "")
+	}
+	if td, ok := topics[t]; ok && td.Err == nil && t != r.req.Topic {
+		return t
+	}
+	return ""
 }
 
 // openLanes opens the run's transactional producers (see replayLanes) and has each look up
@@ -276,7 +386,7 @@ func (r *run) openLanes(ctx context.Context) (func(), error) {
 			return closeAll, err
 		}
 		r.lanes = append(r.lanes, newLane(r, cl))
-		warming.Add(1)
+		warming.Add(2)
 		go func() {
 			defer warming.Done()
 			// Describing the transaction reads and changes nothing; franz-go keeps the
@@ -288,26 +398,59 @@ func (r *run) openLanes(ctx context.Context) (func(), error) {
 				e.cfg.Logger.Debug("replay lane did not reach its coordinator ahead of its fence", "lane", k, "err", err)
 			}
 		}()
+		go func() {
+			defer warming.Done()
+			warmConnections(wctx, cl)
+		}()
 	}
 	return closeAll, nil
 }
 
-// takeFences takes the lanes' fences: a transaction (the run-start entry) on each lane makes
-// Kafka abort whatever an earlier run of this DLT left open there and refuse that run from now
-// on. Lane 0's comes first and lane 0's again last, to check that no run started in between
-// (see replayLanes). Between them, lane 1 takes its producer id (which is what fences), then
-// lane 1's transaction and every other lane's fence run at once: a run held in its fences
-// therefore holds lanes 0 and 1 as a run that fences its lanes one by one would, and never a
-// later lane before them. It returns the time a transaction takes, measured on the check and
-// on lane 1's.
-func (r *run) takeFences(ctx context.Context) (time.Duration, error) {
+// warmConnections opens cl's connections to every broker ahead of its transactions: the one
+// its metadata requests take and the one its records take. A connection costs a round trip
+// of its own (the client and the broker agree on versions) before its first request; a lane's
+// fence and its first batch would otherwise pay it to each broker they meet, one after the
+// other. Failures are left to the requests that follow.
+func warmConnections(ctx context.Context, cl *kgo.Client) {
+	// Opening the produce connections looks the brokers up first, if need be.
+	if err := cl.EnsureProduceConnectionIsOpen(ctx); err != nil {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, b := range cl.DiscoveredBrokers() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = b.Request(ctx, kmsg.NewPtrApiVersionsRequest())
+		}()
+	}
+	wg.Wait()
+}
+
+// takeFences takes the lanes' fences: taking a lane's producer id makes Kafka abort whatever
+// an earlier run of this DLT left open there and refuse that run from now on, and a
+// transaction (the run-start entry) on the lane holds the fence. Lane 0's comes first and lane
+// 0's again last, to check that no run started in between (see replayLanes). Between them,
+// lane 1 takes its producer id, then every other lane takes its own at once: a run held in its
+// fences therefore holds lanes 0 and 1 as a run that fences its lanes one by one would, and
+// never a later lane before them. Then the run-start entries of lanes 1 and up and lane 0's
+// check are committed at once. It returns the time a transaction takes, measured on the check
+// and on lane 1's. target, when not "", is a topic whose max.message.bytes is looked up
+// meanwhile. lanesFenced is called once every lane's producer id is taken, before the
+// transactions that follow: every earlier run's transactions are decided from then on, and
+// the ledger may be read meanwhile (nothing is committed before the check passes).
+func (r *run) takeFences(ctx context.Context, target string, lanesFenced func()) (time.Duration, error) {
 	e := r.e
 	// The ledger's max.message.bytes bounds the batches' ledger entries, not the run-start
-	// entry: it is looked up while the fences are taken.
+	// entry: it is looked up while the fences are taken, with the likely target's.
 	learned := make(chan struct{})
 	go func() {
 		defer close(learned)
-		r.limits.learn(ctx, e, e.cfg.LedgerTopic)
+		learn := []string{e.cfg.LedgerTopic}
+		if target != "" {
+			learn = append(learn, target)
+		}
+		r.limits.learn(ctx, e, learn...)
 	}()
 	defer func() { <-learned }()
 	start := r.runEntry(RunRunning, nil, nil)
@@ -326,33 +469,49 @@ func (r *run) takeFences(ctx context.Context) (time.Duration, error) {
 	if _, _, err := r.lanes[1].cl.ProducerID(ctx); err != nil {
 		return 0, r.fenceError(err)
 	}
-	errs := make([]error, len(r.lanes))
-	var lane1 time.Duration // lane 1's transaction, its producer id taken: a plain one
-	var wg sync.WaitGroup
-	for k, ln := range r.lanes[1:] {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t0 := time.Now()
-			errs[k+1] = fence(ln)
-			if k == 0 {
-				lane1 = time.Since(t0)
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return 0, r.fenceError(err)
+	all := func(lanes []*lane, each func(k int, ln *lane) error) error {
+		errs := make([]error, len(lanes))
+		var wg sync.WaitGroup
+		for k, ln := range lanes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[k] = each(k, ln)
+			}()
 		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return r.fenceError(err)
+			}
+		}
+		return nil
 	}
-	t0 := time.Now()
-	if err := fence(r.lanes[0]); err != nil {
-		return 0, r.fenceError(err)
+	if err := all(r.lanes[2:], func(_ int, ln *lane) error {
+		_, _, err := ln.cl.ProducerID(ctx)
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	lanesFenced()
+	var check, lane1 time.Duration // lane 1's transaction, its producer id taken: a plain one
+	err := all(r.lanes, func(k int, ln *lane) error {
+		t0 := time.Now()
+		err := fence(ln)
+		switch k {
+		case 0:
+			check = time.Since(t0)
+		case 1:
+			lane1 = time.Since(t0)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, err
 	}
 	// The shorter of two transactions: a pause of the process (a busy machine) in one of
 	// them does not make a near broker look far.
-	return min(time.Since(t0), lane1), nil
+	return min(check, lane1), nil
 }
 
 // fenceError is what a run says when taking a fence failed: nothing was replayed either way.
@@ -655,10 +814,16 @@ func (e *Engine) ensureLedger(ctx context.Context) error {
 	if td, ok := tds[e.cfg.LedgerTopic]; ok && td.Err == nil {
 		return nil
 	}
+	return e.createLedger(ctx)
+}
+
+// createLedger creates the ledger topic, compacted, with three partitions; one that exists
+// already is left as it is.
+func (e *Engine) createLedger(ctx context.Context) error {
 	compact := "compact"
 	// Three partitions, like every topic of the platform: ledger writes and reads spread over
 	// them; entries of one dead letter always share a partition (same key).
-	_, err = e.adm.CreateTopic(ctx, 3, -1, map[string]*string{"cleanup.policy": &compact}, e.cfg.LedgerTopic)
+	_, err := e.adm.CreateTopic(fresh(ctx), 3, -1, map[string]*string{"cleanup.policy": &compact}, e.cfg.LedgerTopic)
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("create ledger topic %s (compacted): %w; nothing was replayed", e.cfg.LedgerTopic, err)
 	}
