@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/come2us/opsctl/pkg/pgtest"
+	"github.com/come2us/opsctl/pkg/services/store"
 )
 
 // Engine names a subtest's database engine.
@@ -72,4 +73,15 @@ func URLs(t testing.TB, e Engine) NewURL {
 		u.RawQuery = q.Encode()
 		return u.String()
 	}
+}
+
+// Open opens the database at url (see store.Open) and closes it when the test ends.
+func Open(t testing.TB, url string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
 }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/come2us/opsctl/pkg/dbtest"
 	"github.com/come2us/opsctl/pkg/services/order"
-	"github.com/come2us/opsctl/pkg/services/store"
 )
 
 // TestCreateKeepsLineOrder: the lines of a new order, two of them alike in every value, come
@@ -14,11 +13,7 @@ import (
 func TestCreateKeepsLineOrder(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
 		ctx := context.Background()
-		db, err := store.Open(ctx, newURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		db := dbtest.Open(t, newURL())
 		st, err := order.NewStore(ctx, db, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -351,11 +351,7 @@ func TestSecondPaymentOfPaidOrderIsAnError(t *testing.T) {
 func TestOneOrderPerCoupon(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
 		ctx := context.Background()
-		db, err := store.Open(ctx, newURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		db := dbtest.Open(t, newURL())
 		st, err := order.NewStore(ctx, db, func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) })
 		if err != nil {
 			t.Fatal(err)

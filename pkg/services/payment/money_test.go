@@ -117,11 +117,7 @@ func TestAmountCheckedBeforeGateway(t *testing.T) {
 func TestFinishAfterLostClaim(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
 		ctx := context.Background()
-		db, err := store.Open(ctx, newURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		db := dbtest.Open(t, newURL())
 		now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 		st, err := payment.NewStore(ctx, db, func() time.Time { return now })
 		if err != nil {

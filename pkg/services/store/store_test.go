@@ -17,16 +17,6 @@ import (
 	"github.com/come2us/opsctl/pkg/services/store"
 )
 
-func open(t *testing.T, url string) *store.DB {
-	t.Helper()
-	db, err := store.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
-}
-
 func migrations(t *testing.T) fs.FS {
 	t.Helper()
 	sub, err := fs.Sub(os.DirFS("testdata"), "migrations")
@@ -39,7 +29,7 @@ func migrations(t *testing.T) fs.FS {
 func TestMigrateAndQueries(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
 		ctx := context.Background()
-		db := open(t, newURL())
+		db := dbtest.Open(t, newURL())
 		// Twice: the second run must apply nothing.
 		for range 2 {
 			if err := db.Migrate(ctx, "widgets", migrations(t)); err != nil {
@@ -150,7 +140,7 @@ func TestMigrateAndQueries(t *testing.T) {
 func TestConcurrentWriters(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
 		ctx := context.Background()
-		db := open(t, newURL())
+		db := dbtest.Open(t, newURL())
 		if err := db.Migrate(ctx, "widgets", migrations(t)); err != nil {
 			t.Fatal(err)
 		}
@@ -202,7 +192,7 @@ func TestConcurrentWriters(t *testing.T) {
 func TestExec(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
 		ctx := context.Background()
-		db := open(t, newURL())
+		db := dbtest.Open(t, newURL())
 		if err := db.Migrate(ctx, "widgets", migrations(t)); err != nil {
 			t.Fatal(err)
 		}
@@ -278,7 +268,7 @@ func TestOpenRejects(t *testing.T) {
 func TestMigrationKeepsASemicolonInAString(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
 		ctx := context.Background()
-		db := open(t, newURL())
+		db := dbtest.Open(t, newURL())
 		sub, err := fs.Sub(os.DirFS("testdata"), "semicolon")
 		if err != nil {
 			t.Fatal(err)
@@ -301,7 +291,7 @@ func TestMigrationKeepsASemicolonInAString(t *testing.T) {
 func TestMigrateAdoptsSchemaMigrations(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
 		ctx := context.Background()
-		db := open(t, newURL())
+		db := dbtest.Open(t, newURL())
 		body, err := fs.ReadFile(migrations(t), "0001_init.sql")
 		if err != nil {
 			t.Fatal(err)
@@ -366,7 +356,7 @@ func TestConcurrentMigrations(t *testing.T) {
 }
 
 func TestMemory(t *testing.T) {
-	db := open(t, "sqlite::memory:")
+	db := dbtest.Open(t, "sqlite::memory:")
 	if err := db.Migrate(context.Background(), "widgets", migrations(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +375,7 @@ func TestIn(t *testing.T) {
 // server, which would reject it; a bad value is refused before anything connects.
 func TestPoolMaxConns(t *testing.T) {
 	url := pgtest.WithPool(pgtest.New(t), 2)
-	db := open(t, url)
+	db := dbtest.Open(t, url)
 	if n := db.SQL.Stats().MaxOpenConnections; n != 2 {
 		t.Fatalf("MaxOpenConnections = %d, want 2", n)
 	}
@@ -403,7 +393,7 @@ func TestPoolMaxConns(t *testing.T) {
 func TestSerializedTx(t *testing.T) {
 	dbtest.ForEach(t, func(t *testing.T, newURL dbtest.NewURL) {
 		ctx := context.Background()
-		db := open(t, newURL())
+		db := dbtest.Open(t, newURL())
 		if _, err := db.SQL.ExecContext(ctx, `CREATE TABLE counter (n BIGINT NOT NULL)`); err != nil {
 			t.Fatal(err)
 		}
