@@ -35,7 +35,7 @@ func (e *Engine) Spans(ctx context.Context, topic string) (_ []Span, err error) 
 	ctx, done := e.guard(ctx)
 	defer done()
 	defer func() { err = explain(ctx, err) }()
-	ranges, err := e.topicRanges(ctx, topic, nil, toStable)
+	ranges, err := e.topicRanges(ctx, topic, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +91,7 @@ func (e *Engine) Window(ctx context.Context, topic string, coords []Coord) (_ []
 	})
 	// Offsets past the stable end (records that arrived, or were aborted, since the index was
 	// built) are left out instead of waited for.
-	stable, err := e.topicRanges(ctx, topic, nil, toStable)
+	stable, err := e.topicRanges(ctx, topic, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +142,7 @@ func (e *Engine) Index(ctx context.Context, topic string, sel *Selection, keep f
 	if sel == nil {
 		sel = &Selection{}
 	}
-	ranges, err := e.topicRanges(ctx, topic, sel, toStable)
+	ranges, err := e.topicRanges(ctx, topic, sel)
 	if err != nil {
 		return nil, ScanSummary{}, err
 	}
@@ -279,7 +279,7 @@ func (e *Engine) Replayed(ctx context.Context, dltTopic string) (_ *Replays, err
 	if err != nil {
 		return nil, err
 	}
-	ix, err := e.readLedger(ctx, dltTopic, toStable, false)
+	ix, err := e.readLedger(ctx, dltTopic, false)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +327,7 @@ func (e *Engine) Find(ctx context.Context, q FindQuery) (_ *Found, err error) {
 	key := []byte(q.Key)
 	out := &Found{}
 	for _, topic := range q.Topics {
-		ranges, err := e.topicRanges(ctx, topic, &Selection{Since: q.Since}, toStable)
+		ranges, err := e.topicRanges(ctx, topic, &Selection{Since: q.Since})
 		if isUnknownTopic(err) {
 			out.Missing = append(out.Missing, topic)
 			continue

@@ -237,21 +237,10 @@ type partRange struct {
 	start, end int64
 }
 
-// endMode says how far a read goes.
-type endMode int
-
-const (
-	// toStable reads to the last stable offset: everything decided, never waiting on an open
-	// transaction. For browsing and dry runs.
-	toStable endMode = iota
-	// toHigh reads to the high watermark, waiting for open transactions below it to end. For the
-	// ledger, after a run has taken the fence, so no earlier run's replay is missed.
-	toHigh
-)
-
 // topicRanges returns the offset ranges of topic to read, narrowed by the selection's
-// partition, offset and since filters (the rest are checked per record).
-func (e *Engine) topicRanges(ctx context.Context, topic string, sel *Selection, mode endMode) ([]partRange, error) {
+// partition, offset and since filters (the rest are checked per record). A range ends at the
+// last stable offset: everything decided, never waiting on an open transaction.
+func (e *Engine) topicRanges(ctx context.Context, topic string, sel *Selection) ([]partRange, error) {
 	ctx = fresh(ctx)
 	// The listings are independent: they go out at once, each a round trip (and a metadata
 	// lookup) of its own, which against a distant broker is what a read's start costs.
@@ -262,11 +251,7 @@ func (e *Engine) topicRanges(ctx context.Context, topic string, sel *Selection, 
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if mode == toStable {
-			ends, endErr = e.adm.ListCommittedOffsets(ctx, topic)
-		} else {
-			ends, endErr = e.adm.ListEndOffsets(ctx, topic)
-		}
+		ends, endErr = e.adm.ListCommittedOffsets(ctx, topic)
 	}()
 	if since {
 		wg.Add(1)

@@ -26,7 +26,7 @@ func (e *Engine) readLedgerAhead(ctx context.Context, dltTopic string) *ledgerAh
 	la := &ledgerAhead{ix: newLedgerIndex(), ends: map[int32]int64{}, done: make(chan struct{})}
 	go func() {
 		defer close(la.done)
-		ranges, err := e.topicRanges(ctx, e.cfg.LedgerTopic, nil, toStable)
+		ranges, err := e.topicRanges(ctx, e.cfg.LedgerTopic, nil)
 		if errors.Is(err, ErrUnknownTopic) {
 			return // nothing decided yet: rest reads it all
 		}
@@ -48,8 +48,8 @@ func (e *Engine) readLedgerAhead(ctx context.Context, dltTopic string) *ledgerAh
 func (la *ledgerAhead) wait() { <-la.done }
 
 // rest completes the read: the ledger from where the read ahead stopped to its high watermark,
-// waiting for open transactions below it to end, as readLedger with toHigh does. Together the
-// two reads hold every entry readLedger would.
+// waiting for open transactions below it to end (after a run's fences none is left open by an
+// earlier run). Together the two reads hold every entry of the ledger up to that watermark.
 func (la *ledgerAhead) rest(ctx context.Context, e *Engine, dltTopic string) (*ledgerIndex, error) {
 	la.wait()
 	if la.err != nil {

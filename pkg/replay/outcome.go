@@ -154,7 +154,7 @@ func (e *Engine) Outcomes(ctx context.Context, runs []Run) (_ map[string]*Outcom
 		}
 		out[r.RunID] = &Outcome{RunID: r.RunID, DLT: r.DLT, ByError: []ErrorCount{}, Targets: []TargetProgress{}}
 	}
-	if _, err := e.readLedgerInto(ctx, ix, "", toStable, false); err != nil {
+	if _, err := e.readLedgerInto(ctx, ix, "", false); err != nil {
 		return nil, err
 	}
 	for id, rr := range ix.rows {
@@ -198,7 +198,7 @@ func (e *Engine) cameBack(ctx context.Context, ix *ledgerIndex, byPrefix map[str
 	groups := map[string]map[dlt.GroupKey]*ErrorCount{}
 	since := &Selection{Since: earliest}
 	for _, topic := range dlts {
-		ranges, err := e.topicRanges(ctx, topic, since, toStable)
+		ranges, err := e.topicRanges(ctx, topic, since)
 		if err != nil {
 			if errors.Is(err, ErrUnknownTopic) {
 				continue // deleted since it was listed

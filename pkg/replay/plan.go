@@ -354,7 +354,7 @@ func (e *Engine) Plan(ctx context.Context, req Request) (_ *Plan, err error) {
 	if err := e.validate(&req, false); err != nil {
 		return nil, err
 	}
-	ranges, err := e.topicRanges(ctx, req.Topic, &req.Selection, toStable)
+	ranges, err := e.topicRanges(ctx, req.Topic, &req.Selection)
 	if err != nil {
 		return nil, err
 	}
@@ -366,7 +366,7 @@ func (e *Engine) Plan(ctx context.Context, req Request) (_ *Plan, err error) {
 	if err != nil {
 		return nil, err
 	}
-	ledger, err := e.readLedger(ctx, req.Topic, toStable, false)
+	ledger, err := e.readLedger(ctx, req.Topic, false)
 	if err != nil {
 		return nil, err
 	}

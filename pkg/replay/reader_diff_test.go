@@ -574,7 +574,7 @@ func checkReaderMatchesConsumer(t testing.TB, sc hostileScenario, every bool) {
 			}
 		}()
 	}
-	ranges, err := e.topicRanges(ctx, diffDLT, nil, toStable)
+	ranges, err := e.topicRanges(ctx, diffDLT, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -721,7 +721,7 @@ func TestPlanMatchesRunOnHostileDLT(t *testing.T) {
 			e := newEngine(t, c)
 			ctx := context.Background()
 			want := map[Coord]bool{} // what the consumer reads that names payments.failed
-			ranges, err := e.topicRanges(ctx, diffDLT, nil, toStable)
+			ranges, err := e.topicRanges(ctx, diffDLT, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -123,7 +123,7 @@ func (e *Engine) Topics(ctx context.Context) (_ []TopicInfo, err error) {
 	if len(topics) == 0 {
 		return []TopicInfo{}, nil
 	}
-	ix, err := e.readLedger(ctx, "", toStable, false)
+	ix, err := e.readLedger(ctx, "", false)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +189,7 @@ func (e *Engine) list(ctx context.Context, topic string, sel *Selection, full bo
 		sel = &Selection{}
 	}
 	var sum ScanSummary
-	ranges, err := e.topicRanges(ctx, topic, sel, toStable)
+	ranges, err := e.topicRanges(ctx, topic, sel)
 	if err != nil {
 		return sum, err
 	}
@@ -367,7 +367,7 @@ func (e *Engine) Get(ctx context.Context, topic string, partition int32, offset 
 	defer done()
 	defer func() { err = explain(ctx, err) }()
 	sel := &Selection{Partitions: []int32{partition}, Offsets: OffsetRange{From: offset, To: offset, Set: true}}
-	ranges, err := e.topicRanges(ctx, topic, sel, toStable)
+	ranges, err := e.topicRanges(ctx, topic, sel)
 	if err != nil {
 		return nil, err
 	}
@@ -460,7 +460,7 @@ func (e *Engine) StatsProgress(ctx context.Context, topic string, sel *Selection
 	if err != nil {
 		return nil, err
 	}
-	ledger, err := e.readLedger(ctx, topic, toStable, false)
+	ledger, err := e.readLedger(ctx, topic, false)
 	if err != nil {
 		return nil, err
 	}
@@ -611,7 +611,7 @@ func (e *Engine) History(ctx context.Context, dltTopic string) (_ []Run, err err
 	ctx, done := e.guard(ctx)
 	defer done()
 	defer func() { err = explain(ctx, err) }()
-	ix, err := e.readLedger(ctx, dltTopic, toStable, true)
+	ix, err := e.readLedger(ctx, dltTopic, true)
 	if err != nil {
 		return nil, err
 	}
@@ -646,17 +646,17 @@ func (e *Engine) History(ctx context.Context, dltTopic string) (_ []Run, err err
 	return runs, nil
 }
 
-// readLedger reads the ledger into an index. wantDLT "" keeps every DLT's replays. For reads
-// (mode toStable) a ledger topic that does not exist yet is an empty ledger; a replay (toHigh)
-// has just written to it, so its absence is an error, never an empty ledger.
-func (e *Engine) readLedger(ctx context.Context, wantDLT string, mode endMode, keepRuns bool) (*ledgerIndex, error) {
-	return e.readLedgerInto(ctx, newLedgerIndex(), wantDLT, mode, keepRuns)
+// readLedger reads the decided part of the ledger into an index, for reads (a replay reads the
+// rest after its fences: see ledgerAhead). wantDLT "" keeps every DLT's replays. A ledger topic
+// that does not exist yet is an empty ledger.
+func (e *Engine) readLedger(ctx context.Context, wantDLT string, keepRuns bool) (*ledgerIndex, error) {
+	return e.readLedgerInto(ctx, newLedgerIndex(), wantDLT, keepRuns)
 }
 
 // readLedgerInto is readLedger into ix, which may be set to keep more (see ledgerIndex.rows).
-func (e *Engine) readLedgerInto(ctx context.Context, ix *ledgerIndex, wantDLT string, mode endMode, keepRuns bool) (*ledgerIndex, error) {
-	ranges, err := e.topicRanges(ctx, e.cfg.LedgerTopic, nil, mode)
-	if errors.Is(err, ErrUnknownTopic) && mode == toStable {
+func (e *Engine) readLedgerInto(ctx context.Context, ix *ledgerIndex, wantDLT string, keepRuns bool) (*ledgerIndex, error) {
+	ranges, err := e.topicRanges(ctx, e.cfg.LedgerTopic, nil)
+	if errors.Is(err, ErrUnknownTopic) {
 		return ix, nil
 	}
 	if err != nil {

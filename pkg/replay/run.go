@@ -285,7 +285,7 @@ func (r *run) prepare(ctx context.Context) (kadm.TopicDetails, func() ([]partRan
 		defer close(scanned)
 		func() {
 			defer close(known)
-			if ranges, rangesErr = e.topicRanges(ctx, req.Topic, &req.Selection, toStable); rangesErr != nil {
+			if ranges, rangesErr = e.topicRanges(ctx, req.Topic, &req.Selection); rangesErr != nil {
 				return
 			}
 			ranges, _ = bounded(ranges, req.Bound)
