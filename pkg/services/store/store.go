@@ -206,12 +206,7 @@ func (db *DB) SerializedTx(ctx context.Context, key int64, fn func(Execer) error
 	if db.dialect != Postgres {
 		return db.Tx(ctx, func(tx *sql.Tx) error { return fn(tx) })
 	}
-	for attempt := 0; ; attempt++ {
-		err := db.serializedTx(ctx, key, fn)
-		if err == nil || attempt >= db.retries || !retryable(err) || ctx.Err() != nil {
-			return err
-		}
-	}
+	return db.retry(ctx, func() error { return db.serializedTx(ctx, key, fn) })
 }
 
 func (db *DB) serializedTx(ctx context.Context, key int64, fn func(Execer) error) error {
@@ -255,12 +250,7 @@ func (db *DB) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
 			return fmt.Errorf("wait for the database writer: %w", ctx.Err())
 		}
 	}
-	for attempt := 0; ; attempt++ {
-		err := db.tx(ctx, fn)
-		if err == nil || attempt >= db.retries || !retryable(err) || ctx.Err() != nil {
-			return err
-		}
-	}
+	return db.retry(ctx, func() error { return db.tx(ctx, fn) })
 }
 
 func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
@@ -292,12 +282,13 @@ func (db *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, 
 		})
 		return res, err
 	}
-	for attempt := 0; ; attempt++ {
-		res, err := db.SQL.ExecContext(ctx, query, args...)
-		if err == nil || attempt >= db.retries || !retryable(err) || ctx.Err() != nil {
-			return res, err
-		}
-	}
+	var res sql.Result
+	err := db.retry(ctx, func() error {
+		var err error
+		res, err = db.SQL.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
 }
 
 // ExecReturning is Exec for a statement that returns one row (INSERT … RETURNING), scanned into
@@ -308,12 +299,7 @@ func (db *DB) ExecReturning(ctx context.Context, query string, args []any, dest 
 			return tx.QueryRowContext(ctx, query, args...).Scan(dest...)
 		})
 	}
-	for attempt := 0; ; attempt++ {
-		err := db.SQL.QueryRowContext(ctx, query, args...).Scan(dest...)
-		if err == nil || attempt >= db.retries || !retryable(err) || ctx.Err() != nil {
-			return err
-		}
-	}
+	return db.retry(ctx, func() error { return db.SQL.QueryRowContext(ctx, query, args...).Scan(dest...) })
 }
 
 // Query is Exec for a statement that returns rows (an INSERT … RETURNING of several rows, a
@@ -338,8 +324,14 @@ func (db *DB) Query(ctx context.Context, query string, args []any, read func(*sq
 	if db.writer != nil {
 		return db.Tx(ctx, func(tx *sql.Tx) error { return run(tx) })
 	}
+	return db.retry(ctx, func() error { return run(db.SQL) })
+}
+
+// retry runs fn, and again while PostgreSQL aborts it for a deadlock or serialization failure,
+// up to db.retries more times and while ctx lasts.
+func (db *DB) retry(ctx context.Context, fn func() error) error {
 	for attempt := 0; ; attempt++ {
-		err := run(db.SQL)
+		err := fn()
 		if err == nil || attempt >= db.retries || !retryable(err) || ctx.Err() != nil {
 			return err
 		}
