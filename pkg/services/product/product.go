@@ -195,12 +195,13 @@ func (s *Store) Reserve(ctx context.Context, orderID int64, lines []Line) ([]Res
 	}
 	if s.db.Dialect() == store.Postgres {
 		out, err := s.reserveOne(ctx, orderID, lines, now)
-		if err == nil || !errors.Is(err, errReserveAgain) {
-			if err != nil {
-				return nil, fmt.Errorf("reserve stock for order %d: %w", orderID, err)
-			}
+		switch {
+		case err == nil:
 			return out, nil
+		case !errors.Is(err, errReserveAgain):
+			return nil, fmt.Errorf("reserve stock for order %d: %w", orderID, err)
 		}
+		// A line is reserved already: the transaction below checks it against the request.
 	}
 	var out []ReservedLine
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
